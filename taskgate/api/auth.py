@@ -1,0 +1,46 @@
+"""Bearer-key authentication. Keys are stored as sha256 hashes; lookups are cached in memory."""
+
+from __future__ import annotations
+
+import hashlib
+
+from starlette.requests import Request
+
+from taskgate.errors import UnauthorizedError
+from taskgate.store.base import Store
+
+DEFAULT_PROJECT = "default"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class Authenticator:
+    """Maps a request's bearer key to its project id, asking the store only on a cache miss."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._known: dict[str, str] = {}  # key hash -> project id
+
+    async def bootstrap(self, keys: list[str]) -> None:
+        """Keys from TASKGATE_API_KEYS all belong to the `default` project."""
+        if not keys:
+            return
+        project_id = await self._store.ensure_project(DEFAULT_PROJECT)
+        for key in keys:
+            self._known[hash_key(key)] = project_id
+
+    async def project_for(self, request: Request) -> str:
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise UnauthorizedError("missing bearer token: send 'Authorization: Bearer <key>'")
+        digest = hash_key(key.strip())
+        project_id = self._known.get(digest)
+        if project_id is None:
+            project_id = await self._store.project_for_key_hash(digest)
+            if project_id is None:
+                raise UnauthorizedError("invalid API key")
+            self._known[digest] = project_id
+        return project_id

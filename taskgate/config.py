@@ -1,0 +1,81 @@
+"""Settings from the environment and the command line, read once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from taskgate.providers.catalog import ProviderPreset, configured_providers, load_presets
+
+LOCAL_DEFAULT_MODEL = "local/gemma-3-270m"
+
+
+@dataclass(slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path(".taskgate")
+    database_url: str | None = None  # a SQLAlchemy URL; default: SQLite in data_dir
+    redis_url: str | None = None
+    api_keys: list[str] = field(default_factory=list)  # bootstrap keys, all in project "default"
+    default_model: str = LOCAL_DEFAULT_MODEL
+    max_body_bytes: int = 10 * 1024 * 1024
+    request_timeout_s: float = 120.0
+    heartbeat_s: float = 15.0
+    span_flush_interval_s: float = 0.2
+    local_models: dict[str, str] = field(default_factory=dict)  # name -> GGUF path
+    local_concurrency: int = 1
+    local_queue_size: int = 16
+    presets: dict[str, ProviderPreset] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'taskgate.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = dict(os.environ if env is None else env)
+        presets = load_presets(env)
+        fallback_default = _default_model(presets, env)
+        settings = cls(
+            data_dir=Path(env.get("TASKGATE_DATA_DIR", ".taskgate")),
+            database_url=env.get("TASKGATE_DATABASE_URL") or None,
+            redis_url=env.get("TASKGATE_REDIS_URL") or None,
+            api_keys=[k.strip() for k in env.get("TASKGATE_API_KEYS", "").split(",") if k.strip()],
+            default_model=env.get("TASKGATE_DEFAULT_MODEL") or fallback_default,
+            max_body_bytes=int(env.get("TASKGATE_MAX_BODY_BYTES", 10 * 1024 * 1024)),
+            request_timeout_s=float(env.get("TASKGATE_REQUEST_TIMEOUT", 120.0)),
+            heartbeat_s=float(env.get("TASKGATE_HEARTBEAT_SECONDS", 15.0)),
+            local_models=_parse_local_models(env.get("TASKGATE_LOCAL_MODELS", "")),
+            local_concurrency=int(env.get("TASKGATE_LOCAL_CONCURRENCY", 1)),
+            local_queue_size=int(env.get("TASKGATE_LOCAL_QUEUE", 16)),
+            presets=presets,
+            env=env,
+        )
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(settings, key, value)
+        return settings
+
+
+def _default_model(presets: Mapping[str, ProviderPreset], env: Mapping[str, str]) -> str:
+    """With no provider key configured, the bundled local model answers."""
+    configured = configured_providers(presets, env)
+    if "openai" in configured:
+        return "openai/gpt-4o-mini"
+    if "anthropic" in configured:
+        return "anthropic/claude-haiku-4-5"
+    return LOCAL_DEFAULT_MODEL
+
+
+def _parse_local_models(raw: str) -> dict[str, str]:
+    """`name=/path/a.gguf,other=/path/b.gguf` -> {name: path}."""
+    models = {}
+    for item in raw.split(","):
+        name, sep, path = item.partition("=")
+        if sep and name.strip() and path.strip():
+            models[name.strip()] = path.strip()
+    return models

@@ -1,0 +1,114 @@
+"""The dialect-free task: what every HTTP dialect parses its request into, and what comes back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskgate.providers.base import ToolCall, Usage
+
+DEFAULT_INSTRUCTIONS = "You are a helpful assistant"
+
+
+@dataclass(slots=True)
+class ModelChoice:
+    """One entry of a model chain: `provider/model` plus per-model options and upstream headers."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Example:
+    input: Any
+    output: Any
+    comment: str | None = None
+
+
+@dataclass(slots=True)
+class TaskConfig:
+    """The v2 `configuration` keys that change behaviour (spec §5)."""
+
+    cache_ttl: int = 0
+    max_attempts: int = 5
+    few_shot_count: int = 3
+    validate_input: bool = False
+
+
+@dataclass(slots=True)
+class Task:
+    project_id: str
+    function_name: str
+    input: Any = None
+    instructions: str = DEFAULT_INSTRUCTIONS
+    input_schema: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None = None
+    models: list[ModelChoice] = field(default_factory=list)  # empty: the server default
+    examples: list[Example] = field(default_factory=list)
+    config: TaskConfig = field(default_factory=TaskConfig)
+    tags: dict[str, Any] = field(default_factory=dict)
+    parent_span_id: str | None = None
+    # Chat mode (compat and v3 tools): the caller's own conversation, sent as is after the prompt.
+    messages: list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None  # OpenAI shape
+    tool_choice: Any = None
+    options: dict[str, Any] = field(default_factory=dict)  # request-level options, under model options
+    span_type: str = "call"
+    record_function: bool = True  # False for compat chats: they are not stored functions
+
+
+@dataclass(slots=True)
+class Result:
+    span_id: str
+    trace_id: str
+    text: str | None  # the answer when there is no output schema
+    payload: Any = None  # the validated object when there is one
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str = "stop"
+    usage: Usage = field(default_factory=Usage)
+    cost: float | None = None  # USD; None when no price is known
+    model: str = ""  # `provider/model` that answered
+    models_failed: list[str] = field(default_factory=list)
+    attempts: int = 1
+    cached: bool = False
+    duration_ms: float = 0.0
+    generation_ms: float = 0.0
+
+
+# ---- stream events, emitted by Engine.stream() in this order: Started, deltas..., Finished | Failed
+
+
+@dataclass(slots=True)
+class Started:
+    span_id: str
+    trace_id: str
+
+
+@dataclass(slots=True)
+class TextDelta:
+    """A fragment of the answer text; with an output schema, a fragment of its JSON text."""
+
+    text: str
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
+
+
+@dataclass(slots=True)
+class Finished:
+    result: Result
+
+
+@dataclass(slots=True)
+class Failed:
+    error: Exception
+    output_started: bool
+
+
+Event = Started | TextDelta | ToolCallDelta | Finished | Failed

@@ -1,0 +1,185 @@
+"""One error hierarchy for the whole server.
+
+Every error knows its HTTP status and renders the hybrid body of spec §9.3, which both
+SDK generations (and the openai client) parse. Caller mistakes (4xx) are kept apart from
+provider failures (502/503/504), and only the latter are retriable by the fallback router.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TaskgateError(Exception):
+    """Base of every error that reaches the wire."""
+
+    status: int = 500
+    type_name: str = "InternalServerError"
+    code: str = "internal_error"
+    default_message: str = "Internal server error"
+    retriable: bool = False
+
+    def __init__(self, detail: str | None = None, *, details: Any = None, headers: dict[str, str] | None = None):
+        self.detail = detail or self.default_message
+        self.details = details
+        self.headers = headers or {}
+        super().__init__(self.detail)
+
+    def body(self) -> dict[str, Any]:
+        """The hybrid v2/v3/OpenAI error body of spec §9.3."""
+        return {
+            "type": self.type_name,
+            "message": self.default_message,
+            "detail": self.detail,
+            "error": {
+                "code": self.code,
+                "message": self.detail,
+                "type": self.type_name,
+                "details": self.details,
+            },
+        }
+
+
+class BadRequestError(TaskgateError):
+    status = 400
+    type_name = "BadRequestError"
+    code = "bad_request"
+    default_message = "The request is invalid"
+
+
+class SchemaError(BadRequestError):
+    """A JSON Schema in the request does not compile."""
+
+    code = "invalid_schema"
+
+
+class InputValidationError(BadRequestError):
+    code = "invalid_input"
+
+
+class StructuredGenerationError(BadRequestError):
+    type_name = "StructuredGenerationError"
+    code = "structured_generation_failed"
+    default_message = "The structured generation failed"
+
+
+class ProviderNotConfiguredError(BadRequestError):
+    code = "provider_not_configured"
+
+
+class ModelRejectedError(BadRequestError):
+    """The upstream refused the request itself (unknown model, bad parameter): not retriable."""
+
+    code = "model_rejected"
+
+
+class UnauthorizedError(TaskgateError):
+    status = 401
+    type_name = "UnauthorizedError"
+    code = "unauthorized"
+    default_message = "The request is unauthorized"
+
+
+class NotFoundError(TaskgateError):
+    status = 404
+    type_name = "NotFoundError"
+    code = "not_found"
+    default_message = "The resource was not found"
+
+
+class ConflictError(TaskgateError):
+    status = 409
+    type_name = "ConflictError"
+    code = "conflict"
+    default_message = "The resource already exists"
+
+
+class PayloadTooLargeError(TaskgateError):
+    status = 413
+    type_name = "PayloadTooLargeError"
+    code = "payload_too_large"
+    default_message = "The request body is too large"
+
+
+class RequestValidationError(TaskgateError):
+    status = 422
+    type_name = "RequestValidationError"
+    code = "validation_error"
+    default_message = "The request is invalid"
+
+
+class RateLimitedError(TaskgateError):
+    status = 429
+    type_name = "RateLimitError"
+    code = "rate_limited"
+    default_message = "Too many requests"
+
+
+class OverloadedError(TaskgateError):
+    """A local queue is full: the caller should come back later."""
+
+    status = 503
+    type_name = "ServiceUnavailableError"
+    code = "overloaded"
+    default_message = "The server is busy"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1):
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class ProviderError(TaskgateError):
+    """An upstream provider failed; the router may fall back to the next model."""
+
+    status = 502
+    type_name = "ProviderError"
+    code = "upstream_error"
+    default_message = "The upstream provider failed"
+    retriable = True
+
+    def __init__(self, detail: str | None = None, *, upstream_status: int | None = None, details: Any = None):
+        super().__init__(detail, details=details)
+        self.upstream_status = upstream_status
+
+
+class UpstreamRateLimitedError(ProviderError):
+    code = "upstream_rate_limited"
+    default_message = "The upstream provider is rate limiting"
+
+
+class UpstreamTimeoutError(ProviderError):
+    status = 504
+    code = "upstream_timeout"
+    default_message = "The upstream provider timed out"
+
+
+class UpstreamUnavailableError(ProviderError):
+    code = "upstream_unavailable"
+
+
+class UpstreamProtocolError(ProviderError):
+    """The upstream answered with something that is not its wire format."""
+
+    code = "upstream_malformed"
+    default_message = "The upstream provider sent a malformed response"
+
+
+class StreamCancelledError(TaskgateError):
+    """The client went away; used only to mark spans, never sent."""
+
+    status = 499
+    type_name = "Cancelled"
+    code = "cancelled"
+    default_message = "The client disconnected"
+
+
+def classify_upstream_status(status: int, message: str) -> TaskgateError:
+    """Map an upstream HTTP status to our hierarchy: 429 and 5xx are retriable, other 4xx are the caller's."""
+    if status == 429:
+        return UpstreamRateLimitedError(message, upstream_status=status)
+    if status >= 500:
+        return UpstreamUnavailableError(message, upstream_status=status)
+    if status in (401, 403):
+        return ProviderError(f"the upstream rejected its credentials: {message}", upstream_status=status)
+    if status == 408:
+        return UpstreamTimeoutError(message, upstream_status=status)
+    return ModelRejectedError(f"the upstream rejected the request ({status}): {message}")

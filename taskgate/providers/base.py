@@ -1,0 +1,106 @@
+"""The one small interface every provider adapter implements.
+
+Messages, tools and tool_choice use the OpenAI Chat Completions shapes (plain dicts), because
+that is the lingua franca of our callers: the OpenAI-compatible adapter passes them through and
+the Anthropic adapter translates them. Adapters know nothing of spans, caches, costs or dialects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def add(self, other: Usage) -> None:
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cache_write_tokens += other.cache_write_tokens
+
+
+@dataclass(slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # raw JSON text, as the model produced it
+
+
+@dataclass(slots=True)
+class StructuredOutput:
+    """Ask the adapter for native constrained JSON output matching `schema`."""
+
+    schema: dict[str, Any]
+    name: str = "output"
+    strict: bool = False  # OpenAI strict mode; set only when the schema fits its subset
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    model: str  # the provider's own model id (after the "provider/" prefix)
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None = None  # OpenAI shape: {"type": "function", "function": {...}}
+    tool_choice: Any = None  # OpenAI shape: "auto" | "none" | "required" | {"type":"function",...}
+    structured: StructuredOutput | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # temperature, max_tokens, stop, top_p, ...
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ChatResponse:
+    """A whole completion. With `structured`, `text` holds the JSON text of the object."""
+
+    text: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str = "stop"  # stop | length | tool_calls | content_filter
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""  # as reported by the upstream
+
+
+@dataclass(slots=True)
+class ChatChunk:
+    """One streamed piece. Exactly one of the payload fields is set in practice.
+
+    With `structured`, `text` carries fragments of the JSON text (for Anthropic: the forced
+    tool's `input_json_delta` fragments), so callers need not care how the adapter got it.
+    """
+
+    text: str = ""
+    tool_index: int | None = None  # set for a tool-call fragment
+    tool_id: str | None = None  # first fragment of an index only
+    tool_name: str | None = None  # first fragment of an index only
+    tool_arguments: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+@dataclass(slots=True)
+class EmbeddingResponse:
+    vectors: list[list[float]]
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+
+
+class Adapter(Protocol):
+    """A provider wire format. Raise only `taskgate.errors` types (ProviderError and friends)."""
+
+    async def complete(self, request: ChatRequest) -> ChatResponse: ...
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]: ...
+
+    async def embed(self, model: str, inputs: list[str], options: dict[str, Any]) -> EmbeddingResponse: ...
+
+    async def aclose(self) -> None: ...

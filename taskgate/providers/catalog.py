@@ -1,0 +1,128 @@
+"""Provider presets: a vendor that speaks a known wire format is configuration, not code.
+
+Extra OpenAI-compatible vendors come from `TASKGATE_PROVIDERS` (a JSON object) or the TOML file
+named by `TASKGATE_PROVIDERS_FILE`, each entry `{base_url, key_env, kind?, base_url_env?}`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from taskgate.errors import BadRequestError, ProviderNotConfiguredError
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderPreset:
+    name: str
+    kind: str  # "openai" | "anthropic" | "local"
+    base_url: str
+    key_env: str | None  # environment variable holding the API key
+    base_url_env: str | None = None  # environment variable overriding base_url
+    key_required: bool = True
+    auth_header: str = "authorization"  # "authorization" (Bearer) or "api-key" (Azure)
+    price_provider: str | None = None  # genai-prices provider id
+
+
+PRESETS: dict[str, ProviderPreset] = {
+    p.name: p
+    for p in (
+        ProviderPreset("openai", "openai", "https://api.openai.com/v1", "OPENAI_API_KEY", "OPENAI_BASE_URL",
+                       price_provider="openai"),
+        ProviderPreset("anthropic", "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY",
+                       "ANTHROPIC_BASE_URL", price_provider="anthropic"),
+        ProviderPreset("azure", "openai", "", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_BASE_URL",
+                       auth_header="api-key", price_provider="azure"),
+        ProviderPreset("groq", "openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY", "GROQ_BASE_URL",
+                       price_provider="groq"),
+        ProviderPreset("mistral", "openai", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", "MISTRAL_BASE_URL",
+                       price_provider="mistral"),
+        ProviderPreset("openrouter", "openai", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY",
+                       "OPENROUTER_BASE_URL", price_provider="openrouter"),
+        ProviderPreset("together", "openai", "https://api.together.xyz/v1", "TOGETHER_API_KEY",
+                       "TOGETHER_BASE_URL", price_provider="together"),
+        ProviderPreset("deepseek", "openai", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY",
+                       "DEEPSEEK_BASE_URL", price_provider="deepseek"),
+        ProviderPreset("ollama", "openai", "http://127.0.0.1:11434/v1", "OLLAMA_API_KEY", "OLLAMA_BASE_URL",
+                       key_required=False),
+        ProviderPreset("vllm", "openai", "http://127.0.0.1:8000/v1", "VLLM_API_KEY", "VLLM_BASE_URL",
+                       key_required=False),
+        ProviderPreset("local", "local", "", None, key_required=False),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedProvider:
+    """A preset with its environment applied: everything an adapter needs to connect."""
+
+    preset: ProviderPreset
+    base_url: str
+    api_key: str | None
+
+
+def load_presets(env: Mapping[str, str]) -> dict[str, ProviderPreset]:
+    """The built-in presets plus any configured in the environment or a TOML file."""
+    presets = dict(PRESETS)
+    extra: dict[str, Any] = {}
+    if path := env.get("TASKGATE_PROVIDERS_FILE"):
+        with open(path, "rb") as fh:
+            extra.update(tomllib.load(fh).get("providers", {}))
+    if raw := env.get("TASKGATE_PROVIDERS"):
+        try:
+            extra.update(json.loads(raw))
+        except ValueError as exc:
+            raise BadRequestError(f"TASKGATE_PROVIDERS is not valid JSON: {exc}") from exc
+    for name, entry in extra.items():
+        base = presets.get(name)
+        fields = {
+            "kind": entry.get("kind", base.kind if base else "openai"),
+            "base_url": entry.get("base_url", base.base_url if base else ""),
+            "key_env": entry.get("key_env", base.key_env if base else None),
+            "base_url_env": entry.get("base_url_env", base.base_url_env if base else None),
+            "key_required": entry.get("key_required", bool(entry.get("key_env", base and base.key_env))),
+        }
+        presets[name] = replace(base, **fields) if base else ProviderPreset(name=name, **fields)
+    return presets
+
+
+def resolve_provider(name: str, presets: Mapping[str, ProviderPreset], env: Mapping[str, str]) -> ResolvedProvider:
+    """Apply the environment to a preset, or say exactly which variable to set."""
+    preset = presets.get(name)
+    if preset is None:
+        raise ProviderNotConfiguredError(
+            f"unknown provider '{name}'; known providers: {', '.join(sorted(presets))}. "
+            "Add an OpenAI-compatible one with TASKGATE_PROVIDERS"
+        )
+    base_url = (env.get(preset.base_url_env) if preset.base_url_env else None) or preset.base_url
+    api_key = env.get(preset.key_env) if preset.key_env else None
+    if preset.kind != "local":
+        if preset.key_required and not api_key:
+            raise ProviderNotConfiguredError(f"provider '{name}' is not configured: set {preset.key_env}")
+        if not base_url:
+            raise ProviderNotConfiguredError(f"provider '{name}' is not configured: set {preset.base_url_env}")
+    return ResolvedProvider(preset=preset, base_url=base_url.rstrip("/"), api_key=api_key)
+
+
+def split_model_name(spec: str) -> tuple[str, str]:
+    """`provider/model` -> (provider, model). The model part may itself contain slashes."""
+    provider, sep, model = spec.partition("/")
+    if not sep or not provider or not model:
+        raise BadRequestError(f"model '{spec}' must be written as 'provider/model', e.g. 'openai/gpt-4o-mini'")
+    return provider, model
+
+
+def configured_providers(presets: Mapping[str, ProviderPreset], env: Mapping[str, str] | None = None) -> list[str]:
+    """Names of the providers whose credentials are present: used for the default model and /v3/models."""
+    env = os.environ if env is None else env
+    names = []
+    for name, preset in presets.items():
+        if preset.kind == "local":
+            continue
+        if preset.key_env and env.get(preset.key_env):
+            names.append(name)
+    return names

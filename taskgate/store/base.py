@@ -1,0 +1,152 @@
+"""What the rest of Taskgate needs from persistence. SQLite and Postgres implement it with one schema.
+
+Every method is async: the SQL implementation runs its blocking driver calls in a small thread
+pool so the event loop never waits on disk. Every read and write is scoped to a project.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(slots=True)
+class FunctionDefinition:
+    """The versioned part of a function: any change makes a new revision."""
+
+    instructions: str
+    input_schema: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None = None
+    model: Any = None  # the TModel as given (str | dict | list) or None
+    configuration: dict[str, Any] = field(default_factory=dict)
+    description: str | None = None
+    source: str | None = None  # v3 "script" text; we store the prompt template here
+
+
+@dataclass(slots=True)
+class FunctionRecord:
+    id: str  # uuid
+    project_id: str
+    name: str
+    definition: FunctionDefinition
+    revision_id: str  # uuid of the current revision (v2)
+    revision_number: int  # 1-based integer revision (v3)
+    schema_hash: str
+    created_at: datetime
+    updated_at: datetime
+    hit_count: int = 0
+    dataset_id: str | None = None
+    few_shot_count: int = 3
+
+
+@dataclass(slots=True)
+class RevisionRecord:
+    id: str  # uuid
+    function_id: str
+    number: int
+    definition: FunctionDefinition
+    schema_hash: str
+    created_at: datetime
+    is_current: bool
+
+
+@dataclass(slots=True)
+class ExampleRecord:
+    id: str  # uuid
+    function_id: str
+    input: Any
+    output: Any
+    tag: str | None = None
+    comment: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class SpanRecord:
+    id: str
+    trace_id: str
+    project_id: str
+    name: str
+    type: str = "call"
+    parent_id: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    input: Any = None
+    output: Any = None
+    error: str | None = None
+    status: str = "ok"  # ok | error | cancelled
+    model_chain: list[str] = field(default_factory=list)
+    model_used: str | None = None
+    models_failed: list[str] = field(default_factory=list)
+    attempts: int = 0
+    usage: dict[str, int] = field(default_factory=dict)
+    cost: float | None = None
+    tags: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    function_name: str | None = None
+
+
+@dataclass(slots=True)
+class TraceSummary:
+    id: str
+    name: str | None
+    span_count: int
+    start_time: datetime | None
+    end_time: datetime | None
+    status: str
+    input: Any = None
+    output: Any = None
+    total_tokens: int = 0
+
+
+class Store(Protocol):
+    # ---- projects and keys
+    async def ensure_project(self, name: str) -> str: ...
+    async def create_api_key(self, project_name: str) -> str:
+        """Make a new key, store only its sha256, and return the plaintext once."""
+        ...
+    async def project_for_key_hash(self, key_hash: str) -> str | None: ...
+
+    # ---- functions and revisions
+    async def upsert_function(self, project_id: str, name: str, definition: FunctionDefinition) -> FunctionRecord:
+        """Create the function, or add a revision when `definition` differs from the current one."""
+        ...
+    async def get_function(self, project_id: str, name: str) -> FunctionRecord | None: ...
+    async def list_functions(self, project_id: str, limit: int = 100, offset: int = 0) -> list[FunctionRecord]: ...
+    async def delete_function(self, project_id: str, name: str) -> bool: ...
+    async def list_revisions(self, project_id: str, name: str) -> list[RevisionRecord]: ...
+    async def get_revision(self, project_id: str, name: str, number: int) -> RevisionRecord | None: ...
+    async def revert_function(self, project_id: str, name: str, number: int) -> FunctionRecord | None:
+        """Make a new revision whose definition is that of revision `number`."""
+        ...
+    async def record_function_hit(self, project_id: str, name: str) -> None: ...
+    async def set_few_shot_count(self, project_id: str, name: str, count: int) -> None: ...
+
+    # ---- examples (few-shot)
+    async def add_examples(self, project_id: str, function_id: str, examples: list[ExampleRecord]) -> list[ExampleRecord]: ...
+    async def list_examples(self, project_id: str, function_id: str, limit: int = 50, offset: int = 0,
+                            tag: str | None = None) -> list[ExampleRecord]: ...
+    async def delete_example(self, project_id: str, function_id: str, example_id: str) -> bool: ...
+    async def search_examples(self, project_id: str, function_id: str, query: str, limit: int) -> list[ExampleRecord]:
+        """The `limit` examples whose input best matches `query` (BM25 on SQLite FTS5, ts_rank on Postgres)."""
+        ...
+
+    # ---- spans and traces
+    async def write_spans(self, spans: list[SpanRecord]) -> None:
+        """Insert or replace a batch of spans in one transaction."""
+        ...
+    async def get_span(self, project_id: str, span_id: str) -> SpanRecord | None: ...
+    async def delete_span(self, project_id: str, span_id: str) -> bool: ...
+    async def list_traces(self, project_id: str, name: str | None = None, limit: int = 100,
+                          offset: int = 0) -> tuple[list[TraceSummary], int]: ...
+    async def get_trace(self, project_id: str, trace_id: str) -> list[SpanRecord]: ...
+    async def delete_trace(self, project_id: str, trace_id: str) -> bool: ...
+
+    # ---- result cache
+    async def cache_get(self, project_id: str, key: str) -> dict[str, Any] | None:
+        """The stored payload, or None when absent or expired."""
+        ...
+    async def cache_put(self, project_id: str, key: str, payload: dict[str, Any], ttl_seconds: int) -> None: ...
+
+    async def close(self) -> None: ...
