@@ -142,6 +142,8 @@ class ProviderError(TaskgateError):
 
 
 class UpstreamRateLimitedError(ProviderError):
+    status = 429
+    type_name = "RateLimitError"
     code = "upstream_rate_limited"
     default_message = "The upstream provider is rate limiting"
 

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# One command to install Taskgate with every extra into ./.venv.
+# The local model's llama.cpp is built from source with portable CPU flags (no -march=native:
+# a native build segfaults on AVX-512/AMX machines, and a wheel built for one CPU must run on
+# another). pip keeps the built wheel in its cache, so a second install does not rebuild it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[dev,local]"

@@ -1,0 +1,78 @@
+"""Server-Sent Events framing shared by the three dialects.
+
+Each dialect turns engine events into already-encoded SSE frames; this module sends them with
+the headers proxies need, adds a comment heartbeat after `heartbeat_s` of silence (a comment is
+the only keep-alive that neither SDK chokes on), and stops the producer when the client leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+from taskgate.api.http import dumps
+
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+HEARTBEAT = b": keepalive\n\n"
+_END = object()
+
+
+def data_frame(payload: Any) -> bytes:
+    """`data: <single-line JSON>` plus the blank line that ends the event."""
+    return b"data: " + dumps(payload) + b"\n\n"
+
+
+def named_frame(event: str, payload: Any) -> bytes:
+    """An `event:` line directly followed by its `data:` line, in one block (2.1.1 needs that)."""
+    return b"event: " + event.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
+
+
+async def with_heartbeat(frames: AsyncIterator[bytes], heartbeat_s: float) -> AsyncIterator[bytes]:
+    """Yield `frames`, inserting a heartbeat comment whenever the producer is silent too long.
+
+    The producer runs in its own task feeding a queue, so waiting with a timeout never cancels
+    it mid-step; when the consumer stops (client disconnect), the producer is cancelled and its
+    cleanup (closing the upstream request, marking the span) runs.
+    """
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=64)
+
+    async def pump() -> None:
+        try:
+            async for frame in frames:
+                await queue.put(frame)
+        except Exception as exc:  # surfaced to the consumer below
+            await queue.put(exc)
+        finally:
+            await queue.put(_END)
+
+    producer = asyncio.create_task(pump())
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), heartbeat_s)
+            except TimeoutError:
+                yield HEARTBEAT
+                continue
+            if item is _END:
+                break
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        if not producer.done():
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
+        aclose = getattr(frames, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def sse_response(frames: AsyncIterator[bytes], heartbeat_s: float) -> StreamingResponse:
+    return StreamingResponse(
+        with_heartbeat(frames, heartbeat_s), media_type="text/event-stream", headers=SSE_HEADERS
+    )
