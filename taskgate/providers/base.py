@@ -68,6 +68,7 @@ class ChatResponse:
     finish_reason: str = "stop"  # stop | length | tool_calls | content_filter
     usage: Usage = field(default_factory=Usage)
     model: str = ""  # as reported by the upstream
+    notes: list[str] = field(default_factory=list)  # adapter remarks worth a span attribute (e.g. a fallback)
 
 
 @dataclass(slots=True)
@@ -85,6 +86,7 @@ class ChatChunk:
     tool_arguments: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
+    notes: list[str] = field(default_factory=list)  # set on the final chunk, as ChatResponse.notes
 
 
 @dataclass(slots=True)

@@ -1,0 +1,118 @@
+"""v3 calls and streams: `/v3/call[/stream]` (name in the body) and `/v3/functions/{name}/call|stream`.
+
+Errors found before any output (bad body, unknown parent span, every model failed) are plain
+HTTP errors, because the engine raises them from the first event. Once the stream has started,
+a failure becomes a `{"type": "error"}` chunk followed by `[DONE]` (spec §3.4, §9.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.responses import Response
+
+from taskgate.api.http import JSONResponse, read_json_object
+from taskgate.api.sse import data_frame, named_frame, sse_response
+from taskgate.api.v3_routing import Operation, V3Request
+from taskgate.api.v3_shapes import (
+    function_name,
+    run_response,
+    script_cached,
+    task_from_run_request,
+    usage_body,
+)
+from taskgate.engine.task import Event, Failed, Finished, Task, TextDelta, ToolCallDelta
+
+DONE = b"data: [DONE]\n\n"
+
+
+async def _prepare(req: V3Request, name: str | None) -> tuple[Task, bool, bool]:
+    """Parse the body into a task; also say whether its script was cached and whether to stream."""
+    body = await read_json_object(req.request, req.ctx.settings.max_body_bytes)
+    name = function_name(body.get("name") if name is None else name)
+    stored = await req.ctx.store.get_function(req.project_id, name)
+    task = task_from_run_request(body, req.project_id, name, stored)
+    return task, script_cached(stored, task), body.get("stream") is True
+
+
+async def _run(req: V3Request, task: Task, cached: bool) -> Response:
+    result = await req.ctx.engine.run(task)
+    return JSONResponse(run_response(result, task, cached))
+
+
+async def _stream(req: V3Request, task: Task, cached: bool) -> Response:
+    events = req.ctx.engine.stream(task)
+    first = await anext(events)  # errors before any output are raised here, as plain HTTP errors
+    return sse_response(_frames(events, first, task, cached), req.ctx.settings.heartbeat_s)
+
+
+def _chunks(event: Event, task: Task, cached: bool) -> list[bytes]:
+    if isinstance(event, TextDelta):
+        return [data_frame({"type": "content", "delta": event.text})] if event.text else []
+    if isinstance(event, ToolCallDelta):
+        frames = []
+        if event.id is not None or event.name is not None:
+            frames.append(data_frame({"type": "tool_call_start", "tool_call_index": event.index,
+                                      "tool_call_id": event.id or "", "tool_call_name": event.name or ""}))
+        if event.arguments:
+            frames.append(data_frame({"type": "tool_call_delta", "tool_call_index": event.index,
+                                      "tool_call_args": event.arguments}))
+        return frames
+    if isinstance(event, Finished):
+        return [
+            data_frame({"type": "done", "usage": usage_body(event.result.usage)}),
+            named_frame("complete", run_response(event.result, task, cached)),
+        ]
+    if isinstance(event, Failed):
+        return [data_frame({"type": "error", "error": str(event.error)})]
+    return []  # Started: v3 has no chunk for it
+
+
+async def _frames(events: AsyncIterator[Event], first: Event, task: Task, cached: bool) -> AsyncIterator[bytes]:
+    try:
+        event: Event | None = first
+        while event is not None:
+            for frame in _chunks(event, task, cached):
+                yield frame
+            if isinstance(event, Finished | Failed):
+                break
+            event = await anext(events, None)
+        yield DONE
+    finally:
+        aclose: Any = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def call_by_body(req: V3Request) -> Response:
+    task, cached, stream = await _prepare(req, None)
+    return await (_stream if stream else _run)(req, task, cached)
+
+
+async def stream_by_body(req: V3Request) -> Response:
+    task, cached, _ = await _prepare(req, None)
+    return await _stream(req, task, cached)
+
+
+async def call_function(req: V3Request) -> Response:
+    task, cached, stream = await _prepare(req, req.params["name"])
+    return await (_stream if stream else _run)(req, task, cached)
+
+
+async def stream_function(req: V3Request) -> Response:
+    task, cached, _ = await _prepare(req, req.params["name"])
+    return await _stream(req, task, cached)
+
+
+_RUN = "a RunRequest: {input, instructions?, input_schema?, output_schema?, model?, tools?, parent_span_id?, ...}"
+_SSE = "text/event-stream"
+OPERATIONS = [
+    Operation("POST", "/v3/call", "Call a function named in the body", call_by_body,
+              body=_RUN + " plus name", tags=("calls",)),
+    Operation("POST", "/v3/call/stream", "Stream a function named in the body", stream_by_body,
+              body=_RUN + " plus name", produces=_SSE, tags=("calls",)),
+    Operation("POST", "/v3/functions/{name}/call", "Call a function", call_function, body=_RUN, tags=("calls",)),
+    Operation("POST", "/v3/functions/{name}/stream", "Stream a function", stream_function, body=_RUN,
+              produces=_SSE, tags=("calls",)),
+]

@@ -1,0 +1,143 @@
+"""v3 functions and revisions: the stored functions v2 `/call` creates, seen through the v3 shape.
+
+v3 calls a function's body its "script" (`source`). A Taskgate script is the function's prompt:
+`source` is its instructions, `PUT {source}` makes a new revision with that prompt, and later
+calls that omit `instructions` use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from starlette.responses import Response
+
+from taskgate.api.http import JSONResponse, query_int, read_json_object
+from taskgate.api.v3_routing import Operation, V3Request
+from taskgate.errors import BadRequestError, NotFoundError
+from taskgate.store.base import FunctionRecord, RevisionRecord
+
+
+def function_info(record: FunctionRecord) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "schema_hash": record.schema_hash,
+        "generated_at": record.updated_at,
+        "hit_count": record.hit_count,
+        "has_script": True,
+    }
+
+
+def function_details(record: FunctionRecord) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "schema_hash": record.schema_hash,
+        "generated_at": record.updated_at,
+        "hit_count": record.hit_count,
+        "source": record.definition.instructions,
+        "input_schema": record.definition.input_schema or {},
+        "output_schema": record.definition.output_schema or {},
+        "revision_id": record.revision_number,
+    }
+
+
+def revision_info(record: RevisionRecord) -> dict[str, Any]:
+    return {
+        "revision_id": record.number,
+        "created_at": record.created_at,
+        "schema_hash": record.schema_hash,
+        "is_current": record.is_current,
+    }
+
+
+def revision_details(record: RevisionRecord) -> dict[str, Any]:
+    return {
+        "revision_id": record.number,
+        "source": record.definition.instructions,
+        "schema_hash": record.schema_hash,
+        "created_at": record.created_at,
+        "input_schema": record.definition.input_schema or {},
+        "output_schema": record.definition.output_schema or {},
+        "is_current": record.is_current,
+    }
+
+
+async def require_function(req: V3Request) -> FunctionRecord:
+    name = req.params["name"]
+    record = await req.ctx.store.get_function(req.project_id, name)
+    if record is None:
+        raise NotFoundError(f"function '{name}' not found")
+    return record
+
+
+def _revision_number(req: V3Request) -> int:
+    raw = req.params["revision_id"]
+    if not raw.isdigit() or int(raw) < 1:
+        raise BadRequestError(f"revision id must be a positive integer, got '{raw}'")
+    return int(raw)
+
+
+async def list_functions(req: V3Request) -> Response:
+    limit = query_int(req.request, "limit", 100, minimum=1, maximum=1000)
+    offset = query_int(req.request, "offset", 0)
+    records = await req.ctx.store.list_functions(req.project_id, limit=limit, offset=offset)
+    return JSONResponse({"functions": [function_info(record) for record in records]})
+
+
+async def get_function(req: V3Request) -> Response:
+    return JSONResponse(function_details(await require_function(req)))
+
+
+async def update_function(req: V3Request) -> Response:
+    body = await read_json_object(req.request, req.ctx.settings.max_body_bytes)
+    source = body.get("source")
+    if not isinstance(source, str) or not source.strip():
+        raise BadRequestError("'source' is required and must be a non-empty string (the function's prompt)")
+    record = await require_function(req)
+    definition = replace(record.definition, instructions=source)
+    updated = await req.ctx.store.upsert_function(req.project_id, record.name, definition)
+    return JSONResponse(function_details(updated))
+
+
+async def delete_function(req: V3Request) -> Response:
+    if not await req.ctx.store.delete_function(req.project_id, req.params["name"]):
+        raise NotFoundError(f"function '{req.params['name']}' not found")
+    return Response(status_code=204)
+
+
+async def list_revisions(req: V3Request) -> Response:
+    record = await require_function(req)
+    revisions = await req.ctx.store.list_revisions(req.project_id, record.name)
+    return JSONResponse({"revisions": [revision_info(revision) for revision in revisions]})
+
+
+async def get_revision(req: V3Request) -> Response:
+    number = _revision_number(req)
+    record = await require_function(req)
+    revision = await req.ctx.store.get_revision(req.project_id, record.name, number)
+    if revision is None:
+        raise NotFoundError(f"function '{record.name}' has no revision {number}")
+    return JSONResponse(revision_details(revision))
+
+
+async def revert_revision(req: V3Request) -> Response:
+    number = _revision_number(req)
+    record = await require_function(req)
+    reverted = await req.ctx.store.revert_function(req.project_id, record.name, number)
+    if reverted is None:
+        raise NotFoundError(f"function '{record.name}' has no revision {number}")
+    return JSONResponse(function_details(reverted))
+
+
+_TAGS = ("functions",)
+OPERATIONS = [
+    Operation("GET", "/v3/functions", "List functions", list_functions, query=("limit", "offset"), tags=_TAGS),
+    Operation("GET", "/v3/functions/{name}", "Get a function and its prompt (source)", get_function, tags=_TAGS),
+    Operation("PUT", "/v3/functions/{name}", "Replace a function's prompt (source)", update_function,
+              body="{source}", tags=_TAGS),
+    Operation("DELETE", "/v3/functions/{name}", "Delete a function", delete_function, status=204, tags=_TAGS),
+    Operation("GET", "/v3/functions/{name}/revisions", "List revisions", list_revisions, tags=_TAGS),
+    Operation("GET", "/v3/functions/{name}/revisions/{revision_id}", "Get a revision", get_revision, tags=_TAGS),
+    Operation("POST", "/v3/functions/{name}/revisions/{revision_id}/revert", "Revert to a revision",
+              revert_revision, tags=_TAGS),
+]

@@ -1,0 +1,76 @@
+"""The `taskgate` command: `serve` runs the server, `keys create` mints a project API key."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from taskgate.api.logging import configure_logging
+from taskgate.app import create_app
+from taskgate.config import Settings
+from taskgate.store import open_store
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Taskgate: the Opper Task API, self-hosted.")
+keys = typer.Typer(no_args_is_help=True, help="Manage API keys.")
+app.add_typer(keys, name="keys")
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where the SQLite store and models live (TASKGATE_DATA_DIR).")
+]
+
+
+def _settings(data_dir: Path | None, **overrides: object) -> Settings:
+    env = dict(os.environ)
+    if data_dir is not None:
+        env["TASKGATE_DATA_DIR"] = str(data_dir)
+    return Settings.from_env(env, **overrides)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    data_dir: DataDir = None,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+) -> None:
+    """Run the HTTP server (v2, v3 and the OpenAI-compatible endpoints)."""
+    configure_logging(log_level.upper())
+    settings = _settings(data_dir, host=host, port=port)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+
+
+@keys.command("create")
+def create_key(
+    project: Annotated[str, typer.Option("--project", help="Project the key belongs to.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Create an API key for PROJECT. It is printed once; only its hash is stored."""
+    settings = _settings(data_dir)
+
+    async def make() -> str:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = await open_store(settings.effective_database_url)
+        try:
+            return await store.create_api_key(project)
+        finally:
+            await store.close()
+
+    typer.echo(asyncio.run(make()))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,82 @@
+"""USD cost of a generation from the maintained `genai-prices` table; None when no price is known.
+
+Looking a model up in genai-prices costs ~0.4 ms, so each model's price entry is found once and
+kept; flat per-token prices are then applied directly, and only tiered prices take the library's
+own (slower) calculation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import genai_prices
+
+from taskgate.providers.base import Usage
+
+_MISSING = object()
+
+
+class PriceBook:
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], Any] = {}
+
+    def cost(self, price_provider: str | None, model: str, usage: Usage) -> float | None:
+        """Cost in USD for `usage` on `model`, or None: never a guess."""
+        if price_provider is None:
+            return None
+        entry = self._entries.get((price_provider, model), _MISSING)
+        if entry is _MISSING:
+            entry = self._lookup(price_provider, model)
+            self._entries[(price_provider, model)] = entry
+        if entry is None:
+            return None
+        return _apply(entry, usage)
+
+    @staticmethod
+    def _lookup(price_provider: str, model: str) -> Any:
+        try:
+            probe = genai_prices.Usage(input_tokens=1, output_tokens=1)
+            price = genai_prices.calc_price(probe, model_ref=model, provider_id=price_provider).model_price
+        except (LookupError, ValueError):
+            return None
+        fields = (price.input_mtok, price.output_mtok, price.cache_read_mtok, getattr(price, "cache_write_mtok", None))
+        if not all(value is None or isinstance(value, Decimal) for value in fields):
+            return price  # tiered: leave it to the library
+        base = float(fields[0] or 0)
+        return _FlatPrice(
+            input=base,
+            output=float(fields[1] or 0),
+            cache_read=float(fields[2]) if fields[2] is not None else base,
+            cache_write=float(fields[3]) if fields[3] is not None else base,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _FlatPrice:
+    """USD per million tokens."""
+
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float
+
+
+def _apply(price: Any, usage: Usage) -> float:
+    if isinstance(price, _FlatPrice):
+        uncached = max(usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens, 0)
+        total = (
+            uncached * price.input
+            + usage.cache_read_tokens * price.cache_read
+            + usage.cache_write_tokens * price.cache_write
+            + usage.output_tokens * price.output
+        )
+        return total / 1_000_000
+    tiered = genai_prices.Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens or None,
+        cache_write_tokens=usage.cache_write_tokens or None,
+    )
+    return float(price.calc_price(tiered)["total_price"])

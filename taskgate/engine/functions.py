@@ -1,0 +1,54 @@
+"""Keeping the stored function in step with what callers send, without a database trip per call.
+
+Each process remembers the definition it last stored per function; only a changed definition
+(new instructions, schemas, model or configuration) goes to the store, which adds a revision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+
+from taskgate.engine.schemas import canonical
+from taskgate.engine.task import Task
+from taskgate.store.base import FunctionDefinition, FunctionRecord, Store
+
+
+def definition_of(task: Task) -> FunctionDefinition:
+    return FunctionDefinition(
+        instructions=task.instructions,
+        input_schema=task.input_schema,
+        output_schema=task.output_schema,
+        model=[{"name": m.name, "options": m.options} for m in task.models] or None,
+        configuration=asdict(task.config),
+    )
+
+
+class FunctionBook:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._known: dict[tuple[str, str], tuple[bytes, FunctionRecord]] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def ensure(self, task: Task) -> tuple[FunctionRecord, bool]:
+        """The function's record, and whether its current revision already existed (v3 `script_cached`)."""
+        key = (task.project_id, task.function_name)
+        definition = definition_of(task)
+        fingerprint = canonical(asdict(definition))
+        known = self._known.get(key)
+        if known is not None and known[0] == fingerprint:
+            return known[1], True
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            known = self._known.get(key)
+            if known is not None and known[0] == fingerprint:
+                return known[1], True
+            before = await self._store.get_function(task.project_id, task.function_name)
+            record = await self._store.upsert_function(task.project_id, task.function_name, definition)
+            self._known[key] = (fingerprint, record)
+            existed = before is not None and before.revision_id == record.revision_id
+            return record, existed
+
+    def forget(self, project_id: str, name: str) -> None:
+        """Called when a function is changed through its own API, so the next call re-checks the store."""
+        self._known.pop((project_id, name), None)

@@ -1,0 +1,71 @@
+"""Turning a task into chat messages: instructions, the schema, demonstrations, then the input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from taskgate.engine.task import Example, Task
+
+MEDIA_KEYS = ("_opper_media_input", "_opper_image_input")
+
+
+def render_value(value: Any) -> str:
+    """Strings go to the model as they are; everything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def system_prompt(task: Task) -> str:
+    parts = [task.instructions]
+    if task.input_schema is not None:
+        parts.append("The input follows this JSON Schema:\n" + render_value(task.input_schema))
+    if task.output_schema is not None:
+        parts.append(
+            "Respond only with a JSON value that matches this JSON Schema, with no other text:\n"
+            + render_value(task.output_schema)
+        )
+    return "\n\n".join(parts)
+
+
+def user_content(value: Any) -> str | list[dict[str, Any]]:
+    """The input as a user message; a v2 media data URL becomes an image part next to the rest."""
+    if isinstance(value, dict):
+        media = next((value[key] for key in MEDIA_KEYS if isinstance(value.get(key), str)), None)
+        if media is not None:
+            rest = {k: v for k, v in value.items() if k not in MEDIA_KEYS}
+            return [
+                {"type": "text", "text": render_value(rest) if rest else "See the attached media."},
+                {"type": "image_url", "image_url": {"url": media}},
+            ]
+    return render_value(value) if value is not None else "(no input)"
+
+
+def build_messages(task: Task, examples: list[Example]) -> list[dict[str, Any]]:
+    """The whole conversation for a task: system, demonstrations as turns, then the input.
+
+    In chat mode (compat), the caller's messages are used as they are.
+    """
+    if task.messages is not None:
+        return list(task.messages)
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt(task)}]
+    for example in examples:
+        shown = render_value(example.input)
+        if example.comment:
+            shown = f"{shown}\n(Example: {example.comment})"
+        messages.append({"role": "user", "content": shown})
+        messages.append({"role": "assistant", "content": render_value(example.output)})
+    messages.append({"role": "user", "content": user_content(task.input)})
+    return messages
+
+
+def reask_message(errors: list[str]) -> dict[str, Any]:
+    """What the model sees after an answer that broke the schema."""
+    listed = "\n".join(f"- {error}" for error in errors)
+    return {
+        "role": "user",
+        "content": "Your previous answer does not match the required JSON Schema:\n"
+        f"{listed}\nReply again with only the corrected JSON value.",
+    }

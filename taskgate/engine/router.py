@@ -1,0 +1,121 @@
+"""Model chains and fallback: try each model in order, moving on only on retriable failures.
+
+Fallback wraps the adapters instead of living in each one. A stream falls back only before its
+first meaningful chunk: after that the caller has seen output and a switch would garble it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from taskgate.engine.task import ModelChoice
+from taskgate.errors import ProviderError, TaskgateError
+from taskgate.providers.base import Adapter, ChatChunk, ChatRequest, ChatResponse
+from taskgate.providers.catalog import split_model_name
+from taskgate.providers.registry import ProviderRegistry
+
+RequestBuilder = Callable[[ModelChoice, str], ChatRequest]
+
+
+@dataclass(slots=True)
+class Route:
+    """One chain entry, resolved to its adapter before any call is made."""
+
+    choice: ModelChoice
+    provider: str
+    model: str
+    adapter: Adapter
+
+
+@dataclass(slots=True)
+class Outcome:
+    route: Route
+    failed: list[str] = field(default_factory=list)  # "provider/model: why" for each model that failed first
+
+
+class Router:
+    def __init__(self, registry: ProviderRegistry, default_model: str) -> None:
+        self._registry = registry
+        self._default = ModelChoice(name=default_model)
+
+    def resolve(self, models: list[ModelChoice]) -> list[Route]:
+        """Resolve every entry up front, so a typo or a missing key is a 400 before any upstream call."""
+        routes = []
+        for choice in models or [self._default]:
+            provider, model = split_model_name(choice.name)
+            routes.append(Route(choice, provider, model, self._registry.adapter_for(provider)))
+        return routes
+
+    def price_provider(self, provider: str) -> str | None:
+        return self._registry.price_provider(provider)
+
+    async def complete(self, routes: list[Route], build: RequestBuilder) -> tuple[ChatResponse, Outcome]:
+        failed: list[str] = []
+        for position, route in enumerate(routes):
+            try:
+                response = await route.adapter.complete(build(route.choice, route.model))
+                return response, Outcome(route, failed)
+            except ProviderError as exc:
+                if position == len(routes) - 1:
+                    raise _exhausted(exc, failed, route) from exc
+                failed.append(f"{route.choice.name}: {exc.detail}")
+        raise AssertionError("a model chain is never empty")
+
+    async def open_stream(
+        self, routes: list[Route], build: RequestBuilder
+    ) -> tuple[AsyncIterator[ChatChunk], Outcome]:
+        """A stream from the first model that produces output; earlier failures fall back."""
+        failed: list[str] = []
+        for position, route in enumerate(routes):
+            chunks = route.adapter.stream(build(route.choice, route.model))
+            try:
+                head = await _until_output(chunks)
+                return _replay(head, chunks), Outcome(route, failed)
+            except ProviderError as exc:
+                await _close(chunks)
+                if position == len(routes) - 1:
+                    raise _exhausted(exc, failed, route) from exc
+                failed.append(f"{route.choice.name}: {exc.detail}")
+            except BaseException:
+                await _close(chunks)
+                raise
+        raise AssertionError("a model chain is never empty")
+
+
+def _exhausted(last: ProviderError, failed: list[str], route: Route) -> TaskgateError:
+    """The last model's error, with what happened to the earlier ones in its message."""
+    if not failed:
+        return last
+    earlier = "; ".join(failed)
+    error = type(last)(f"{route.choice.name}: {last.detail} (earlier models failed: {earlier})",
+                       upstream_status=last.upstream_status)
+    return error
+
+
+async def _until_output(chunks: AsyncIterator[ChatChunk]) -> list[ChatChunk]:
+    """Chunks up to and including the first one that carries anything the caller would see."""
+    head: list[ChatChunk] = []
+    async for chunk in chunks:
+        head.append(chunk)
+        if chunk.text or chunk.tool_index is not None or chunk.finish_reason is not None:
+            break
+    return head
+
+
+async def _replay(head: list[ChatChunk], rest: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
+    try:
+        for chunk in head:
+            yield chunk
+        async for chunk in rest:
+            yield chunk
+    finally:
+        await _close(rest)
+
+
+async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()

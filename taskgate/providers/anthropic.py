@@ -1,0 +1,67 @@
+"""The Anthropic Messages wire format. Shape translation lives in `anthropic_translate`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from taskgate.errors import BadRequestError, UpstreamProtocolError
+from taskgate.providers.anthropic_translate import (
+    StreamTranslator,
+    build_body,
+    parse_message,
+    structured_tool_name,
+)
+from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse
+from taskgate.providers.catalog import ResolvedProvider
+from taskgate.providers.http import UpstreamHTTP, request_timeout
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+class AnthropicAdapter:
+    """An `Adapter` for `POST {base_url}/v1/messages`."""
+
+    def __init__(self, resolved: ResolvedProvider, *, timeout_s: float):
+        headers = {"anthropic-version": ANTHROPIC_VERSION}
+        if resolved.api_key:
+            headers["x-api-key"] = resolved.api_key
+        self._http = UpstreamHTTP(resolved.preset.name, resolved.base_url, headers)
+        self._timeout_s = timeout_s
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        data = await self._http.post_json(
+            "/v1/messages",
+            build_body(request),
+            timeout_s=request_timeout(request.options, self._timeout_s),
+            headers=request.extra_headers or None,
+        )
+        name = structured_tool_name(request.structured) if request.structured else None
+        return parse_message(data, name, self._http.provider)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        body = build_body(request)
+        body["stream"] = True
+        name = structured_tool_name(request.structured) if request.structured else None
+        translator = StreamTranslator(name, self._http.provider)
+        async with self._http.open_sse(
+            "/v1/messages",
+            body,
+            timeout_s=request_timeout(request.options, self._timeout_s),
+            headers=request.extra_headers or None,
+        ) as events:
+            async for event in events:
+                for chunk in translator.feed(event.event, event.data):
+                    yield chunk
+                if translator.done:
+                    return
+        raise UpstreamProtocolError(f"{self._http.provider}: stream ended early (no message_stop)")
+
+    async def embed(self, model: str, inputs: list[str], options: dict[str, Any]) -> EmbeddingResponse:
+        raise BadRequestError(
+            f"provider '{self._http.provider}' (Anthropic) has no embeddings API; "
+            "use an OpenAI-compatible provider"
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

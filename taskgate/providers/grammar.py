@@ -1,0 +1,81 @@
+"""JSON Schema -> GBNF grammar for llama.cpp, cached per canonical schema.
+
+Converting a schema costs milliseconds of Python, and the same function's schema arrives with
+every call, so conversions (and refusals) are kept in a small LRU keyed by the schema's
+canonical JSON. A schema the converter cannot express raises `GrammarUnavailable`, which the
+local adapter turns into a fall-back to prompting plus a note.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+
+class GrammarUnavailable(Exception):
+    """llama.cpp's grammar cannot express this schema; the reason is the message."""
+
+
+def canonical_schema(schema: dict[str, Any]) -> bytes:
+    """Key order and whitespace must not defeat the cache."""
+    return orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+
+
+def schema_to_gbnf(schema: dict[str, Any]) -> str:
+    """Uncached conversion with llama.cpp's own converter (the one `LlamaGrammar.from_json_schema` uses)."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    try:
+        # Without prop_order the converter keeps the schema's property order, which is what the
+        # model is shown in the prompt; sorted keys here would only make the output less natural.
+        return str(json_schema_to_gbnf(orjson.dumps(schema).decode()))
+    except Exception as exc:  # the converter signals gaps with assert/ValueError/KeyError alike
+        reason = str(exc) or type(exc).__name__
+        raise GrammarUnavailable(reason[:300]) from exc
+
+
+class GrammarCache:
+    """A thread-safe LRU of schema -> GBNF text (or the reason it has none).
+
+    `check`, when given, runs once per new grammar and returns a reason to refuse it (None to
+    accept): the adapter uses it to let llama.cpp's own parser vet the text before sampling.
+    """
+
+    def __init__(self, maxsize: int = 256, check: Callable[[str], str | None] | None = None):
+        self._maxsize = maxsize
+        self._check = check
+        self._entries: OrderedDict[bytes, str | GrammarUnavailable] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, schema: dict[str, Any]) -> str:
+        """The GBNF for `schema`; raises GrammarUnavailable (also cached) when there is none."""
+        key = canonical_schema(schema)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+        if entry is None:
+            try:
+                entry = schema_to_gbnf(schema)
+                if self._check is not None and (reason := self._check(entry)) is not None:
+                    entry = GrammarUnavailable(reason)
+            except GrammarUnavailable as exc:
+                entry = exc
+            self._store(key, entry)
+        if isinstance(entry, GrammarUnavailable):
+            raise GrammarUnavailable(str(entry))
+        return entry
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _store(self, key: bytes, entry: str | GrammarUnavailable) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._maxsize:
+                self._entries.popitem(last=False)

@@ -1,0 +1,238 @@
+"""Pooled upstream HTTP for the provider adapters: one keep-alive aiohttp session per upstream.
+
+Everything that can go wrong on the wire is turned into `taskgate.errors` here, once, so the
+adapters only translate shapes. SSE is decoded from raw chunks (not `readline`), which costs one
+await per TCP read instead of one per line and has no line-length ceiling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from taskgate.errors import (
+    BadRequestError,
+    ProviderError,
+    TaskgateError,
+    UpstreamProtocolError,
+    UpstreamTimeoutError,
+    classify_upstream_status,
+)
+
+POOL_LIMIT = 256  # concurrent connections per upstream
+KEEPALIVE_S = 30.0
+ERROR_TEXT_LIMIT = 500
+
+
+@dataclass(slots=True)
+class SSEEvent:
+    event: str  # "message" when the upstream names none
+    data: bytes  # the data lines joined by "\n"
+
+
+class SSEDecoder:
+    """Incremental text/event-stream parser: feed raw bytes, get whole events back.
+
+    Handles `\\n`, `\\r\\n` and bare `\\r` line ends (even split across reads), multi-line
+    `data:`, `event:` names and `:` comments, as the WHATWG spec describes.
+    """
+
+    __slots__ = ("_buffer", "_data", "_event", "_pending_cr")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._pending_cr = False
+        self._data: list[bytes] = []
+        self._event = ""
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if self._pending_cr:
+            chunk = b"\r" + chunk
+            self._pending_cr = False
+        if chunk.endswith(b"\r"):
+            # It may be the first half of a "\r\n" that the next read completes.
+            chunk = chunk[:-1]
+            self._pending_cr = True
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = (self._buffer + chunk).split(b"\n")
+        self._buffer = lines.pop()
+        events: list[SSEEvent] = []
+        for line in lines:
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def flush(self) -> list[SSEEvent]:
+        """At end of stream: dispatch an event that lacked its closing blank line (lenient)."""
+        events = self.feed(b"\n") if (self._buffer or self._pending_cr) else []
+        event = self._line(b"")
+        return [*events, event] if event is not None else events
+
+    def _line(self, line: bytes) -> SSEEvent | None:
+        if not line:
+            if not self._data:
+                self._event = ""
+                return None
+            event = SSEEvent(self._event or "message", b"\n".join(self._data))
+            self._data = []
+            self._event = ""
+            return event
+        if line[0] == 58:  # b":" a comment or keep-alive
+            return None
+        name, _, value = line.partition(b":")
+        if value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        return None
+
+
+def upstream_message(raw: bytes) -> str:
+    """The upstream's own words from an error body (OpenAI, Anthropic and most others), else its text."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        for value in (error, body.get("message"), body.get("detail")):
+            if isinstance(value, str) and value:
+                return value
+    text = raw.decode("utf-8", "replace").strip()
+    return text[:ERROR_TEXT_LIMIT] or "empty response body"
+
+
+def request_timeout(options: Mapping[str, Any], default_s: float) -> float:
+    """The per-request `timeout` option (seconds), else the configured default."""
+    value = options.get("timeout")
+    if value is None:
+        return default_s
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise BadRequestError(f"option 'timeout' must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+class UpstreamHTTP:
+    """One upstream (a provider at one base URL) behind one lazily created, pooled session."""
+
+    def __init__(self, provider: str, base_url: str, headers: Mapping[str, str]):
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"content-type": "application/json", **headers}
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Created on first use so that it binds to the running loop, not the import-time one.
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=POOL_LIMIT, keepalive_timeout=KEEPALIVE_S, ttl_dns_cache=300
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), headers=self._headers
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def post_json(
+        self, path: str, body: dict[str, Any], *, timeout_s: float, headers: Mapping[str, str] | None = None
+    ) -> Any:
+        """POST a JSON body and return the decoded JSON answer, or raise the mapped error."""
+        timeout = aiohttp.ClientTimeout(total=timeout_s, connect=timeout_s)
+        try:
+            async with self._client().post(
+                self.base_url + path, data=orjson.dumps(body), headers=headers, timeout=timeout
+            ) as resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    raise self._status_error(resp.status, raw)
+        except TaskgateError:
+            raise
+        except Exception as exc:
+            raise self._transport_error(exc, timeout_s) from exc
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamProtocolError(
+                f"{self.provider}: the response is not JSON: {raw[:200].decode('utf-8', 'replace')!r}"
+            ) from exc
+
+    @asynccontextmanager
+    async def open_sse(
+        self, path: str, body: dict[str, Any], *, timeout_s: float, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[AsyncIterator[SSEEvent]]:
+        """POST and give back the response's SSE events; leaving the block releases the response.
+
+        A stream has no total deadline (a long answer is not a hung one): the timeout bounds the
+        connect and every wait for the next bytes. Leaving early closes the connection, so the
+        upstream sees the disconnect and stops generating.
+        """
+        timeout = aiohttp.ClientTimeout(total=None, connect=timeout_s, sock_read=timeout_s)
+        try:
+            resp = await self._client().post(
+                self.base_url + path, data=orjson.dumps(body), headers=headers, timeout=timeout
+            )
+        except Exception as exc:
+            raise self._transport_error(exc, timeout_s) from exc
+        try:
+            if resp.status >= 400:
+                raw = await self._read_error_body(resp, timeout_s)
+                raise self._status_error(resp.status, raw)
+            if resp.content_type == "application/json":
+                raw = await self._read_error_body(resp, timeout_s)
+                raise UpstreamProtocolError(
+                    f"{self.provider}: expected an event stream, got JSON: {upstream_message(raw)}"
+                )
+            yield self._events(resp, timeout_s)
+        finally:
+            if resp.content.at_eof():
+                resp.release()
+            else:
+                resp.close()
+
+    async def _events(self, resp: aiohttp.ClientResponse, timeout_s: float) -> AsyncIterator[SSEEvent]:
+        decoder = SSEDecoder()
+        try:
+            async for chunk in resp.content.iter_any():
+                for event in decoder.feed(chunk):
+                    yield event
+        except aiohttp.ClientPayloadError as exc:
+            raise UpstreamProtocolError(f"{self.provider}: stream ended early: {exc}") from exc
+        except Exception as exc:
+            raise self._transport_error(exc, timeout_s) from exc
+        for event in decoder.flush():
+            yield event
+
+    async def _read_error_body(self, resp: aiohttp.ClientResponse, timeout_s: float) -> bytes:
+        try:
+            return await resp.read()
+        except Exception as exc:
+            raise self._transport_error(exc, timeout_s) from exc
+
+    def _status_error(self, status: int, raw: bytes) -> TaskgateError:
+        return classify_upstream_status(status, f"{self.provider}: {upstream_message(raw)}")
+
+    def _transport_error(self, exc: BaseException, timeout_s: float) -> TaskgateError:
+        if isinstance(exc, TaskgateError):
+            return exc
+        if isinstance(exc, TimeoutError):
+            return UpstreamTimeoutError(f"{self.provider}: no answer within {timeout_s:g}s")
+        if isinstance(exc, aiohttp.ClientError | OSError):
+            return ProviderError(f"{self.provider}: cannot reach {self.base_url}: {exc}")
+        if isinstance(exc, ValueError):
+            return UpstreamProtocolError(f"{self.provider}: unreadable response: {exc}")
+        raise exc

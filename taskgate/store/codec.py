@@ -1,0 +1,129 @@
+"""Turning records into rows and rows back into records, plus the hashing and text helpers the
+repositories share."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, fields
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import RowMapping
+
+from taskgate.store.base import ExampleRecord, FunctionDefinition, FunctionRecord, RevisionRecord, SpanRecord
+
+_DEFINITION_FIELDS = tuple(f.name for f in fields(FunctionDefinition))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys and no whitespace, so equal values give equal bytes whatever their key order."""
+    return orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+
+
+def definition_to_json(definition: FunctionDefinition) -> dict[str, Any]:
+    return asdict(definition)
+
+
+def definition_from_json(data: dict[str, Any]) -> FunctionDefinition:
+    known = {name: data[name] for name in _DEFINITION_FIELDS if name in data}
+    if known.get("configuration") is None:
+        known["configuration"] = {}
+    return FunctionDefinition(**known)
+
+
+def same_definition(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return canonical_json(a) == canonical_json(b)
+
+
+def schema_hash(definition: FunctionDefinition) -> str:
+    """v3 `schema_hash`: identifies the function's contract (its input and output schemas)."""
+    contract = {"input_schema": definition.input_schema, "output_schema": definition.output_schema}
+    return hashlib.sha256(canonical_json(contract)).hexdigest()[:16]
+
+
+def search_text(value: Any) -> str:
+    """The words of a value for full-text indexing: strings and scalars of every leaf, keys left out
+    (all examples of a function share them, so they would only blur the ranking)."""
+    return " ".join(_leaves(value))
+
+
+def _leaves(value: Any) -> Iterator[str]:
+    if value is None:
+        return
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield str(value)
+
+
+def function_from_row(row: RowMapping) -> FunctionRecord:
+    """`row` joins a function with its current revision (the `definition` column)."""
+    return FunctionRecord(
+        id=row["id"], project_id=row["project_id"], name=row["name"],
+        definition=definition_from_json(row["definition"]), revision_id=row["current_revision_id"],
+        revision_number=row["revision_number"], schema_hash=row["schema_hash"],
+        created_at=row["created_at"], updated_at=row["updated_at"], hit_count=row["hit_count"],
+        dataset_id=row["dataset_id"], few_shot_count=row["few_shot_count"],
+    )
+
+
+def revision_from_row(row: RowMapping, current_id: str) -> RevisionRecord:
+    return RevisionRecord(
+        id=row["id"], function_id=row["function_id"], number=row["number"],
+        definition=definition_from_json(row["definition"]), schema_hash=row["schema_hash"],
+        created_at=row["created_at"], is_current=row["id"] == current_id,
+    )
+
+
+def example_from_row(row: RowMapping) -> ExampleRecord:
+    return ExampleRecord(id=row["id"], function_id=row["function_id"], input=row["input"],
+                         output=row["output"], tag=row["tag"], comment=row["comment"],
+                         created_at=row["created_at"])
+
+
+def total_tokens(usage: dict[str, int]) -> int:
+    if "total_tokens" in usage:
+        return int(usage["total_tokens"] or 0)
+    return int(usage.get("input_tokens") or 0) + int(usage.get("output_tokens") or 0)
+
+
+def span_to_row(span: SpanRecord) -> dict[str, Any]:
+    usage = dict(span.usage or {})
+    return {
+        "project_id": span.project_id, "id": span.id, "trace_id": span.trace_id,
+        "parent_id": span.parent_id, "name": span.name, "type": span.type,
+        "start_time": span.start_time, "end_time": span.end_time, "input": span.input,
+        "output": span.output, "error": span.error, "status": span.status,
+        "model_chain": list(span.model_chain or []), "model_used": span.model_used,
+        "models_failed": list(span.models_failed or []), "attempts": span.attempts, "usage": usage,
+        "total_tokens": total_tokens(usage), "cost": span.cost, "tags": dict(span.tags or {}),
+        "meta": dict(span.meta or {}), "function_name": span.function_name,
+    }
+
+
+def span_from_row(row: RowMapping) -> SpanRecord:
+    return SpanRecord(
+        id=row["id"], trace_id=row["trace_id"], project_id=row["project_id"], name=row["name"],
+        type=row["type"], parent_id=row["parent_id"], start_time=row["start_time"],
+        end_time=row["end_time"], input=row["input"], output=row["output"], error=row["error"],
+        status=row["status"], model_chain=row["model_chain"], model_used=row["model_used"],
+        models_failed=row["models_failed"], attempts=row["attempts"], usage=row["usage"],
+        cost=row["cost"], tags=row["tags"], meta=row["meta"], function_name=row["function_name"],
+    )

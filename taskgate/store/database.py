@@ -1,0 +1,124 @@
+"""The SQLAlchemy engine and the thread pool that runs its blocking calls off the event loop.
+
+SQLite gets WAL (readers never wait for the writer), a busy timeout, foreign keys, and
+`BEGIN IMMEDIATE` for write transactions: a deferred transaction that reads and then writes can
+fail at once with "database is locked" when another writer got in between, while an immediate one
+waits its turn under the busy timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+T = TypeVar("T")
+
+WORKERS = 4
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+_WRITE = "taskgate_write"
+
+
+def normalize_url(raw: str) -> URL:
+    """Accept `postgres://` and `postgresql://` (psycopg 3 is the driver we ship) and SQLite URLs."""
+    try:
+        url = make_url(raw)
+    except sa.exc.ArgumentError as exc:
+        raise ValueError(f"invalid database URL {raw!r}: {exc}") from exc
+    if url.drivername in ("postgres", "postgresql"):
+        return url.set(drivername="postgresql+psycopg")
+    if url.drivername in ("postgresql+psycopg", "sqlite", "sqlite+pysqlite"):
+        return url
+    raise ValueError(f"unsupported database URL scheme {url.drivername!r}: use sqlite:/// or postgresql://")
+
+
+def is_memory_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def _json_dumps(value: Any) -> str:
+    """orjson, tolerant of odd values (recording must not fail on a stray datetime or set)."""
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def create_engine(url: URL) -> Engine:
+    if url.get_backend_name() == "postgresql":
+        return sa.create_engine(url, pool_size=WORKERS, max_overflow=0, pool_pre_ping=True,
+                                json_serializer=_json_dumps, json_deserializer=orjson.loads)
+    if is_memory_sqlite(url):
+        # One shared connection, or every pooled connection would see its own empty database.
+        engine = sa.create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False},
+                                  json_serializer=_json_dumps, json_deserializer=orjson.loads)
+    else:
+        assert url.database is not None
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, pool_size=WORKERS, max_overflow=0,
+                                  connect_args={"check_same_thread": False},
+                                  json_serializer=_json_dumps, json_deserializer=orjson.loads)
+    _configure_sqlite(engine, wal=not is_memory_sqlite(url))
+    return engine
+
+
+def _configure_sqlite(engine: Engine, wal: bool) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event own transactions instead of the driver's implicit ones.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if wal:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+
+class Database:
+    """An engine plus a small dedicated thread pool; `read`/`write` run one transaction off the loop."""
+
+    def __init__(self, url: URL) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        self.dialect = self.engine.dialect.name
+        workers = 1 if is_memory_sqlite(url) else WORKERS
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="taskgate-db")
+
+    def transaction(self, fn: Callable[[Connection], T], write: bool) -> T:
+        """Run `fn` in one transaction, on the calling thread."""
+        with self.engine.connect() as conn:
+            if write:
+                conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                return fn(conn)
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.transaction, fn, False)
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.transaction, fn, True)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.engine.dispose()
+
+
+def upsert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], keys: Iterable[str]) -> None:
+    """Insert `rows`, replacing every non-key column of rows whose `keys` already exist."""
+    if not rows:
+        return
+    key_names = list(keys)
+    insert = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
+    changed = {name: insert.excluded[name] for name in rows[0] if name not in key_names}
+    conn.execute(insert.on_conflict_do_update(index_elements=key_names, set_=changed), list(rows))

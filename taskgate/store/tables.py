@@ -1,0 +1,158 @@
+"""The schema as SQLAlchemy Core tables: one definition serves SQLite and Postgres.
+
+The migrations under `migrations/versions` create exactly these tables; the queries use these
+objects. Every row that belongs to a tenant carries `project_id`, so a query can always scope by it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out. SQLite keeps no zone, so values are normalised to UTC on the
+    way in (naive ones are taken as UTC) and tagged UTC on the way out; string order stays time order."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# JSONB on Postgres (indexable, compact); SQLite stores JSON text.
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+UUID_LEN = 36
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _project_fk() -> sa.Column[str]:
+    return sa.Column("project_id", sa.String(UUID_LEN), sa.ForeignKey("projects.id", ondelete="CASCADE"),
+                     nullable=False)
+
+
+projects = sa.Table(
+    "projects", metadata,
+    sa.Column("id", sa.String(UUID_LEN), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", sa.String(UUID_LEN), primary_key=True),
+    _project_fk(),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+functions = sa.Table(
+    "functions", metadata,
+    sa.Column("id", sa.String(UUID_LEN), primary_key=True),
+    _project_fk(),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("current_revision_id", sa.String(UUID_LEN), nullable=False),
+    sa.Column("revision_number", sa.Integer, nullable=False),
+    sa.Column("schema_hash", sa.String(64), nullable=False),
+    sa.Column("hit_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("few_shot_count", sa.Integer, nullable=False, server_default="3"),
+    sa.Column("dataset_id", sa.String(UUID_LEN), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("deleted_at", UTCDateTime(), nullable=True),
+)
+# Unique among live functions only, so a soft-deleted name can be created again.
+LIVE_FUNCTION_NAME = sa.Index(
+    "uq_functions_live_name", functions.c.project_id, functions.c.name, unique=True,
+    sqlite_where=functions.c.deleted_at.is_(None), postgresql_where=functions.c.deleted_at.is_(None),
+)
+
+function_revisions = sa.Table(
+    "function_revisions", metadata,
+    sa.Column("id", sa.String(UUID_LEN), primary_key=True),
+    sa.Column("function_id", sa.String(UUID_LEN), sa.ForeignKey("functions.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("definition", JSONType, nullable=False),
+    sa.Column("schema_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("function_id", "number"),
+)
+
+examples = sa.Table(
+    "examples", metadata,
+    sa.Column("id", sa.String(UUID_LEN), primary_key=True),
+    _project_fk(),
+    sa.Column("function_id", sa.String(UUID_LEN), sa.ForeignKey("functions.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("input", JSONType, nullable=True),
+    sa.Column("output", JSONType, nullable=True),
+    sa.Column("search_text", sa.Text, nullable=False),  # the input's words, indexed for full-text search
+    sa.Column("tag", sa.String(100), nullable=True),
+    sa.Column("comment", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "project_id", "function_id", "created_at"),
+)
+
+spans = sa.Table(
+    "spans", metadata,
+    _project_fk(),
+    sa.Column("id", sa.String(100), nullable=False),
+    sa.Column("trace_id", sa.String(100), nullable=False),
+    sa.Column("parent_id", sa.String(100), nullable=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("start_time", UTCDateTime(), nullable=True),
+    sa.Column("end_time", UTCDateTime(), nullable=True),
+    sa.Column("input", JSONType, nullable=True),
+    sa.Column("output", JSONType, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("model_chain", JSONType, nullable=False),
+    sa.Column("model_used", sa.Text, nullable=True),
+    sa.Column("models_failed", JSONType, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("usage", JSONType, nullable=False),
+    sa.Column("total_tokens", sa.Integer, nullable=False),  # from `usage`, kept apart so traces can sum it
+    sa.Column("cost", sa.Float, nullable=True),
+    sa.Column("tags", JSONType, nullable=False),
+    sa.Column("meta", JSONType, nullable=False),
+    sa.Column("function_name", sa.Text, nullable=True),
+    sa.PrimaryKeyConstraint("project_id", "id"),  # client-chosen ids must not collide across projects
+    sa.Index(None, "project_id", "trace_id"),
+    sa.Index(None, "project_id", "start_time"),
+)
+
+cache_entries = sa.Table(
+    "cache_entries", metadata,
+    _project_fk(),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("payload", JSONType, nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("project_id", "key"),
+    sa.Index(None, "expires_at"),
+)
