@@ -15,6 +15,9 @@ from taskgate.api.compat_stream import ChunkStream, chunk_frames, completion_bod
 from taskgate.engine.task import Failed, Finished, Result, Started, TextDelta, ToolCallDelta
 from taskgate.errors import BadRequestError, UpstreamUnavailableError
 from taskgate.providers.base import EmbeddingResponse, ToolCall, Usage
+from tests.fakes.provider import Behaviour, FakeProvider
+from tests.harness import ServerProcess
+from tests.http_client import Reply, get, post, sse_events
 
 USER = [{"role": "user", "content": "hi"}]
 TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
@@ -248,3 +251,259 @@ def test_bad_embedding_bodies(body: dict[str, Any], fragment: str) -> None:
     with pytest.raises(BadRequestError) as caught:
         parse_embedding_request(body)
     assert fragment in caught.value.detail
+
+
+# ---------------------------------------------------------------- end to end over HTTP: taskgate serve + fakes
+
+CHAT = "/v3/compat/chat/completions"
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+                                            "parameters": {"type": "object",
+                                                           "properties": {"city": {"type": "string"}}}}}
+TIME = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
+
+
+def chat(server: ServerProcess, body: dict[str, Any], path: str = CHAT, **kw: Any) -> Reply:
+    return post(server.url + path, body, **kw)
+
+
+def chunks_of(reply: Reply) -> list[Any]:
+    assert reply.status == 200, reply.body
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    return [event if event == "[DONE]" else orjson.loads(event) for event in sse_events(reply)]
+
+
+def span(server: ServerProcess, span_id: str) -> dict[str, Any]:
+    reply = get(f"{server.url}/v3/spans/{span_id}")
+    assert reply.status == 200, reply.body
+    return reply.json()["data"]
+
+
+def test_completion_body_headers_and_cost(server: ServerProcess, fake: FakeProvider) -> None:
+    reply = chat(server, {"model": "openai/gpt-4o-mini", "messages": USER})
+    assert reply.status == 200, reply.body
+    body = reply.json()
+    assert body["object"] == "chat.completion"
+    assert body["id"] == "chatcmpl-" + reply.headers["x-opper-span-id"].replace("-", "")
+    assert body["model"] == "openai/gpt-4o-mini"
+    assert body["choices"][0]["message"]["content"] == fake.default_text("gpt-4o-mini")
+    assert body["choices"][0]["finish_reason"] == "stop"
+    usage = body["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
+    assert body["cost"] > 0
+    assert float(reply.headers["x-opper-cost"]) == body["cost"]
+
+
+def test_stream_is_chosen_by_the_body_never_by_accept(server: ServerProcess, fake: FakeProvider) -> None:
+    plain = chat(server, {"model": "openai/gpt-4o-mini", "messages": USER}, headers={"Accept": "text/event-stream"})
+    assert plain.headers["content-type"].startswith("application/json")
+    streamed = chat(server, {"model": "openai/gpt-4o-mini", "messages": USER, "stream": True},
+                    headers={"Accept": "application/json"})
+    assert chunks_of(streamed)[-1] == "[DONE]"
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5"])
+def test_stream_wire_order_with_usage(server: ServerProcess, fake: FakeProvider, model: str) -> None:
+    chunks = chunks_of(chat(server, {"model": model, "messages": USER, "stream": True,
+                                     "stream_options": {"include_usage": True}}))
+    assert chunks[-1] == "[DONE]"
+    role, *middle, finish, usage, _ = chunks
+    assert role["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert role["object"] == "chat.completion.chunk"
+    text = "".join(c["choices"][0]["delta"]["content"] for c in middle)
+    assert text == fake.default_text(model.split("/", 1)[1])
+    assert all(c["choices"][0]["finish_reason"] is None for c in middle)
+    assert finish["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "stop", "logprobs": None}
+    assert usage["choices"] == [] and usage["usage"]["completion_tokens"] > 0 and usage["cost"] > 0
+    assert len({c["id"] for c in chunks[:-1]}) == 1
+    without = chunks_of(chat(server, {"model": model, "messages": USER, "stream": True}))
+    assert without[-2]["choices"][0]["finish_reason"] == "stop"
+    assert all(c == "[DONE]" or c["choices"] for c in without)
+
+
+def test_anthropic_text_and_several_tools_interleaved(server: ServerProcess, fake: FakeProvider) -> None:
+    fake.script("claude-haiku-4-5", Behaviour(text="Checking both.", tool_calls=[
+        ("get_weather", {"city": "Paris"}), ("get_time", {"tz": "Europe/Oslo"})]))
+    chunks = chunks_of(chat(server, {"model": "anthropic/claude-haiku-4-5", "messages": USER, "stream": True,
+                                     "tools": [WEATHER, TIME]}))
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks[:-1])
+    assert text == "Checking both."
+    fragments = [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks[:-1]
+                 if c["choices"][0]["delta"].get("tool_calls")]
+    heads = [f for f in fragments if "id" in f]
+    assert [(h["index"], h["type"], h["function"]) for h in heads] == [
+        (0, "function", {"name": "get_weather", "arguments": ""}),
+        (1, "function", {"name": "get_time", "arguments": ""})]
+    assert all(h["id"].startswith("toolu_") for h in heads)
+    assert all(set(f) == {"index", "function"} and set(f["function"]) == {"arguments"}
+               for f in fragments if "id" not in f)
+    joined = ["".join(f["function"]["arguments"] for f in fragments if f["index"] == i) for i in (0, 1)]
+    assert [orjson.loads(j) for j in joined] == [{"city": "Paris"}, {"tz": "Europe/Oslo"}]
+    assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_openai_upstream_gets_every_parameter_it_understands(server: ServerProcess, fake: FakeProvider) -> None:
+    reply = chat(server, {
+        "model": "openai/gpt-4o-mini", "messages": USER, "temperature": 0.3, "top_p": 0.9, "max_tokens": 50,
+        "stop": ["END"], "seed": 7, "presence_penalty": 0.1, "frequency_penalty": 0.2, "user": "u-1",
+        "logit_bias": {"50256": -100}, "parallel_tool_calls": False, "tools": [WEATHER], "tool_choice": "auto",
+        "response_format": {"type": "json_object"},
+        "tags": {"a": 1}, "span_uuid": "x", "evaluate": False, "unknown_field": True,
+    })
+    assert reply.status == 200, reply.body
+    sent = fake.requests[-1].json
+    for key, value in {"temperature": 0.3, "top_p": 0.9, "max_tokens": 50, "stop": ["END"], "seed": 7,
+                       "presence_penalty": 0.1, "frequency_penalty": 0.2, "user": "u-1",
+                       "logit_bias": {"50256": -100}, "parallel_tool_calls": False, "tool_choice": "auto",
+                       "response_format": {"type": "json_object"}}.items():
+        assert sent[key] == value, key
+    assert sent["tools"] == [WEATHER]
+    assert sent["messages"] == USER
+    assert not {"tags", "span_uuid", "evaluate", "unknown_field"} & set(sent)
+
+
+def test_anthropic_translation_of_a_tool_round_trip(server: ServerProcess, fake: FakeProvider) -> None:
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "Weather here?"},
+                                     {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "toolu_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "Rainy"},
+    ]
+    reply = chat(server, {"model": "anthropic/claude-haiku-4-5", "messages": messages, "tools": [WEATHER],
+                          "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+                          "max_tokens": 99, "stop": ["END"], "temperature": 0.4})
+    assert reply.status == 200, reply.body
+    sent = fake.requests[-1].json
+    assert sent["system"] in ("Be brief.", [{"type": "text", "text": "Be brief."}])
+    assert sent["max_tokens"] == 99 and sent["stop_sequences"] == ["END"] and sent["temperature"] == 0.4
+    assert sent["tool_choice"] == {"type": "tool", "name": "get_weather"}
+    assert sent["tools"][0]["name"] == "get_weather" and sent["tools"][0]["input_schema"]["type"] == "object"
+    user, assistant, result = sent["messages"]
+    assert user["content"][1]["type"] == "image" and user["content"][1]["source"]["media_type"] == "image/png"
+    assert assistant["content"][-1] == {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                                        "input": {"city": "Oslo"}}
+    assert result["role"] == "user" and result["content"][0]["type"] == "tool_result"
+    assert result["content"][0]["tool_use_id"] == "toolu_1"
+    body = reply.json()
+    call = body["choices"][0]["message"]["tool_calls"][0]
+    assert body["choices"][0]["finish_reason"] == "tool_calls" and body["choices"][0]["message"]["content"] is None
+    assert call["function"]["name"] == "get_weather" and call["id"].startswith("toolu_")
+
+
+def test_fallback_before_the_first_chunk(server: ServerProcess, fake: FakeProvider) -> None:
+    fake.script("gpt-4o-mini", Behaviour(status=500), Behaviour(status=503))
+    chunks = chunks_of(chat(server, {"model": ["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5"],
+                                     "messages": USER, "stream": True}))
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks[1:-2])
+    assert text == fake.default_text("claude-haiku-4-5")
+    assert chunks[-2]["model"] == "anthropic/claude-haiku-4-5"
+    reply = chat(server, {"model": "openai/gpt-4o-mini", "fallback_models": ["anthropic/claude-haiku-4-5"],
+                          "messages": USER})
+    assert reply.json()["model"] == "anthropic/claude-haiku-4-5"
+
+
+def test_upstream_failure_mid_stream_is_an_error_chunk(server: ServerProcess, fake: FakeProvider) -> None:
+    fake.script("gpt-4o-mini", Behaviour(text="one two three four five six", fail_after=3))
+    chunks = chunks_of(chat(server, {"model": "openai/gpt-4o-mini", "messages": USER, "stream": True}))
+    assert "[DONE]" not in chunks
+    error = chunks[-1]["error"]
+    assert set(error) == {"message", "type", "code"} and error["message"]
+    assert any(c.get("choices") and c["choices"][0]["delta"].get("content") for c in chunks[:-1])
+
+
+def test_every_model_failing_before_output_is_a_plain_http_error(server: ServerProcess, fake: FakeProvider) -> None:
+    fake.script("gpt-4o-mini", Behaviour(status=503))
+    reply = chat(server, {"model": "openai/gpt-4o-mini", "messages": USER, "stream": True})
+    assert reply.status == 502
+    assert reply.headers["content-type"].startswith("application/json")
+    assert reply.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("raw", "fragment"), [
+    (b"{not json", "not valid JSON"),
+    (b"[1, 2]", "must be a JSON object"),
+    (orjson.dumps({"model": "openai/gpt-4o-mini"}), "messages"),
+    (orjson.dumps({"model": "openai/gpt-4o-mini", "messages": [{"role": "wizard", "content": "x"}]}), "role"),
+    (orjson.dumps({"model": "openai/gpt-4o-mini", "messages": USER, "tools": [{"type": "function"}]}), "tools[0]"),
+    (orjson.dumps({"model": "nowhere/model-x", "messages": USER}), "unknown provider"),
+    (orjson.dumps({"model": "openai/reject-model", "messages": USER}), "reject-model"),
+])
+def test_bad_input_is_a_400_with_an_openai_style_message(server: ServerProcess, fake: FakeProvider,
+                                                         raw: bytes, fragment: str) -> None:
+    for stream in (False, True):
+        payload = raw
+        if stream and raw.startswith(b"{\""):
+            payload = orjson.dumps({**orjson.loads(raw), "stream": True})
+        reply = post(server.url + CHAT, raw=payload)
+        assert reply.status == 400, reply.body
+        assert reply.headers["content-type"].startswith("application/json")
+        assert fragment in reply.json()["error"]["message"]
+
+
+def test_missing_key_is_401(server: ServerProcess) -> None:
+    reply = post(server.url + CHAT, {"messages": USER}, key=None)
+    assert reply.status == 401 and reply.json()["error"]["message"]
+
+
+def test_span_records_name_tags_parent_and_cost(server: ServerProcess, fake: FakeProvider) -> None:
+    parent = chat(server, {"model": "openai/gpt-4o-mini", "messages": USER})
+    parent_id = parent.headers["x-opper-span-id"]
+    child = chat(server, {"model": "anthropic/claude-haiku-4-5", "messages": USER, "tags": {"team": "search"}},
+                 headers={"X-Opper-Name": "support-bot", "X-Opper-Parent-Span-Id": parent_id})
+    assert child.status == 200, child.body
+    recorded = span(server, child.headers["x-opper-span-id"])
+    assert recorded["name"] == "support-bot" and recorded["type"] == "chat"
+    assert recorded["parent_id"] == parent_id
+    assert recorded["trace_id"] == span(server, parent_id)["trace_id"]
+    assert recorded["tags"] == {"team": "search"}
+    assert recorded["cost"] == child.json()["cost"]
+    assert recorded["model"] == "anthropic/claude-haiku-4-5"
+    assert span(server, parent_id)["name"] == "chat"
+    by_body = chat(server, {"model": "openai/gpt-4o-mini", "messages": USER, "parent_span_id": parent_id,
+                            "stream": True})
+    assert span(server, by_body.headers["x-opper-span-id"])["parent_id"] == parent_id
+    missing = chat(server, {"model": "openai/gpt-4o-mini", "messages": USER},
+                   headers={"X-Opper-Parent-Span-Id": "00000000-0000-0000-0000-000000000000"})
+    assert missing.status == 404
+
+
+def test_structured_output_is_validated_with_a_reask(server: ServerProcess, fake: FakeProvider) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+              "required": ["city", "population"], "additionalProperties": False}
+    fake.script("gpt-4o-mini", Behaviour(json={"city": "Oslo"}), Behaviour(json={"city": "Oslo", "population": 7}))
+    reply = chat(server, {"model": "openai/gpt-4o-mini", "messages": USER, "response_format": {
+        "type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}}})
+    assert reply.status == 200, reply.body
+    assert orjson.loads(reply.json()["choices"][0]["message"]["content"]) == {"city": "Oslo", "population": 7}
+    assert len(fake.requests) == 2
+    assert "population" in str(fake.requests[1].json["messages"][-1]["content"])
+    fake.script("gpt-4o-mini", *[Behaviour(json={"city": 1})] * 5)
+    failed = chat(server, {"model": "openai/gpt-4o-mini", "messages": USER, "output_schema": schema})
+    assert failed.status == 400 and failed.json()["error"]["code"] == "structured_generation_failed"
+
+
+def test_v2_twin_path(server: ServerProcess, fake: FakeProvider) -> None:
+    reply = chat(server, {"model": "openai/gpt-4o-mini", "messages": USER}, path="/v2/openai/chat/completions")
+    assert reply.status == 200 and reply.json()["object"] == "chat.completion"
+
+
+def test_embeddings_over_http(server: ServerProcess, fake: FakeProvider) -> None:
+    url = server.url + "/v3/compat/embeddings"
+    reply = post(url, {"model": "openai/text-embedding-3-small", "input": ["a", "bb"], "dimensions": 4},
+                 headers={"X-Opper-Name": "embedder"})
+    assert reply.status == 200, reply.body
+    body = reply.json()
+    assert body["object"] == "list" and [d["index"] for d in body["data"]] == [0, 1]
+    assert len(body["data"][0]["embedding"]) == 4
+    assert body["usage"]["prompt_tokens"] == body["usage"]["total_tokens"] > 0
+    assert fake.requests[-1].json["dimensions"] == 4
+    recorded = span(server, reply.headers["x-opper-span-id"])
+    assert recorded["type"] == "embedding" and recorded["name"] == "embedder"
+    assert recorded["output"] == {"count": 2, "dimensions": 4}
+    encoded = post(url, {"model": "openai/text-embedding-3-small", "input": "a", "dimensions": 4,
+                         "encoding_format": "base64"}).json()["data"][0]["embedding"]
+    assert list(struct.unpack("<4f", base64.b64decode(encoded))) == pytest.approx(body["data"][0]["embedding"])
+    assert post(url, {"model": "openai/text-embedding-3-small"}).status == 400
+    assert post(url, {"model": "openai/reject-model", "input": "a"}).status == 400

@@ -51,7 +51,7 @@ def _object(body: dict[str, Any], key: str) -> dict[str, Any] | None:
     return value
 
 
-def _score(body: dict[str, Any]) -> int | None:
+def _score(body: dict[str, Any]) -> float | None:
     value = body.get("score")
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise BadRequestError("'score' must be a number")
@@ -166,6 +166,9 @@ def v3_span(span: SpanRecord) -> dict[str, Any]:
         "metadata": span.meta.get(METADATA_KEY) or {},
         "tags": span.tags,
         "model": span.model_used,
+        "model_chain": span.model_chain,
+        "models_failed": span.models_failed,
+        "attempts": span.attempts,
         "usage": span.usage or None,
         "cost": span.cost,
     }

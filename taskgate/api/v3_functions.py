@@ -2,7 +2,8 @@
 
 v3 calls a function's body its "script" (`source`). A Taskgate script is the function's prompt:
 `source` is its instructions, `PUT {source}` makes a new revision with that prompt, and later
-calls that omit `instructions` use it.
+calls that omit `instructions` use it. Every change here tells the engine's function book to
+forget what it remembered, so the next call compares against the store again.
 """
 
 from __future__ import annotations
@@ -96,12 +97,15 @@ async def update_function(req: V3Request) -> Response:
     record = await require_function(req)
     definition = replace(record.definition, instructions=source)
     updated = await req.ctx.store.upsert_function(req.project_id, record.name, definition)
+    req.ctx.engine.functions.forget(req.project_id, record.name)
     return JSONResponse(function_details(updated))
 
 
 async def delete_function(req: V3Request) -> Response:
-    if not await req.ctx.store.delete_function(req.project_id, req.params["name"]):
-        raise NotFoundError(f"function '{req.params['name']}' not found")
+    name = req.params["name"]
+    if not await req.ctx.store.delete_function(req.project_id, name):
+        raise NotFoundError(f"function '{name}' not found")
+    req.ctx.engine.functions.forget(req.project_id, name)
     return Response(status_code=204)
 
 
@@ -126,6 +130,7 @@ async def revert_revision(req: V3Request) -> Response:
     reverted = await req.ctx.store.revert_function(req.project_id, record.name, number)
     if reverted is None:
         raise NotFoundError(f"function '{record.name}' has no revision {number}")
+    req.ctx.engine.functions.forget(req.project_id, record.name)
     return JSONResponse(function_details(reverted))
 
 

@@ -238,7 +238,7 @@ class JsonPathStream:
         parts = self._parts
         if self._escape:
             pending = self._escape
-            length = self._decode_escape(pending + chunk[i : i + 6], i)
+            length = self._decode_escape(pending + chunk[i : i + 6], i - len(pending))
             if not length:
                 self._escape = pending + chunk[i:]
                 return n, False
@@ -313,7 +313,9 @@ class JsonPathStream:
         self._high = None
 
     def _parse_number(self, i: int) -> int | float:
+        """Convert the finished number token, which ends just before chunk index `i`."""
         text = self._number
+        start = i - len(text)
         try:
             if _INTEGER(text):
                 return int(text)
@@ -321,9 +323,9 @@ class JsonPathStream:
                 return float(text)
         except ValueError:  # more digits than int() accepts
             self._state = _FAILED
-            raise self._error("number too long", i) from None
+            raise self._error("number too long", start) from None
         self._state = _FAILED
-        raise self._error(f"invalid number {text!r}", i)
+        raise self._error(f"invalid number {text!r}", start)
 
     def _error(self, message: str, i: int) -> JSONStreamError:
         return JSONStreamError(message, self._offset + i)

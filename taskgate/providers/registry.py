@@ -47,11 +47,12 @@ class ProviderRegistry:
         if kind == "anthropic":
             return AnthropicAdapter(resolved, timeout_s=settings.request_timeout_s)
         if kind == "local":
-            try:
+            try:  # the module and its constructor both need the optional llama-cpp-python
                 from taskgate.providers.local import LocalAdapter
+
+                return LocalAdapter(settings)
             except ImportError as exc:
                 raise BadRequestError(f"{LOCAL_INSTALL_HINT} ({exc})") from exc
-            return LocalAdapter(settings)
         raise BadRequestError(
             f"provider '{provider}' has unknown kind '{kind}'; use openai, anthropic or local"
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from functools import reduce
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -22,8 +23,8 @@ from taskgate.store.tables import examples
 MAX_QUERY_TERMS = 64
 _WORD = re.compile(r"\w+", re.UNICODE)
 _FTS = sa.table("examples_fts", sa.column("example_id"), sa.column("function_id"))
-_FTS_TABLE = sa.literal_column("examples_fts")
-_PG_CONFIG = sa.literal_column("'simple'")  # must match the index expression of migration 0001
+_FTS_TABLE: sa.ColumnClause[str] = sa.literal_column("examples_fts")
+_PG_CONFIG: sa.ColumnClause[str] = sa.literal_column("'simple'")  # must match the index expression of migration 0001
 
 
 def query_terms(query: str) -> list[str]:
@@ -112,7 +113,8 @@ def _sqlite_ranked(conn: Connection, project_id: str, function_id: str, terms: l
 def _pg_ranked(conn: Connection, project_id: str, function_id: str, terms: list[str],
                limit: int) -> list[ExampleRecord]:
     # tsquery `||` is OR; each term is its own bind parameter through plainto_tsquery.
-    tsquery = reduce(lambda a, b: a.op("||")(b), [sa.func.plainto_tsquery(_PG_CONFIG, term) for term in terms])
+    parts: list[sa.ColumnElement[Any]] = [sa.func.plainto_tsquery(_PG_CONFIG, term) for term in terms]
+    tsquery = reduce(lambda a, b: a.op("||")(b), parts)
     vector = sa.func.to_tsvector(_PG_CONFIG, examples.c.search_text)
     query = (
         sa.select(examples)

@@ -67,9 +67,9 @@ class _Generator:
         if kind == "string":
             return _string(schema, variant)
         if kind == "integer":
-            return int(_number(schema, 1 + variant, integer=True))
+            return int(_number(schema, variant, integer=True))
         if kind == "number":
-            return _number(schema, 1.5 + variant, integer=False)
+            return _number(schema, variant, integer=False)
         if kind == "boolean":
             return variant % 2 == 0
         if kind == "null":
@@ -163,26 +163,25 @@ def _string(schema: dict[str, Any], variant: int) -> str:
     return text
 
 
-def _number(schema: dict[str, Any], wanted: float, *, integer: bool) -> float:
+def _number(schema: dict[str, Any], variant: int, *, integer: bool) -> float:
+    """A value inside the bounds; sibling variants step apart so array items stay unique."""
+    step = schema.get("multipleOf") or (1 if integer else 0.5)
     low = schema.get("minimum")
     high = schema.get("maximum")
     ex_low = schema.get("exclusiveMinimum")
     ex_high = schema.get("exclusiveMaximum")
-    step = 1 if integer else 0.5
-    if ex_low is not None and not isinstance(ex_low, bool):
+    if isinstance(ex_low, int | float) and not isinstance(ex_low, bool):
         low = ex_low + step if low is None else max(low, ex_low + step)
-    if ex_high is not None and not isinstance(ex_high, bool):
+    if isinstance(ex_high, int | float) and not isinstance(ex_high, bool):
         high = ex_high - step if high is None else min(high, ex_high - step)
-    value = wanted
+    value = 1 if integer else 1.5
     if low is not None and value < low:
         value = low
     if high is not None and value > high:
         value = high
-    multiple = schema.get("multipleOf")
-    if multiple:
-        value = (value // multiple) * multiple
-        if low is not None and value < low:
-            value += multiple
-    if integer:
-        value = math.ceil(value)
-    return value
+    if schema.get("multipleOf"):
+        value = math.ceil(value / step) * step
+    value += variant * step
+    if high is not None and value > high:
+        value -= 2 * variant * step
+    return math.ceil(value) if integer else value

@@ -1,0 +1,47 @@
+"""Projects and API keys. Keys are stored as their sha256 only; the plaintext is shown once."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from taskgate.store.codec import new_id, utcnow
+from taskgate.store.tables import api_keys, projects
+
+KEY_PREFIX = "tg_"
+
+
+def ensure_project(conn: Connection, name: str) -> str:
+    """The project's id, creating it on first use. Racing creators meet on the unique name."""
+    query = sa.select(projects.c.id).where(projects.c.name == name)
+    existing = conn.execute(query).scalar_one_or_none()
+    if existing is not None:
+        return str(existing)
+    conn.execute(projects.insert().values(id=new_id(), name=name, created_at=utcnow()))
+    return str(conn.execute(query).scalar_one())
+
+
+def new_key() -> str:
+    """`tg_` and 32 url-safe characters (192 random bits)."""
+    return KEY_PREFIX + secrets.token_urlsafe(24)
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(conn: Connection, project_name: str) -> str:
+    project_id = ensure_project(conn, project_name)
+    key = new_key()
+    conn.execute(api_keys.insert().values(id=new_id(), project_id=project_id, key_hash=key_hash(key),
+                                          created_at=utcnow()))
+    return key
+
+
+def project_for_key_hash(conn: Connection, digest: str) -> str | None:
+    query = sa.select(api_keys.c.project_id).where(api_keys.c.key_hash == digest)
+    found = conn.execute(query).scalar_one_or_none()
+    return None if found is None else str(found)

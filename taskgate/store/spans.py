@@ -1,0 +1,81 @@
+"""Spans and the traces they form. Blocking calls on one connection.
+
+A trace's summary comes from its root span: the span without a parent or, while that one is not
+recorded yet, the earliest one. One window-function query picks the roots and one aggregate
+query counts and sums per trace, for SQLite and Postgres alike.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from taskgate.store.base import SpanRecord, TraceSummary
+from taskgate.store.codec import span_from_row, span_to_row
+from taskgate.store.database import upsert
+from taskgate.store.tables import spans
+
+
+def write_spans(conn: Connection, records: list[SpanRecord]) -> None:
+    """Upsert; of two records with the same id in one batch the later wins (Postgres refuses to
+    touch one row twice in a statement, so they are collapsed first)."""
+    latest = {(span.project_id, span.id): span for span in records}
+    upsert(conn, spans, [span_to_row(span) for span in latest.values()], keys=("project_id", "id"))
+
+
+def get_span(conn: Connection, project_id: str, span_id: str) -> SpanRecord | None:
+    query = sa.select(spans).where(spans.c.project_id == project_id, spans.c.id == span_id)
+    row = conn.execute(query).mappings().first()
+    return span_from_row(row) if row else None
+
+
+def delete_span(conn: Connection, project_id: str, span_id: str) -> bool:
+    result = conn.execute(spans.delete().where(spans.c.project_id == project_id, spans.c.id == span_id))
+    return result.rowcount > 0
+
+
+def get_trace(conn: Connection, project_id: str, trace_id: str) -> list[SpanRecord]:
+    query = (sa.select(spans).where(spans.c.project_id == project_id, spans.c.trace_id == trace_id)
+             .order_by(spans.c.start_time.asc().nulls_last(), spans.c.id))
+    return [span_from_row(row) for row in conn.execute(query).mappings()]
+
+
+def delete_trace(conn: Connection, project_id: str, trace_id: str) -> bool:
+    result = conn.execute(spans.delete().where(spans.c.project_id == project_id, spans.c.trace_id == trace_id))
+    return result.rowcount > 0
+
+
+def list_traces(conn: Connection, project_id: str, name: str | None, limit: int,
+                offset: int) -> tuple[list[TraceSummary], int]:
+    """Newest first (by the trace's earliest start); `name` is a case-insensitive substring of the
+    root span's name. Returns one page and the total count for the same filter."""
+    in_project = spans.c.project_id == project_id
+    order = sa.func.row_number().over(
+        partition_by=spans.c.trace_id,
+        order_by=(sa.case((spans.c.parent_id.is_(None), 0), else_=1), spans.c.start_time.asc().nulls_last(),
+                  spans.c.id),
+    )
+    ranked = (sa.select(spans.c.trace_id, spans.c.name, spans.c.status, spans.c.input, spans.c.output,
+                        order.label("position"))
+              .where(in_project).subquery("ranked"))
+    roots = sa.select(ranked).where(ranked.c.position == 1).subquery("roots")
+    totals = (sa.select(spans.c.trace_id, sa.func.count().label("span_count"),
+                        sa.func.min(spans.c.start_time).label("start_time"),
+                        sa.func.max(spans.c.end_time).label("end_time"),
+                        sa.func.sum(spans.c.total_tokens).label("total_tokens"))
+              .where(in_project).group_by(spans.c.trace_id).subquery("totals"))
+    joined = totals.join(roots, roots.c.trace_id == totals.c.trace_id)
+    conditions = [roots.c.name.icontains(name, autoescape=True)] if name else []
+
+    total = conn.execute(sa.select(sa.func.count()).select_from(joined).where(*conditions)).scalar_one()
+    page = (sa.select(totals, roots.c.name, roots.c.status, roots.c.input, roots.c.output)
+            .select_from(joined).where(*conditions)
+            .order_by(totals.c.start_time.desc().nulls_last(), totals.c.trace_id)
+            .limit(limit).offset(offset))
+    items = [
+        TraceSummary(id=row["trace_id"], name=row["name"], span_count=row["span_count"],
+                     start_time=row["start_time"], end_time=row["end_time"], status=row["status"],
+                     input=row["input"], output=row["output"], total_tokens=int(row["total_tokens"] or 0))
+        for row in conn.execute(page).mappings()
+    ]
+    return items, total

@@ -1,0 +1,136 @@
+"""Span recording off the request path.
+
+`record()` only puts the span in a dict keyed by (project, span id), so a call never waits on
+the database, and a span recorded twice before a flush (started, then finished) is written once.
+A background task writes the pending spans in batches, one transaction per batch. A failing write
+is counted in `failed_writes`, logged, and retried later with a growing pause; after
+MAX_ATTEMPTS failures of the same span it is dropped (and counted in `dropped_spans`) rather than
+kept forever. `close()` writes everything accepted before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+
+from taskgate.store.base import SpanRecord, Store
+
+log = logging.getLogger("taskgate.spans")
+
+MAX_ATTEMPTS = 8
+MAX_BACKOFF_S = 30.0
+
+SpanKey = tuple[str, str]  # (project_id, span_id)
+
+
+class SpanRecorder:
+    def __init__(self, store: Store, flush_interval: float = 0.2, max_batch: int = 500) -> None:
+        self._store = store
+        self._interval = flush_interval
+        self._max_batch = max(1, max_batch)
+        self._pending: dict[SpanKey, SpanRecord] = {}
+        self._inflight: dict[SpanKey, SpanRecord] = {}  # being written: still visible to find_span
+        self._attempts: dict[SpanKey, int] = {}
+        self._lock = asyncio.Lock()  # one writer at a time, whether the background task or flush()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.failed_writes = 0
+        self.dropped_spans = 0
+
+    async def start(self) -> None:
+        """Start the background flush task (idempotent)."""
+        if self._task is None and not self._closed:
+            self._task = asyncio.create_task(self._run(), name="taskgate-span-recorder")
+
+    def record(self, span: SpanRecord) -> None:
+        """Accept `span` for writing; a later record of the same id replaces it. Never raises."""
+        try:
+            if self._closed:
+                self.dropped_spans += 1
+                log.warning("span %s recorded after the recorder closed; not written", span.id)
+                return
+            self._pending[(span.project_id, span.id)] = span
+            if len(self._pending) >= self._max_batch:
+                self._wake.set()
+        except Exception:
+            log.exception("could not accept a span for recording")
+
+    async def find_span(self, project_id: str, span_id: str) -> SpanRecord | None:
+        """The newest version of a span: the one waiting to be written, else the stored one."""
+        key = (project_id, span_id)
+        span = self._pending.get(key) or self._inflight.get(key)
+        if span is not None:
+            return span
+        return await self._store.get_span(project_id, span_id)
+
+    async def flush(self) -> None:
+        """Write what is pending now, batch by batch; stops at the first failing batch."""
+        async with self._lock:
+            while self._pending and await self._write_batch():
+                pass
+
+    async def close(self) -> None:
+        """Stop the background task and write every accepted span (each failing batch is retried
+        up to MAX_ATTEMPTS, so this ends even when the store is down)."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        while self._pending:
+            await self.flush()
+
+    async def _run(self) -> None:
+        failures = 0  # consecutive failed flushes: the pause doubles with each
+        while True:
+            if failures:
+                await asyncio.sleep(min(self._interval * 2 ** failures, MAX_BACKOFF_S))
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+            before = self.failed_writes
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("span flush failed unexpectedly")
+                self.failed_writes += 1
+            failures = failures + 1 if self.failed_writes > before else 0
+
+    async def _write_batch(self) -> bool:
+        keys = list(itertools.islice(self._pending, self._max_batch))
+        batch = {key: self._pending.pop(key) for key in keys}
+        self._inflight = batch
+        try:
+            await self._store.write_spans(list(batch.values()))
+        except Exception:
+            self.failed_writes += 1
+            log.warning("writing %d spans failed; will retry", len(batch), exc_info=True)
+            self._requeue(batch, failed=True)
+            return False
+        except BaseException:
+            # Cancelled mid-write (shutdown): the write may or may not have landed; upserting again is safe.
+            self._requeue(batch, failed=False)
+            raise
+        finally:
+            self._inflight = {}
+        for key in batch:
+            self._attempts.pop(key, None)
+        return True
+
+    def _requeue(self, batch: dict[SpanKey, SpanRecord], failed: bool) -> None:
+        for key, span in batch.items():
+            if key in self._pending:
+                continue  # recorded again meanwhile: the newer version supersedes this one
+            attempts = self._attempts.get(key, 0) + (1 if failed else 0)
+            if attempts >= MAX_ATTEMPTS:
+                self._attempts.pop(key, None)
+                self.dropped_spans += 1
+                log.error("dropping span %s after %d failed writes", span.id, attempts)
+                continue
+            self._attempts[key] = attempts
+            self._pending[key] = span

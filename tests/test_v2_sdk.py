@@ -1,0 +1,64 @@
+"""The real `opperai==1.7.2` client, in its own virtualenv, against a real `taskgate serve` (seeds 000, 002, 003)."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema_rs
+import pytest
+
+from tests.fakes.common import Behaviour
+from tests.http_client import get
+
+pytestmark = pytest.mark.sdk
+
+
+def run(sdk_venv, server, scenario):
+    result = sdk_venv.run("opperai-1.7.2", "v2_sdk.py", scenario, server=server)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_seed_002_get_capital_with_pydantic_schemas(sdk_venv, server, fake):
+    seen = run(sdk_venv, server, "get_capital")
+    assert seen["message"] is None
+    assert isinstance(seen["json_payload"]["capital"], str)
+    sent = fake.requests[-1].json
+    assert sent["response_format"]["json_schema"]["schema"]["required"] == ["capital"]
+    assert "country" in sent["messages"][0]["content"]  # the input schema is described to the model
+    assert seen["usage"]["total_tokens"] > 0 and seen["cost"]["total"] > 0
+
+
+def test_seed_003_add_numbers_with_examples_tags_parent_and_configuration(sdk_venv, server, fake):
+    fake.script("gpt-4o-mini", Behaviour(json={"sum": 9}))
+    seen = run(sdk_venv, server, "add_numbers")
+    assert seen["json_payload"] == {"sum": 9}
+    messages = fake.requests[-1].json["messages"]
+    assert {"role": "assistant", "content": '{"sum":4}'} in messages
+    span = get(f"{server.url}/v3/spans/{seen['span_id']}").json()["data"]
+    assert span["parent_id"] == "123e4567-e89b-12d3-a456-426614174000"
+    assert span["tags"] == {"project": "project_456", "user": "company_123"}
+
+
+def test_seed_000_creative_writer_stream_text_equals_the_span_output(sdk_venv, server, fake):
+    seen = run(sdk_venv, server, "creative_writer")
+    assert seen["content_type"].startswith("text/event-stream")
+    assert seen["text"] == "Hello from gpt-4o-mini! This is a fake reply."
+    span = get(f"{server.url}/v3/spans/{seen['span_id']}").json()["data"]
+    assert span["output"] == seen["text"]
+
+
+def test_seed_003_stream_with_output_schema_gives_json_paths(sdk_venv, server, fake):
+    seen = run(sdk_venv, server, "add_numbers_stream")
+    events = seen["events"]
+    assert events[0]["span_id"]
+    deltas = [e for e in events[1:] if e.get("chunk_type") == "json"]
+    assert [(e["json_path"], e["delta"]) for e in deltas] == [("response.sum", deltas[0]["delta"])]
+    assert isinstance(deltas[0]["delta"], int)
+    assert jsonschema_rs.Draft202012Validator({"type": "integer"}).is_valid(deltas[0]["delta"])
+
+
+def test_typed_error_classes(sdk_venv, server, fake):
+    seen = run(sdk_venv, server, "error_classes")
+    assert seen == {"400": "BadRequestError", "401": "UnauthorizedError", "404": "NotFoundError",
+                    "422": "RequestValidationError"}
