@@ -86,6 +86,7 @@ async def store(store_url: str) -> AsyncIterator[SqlStore]:
     await opened.close()
 
 
-async def new_project(store: SqlStore) -> str:
+@pytest.fixture
+async def project(store: SqlStore) -> str:
     """A project no other test uses, so tests sharing the Postgres database cannot see each other."""
     return await store.ensure_project(f"project-{uuid.uuid4().hex}")

@@ -222,7 +222,7 @@ async def test_consumer_aclose_disconnects_the_upstream(fake: FakeProvider, adap
     first = await anext(stream)
     while not first.text:
         first = await anext(stream)
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     assert await asyncio.to_thread(fake.wait_disconnects, 1, 10.0)
 
 

@@ -183,6 +183,7 @@ def test_options_mapping() -> None:
     options = translate_options({
         "max_completion_tokens": 77, "stop": "END", "temperature": 0.2, "top_p": 0.9, "top_k": 5,
         "user": "u-1", "seed": 3, "presence_penalty": 1.0, "logprobs": True, "response_format": {"type": "text"},
+        "metadata": {"purpose": "eval"}, "service_tier": "flex",
     })
     assert options == {
         "max_tokens": 77, "stop_sequences": ["END"], "temperature": 0.2, "top_p": 0.9, "top_k": 5,
@@ -191,6 +192,9 @@ def test_options_mapping() -> None:
     assert translate_options({})["max_tokens"] == DEFAULT_MAX_TOKENS
     assert translate_options({"max_tokens": 10, "max_completion_tokens": 20})["max_tokens"] == 10
     assert translate_options({"stop": ["a", "b"]})["stop_sequences"] == ["a", "b"]
+    assert translate_options({"metadata": {"user_id": "u-2"}})["metadata"] == {"user_id": "u-2"}
+    assert translate_options({"thinking": {"type": "enabled", "budget_tokens": 1024}})["thinking"] == {
+        "type": "enabled", "budget_tokens": 1024}
 
 
 def test_structured_output_is_a_forced_tool() -> None:

@@ -30,7 +30,7 @@ WEATHER_TOOL = {"type": "object", "properties": {"city": {"type": "string"}}, "r
 
 async def post(url: str, body: Any, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
     async with aiohttp.ClientSession() as session, session.post(url, json=body, headers=headers) as resp:
-        return resp.status, dict(resp.headers), await resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.headers.items()}, await resp.read()
 
 
 def sse_data(raw: bytes) -> list[str]:
@@ -151,7 +151,7 @@ async def test_openai_stream_shape_with_text_and_tool_calls(fake: FakeProvider) 
     fake.script("m", Behaviour(text="Let me check.", tool_calls=[("get_weather", {"city": "Paris"}),
                                                                 ("get_time", {"zone": "CET"})]))
     _, headers, raw = await openai_chat(fake, model="m", stream=True, stream_options={"include_usage": True})
-    assert headers["Content-Type"].startswith("text/event-stream")
+    assert headers["content-type"].startswith("text/event-stream")
     data = sse_data(raw)
     assert data[-1] == "[DONE]"
     chunks = [json.loads(d) for d in data[:-1]]
@@ -231,7 +231,7 @@ async def test_raw_body_is_sent_verbatim(fake: FakeProvider) -> None:
     fake.script("m", Behaviour(raw_body=b'{"choices": [tru'))
     status, headers, raw = await openai_chat(fake, model="m")
     assert (status, raw) == (200, b'{"choices": [tru')
-    assert headers["Content-Type"].startswith("application/json")
+    assert headers["content-type"].startswith("application/json")
 
 
 async def test_cut_after_ends_the_stream_without_a_clean_end(fake: FakeProvider) -> None:

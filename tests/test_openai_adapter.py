@@ -20,7 +20,7 @@ from taskgate.errors import (
 )
 from taskgate.providers.base import ChatChunk, ChatRequest, StructuredOutput
 from taskgate.providers.catalog import PRESETS, ResolvedProvider
-from taskgate.providers.openai_compat import OpenAICompatAdapter
+from taskgate.providers.openai_compat import OpenAICompatAdapter, parse_completion
 from tests.fakes import openai_wire
 from tests.fakes.provider import REJECTED_MODEL, Behaviour, FakeProvider
 
@@ -96,9 +96,7 @@ async def test_complete_tool_calls(fake: FakeProvider, adapter: OpenAICompatAdap
     assert all(c.id for c in response.tool_calls)
 
 
-async def test_refusal_is_reported_as_content_filter(adapter: OpenAICompatAdapter) -> None:
-    from taskgate.providers.openai_compat import parse_completion
-
+async def test_refusal_is_reported_as_content_filter() -> None:
     data = {"choices": [{"message": {"content": None, "refusal": "I can't help"}, "finish_reason": "stop"}]}
     assert parse_completion(data, "openai").finish_reason == "content_filter"
 
@@ -112,6 +110,12 @@ async def test_stream_text_finish_and_usage(fake: FakeProvider, adapter: OpenAIC
     body = fake.requests[-1].json
     assert body["stream"] is True
     assert body["stream_options"] == {"x": 1, "include_usage": True}
+
+
+async def test_stream_options_are_not_sent_without_streaming(fake: FakeProvider, adapter: OpenAICompatAdapter) -> None:
+    options = {"stream_options": {"x": 1}, "stream": True}
+    await adapter.complete(ChatRequest(model="gpt-b", messages=USER, options=options))
+    assert "stream_options" not in fake.requests[-1].json and "stream" not in fake.requests[-1].json
 
 
 async def test_stream_tool_call_fragments(fake: FakeProvider, adapter: OpenAICompatAdapter) -> None:
@@ -235,10 +239,9 @@ async def test_in_stream_error_event_is_mapped(fake: FakeProvider, adapter: Open
 async def test_consumer_aclose_disconnects_the_upstream(fake: FakeProvider, adapter: OpenAICompatAdapter) -> None:
     fake.script("gpt-long", Behaviour(text="word " * 200, event_delay_s=0.02))
     stream = adapter.stream(ChatRequest(model="gpt-long", messages=USER))
-    assert isinstance(stream, AsyncIterator)
     first = [await anext(stream), await anext(stream)]
     assert "".join(c.text for c in first).startswith("word")
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     assert await asyncio.to_thread(fake.wait_disconnects, 1, 10.0)
 
 

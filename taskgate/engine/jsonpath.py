@@ -93,6 +93,8 @@ class JsonPathStream:
         """Consume the next piece of text; return the events it produced, in order."""
         events: list[tuple[str, Any]] = []
         state = self._state
+        if state == _FAILED:
+            raise self._error("the stream already failed", 0)
         stack = self._stack
         n = len(chunk)
         i = 0
@@ -213,11 +215,9 @@ class JsonPathStream:
                 else:
                     self._path = stack[-1][1] + "[0]"
                     state = _VALUE
-            else:
+            else:  # _DONE
                 self._state = _FAILED
-                if state == _DONE:
-                    raise self._error(f"unexpected {c!r} after the JSON value", i)
-                raise self._error("the stream already failed", i)
+                raise self._error(f"unexpected {c!r} after the JSON value", i)
         self._state = state
         self._offset += n
         return events

@@ -17,7 +17,7 @@ from taskgate.providers.schema_support import safe_schema_name
 
 DEFAULT_MAX_TOKENS = 4096
 STRUCTURED_TOOL_DESCRIPTION = "Respond with the result"
-_PASSTHROUGH_OPTIONS = ("temperature", "top_p", "top_k", "thinking", "service_tier")
+_PASSTHROUGH_OPTIONS = ("temperature", "top_p", "top_k", "thinking")
 _STOP_REASONS = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -80,11 +80,11 @@ def translate_options(options: dict[str, Any]) -> dict[str, Any]:
     stop = options.get("stop")
     if stop:
         out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-    metadata = dict(options.get("metadata") or {}) if isinstance(options.get("metadata"), dict) else {}
-    if options.get("user"):
-        metadata["user_id"] = str(options["user"])
-    if metadata:
-        out["metadata"] = metadata
+    # OpenAI's free-form `metadata` has no Anthropic meaning; only a user id carries over.
+    metadata = options.get("metadata")
+    user = options.get("user") or (metadata.get("user_id") if isinstance(metadata, dict) else None)
+    if user:
+        out["metadata"] = {"user_id": str(user)}
     return out
 
 

@@ -70,7 +70,9 @@ class _Runner:
         self._vocab: Any = None
         self._concurrency = max(1, settings.local_concurrency)
         self._queue_size = max(0, settings.local_queue_size)
-        self._threads = int(settings.env.get("TASKGATE_LOCAL_THREADS") or os.cpu_count() or 1)
+        # Half the cores (llama-cpp-python's own default): on a busy machine, threads that wait on
+        # each other at every layer barrier turn a 20 tokens/s model into a 2 tokens/s one.
+        self._threads = int(settings.env.get("TASKGATE_LOCAL_THREADS") or max(1, (os.cpu_count() or 2) // 2))
         self._slots: asyncio.Semaphore | None = None
         self._waiting = 0
         self._avg_seconds = 1.0  # running mean of a generation, for Retry-After
@@ -156,7 +158,8 @@ class _Runner:
                 grammar = LlamaGrammar.from_string(self._grammars.get(plan.schema), verbose=False)
             except GrammarUnavailable as exc:
                 notes.append(f"grammar unavailable for this schema: {exc}; fell back to prompting")
-        prompt = build_prompt(plan.messages, json_hint=plan.schema is not None and grammar is None)
+        fallback = plan.schema is not None and grammar is None
+        prompt = build_prompt(plan.messages, json_hint=fallback)
         tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
         room = CONTEXT_TOKENS - len(tokens)
         if room < 1:
@@ -166,7 +169,7 @@ class _Runner:
             )
         max_tokens = min(plan.max_tokens, room)
         llm.set_seed(plan.seed if plan.seed is not None else random.getrandbits(31))
-        shaper = OutputShaper(plan.stops, json_mode=plan.schema is not None, skip_to_json=grammar is None)
+        shaper = OutputShaper(plan.stops, json_mode=plan.schema is not None, skip_to_json=fallback)
         decoder = _Utf8()
         parts: list[str] = []
         generated = 0

@@ -28,7 +28,7 @@ from taskgate.providers.http import UpstreamHTTP, request_timeout
 from taskgate.providers.schema_support import safe_schema_name
 
 # Body keys the adapter owns; an option of the same name must not clobber them.
-_RESERVED = frozenset({"timeout", "model", "messages", "stream"})
+_RESERVED = frozenset({"timeout", "model", "messages", "stream", "stream_options"})
 
 
 class OpenAICompatAdapter:
@@ -58,7 +58,8 @@ class OpenAICompatAdapter:
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         body = build_body(request)
         body["stream"] = True
-        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        caller_options = request.options.get("stream_options")
+        body["stream_options"] = {**(caller_options if isinstance(caller_options, dict) else {}), "include_usage": True}
         provider = self._http.provider
         seen_tools: set[int] = set()
         usage: Usage | None = None

@@ -26,6 +26,11 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def json_dumps(value: Any) -> str:
+    """orjson, tolerant of odd values (recording must not fail on a stray datetime or set)."""
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def canonical_json(value: Any) -> bytes:
     """Sorted keys and no whitespace, so equal values give equal bytes whatever their key order."""
     return orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)

@@ -20,6 +20,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
+from taskgate.store.codec import json_dumps
+
 T = TypeVar("T")
 
 WORKERS = 4
@@ -44,25 +46,18 @@ def is_memory_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def _json_dumps(value: Any) -> str:
-    """orjson, tolerant of odd values (recording must not fail on a stray datetime or set)."""
-    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
 def create_engine(url: URL) -> Engine:
     if url.get_backend_name() == "postgresql":
         return sa.create_engine(url, pool_size=WORKERS, max_overflow=0, pool_pre_ping=True,
-                                json_serializer=_json_dumps, json_deserializer=orjson.loads)
+                                json_serializer=json_dumps, json_deserializer=orjson.loads)
     if is_memory_sqlite(url):
         # One shared connection, or every pooled connection would see its own empty database.
-        engine = sa.create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False},
-                                  json_serializer=_json_dumps, json_deserializer=orjson.loads)
+        engine = sa.create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
         assert url.database is not None
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, pool_size=WORKERS, max_overflow=0,
-                                  connect_args={"check_same_thread": False},
-                                  json_serializer=_json_dumps, json_deserializer=orjson.loads)
+                                  connect_args={"check_same_thread": False})
     _configure_sqlite(engine, wal=not is_memory_sqlite(url))
     return engine
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+
+from taskgate.store.codec import json_dumps
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -36,8 +39,22 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-# JSONB on Postgres (indexable, compact); SQLite stores JSON text.
-JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+class JSONText(sa.TypeDecorator[Any]):
+    """JSON as TEXT for SQLite. A column declared `JSON` there gets numeric affinity, which turns
+    the stored text `1` into the integer 1 behind the JSON layer's back; TEXT keeps it verbatim."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else json_dumps(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else orjson.loads(value)
+
+
+# JSONB on Postgres (indexable, compact); JSON text on SQLite.
+JSONType = JSONText().with_variant(JSONB(), "postgresql")
 UUID_LEN = 36
 
 metadata = sa.MetaData(

@@ -57,9 +57,9 @@ ADD_ARGS = dict(
     output_schema=ADD_OUTPUT_SCHEMA, input={"x": 4, "y": 5},
     examples=[{"input": {"x": 1, "y": 3}, "output": {"sum": 4}, "comment": "Adds two numbers"}],
     parent_span_id=PARENT, tags={"project": "project_456", "user": "company_123"},
-    configuration=models.FunctionCallConfiguration(
-        beta_evaluation=models.EvaluationConfig(scorers=models.ScorersEnum1.BASE),
-    ),
+    # The seed's `models.FunctionCallConfiguration(beta_evaluation=models.EvaluationConfig(...))` is from a
+    # newer docs page; 1.7.2 names the same thing FunctionCallConfigurationInput and types beta_evaluation as Any.
+    configuration=models.FunctionCallConfigurationInput(beta_evaluation={"scorers": "base"}),
 )
 
 
@@ -83,7 +83,7 @@ def add_numbers_stream() -> None:
     ensure_parent()
     res = opper.stream(**ADD_ARGS)
     events = []
-    with res as event_stream:
+    with res.result as event_stream:  # the seed's `with res` predates 1.7.2's response wrapper
         for event in event_stream:
             events.append(event.data.model_dump())
     dump({"events": events})
@@ -106,7 +106,7 @@ def creative_writer() -> None:
             span_id = event.data.span_id
     print("\n", file=sys.stderr)
     dump({"text": "".join(gathered), "span_id": span_id,
-          "content_type": stream_response.headers.get("content-type")})
+          "content_type": stream_response.headers.get("content-type")[0]})
 
 
 def error_classes() -> None:

@@ -139,17 +139,18 @@ def functions(opper: Opper, cfg: dict[str, Any]) -> dict[str, Any]:
 
 def examples(opper: Opper, cfg: dict[str, Any]) -> dict[str, Any]:
     name = cfg["name"]
-    one = opper.functions.create_example(name, input={"text": "the cat sat on the mat"},
-                                         output={"label": "cats"}, tag="train")
+    one = opper.functions.create_example(name, input={"text": "stock prices fell sharply"},
+                                         output={"label": "finance"}, tag="golden")
     batch = opper.functions.create_examples_batch(name, [
         {"input": {"text": "dogs bark at the mailman"}, "output": {"label": "dogs"}},
-        {"input": {"text": "stock prices fell sharply"}, "output": {"label": "finance"}, "tag": "golden"},
+        {"input": {"text": "rain expected tomorrow"}, "output": {"label": "weather"}},
+        {"input": {"text": "the cat sat on the mat"}, "output": {"label": "cats"}, "tag": "train"},
         {"input": {"text": "a kitten chased the cat toy"}, "output": {"label": "cats"}},
     ])
     listed = opper.functions.list_examples(name)
     golden = opper.functions.list_examples(name, tag="golden")
     page = opper.functions.list_examples(name, limit=2, offset=1)
-    opper.functions.delete_example(name, batch[1]["uuid"])
+    opper.functions.delete_example(name, batch[0]["uuid"])
     after_delete = opper.functions.list_examples(name)
     res = opper.call(name, input={"text": "my cat likes the mat"}, model=cfg.get("model"))
     return {"one": one, "batch": batch, "listed": listed, "golden": golden, "page": page,
@@ -200,9 +201,9 @@ def _error_of(action: Any) -> dict[str, Any]:
     try:
         action()
     except ApiError as exc:
-        detail = exc.error
-        return {"class": type(exc).__name__, "status": exc.status,
-                "code": detail.code if detail else None, "message": detail.message if detail else None}
+        detail = exc.error or {}  # a TypedDict {code, message, details}
+        return {"class": type(exc).__name__, "status": exc.status, "code": detail.get("code"),
+                "message": detail.get("message")}
     return {"class": None}
 
 

@@ -17,7 +17,7 @@ branch_labels = None
 depends_on = None
 
 ID = sa.String(36)
-JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+JSON = sa.Text().with_variant(JSONB(), "postgresql")  # JSON text on SQLite: see tables.JSONText
 
 
 def _time(name: str, nullable: bool = False) -> sa.Column[object]:
