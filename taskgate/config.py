@@ -49,6 +49,7 @@ class Settings:
             max_body_bytes=int(env.get("TASKGATE_MAX_BODY_BYTES", 10 * 1024 * 1024)),
             request_timeout_s=float(env.get("TASKGATE_REQUEST_TIMEOUT", 120.0)),
             heartbeat_s=float(env.get("TASKGATE_HEARTBEAT_SECONDS", 15.0)),
+            span_flush_interval_s=float(env.get("TASKGATE_SPAN_FLUSH_SECONDS", 0.2)),
             local_models=_parse_local_models(env.get("TASKGATE_LOCAL_MODELS", "")),
             local_concurrency=int(env.get("TASKGATE_LOCAL_CONCURRENCY", 1)),
             local_queue_size=int(env.get("TASKGATE_LOCAL_QUEUE", 16)),

@@ -126,7 +126,7 @@ def test_fallback_before_first_chunk_through_the_client(sdk_venv: SdkVenvs, serv
     assert out["text"] == fake.default_text("claude-haiku-4-5")
 
 
-@pytest.mark.parametrize(("kwargs", "fragment"), [
+BAD_INPUTS = [
     ({"model": OPENAI, "messages": []}, "messages"),
     ({"model": OPENAI, "messages": [{"role": "narrator", "content": "x"}]}, "role"),
     ({"model": OPENAI, "messages": [{"role": "user", "content": "x"}],
@@ -134,12 +134,15 @@ def test_fallback_before_first_chunk_through_the_client(sdk_venv: SdkVenvs, serv
     ({"model": "nowhere/model-x", "messages": [{"role": "user", "content": "x"}]}, "unknown provider"),
     ({"model": "openai/reject-model", "messages": [{"role": "user", "content": "x"}], "stream": True},
      "reject-model"),
-])
-def test_bad_input_raises_bad_request_error(sdk_venv: SdkVenvs, server: ServerProcess, fake: FakeProvider,
-                                            kwargs: dict[str, Any], fragment: str) -> None:
-    out = run(sdk_venv, server, "bad_request", kwargs=kwargs)
-    assert out["raised"] == "BadRequestError" and out["status"] == 400
-    assert fragment in out["message"]
+]
+
+
+def test_bad_input_raises_bad_request_error(sdk_venv: SdkVenvs, server: ServerProcess, fake: FakeProvider) -> None:
+    outcomes = run(sdk_venv, server, "bad_request", cases=[kwargs for kwargs, _ in BAD_INPUTS])
+    assert len(outcomes) == len(BAD_INPUTS)
+    for outcome, (kwargs, fragment) in zip(outcomes, BAD_INPUTS, strict=True):
+        assert outcome["raised"] == "BadRequestError" and outcome["status"] == 400, kwargs
+        assert fragment in outcome["message"], outcome
 
 
 def test_cost_header_body_and_usage_chunk_and_span(sdk_venv: SdkVenvs, server: ServerProcess,

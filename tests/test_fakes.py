@@ -296,6 +296,8 @@ async def test_anthropic_checks_its_headers_and_body(fake: FakeProvider) -> None
     assert status == 401 and orjson.loads(raw)["error"]["type"] == "authentication_error"
     status, _, raw = await post(url, body, {"x-api-key": "k"})
     assert status == 400 and "anthropic-version" in orjson.loads(raw)["error"]["message"]
+    status, _, _ = await post(url, body, {"authorization": "Bearer k", "anthropic-version": "2023-06-01"})
+    assert status == 200
     status, _, raw = await post(url, {"model": "c", "messages": USER}, ANTHROPIC_HEADERS)
     assert status == 400 and orjson.loads(raw)["error"]["message"] == "max_tokens: Field required"
 

@@ -274,6 +274,7 @@ async def test_traces_summarise_filter_and_page(store: SqlStore, project: str) -
     filtered, count = await store.list_traces(project, name="JOB_1")
     assert count == 1 and [t.name for t in filtered] == ["Job_1"]
     assert (await store.list_traces(project, name="%"))[1] == 0  # LIKE wildcards are literal
+    assert (await store.list_traces(project, name="o_"))[1] == 0  # "_" is literal too ("ob" must not match)
     assert (await store.list_traces(project, name="b_"))[1] == 3
     page, count = await store.list_traces(project, limit=1, offset=1)
     assert count == 3 and [t.name for t in page] == ["Job_1"]
@@ -294,7 +295,8 @@ async def test_span_roundtrip_upsert_and_delete(store: SqlStore, project: str) -
     plus_two = timezone(timedelta(hours=2))
     span = _span(project, f"s-{project}", trace, type="generation",
                  start_time=datetime(2026, 1, 1, 12, tzinfo=plus_two), input="hi", model_chain=["a/b", "c/d"],
-                 model_used="c/d", models_failed=["a/b"], attempts=2, cost=0.25, tags={"k": "v"}, meta={"m": [1, 2]}, function_name="fn")
+                 model_used="c/d", models_failed=["a/b"], attempts=2, cost=0.25, tags={"k": "v"},
+                 meta={"m": [1, 2]}, function_name="fn")
     await store.write_spans([span])
     stored = await store.get_span(project, span.id)
     assert stored is not None

@@ -48,8 +48,11 @@ def unknown_model_body(model: str) -> bytes:
 
 
 def header_problem(headers: Any) -> tuple[int, bytes] | None:
-    """Anthropic refuses a request without its key or version header before reading the body."""
-    if not headers.get("x-api-key"):
+    """Anthropic refuses a request without its key or version header before reading the body.
+
+    Newer official clients send the key as `Authorization: Bearer` instead of `x-api-key`.
+    """
+    if not headers.get("x-api-key") and not headers.get("authorization", "").startswith("Bearer "):
         return 401, error_body(401, "x-api-key header is required")
     if not headers.get("anthropic-version"):
         return 400, error_body(400, "anthropic-version: header is required")

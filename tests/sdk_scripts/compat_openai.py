@@ -146,12 +146,17 @@ def mid_stream_error(client: OpenAI, cfg: dict[str, Any]) -> dict[str, Any]:
     return {"raised": None, "received": "".join(received)}
 
 
-def bad_request(client: OpenAI, cfg: dict[str, Any]) -> dict[str, Any]:
-    try:
-        client.chat.completions.create(**cfg["kwargs"])
-    except openai.APIStatusError as exc:
-        return {"raised": type(exc).__name__, "status": exc.status_code, "message": exc.message}
-    return {"raised": None}
+def bad_request(client: OpenAI, cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """One outcome per entry of `cases` (keyword arguments to create), in one process to save start-ups."""
+    outcomes: list[dict[str, Any]] = []
+    for kwargs in cfg["cases"]:
+        try:
+            client.chat.completions.create(**kwargs)
+        except openai.APIStatusError as exc:
+            outcomes.append({"raised": type(exc).__name__, "status": exc.status_code, "message": exc.message})
+        else:
+            outcomes.append({"raised": None})
+    return outcomes
 
 
 def with_cost(client: OpenAI, cfg: dict[str, Any]) -> dict[str, Any]:

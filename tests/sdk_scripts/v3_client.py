@@ -221,8 +221,12 @@ def errors(opper: Opper, cfg: dict[str, Any]) -> dict[str, Any]:
     return {name: _error_of(action) for name, action in checks.items()}
 
 
+def internal_error(opper: Opper, cfg: dict[str, Any]) -> dict[str, Any]:
+    return _error_of(lambda: opper.functions.list())
+
+
 SCENARIOS = {f.__name__: f for f in (call_pydantic, call_string, stream, tools_call, tools_stream, trace,
-                                     functions, examples, spans_traces, models, errors)}
+                                     functions, examples, spans_traces, models, errors, internal_error)}
 
 
 def main() -> None:

@@ -1,0 +1,225 @@
+"""The span recorder over a real SQLite store. Stores that count, fail or stall are real SqlStore
+subclasses: the recorder is the code under test, not the store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from taskgate.store import SqlStore
+from taskgate.store.base import SpanRecord
+from taskgate.store.database import Database, normalize_url
+from taskgate.store.migrate import upgrade_to_head
+from taskgate.telemetry import SpanRecorder
+from taskgate.telemetry.recorder import MAX_ATTEMPTS
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+class CountingStore(SqlStore):
+    """Remembers the size of every batch written."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self.batches: list[int] = []
+
+    async def write_spans(self, spans: list[SpanRecord]) -> None:
+        self.batches.append(len(spans))
+        await super().write_spans(spans)
+
+
+class FailingStore(CountingStore):
+    """Fails every write while `failing` is set, like a database that is down."""
+
+    failing = True
+
+    async def write_spans(self, spans: list[SpanRecord]) -> None:
+        if self.failing:
+            raise RuntimeError("disk on fire")
+        await super().write_spans(spans)
+
+
+class StallingStore(CountingStore):
+    """The first write hangs until cancelled, like a write caught by shutdown."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self.stalled = asyncio.Event()
+
+    async def write_spans(self, spans: list[SpanRecord]) -> None:
+        if not self.stalled.is_set():
+            self.stalled.set()
+            await asyncio.Event().wait()
+        await super().write_spans(spans)
+
+
+StoreFactory = Callable[[type[CountingStore]], Awaitable[CountingStore]]
+
+
+@pytest.fixture
+async def make_store(tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    opened: list[CountingStore] = []
+
+    async def _make(kind: type[CountingStore]) -> CountingStore:
+        database = Database(normalize_url(f"sqlite:///{tmp_path / f'spans{len(opened)}.db'}"))
+        await asyncio.to_thread(upgrade_to_head, database)
+        store = kind(database)
+        opened.append(store)
+        return store
+
+    yield _make
+    for store in opened:
+        await store.close()
+
+
+async def _project(store: SqlStore) -> str:
+    return await store.ensure_project("recorder")
+
+
+def _span(project: str, n: int, **fields: object) -> SpanRecord:
+    return SpanRecord(id=f"span-{n}", trace_id=f"trace-{n % 3}", project_id=project, name=f"s{n}", **fields)
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]]) -> None:
+    """Poll until `check` holds; the generous deadline only guards against a hang."""
+    for _ in range(500):
+        if await check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+async def test_flush_writes_in_batches_and_collapses_repeats(make_store: StoreFactory) -> None:
+    store = await make_store(CountingStore)
+    project = await _project(store)
+    recorder = SpanRecorder(store, max_batch=500)
+    for n in range(1200):
+        recorder.record(_span(project, n))
+    recorder.record(_span(project, 7, output="final", status="error"))  # same id again: replaces
+    await recorder.flush()
+    assert store.batches == [500, 500, 200]
+    stored = await store.get_span(project, "span-7")
+    assert stored is not None and (stored.output, stored.status) == ("final", "error")
+    assert sum(len(await store.get_trace(project, f"trace-{t}")) for t in range(3)) == 1200
+    await recorder.flush()
+    assert store.batches == [500, 500, 200]  # nothing pending: no empty writes
+
+
+async def test_pending_spans_are_found_before_the_flush(make_store: StoreFactory) -> None:
+    store = await make_store(CountingStore)
+    project = await _project(store)
+    recorder = SpanRecorder(store)
+    recorder.record(_span(project, 1, output="draft"))
+    recorder.record(_span(project, 1, output="done"))
+    pending = await recorder.find_span(project, "span-1")
+    assert pending is not None and pending.output == "done"
+    assert await store.get_span(project, "span-1") is None
+    assert await recorder.find_span("another-project", "span-1") is None
+    await recorder.flush()
+    stored = await recorder.find_span(project, "span-1")
+    assert stored is not None and stored.output == "done" and store.batches == [1]
+
+
+async def test_background_task_flushes_on_its_own(make_store: StoreFactory) -> None:
+    store = await make_store(CountingStore)
+    project = await _project(store)
+    recorder = SpanRecorder(store, flush_interval=0.01)
+    await recorder.start()
+    recorder.record(_span(project, 1))
+
+    async def written() -> bool:
+        return await store.get_span(project, "span-1") is not None
+
+    await _eventually(written)
+    await recorder.close()
+
+
+async def test_a_full_batch_wakes_the_writer(make_store: StoreFactory) -> None:
+    store = await make_store(CountingStore)
+    project = await _project(store)
+    recorder = SpanRecorder(store, flush_interval=3600, max_batch=5)
+    await recorder.start()
+    for n in range(5):
+        recorder.record(_span(project, n))
+
+    async def written() -> bool:
+        return store.batches == [5]
+
+    await _eventually(written)
+    await recorder.close()
+
+
+async def test_close_flushes_everything_accepted(make_store: StoreFactory,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    store = await make_store(CountingStore)
+    project = await _project(store)
+    recorder = SpanRecorder(store, flush_interval=3600, max_batch=4)
+    await recorder.start()
+    for n in range(10):
+        recorder.record(_span(project, n))
+    await recorder.close()
+    for n in range(10):
+        assert await store.get_span(project, f"span-{n}") is not None
+    with caplog.at_level(logging.WARNING, logger="taskgate.spans"):
+        recorder.record(_span(project, 99))
+    assert recorder.dropped_spans == 1 and "after the recorder closed" in caplog.text
+    assert await store.get_span(project, "span-99") is None
+
+
+async def test_failing_writes_are_counted_logged_and_retried(make_store: StoreFactory,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    store = await make_store(FailingStore)
+    project = await _project(store)
+    recorder = SpanRecorder(store)
+    recorder.record(_span(project, 1))
+    with caplog.at_level(logging.WARNING, logger="taskgate.spans"):
+        await recorder.flush()  # must not raise
+    assert recorder.failed_writes == 1
+    assert any(r.name == "taskgate.spans" and "failed" in r.getMessage() for r in caplog.records)
+    assert await recorder.find_span(project, "span-1") is not None  # kept for the retry
+
+    recorder.record(_span(project, 1, output="newer"))
+    assert isinstance(store, FailingStore)
+    store.failing = False
+    await recorder.flush()
+    stored = await store.get_span(project, "span-1")
+    assert stored is not None and stored.output == "newer"
+    assert recorder.failed_writes == 1 and recorder.dropped_spans == 0
+
+
+async def test_a_store_that_stays_down_cannot_hang_close(make_store: StoreFactory) -> None:
+    store = await make_store(FailingStore)
+    project = await _project(store)
+    recorder = SpanRecorder(store, max_batch=2)
+    for n in range(3):
+        recorder.record(_span(project, n))
+    await recorder.close()
+    assert recorder.dropped_spans == 3
+    assert MAX_ATTEMPTS <= recorder.failed_writes <= 3 * MAX_ATTEMPTS  # each span tried MAX_ATTEMPTS times
+
+
+async def test_a_write_cancelled_by_close_is_written_again(make_store: StoreFactory) -> None:
+    store = await make_store(StallingStore)
+    assert isinstance(store, StallingStore)
+    project = await _project(store)
+    recorder = SpanRecorder(store, flush_interval=0.01)
+    await recorder.start()
+    recorder.record(_span(project, 1))
+    await store.stalled.wait()
+    assert await recorder.find_span(project, "span-1") is not None  # in flight, still visible
+    await recorder.close()
+    assert await store.get_span(project, "span-1") is not None
+
+
+async def test_record_never_raises(make_store: StoreFactory, caplog: pytest.LogCaptureFixture) -> None:
+    store = await make_store(CountingStore)
+    recorder = SpanRecorder(store)
+    with caplog.at_level(logging.ERROR, logger="taskgate.spans"):
+        recorder.record(object())  # type: ignore[arg-type]
+    assert "could not accept" in caplog.text
+    await recorder.close()
+    assert store.batches == []

@@ -1,0 +1,78 @@
+"""The server process as a whole: shutdown flushes spans, one log line per request, heartbeats, Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from taskgate.store import open_store
+from tests.fakes.common import Behaviour
+from tests.harness import ServerProcess
+from tests.http_client import get, post, sse_events
+from tests.store_fixtures import postgres, postgres_url  # noqa: F401  (fixtures)
+
+
+def stored_span(url: str, span_id: str):
+    async def read():
+        store = await open_store(url)
+        try:
+            projects = await store.ensure_project("default")
+            return await store.get_span(projects, span_id)
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def test_spans_accepted_before_shutdown_are_flushed(fake_provider, tmp_path):
+    server = ServerProcess(fake_provider, tmp_path / "srv", env={"TASKGATE_SPAN_FLUSH_SECONDS": "3600"})
+    server.start()
+    try:
+        span_id = post(f"{server.url}/v2/call", {"name": "late", "input": "x"}).json()["span_id"]
+    finally:
+        # uvicorn shuts down gracefully, then re-raises SIGTERM so the parent sees why it stopped
+        assert server.stop() in (0, -15)
+    span = stored_span(f"sqlite:///{tmp_path / 'srv' / 'taskgate.db'}", span_id)
+    assert span is not None and span.name == "late" and span.status == "ok"
+
+
+def test_one_structured_log_line_per_request(server, fake):
+    post(f"{server.url}/v2/call", {"name": "logged", "input": "x"})
+    get(f"{server.url}/health", key=None)
+    lines = [json.loads(line) for line in server.stderr_text().splitlines() if line.startswith("{")]
+    calls = [line for line in lines if line["path"] == "/v2/call"]
+    assert calls and calls[-1]["status"] == 200 and calls[-1]["method"] == "POST" and calls[-1]["ms"] > 0
+    assert any(line["path"] == "/health" for line in lines)
+
+
+def test_heartbeat_comment_during_upstream_silence(fake_provider, tmp_path):
+    server = ServerProcess(fake_provider, tmp_path / "hb", env={"TASKGATE_HEARTBEAT_SECONDS": "0.2"})
+    server.start()
+    try:
+        fake_provider.clear()
+        fake_provider.script("gpt-4o-mini", Behaviour(text="slow words here", event_delay_s=0.7))
+        reply = post(f"{server.url}/v2/call/stream", {"name": "hb", "input": "x"})
+    finally:
+        server.stop()
+        fake_provider.clear()
+    raw = reply.body.decode()
+    assert ": keepalive" in raw
+    events = [json.loads(e) for e in sse_events(reply)]
+    assert "".join(e.get("delta", "") for e in events[1:]) == "slow words here"
+
+
+def test_serves_calls_on_postgres(fake_provider, tmp_path, postgres_url):  # noqa: F811
+    server = ServerProcess(fake_provider, tmp_path / "pg", env={"TASKGATE_DATABASE_URL": postgres_url})
+    server.start()
+    try:
+        first = post(f"{server.url}/v2/call", {"name": "pg-fn", "input": "x",
+                                                "configuration": {"invocation.cache.ttl": 30}}).json()
+        second = post(f"{server.url}/v2/call", {"name": "pg-fn", "input": "x",
+                                                 "configuration": {"invocation.cache.ttl": 30}}).json()
+        assert second["cached"] is True
+        span = get(f"{server.url}/v3/spans/{first['span_id']}").json()["data"]
+        assert span["name"] == "pg-fn"
+        assert get(f"{server.url}/v3/functions/pg-fn").status == 200
+    finally:
+        server.stop()
+    assert not (tmp_path / "pg" / "taskgate.db").exists()
