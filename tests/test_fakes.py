@@ -224,7 +224,8 @@ async def test_reject_model_on_both_providers(fake: FakeProvider) -> None:
     assert "The model `reject-model` does not exist" in error["message"]
     status, _, raw = await anthropic_messages(fake, model="reject-model")
     assert status == 404
-    assert orjson.loads(raw) == {"type": "error", "error": {"type": "not_found_error", "message": "model: reject-model"}}
+    expected = {"type": "error", "error": {"type": "not_found_error", "message": "model: reject-model"}}
+    assert orjson.loads(raw) == expected
 
 
 async def test_raw_body_is_sent_verbatim(fake: FakeProvider) -> None:

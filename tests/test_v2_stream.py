@@ -107,7 +107,7 @@ def test_upstream_failure_after_output_ends_with_an_error_chunk(server, fake, fa
 
 def test_final_schema_failure_is_an_error_chunk_never_a_success(server, fake):
     fake.script("gpt-4o-mini", Behaviour(json={"people": [], "summary": 5}))
-    reply, events = stream(server, {"name": "bad", "input": "x", "output_schema": PEOPLE,
+    _, events = stream(server, {"name": "bad", "input": "x", "output_schema": PEOPLE,
                                     "model": "openai/gpt-4o-mini"})
     assert events[-1]["chunk_type"] == "error"
     assert events[-1]["error_type"] == "StructuredGenerationError"

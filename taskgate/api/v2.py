@@ -218,6 +218,5 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
         frames = v2_frames(first, events, task.output_schema is not None)
         return sse_response(frames, ctx.settings.heartbeat_s)
 
-    return [
-        Route(path, call, methods=["POST"]) for path in ("/v2/call", "/call")
-    ] + [Route(path, stream, methods=["POST"]) for path in ("/v2/call/stream", "/call/stream")]
+    paths = {"/v2/call": call, "/call": call, "/v2/call/stream": stream, "/call/stream": stream}
+    return [Route(path, handler, methods=["POST"]) for path, handler in paths.items()]

@@ -42,14 +42,16 @@ class PriceBook:
         except (LookupError, ValueError):
             return None
         fields = (price.input_mtok, price.output_mtok, price.cache_read_mtok, getattr(price, "cache_write_mtok", None))
-        if not all(value is None or isinstance(value, Decimal) for value in fields):
+        flat = [value for value in fields if isinstance(value, Decimal)]
+        if len(flat) != sum(value is not None for value in fields):
             return price  # tiered: leave it to the library
-        base = float(fields[0] or 0)
+        per_mtok = [float(value) if isinstance(value, Decimal) else None for value in fields]
+        base = per_mtok[0] or 0.0
         return _FlatPrice(
             input=base,
-            output=float(fields[1] or 0),
-            cache_read=float(fields[2]) if fields[2] is not None else base,
-            cache_write=float(fields[3]) if fields[3] is not None else base,
+            output=per_mtok[1] or 0.0,
+            cache_read=base if per_mtok[2] is None else per_mtok[2],
+            cache_write=base if per_mtok[3] is None else per_mtok[3],
         )
 
 

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema_rs
-from taskgate.telemetry.recorder import SpanRecorder
 
 from taskgate.engine.cache import ResultCache
 from taskgate.engine.cost import PriceBook
@@ -50,6 +49,7 @@ from taskgate.providers.base import ChatRequest, ChatResponse, StructuredOutput,
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.providers.schema_support import strict_variant
 from taskgate.store.base import SpanRecord, Store
+from taskgate.telemetry.recorder import SpanRecorder
 
 
 @dataclass(slots=True)

@@ -330,7 +330,9 @@ def _plan(request: ChatRequest) -> _Plan:
     default_temperature = 0.0 if structured else DEFAULT_TEXT_TEMPERATURE
     temperature = _number(options, "temperature", default_temperature, 0.0, 2.0)
     top_p = _number(options, "top_p", 0.95, 0.0, 1.0)
-    max_tokens = options.get("max_tokens", options.get("max_completion_tokens")) or DEFAULT_MAX_TOKENS
+    max_tokens = options.get("max_tokens", options.get("max_completion_tokens"))
+    if max_tokens is None:
+        max_tokens = DEFAULT_MAX_TOKENS
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         raise BadRequestError(f"max_tokens must be a positive integer, got {max_tokens!r}")
     stop = options.get("stop") or []

@@ -24,6 +24,7 @@ def build_prompt(messages: list[dict[str, Any]], *, json_hint: bool = False) -> 
     """The few-shot transcript of `messages`; `json_hint` adds a plain instruction for unconstrained JSON."""
     preamble: list[str] = []
     turns: list[str] = []
+    awaiting_answer = False  # the last turn is an input with no answer yet
     for message in messages:
         role = message.get("role")
         text = _content_text(message)
@@ -31,18 +32,24 @@ def build_prompt(messages: list[dict[str, Any]], *, json_hint: bool = False) -> 
             preamble.append(text)
         elif role in ("user", "tool"):
             turns.append(f"{INPUT_LABEL} {text}")
+            awaiting_answer = True
+            continue
         elif role == "assistant":
-            turns.append(f"{OUTPUT_LABEL} {text or _tool_calls_text(message)}")
+            answer = f"{OUTPUT_LABEL} {text or _tool_calls_text(message)}"
+            if awaiting_answer:
+                turns[-1] += "\n" + answer  # an input and its answer form one block
+            else:
+                turns.append(answer)
         else:
             raise BadRequestError(f"unsupported message role {role!r} for a local model")
+        awaiting_answer = False
     if json_hint:
         preamble.append(JSON_ONLY_HINT)
     parts = [p for p in ("\n".join(preamble).strip(), *turns) if p]
     prompt = "\n\n".join(parts)
-    if not turns or not turns[-1].startswith(OUTPUT_LABEL):
-        # Open the answer; with the assistant last, the model continues that text instead.
-        prompt += "\n" + OUTPUT_LABEL if turns else "\n\n" + OUTPUT_LABEL
-    return prompt
+    if messages and messages[-1].get("role") == "assistant":
+        return prompt  # the model continues the assistant's text
+    return prompt + ("\n" if turns else "\n\n") + OUTPUT_LABEL
 
 
 def _content_text(message: dict[str, Any]) -> str:

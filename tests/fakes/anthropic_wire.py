@@ -101,7 +101,7 @@ class MessageReply:
         """message_start, a ping, one start/deltas/stop run per block, message_delta, message_stop."""
         start_usage = {k: v for k, v in self.usage.items() if k != "output_tokens"}
         start_usage["output_tokens"] = 1
-        message = {
+        message: dict[str, Any] = {
             "id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
             "stop_reason": None, "stop_sequence": None, "usage": start_usage,
         }

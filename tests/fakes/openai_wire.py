@@ -184,8 +184,9 @@ def _default_answer(body: dict[str, Any], default_text: str) -> tuple[str | None
 
 
 def _forced_tool(body: dict[str, Any]) -> dict[str, Any] | None:
-    tools = [t.get("function") for t in body.get("tools") or [] if isinstance(t, dict)]
-    tools = [t for t in tools if isinstance(t, dict)]
+    tools: list[dict[str, Any]] = [
+        t["function"] for t in body.get("tools") or [] if isinstance(t, dict) and isinstance(t.get("function"), dict)
+    ]
     choice = body.get("tool_choice")
     if choice == "required" and tools:
         return tools[0]

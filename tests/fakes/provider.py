@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import threading
 from collections import deque
@@ -313,10 +314,8 @@ def main(argv: list[str] | None = None) -> None:
         runner = asyncio.run
     print(f"fake provider on http://{args.host}:{args.port} "
           f"(OPENAI_BASE_URL={fake.openai_base_url} ANTHROPIC_BASE_URL={fake.anthropic_base_url})", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         runner(fake.serve_forever())
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

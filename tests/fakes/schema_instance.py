@@ -51,11 +51,11 @@ class _Generator:
             return self.make(self.resolve(schema["$ref"]), depth + 1, variant)
         if "const" in schema:
             return schema["const"]
-        if "enum" in schema and schema["enum"]:
+        if schema.get("enum"):
             values = schema["enum"]
             return values[variant % len(values)]
         for key in ("anyOf", "oneOf"):
-            if key in schema and schema[key]:
+            if schema.get(key):
                 return self.make(_pick_option(schema[key]), depth + 1, variant)
         if "allOf" in schema:
             return self._all_of(schema, depth, variant)

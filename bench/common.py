@@ -1,0 +1,258 @@
+"""Shared plumbing for the gateway benchmarks: the two servers, CPU pinning, timing and percentiles.
+
+Every benchmark compares Taskgate against the same fake upstream called directly, so they all
+need the same set-up: the fake and `taskgate serve` as subprocesses on free loopback ports, the
+gateway pinned to CPU 0 and the fake plus the load generator to CPU 1 (shared/perf-notes.md), and
+direct/gateway samples taken in alternating blocks so that noise from a shared machine lands on
+both sides alike instead of biasing the difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import aiohttp
+
+from taskgate.api.v2 import parse_call
+from taskgate.engine.prompt import build_messages
+from taskgate.providers.base import ChatRequest, StructuredOutput
+from taskgate.providers.openai_compat import build_body
+from taskgate.providers.schema_support import strict_variant
+
+ROOT = Path(__file__).resolve().parent.parent
+GATEWAY_KEY = "bench-key"
+UPSTREAM_KEY = "sk-fake"
+MODEL = "gpt-4o-mini"
+GATEWAY_CPU = 0
+CLIENT_CPU = 1  # the fake upstream and the load generator share it
+READY_TIMEOUT_S = 60.0
+
+Timed = Callable[[], Awaitable[float]]
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def can_pin() -> bool:
+    return (os.cpu_count() or 1) >= 2 and hasattr(os, "sched_setaffinity")
+
+
+def pin(pid: int, cpu: int) -> None:
+    """Keep `pid` on one core; on a one-core machine there is nothing to separate."""
+    if can_pin():
+        os.sched_setaffinity(pid, {cpu})
+
+
+@dataclass(slots=True)
+class Server:
+    """A benchmark subprocess whose stderr goes to a file: a pipe nobody reads would block it."""
+
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    def failure(self) -> str:
+        self.log.seek(0)
+        return f"{self.name} ({self.url}) exited with {self.proc.returncode}:\n{self.log.read().decode()[-4000:]}"
+
+
+@contextlib.contextmanager
+def subprocess_server(name: str, args: list[str], env: dict[str, str], url: str, cpu: int) -> Iterator[Server]:
+    with tempfile.TemporaryFile(prefix=f"bench-{name}-") as log:
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        pin(proc.pid, cpu)
+        try:
+            yield Server(name, url, proc, log)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@dataclass(slots=True)
+class Stack:
+    fake: Server
+    gateway: Server
+
+    @property
+    def upstream_chat_url(self) -> str:
+        return f"{self.fake.url}/openai/v1/chat/completions"
+
+
+@contextlib.contextmanager
+def bench_stack(stream_events: int | None = None) -> Iterator[Stack]:
+    """The fake upstream and `taskgate serve` (fresh data dir), pinned apart; this process joins the fake's CPU."""
+    fake_port, gateway_port = free_port(), free_port()
+    fake_url, gateway_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{gateway_port}"
+    pin(os.getpid(), CLIENT_CPU)
+    fake_cmd = [sys.executable, "-m", "tests.fakes.provider", "--port", str(fake_port)]
+    if stream_events is not None:
+        fake_cmd += ["--stream-events", str(stream_events)]
+    with tempfile.TemporaryDirectory(prefix="taskgate-bench-") as data_dir:
+        env = {
+            **os.environ,
+            "TASKGATE_API_KEYS": GATEWAY_KEY,
+            "TASKGATE_DEFAULT_MODEL": f"openai/{MODEL}",
+            "OPENAI_API_KEY": UPSTREAM_KEY,
+            "OPENAI_BASE_URL": f"{fake_url}/openai/v1",
+            "ANTHROPIC_API_KEY": "x",
+            "ANTHROPIC_BASE_URL": f"{fake_url}/anthropic",
+        }
+        serve_cmd = [sys.executable, "-c", "from taskgate.cli import main; main()", "serve", "--host", "127.0.0.1",
+                     "--port", str(gateway_port), "--data-dir", data_dir, "--log-level", "warning"]
+        with subprocess_server("fake upstream", fake_cmd, env, fake_url, CLIENT_CPU) as fake, \
+                subprocess_server("taskgate", serve_cmd, env, gateway_url, GATEWAY_CPU) as gateway:
+            yield Stack(fake, gateway)
+
+
+async def wait_ready(session: aiohttp.ClientSession, server: Server, path: str = "/") -> None:
+    """Poll until the server answers at all (the fake has no GET routes, so a 404/405 counts)."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise SystemExit(server.failure())
+        try:
+            async with session.get(server.url + path) as response:
+                await response.read()
+                return
+        except aiohttp.ClientError:
+            await asyncio.sleep(0.1)
+    raise SystemExit(f"{server.name} at {server.url} did not come up in {READY_TIMEOUT_S:.0f} s")
+
+
+async def stack_ready(session: aiohttp.ClientSession, stack: Stack) -> None:
+    await wait_ready(session, stack.fake)
+    await wait_ready(session, stack.gateway, "/health")
+
+
+def keepalive_session(connections: int) -> aiohttp.ClientSession:
+    """One pooled keep-alive client for both targets; no total timeout so a slow outlier is measured, not cut."""
+    connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections, keepalive_timeout=120)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
+
+
+def gateway_headers() -> dict[str, str]:
+    return {"content-type": "application/json", "authorization": f"Bearer {GATEWAY_KEY}"}
+
+
+def upstream_headers() -> dict[str, str]:
+    return {"content-type": "application/json", "authorization": f"Bearer {UPSTREAM_KEY}"}
+
+
+def upstream_body(v2_call: dict[str, Any], *, stream: bool = False) -> dict[str, Any]:
+    """The chat body Taskgate sends the upstream for `v2_call`, built with its own prompt and adapter code.
+
+    The direct baseline must ask the fake for exactly what the gateway asks it for (same messages,
+    same response_format, so the same answer), or the difference would include the fake's work.
+    """
+    task = parse_call(v2_call, "bench")
+    schema = task.output_schema
+    structured = None
+    if schema is not None:
+        strict = strict_variant(schema)
+        structured = StructuredOutput(schema=strict, strict=True) if strict is not None else StructuredOutput(schema)
+    body = build_body(ChatRequest(model=MODEL, messages=build_messages(task, []), structured=structured))
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def fail_status(url: str, status: int, payload: bytes) -> None:
+    """A benchmark of error answers would measure the wrong thing: stop at the first one."""
+    if status != 200:
+        raise SystemExit(f"{url} answered {status}: {payload[:300]!r}")
+
+
+async def interleaved(direct: Timed, gateway: Timed, warmup: int, count: int,
+                      block: int) -> tuple[list[float], list[float]]:
+    """`count` samples of each, taken in alternating blocks of `block` requests after `warmup` of each."""
+    for _ in range(warmup):
+        await direct()
+        await gateway()
+    direct_samples: list[float] = []
+    gateway_samples: list[float] = []
+    while len(direct_samples) < count:
+        size = min(block, count - len(direct_samples))
+        direct_samples += [await direct() for _ in range(size)]
+        gateway_samples += [await gateway() for _ in range(size)]
+    return direct_samples, gateway_samples
+
+
+async def requests_per_second(call: Timed, total: int, concurrency: int) -> float:
+    """Throughput of `total` calls made by `concurrency` workers sharing one counter."""
+    remaining = total
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await call()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return total / (time.perf_counter() - start)
+
+
+def percentile_ms(samples: list[float], q: float) -> float:
+    """Nearest-rank percentile of samples in seconds, in milliseconds."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+
+def added(direct: list[float], gateway: list[float]) -> dict[str, float]:
+    """p50/p99 of both sides and what the gateway adds (its percentile minus the direct one), in ms."""
+    d50, d99 = percentile_ms(direct, 0.5), percentile_ms(direct, 0.99)
+    g50, g99 = percentile_ms(gateway, 0.5), percentile_ms(gateway, 0.99)
+    return {
+        "direct_p50_ms": round(d50, 3),
+        "direct_p99_ms": round(d99, 3),
+        "taskgate_p50_ms": round(g50, 3),
+        "taskgate_p99_ms": round(g99, 3),
+        "added_p50_ms": round(g50 - d50, 3),
+        "added_p99_ms": round(g99 - d99, 3),
+    }
+
+
+LATENCY_HEADER = f"{'':<30} {'dir p50':>8} {'dir p99':>8} {'tg p50':>8} {'tg p99':>8} {'+p50':>8} {'+p99':>8}"
+
+
+def latency_row(name: str, figures: dict[str, float], target_ms: float) -> str:
+    verdict = "ok" if figures["added_p99_ms"] <= target_ms else "OVER"
+    return (f"{name:<30} {figures['direct_p50_ms']:8.3f} {figures['direct_p99_ms']:8.3f} "
+            f"{figures['taskgate_p50_ms']:8.3f} {figures['taskgate_p99_ms']:8.3f} "
+            f"{figures['added_p50_ms']:+8.3f} {figures['added_p99_ms']:+8.3f}  {verdict}")
+
+
+def placement() -> str:
+    if can_pin():
+        return f"taskgate on CPU {GATEWAY_CPU}, fake upstream + client on CPU {CLIENT_CPU}"
+    return "not pinned (fewer than 2 CPUs)"
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run the load generator on uvloop when it is installed: a cheaper client leaves less noise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
