@@ -76,3 +76,24 @@ def test_serves_calls_on_postgres(fake_provider, tmp_path, postgres_url):  # noq
     finally:
         server.stop()
     assert not (tmp_path / "pg" / "taskgate.db").exists()
+
+
+def test_openai_compatible_vendors_by_configuration_alone(fake_provider, tmp_path):
+    providers = json.dumps({"acme": {"base_url": fake_provider.openai_base_url, "key_env": "ACME_KEY"}})
+    server = ServerProcess(fake_provider, tmp_path / "vendors", env={
+        "TASKGATE_PROVIDERS": providers, "ACME_KEY": "acme-secret",
+        "GROQ_API_KEY": "groq-secret", "GROQ_BASE_URL": fake_provider.openai_base_url,
+    })
+    server.start()
+    try:
+        fake_provider.clear()
+        acme = post(f"{server.url}/v2/call", {"name": "v", "input": "x", "model": "acme/house-model"}).json()
+        assert acme["message"].startswith("Hello from house-model")
+        assert fake_provider.requests[-1].headers["authorization"] == "Bearer acme-secret"
+        assert acme["cost"] is None  # no price table for a custom vendor: never a guess
+        groq = post(f"{server.url}/v2/call", {"name": "v", "input": "x", "model": "groq/llama-3.1-8b-instant"}).json()
+        assert groq["message"].startswith("Hello from llama-3.1-8b-instant")
+        assert fake_provider.requests[-1].headers["authorization"] == "Bearer groq-secret"
+    finally:
+        server.stop()
+        fake_provider.clear()

@@ -17,8 +17,7 @@ from taskgate.store.base import ExampleRecord, FunctionDefinition, SpanRecord
 from taskgate.store.cache import cache_put
 from taskgate.store.migrate import upgrade_to_head
 from taskgate.store.tables import api_keys, cache_entries
-
-pytest_plugins = ["tests.store_fixtures"]
+from tests.store_fixtures import fresh_url, postgres, postgres_url, project, store, store_url  # noqa: F401
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
