@@ -38,8 +38,9 @@ GATEWAY_CPU = 0
 CLIENT_CPU = 1  # the fake upstream and the load generator share it
 READY_TIMEOUT_S = 60.0
 
-Timed = Callable[[], Awaitable[float]]
 T = TypeVar("T")
+Timed = Callable[[], Awaitable[float]]
+Sampler = Callable[[], Awaitable[T]]
 
 
 def free_port() -> int:
@@ -183,14 +184,14 @@ def fail_status(url: str, status: int, payload: bytes) -> None:
         raise SystemExit(f"{url} answered {status}: {payload[:300]!r}")
 
 
-async def interleaved(direct: Timed, gateway: Timed, warmup: int, count: int,
-                      block: int) -> tuple[list[float], list[float]]:
+async def interleaved(direct: Sampler[T], gateway: Sampler[T], warmup: int, count: int,
+                      block: int) -> tuple[list[T], list[T]]:
     """`count` samples of each, taken in alternating blocks of `block` requests after `warmup` of each."""
     for _ in range(warmup):
         await direct()
         await gateway()
-    direct_samples: list[float] = []
-    gateway_samples: list[float] = []
+    direct_samples: list[T] = []
+    gateway_samples: list[T] = []
     while len(direct_samples) < count:
         size = min(block, count - len(direct_samples))
         direct_samples += [await direct() for _ in range(size)]
@@ -211,6 +212,16 @@ async def requests_per_second(call: Timed, total: int, concurrency: int) -> floa
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return total / (time.perf_counter() - start)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far, all threads (Linux /proc).
+
+    Per request, this is the figure to compare between runs on a shared machine: other load
+    stretches latency but barely moves how much CPU the gateway itself burns.
+    """
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile_ms(samples: list[float], q: float) -> float:

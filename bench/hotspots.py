@@ -21,7 +21,8 @@ from pathlib import Path
 from bench.common import ROOT
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
-_SITE = re.compile(r".*/(?:site|dist)-packages/")
+_LIBRARY = re.compile(r".*/(?:site-packages|dist-packages|lib/python3\.\d+)/")
+_ENTRY = "(taskgate/cli.py)"  # the server's entry point sits under every event-loop sample
 
 
 def py_spy() -> str:
@@ -51,7 +52,7 @@ def recording(pid: int, raw_path: Path, rate: int = 500) -> Iterator[None]:
 
 
 def _short(file: str) -> str:
-    file = _SITE.sub("", file)
+    file = _LIBRARY.sub("", file)
     with contextlib.suppress(ValueError):
         file = str(Path(file).relative_to(ROOT))
     return file
@@ -85,7 +86,7 @@ def summarise(raw_path: Path, top: int = 20) -> list[str]:
         total += count
         own[_frame_key(frames[-1], with_line=True)] += count
         for key in {_frame_key(frame, with_line=False) for frame in frames}:
-            if "(taskgate/" in key:
+            if "(taskgate/" in key and not key.endswith(_ENTRY):
                 inclusive[key] += count
     if not total:
         return ["no samples holding the GIL were recorded"]

@@ -8,7 +8,8 @@ aiohttp client. The direct baseline posts to the fake the very chat body Taskgat
 3. requests per second at concurrency 32, direct vs /v2/call (best of --rounds, alternating).
 
 Added = Taskgate percentile - direct percentile. Target: added p99 <= 2 ms at concurrency 1.
-Prints a table and, last, a one-line JSON summary.
+Each row also gives the server's CPU ms per call (from /proc), which other load on a shared
+machine barely moves. Prints a table and, last, a one-line JSON summary.
 
     .venv/bin/python -m bench.overhead [--requests 2000] [--profile /tmp/overhead.prof]
 """
@@ -30,6 +31,7 @@ from bench.common import (
     Timed,
     added,
     bench_stack,
+    cpu_seconds,
     fail_status,
     gateway_headers,
     interleaved,
@@ -83,17 +85,30 @@ def pair(session: aiohttp.ClientSession, stack: Stack, call: dict[str, Any]) -> 
     return direct, gateway
 
 
-async def throughput(direct: Timed, gateway: Timed, total: int, concurrency: int,
-                     rounds: int) -> dict[str, float]:
+async def latency(stack: Stack, sides: tuple[Timed, Timed], args: argparse.Namespace) -> dict[str, float]:
+    """Added p50/p99 at concurrency 1, plus the server's CPU per call over the same calls."""
+    before = cpu_seconds(stack.gateway.proc.pid)
+    figures = added(*await interleaved(*sides, args.warmup, args.requests, args.block))
+    spent = cpu_seconds(stack.gateway.proc.pid) - before
+    figures["taskgate_cpu_ms_per_call"] = round(spent * 1000 / (args.warmup + args.requests), 3)
+    return figures
+
+
+async def throughput(stack: Stack, sides: tuple[Timed, Timed], args: argparse.Namespace) -> dict[str, float]:
     """Best req/s of each side over `rounds` alternating runs: the least disturbed run is the capacity."""
+    direct, gateway = sides
+    total, concurrency = args.total, args.concurrency
     await requests_per_second(direct, concurrency * 4, concurrency)  # open the whole pool on both sides
     await requests_per_second(gateway, concurrency * 4, concurrency)
-    direct_best = gateway_best = 0.0
-    for _ in range(rounds):
+    direct_best = gateway_best = spent = 0.0
+    for _ in range(args.rounds):
         direct_best = max(direct_best, await requests_per_second(direct, total, concurrency))
+        before = cpu_seconds(stack.gateway.proc.pid)
         gateway_best = max(gateway_best, await requests_per_second(gateway, total, concurrency))
+        spent += cpu_seconds(stack.gateway.proc.pid) - before
     return {"direct_rps": round(direct_best, 1), "taskgate_rps": round(gateway_best, 1),
-            "taskgate_share_of_direct": round(gateway_best / direct_best, 3)}
+            "taskgate_share_of_direct": round(gateway_best / direct_best, 3),
+            "taskgate_cpu_ms_per_call": round(spent * 1000 / (total * args.rounds), 3)}
 
 
 async def measure(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
@@ -102,9 +117,9 @@ async def measure(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         plain = pair(session, stack, PLAIN_CALL)
         schema = pair(session, stack, SCHEMA_CALL)
         summary: dict[str, Any] = {"bench": "overhead", "requests": args.requests, "block": args.block}
-        summary["c1_plain"] = added(*await interleaved(*plain, args.warmup, args.requests, args.block))
-        summary["c1_output_schema"] = added(*await interleaved(*schema, args.warmup, args.requests, args.block))
-        summary[f"c{args.concurrency}_plain"] = await throughput(*plain, args.total, args.concurrency, args.rounds)
+        summary["c1_plain"] = await latency(stack, plain, args)
+        summary["c1_output_schema"] = await latency(stack, schema, args)
+        summary[f"c{args.concurrency}_plain"] = await throughput(stack, plain, args)
         summary["target_added_p99_ms"] = TARGET_ADDED_P99_MS
         summary["meets_target"] = all(
             summary[key]["added_p99_ms"] <= TARGET_ADDED_P99_MS for key in ("c1_plain", "c1_output_schema")
@@ -127,13 +142,15 @@ async def profile(stack: Stack, plain: Timed, schema: Timed, args: argparse.Name
 def report(summary: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"POST /v2/call vs the fake upstream directly: concurrency 1, {args.requests} requests each "
           f"after {args.warmup} warm-up, alternating blocks of {args.block} ({placement()}); ms")
-    print(LATENCY_HEADER)
-    print(latency_row("c=1 no output_schema", summary["c1_plain"], TARGET_ADDED_P99_MS))
-    print(latency_row("c=1 with output_schema", summary["c1_output_schema"], TARGET_ADDED_P99_MS))
+    print(f"{LATENCY_HEADER}        {'cpu ms/call':>11}")
+    for name, key in (("c=1 no output_schema", "c1_plain"), ("c=1 with output_schema", "c1_output_schema")):
+        figures = summary[key]
+        print(f"{latency_row(name, figures, TARGET_ADDED_P99_MS)}  {figures['taskgate_cpu_ms_per_call']:11.2f}")
     rps = summary[f"c{args.concurrency}_plain"]
     print(f"c={args.concurrency} throughput ({args.total} requests, best of {args.rounds}): "
           f"direct {rps['direct_rps']:.0f} req/s, taskgate {rps['taskgate_rps']:.0f} req/s "
-          f"({100 * rps['taskgate_share_of_direct']:.0f}% of direct)")
+          f"({100 * rps['taskgate_share_of_direct']:.0f}% of direct); "
+          f"taskgate cpu {rps['taskgate_cpu_ms_per_call']:.2f} ms/call")
     if args.profile is not None:
         print(f"server profile (py-spy, {args.requests} plain + {args.requests} output_schema calls), "
               f"raw stacks in {args.profile}:")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import struct
+import time
 from typing import Any
 
 import orjson
@@ -507,3 +509,50 @@ def test_embeddings_over_http(server: ServerProcess, fake: FakeProvider) -> None
     assert list(struct.unpack("<4f", base64.b64decode(encoded))) == pytest.approx(body["data"][0]["embedding"])
     assert post(url, {"model": "openai/text-embedding-3-small"}).status == 400
     assert post(url, {"model": "openai/reject-model", "input": "a"}).status == 400
+
+
+@pytest.mark.parametrize(("model", "behaviour", "finish", "cached", "reasoning"), [
+    ("openai/gpt-4o-mini", Behaviour(text="cut", finish_reason="length",
+                                     usage={"prompt_tokens_details": {"cached_tokens": 3},
+                                            "completion_tokens_details": {"reasoning_tokens": 5}}), "length", 3, 5),
+    ("openai/gpt-4o-mini", Behaviour(text="no", finish_reason="content_filter"), "content_filter", 0, 0),
+    ("anthropic/claude-haiku-4-5", Behaviour(text="cut", finish_reason="max_tokens",
+                                             usage={"cache_read_input_tokens": 4}), "length", 4, 0),
+    ("anthropic/claude-haiku-4-5", Behaviour(text="no", finish_reason="refusal"), "content_filter", 0, 0),
+    ("anthropic/claude-haiku-4-5", Behaviour(text="x", finish_reason="stop_sequence"), "stop", 0, 0),
+])
+@pytest.mark.parametrize("stream", [False, True])
+def test_finish_reasons_and_usage_details(server: ServerProcess, fake: FakeProvider, model: str,
+                                          behaviour: Behaviour, finish: str, cached: int, reasoning: int,
+                                          stream: bool) -> None:
+    fake.script(model.split("/", 1)[1], behaviour)
+    body: dict[str, Any] = {"model": model, "messages": USER}
+    if stream:
+        chunks = chunks_of(chat(server, {**body, "stream": True, "stream_options": {"include_usage": True}}))
+        reason, usage = chunks[-3]["choices"][0]["finish_reason"], chunks[-2]["usage"]
+    else:
+        reply = chat(server, body).json()
+        reason, usage = reply["choices"][0]["finish_reason"], reply["usage"]
+    assert reason == finish
+    assert usage["prompt_tokens_details"]["cached_tokens"] == cached
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == reasoning
+
+
+def test_client_leaving_mid_stream_cancels_the_upstream(server: ServerProcess, fake: FakeProvider) -> None:
+    fake.script("gpt-4o-mini", Behaviour(text="one two three four five six seven eight nine ten",
+                                         event_delay_s=0.2))
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.request("POST", CHAT, body=orjson.dumps({"model": "openai/gpt-4o-mini", "messages": USER, "stream": True}),
+                 headers={"Authorization": f"Bearer {server.api_key}", "Content-Type": "application/json"})
+    response = conn.getresponse()
+    span_id = response.getheader("x-opper-span-id")
+    assert response.status == 200 and span_id
+    assert b"data: " in response.read1(256)
+    conn.close()
+    assert fake.wait_disconnects(1, timeout=20)
+    for _ in range(100):  # the span is written by the recorder after the cancellation lands
+        reply = get(f"{server.url}/v3/spans/{span_id}")
+        if reply.status == 200 and reply.json()["data"]["status"] == "cancelled":
+            break
+        time.sleep(0.1)
+    assert reply.json()["data"]["status"] == "cancelled"

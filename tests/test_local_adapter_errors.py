@@ -54,7 +54,7 @@ async def test_unknown_model_fails_in_stream_too(adapter) -> None:
 
 @needs_llama
 async def test_configured_path_that_is_not_a_file(adapter) -> None:
-    with pytest.raises(ProviderNotConfiguredError, match="absent.gguf"):
+    with pytest.raises(ProviderNotConfiguredError, match=r"absent\.gguf"):
         await adapter.complete(ChatRequest(model="missing", messages=HELLO))
 
 

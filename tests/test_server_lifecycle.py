@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 from taskgate.store import open_store
 from tests.fakes.common import Behaviour
@@ -39,6 +40,7 @@ def test_spans_accepted_before_shutdown_are_flushed(fake_provider, tmp_path):
 def test_one_structured_log_line_per_request(server, fake):
     post(f"{server.url}/v2/call", {"name": "logged", "input": "x"})
     get(f"{server.url}/health", key=None)
+    time.sleep(0.6)  # lines are written in batches, at most a quarter second late
     lines = [json.loads(line) for line in server.stderr_text().splitlines() if line.startswith("{")]
     calls = [line for line in lines if line["path"] == "/v2/call"]
     assert calls and calls[-1]["status"] == 200 and calls[-1]["method"] == "POST" and calls[-1]["ms"] > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -15,9 +16,11 @@ from taskgate.errors import BadRequestError, NotFoundError
 from taskgate.store import SqlStore, open_store
 from taskgate.store.base import ExampleRecord, FunctionDefinition, SpanRecord
 from taskgate.store.cache import cache_put
+from taskgate.store.database import normalize_url
 from taskgate.store.migrate import upgrade_to_head
 from taskgate.store.tables import api_keys, cache_entries
-from tests.store_fixtures import fresh_url, postgres, postgres_url, project, store, store_url  # noqa: F401
+
+pytest_plugins = ["tests.store_fixtures"]
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -58,6 +61,14 @@ async def test_migrations_are_idempotent_and_safe_concurrently(fresh_url: Callab
 async def test_open_store_rejects_unknown_schemes() -> None:
     with pytest.raises(ValueError, match="unsupported database URL"):
         await open_store("mysql://localhost/db")
+    with pytest.raises(ValueError, match="invalid database URL"):
+        await open_store("not a url")
+
+
+async def test_postgres_urls_use_psycopg() -> None:
+    for raw in ("postgresql://postgres@127.0.0.1:5432/db", "postgres://postgres@127.0.0.1:5432/db",
+                "postgresql+psycopg://postgres@127.0.0.1:5432/db"):
+        assert normalize_url(raw).drivername == "postgresql+psycopg"
 
 
 async def test_in_memory_sqlite_works() -> None:
@@ -316,6 +327,21 @@ async def test_span_roundtrip_upsert_and_delete(store: SqlStore, project: str) -
     assert await store.delete_trace(project, trace) is True
     assert await store.get_trace(project, trace) == []
     assert await store.delete_trace(project, trace) is False
+
+
+async def test_awkward_spans_are_still_written(store: SqlStore, project: str) -> None:
+    """NUL characters (which Postgres refuses) and odd JSON values must not sink a batch."""
+    nul = _span(project, f"nul-{project}", f"t-{project}", name="a\x00b", input={"k\x00": "v\x00w"},
+                error="e\x00", meta={"when": T0, "ids": {1, 2} - {2}})
+    unregistered = str(uuid.uuid4())
+    orphan = _span(unregistered, "s", "t")  # spans need no project row
+    await store.write_spans([nul, orphan])
+    stored = await store.get_span(project, nul.id)
+    assert stored is not None
+    assert stored.name.replace("\x00", "") == "ab" and stored.error is not None
+    assert stored.input in ({"k\x00": "v\x00w"}, {"k": "vw"})
+    assert stored.meta == {"when": T0.isoformat(), "ids": "{1}"}
+    assert await store.get_span(unregistered, "s") is not None
 
 
 # ---- cache

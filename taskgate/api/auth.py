@@ -22,6 +22,7 @@ class Authenticator:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._known: dict[str, str] = {}  # key hash -> project id
+        self._seen: dict[str, str] = {}  # presented key -> project id, to skip hashing on every request
 
     async def bootstrap(self, keys: list[str]) -> None:
         """Keys from TASKGATE_API_KEYS all belong to the `default` project."""
@@ -36,6 +37,9 @@ class Authenticator:
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise UnauthorizedError("missing bearer token: send 'Authorization: Bearer <key>'")
+        seen = self._seen.get(key)
+        if seen is not None:
+            return seen
         digest = hash_key(key.strip())
         project_id = self._known.get(digest)
         if project_id is None:
@@ -43,4 +47,6 @@ class Authenticator:
             if project_id is None:
                 raise UnauthorizedError("invalid API key")
             self._known[digest] = project_id
+        if len(self._seen) < 10_000:  # bounded: a flood of distinct valid keys cannot grow it forever
+            self._seen[key] = project_id
         return project_id

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import base64
 import struct
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from taskgate.errors import BadRequestError, NotFoundError, TaskgateError
+from taskgate.ids import new_id
 from taskgate.providers.base import EmbeddingResponse
 from taskgate.providers.catalog import split_model_name
 from taskgate.store.base import SpanRecord
+from taskgate.telemetry.recorder import SpanRecorder
 
 DEFAULT_EMBEDDING_NAME = "embeddings"
 ENCODINGS = frozenset({"float", "base64"})
@@ -93,10 +94,10 @@ class SpanContext:
     trace_id: str
 
 
-async def span_context(recorder: Any, project_id: str, headers: Mapping[str, str]) -> SpanContext:
+async def span_context(recorder: SpanRecorder, project_id: str, headers: Mapping[str, str]) -> SpanContext:
     name = headers.get("x-opper-name", "").strip() or DEFAULT_EMBEDDING_NAME
     parent_id = headers.get("x-opper-parent-span-id", "").strip() or None
-    trace_id = str(uuid.uuid4())
+    trace_id = new_id()
     if parent_id is not None:
         parent = await recorder.find_span(project_id, parent_id)
         if parent is None:
@@ -116,7 +117,7 @@ def embedding_span(where: SpanContext, call: EmbeddingCall, started: datetime,
                    response: EmbeddingResponse | None, error: TaskgateError | None) -> SpanRecord:
     tokens = response.usage.input_tokens if response else 0
     return SpanRecord(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         trace_id=where.trace_id,
         project_id=where.project_id,
         name=where.name,

@@ -6,6 +6,7 @@ Kept free of pydantic on purpose: orjson and plain dicts are the cheapest path o
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
@@ -14,6 +15,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from taskgate.api.logging import log_access
 from taskgate.errors import BadRequestError, PayloadTooLargeError, TaskgateError
 
 log = logging.getLogger("taskgate.api")
@@ -45,17 +47,21 @@ def error_response(exc: TaskgateError) -> Response:
 
 
 def guarded(handler: Handler) -> Handler:
-    """Turn our errors into their wire body, and anything unexpected into a logged 500 body."""
+    """Turn our errors into their wire body, anything unexpected into a logged 500 body, and log
+    one access line per request (here rather than in a middleware, which would wrap every send)."""
 
     @wraps(handler)
     async def wrapper(request: Request) -> Response:
+        start = time.perf_counter()
         try:
-            return await handler(request)
+            response = await handler(request)
         except TaskgateError as exc:
-            return error_response(exc)
+            response = error_response(exc)
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.url.path)
-            return error_response(TaskgateError("internal error; see the server log"))
+            response = error_response(TaskgateError("internal error; see the server log"))
+        log_access(request.scope, response.status_code, start)
+        return response
 
     return wrapper
 

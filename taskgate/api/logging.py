@@ -1,52 +1,83 @@
-"""One structured (JSON) log line per request, as a pure ASGI middleware so it costs next to nothing."""
+"""One structured (JSON) log line per request.
+
+Lines are buffered and written in batches (at most `flush_interval` late): a write system call
+per request would cost more than the rest of the logging.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sys
 import time
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, TextIO
 
 import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 log = logging.getLogger("taskgate.access")
 
 
+class BufferedHandler(logging.StreamHandler):
+    """A stream handler that leaves flushing to `flush_periodically` (and to errors, which flush at once)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self.buffered = True
+
+    def flush(self) -> None:
+        if not self.buffered:
+            super().flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        if record.levelno >= logging.WARNING:
+            super().flush()
+
+    def force_flush(self) -> None:
+        super().flush()
+
+
+_handler = BufferedHandler(sys.stderr)
+
+
 def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    _handler.stream = open(sys.stderr.fileno(), "w", buffering=1 << 16, closefd=False)  # noqa: SIM115
+    _handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger("taskgate")
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_handler]
     root.setLevel(level)
     root.propagate = False
 
 
-class AccessLog:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+@contextlib.asynccontextmanager
+async def flush_periodically(interval: float = 0.25) -> AsyncIterator[None]:
+    """While the server runs, push buffered log lines out every `interval` seconds."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            _handler.force_flush()
 
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        _handler.force_flush()
 
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            line: dict[str, Any] = {
-                "ts": time.time(),
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "ms": round((time.perf_counter() - start) * 1000, 3),
-            }
-            log.info(orjson.dumps(line).decode())
+
+def log_access(scope: Scope, status: int, start: float) -> None:
+    """One JSON line: method, path, status, and milliseconds until the response (or stream) began."""
+    line: dict[str, Any] = {
+        "ts": time.time(),
+        "method": scope["method"],
+        "path": scope["path"],
+        "status": status,
+        "ms": round((time.perf_counter() - start) * 1000, 3),
+    }
+    log.info(orjson.dumps(line).decode())

@@ -8,12 +8,12 @@ free-form `meta` under reserved keys and lifted back out when a span is shown.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from taskgate.errors import BadRequestError, ConflictError, NotFoundError
+from taskgate.ids import new_id
 from taskgate.store.base import SpanRecord
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ async def create_span(ctx: AppContext, project_id: str, body: dict[str, Any]) ->
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise BadRequestError("'name' is required and must be a non-empty string")
-    span_id = _string(body, "id") or str(uuid.uuid4())
+    span_id = _string(body, "id") or new_id()
     if _string(body, "id") is not None and await ctx.recorder.find_span(project_id, span_id) is not None:
         raise ConflictError(f"span '{span_id}' already exists")
     parent_id = _string(body, "parent_id")
@@ -91,7 +91,7 @@ async def create_span(ctx: AppContext, project_id: str, body: dict[str, Any]) ->
     error = _string(body, "error")
     span = SpanRecord(
         id=span_id,
-        trace_id=trace_id or str(uuid.uuid4()),
+        trace_id=trace_id or new_id(),
         project_id=project_id,
         name=name,
         type=_string(body, "type") or DEFAULT_SPAN_TYPE,

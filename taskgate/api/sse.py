@@ -34,39 +34,58 @@ def named_frame(event: str, payload: Any) -> bytes:
 async def with_heartbeat(frames: AsyncIterator[bytes], heartbeat_s: float) -> AsyncIterator[bytes]:
     """Yield `frames`, inserting a heartbeat comment whenever the producer is silent too long.
 
-    The producer runs in its own task feeding a queue, so waiting with a timeout never cancels
-    it mid-step; when the consumer stops (client disconnect), the producer is cancelled and its
-    cleanup (closing the upstream request, marking the span) runs.
+    The producer runs in its own task feeding a queue and a watchdog task adds a heartbeat after
+    `heartbeat_s` of silence, so no per-frame timer is needed. Frames that are already waiting
+    are sent together, in one write. When the consumer stops (client disconnect), the producer
+    is cancelled and its cleanup (closing the upstream request, marking the span) runs.
     """
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=64)
+    loop = asyncio.get_running_loop()
+    last_put = loop.time()
 
     async def pump() -> None:
+        nonlocal last_put
         try:
             async for frame in frames:
+                last_put = loop.time()
                 await queue.put(frame)
         except Exception as exc:  # surfaced to the consumer below
             await queue.put(exc)
         finally:
             await queue.put(_END)
 
-    producer = asyncio.create_task(pump())
-    try:
+    async def watchdog() -> None:
+        nonlocal last_put
         while True:
-            try:
-                item = await asyncio.wait_for(queue.get(), heartbeat_s)
-            except TimeoutError:
-                yield HEARTBEAT
-                continue
-            if item is _END:
-                break
-            if isinstance(item, Exception):
-                raise item
-            yield item
+            await asyncio.sleep(max(last_put + heartbeat_s - loop.time(), 0.0))
+            if loop.time() - last_put >= heartbeat_s:
+                last_put = loop.time()
+                await queue.put(HEARTBEAT)
+
+    producer = asyncio.create_task(pump())
+    heartbeat = asyncio.create_task(watchdog())
+    try:
+        ending: Any = None
+        while ending is None:
+            batch = [await queue.get()]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            ready = []
+            for item in batch:
+                if item is _END or isinstance(item, Exception):
+                    ending = item
+                    break
+                ready.append(item)
+            if ready:
+                yield b"".join(ready)
+        if isinstance(ending, Exception):
+            raise ending
     finally:
-        if not producer.done():
-            producer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await producer
+        for task in (heartbeat, producer):
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         aclose = getattr(frames, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -7,7 +7,6 @@ then shown to the model (see `taskgate.engine.fewshot`).
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from starlette.responses import Response
@@ -18,6 +17,7 @@ from taskgate.api.v3_routing import Operation, V3Request
 from taskgate.api.v3_shapes import function_name
 from taskgate.engine.task import DEFAULT_INSTRUCTIONS
 from taskgate.errors import BadRequestError, NotFoundError
+from taskgate.ids import new_id
 from taskgate.store.base import ExampleRecord, FunctionDefinition, FunctionRecord
 
 MAX_BATCH = 1000
@@ -39,7 +39,7 @@ def _example(value: Any, function_id: str, where: str) -> ExampleRecord:
     comment = value.get("comment")
     if comment is not None and not isinstance(comment, str):
         raise BadRequestError(f"{where}.comment must be a string")
-    return ExampleRecord(id=str(uuid.uuid4()), function_id=function_id, input=value["input"],
+    return ExampleRecord(id=new_id(), function_id=function_id, input=value["input"],
                          output=value["output"], tag=tag, comment=comment)
 
 
@@ -65,6 +65,7 @@ async def create_example(req: V3Request) -> Response:
     body = await read_json_object(req.request, req.ctx.settings.max_body_bytes)
     record = await _function_for_writing(req)
     stored = await req.ctx.store.add_examples(req.project_id, record.id, [_example(body, record.id, "the body")])
+    req.ctx.engine.examples.changed(record.id)
     return JSONResponse(example_body(stored[0]))
 
 
@@ -77,6 +78,7 @@ async def create_examples_batch(req: V3Request) -> Response:
     record = await _function_for_writing(req)
     examples = [_example(item, record.id, f"[{position}]") for position, item in enumerate(body)]
     stored = await req.ctx.store.add_examples(req.project_id, record.id, examples)
+    req.ctx.engine.examples.changed(record.id)
     return JSONResponse([example_body(example) for example in stored])
 
 

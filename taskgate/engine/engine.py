@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ import jsonschema_rs
 
 from taskgate.engine.cache import ResultCache
 from taskgate.engine.cost import PriceBook
-from taskgate.engine.fewshot import select_examples
+from taskgate.engine.fewshot import ExampleSelector
 from taskgate.engine.functions import FunctionBook
 from taskgate.engine.prompt import build_messages, reask_message, render_value
 from taskgate.engine.router import Outcome, Route, Router
@@ -45,6 +44,7 @@ from taskgate.errors import (
     StructuredGenerationError,
     TaskgateError,
 )
+from taskgate.ids import new_id
 from taskgate.providers.base import ChatRequest, ChatResponse, StructuredOutput, ToolCall, Usage
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.providers.schema_support import strict_variant
@@ -84,6 +84,7 @@ class Engine:
         self._prices = PriceBook()
         self._cache = ResultCache(store)
         self.functions = FunctionBook(store)
+        self.examples = ExampleSelector(store)
         self._strict: dict[bytes, dict[str, Any] | None] = {}
 
     # ------------------------------------------------------------------ public
@@ -182,7 +183,7 @@ class Engine:
                 if errors:
                     raise InputValidationError("input does not match input_schema: " + "; ".join(errors))
         routes = self._router.resolve(task.models)
-        trace_id = str(uuid.uuid4())
+        trace_id = new_id()
         if task.parent_span_id is not None:
             parent = await self._recorder.find_span(task.project_id, task.parent_span_id)
             if parent is None:
@@ -193,13 +194,13 @@ class Engine:
         if task.record_function:
             function, script_cached = await self.functions.ensure(task)
             if function.few_shot_count > 0:
-                examples += await select_examples(
-                    self._store, task.project_id, task.function_name, task.input, function.few_shot_count
+                examples += await self.examples.select(
+                    task.project_id, function.id, task.input, function.few_shot_count
                 )
         messages = build_messages(task, examples)
         call = Call(
             task=task,
-            span_id=str(uuid.uuid4()),
+            span_id=new_id(),
             trace_id=trace_id,
             started_at=started_at,
             clock=clock,

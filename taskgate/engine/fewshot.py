@@ -10,6 +10,7 @@ nearest-neighbour search would do too: it always returns `count` results).
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from taskgate.engine.task import Example
@@ -43,20 +44,35 @@ def _texts(value: Any) -> list[str]:
     return [str(value)]
 
 
-async def select_examples(store: Store, project_id: str, function_name: str, task_input: Any,
-                          count: int) -> list[Example]:
-    """Up to `count` stored examples of the function, the ones closest to `task_input` first."""
-    if count <= 0:
-        return []
-    function = await store.get_function(project_id, function_name)
-    if function is None:
-        return []
-    query = query_text(task_input)
-    chosen: list[ExampleRecord] = []
-    if query:
-        chosen = await store.search_examples(project_id, function.id, query, count)
-    if len(chosen) < count:
-        taken = {record.id for record in chosen}
-        others = await store.list_examples(project_id, function.id, limit=count + len(chosen))
-        chosen += [record for record in others if record.id not in taken][: count - len(chosen)]
-    return [Example(input=record.input, output=record.output, comment=record.comment) for record in chosen]
+class ExampleSelector:
+    """Chooses a call's demonstrations, remembering which functions have none.
+
+    Most functions never get stored examples, and asking the store on every call would cost a
+    database round trip per call. A function found empty is not asked again for `empty_ttl_s`
+    seconds, or until this process changes its examples (`changed`); another replica's new
+    examples show up within that time.
+    """
+
+    def __init__(self, store: Store, empty_ttl_s: float = 5.0) -> None:
+        self._store = store
+        self._empty_ttl_s = empty_ttl_s
+        self._empty_until: dict[str, float] = {}
+
+    def changed(self, function_id: str) -> None:
+        self._empty_until.pop(function_id, None)
+
+    async def select(self, project_id: str, function_id: str, task_input: Any, count: int) -> list[Example]:
+        """Up to `count` stored examples of the function, the ones closest to `task_input` first."""
+        if count <= 0 or self._empty_until.get(function_id, 0.0) > time.monotonic():
+            return []
+        query = query_text(task_input)
+        chosen: list[ExampleRecord] = []
+        if query:
+            chosen = await self._store.search_examples(project_id, function_id, query, count)
+        if len(chosen) < count:
+            taken = {record.id for record in chosen}
+            others = await self._store.list_examples(project_id, function_id, limit=count + len(chosen))
+            chosen += [record for record in others if record.id not in taken][: count - len(chosen)]
+        if not chosen:
+            self._empty_until[function_id] = time.monotonic() + self._empty_ttl_s
+        return [Example(input=record.input, output=record.output, comment=record.comment) for record in chosen]

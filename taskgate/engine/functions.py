@@ -24,6 +24,18 @@ def definition_of(task: Task) -> FunctionDefinition:
     )
 
 
+def fingerprint(task: Task) -> bytes:
+    """The versioned fields of a task as bytes; cheap, because it runs on every call."""
+    config = task.config
+    return canonical((
+        task.instructions,
+        task.input_schema,
+        task.output_schema,
+        [(m.name, m.options) for m in task.models],
+        (config.cache_ttl, config.max_attempts, config.few_shot_count, config.validate_input),
+    ))
+
+
 class FunctionBook:
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -33,19 +45,18 @@ class FunctionBook:
     async def ensure(self, task: Task) -> tuple[FunctionRecord, bool]:
         """The function's record, and whether its current revision already existed (v3 `script_cached`)."""
         key = (task.project_id, task.function_name)
-        definition = definition_of(task)
-        fingerprint = canonical(asdict(definition))
+        current = fingerprint(task)
         known = self._known.get(key)
-        if known is not None and known[0] == fingerprint:
+        if known is not None and known[0] == current:
             return known[1], True
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             known = self._known.get(key)
-            if known is not None and known[0] == fingerprint:
+            if known is not None and known[0] == current:
                 return known[1], True
             before = await self._store.get_function(task.project_id, task.function_name)
-            record = await self._store.upsert_function(task.project_id, task.function_name, definition)
-            self._known[key] = (fingerprint, record)
+            record = await self._store.upsert_function(task.project_id, task.function_name, definition_of(task))
+            self._known[key] = (current, record)
             existed = before is not None and before.revision_id == record.revision_id
             return record, existed
 

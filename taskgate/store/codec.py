@@ -31,6 +31,23 @@ def json_dumps(value: Any) -> str:
     return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+def pg_json_dumps(value: Any) -> str:
+    """Postgres refuses NUL (\\u0000) in jsonb: drop that character rather than lose the row."""
+    text = json_dumps(value)
+    return json_dumps(strip_nul(value)) if "\\u0000" in text else text
+
+
+def strip_nul(value: Any) -> Any:
+    """`value` with every NUL character removed from its strings (keys included)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {strip_nul(key): strip_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [strip_nul(item) for item in value]
+    return value
+
+
 def canonical_json(value: Any) -> bytes:
     """Sorted keys and no whitespace, so equal values give equal bytes whatever their key order."""
     return orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
@@ -60,7 +77,7 @@ def schema_hash(definition: FunctionDefinition) -> str:
 def search_text(value: Any) -> str:
     """The words of a value for full-text indexing: strings and scalars of every leaf, keys left out
     (all examples of a function share them, so they would only blur the ranking)."""
-    return " ".join(_leaves(value))
+    return " ".join(_leaves(value)).replace("\x00", "")
 
 
 def _leaves(value: Any) -> Iterator[str]:

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-from taskgate.store.codec import json_dumps
+from taskgate.store.codec import pg_json_dumps
 
 T = TypeVar("T")
 
@@ -49,7 +49,7 @@ def is_memory_sqlite(url: URL) -> bool:
 def create_engine(url: URL) -> Engine:
     if url.get_backend_name() == "postgresql":
         return sa.create_engine(url, pool_size=WORKERS, max_overflow=0, pool_pre_ping=True,
-                                json_serializer=json_dumps, json_deserializer=orjson.loads)
+                                json_serializer=pg_json_dumps, json_deserializer=orjson.loads)
     if is_memory_sqlite(url):
         # One shared connection, or every pooled connection would see its own empty database.
         engine = sa.create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from taskgate.store.base import SpanRecord, TraceSummary
-from taskgate.store.codec import span_from_row, span_to_row
+from taskgate.store.codec import span_from_row, span_to_row, strip_nul
 from taskgate.store.database import upsert
 from taskgate.store.tables import spans
 
@@ -20,7 +20,11 @@ def write_spans(conn: Connection, records: list[SpanRecord]) -> None:
     """Upsert; of two records with the same id in one batch the later wins (Postgres refuses to
     touch one row twice in a statement, so they are collapsed first)."""
     latest = {(span.project_id, span.id): span for span in records}
-    upsert(conn, spans, [span_to_row(span) for span in latest.values()], keys=("project_id", "id"))
+    rows = [span_to_row(span) for span in latest.values()]
+    if conn.dialect.name == "postgresql":  # Postgres text refuses NUL; a stray one must not sink the batch
+        rows = [{key: strip_nul(value) if isinstance(value, str) else value for key, value in row.items()}
+                for row in rows]
+    upsert(conn, spans, rows, keys=("project_id", "id"))
 
 
 def get_span(conn: Connection, project_id: str, span_id: str) -> SpanRecord | None:

@@ -12,8 +12,17 @@ from taskgate.store.database import create_engine, normalize_url
 from taskgate.store.tables import metadata
 
 
+def _is_ours(obj: object, name: str | None, kind: str, reflected: bool, compare_to: object) -> bool:
+    """Autogenerate must leave the full-text search objects alone (SQLite's FTS5 tables, the Postgres
+    GIN index): migration 0001 makes them with raw SQL, and `tables.py` does not describe them."""
+    if kind == "table" and name is not None and name.startswith("examples_fts"):
+        return False
+    return not (kind == "index" and name == "ix_examples_search")
+
+
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True,
+                      include_object=_is_ours)
     with context.begin_transaction():
         context.run_migrations()
 

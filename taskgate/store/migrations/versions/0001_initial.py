@@ -100,17 +100,17 @@ def upgrade() -> None:
     op.create_table(
         "spans",
         sa.Column("project_id", ID, nullable=False),
-        sa.Column("id", sa.String(100), nullable=False),
-        sa.Column("trace_id", sa.String(100), nullable=False),
-        sa.Column("parent_id", sa.String(100), nullable=True),
+        sa.Column("id", sa.Text, nullable=False),
+        sa.Column("trace_id", sa.Text, nullable=False),
+        sa.Column("parent_id", sa.Text, nullable=True),
         sa.Column("name", sa.Text, nullable=False),
-        sa.Column("type", sa.String(100), nullable=False),
+        sa.Column("type", sa.Text, nullable=False),
         _time("start_time", nullable=True),
         _time("end_time", nullable=True),
         sa.Column("input", JSON, nullable=True),
         sa.Column("output", JSON, nullable=True),
         sa.Column("error", sa.Text, nullable=True),
-        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("status", sa.Text, nullable=False),
         sa.Column("model_chain", JSON, nullable=False),
         sa.Column("model_used", sa.Text, nullable=True),
         sa.Column("models_failed", JSON, nullable=False),
@@ -121,9 +121,7 @@ def upgrade() -> None:
         sa.Column("tags", JSON, nullable=False),
         sa.Column("meta", JSON, nullable=False),
         sa.Column("function_name", sa.Text, nullable=True),
-        sa.PrimaryKeyConstraint("project_id", "id", name="pk_spans"),
-        sa.ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE",
-                                name="fk_spans_project_id_projects"),
+        sa.PrimaryKeyConstraint("project_id", "id", name="pk_spans"),  # no FK: see tables.spans
     )
     op.create_index("ix_spans_project_id_trace_id", "spans", ["project_id", "trace_id"])
     op.create_index("ix_spans_project_id_start_time", "spans", ["project_id", "start_time"])

