@@ -7,6 +7,7 @@ wire body and log their own access line, so middlewares would only add cost to e
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator
 
@@ -18,13 +19,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from taskgate.api import compat, v2, v2_spans, v3
 from taskgate.api.auth import Authenticator
 from taskgate.api.http import error_response
-from taskgate.api.logging import flush_periodically, log_access
+from taskgate.api.logging import flush_log, log_access
 from taskgate.config import Settings
 from taskgate.context import AppContext
+from taskgate.engine.cost import PriceBook
 from taskgate.engine.engine import Engine
 from taskgate.errors import NotFoundError
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.store import open_store
+from taskgate.telemetry.periodic import every
 from taskgate.telemetry.recorder import SpanRecorder
 
 
@@ -54,8 +57,13 @@ def create_app(settings: Settings) -> ASGIApp:
         ctx = AppContext(settings, store, auth, recorder, providers, engine)
         for module in (v2, v2_spans, v3, compat):
             router.routes.extend(module.routes(ctx))
+        PriceBook.warm()
+        # Everything loaded so far (libraries, the price table) lives as long as the process: keep
+        # it out of the collector's sight, so a full collection never stalls a request on it.
+        gc.collect()
+        gc.freeze()
         try:
-            async with flush_periodically():
+            async with every(0.25, flush_log), every(2.0, engine.functions.flush_hits):
                 yield
         finally:
             await recorder.close()  # spans already accepted are written before exit

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -40,6 +41,9 @@ def serve(
 ) -> None:
     """Run the HTTP server (v2, v3 and the OpenAI-compatible endpoints)."""
     configure_logging(log_level.upper())
+    # Span writes and local inference run in threads; a short switch interval stops them from
+    # holding the GIL for the default 5 ms while a request waits on the event loop.
+    sys.setswitchinterval(0.0005)
     settings = _settings(data_dir, host=host, port=port)
     uvicorn.run(
         create_app(settings),

@@ -147,11 +147,11 @@ async def test_revert_makes_a_new_revision_with_the_old_definition(store: SqlSto
 async def test_hits_few_shot_count_and_listing(store: SqlStore, project: str) -> None:
     for name in ("b-fn", "a-fn", "c-fn"):
         await store.upsert_function(project, name, _definition())
-    await store.record_function_hit(project, "a-fn")
-    await store.record_function_hit(project, "a-fn")
+    await store.record_function_hits(project, "a-fn", 1)
+    await store.record_function_hits(project, "a-fn", 2)
     await store.set_few_shot_count(project, "a-fn", 5)
     function = await store.get_function(project, "a-fn")
-    assert function is not None and (function.hit_count, function.few_shot_count) == (2, 5)
+    assert function is not None and (function.hit_count, function.few_shot_count) == (3, 5)
     assert [f.name for f in await store.list_functions(project)] == ["a-fn", "b-fn", "c-fn"]
     assert [f.name for f in await store.list_functions(project, limit=1, offset=1)] == ["b-fn"]
     with pytest.raises(BadRequestError):

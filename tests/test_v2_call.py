@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -304,3 +305,16 @@ def test_health_needs_no_key(server):
 def test_root_call_path_is_the_same_handler(server, fake):
     reply = post(f"{server.url}/call", {"name": "root", "input": "x"})
     assert reply.status == 200 and reply.json()["message"]
+
+
+def test_hit_count_counts_calls(server, fake):
+    for _ in range(3):
+        call(server, {"name": "counted", "input": "x"})
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        functions = get(f"{server.url}/v3/functions").json()["functions"]
+        counted = next(f for f in functions if f["name"] == "counted")
+        if counted["hit_count"] == 3:
+            break
+        time.sleep(0.3)
+    assert counted["hit_count"] == 3

@@ -14,7 +14,7 @@ from taskgate.api.spans_common import parse_time
 from taskgate.api.v3_calls import _chunks
 from taskgate.api.v3_models import _catalogue, _current_prices, _pricing
 from taskgate.api.v3_routing import _pattern, _specificity, openapi_document
-from taskgate.api.v3_shapes import run_response, script_cached, task_from_run_request
+from taskgate.api.v3_shapes import run_response, task_from_run_request
 from taskgate.engine.fewshot import query_text
 from taskgate.engine.task import DEFAULT_INSTRUCTIONS, Failed, Finished, Result, Started, TextDelta, ToolCallDelta
 from taskgate.errors import BadRequestError, UpstreamUnavailableError
@@ -78,14 +78,6 @@ def test_bad_run_requests_are_400s(body: dict, message: str) -> None:  # type: i
     assert message in caught.value.detail
 
 
-def test_script_cached_compares_prompt_and_schemas() -> None:
-    task = task_from_run_request({"input": 1, "output_schema": SCHEMA}, "p", "fn", stored("Be brief.", SCHEMA))
-    assert script_cached(stored("Be brief.", SCHEMA), task)
-    assert not script_cached(None, task)
-    assert not script_cached(stored("Be brief."), task)
-    assert not script_cached(stored("Other.", SCHEMA), task)
-
-
 def result(**fields: object) -> Result:
     base: dict[str, object] = dict(span_id="s", trace_id="t", text="hi", usage=Usage(3, 4, 1, 2, 5), cost=0.5,
                                    model="openai/gpt-4o-mini", attempts=2, duration_ms=12.4, generation_ms=10.6)
@@ -95,7 +87,7 @@ def result(**fields: object) -> Result:
 
 def test_run_response_meta() -> None:
     task = task_from_run_request({"input": "x"}, "p", "fn", None)
-    body = run_response(result(), task, True)
+    body = run_response(result(script_cached=True), task)
     assert body["data"] == "hi"
     assert body["meta"] == {
         "function_name": "fn", "script_cached": True, "execution_ms": 12, "llm_calls": 2, "tts_calls": 0,
@@ -105,37 +97,37 @@ def test_run_response_meta() -> None:
         "models_used": ["openai/gpt-4o-mini"], "tool_calls": [], "trace_uuid": "t", "status": "completed",
         "guards": [], "model_warnings": [],
     }
-    cached = run_response(result(cached=True, cost=None), task, True)["meta"]
+    cached = run_response(result(cached=True, cost=None, script_cached=True), task)["meta"]
     assert cached["llm_calls"] == 0 and cached["cost"] is None
 
 
 def test_run_response_data_for_schemas_and_tool_calls() -> None:
     with_schema = task_from_run_request({"input": "x", "output_schema": SCHEMA}, "p", "fn", None)
-    assert run_response(result(text=None, payload={"a": "b"}), with_schema, False)["data"] == {"a": "b"}
+    assert run_response(result(text=None, payload={"a": "b"}), with_schema)["data"] == {"a": "b"}
     plain = task_from_run_request({"input": "x"}, "p", "fn", None)
     calls = [ToolCall("c1", "get_weather", '{"city": "Paris"}'), ToolCall("c2", "odd", "not json")]
-    body = run_response(result(text="", tool_calls=calls), plain, False)
+    body = run_response(result(text="", tool_calls=calls), plain)
     assert body["data"] is None
     assert body["meta"]["tool_calls"] == [{"id": "c1", "name": "get_weather", "arguments": {"city": "Paris"}},
                                           {"id": "c2", "name": "odd", "arguments": "not json"}]
-    assert run_response(result(text=""), plain, False)["data"] == ""
+    assert run_response(result(text=""), plain)["data"] == ""
 
 
 def test_stream_chunks_are_single_line_v3_frames() -> None:
     task = task_from_run_request({"input": "x"}, "p", "fn", None)
-    assert _chunks(Started("s", "t"), task, False) == []
-    assert _chunks(TextDelta("He\nllo"), task, False) == [b'data: {"type":"content","delta":"He\\nllo"}\n\n']
-    start, delta = _chunks(ToolCallDelta(0, "c1", "get_weather", '{"ci'), task, False)
+    assert _chunks(Started("s", "t"), task) == []
+    assert _chunks(TextDelta("He\nllo"), task) == [b'data: {"type":"content","delta":"He\\nllo"}\n\n']
+    start, delta = _chunks(ToolCallDelta(0, "c1", "get_weather", '{"ci'), task)
     assert orjson.loads(start[6:]) == {"type": "tool_call_start", "tool_call_index": 0, "tool_call_id": "c1",
                                        "tool_call_name": "get_weather"}
     assert orjson.loads(delta[6:]) == {"type": "tool_call_delta", "tool_call_index": 0, "tool_call_args": '{"ci'}
-    assert len(_chunks(ToolCallDelta(0, None, None, 'ty"}'), task, False)) == 1
-    done, complete = _chunks(Finished(result()), task, False)
+    assert len(_chunks(ToolCallDelta(0, None, None, 'ty"}'), task)) == 1
+    done, complete = _chunks(Finished(result()), task)
     assert orjson.loads(done[6:])["type"] == "done"
     event_line, data_line, blank, end = complete.split(b"\n")
     assert event_line == b"event: complete" and (blank, end) == (b"", b"")
     assert orjson.loads(data_line[6:])["data"] == "hi"
-    (error,) = _chunks(Failed(UpstreamUnavailableError("upstream went away"), True), task, False)
+    (error,) = _chunks(Failed(UpstreamUnavailableError("upstream went away"), True), task)
     assert orjson.loads(error[6:]) == {"type": "error", "error": "upstream went away"}
 
 

@@ -6,12 +6,9 @@ per request would cost more than the rest of the logging.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
 import orjson
@@ -21,7 +18,7 @@ log = logging.getLogger("taskgate.access")
 
 
 class BufferedHandler(logging.StreamHandler):
-    """A stream handler that leaves flushing to `flush_periodically` (and to errors, which flush at once)."""
+    """A stream handler that leaves flushing to `flush_log` (and to warnings, which flush at once)."""
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
@@ -52,23 +49,9 @@ def configure_logging(level: str = "INFO") -> None:
     root.propagate = False
 
 
-@contextlib.asynccontextmanager
-async def flush_periodically(interval: float = 0.25) -> AsyncIterator[None]:
-    """While the server runs, push buffered log lines out every `interval` seconds."""
-
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(interval)
-            _handler.force_flush()
-
-    task = asyncio.create_task(loop())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        _handler.force_flush()
+async def flush_log() -> None:
+    """Push buffered log lines out (the app runs this every quarter second and at shutdown)."""
+    _handler.force_flush()
 
 
 def log_access(scope: Scope, status: int, start: float) -> None:

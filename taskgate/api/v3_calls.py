@@ -18,7 +18,6 @@ from taskgate.api.v3_routing import Operation, V3Request
 from taskgate.api.v3_shapes import (
     function_name,
     run_response,
-    script_cached,
     task_from_run_request,
     usage_body,
 )
@@ -27,27 +26,27 @@ from taskgate.engine.task import Event, Failed, Finished, Task, TextDelta, ToolC
 DONE = b"data: [DONE]\n\n"
 
 
-async def _prepare(req: V3Request, name: str | None) -> tuple[Task, bool, bool]:
-    """Parse the body into a task; also say whether its script was cached and whether to stream."""
+async def _prepare(req: V3Request, name: str | None) -> tuple[Task, bool]:
+    """Parse the body into a task; also say whether to stream."""
     body = await read_json_object(req.request, req.ctx.settings.max_body_bytes)
     name = function_name(body.get("name") if name is None else name)
-    stored = await req.ctx.store.get_function(req.project_id, name)
+    stored = await req.ctx.engine.functions.current(req.project_id, name)
     task = task_from_run_request(body, req.project_id, name, stored)
-    return task, script_cached(stored, task), body.get("stream") is True
+    return task, body.get("stream") is True
 
 
-async def _run(req: V3Request, task: Task, cached: bool) -> Response:
+async def _run(req: V3Request, task: Task) -> Response:
     result = await req.ctx.engine.run(task)
-    return JSONResponse(run_response(result, task, cached))
+    return JSONResponse(run_response(result, task))
 
 
-async def _stream(req: V3Request, task: Task, cached: bool) -> Response:
+async def _stream(req: V3Request, task: Task) -> Response:
     events = req.ctx.engine.stream(task)
     first = await anext(events)  # errors before any output are raised here, as plain HTTP errors
-    return sse_response(_frames(events, first, task, cached), req.ctx.settings.heartbeat_s)
+    return sse_response(_frames(events, first, task), req.ctx.settings.heartbeat_s)
 
 
-def _chunks(event: Event, task: Task, cached: bool) -> list[bytes]:
+def _chunks(event: Event, task: Task) -> list[bytes]:
     if isinstance(event, TextDelta):
         return [data_frame({"type": "content", "delta": event.text})] if event.text else []
     if isinstance(event, ToolCallDelta):
@@ -62,18 +61,18 @@ def _chunks(event: Event, task: Task, cached: bool) -> list[bytes]:
     if isinstance(event, Finished):
         return [
             data_frame({"type": "done", "usage": usage_body(event.result.usage)}),
-            named_frame("complete", run_response(event.result, task, cached)),
+            named_frame("complete", run_response(event.result, task)),
         ]
     if isinstance(event, Failed):
         return [data_frame({"type": "error", "error": str(event.error)})]
     return []  # Started: v3 has no chunk for it
 
 
-async def _frames(events: AsyncIterator[Event], first: Event, task: Task, cached: bool) -> AsyncIterator[bytes]:
+async def _frames(events: AsyncIterator[Event], first: Event, task: Task) -> AsyncIterator[bytes]:
     try:
         event: Event | None = first
         while event is not None:
-            for frame in _chunks(event, task, cached):
+            for frame in _chunks(event, task):
                 yield frame
             if isinstance(event, Finished | Failed):
                 break
@@ -86,23 +85,23 @@ async def _frames(events: AsyncIterator[Event], first: Event, task: Task, cached
 
 
 async def call_by_body(req: V3Request) -> Response:
-    task, cached, stream = await _prepare(req, None)
-    return await (_stream if stream else _run)(req, task, cached)
+    task, stream = await _prepare(req, None)
+    return await (_stream if stream else _run)(req, task)
 
 
 async def stream_by_body(req: V3Request) -> Response:
-    task, cached, _ = await _prepare(req, None)
-    return await _stream(req, task, cached)
+    task, _ = await _prepare(req, None)
+    return await _stream(req, task)
 
 
 async def call_function(req: V3Request) -> Response:
-    task, cached, stream = await _prepare(req, req.params["name"])
-    return await (_stream if stream else _run)(req, task, cached)
+    task, stream = await _prepare(req, req.params["name"])
+    return await (_stream if stream else _run)(req, task)
 
 
 async def stream_function(req: V3Request) -> Response:
-    task, cached, _ = await _prepare(req, req.params["name"])
-    return await _stream(req, task, cached)
+    task, _ = await _prepare(req, req.params["name"])
+    return await _stream(req, task)
 
 
 _RUN = "a RunRequest: {input, instructions?, input_schema?, output_schema?, model?, tools?, parent_span_id?, ...}"

@@ -92,15 +92,6 @@ def task_from_run_request(body: dict[str, Any], project_id: str, name: str,
     )
 
 
-def script_cached(stored: FunctionRecord | None, task: Task) -> bool:
-    """True when the function's current revision already had this prompt and these schemas."""
-    if stored is None:
-        return False
-    current = stored.definition
-    return (current.instructions == task.instructions and current.input_schema == task.input_schema
-            and current.output_schema == task.output_schema)
-
-
 def usage_body(usage: Usage) -> dict[str, int]:
     return {
         "input_tokens": usage.input_tokens,
@@ -120,7 +111,7 @@ def tool_call_body(call: ToolCall) -> dict[str, Any]:
     return {"id": call.id, "name": call.name, "arguments": arguments}
 
 
-def run_response(result: Result, task: Task, cached_script: bool) -> dict[str, Any]:
+def run_response(result: Result, task: Task) -> dict[str, Any]:
     """The RunResponse `{data, meta}` of spec §3.3."""
     if task.output_schema is not None:
         data = result.payload
@@ -130,7 +121,7 @@ def run_response(result: Result, task: Task, cached_script: bool) -> dict[str, A
         "data": data,
         "meta": {
             "function_name": task.function_name,
-            "script_cached": cached_script,
+            "script_cached": result.script_cached,
             "execution_ms": round(result.duration_ms),
             "llm_calls": 0 if result.cached else result.attempts,
             "tts_calls": 0,

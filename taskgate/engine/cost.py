@@ -22,6 +22,11 @@ class PriceBook:
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str], Any] = {}
 
+    @staticmethod
+    def warm() -> None:
+        """Load the price table at start-up rather than on the first priced call."""
+        PriceBook._lookup("openai", "gpt-4o-mini")
+
     def cost(self, price_provider: str | None, model: str, usage: Usage) -> float | None:
         """Cost in USD for `usage` on `model`, or None: never a guess."""
         if price_provider is None:

@@ -140,6 +140,7 @@ class Engine:
                     response.finish_reason = chunk.finish_reason
                 if chunk.usage is not None:
                     response.usage.add(chunk.usage)
+                call.notes.extend(chunk.notes)
         except TaskgateError as exc:
             self._charge(call, outcome.route, response.usage)
             self._record(call, outcome.route.choice.name, error=exc, output="".join(text))
@@ -251,6 +252,7 @@ class Engine:
             call.attempts += 1
             call.models_failed.extend(outcome.failed)
             call.last_model, call.last_output = outcome.route.choice.name, response.text
+            call.notes.extend(response.notes)
             self._charge(call, outcome.route, response.usage)
             if not self._expects_json(call, response):
                 return response, outcome, None
@@ -292,11 +294,13 @@ class Engine:
             model=outcome.route.choice.name,
             models_failed=call.models_failed,
             attempts=call.attempts,
+            script_cached=call.script_cached,
             generation_ms=(time.perf_counter() - call.clock) * 1000,
         )
 
     def _finish(self, call: Call, result: Result) -> Result:
         result.span_id, result.trace_id = call.span_id, call.trace_id
+        result.script_cached = call.script_cached
         result.duration_ms = (time.perf_counter() - call.clock) * 1000
         self._record(call, result.model, result=result)
         return result

@@ -41,10 +41,12 @@ class FunctionBook:
         self._store = store
         self._known: dict[tuple[str, str], tuple[bytes, FunctionRecord]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._hits: dict[tuple[str, str], int] = {}
 
     async def ensure(self, task: Task) -> tuple[FunctionRecord, bool]:
         """The function's record, and whether its current revision already existed (v3 `script_cached`)."""
         key = (task.project_id, task.function_name)
+        self._hits[key] = self._hits.get(key, 0) + 1
         current = fingerprint(task)
         known = self._known.get(key)
         if known is not None and known[0] == current:
@@ -60,6 +62,17 @@ class FunctionBook:
             existed = before is not None and before.revision_id == record.revision_id
             return record, existed
 
+    async def current(self, project_id: str, name: str) -> FunctionRecord | None:
+        """The stored function as this process last saw it, asking the store only when it has not."""
+        known = self._known.get((project_id, name))
+        return known[1] if known is not None else await self._store.get_function(project_id, name)
+
     def forget(self, project_id: str, name: str) -> None:
         """Called when a function is changed through its own API, so the next call re-checks the store."""
         self._known.pop((project_id, name), None)
+
+    async def flush_hits(self) -> None:
+        """Add the calls counted since the last flush to each function's `hit_count`, one write per function."""
+        hits, self._hits = self._hits, {}
+        for (project_id, name), count in hits.items():
+            await self._store.record_function_hits(project_id, name, count)

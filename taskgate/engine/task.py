@@ -72,6 +72,7 @@ class Result:
     models_failed: list[str] = field(default_factory=list)
     attempts: int = 1
     cached: bool = False
+    script_cached: bool = False  # the function's current revision existed before this call (v3 meta)
     duration_ms: float = 0.0
     generation_ms: float = 0.0
 

@@ -123,9 +123,9 @@ def revert_function(conn: Connection, project_id: str, name: str, number: int) -
     return upsert_function(conn, project_id, name, target.definition)
 
 
-def record_hit(conn: Connection, project_id: str, name: str) -> None:
+def record_hits(conn: Connection, project_id: str, name: str, count: int) -> None:
     conn.execute(functions.update().where(_live(project_id, name))
-                 .values(hit_count=functions.c.hit_count + 1))
+                 .values(hit_count=functions.c.hit_count + count))
 
 
 def set_few_shot_count(conn: Connection, project_id: str, name: str, count: int) -> None:

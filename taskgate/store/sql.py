@@ -93,8 +93,8 @@ class SqlStore:
     async def revert_function(self, project_id: str, name: str, number: int) -> FunctionRecord | None:
         return await self._write_retrying(lambda c: functions.revert_function(c, project_id, name, number))
 
-    async def record_function_hit(self, project_id: str, name: str) -> None:
-        await self.database.write(lambda c: functions.record_hit(c, project_id, name))
+    async def record_function_hits(self, project_id: str, name: str, count: int) -> None:
+        await self.database.write(lambda c: functions.record_hits(c, project_id, name, count))
 
     async def set_few_shot_count(self, project_id: str, name: str, count: int) -> None:
         if count < 0:
