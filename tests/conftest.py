@@ -1,3 +1,5 @@
-"""Shared fixtures: the fake providers, a real `taskgate serve`, and the SDK virtualenvs."""
+"""Shared fixtures: the fake providers, a real `taskgate serve`, the SDK virtualenvs and the databases."""
 
 from tests.fixtures import *  # noqa: F403
+
+pytest_plugins = ["tests.store_fixtures"]

@@ -10,7 +10,6 @@ from taskgate.store import open_store
 from tests.fakes.common import Behaviour
 from tests.harness import ServerProcess
 from tests.http_client import get, post, sse_events
-from tests.store_fixtures import postgres, postgres_url  # noqa: F401  (fixtures)
 
 
 def stored_span(url: str, span_id: str):
@@ -63,7 +62,7 @@ def test_heartbeat_comment_during_upstream_silence(fake_provider, tmp_path):
     assert "".join(e.get("delta", "") for e in events[1:]) == "slow words here"
 
 
-def test_serves_calls_on_postgres(fake_provider, tmp_path, postgres_url):  # noqa: F811
+def test_serves_calls_on_postgres(fake_provider, tmp_path, postgres_url):
     server = ServerProcess(fake_provider, tmp_path / "pg", env={"TASKGATE_DATABASE_URL": postgres_url})
     server.start()
     try:

@@ -20,7 +20,6 @@ from taskgate.store.database import normalize_url
 from taskgate.store.migrate import upgrade_to_head
 from taskgate.store.tables import api_keys, cache_entries
 
-pytest_plugins = ["tests.store_fixtures"]
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
