@@ -20,7 +20,6 @@ from taskgate.store.database import normalize_url
 from taskgate.store.migrate import upgrade_to_head
 from taskgate.store.tables import api_keys, cache_entries
 
-
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
