@@ -17,7 +17,7 @@ import pytest
 
 from tests.fakes.provider import FakeProvider
 from tests.harness import ServerProcess
-from tests.http_client import post, sse_events
+from tests.http_client import get, post, sse_events
 
 pytestmark = [
     pytest.mark.local_model,
@@ -89,3 +89,21 @@ def test_compat_chat_completion_streams_text(local_server: ServerProcess) -> Non
     texts = [c["choices"][0]["delta"].get("content") for c in chunks if c.get("choices")]
     assert len([t for t in texts if t]) >= 2
     assert chunks[-1]["choices"] == [] or chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+def test_schema_the_grammar_cannot_express_falls_back_and_the_span_says_so(local_server: ServerProcess) -> None:
+    body = {
+        "name": "inexpressible",
+        "input": "2+2",
+        "output_schema": {"type": "object", "properties": {"answer": {"not": {"type": "null"}}},
+                          "required": ["answer"]},
+        "model": {"name": "local/gemma-3-270m", "options": {"max_tokens": 24}},
+        "configuration": {"invocation.structured_generation.max_attempts": 1},
+    }
+    reply = post(f"{local_server.url}/v2/call", body, timeout=120)
+    assert reply.status in (200, 400), reply.body  # a base model may or may not manage it unconstrained
+    traces = get(f"{local_server.url}/v3/traces?name=inexpressible").json()["data"]
+    assert traces, "the call was not recorded"
+    spans = get(f"{local_server.url}/v3/traces/{traces[0]['id']}").json()["spans"]
+    notes = spans[0]["meta"]["notes"]
+    assert any("grammar unavailable for this schema" in note and "fell back to prompting" in note for note in notes)
