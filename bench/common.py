@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import aiohttp
+import orjson
 
 from taskgate.api.v2 import parse_call
 from taskgate.engine.prompt import build_messages
@@ -41,6 +42,7 @@ READY_TIMEOUT_S = 60.0
 T = TypeVar("T")
 Timed = Callable[[], Awaitable[float]]
 Sampler = Callable[[], Awaitable[T]]
+Timings = tuple[float, float, float]  # a stream's seconds to its first byte, first delta, and end
 
 
 def free_port() -> int:
@@ -184,6 +186,63 @@ def fail_status(url: str, status: int, payload: bytes) -> None:
         raise SystemExit(f"{url} answered {status}: {payload[:300]!r}")
 
 
+def poster(session: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str]) -> Timed:
+    """One timed POST whose whole answer is read; an error answer stops the run."""
+    data = orjson.dumps(body)
+
+    async def once() -> float:
+        start = time.perf_counter()
+        async with session.post(url, data=data, headers=headers) as response:
+            payload = await response.read()
+        elapsed = time.perf_counter() - start
+        fail_status(url, response.status, payload)
+        return elapsed
+
+    return once
+
+
+def sse_payloads(data: bytes) -> list[Any]:
+    """The JSON payloads of the `data:` lines in a run of whole SSE events."""
+    return [orjson.loads(line[6:]) for line in data.split(b"\n") if line.startswith(b"data: {")]
+
+
+def openai_delta(data: bytes) -> bool:
+    """An OpenAI chunk with non-empty content (the role chunk and usage chunk do not count)."""
+    for event in sse_payloads(data):
+        choices = event.get("choices") or [{}]
+        if choices[0].get("delta", {}).get("content"):
+            return True
+    return False
+
+
+def streamer(session: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str],
+             is_delta: Callable[[bytes], bool]) -> Sampler[Timings]:
+    """One streamed POST, read as raw chunks to the end; events are parsed only until the first delta."""
+    data = orjson.dumps(body)
+
+    async def once() -> Timings:
+        first_byte = first_delta = None
+        pending = b""
+        start = time.perf_counter()
+        async with session.post(url, data=data, headers=headers) as response:
+            if response.status != 200:
+                fail_status(url, response.status, await response.read())
+            async for chunk in response.content.iter_any():
+                now = time.perf_counter()
+                if first_byte is None:
+                    first_byte = now - start
+                if first_delta is None:
+                    whole, _, pending = (pending + chunk).rpartition(b"\n\n")
+                    if whole and is_delta(whole):
+                        first_delta = now - start
+        end = time.perf_counter() - start
+        if first_byte is None or first_delta is None:
+            raise SystemExit(f"{url} streamed no content delta")
+        return first_byte, first_delta, end
+
+    return once
+
+
 async def interleaved(direct: Sampler[T], gateway: Sampler[T], warmup: int, count: int,
                       block: int) -> tuple[list[T], list[T]]:
     """`count` samples of each, taken in alternating blocks of `block` requests after `warmup` of each."""
@@ -197,6 +256,15 @@ async def interleaved(direct: Sampler[T], gateway: Sampler[T], warmup: int, coun
         direct_samples += [await direct() for _ in range(size)]
         gateway_samples += [await gateway() for _ in range(size)]
     return direct_samples, gateway_samples
+
+
+async def interleaved_with_cpu(stack: Stack, direct: Sampler[T], gateway: Sampler[T], warmup: int, count: int,
+                               block: int) -> tuple[list[T], list[T], float]:
+    """`interleaved`, plus the gateway's CPU milliseconds per request over the same run (warm-up included)."""
+    before = cpu_seconds(stack.gateway.proc.pid)
+    direct_samples, gateway_samples = await interleaved(direct, gateway, warmup, count, block)
+    spent = cpu_seconds(stack.gateway.proc.pid) - before
+    return direct_samples, gateway_samples, round(spent * 1000 / (warmup + count), 3)
 
 
 async def requests_per_second(call: Timed, total: int, concurrency: int) -> float:

@@ -42,17 +42,11 @@ from taskgate.providers.grammar import GrammarCache, schema_to_gbnf
 from taskgate.providers.local import CONTEXT_TOKENS
 from taskgate.providers.local_model import ensure_bundled_model
 from taskgate.providers.local_prompt import TURN_STOP, build_prompt
+from tests.schemas import CAPITAL_SCHEMA
 
 MODEL = "local/gemma-3-270m"
 SCHEMAS: dict[str, dict[str, Any]] = {
-    "seed-002 capital": {
-        "properties": {
-            "capital": {"type": "string", "description": "The capital city of the country"},
-            "population": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None},
-        },
-        "required": ["capital"],
-        "type": "object",
-    },
+    "seed-002 capital": CAPITAL_SCHEMA,
     "nested + enum + array": {
         "type": "object",
         "properties": {

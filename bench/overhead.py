@@ -17,7 +17,6 @@ machine barely moves. Prints a table and, last, a one-line JSON summary.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +31,12 @@ from bench.common import (
     added,
     bench_stack,
     cpu_seconds,
-    fail_status,
     gateway_headers,
-    interleaved,
+    interleaved_with_cpu,
     keepalive_session,
     latency_row,
     placement,
+    poster,
     requests_per_second,
     run,
     stack_ready,
@@ -64,21 +63,6 @@ SCHEMA_CALL: dict[str, Any] = {
 }
 
 
-def poster(session: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str]) -> Timed:
-    """One timed POST whose whole answer is read; an error answer stops the run."""
-    data = orjson.dumps(body)
-
-    async def once() -> float:
-        start = time.perf_counter()
-        async with session.post(url, data=data, headers=headers) as response:
-            payload = await response.read()
-        elapsed = time.perf_counter() - start
-        fail_status(url, response.status, payload)
-        return elapsed
-
-    return once
-
-
 def pair(session: aiohttp.ClientSession, stack: Stack, call: dict[str, Any]) -> tuple[Timed, Timed]:
     direct = poster(session, stack.upstream_chat_url, upstream_body(call), upstream_headers())
     gateway = poster(session, f"{stack.gateway.url}/v2/call", call, gateway_headers())
@@ -87,10 +71,9 @@ def pair(session: aiohttp.ClientSession, stack: Stack, call: dict[str, Any]) -> 
 
 async def latency(stack: Stack, sides: tuple[Timed, Timed], args: argparse.Namespace) -> dict[str, float]:
     """Added p50/p99 at concurrency 1, plus the server's CPU per call over the same calls."""
-    before = cpu_seconds(stack.gateway.proc.pid)
-    figures = added(*await interleaved(*sides, args.warmup, args.requests, args.block))
-    spent = cpu_seconds(stack.gateway.proc.pid) - before
-    figures["taskgate_cpu_ms_per_call"] = round(spent * 1000 / (args.warmup + args.requests), 3)
+    direct, gateway, cpu_ms = await interleaved_with_cpu(stack, *sides, args.warmup, args.requests, args.block)
+    figures = added(direct, gateway)
+    figures["taskgate_cpu_ms_per_call"] = cpu_ms
     return figures
 
 

@@ -16,8 +16,6 @@ first byte is the empty role chunk, sent before any content.
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +27,19 @@ from bench.common import (
     LATENCY_HEADER,
     Sampler,
     Stack,
+    Timings,
     added,
     bench_stack,
-    cpu_seconds,
-    fail_status,
     gateway_headers,
-    interleaved,
+    interleaved_with_cpu,
     keepalive_session,
     latency_row,
+    openai_delta,
     placement,
     run,
+    sse_payloads,
     stack_ready,
+    streamer,
     upstream_body,
     upstream_headers,
 )
@@ -64,61 +64,18 @@ SCHEMA_CALL: dict[str, Any] = {
     "input": {"text": "A short text to summarise."},
     "output_schema": OUTPUT_SCHEMA,
 }
-Timings = tuple[float, float, float]  # seconds to first byte, first delta, end of stream
 KINDS = ("first_byte", "first_delta", "whole_stream")
-
-
-def _events(data: bytes) -> list[Any]:
-    """The JSON payloads of the `data:` lines in a run of whole SSE events."""
-    return [orjson.loads(line[6:]) for line in data.split(b"\n") if line.startswith(b"data: {")]
-
-
-def upstream_delta(data: bytes) -> bool:
-    """An OpenAI chunk with non-empty content (the role chunk and usage chunk do not count)."""
-    for event in _events(data):
-        choices = event.get("choices") or [{}]
-        if choices[0].get("delta", {}).get("content"):
-            return True
-    return False
 
 
 def v2_delta(data: bytes) -> bool:
     """A v2 StreamingChunk carrying a delta (text or json_path); the `{"span_id"}` head does not."""
-    return any("delta" in event for event in _events(data))
-
-
-def streamer(session: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str],
-             is_delta: Callable[[bytes], bool]) -> Sampler[Timings]:
-    """One streamed POST, read as raw chunks to the end; events are parsed only until the first delta."""
-    data = orjson.dumps(body)
-
-    async def once() -> Timings:
-        first_byte = first_delta = None
-        pending = b""
-        start = time.perf_counter()
-        async with session.post(url, data=data, headers=headers) as response:
-            if response.status != 200:
-                fail_status(url, response.status, await response.read())
-            async for chunk in response.content.iter_any():
-                now = time.perf_counter()
-                if first_byte is None:
-                    first_byte = now - start
-                if first_delta is None:
-                    whole, _, pending = (pending + chunk).rpartition(b"\n\n")
-                    if whole and is_delta(whole):
-                        first_delta = now - start
-        end = time.perf_counter() - start
-        if first_byte is None or first_delta is None:
-            raise SystemExit(f"{url} streamed no content delta")
-        return first_byte, first_delta, end
-
-    return once
+    return any("delta" in event for event in sse_payloads(data))
 
 
 def pair(session: aiohttp.ClientSession, stack: Stack, call: dict[str, Any]) -> tuple[Sampler[Timings],
                                                                                       Sampler[Timings]]:
     direct = streamer(session, stack.upstream_chat_url, upstream_body(call, stream=True), upstream_headers(),
-                      upstream_delta)
+                      openai_delta)
     gateway = streamer(session, f"{stack.gateway.url}/v2/call/stream", call, gateway_headers(), v2_delta)
     return direct, gateway
 
@@ -126,13 +83,11 @@ def pair(session: aiohttp.ClientSession, stack: Stack, call: dict[str, Any]) -> 
 async def latency(stack: Stack, sides: tuple[Sampler[Timings], Sampler[Timings]],
                   args: argparse.Namespace) -> dict[str, Any]:
     """Added p50/p99 for each of the three moments, plus the server's CPU per streamed call."""
-    before = cpu_seconds(stack.gateway.proc.pid)
-    direct, gateway = await interleaved(*sides, args.warmup, args.requests, args.block)
-    spent = cpu_seconds(stack.gateway.proc.pid) - before
+    direct, gateway, cpu_ms = await interleaved_with_cpu(stack, *sides, args.warmup, args.requests, args.block)
     figures: dict[str, Any] = {
         kind: added([d[i] for d in direct], [g[i] for g in gateway]) for i, kind in enumerate(KINDS)
     }
-    figures["taskgate_cpu_ms_per_call"] = round(spent * 1000 / (args.warmup + args.requests), 3)
+    figures["taskgate_cpu_ms_per_call"] = cpu_ms
     return figures
 
 

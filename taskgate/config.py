@@ -18,7 +18,6 @@ class Settings:
     port: int = 8000
     data_dir: Path = Path(".taskgate")
     database_url: str | None = None  # a SQLAlchemy URL; default: SQLite in data_dir
-    redis_url: str | None = None
     api_keys: list[str] = field(default_factory=list)  # bootstrap keys, all in project "default"
     default_model: str = LOCAL_DEFAULT_MODEL
     max_body_bytes: int = 10 * 1024 * 1024
@@ -43,7 +42,6 @@ class Settings:
         settings = cls(
             data_dir=Path(env.get("TASKGATE_DATA_DIR", ".taskgate")),
             database_url=env.get("TASKGATE_DATABASE_URL") or None,
-            redis_url=env.get("TASKGATE_REDIS_URL") or None,
             api_keys=[k.strip() for k in env.get("TASKGATE_API_KEYS", "").split(",") if k.strip()],
             default_model=env.get("TASKGATE_DEFAULT_MODEL") or fallback_default,
             max_body_bytes=int(env.get("TASKGATE_MAX_BODY_BYTES", 10 * 1024 * 1024)),

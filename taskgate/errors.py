@@ -94,6 +94,13 @@ class ConflictError(TaskgateError):
     default_message = "The resource already exists"
 
 
+class MethodNotAllowedError(TaskgateError):
+    status = 405
+    type_name = "MethodNotAllowedError"
+    code = "method_not_allowed"
+    default_message = "The method is not allowed on this resource"
+
+
 class PayloadTooLargeError(TaskgateError):
     status = 413
     type_name = "PayloadTooLargeError"
@@ -106,13 +113,6 @@ class RequestValidationError(TaskgateError):
     type_name = "RequestValidationError"
     code = "validation_error"
     default_message = "The request is invalid"
-
-
-class RateLimitedError(TaskgateError):
-    status = 429
-    type_name = "RateLimitError"
-    code = "rate_limited"
-    default_message = "Too many requests"
 
 
 class OverloadedError(TaskgateError):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.provider import FakeProvider
-from tests.harness import ServerProcess, run_sdk_script, sdk_python
+from tests.harness import ServerProcess, run_sdk_script
 
 __all__ = ["SdkVenvs", "fake", "fake_provider", "sdk_venv", "server"]
 
@@ -45,9 +45,6 @@ def server(fake_provider: FakeProvider, tmp_path_factory: pytest.TempPathFactory
 
 class SdkVenvs:
     """Runs scripts under tests/sdk_scripts inside the named SDK venv, aimed at a server."""
-
-    def python(self, name: str) -> Path:
-        return sdk_python(name)
 
     def run(self, name: str, script: str | Path, *args: str, server: ServerProcess | None = None,
             env: Mapping[str, str] | None = None, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:

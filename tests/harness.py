@@ -164,10 +164,6 @@ class ServerProcess:
         path = self.data_dir / "server.stderr"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def stdout_text(self) -> str:
-        path = self.data_dir / "server.stdout"
-        return path.read_text(errors="replace") if path.exists() else ""
-
     def __enter__(self) -> ServerProcess:
         self.start()
         return self

@@ -24,7 +24,7 @@ from taskgate.providers.base import ChatChunk, ChatRequest, StructuredOutput
 from taskgate.providers.catalog import PRESETS, ResolvedProvider
 from tests.fakes import anthropic_wire
 from tests.fakes.provider import REJECTED_MODEL, Behaviour, FakeProvider
-from tests.test_openai_adapter import closed_port
+from tests.harness import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -189,7 +189,7 @@ async def test_timeout(fake: FakeProvider, adapter: AnthropicAdapter, streaming:
 
 
 async def test_connection_refused() -> None:
-    adapter = make_adapter(f"http://127.0.0.1:{closed_port()}")
+    adapter = make_adapter(f"http://127.0.0.1:{free_port()}")  # nothing listens there
     try:
         with pytest.raises(ProviderError, match="cannot reach"):
             await adapter.complete(ChatRequest(model="claude-x", messages=USER))
@@ -202,6 +202,16 @@ async def test_malformed_body(fake: FakeProvider, adapter: AnthropicAdapter, raw
     fake.script("claude-m", Behaviour(raw_body=raw))
     with pytest.raises(UpstreamProtocolError):
         await adapter.complete(ChatRequest(model="claude-m", messages=USER))
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_malformed_usage_is_a_protocol_error(
+    fake: FakeProvider, adapter: AnthropicAdapter, streaming: bool
+) -> None:
+    fake.script("claude-mu", Behaviour(usage={"input_tokens": "many"}))
+    request = ChatRequest(model="claude-mu", messages=USER)
+    with pytest.raises(UpstreamProtocolError):
+        await (collect(adapter, request) if streaming else adapter.complete(request))
 
 
 async def test_stream_cut_midway(fake: FakeProvider, adapter: AnthropicAdapter) -> None:

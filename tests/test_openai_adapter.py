@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import orjson
@@ -23,6 +22,7 @@ from taskgate.providers.catalog import PRESETS, ResolvedProvider
 from taskgate.providers.openai_compat import OpenAICompatAdapter, parse_completion
 from tests.fakes import openai_wire
 from tests.fakes.provider import REJECTED_MODEL, Behaviour, FakeProvider
+from tests.harness import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -188,15 +188,9 @@ async def test_default_timeout_comes_from_the_adapter(fake: FakeProvider) -> Non
         await adapter.aclose()
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize("streaming", [False, True])
 async def test_connection_refused_is_a_retriable_provider_error(streaming: bool) -> None:
-    adapter = make_adapter(f"http://127.0.0.1:{closed_port()}/v1")
+    adapter = make_adapter(f"http://127.0.0.1:{free_port()}/v1")  # nothing listens there
     request = ChatRequest(model="gpt-x", messages=USER)
     try:
         with pytest.raises(ProviderError, match="cannot reach") as caught:
@@ -211,6 +205,16 @@ async def test_malformed_body_is_a_protocol_error(fake: FakeProvider, adapter: O
     fake.script("gpt-m", Behaviour(raw_body=raw))
     with pytest.raises(UpstreamProtocolError):
         await adapter.complete(ChatRequest(model="gpt-m", messages=USER))
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_malformed_usage_is_a_protocol_error(
+    fake: FakeProvider, adapter: OpenAICompatAdapter, streaming: bool
+) -> None:
+    fake.script("gpt-mu", Behaviour(usage={"prompt_tokens": "many", "total_tokens": 1}))
+    request = ChatRequest(model="gpt-mu", messages=USER)
+    with pytest.raises(UpstreamProtocolError):
+        await (collect(adapter, request) if streaming else adapter.complete(request))
 
 
 async def test_json_body_instead_of_a_stream_is_a_protocol_error(

@@ -13,15 +13,8 @@ import pytest
 
 from tests.fakes.common import Behaviour
 from tests.http_client import get, post
+from tests.schemas import CAPITAL_SCHEMA
 
-CAPITAL_SCHEMA = {
-    "properties": {
-        "capital": {"type": "string", "description": "The capital city of the country"},
-        "population": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None},
-    },
-    "required": ["capital"],
-    "type": "object",
-}
 PEOPLE_SCHEMA = {
     "$defs": {
         "Person": {

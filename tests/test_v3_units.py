@@ -127,7 +127,7 @@ def test_stream_chunks_are_single_line_v3_frames() -> None:
     event_line, data_line, blank, end = complete.split(b"\n")
     assert event_line == b"event: complete" and (blank, end) == (b"", b"")
     assert orjson.loads(data_line[6:])["data"] == "hi"
-    (error,) = _chunks(Failed(UpstreamUnavailableError("upstream went away"), True), task)
+    (error,) = _chunks(Failed(UpstreamUnavailableError("upstream went away")), task)
     assert orjson.loads(error[6:]) == {"type": "error", "error": "upstream went away"}
 
 

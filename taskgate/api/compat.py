@@ -51,7 +51,7 @@ def _chat_handler(ctx: AppContext) -> Handler:
         # Errors before any output are raised here, so they go out as a plain HTTP error.
         first = await anext(events, None)
         if not isinstance(first, Started):
-            await _close(events)
+            await events.aclose()
             raise TaskgateError("the engine stream did not start with its span")
         chunks = ChunkStream(first.span_id, call.model_label, call.include_usage)
         response = sse_response(chunk_frames(first, events, chunks), ctx.settings.heartbeat_s)
@@ -87,8 +87,3 @@ def _embeddings_handler(ctx: AppContext) -> Handler:
 
     return embeddings
 
-
-async def _close(events: object) -> None:
-    aclose = getattr(events, "aclose", None)
-    if aclose is not None:
-        await aclose()

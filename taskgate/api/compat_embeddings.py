@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from taskgate.api.fields import optional
 from taskgate.errors import BadRequestError, NotFoundError, TaskgateError
 from taskgate.ids import new_id
 from taskgate.providers.base import EmbeddingResponse
@@ -53,10 +54,8 @@ def parse_embedding_request(body: Mapping[str, Any]) -> EmbeddingCall:
         if isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1:
             raise BadRequestError("dimensions must be a positive integer")
         options["dimensions"] = dimensions
-    user = body.get("user")
+    user = optional(body, "user", str, "a string", name="user")
     if user is not None:
-        if not isinstance(user, str):
-            raise BadRequestError("user must be a string")
         options["user"] = user
     tags = body.get("tags") or {}
     if not isinstance(tags, dict):

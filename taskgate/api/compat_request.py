@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from taskgate.api.fields import optional
 from taskgate.engine.models import parse_model_field
 from taskgate.engine.task import ModelChoice, Task
 from taskgate.errors import BadRequestError
@@ -54,14 +55,14 @@ def parse_chat_request(body: Mapping[str, Any], headers: Mapping[str, str], proj
     models = _models(body.get("model"), body.get("fallback_models"))
     options = _options(body)
     output_schema = _output_schema(body, options)
-    stream = _flag(body, "stream")
+    stream = optional(body, "stream", bool, "a boolean", name="stream") or False
     task = Task(
         project_id=project_id,
         function_name=_function_name(headers),
         instructions="",
         output_schema=output_schema,
         models=models,
-        tags=_tags(body.get("tags")),
+        tags=dict(optional(body, "tags", dict, "an object", name="tags") or {}),
         parent_span_id=_parent(headers, body),
         messages=messages,
         tools=tools,
@@ -73,7 +74,7 @@ def parse_chat_request(body: Mapping[str, Any], headers: Mapping[str, str], proj
     return ChatCall(
         task=task,
         stream=stream,
-        include_usage=stream and _include_usage(body.get("stream_options")),
+        include_usage=stream and _include_usage(body),
         model_label=models[0].name if models else default_model,
     )
 
@@ -87,37 +88,13 @@ def _parent(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
     header = headers.get("x-opper-parent-span-id", "").strip()
     if header:
         return header
-    value = body.get("parent_span_id")
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise BadRequestError("parent_span_id must be a string")
-    return value
+    return optional(body, "parent_span_id", str, "a string", name="parent_span_id") or None
 
 
-def _tags(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise BadRequestError("tags must be an object")
-    return dict(value)
-
-
-def _flag(body: Mapping[str, Any], name: str) -> bool:
-    value = body.get(name)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise BadRequestError(f"{name} must be a boolean")
-    return value
-
-
-def _include_usage(value: Any) -> bool:
-    if value is None:
-        return False
-    if not isinstance(value, dict):
-        raise BadRequestError("stream_options must be an object")
-    return bool(value.get("include_usage"))
+def _include_usage(body: Mapping[str, Any]) -> bool:
+    """Read only for streams: `stream_options` means nothing to a non-streamed completion."""
+    options = optional(body, "stream_options", dict, "an object", name="stream_options") or {}
+    return bool(options.get("include_usage"))
 
 
 # ---- messages
@@ -153,9 +130,7 @@ def _check_message(message: Any, where: str) -> None:
             _check_part(part, f"{where}.content[{position}]")
     elif not isinstance(content, str):
         raise BadRequestError(f"{where}.content must be a string, an array of parts or null")
-    name = message.get("name")
-    if name is not None and not isinstance(name, str):
-        raise BadRequestError(f"{where}.name must be a string")
+    optional(message, "name", str, "a string", name=f"{where}.name")
 
 
 def _check_part(part: Any, where: str) -> None:
@@ -211,12 +186,8 @@ def _tools(value: Any) -> list[dict[str, Any]] | None:
         if name in names:
             raise BadRequestError(f"{where}.function.name '{name}' is declared twice")
         names.add(name)
-        description = function.get("description")
-        if description is not None and not isinstance(description, str):
-            raise BadRequestError(f"{where}.function.description must be a string")
-        parameters = function.get("parameters")
-        if parameters is not None and not isinstance(parameters, dict):
-            raise BadRequestError(f"{where}.function.parameters must be a JSON Schema object")
+        optional(function, "description", str, "a string", name=f"{where}.function.description")
+        optional(function, "parameters", dict, "a JSON Schema object", name=f"{where}.function.parameters")
     return value
 
 
@@ -275,9 +246,7 @@ def _options(body: Mapping[str, Any]) -> dict[str, Any]:
 def _output_schema(body: Mapping[str, Any], options: dict[str, Any]) -> dict[str, Any] | None:
     """`response_format: json_schema` or Opper's `output_schema` become a validated schema;
     `json_object` is only a mode switch, so it goes to the upstream as is."""
-    schema = body.get("output_schema")
-    if schema is not None and not isinstance(schema, dict):
-        raise BadRequestError("output_schema must be a JSON Schema object")
+    schema = optional(body, "output_schema", dict, "a JSON Schema object", name="output_schema")
     response_format = body.get("response_format")
     if response_format is None:
         return schema

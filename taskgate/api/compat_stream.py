@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -144,8 +144,8 @@ class ChunkStream:
         return []  # Started: its ids are already in every chunk
 
 
-async def chunk_frames(first: Event, events: AsyncIterator[Event],
-                       chunks: ChunkStream) -> AsyncIterator[bytes]:
+async def chunk_frames(first: Event, events: AsyncGenerator[Event, None],
+                       chunks: ChunkStream) -> AsyncGenerator[bytes, None]:
     """Frames for a stream whose first event was already taken (so pre-output errors became HTTP errors).
 
     Closing this generator closes `events`, which cancels the upstream request in the engine.
@@ -170,6 +170,4 @@ async def chunk_frames(first: Event, events: AsyncIterator[Event],
             for frame in chunks.on(event):
                 yield frame
     finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await events.aclose()

@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from taskgate.api.fields import optional
 from taskgate.errors import BadRequestError, ConflictError, NotFoundError
 from taskgate.ids import new_id
 from taskgate.store.base import SpanRecord
@@ -38,17 +39,11 @@ def parse_time(value: Any, field: str) -> datetime | None:
 
 
 def _string(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise BadRequestError(f"'{key}' must be a string")
-    return value
+    return optional(body, key, str, "a string")
 
 
 def _object(body: dict[str, Any], key: str) -> dict[str, Any] | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, dict):
-        raise BadRequestError(f"'{key}' must be an object")
-    return value
+    return optional(body, key, dict, "an object")
 
 
 def _score(body: dict[str, Any]) -> float | None:

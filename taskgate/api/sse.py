@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from starlette.responses import StreamingResponse
@@ -31,7 +31,7 @@ def named_frame(event: str, payload: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
 
 
-async def with_heartbeat(frames: AsyncIterator[bytes], heartbeat_s: float) -> AsyncIterator[bytes]:
+async def with_heartbeat(frames: AsyncGenerator[bytes, None], heartbeat_s: float) -> AsyncGenerator[bytes, None]:
     """Yield `frames`, inserting a heartbeat comment whenever the producer is silent too long.
 
     The producer runs in its own task feeding a queue and a watchdog task adds a heartbeat after
@@ -51,8 +51,9 @@ async def with_heartbeat(frames: AsyncIterator[bytes], heartbeat_s: float) -> As
                 await queue.put(frame)
         except Exception as exc:  # surfaced to the consumer below
             await queue.put(exc)
-        finally:
-            await queue.put(_END)
+        # Not in a `finally`: once cancelled, nobody reads the queue, so a put into a full one would
+        # never return and the consumer's cleanup would wait on this task forever.
+        await queue.put(_END)
 
     async def watchdog() -> None:
         nonlocal last_put
@@ -86,12 +87,10 @@ async def with_heartbeat(frames: AsyncIterator[bytes], heartbeat_s: float) -> As
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        aclose = getattr(frames, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await frames.aclose()
 
 
-def sse_response(frames: AsyncIterator[bytes], heartbeat_s: float) -> StreamingResponse:
+def sse_response(frames: AsyncGenerator[bytes, None], heartbeat_s: float) -> StreamingResponse:
     return StreamingResponse(
         with_heartbeat(frames, heartbeat_s), media_type="text/event-stream", headers=SSE_HEADERS
     )

@@ -7,13 +7,14 @@ StreamingChunks; everything else is the engine's.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from taskgate.api.fields import optional
 from taskgate.api.http import JSONResponse, guarded, read_json_object
 from taskgate.api.sse import data_frame, sse_response
 from taskgate.context import AppContext
@@ -41,29 +42,30 @@ def parse_call(body: dict[str, Any], project_id: str) -> Task:
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise RequestValidationError("'name' is required and must be a non-empty string")
-    instructions = _optional(body, "instructions", str) or DEFAULT_INSTRUCTIONS
-    tags = _optional(body, "tags", dict) or {}
-    parent = _optional(body, "parent_span_id", str)
+    instructions = _string(body, "instructions") or DEFAULT_INSTRUCTIONS
+    tags = _object(body, "tags") or {}
+    parent = _string(body, "parent_span_id")
     return Task(
         project_id=project_id,
         function_name=name.strip(),
         input=body.get("input"),
         instructions=instructions,
-        input_schema=_optional(body, "input_schema", dict),
-        output_schema=_optional(body, "output_schema", dict),
+        input_schema=_object(body, "input_schema"),
+        output_schema=_object(body, "output_schema"),
         models=parse_model_field(body.get("model")),
         examples=_examples(body.get("examples")),
-        config=parse_configuration(_optional(body, "configuration", dict) or {}),
+        config=parse_configuration(_object(body, "configuration") or {}),
         tags=tags,
         parent_span_id=parent,
     )
 
 
-def _optional(body: dict[str, Any], key: str, kind: type) -> Any:
-    value = body.get(key)
-    if value is not None and not isinstance(value, kind):
-        raise RequestValidationError(f"'{key}' must be {'an object' if kind is dict else 'a string'} or null")
-    return value
+def _string(body: dict[str, Any], key: str) -> str | None:
+    return optional(body, key, str, "a string or null", error=RequestValidationError)
+
+
+def _object(body: dict[str, Any], key: str) -> dict[str, Any] | None:
+    return optional(body, key, dict, "an object or null", error=RequestValidationError)
 
 
 def _examples(value: Any) -> list[Example]:
@@ -134,9 +136,11 @@ def error_chunk(error: Exception) -> dict[str, Any]:
     return {"chunk_type": "error", "error_type": "InternalServerError", "error_message": "internal error"}
 
 
-async def v2_frames(first: Event, events: AsyncIterator[Event], structured: bool) -> AsyncIterator[bytes]:
+async def v2_frames(
+    first: Event, events: AsyncGenerator[Event, None], structured: bool
+) -> AsyncGenerator[bytes, None]:
     """StreamingChunks: the span id first, then text or json_path deltas, or an error chunk last."""
-    async with contextlib.aclosing(events):  # type: ignore[type-var]
+    async with contextlib.aclosing(events):
         if isinstance(first, Started):
             yield data_frame({"span_id": first.span_id})
         fields = FieldStream() if structured else None
@@ -210,11 +214,7 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
         project_id = await ctx.auth.project_for(request)
         task = parse_call(await read_json_object(request, limit), project_id)
         events = ctx.engine.stream(task)
-        try:
-            first = await anext(events)  # errors before any output become a plain HTTP error
-        except BaseException:
-            await events.aclose()  # type: ignore[attr-defined]
-            raise
+        first = await anext(events)  # errors before any output become a plain HTTP error
         frames = v2_frames(first, events, task.output_schema is not None)
         return sse_response(frames, ctx.settings.heartbeat_s)
 

@@ -7,8 +7,7 @@ a failure becomes a `{"type": "error"}` chunk followed by `[DONE]` (spec §3.4, 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator
 
 from starlette.responses import Response
 
@@ -68,7 +67,7 @@ def _chunks(event: Event, task: Task) -> list[bytes]:
     return []  # Started: v3 has no chunk for it
 
 
-async def _frames(events: AsyncIterator[Event], first: Event, task: Task) -> AsyncIterator[bytes]:
+async def _frames(events: AsyncGenerator[Event, None], first: Event, task: Task) -> AsyncGenerator[bytes, None]:
     try:
         event: Event | None = first
         while event is not None:
@@ -79,9 +78,7 @@ async def _frames(events: AsyncIterator[Event], first: Event, task: Task) -> Asy
             event = await anext(events, None)
         yield DONE
     finally:
-        aclose: Any = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await events.aclose()
 
 
 async def call_by_body(req: V3Request) -> Response:

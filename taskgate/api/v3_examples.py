@@ -11,6 +11,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from taskgate.api.fields import optional
 from taskgate.api.http import JSONResponse, query_int, read_json, read_json_object
 from taskgate.api.v3_functions import require_function
 from taskgate.api.v3_routing import Operation, V3Request
@@ -33,12 +34,8 @@ def _example(value: Any, function_id: str, where: str) -> ExampleRecord:
     for key in ("input", "output"):
         if key not in value:
             raise BadRequestError(f"{where}.{key} is required")
-    tag = value.get("tag")
-    if tag is not None and not isinstance(tag, str):
-        raise BadRequestError(f"{where}.tag must be a string")
-    comment = value.get("comment")
-    if comment is not None and not isinstance(comment, str):
-        raise BadRequestError(f"{where}.comment must be a string")
+    tag = optional(value, "tag", str, "a string", name=f"{where}.tag")
+    comment = optional(value, "comment", str, "a string", name=f"{where}.comment")
     return ExampleRecord(id=new_id(), function_id=function_id, input=value["input"],
                          output=value["output"], tag=tag, comment=comment)
 

@@ -19,22 +19,23 @@ from taskgate.errors import BadRequestError, NotFoundError
 from taskgate.store.base import FunctionRecord, RevisionRecord
 
 
-def function_info(record: FunctionRecord) -> dict[str, Any]:
+def _function_head(record: FunctionRecord) -> dict[str, Any]:
+    """The fields a function's list entry and its full view both start with."""
     return {
         "name": record.name,
         "schema_hash": record.schema_hash,
         "generated_at": record.updated_at,
         "hit_count": record.hit_count,
-        "has_script": True,
     }
+
+
+def function_info(record: FunctionRecord) -> dict[str, Any]:
+    return {**_function_head(record), "has_script": True}
 
 
 def function_details(record: FunctionRecord) -> dict[str, Any]:
     return {
-        "name": record.name,
-        "schema_hash": record.schema_hash,
-        "generated_at": record.updated_at,
-        "hit_count": record.hit_count,
+        **_function_head(record),
         "source": record.definition.instructions,
         "input_schema": record.definition.input_schema or {},
         "output_schema": record.definition.output_schema or {},

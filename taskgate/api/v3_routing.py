@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from taskgate.api.http import Handler, guarded
-from taskgate.errors import NotFoundError, TaskgateError
+from taskgate.errors import MethodNotAllowedError, NotFoundError
 
 if TYPE_CHECKING:
     from taskgate.context import AppContext
@@ -56,13 +56,6 @@ class Operation:
     @property
     def function_scoped(self) -> bool:
         return self.path.startswith(FUNCTION_PREFIX + "{name}")
-
-
-class MethodNotAllowedError(TaskgateError):
-    status = 405
-    type_name = "MethodNotAllowedError"
-    code = "method_not_allowed"
-    default_message = "The method is not allowed on this resource"
 
 
 async def _run(ctx: AppContext, op: Operation, request: Request, params: dict[str, str]) -> Response:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from taskgate.api.fields import optional
 from taskgate.engine.models import parse_model_field
 from taskgate.engine.task import DEFAULT_INSTRUCTIONS, Result, Task
 from taskgate.errors import BadRequestError
@@ -30,13 +31,6 @@ def function_name(value: Any) -> str:
     return value
 
 
-def _optional(body: dict[str, Any], key: str, kind: type, label: str) -> Any:
-    value = body.get(key)
-    if value is not None and not isinstance(value, kind):
-        raise BadRequestError(f"'{key}' must be {label}")
-    return value
-
-
 def _tools(value: Any) -> list[dict[str, Any]] | None:
     """The flat v3 `{name, description, parameters}` tools in the OpenAI shape the engine speaks."""
     if value is None:
@@ -52,15 +46,11 @@ def _tools(value: Any) -> list[dict[str, Any]] | None:
         if not isinstance(name, str) or not name:
             raise BadRequestError(f"{where}.name is required and must be a non-empty string")
         function: dict[str, Any] = {"name": name}
-        description = tool.get("description")
+        description = optional(tool, "description", str, "a string", name=f"{where}.description")
         if description is not None:
-            if not isinstance(description, str):
-                raise BadRequestError(f"{where}.description must be a string")
             function["description"] = description
-        parameters = tool.get("parameters")
+        parameters = optional(tool, "parameters", dict, "a JSON Schema object", name=f"{where}.parameters")
         if parameters is not None:
-            if not isinstance(parameters, dict):
-                raise BadRequestError(f"{where}.parameters must be a JSON Schema object")
             function["parameters"] = parameters
         tools.append({"type": "function", "function": function})
     return tools or None
@@ -71,7 +61,7 @@ def task_from_run_request(body: dict[str, Any], project_id: str, name: str,
     """Validate a RunRequest into a Task. Unknown fields (guard, route, hints...) are accepted."""
     if "input" not in body:
         raise BadRequestError("'input' is required")
-    instructions = _optional(body, "instructions", str, "a string")
+    instructions = optional(body, "instructions", str, "a string")
     if instructions is None:
         instructions = stored.definition.instructions if stored is not None else DEFAULT_INSTRUCTIONS
     effort = body.get("reasoning_effort")
@@ -82,11 +72,11 @@ def task_from_run_request(body: dict[str, Any], project_id: str, name: str,
         function_name=name,
         input=body["input"],
         instructions=instructions,
-        input_schema=_optional(body, "input_schema", dict, "a JSON Schema object"),
-        output_schema=_optional(body, "output_schema", dict, "a JSON Schema object"),
+        input_schema=optional(body, "input_schema", dict, "a JSON Schema object"),
+        output_schema=optional(body, "output_schema", dict, "a JSON Schema object"),
         models=parse_model_field(body.get("model")),
         tools=_tools(body.get("tools")),
-        parent_span_id=_optional(body, "parent_span_id", str, "a string"),
+        parent_span_id=optional(body, "parent_span_id", str, "a string"),
         options={"reasoning_effort": effort} if effort is not None else {},
         record_function=True,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +23,7 @@ from taskgate.engine.cost import PriceBook
 from taskgate.engine.fewshot import ExampleSelector
 from taskgate.engine.functions import FunctionBook
 from taskgate.engine.prompt import build_messages, reask_message, render_value
-from taskgate.engine.router import Outcome, Route, Router
+from taskgate.engine.router import Outcome, RequestBuilder, Route, Router
 from taskgate.engine.schemas import canonical, compile_schema, validation_errors
 from taskgate.engine.structured import check_answer
 from taskgate.engine.task import (
@@ -103,15 +103,21 @@ class Engine:
         await self._cache.put(call, result)
         return self._finish(call, result)
 
-    async def stream(self, task: Task) -> AsyncIterator[Event]:
+    async def stream(self, task: Task) -> AsyncGenerator[Event, None]:
+        """Started, deltas, then Finished or Failed; errors before Started are raised instead.
+
+        The consumer may stop at any event (the client left): the span is still recorded once, and
+        the upstream stream is closed.
+        """
         call = await self._prepare(task)
         cached = await self._cache.get(call)
         if cached is not None:
+            result = self._finish(call, cached)  # recorded before the first yield, which may be the last
             yield Started(call.span_id, call.trace_id)
             replay = cached.text if cached.payload is None else render_value(cached.payload)
             if replay:
                 yield TextDelta(replay)
-            yield Finished(self._finish(call, cached))
+            yield Finished(result)
             return
         request = self._request_builder(call, call.messages)
         try:
@@ -121,11 +127,11 @@ class Engine:
             raise
         call.attempts = 1
         call.models_failed = outcome.failed
-        yield Started(call.span_id, call.trace_id)
         response = ChatResponse(text="")
         text: list[str] = []
         tools: dict[int, ToolCall] = {}
         try:
+            yield Started(call.span_id, call.trace_id)  # inside the try: stopping here also closes `chunks`
             async for chunk in chunks:
                 if chunk.text:
                     text.append(chunk.text)
@@ -144,7 +150,7 @@ class Engine:
         except TaskgateError as exc:
             self._charge(call, outcome.route, response.usage)
             self._record(call, outcome.route.choice.name, error=exc, output="".join(text))
-            yield Failed(exc, output_started=True)
+            yield Failed(exc)
             return
         except (asyncio.CancelledError, GeneratorExit):
             self._charge(call, outcome.route, response.usage)
@@ -152,7 +158,7 @@ class Engine:
             self._record(call, outcome.route.choice.name, error=cancelled, output="".join(text), status="cancelled")
             raise
         finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
+            await chunks.aclose()
         response.text = "".join(text)
         response.tool_calls = [tools[i] for i in sorted(tools)]
         self._charge(call, outcome.route, response.usage)
@@ -165,7 +171,7 @@ class Engine:
                     details={"errors": errors},
                 )
                 self._record(call, outcome.route.choice.name, error=error, output=response.text)
-                yield Failed(error, output_started=True)
+                yield Failed(error)
                 return
         result = self._result(call, response, outcome, payload)
         await self._cache.put(call, result)
@@ -226,7 +232,8 @@ class Engine:
 
     # ------------------------------------------------------------------ generation
 
-    def _request_builder(self, call: Call, messages: list[dict[str, Any]]) -> Any:
+    def _request_builder(self, call: Call, messages: list[dict[str, Any]]) -> RequestBuilder:
+        """Per chain entry: the call's request, with that model's options over the task's."""
         task = call.task
 
         def build(choice: ModelChoice, model: str) -> ChatRequest:

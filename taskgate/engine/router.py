@@ -7,7 +7,7 @@ first meaningful chunk: after that the caller has seen output and a switch would
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from taskgate.engine.task import ModelChoice
@@ -65,7 +65,7 @@ class Router:
 
     async def open_stream(
         self, routes: list[Route], build: RequestBuilder
-    ) -> tuple[AsyncIterator[ChatChunk], Outcome]:
+    ) -> tuple[AsyncGenerator[ChatChunk, None], Outcome]:
         """A stream from the first model that produces output; earlier failures fall back."""
         failed: list[str] = []
         for position, route in enumerate(routes):
@@ -104,7 +104,7 @@ async def _until_output(chunks: AsyncIterator[ChatChunk]) -> list[ChatChunk]:
     return head
 
 
-async def _replay(head: list[ChatChunk], rest: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
+async def _replay(head: list[ChatChunk], rest: AsyncGenerator[ChatChunk, None]) -> AsyncGenerator[ChatChunk, None]:
     try:
         for chunk in head:
             yield chunk
@@ -114,8 +114,7 @@ async def _replay(head: list[ChatChunk], rest: AsyncIterator[ChatChunk]) -> Asyn
         await _close(rest)
 
 
-async def _close(chunks: AsyncIterator[ChatChunk]) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        with contextlib.suppress(Exception):
-            await aclose()
+async def _close(chunks: AsyncGenerator[ChatChunk, None]) -> None:
+    """Close an adapter's stream; a failure while closing must not hide the error that made us close it."""
+    with contextlib.suppress(Exception):
+        await chunks.aclose()

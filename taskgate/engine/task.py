@@ -108,8 +108,9 @@ class Finished:
 
 @dataclass(slots=True)
 class Failed:
+    """The call failed after Started; failures before it are raised by `Engine.stream()` instead."""
+
     error: Exception
-    output_started: bool
 
 
 Event = Started | TextDelta | ToolCallDelta | Finished | Failed

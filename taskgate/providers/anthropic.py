@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from taskgate.errors import BadRequestError, UpstreamProtocolError
@@ -14,7 +14,7 @@ from taskgate.providers.anthropic_translate import (
 )
 from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse
 from taskgate.providers.catalog import ResolvedProvider
-from taskgate.providers.http import UpstreamHTTP, request_timeout
+from taskgate.providers.http import UpstreamHTTP
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -26,30 +26,20 @@ class AnthropicAdapter:
         headers = {"anthropic-version": ANTHROPIC_VERSION}
         if resolved.api_key:
             headers["x-api-key"] = resolved.api_key
-        self._http = UpstreamHTTP(resolved.preset.name, resolved.base_url, headers)
-        self._timeout_s = timeout_s
+        self._http = UpstreamHTTP(resolved.preset.name, resolved.base_url, headers, timeout_s=timeout_s)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        data = await self._http.post_json(
-            "/v1/messages",
-            build_body(request),
-            timeout_s=request_timeout(request.options, self._timeout_s),
-            headers=request.extra_headers or None,
-        )
+        data = await self._http.post_json("/v1/messages", build_body(request), request.options,
+                                          request.extra_headers)
         name = structured_tool_name(request.structured) if request.structured else None
         return parse_message(data, name, self._http.provider)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         body = build_body(request)
         body["stream"] = True
         name = structured_tool_name(request.structured) if request.structured else None
         translator = StreamTranslator(name, self._http.provider)
-        async with self._http.open_sse(
-            "/v1/messages",
-            body,
-            timeout_s=request_timeout(request.options, self._timeout_s),
-            headers=request.extra_headers or None,
-        ) as events:
+        async with self._http.open_sse("/v1/messages", body, request.options, request.extra_headers) as events:
             async for event in events:
                 for chunk in translator.feed(event.event, event.data):
                     yield chunk

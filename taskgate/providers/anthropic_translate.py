@@ -13,6 +13,7 @@ import orjson
 
 from taskgate.errors import BadRequestError, TaskgateError, UpstreamProtocolError, classify_upstream_status
 from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, StructuredOutput, ToolCall, Usage
+from taskgate.providers.http import event_object
 from taskgate.providers.schema_support import safe_schema_name
 
 DEFAULT_MAX_TOKENS = 4096
@@ -290,11 +291,16 @@ def parse_message(data: Any, structured_name: str | None, provider: str) -> Chat
                 structured_text = arguments
             else:
                 calls.append(ToolCall(id=str(block.get("id", "")), name=name, arguments=arguments))
+    try:
+        finish = finish_reason(data.get("stop_reason"), structured_name is not None)
+        usage = parse_usage(data.get("usage"))
+    except (TypeError, ValueError) as exc:
+        raise UpstreamProtocolError(f"{provider}: malformed Messages API response: {str(data)[:200]}") from exc
     return ChatResponse(
         text=structured_text if structured_text is not None else "".join(texts),
         tool_calls=calls,
-        finish_reason=finish_reason(data.get("stop_reason"), structured_name is not None),
-        usage=parse_usage(data.get("usage")),
+        finish_reason=finish,
+        usage=usage,
         model=str(data.get("model") or ""),
     )
 
@@ -326,16 +332,11 @@ class StreamTranslator:
     def feed(self, event: str, data: bytes) -> list[ChatChunk]:
         if event == "ping":
             return []
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamProtocolError(f"{self.provider}: stream event is not JSON: {data[:200]!r}") from exc
-        if not isinstance(payload, dict):
-            raise UpstreamProtocolError(f"{self.provider}: stream event is not an object: {data[:200]!r}")
+        payload = event_object(data, self.provider)
         kind = payload.get("type", event)
         try:
             return self._handle(kind, payload)
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise UpstreamProtocolError(f"{self.provider}: malformed {kind} event: {data[:200]!r}") from exc
 
     def _handle(self, kind: str, payload: dict[str, Any]) -> list[ChatChunk]:

@@ -113,6 +113,17 @@ def upstream_message(raw: bytes) -> str:
     return text[:ERROR_TEXT_LIMIT] or "empty response body"
 
 
+def event_object(data: bytes, provider: str) -> dict[str, Any]:
+    """A stream event's JSON object; anything else is the upstream breaking its wire format."""
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamProtocolError(f"{provider}: stream event is not JSON: {data[:200]!r}") from exc
+    if not isinstance(payload, dict):
+        raise UpstreamProtocolError(f"{provider}: stream event is not an object: {data[:200]!r}")
+    return payload
+
+
 def request_timeout(options: Mapping[str, Any], default_s: float) -> float:
     """The per-request `timeout` option (seconds), else the configured default."""
     value = options.get("timeout")
@@ -126,10 +137,11 @@ def request_timeout(options: Mapping[str, Any], default_s: float) -> float:
 class UpstreamHTTP:
     """One upstream (a provider at one base URL) behind one lazily created, pooled session."""
 
-    def __init__(self, provider: str, base_url: str, headers: Mapping[str, str]):
+    def __init__(self, provider: str, base_url: str, headers: Mapping[str, str], *, timeout_s: float):
         self.provider = provider
         self.base_url = base_url.rstrip("/")
         self._headers = {"content-type": "application/json", **headers}
+        self._timeout_s = timeout_s  # when a request's options name no `timeout`
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -149,13 +161,17 @@ class UpstreamHTTP:
         self._session = None
 
     async def post_json(
-        self, path: str, body: dict[str, Any], *, timeout_s: float, headers: Mapping[str, str] | None = None
+        self, path: str, body: dict[str, Any], options: Mapping[str, Any], headers: Mapping[str, str] | None = None
     ) -> Any:
-        """POST a JSON body and return the decoded JSON answer, or raise the mapped error."""
+        """POST a JSON body and return the decoded JSON answer, or raise the mapped error.
+
+        `options` are the request's options, for its `timeout`; `headers` are added to the session's.
+        """
+        timeout_s = request_timeout(options, self._timeout_s)
         timeout = aiohttp.ClientTimeout(total=timeout_s, connect=timeout_s)
         try:
             async with self._client().post(
-                self.base_url + path, data=orjson.dumps(body), headers=headers, timeout=timeout
+                self.base_url + path, data=orjson.dumps(body), headers=headers or None, timeout=timeout
             ) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
@@ -173,7 +189,7 @@ class UpstreamHTTP:
 
     @asynccontextmanager
     async def open_sse(
-        self, path: str, body: dict[str, Any], *, timeout_s: float, headers: Mapping[str, str] | None = None
+        self, path: str, body: dict[str, Any], options: Mapping[str, Any], headers: Mapping[str, str] | None = None
     ) -> AsyncIterator[AsyncIterator[SSEEvent]]:
         """POST and give back the response's SSE events; leaving the block releases the response.
 
@@ -181,10 +197,11 @@ class UpstreamHTTP:
         connect and every wait for the next bytes. Leaving early closes the connection, so the
         upstream sees the disconnect and stops generating.
         """
+        timeout_s = request_timeout(options, self._timeout_s)
         timeout = aiohttp.ClientTimeout(total=None, connect=timeout_s, sock_read=timeout_s)
         try:
             resp = await self._client().post(
-                self.base_url + path, data=orjson.dumps(body), headers=headers, timeout=timeout
+                self.base_url + path, data=orjson.dumps(body), headers=headers or None, timeout=timeout
             )
         except Exception as exc:
             raise self._transport_error(exc, timeout_s) from exc

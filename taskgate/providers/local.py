@@ -14,7 +14,7 @@ import math
 import os
 import random
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -266,7 +266,7 @@ class LocalAdapter:
             notes=outcome.notes,
         )
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         runner, plan = self._prepare(request)
         await runner.admit()
         loop = asyncio.get_running_loop()

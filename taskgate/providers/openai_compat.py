@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import base64
 from array import array
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
-
-import orjson
 
 from taskgate.errors import UpstreamProtocolError, classify_upstream_status
 from taskgate.providers.base import (
@@ -24,7 +22,7 @@ from taskgate.providers.base import (
     Usage,
 )
 from taskgate.providers.catalog import ResolvedProvider
-from taskgate.providers.http import UpstreamHTTP, request_timeout
+from taskgate.providers.http import UpstreamHTTP, event_object
 from taskgate.providers.schema_support import safe_schema_name
 
 # Body keys the adapter owns; an option of the same name must not clobber them.
@@ -42,20 +40,14 @@ class OpenAICompatAdapter:
                 headers["api-key"] = resolved.api_key
             else:
                 headers["authorization"] = f"Bearer {resolved.api_key}"
-        self._http = UpstreamHTTP(preset.name, resolved.base_url, headers)
-        self._timeout_s = timeout_s
+        self._http = UpstreamHTTP(preset.name, resolved.base_url, headers, timeout_s=timeout_s)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        body = build_body(request)
-        data = await self._http.post_json(
-            "/chat/completions",
-            body,
-            timeout_s=request_timeout(request.options, self._timeout_s),
-            headers=request.extra_headers or None,
-        )
+        data = await self._http.post_json("/chat/completions", build_body(request), request.options,
+                                          request.extra_headers)
         return parse_completion(data, self._http.provider)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         body = build_body(request)
         body["stream"] = True
         caller_options = request.options.get("stream_options")
@@ -63,34 +55,31 @@ class OpenAICompatAdapter:
         provider = self._http.provider
         seen_tools: set[int] = set()
         usage: Usage | None = None
-        async with self._http.open_sse(
-            "/chat/completions",
-            body,
-            timeout_s=request_timeout(request.options, self._timeout_s),
-            headers=request.extra_headers or None,
-        ) as events:
+        async with self._http.open_sse("/chat/completions", body, request.options, request.extra_headers) as events:
             async for event in events:
                 if event.data == b"[DONE]":
                     if usage is not None:
                         yield ChatChunk(usage=usage)
                     return
-                chunk = _load(event.data, provider)
+                chunk = event_object(event.data, provider)
                 if chunk.get("error"):
                     raise _stream_error(chunk["error"], provider)
-                for piece in _chunk_pieces(chunk, seen_tools, provider):
+                try:
+                    pieces = _chunk_pieces(chunk, seen_tools, provider)
+                    if chunk.get("usage"):
+                        # Some servers repeat running usage on every chunk: keep the last, send it once.
+                        usage = parse_usage(chunk["usage"])
+                except (KeyError, TypeError, AttributeError, ValueError) as exc:
+                    raise UpstreamProtocolError(f"{provider}: malformed stream chunk: {event.data[:200]!r}") from exc
+                for piece in pieces:
                     yield piece
-                if chunk.get("usage"):
-                    # Some servers repeat running usage on every chunk: keep the last, send it once.
-                    usage = parse_usage(chunk["usage"])
         raise UpstreamProtocolError(f"{provider}: stream ended early (no [DONE])")
 
     async def embed(self, model: str, inputs: list[str], options: dict[str, Any]) -> EmbeddingResponse:
         body = {k: v for k, v in options.items() if k not in _RESERVED and k != "input"}
         body["model"] = model
         body["input"] = inputs
-        data = await self._http.post_json(
-            "/embeddings", body, timeout_s=request_timeout(options, self._timeout_s)
-        )
+        data = await self._http.post_json("/embeddings", body, options)
         return parse_embeddings(data, self._http.provider)
 
     async def aclose(self) -> None:
@@ -139,7 +128,8 @@ def parse_completion(data: Any, provider: str) -> ChatResponse:
                      arguments=call["function"].get("arguments") or "")
             for call in message.get("tool_calls") or ()
         ]
-    except (KeyError, IndexError, TypeError) as exc:
+        usage = parse_usage(data.get("usage"))
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
         raise UpstreamProtocolError(f"{provider}: not a chat completion: {str(data)[:200]}") from exc
     finish = choice.get("finish_reason") or ("tool_calls" if tool_calls else "stop")
     text = message.get("content")
@@ -150,7 +140,7 @@ def parse_completion(data: Any, provider: str) -> ChatResponse:
         text=text if isinstance(text, str) else "",
         tool_calls=tool_calls,
         finish_reason=finish,
-        usage=parse_usage(data.get("usage")),
+        usage=usage,
         model=str(data.get("model") or ""),
     )
 
@@ -159,14 +149,10 @@ def parse_embeddings(data: Any, provider: str) -> EmbeddingResponse:
     try:
         rows = sorted(data["data"], key=lambda row: row.get("index", 0))
         vectors = [_vector(row["embedding"]) for row in rows]
-    except (KeyError, TypeError, ValueError) as exc:
+        usage = Usage(input_tokens=int((data.get("usage") or {}).get("prompt_tokens") or 0))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise UpstreamProtocolError(f"{provider}: not an embeddings response: {str(data)[:200]}") from exc
-    usage = data.get("usage") or {}
-    return EmbeddingResponse(
-        vectors=vectors,
-        usage=Usage(input_tokens=int(usage.get("prompt_tokens") or 0)),
-        model=str(data.get("model") or ""),
-    )
+    return EmbeddingResponse(vectors=vectors, usage=usage, model=str(data.get("model") or ""))
 
 
 def _vector(raw: Any) -> list[float]:
@@ -179,24 +165,17 @@ def _vector(raw: Any) -> list[float]:
     return raw
 
 
-def _load(data: bytes, provider: str) -> dict[str, Any]:
-    try:
-        chunk = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamProtocolError(f"{provider}: stream event is not JSON: {data[:200]!r}") from exc
-    if not isinstance(chunk, dict):
-        raise UpstreamProtocolError(f"{provider}: stream event is not an object: {data[:200]!r}")
-    return chunk
-
-
 def _chunk_pieces(chunk: dict[str, Any], seen_tools: set[int], provider: str) -> list[ChatChunk]:
     pieces: list[ChatChunk] = []
     for choice in chunk.get("choices") or ():
         if not isinstance(choice, dict) or choice.get("index", 0) != 0:
             continue  # with n > 1 only the first choice is ours to stream
         delta = choice.get("delta") or {}
-        if delta.get("content"):
-            pieces.append(ChatChunk(text=delta["content"]))
+        content = delta.get("content")
+        if content:
+            if not isinstance(content, str):
+                raise TypeError("delta.content is not a string")
+            pieces.append(ChatChunk(text=content))
         for position, call in enumerate(delta.get("tool_calls") or ()):
             pieces.append(_tool_piece(call, position, seen_tools, provider))
         if choice.get("finish_reason"):
