@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 
 from taskgate.store import open_store
@@ -98,3 +99,18 @@ def test_openai_compatible_vendors_by_configuration_alone(fake_provider, tmp_pat
     finally:
         server.stop()
         fake_provider.clear()
+
+
+def test_a_broken_cache_never_fails_a_call(fake_provider, tmp_path):
+    server = ServerProcess(fake_provider, tmp_path / "nocache")
+    server.start()
+    try:
+        with sqlite3.connect(tmp_path / "nocache" / "taskgate.db") as db:
+            db.execute("DROP TABLE cache_entries")  # an operator fault the server must survive
+        body = {"name": "c", "input": "x", "configuration": {"invocation.cache.ttl": 60}}
+        first = post(f"{server.url}/v2/call", body)
+        second = post(f"{server.url}/v2/call", body)
+        assert first.status == second.status == 200
+        assert second.json()["cached"] is False
+    finally:
+        server.stop()

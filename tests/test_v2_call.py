@@ -311,3 +311,14 @@ def test_hit_count_counts_calls(server, fake):
             break
         time.sleep(0.3)
     assert counted["hit_count"] == 3
+
+
+def test_a_reask_goes_to_the_model_that_answered(server, fake):
+    fake.script("gpt-4o", Behaviour(status=500))
+    fake.script("claude-haiku-4-5", Behaviour(json={"capital": 1}), Behaviour(json={"capital": "Oslo"}))
+    body = call(server, {"name": "reask-chain", "input": "Norway", "output_schema": CAPITAL_SCHEMA,
+                         "model": ["openai/gpt-4o", "anthropic/claude-haiku-4-5"]}).json()
+    assert body["json_payload"] == {"capital": "Oslo"}
+    assert [r.model for r in fake.requests] == ["gpt-4o", "claude-haiku-4-5", "claude-haiku-4-5"]
+    span = span_of(server, body["span_id"])
+    assert span["attempts"] == 2 and len(span["models_failed"]) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -12,15 +13,23 @@ from taskgate.store.base import Store
 if TYPE_CHECKING:
     from taskgate.engine.engine import Call
 
+log = logging.getLogger("taskgate.cache")
+
 
 class ResultCache:
+    """A failing cache read is a miss and a failing write is skipped: the cache must never fail a call."""
+
     def __init__(self, store: Store) -> None:
         self._store = store
 
     async def get(self, call: Call) -> Result | None:
         if call.cache_key is None:
             return None
-        stored = await self._store.cache_get(call.task.project_id, call.cache_key)
+        try:
+            stored = await self._store.cache_get(call.task.project_id, call.cache_key)
+        except Exception:
+            log.exception("cache read failed; treating it as a miss")
+            return None
         if stored is None:
             return None
         return Result(
@@ -47,4 +56,7 @@ class ResultCache:
             "finish_reason": result.finish_reason,
             "model": result.model,
         }
-        await self._store.cache_put(call.task.project_id, call.cache_key, payload, call.task.config.cache_ttl)
+        try:
+            await self._store.cache_put(call.task.project_id, call.cache_key, payload, call.task.config.cache_ttl)
+        except Exception:
+            log.exception("cache write failed; the result is returned uncached")

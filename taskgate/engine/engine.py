@@ -9,6 +9,7 @@ measurably cheaper than collecting a stream.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from collections.abc import AsyncGenerator
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema_rs
+import orjson
 
 from taskgate.engine.cache import ResultCache
 from taskgate.engine.cost import PriceBook
@@ -85,7 +87,6 @@ class Engine:
         self._cache = ResultCache(store)
         self.functions = FunctionBook(store)
         self.examples = ExampleSelector(store)
-        self._strict: dict[bytes, dict[str, Any] | None] = {}
 
     # ------------------------------------------------------------------ public
 
@@ -124,6 +125,9 @@ class Engine:
             chunks, outcome = await self._router.open_stream(call.routes, request)
         except TaskgateError as exc:
             self._record(call, None, error=exc)
+            raise
+        except asyncio.CancelledError:
+            self._record(call, None, error=StreamCancelledError(), status="cancelled")
             raise
         call.attempts = 1
         call.models_failed = outcome.failed
@@ -224,10 +228,7 @@ class Engine:
         """Native structured output, strict when the schema fits OpenAI's strict subset."""
         if schema is None:
             return None
-        key = canonical(schema)
-        if key not in self._strict:
-            self._strict[key] = strict_variant(schema)
-        strict = self._strict[key]
+        strict = _strict_variant(canonical(schema))
         return StructuredOutput(schema=strict, strict=True) if strict is not None else StructuredOutput(schema=schema)
 
     # ------------------------------------------------------------------ generation
@@ -254,8 +255,10 @@ class Engine:
         """Generate until the answer fits the schema, showing the model its errors on each retry."""
         max_attempts = max(call.task.config.max_attempts, 1) if call.validator is not None else 1
         messages = list(call.messages)
+        routes = call.routes
         while True:
-            response, outcome = await self._router.complete(call.routes, self._request_builder(call, messages))
+            response, outcome = await self._router.complete(routes, self._request_builder(call, messages))
+            routes = routes[routes.index(outcome.route):]  # a re-ask goes to the model that answered, not a failed one
             call.attempts += 1
             call.models_failed.extend(outcome.failed)
             call.last_model, call.last_output = outcome.route.choice.name, response.text
@@ -357,6 +360,12 @@ class Engine:
                 function_name=task.function_name if task.record_function else None,
             )
         )
+
+
+@functools.lru_cache(maxsize=512)
+def _strict_variant(schema_json: bytes) -> dict[str, Any] | None:
+    """OpenAI's strict form of a schema (or None), worked out once per distinct schema."""
+    return strict_variant(orjson.loads(schema_json))
 
 
 def _usage_dict(usage: Usage) -> dict[str, int]:
