@@ -7,24 +7,66 @@ query counts and sums per trace, for SQLite and Postgres alike.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from taskgate.store.base import SpanRecord, TraceSummary
-from taskgate.store.codec import span_from_row, span_to_row, strip_nul
-from taskgate.store.database import upsert
-from taskgate.store.tables import spans
+from taskgate.store.codec import json_dumps, pg_json_dumps, span_from_row, span_to_row, strip_nul
+from taskgate.store.tables import JSONType, UTCDateTime, spans
+
+_COLUMNS = tuple(column.name for column in spans.columns)
+_JSON_COLUMNS = frozenset(column.name for column in spans.columns if column.type is JSONType)
+_TIME_COLUMNS = frozenset(column.name for column in spans.columns if isinstance(column.type, UTCDateTime))
+_KEYS = ("project_id", "id")
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # the format SQLAlchemy's SQLite DATETIME stores and parses
+
+
+def _upsert_sql(placeholder: str) -> str:
+    names = ", ".join(f'"{name}"' for name in _COLUMNS)
+    values = ", ".join([placeholder] * len(_COLUMNS))
+    updates = ", ".join(f'"{name}" = excluded."{name}"' for name in _COLUMNS if name not in _KEYS)
+    keys = ", ".join(f'"{name}"' for name in _KEYS)
+    return f"INSERT INTO spans ({names}) VALUES ({values}) ON CONFLICT ({keys}) DO UPDATE SET {updates}"
+
+
+_UPSERT = {"sqlite": _upsert_sql("?"), "postgresql": _upsert_sql("%s")}
 
 
 def write_spans(conn: Connection, records: list[SpanRecord]) -> None:
     """Upsert; of two records with the same id in one batch the later wins (Postgres refuses to
-    touch one row twice in a statement, so they are collapsed first)."""
+    touch one row twice in a statement, so they are collapsed first).
+
+    This is the one write on the request-heavy path, so it skips SQLAlchemy's per-row bind
+    processing: rows are encoded here once and handed to the driver's executemany. Values are
+    stored exactly as the typed columns store them, so reads through SQLAlchemy see no difference.
+    """
     latest = {(span.project_id, span.id): span for span in records}
-    rows = [span_to_row(span) for span in latest.values()]
-    if conn.dialect.name == "postgresql":  # Postgres text refuses NUL; a stray one must not sink the batch
-        rows = [{key: strip_nul(value) if isinstance(value, str) else value for key, value in row.items()}
-                for row in rows]
-    upsert(conn, spans, rows, keys=("project_id", "id"))
+    postgres = conn.dialect.name == "postgresql"
+    rows = [_encode(span_to_row(span), postgres) for span in latest.values()]
+    if rows:
+        conn.exec_driver_sql(_UPSERT[conn.dialect.name], rows)
+
+
+def _encode(row: dict[str, Any], postgres: bool) -> tuple[Any, ...]:
+    values = []
+    for name in _COLUMNS:
+        value = row[name]
+        if name in _JSON_COLUMNS:
+            value = (pg_json_dumps(value) if postgres else json_dumps(value)) if value is not None else None
+        elif name in _TIME_COLUMNS and value is not None:
+            value = _utc(value) if postgres else _utc(value).strftime(_SQLITE_TIME)
+        elif postgres and isinstance(value, str):
+            value = strip_nul(value)  # Postgres text refuses NUL; a stray one must not sink the batch
+        values.append(value)
+    return tuple(values)
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive times are taken as UTC, as the UTCDateTime column type does."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def get_span(conn: Connection, project_id: str, span_id: str) -> SpanRecord | None:
