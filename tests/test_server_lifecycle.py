@@ -114,3 +114,25 @@ def test_a_broken_cache_never_fails_a_call(fake_provider, tmp_path):
         assert second.json()["cached"] is False
     finally:
         server.stop()
+
+
+def test_two_replicas_share_one_postgres(fake_provider, tmp_path, postgres_url):
+    replicas = [ServerProcess(fake_provider, tmp_path / name, env={"TASKGATE_DATABASE_URL": postgres_url})
+                for name in ("a", "b")]
+    for replica in replicas:
+        replica.start()
+    a, b = replicas
+    try:
+        body = {"name": "shared-fn", "input": "x", "configuration": {"invocation.cache.ttl": 60}}
+        first = post(f"{a.url}/v2/call", {**body, "instructions": "one"}).json()
+        assert post(f"{b.url}/v2/call", {**body, "instructions": "one"}).json()["cached"] is True
+        post(f"{b.url}/v2/call", {**body, "instructions": "two"})
+        time.sleep(5.5)  # past the time a replica trusts what it knows of a function
+        post(f"{a.url}/v2/call", {**body, "instructions": "one"})  # A must notice B's revision
+        revisions = get(f"{b.url}/v3/functions/shared-fn/revisions").json()["revisions"]
+        assert len(revisions) == 3
+        time.sleep(0.5)  # spans are written in batches
+        assert get(f"{b.url}/v3/spans/{first['span_id']}").status == 200
+    finally:
+        for replica in replicas:
+            replica.stop()

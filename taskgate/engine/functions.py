@@ -7,6 +7,7 @@ Each process remembers the definition it last stored per function; only a change
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import asdict
 
 from taskgate.engine.schemas import canonical
@@ -37,9 +38,13 @@ def fingerprint(task: Task) -> bytes:
 
 
 class FunctionBook:
-    def __init__(self, store: Store) -> None:
+    """What this process knows is trusted for `recheck_s` seconds; then the next call compares with
+    the store again, so a change made through another replica is noticed."""
+
+    def __init__(self, store: Store, recheck_s: float = 5.0) -> None:
         self._store = store
-        self._known: dict[tuple[str, str], tuple[bytes, FunctionRecord]] = {}
+        self._recheck_s = recheck_s
+        self._known: dict[tuple[str, str], tuple[bytes, FunctionRecord, float]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._hits: dict[tuple[str, str], int] = {}
 
@@ -48,19 +53,23 @@ class FunctionBook:
         key = (task.project_id, task.function_name)
         self._hits[key] = self._hits.get(key, 0) + 1
         current = fingerprint(task)
-        known = self._known.get(key)
-        if known is not None and known[0] == current:
-            return known[1], True
+        if (known := self._fresh(key, current)) is not None:
+            return known, True
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            known = self._known.get(key)
-            if known is not None and known[0] == current:
-                return known[1], True
+            if (known := self._fresh(key, current)) is not None:
+                return known, True
             before = await self._store.get_function(task.project_id, task.function_name)
             record = await self._store.upsert_function(task.project_id, task.function_name, definition_of(task))
-            self._known[key] = (current, record)
+            self._known[key] = (current, record, time.monotonic() + self._recheck_s)
             existed = before is not None and before.revision_id == record.revision_id
             return record, existed
+
+    def _fresh(self, key: tuple[str, str], current: bytes) -> FunctionRecord | None:
+        known = self._known.get(key)
+        if known is not None and known[0] == current and known[2] > time.monotonic():
+            return known[1]
+        return None
 
     async def current(self, project_id: str, name: str) -> FunctionRecord | None:
         """The stored function as this process last saw it, asking the store only when it has not."""
