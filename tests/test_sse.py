@@ -1,18 +1,87 @@
-"""`with_heartbeat`, the SSE sender every dialect shares: its cleanup must always finish."""
+"""`EventStream`, the SSE response every dialect shares, driven as an ASGI app by a scripted client."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from typing import Any
 
 import pytest
 
-from taskgate.api.sse import with_heartbeat
+from taskgate.api.sse import HEARTBEAT, EventStream
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+SCOPE = {"type": "http", "method": "POST", "path": "/v2/call/stream", "headers": []}
 
 
-async def test_leaving_while_the_producer_waits_for_room_still_closes_the_frames() -> None:
+class Client:
+    """Records what the response sends; `leave()` makes the next receive() say the client went away."""
+
+    def __init__(self, fail_sends_after: int | None = None) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self._left = asyncio.Event()
+        self._fail_after = fail_sends_after
+
+    def leave(self) -> None:
+        self._left.set()
+
+    async def receive(self) -> dict[str, Any]:
+        await self._left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self._fail_after is not None and len(self.sent) >= self._fail_after:
+            raise OSError("connection reset by peer")
+        self.sent.append(message)
+
+    def bodies(self) -> list[bytes]:
+        return [m["body"] for m in self.sent if m["type"] == "http.response.body"]
+
+
+async def test_frames_in_order_then_the_end_of_the_body() -> None:
+    async def frames() -> AsyncGenerator[bytes, None]:
+        for n in range(3):
+            yield f"data: {n}\n\n".encode()
+
+    client = Client()
+    await EventStream(frames(), heartbeat_s=60)(SCOPE, client.receive, client.send)
+    start = client.sent[0]
+    assert start["status"] == 200 and (b"content-type", b"text/event-stream; charset=utf-8") in start["headers"]
+    assert client.bodies() == [b"data: 0\n\n", b"data: 1\n\n", b"data: 2\n\n", b""]
+    assert client.sent[-1]["more_body"] is False
+
+
+async def test_a_heartbeat_comment_during_silence() -> None:
+    async def slow() -> AsyncGenerator[bytes, None]:
+        await asyncio.sleep(0.35)
+        yield b"data: late\n\n"
+
+    client = Client()
+    await EventStream(slow(), heartbeat_s=0.1)(SCOPE, client.receive, client.send)
+    bodies = client.bodies()
+    assert bodies.count(HEARTBEAT) >= 2 and bodies[-2:] == [b"data: late\n\n", b""]
+
+
+async def test_a_client_leaving_during_upstream_silence_stops_the_producer_at_once() -> None:
+    closed = asyncio.Event()
+
+    async def silent() -> AsyncGenerator[bytes, None]:
+        try:
+            yield b"data: first\n\n"
+            await asyncio.sleep(3600)
+            yield b"data: never\n\n"
+        finally:
+            closed.set()
+
+    client = Client()
+    response = asyncio.create_task(EventStream(silent(), heartbeat_s=60)(SCOPE, client.receive, client.send))
+    await asyncio.sleep(0.05)
+    client.leave()
+    await asyncio.wait_for(response, timeout=5)
+    assert closed.is_set() and b"data: never\n\n" not in client.bodies()
+
+
+async def test_a_send_that_fails_because_the_client_left_ends_quietly() -> None:
     closed = asyncio.Event()
 
     async def endless() -> AsyncGenerator[bytes, None]:
@@ -22,11 +91,6 @@ async def test_leaving_while_the_producer_waits_for_room_still_closes_the_frames
         finally:
             closed.set()
 
-    stream = with_heartbeat(endless(), heartbeat_s=60)
-    await anext(stream)  # meanwhile the producer fills the queue and waits for room in it
-    closing = asyncio.create_task(stream.aclose())
-    done, _ = await asyncio.wait({closing}, timeout=5)
-    if not done:  # hung: cancel it so the session's loop is left clean, then fail
-        closing.cancel()
-        await asyncio.wait({closing})
-    assert done and closed.is_set()
+    client = Client(fail_sends_after=3)
+    await asyncio.wait_for(EventStream(endless(), heartbeat_s=60)(SCOPE, client.receive, client.send), timeout=5)
+    assert closed.is_set() and len(client.sent) == 3

@@ -12,13 +12,14 @@ import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from starlette.responses import StreamingResponse
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from taskgate.api.http import dumps
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 HEARTBEAT = b": keepalive\n\n"
-_END = object()
 
 
 def data_frame(payload: Any) -> bytes:
@@ -31,66 +32,62 @@ def named_frame(event: str, payload: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
 
 
-async def with_heartbeat(frames: AsyncGenerator[bytes, None], heartbeat_s: float) -> AsyncGenerator[bytes, None]:
-    """Yield `frames`, inserting a heartbeat comment whenever the producer is silent too long.
+class EventStream(Response):
+    """An SSE response that writes each frame as it comes, with no queue between producer and socket.
 
-    The producer runs in its own task feeding a queue and a watchdog task adds a heartbeat after
-    `heartbeat_s` of silence, so no per-frame timer is needed. Frames that are already waiting
-    are sent together, in one write. When the consumer stops (client disconnect), the producer
-    is cancelled and its cleanup (closing the upstream request, marking the span) runs.
+    Beside the frames, two small tasks run for the life of the stream: a watchdog that sends a
+    heartbeat comment after `heartbeat_s` of silence, and a listener that notices the client
+    leaving even while the upstream is silent. When the client leaves, the frame producer is
+    cancelled, so its cleanup (closing the upstream request, marking the span) runs at once.
     """
-    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=64)
-    loop = asyncio.get_running_loop()
-    last_put = loop.time()
 
-    async def pump() -> None:
-        nonlocal last_put
+    media_type = "text/event-stream"
+
+    def __init__(self, frames: AsyncGenerator[bytes, None], heartbeat_s: float) -> None:
+        self.frames = frames
+        self.heartbeat_s = heartbeat_s
+        self.status_code = 200
+        self.background = None
+        self.init_headers(SSE_HEADERS)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        last_sent = loop.time()
+
+        async def body(chunk: bytes, more: bool = True) -> None:
+            nonlocal last_sent
+            last_sent = loop.time()
+            await send({"type": "http.response.body", "body": chunk, "more_body": more})
+
+        async def produce() -> None:
+            async with contextlib.aclosing(self.frames):
+                async for frame in self.frames:
+                    await body(frame)
+            await body(b"", more=False)
+
+        async def watchdog() -> None:
+            while True:
+                await asyncio.sleep(max(last_sent + self.heartbeat_s - loop.time(), 0.0))
+                if loop.time() - last_sent >= self.heartbeat_s:
+                    await body(HEARTBEAT)
+
+        async def client_left() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        producer = asyncio.create_task(produce())
+        helpers = [asyncio.create_task(watchdog()), asyncio.create_task(client_left())]
         try:
-            async for frame in frames:
-                last_put = loop.time()
-                await queue.put(frame)
-        except Exception as exc:  # surfaced to the consumer below
-            await queue.put(exc)
-        # Not in a `finally`: once cancelled, nobody reads the queue, so a put into a full one would
-        # never return and the consumer's cleanup would wait on this task forever.
-        await queue.put(_END)
-
-    async def watchdog() -> None:
-        nonlocal last_put
-        while True:
-            await asyncio.sleep(max(last_put + heartbeat_s - loop.time(), 0.0))
-            if loop.time() - last_put >= heartbeat_s:
-                last_put = loop.time()
-                await queue.put(HEARTBEAT)
-
-    producer = asyncio.create_task(pump())
-    heartbeat = asyncio.create_task(watchdog())
-    try:
-        ending: Any = None
-        while ending is None:
-            batch = [await queue.get()]
-            while not queue.empty():
-                batch.append(queue.get_nowait())
-            ready = []
-            for item in batch:
-                if item is _END or isinstance(item, Exception):
-                    ending = item
-                    break
-                ready.append(item)
-            if ready:
-                yield b"".join(ready)
-        if isinstance(ending, Exception):
-            raise ending
-    finally:
-        for task in (heartbeat, producer):
-            if not task.done():
+            await asyncio.wait([producer, helpers[1]], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (producer, *helpers):
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        await frames.aclose()
+            results = await asyncio.gather(producer, *helpers, return_exceptions=True)
+        failure = results[0]
+        if isinstance(failure, Exception) and not isinstance(failure, OSError | ClientDisconnect):
+            raise failure  # a bug, not a client that left: let the server log it
 
 
-def sse_response(frames: AsyncGenerator[bytes, None], heartbeat_s: float) -> StreamingResponse:
-    return StreamingResponse(
-        with_heartbeat(frames, heartbeat_s), media_type="text/event-stream", headers=SSE_HEADERS
-    )
+def sse_response(frames: AsyncGenerator[bytes, None], heartbeat_s: float) -> EventStream:
+    return EventStream(frames, heartbeat_s)
