@@ -1,10 +1,11 @@
 """Shared plumbing for the gateway benchmarks: the two servers, CPU pinning, timing and percentiles.
 
 Every benchmark compares Taskgate against the same fake upstream called directly, so they all
-need the same set-up: the fake and `taskgate serve` as subprocesses on free loopback ports, the
-gateway pinned to CPU 0 and the fake plus the load generator to CPU 1 (shared/perf-notes.md), and
-direct/gateway samples taken in alternating blocks so that noise from a shared machine lands on
-both sides alike instead of biasing the difference.
+need the same set-up: the fake, `taskgate serve` and the floor (bench.floor_app, a bare pass-through
+on the same server stack) as subprocesses on free loopback ports, the gateway and the floor pinned to
+CPU 0 (they are never measured at the same time) and the fake plus the load generator to CPU 1
+(shared/perf-notes.md), and the sides' samples taken in alternating blocks so that noise from a
+shared machine lands on all of them alike instead of biasing the differences.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -35,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GATEWAY_KEY = "bench-key"
 UPSTREAM_KEY = "sk-fake"
 MODEL = "gpt-4o-mini"
-GATEWAY_CPU = 0
+GATEWAY_CPU = 0  # the floor too
 CLIENT_CPU = 1  # the fake upstream and the load generator share it
 READY_TIMEOUT_S = 60.0
 
@@ -95,6 +96,7 @@ def subprocess_server(name: str, args: list[str], env: dict[str, str], url: str,
 class Stack:
     fake: Server
     gateway: Server
+    floor: Server
 
     @property
     def upstream_chat_url(self) -> str:
@@ -103,9 +105,10 @@ class Stack:
 
 @contextlib.contextmanager
 def bench_stack(stream_events: int | None = None) -> Iterator[Stack]:
-    """The fake upstream and `taskgate serve` (fresh data dir), pinned apart; this process joins the fake's CPU."""
-    fake_port, gateway_port = free_port(), free_port()
+    """The fake upstream, `taskgate serve` (fresh data dir) and the floor; this process joins the fake's CPU."""
+    fake_port, gateway_port, floor_port = free_port(), free_port(), free_port()
     fake_url, gateway_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{gateway_port}"
+    floor_url = f"http://127.0.0.1:{floor_port}"
     pin(os.getpid(), CLIENT_CPU)
     fake_cmd = [sys.executable, "-m", "tests.fakes.provider", "--port", str(fake_port)]
     if stream_events is not None:
@@ -119,12 +122,15 @@ def bench_stack(stream_events: int | None = None) -> Iterator[Stack]:
             "OPENAI_BASE_URL": f"{fake_url}/openai/v1",
             "ANTHROPIC_API_KEY": "x",
             "ANTHROPIC_BASE_URL": f"{fake_url}/anthropic",
+            "BENCH_FLOOR_UPSTREAM": f"{fake_url}/openai/v1/chat/completions",
         }
         serve_cmd = [sys.executable, "-c", "from taskgate.cli import main; main()", "serve", "--host", "127.0.0.1",
                      "--port", str(gateway_port), "--data-dir", data_dir, "--log-level", "warning"]
+        floor_cmd = [sys.executable, "-m", "bench.floor_app", "--port", str(floor_port)]
         with subprocess_server("fake upstream", fake_cmd, env, fake_url, CLIENT_CPU) as fake, \
-                subprocess_server("taskgate", serve_cmd, env, gateway_url, GATEWAY_CPU) as gateway:
-            yield Stack(fake, gateway)
+                subprocess_server("taskgate", serve_cmd, env, gateway_url, GATEWAY_CPU) as gateway, \
+                subprocess_server("floor", floor_cmd, env, floor_url, GATEWAY_CPU) as floor:
+            yield Stack(fake, gateway, floor)
 
 
 async def wait_ready(session: aiohttp.ClientSession, server: Server, path: str = "/") -> None:
@@ -145,6 +151,7 @@ async def wait_ready(session: aiohttp.ClientSession, server: Server, path: str =
 async def stack_ready(session: aiohttp.ClientSession, stack: Stack) -> None:
     await wait_ready(session, stack.fake)
     await wait_ready(session, stack.gateway, "/health")
+    await wait_ready(session, stack.floor)
 
 
 def keepalive_session(connections: int) -> aiohttp.ClientSession:
@@ -243,28 +250,29 @@ def streamer(session: aiohttp.ClientSession, url: str, body: dict[str, Any], hea
     return once
 
 
-async def interleaved(direct: Sampler[T], gateway: Sampler[T], warmup: int, count: int,
-                      block: int) -> tuple[list[T], list[T]]:
-    """`count` samples of each, taken in alternating blocks of `block` requests after `warmup` of each."""
+async def interleaved(sides: Sequence[Sampler[T]], warmup: int, count: int, block: int) -> list[list[T]]:
+    """`count` samples of each side, taken in turn in blocks of `block` requests after `warmup` of each."""
     for _ in range(warmup):
-        await direct()
-        await gateway()
-    direct_samples: list[T] = []
-    gateway_samples: list[T] = []
-    while len(direct_samples) < count:
-        size = min(block, count - len(direct_samples))
-        direct_samples += [await direct() for _ in range(size)]
-        gateway_samples += [await gateway() for _ in range(size)]
-    return direct_samples, gateway_samples
+        for side in sides:
+            await side()
+    samples: list[list[T]] = [[] for _ in sides]
+    while len(samples[0]) < count:
+        size = min(block, count - len(samples[0]))
+        for side, taken in zip(sides, samples, strict=True):
+            taken += [await side() for _ in range(size)]
+    return samples
 
 
-async def interleaved_with_cpu(stack: Stack, direct: Sampler[T], gateway: Sampler[T], warmup: int, count: int,
-                               block: int) -> tuple[list[T], list[T], float]:
-    """`interleaved`, plus the gateway's CPU milliseconds per request over the same run (warm-up included)."""
-    before = cpu_seconds(stack.gateway.proc.pid)
-    direct_samples, gateway_samples = await interleaved(direct, gateway, warmup, count, block)
-    spent = cpu_seconds(stack.gateway.proc.pid) - before
-    return direct_samples, gateway_samples, round(spent * 1000 / (warmup + count), 3)
+async def interleaved_with_cpu(servers: Sequence[Server], sides: Sequence[Sampler[T]], warmup: int, count: int,
+                               block: int) -> tuple[list[list[T]], list[float]]:
+    """`interleaved`, plus each of `servers`' CPU milliseconds per request over the same run (warm-up included).
+
+    Each server only serves its own side's requests, so its CPU over the whole run is that side's.
+    """
+    before = [cpu_seconds(server.proc.pid) for server in servers]
+    samples = await interleaved(sides, warmup, count, block)
+    spent = [cpu_seconds(server.proc.pid) - start for server, start in zip(servers, before, strict=True)]
+    return samples, [round(seconds * 1000 / (warmup + count), 3) for seconds in spent]
 
 
 async def requests_per_second(call: Timed, total: int, concurrency: int) -> float:
@@ -298,33 +306,54 @@ def percentile_ms(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
 
 
-def added(direct: list[float], gateway: list[float]) -> dict[str, float]:
-    """p50/p99 of both sides and what the gateway adds (its percentile minus the direct one), in ms."""
+def added(direct: list[float], floor: list[float], gateway: list[float]) -> dict[str, float]:
+    """p50/p99 of the three sides, in ms, and what the floor and the gateway add over direct.
+
+    `added_*` is Taskgate minus direct (what the targets are about); `floor_added_*` is the floor
+    minus direct, the cost of any Python pass-through here; `taskgate_over_floor_*` is Taskgate
+    minus the floor, what Taskgate itself adds on top of that.
+    """
     d50, d99 = percentile_ms(direct, 0.5), percentile_ms(direct, 0.99)
+    f50, f99 = percentile_ms(floor, 0.5), percentile_ms(floor, 0.99)
     g50, g99 = percentile_ms(gateway, 0.5), percentile_ms(gateway, 0.99)
     return {
         "direct_p50_ms": round(d50, 3),
         "direct_p99_ms": round(d99, 3),
+        "floor_p50_ms": round(f50, 3),
+        "floor_p99_ms": round(f99, 3),
         "taskgate_p50_ms": round(g50, 3),
         "taskgate_p99_ms": round(g99, 3),
+        "floor_added_p50_ms": round(f50 - d50, 3),
+        "floor_added_p99_ms": round(f99 - d99, 3),
         "added_p50_ms": round(g50 - d50, 3),
         "added_p99_ms": round(g99 - d99, 3),
+        "taskgate_over_floor_p50_ms": round(g50 - f50, 3),
+        "taskgate_over_floor_p99_ms": round(g99 - f99, 3),
     }
 
 
-LATENCY_HEADER = f"{'':<30} {'dir p50':>8} {'dir p99':>8} {'tg p50':>8} {'tg p99':>8} {'+p50':>8} {'+p99':>8}"
+LATENCY_HEADER = (f"{'':<30} {'dir p50':>8} {'dir p99':>8} {'fl +p50':>8} {'fl +p99':>8} {'tg +p50':>8} "
+                  f"{'tg +p99':>8} {'tg-fl 50':>8} {'tg-fl 99':>8}      ")
+CPU_HEADER = f"{'fl cpu':>7} {'tg cpu':>7}"
 
 
 def latency_row(name: str, figures: dict[str, float], target_ms: float) -> str:
+    """Direct p50/p99, then added by the floor, by Taskgate, and by Taskgate over the floor; `ok` or `OVER`."""
     verdict = "ok" if figures["added_p99_ms"] <= target_ms else "OVER"
     return (f"{name:<30} {figures['direct_p50_ms']:8.3f} {figures['direct_p99_ms']:8.3f} "
-            f"{figures['taskgate_p50_ms']:8.3f} {figures['taskgate_p99_ms']:8.3f} "
-            f"{figures['added_p50_ms']:+8.3f} {figures['added_p99_ms']:+8.3f}  {verdict}")
+            f"{figures['floor_added_p50_ms']:+8.3f} {figures['floor_added_p99_ms']:+8.3f} "
+            f"{figures['added_p50_ms']:+8.3f} {figures['added_p99_ms']:+8.3f} "
+            f"{figures['taskgate_over_floor_p50_ms']:+8.3f} {figures['taskgate_over_floor_p99_ms']:+8.3f}  "
+            f"{verdict:<4}")
+
+
+def cpu_columns(floor_ms: float, taskgate_ms: float) -> str:
+    return f"{floor_ms:7.2f} {taskgate_ms:7.2f}"
 
 
 def placement() -> str:
     if can_pin():
-        return f"taskgate on CPU {GATEWAY_CPU}, fake upstream + client on CPU {CLIENT_CPU}"
+        return f"taskgate and floor on CPU {GATEWAY_CPU}, fake upstream + client on CPU {CLIENT_CPU}"
     return "not pinned (fewer than 2 CPUs)"
 
 

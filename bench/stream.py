@@ -1,14 +1,17 @@
 """What the v2 stream adds over streaming straight from the upstream (issue 3).
 
 (a) the incremental JSON path parser every structured stream goes through (bench.jsonpath_bench);
-(b) `POST /v2/call/stream` vs `stream: true` to the fake directly, at concurrency 1 in alternating
+(b) `POST /v2/call/stream` vs the floor (bench.floor_app, a bare pass-through relaying the fake's
+    chunks as they come) vs `stream: true` to the fake directly, at concurrency 1 in alternating
     blocks, with the fake sending 54 content deltas per answer (as in shared/perf-notes.md):
     time to the first byte of the body, to the first content delta, and to the end of the stream.
-    Added = Taskgate percentile - direct percentile. Target: added p99 <= 2 ms.
+    Added = Taskgate percentile - direct percentile. Target: added p99 <= 2 ms. Taskgate - floor
+    is what Taskgate adds over any Python pass-through.
 
 The v2 stream's first event is `{"span_id"}`, which the server sends only once the upstream has
-produced output, so its first byte comes just before its first delta; straight from the fake the
-first byte is the empty role chunk, sent before any content.
+produced output, so its first byte comes just before its first delta; straight from the fake and
+through the floor the first byte is the empty role chunk, sent before any content. Compare first
+deltas, not first bytes, between Taskgate and the floor.
 
     .venv/bin/python -m bench.stream [--requests 1000] [--profile /tmp/stream.prof]
 """
@@ -24,12 +27,14 @@ import orjson
 
 from bench import hotspots
 from bench.common import (
+    CPU_HEADER,
     LATENCY_HEADER,
     Sampler,
     Stack,
     Timings,
     added,
     bench_stack,
+    cpu_columns,
     gateway_headers,
     interleaved_with_cpu,
     keepalive_session,
@@ -72,38 +77,43 @@ def v2_delta(data: bytes) -> bool:
     return any("delta" in event for event in sse_payloads(data))
 
 
-def pair(session: aiohttp.ClientSession, stack: Stack, call: dict[str, Any]) -> tuple[Sampler[Timings],
-                                                                                      Sampler[Timings]]:
+Sides = tuple[Sampler[Timings], Sampler[Timings], Sampler[Timings]]  # direct, floor, taskgate
+
+
+def sides_for(session: aiohttp.ClientSession, stack: Stack, call: dict[str, Any]) -> Sides:
     direct = streamer(session, stack.upstream_chat_url, upstream_body(call, stream=True), upstream_headers(),
                       openai_delta)
+    floor = streamer(session, f"{stack.floor.url}/v2/call/stream", call, gateway_headers(), openai_delta)
     gateway = streamer(session, f"{stack.gateway.url}/v2/call/stream", call, gateway_headers(), v2_delta)
-    return direct, gateway
+    return direct, floor, gateway
 
 
-async def latency(stack: Stack, sides: tuple[Sampler[Timings], Sampler[Timings]],
-                  args: argparse.Namespace) -> dict[str, Any]:
-    """Added p50/p99 for each of the three moments, plus the server's CPU per streamed call."""
-    direct, gateway, cpu_ms = await interleaved_with_cpu(stack, *sides, args.warmup, args.requests, args.block)
+async def latency(stack: Stack, sides: Sides, args: argparse.Namespace) -> dict[str, Any]:
+    """Added p50/p99 for each of the three moments, plus both servers' CPU per streamed call."""
+    (direct, floor, gateway), (floor_cpu, gateway_cpu) = await interleaved_with_cpu(
+        (stack.floor, stack.gateway), sides, args.warmup, args.requests, args.block)
     figures: dict[str, Any] = {
-        kind: added([d[i] for d in direct], [g[i] for g in gateway]) for i, kind in enumerate(KINDS)
+        kind: added([d[i] for d in direct], [f[i] for f in floor], [g[i] for g in gateway])
+        for i, kind in enumerate(KINDS)
     }
-    figures["taskgate_cpu_ms_per_call"] = cpu_ms
+    figures["floor_cpu_ms_per_call"] = floor_cpu
+    figures["taskgate_cpu_ms_per_call"] = gateway_cpu
     return figures
 
 
 async def measure(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     async with keepalive_session(4) as session:
         await stack_ready(session, stack)
-        plain = pair(session, stack, PLAIN_CALL)
-        schema = pair(session, stack, SCHEMA_CALL)
+        plain = sides_for(session, stack, PLAIN_CALL)
+        schema = sides_for(session, stack, SCHEMA_CALL)
         summary: dict[str, Any] = {"c1_plain": await latency(stack, plain, args),
                                    "c1_output_schema": await latency(stack, schema, args)}
         if args.profile is not None:
             raw = Path(args.profile)
             with hotspots.recording(stack.gateway.proc.pid, raw):
                 for _ in range(args.requests):
-                    await plain[1]()
-                    await schema[1]()
+                    await plain[2]()
+                    await schema[2]()
         return summary
 
 
@@ -113,14 +123,16 @@ def report(parser_figures: dict[str, Any], streams: dict[str, Any], args: argpar
           f"{parser_figures['document_chars'] / 1000:.0f} KB document; 100 KB / 10 KB time ratio "
           f"{parser_figures['linearity_ratio_100kb_vs_10kb']:.2f} for a size ratio of "
           f"{parser_figures['size_ratio_100kb_vs_10kb']:.2f} (linear ≈ equal)")
-    print(f"(b) POST /v2/call/stream vs stream:true to the fake directly: concurrency 1, {args.requests} "
-          f"requests each after {args.warmup} warm-up, alternating blocks of {args.block}, "
-          f"{STREAM_EVENTS} deltas per answer ({placement()}); ms")
-    print(LATENCY_HEADER)
+    print(f"(b) POST /v2/call/stream vs the floor (bare pass-through) vs stream:true to the fake directly: "
+          f"concurrency 1, {args.requests} requests each after {args.warmup} warm-up, alternating blocks of "
+          f"{args.block}, {STREAM_EVENTS} deltas per answer ({placement()}); ms. fl/tg + = added over direct, "
+          f"tg-fl = Taskgate minus floor, cpu = ms per streamed call")
+    print(f"{LATENCY_HEADER}{CPU_HEADER}")
     for mode, key in (("no output_schema", "c1_plain"), ("output_schema", "c1_output_schema")):
         for kind in KINDS:
             print(latency_row(f"{mode}: {kind.replace('_', ' ')}", streams[key][kind], TARGET_ADDED_P99_MS))
-        print(f"{mode}: taskgate cpu {streams[key]['taskgate_cpu_ms_per_call']:.2f} ms per streamed call")
+        print(f"{mode + ': cpu per streamed call':<{len(LATENCY_HEADER)}}"
+              + cpu_columns(streams[key]["floor_cpu_ms_per_call"], streams[key]["taskgate_cpu_ms_per_call"]))
     if args.profile is not None:
         print(f"server profile (py-spy, {args.requests} streams of each kind), raw stacks in {args.profile}:")
         for line in hotspots.summarise(Path(args.profile)):
@@ -136,6 +148,9 @@ def report(parser_figures: dict[str, Any], streams: dict[str, Any], args: argpar
             streams[key][kind]["added_p99_ms"] <= TARGET_ADDED_P99_MS
             for key in ("c1_plain", "c1_output_schema")
             for kind in ("first_byte", "first_delta")
+        ),
+        "taskgate_over_floor_p99_ms": max(  # first delta: the floor's first byte is the role chunk
+            streams[key]["first_delta"]["taskgate_over_floor_p99_ms"] for key in ("c1_plain", "c1_output_schema")
         ),
     }
     print(orjson.dumps(summary).decode())
