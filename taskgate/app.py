@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> ASGIApp:
         providers = ProviderRegistry(settings)
         engine = Engine(store, recorder, providers, settings.default_model)
         ctx = AppContext(settings, store, auth, recorder, providers, engine)
-        for module in (v2, v2_spans, v3, compat):
+        for module in (v2, compat, v3, v2_spans):  # the call endpoints first: routes are matched in order
             router.routes.extend(module.routes(ctx))
         PriceBook.warm()
         # Everything loaded so far (libraries, the price table) lives as long as the process: keep
