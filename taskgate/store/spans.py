@@ -35,22 +35,26 @@ def _upsert_sql(placeholder: str) -> str:
 _UPSERT = {"sqlite": _upsert_sql("?"), "postgresql": _upsert_sql("%s")}
 
 
-def write_spans(conn: Connection, records: list[SpanRecord]) -> None:
-    """Upsert; of two records with the same id in one batch the later wins (Postgres refuses to
-    touch one row twice in a statement, so they are collapsed first).
+def latest_versions(records: list[SpanRecord]) -> list[SpanRecord]:
+    """Of two records with the same id in one batch the later wins (Postgres refuses to touch one
+    row twice in a statement, so they are collapsed first)."""
+    return list({(span.project_id, span.id): span for span in records}.values())
 
-    This is the one write on the request-heavy path, so it skips SQLAlchemy's per-row bind
-    processing: rows are encoded here once and handed to the driver's executemany. Values are
-    stored exactly as the typed columns store them, so reads through SQLAlchemy see no difference.
+
+def write_encoded(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Upsert rows made by `encode_span` with the driver's executemany.
+
+    Spans are the one write on the request-heavy path, so they skip SQLAlchemy's per-row bind
+    processing; values are stored exactly as the typed columns store them, so reads through
+    SQLAlchemy see no difference.
     """
-    latest = {(span.project_id, span.id): span for span in records}
-    postgres = conn.dialect.name == "postgresql"
-    rows = [_encode(span_to_row(span), postgres) for span in latest.values()]
     if rows:
         conn.exec_driver_sql(_UPSERT[conn.dialect.name], rows)
 
 
-def _encode(row: dict[str, Any], postgres: bool) -> tuple[Any, ...]:
+def encode_span(span: SpanRecord, postgres: bool) -> tuple[Any, ...]:
+    """The span as driver parameters, in column order: pure CPU, so it can run on the event loop."""
+    row = span_to_row(span)
     values = []
     for name in _COLUMNS:
         value = row[name]

@@ -33,6 +33,7 @@ T = TypeVar("T")
 RACE_RETRIES = 5
 CACHE_SWEEP_EVERY = 256  # puts between sweeps of expired cache rows
 MAX_PAGE = 1000
+ENCODE_SLICE = 16  # spans encoded between two turns of the event loop
 
 
 def _page(limit: int, offset: int) -> tuple[int, int]:
@@ -130,8 +131,19 @@ class SqlStore:
 
     # ---- spans and traces
     async def write_spans(self, spans: list[SpanRecord]) -> None:
-        if spans:
-            await self.database.write(lambda c: span_rows.write_spans(c, spans))
+        """Encode on the event loop in small slices, then write in the pool.
+
+        Encoding is most of a batch's CPU. Done in the pool thread, it would hold the GIL in
+        bursts that stall every request arriving meanwhile; done here, requests run between slices.
+        """
+        rows = []
+        postgres = self.database.dialect == "postgresql"
+        for count, span in enumerate(span_rows.latest_versions(spans), start=1):
+            rows.append(span_rows.encode_span(span, postgres))
+            if count % ENCODE_SLICE == 0:
+                await asyncio.sleep(0)
+        if rows:
+            await self.database.write(lambda c: span_rows.write_encoded(c, rows))
 
     async def get_span(self, project_id: str, span_id: str) -> SpanRecord | None:
         return await self.database.read(lambda c: span_rows.get_span(c, project_id, span_id))
