@@ -21,7 +21,6 @@ _COLUMNS = tuple(column.name for column in spans.columns)
 _JSON_COLUMNS = frozenset(column.name for column in spans.columns if column.type is JSONType)
 _TIME_COLUMNS = frozenset(column.name for column in spans.columns if isinstance(column.type, UTCDateTime))
 _KEYS = ("project_id", "id")
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # the format SQLAlchemy's SQLite DATETIME stores and parses
 
 
 def _upsert_sql(placeholder: str) -> str:
@@ -61,7 +60,8 @@ def encode_span(span: SpanRecord, postgres: bool) -> tuple[Any, ...]:
         if name in _JSON_COLUMNS:
             value = (pg_json_dumps(value) if postgres else json_dumps(value)) if value is not None else None
         elif name in _TIME_COLUMNS and value is not None:
-            value = _utc(value) if postgres else _utc(value).strftime(_SQLITE_TIME)
+            # SQLite: the "YYYY-MM-DD HH:MM:SS.ffffff" text SQLAlchemy's DATETIME stores and parses
+            value = _utc(value) if postgres else _utc(value).isoformat(" ", "microseconds")[:26]
         elif postgres and isinstance(value, str):
             value = strip_nul(value)  # Postgres text refuses NUL; a stray one must not sink the batch
         values.append(value)

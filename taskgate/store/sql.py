@@ -33,7 +33,7 @@ T = TypeVar("T")
 RACE_RETRIES = 5
 CACHE_SWEEP_EVERY = 256  # puts between sweeps of expired cache rows
 MAX_PAGE = 1000
-ENCODE_SLICE = 16  # spans encoded between two turns of the event loop
+ENCODE_SLICE = 4  # spans encoded between two turns of the event loop
 
 
 def _page(limit: int, offset: int) -> tuple[int, int]:
