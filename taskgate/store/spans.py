@@ -7,6 +7,7 @@ query counts and sums per trace, for SQLite and Postgres alike.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,15 +24,20 @@ _TIME_COLUMNS = frozenset(column.name for column in spans.columns if isinstance(
 _KEYS = ("project_id", "id")
 
 
-def _upsert_sql(placeholder: str) -> str:
+_ROWS_PER_STATEMENT = 40  # binding a statement holds the GIL: keep each bind short
+_PLACEHOLDER = {"sqlite": "?", "postgresql": "%s"}
+
+
+@functools.lru_cache(maxsize=16)
+def _upsert_sql(dialect: str, rows: int) -> str:
+    """One INSERT of `rows` rows: a single statement, so the driver releases the GIL once per batch
+    rather than once per row (per-row handoffs stall the event loop under load)."""
     names = ", ".join(f'"{name}"' for name in _COLUMNS)
-    values = ", ".join([placeholder] * len(_COLUMNS))
+    row = "(" + ", ".join([_PLACEHOLDER[dialect]] * len(_COLUMNS)) + ")"
     updates = ", ".join(f'"{name}" = excluded."{name}"' for name in _COLUMNS if name not in _KEYS)
     keys = ", ".join(f'"{name}"' for name in _KEYS)
-    return f"INSERT INTO spans ({names}) VALUES ({values}) ON CONFLICT ({keys}) DO UPDATE SET {updates}"
-
-
-_UPSERT = {"sqlite": _upsert_sql("?"), "postgresql": _upsert_sql("%s")}
+    values = ", ".join([row] * rows)
+    return f"INSERT INTO spans ({names}) VALUES {values} ON CONFLICT ({keys}) DO UPDATE SET {updates}"
 
 
 def latest_versions(records: list[SpanRecord]) -> list[SpanRecord]:
@@ -41,14 +47,16 @@ def latest_versions(records: list[SpanRecord]) -> list[SpanRecord]:
 
 
 def write_encoded(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Upsert rows made by `encode_span` with the driver's executemany.
+    """Upsert rows made by `encode_span`, a few hundred per statement.
 
     Spans are the one write on the request-heavy path, so they skip SQLAlchemy's per-row bind
     processing; values are stored exactly as the typed columns store them, so reads through
     SQLAlchemy see no difference.
     """
-    if rows:
-        conn.exec_driver_sql(_UPSERT[conn.dialect.name], rows)
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _ROWS_PER_STATEMENT]
+        sql = _upsert_sql(conn.dialect.name, len(chunk))
+        conn.exec_driver_sql(sql, tuple(value for row in chunk for value in row))
 
 
 def encode_span(span: SpanRecord, postgres: bool) -> tuple[Any, ...]:
