@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from pathlib import Path
@@ -45,6 +46,11 @@ def serve(
     # holding the GIL for the default 5 ms while a request waits on the event loop.
     sys.setswitchinterval(0.0005)
     settings = _settings(data_dir, host=host, port=port)
+    log = logging.getLogger("taskgate.serve")
+    log.warning("taskgate serving on http://%s:%d; store %s; default model %s", host, port,
+                settings.effective_database_url.split("@")[-1], settings.default_model)
+    if not settings.api_keys:
+        log.warning("TASKGATE_API_KEYS is empty: create a key with `taskgate keys create --project NAME`")
     uvicorn.run(
         create_app(settings),
         host=host,

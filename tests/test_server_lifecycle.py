@@ -42,6 +42,8 @@ def test_one_structured_log_line_per_request(server, fake):
     get(f"{server.url}/health", key=None)
     time.sleep(0.6)  # lines are written in batches, at most a quarter second late
     lines = [json.loads(line) for line in server.stderr_text().splitlines() if line.startswith("{")]
+    assert all("ts" in line for line in lines)  # every line the server writes is JSON
+    lines = [line for line in lines if "path" in line]
     calls = [line for line in lines if line["path"] == "/v2/call"]
     assert calls and calls[-1]["status"] == 200 and calls[-1]["method"] == "POST" and calls[-1]["ms"] > 0
     assert any(line["path"] == "/health" for line in lines)

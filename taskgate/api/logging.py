@@ -40,9 +40,20 @@ class BufferedHandler(logging.StreamHandler):
 _handler = BufferedHandler(sys.stderr)
 
 
+class JSONFormatter(logging.Formatter):
+    """Every line the server writes is one JSON object, like the access lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {"ts": record.created, "level": record.levelname.lower(), "logger": record.name,
+                                "message": record.getMessage()}
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return orjson.dumps(line).decode()
+
+
 def configure_logging(level: str = "INFO") -> None:
     _handler.stream = open(sys.stderr.fileno(), "w", buffering=1 << 16, closefd=False)  # noqa: SIM115
-    _handler.setFormatter(logging.Formatter("%(message)s"))
+    _handler.setFormatter(JSONFormatter())
     root = logging.getLogger("taskgate")
     root.handlers[:] = [_handler]
     root.setLevel(level)
