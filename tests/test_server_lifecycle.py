@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
 import sqlite3
 import time
 
+from taskgate.api import logging as access_log
+from taskgate.api.logging import log_access
 from taskgate.store import open_store
 from tests.fakes.common import Behaviour
 from tests.harness import ServerProcess
@@ -138,3 +142,25 @@ def test_two_replicas_share_one_postgres(fake_provider, tmp_path, postgres_url):
     finally:
         for replica in replicas:
             replica.stop()
+
+
+def test_access_lines_go_through_logging_when_the_host_configured_it(caplog):
+    """An app made with `create_app` but without `configure_logging` (embedded in another server):
+    its access lines must reach the host's logging, not be written to a stream it never chose."""
+    with caplog.at_level(logging.INFO, logger="taskgate.access"):
+        log_access({"method": "GET", "path": "/embedded"}, 200, time.perf_counter())
+    lines = [json.loads(record.getMessage()) for record in caplog.records if record.name == "taskgate.access"]
+    assert [(line["path"], line["status"]) for line in lines] == [("/embedded", 200)]
+
+
+def test_a_broken_log_stream_never_fails_a_request(monkeypatch):
+    """stderr gone (a closed pipe, a full disk): the access line is lost, the request must not be."""
+
+    class Broken(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(access_log, "_configured", True)
+    monkeypatch.setattr(access_log._handler, "stream", Broken())
+    monkeypatch.setattr(access_log.log, "isEnabledFor", lambda level: True)
+    log_access({"method": "GET", "path": "/x"}, 200, time.perf_counter())  # must not raise

@@ -94,3 +94,16 @@ async def test_a_send_that_fails_because_the_client_left_ends_quietly() -> None:
     client = Client(fail_sends_after=3)
     await asyncio.wait_for(EventStream(endless(), heartbeat_s=60)(SCOPE, client.receive, client.send), timeout=5)
     assert closed.is_set() and len(client.sent) == 3
+
+
+async def test_a_client_gone_before_the_headers_ends_quietly() -> None:
+    """A server that raises OSError on send once the client has gone (ASGI 2.4) may do so for the
+    very first message too: that is a client that left, not a server error, and the frames are closed."""
+
+    async def frames() -> AsyncGenerator[bytes, None]:
+        yield b"data: x\n\n"
+
+    stream = frames()
+    client = Client(fail_sends_after=0)
+    await asyncio.wait_for(EventStream(stream, heartbeat_s=60)(SCOPE, client.receive, client.send), timeout=5)
+    assert client.sent == [] and stream.ag_frame is None  # closed

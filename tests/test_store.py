@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import re
 import uuid
@@ -12,6 +13,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from taskgate.api.v3_shapes import task_from_run_request
+from taskgate.engine.functions import FunctionBook
 from taskgate.errors import BadRequestError, NotFoundError
 from taskgate.store import SqlStore, open_store
 from taskgate.store.base import ExampleRecord, FunctionDefinition, SpanRecord
@@ -396,3 +399,22 @@ async def test_projects_cannot_see_each_other(store: SqlStore, project: str) -> 
     await store.cache_put(b, "key", {"owner": "b"}, ttl_seconds=60)
     assert await store.cache_get(a, "key") == {"owner": "a"}
     assert (await store.get_function(a, "shared-name")) is not None
+
+
+# ---- what a replica remembers of a function
+
+async def test_a_replica_does_not_restore_a_prompt_changed_elsewhere(store: SqlStore, project: str) -> None:
+    """Replica A calls a function by name; replica B then changes its prompt through the API. Once A's
+    trust in what it knows runs out, a call on A must use B's prompt, not store A's stale one again."""
+    replica_a = FunctionBook(store, recheck_s=0.05)
+    first, _ = await replica_a.ensure(task_from_run_request({"input": 1, "instructions": "old"}, project, "fn", None))
+    changed = await store.upsert_function(  # replica B's PATCH /v3/functions/fn
+        project, "fn", dataclasses.replace(first.definition, instructions="new"))
+    await asyncio.sleep(0.1)
+
+    stored = await replica_a.current(project, "fn")
+    assert stored is not None and stored.definition.instructions == "new"
+    record, _ = await replica_a.ensure(task_from_run_request({"input": 1}, project, "fn", stored))
+    assert record.revision_id == changed.revision_id
+    assert [r.definition.instructions for r in await store.list_revisions(project, "fn")] in (
+        ["old", "new"], ["new", "old"])

@@ -6,6 +6,7 @@ per request would cost more than the rest of the logging.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -38,6 +39,7 @@ class BufferedHandler(logging.StreamHandler):
 
 
 _handler = BufferedHandler(sys.stderr)
+_configured = False  # whether `configure_logging` made `_handler` the access log's only output
 
 
 class JSONFormatter(logging.Formatter):
@@ -52,12 +54,14 @@ class JSONFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO") -> None:
+    global _configured
     _handler.stream = open(sys.stderr.fileno(), "w", buffering=1 << 16, closefd=False)  # noqa: SIM115
     _handler.setFormatter(JSONFormatter())
     root = logging.getLogger("taskgate")
     root.handlers[:] = [_handler]
     root.setLevel(level)
     root.propagate = False
+    _configured = True
 
 
 async def flush_log() -> None:
@@ -69,7 +73,8 @@ def log_access(scope: Scope, status: int, start: float) -> None:
     """One JSON line: method, path, status, and milliseconds until the response (or stream) began.
 
     Written straight to the access log's buffered stream: building a LogRecord for every request
-    cost more than the rest of the line.
+    cost more than the rest of the line. Only when `configure_logging` set that stream up: an app
+    embedded in a host that owns logging goes through the host's handlers.
     """
     if not log.isEnabledFor(logging.INFO):
         return
@@ -80,4 +85,9 @@ def log_access(scope: Scope, status: int, start: float) -> None:
         "status": status,
         "ms": round((time.perf_counter() - start) * 1000, 3),
     }
-    _handler.stream.write(orjson.dumps(line).decode() + "\n")
+    text = orjson.dumps(line).decode()
+    if _configured:
+        with contextlib.suppress(OSError, ValueError):  # stderr gone: lose the line, as logging would, not the request
+            _handler.stream.write(text + "\n")
+    else:
+        log.info(text)

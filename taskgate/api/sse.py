@@ -75,7 +75,11 @@ class EventStream(Response):
             while (await receive())["type"] != "http.disconnect":
                 pass
 
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        except OSError:  # the client left before the headers went out
+            await self.frames.aclose()
+            return
         producer = asyncio.create_task(produce())
         helpers = [asyncio.create_task(watchdog()), asyncio.create_task(client_left())]
         try:

@@ -72,9 +72,12 @@ class FunctionBook:
         return None
 
     async def current(self, project_id: str, name: str) -> FunctionRecord | None:
-        """The stored function as this process last saw it, asking the store only when it has not."""
+        """The stored function as this process last saw it, asking the store when it has not or when
+        that is older than `recheck_s` (another replica may have changed it meanwhile)."""
         known = self._known.get((project_id, name))
-        return known[1] if known is not None else await self._store.get_function(project_id, name)
+        if known is not None and known[2] > time.monotonic():
+            return known[1]
+        return await self._store.get_function(project_id, name)
 
     def forget(self, project_id: str, name: str) -> None:
         """Called when a function is changed through its own API, so the next call re-checks the store."""
