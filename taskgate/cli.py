@@ -11,10 +11,11 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from sqlalchemy.engine import make_url
 
 from taskgate.api.logging import configure_logging
 from taskgate.app import create_app
-from taskgate.config import Settings
+from taskgate.config import ConfigError, Settings
 from taskgate.store import open_store
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Taskgate: the Opper Task API, self-hosted.")
@@ -30,7 +31,11 @@ def _settings(data_dir: Path | None, **overrides: object) -> Settings:
     env = dict(os.environ)
     if data_dir is not None:
         env["TASKGATE_DATA_DIR"] = str(data_dir)
-    return Settings.from_env(env, **overrides)
+    try:
+        return Settings.from_env(env, **overrides)
+    except ConfigError as exc:
+        typer.echo(f"taskgate: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -48,7 +53,8 @@ def serve(
     settings = _settings(data_dir, host=host, port=port)
     log = logging.getLogger("taskgate.serve")
     log.warning("taskgate serving on http://%s:%d; store %s; default model %s", host, port,
-                settings.effective_database_url.split("@")[-1], settings.default_model)
+                make_url(settings.effective_database_url).render_as_string(hide_password=True),
+                settings.default_model)
     if not settings.api_keys:
         log.warning("TASKGATE_API_KEYS is empty: create a key with `taskgate keys create --project NAME`")
     uvicorn.run(

@@ -44,13 +44,13 @@ class Settings:
             database_url=env.get("TASKGATE_DATABASE_URL") or None,
             api_keys=[k.strip() for k in env.get("TASKGATE_API_KEYS", "").split(",") if k.strip()],
             default_model=env.get("TASKGATE_DEFAULT_MODEL") or fallback_default,
-            max_body_bytes=int(env.get("TASKGATE_MAX_BODY_BYTES", 10 * 1024 * 1024)),
-            request_timeout_s=float(env.get("TASKGATE_REQUEST_TIMEOUT", 120.0)),
-            heartbeat_s=float(env.get("TASKGATE_HEARTBEAT_SECONDS", 15.0)),
-            span_flush_interval_s=float(env.get("TASKGATE_SPAN_FLUSH_SECONDS", 0.2)),
+            max_body_bytes=int(_positive(env, "TASKGATE_MAX_BODY_BYTES", 10 * 1024 * 1024)),
+            request_timeout_s=_positive(env, "TASKGATE_REQUEST_TIMEOUT", 120.0),
+            heartbeat_s=_positive(env, "TASKGATE_HEARTBEAT_SECONDS", 15.0),
+            span_flush_interval_s=_positive(env, "TASKGATE_SPAN_FLUSH_SECONDS", 0.2),
             local_models=_parse_local_models(env.get("TASKGATE_LOCAL_MODELS", "")),
-            local_concurrency=int(env.get("TASKGATE_LOCAL_CONCURRENCY", 1)),
-            local_queue_size=int(env.get("TASKGATE_LOCAL_QUEUE", 16)),
+            local_concurrency=int(_positive(env, "TASKGATE_LOCAL_CONCURRENCY", 1)),
+            local_queue_size=int(_positive(env, "TASKGATE_LOCAL_QUEUE", 16)),
             presets=presets,
             env=env,
         )
@@ -58,6 +58,23 @@ class Settings:
             if value is not None:
                 setattr(settings, key, value)
         return settings
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the variable."""
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than 0, got {raw!r}")
+    return value
 
 
 def _default_model(presets: Mapping[str, ProviderPreset], env: Mapping[str, str]) -> str:

@@ -345,6 +345,14 @@ async def test_awkward_spans_are_still_written(store: SqlStore, project: str) ->
     assert await store.get_span(unregistered, "s") is not None
 
 
+async def test_a_span_that_cannot_be_stored_does_not_sink_its_batch(store: SqlStore, project: str) -> None:
+    bad = _span(project, f"big-{project}", f"t-{project}", input={"n": 2**70})  # JSON has no 70-bit integer
+    good = _span(project, f"ok-{project}", f"t-{project}")
+    await store.write_spans([bad, good])
+    assert await store.get_span(project, good.id) is not None
+    assert await store.get_span(project, bad.id) is None
+
+
 # ---- cache
 
 async def test_cache_put_get_and_expiry(store: SqlStore, project: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -30,6 +31,7 @@ from taskgate.store.base import (
 from taskgate.store.database import Database
 
 T = TypeVar("T")
+log = logging.getLogger("taskgate.spans")
 RACE_RETRIES = 5
 CACHE_SWEEP_EVERY = 256  # puts between sweeps of expired cache rows
 MAX_PAGE = 1000
@@ -139,7 +141,10 @@ class SqlStore:
         rows = []
         postgres = self.database.dialect == "postgresql"
         for count, span in enumerate(span_rows.latest_versions(spans), start=1):
-            rows.append(span_rows.encode_span(span, postgres))
+            try:
+                rows.append(span_rows.encode_span(span, postgres))
+            except (TypeError, ValueError, OverflowError):  # one odd value must not sink its whole batch
+                log.exception("span %s cannot be stored and is dropped", span.id)
             if count % ENCODE_SLICE == 0:
                 await asyncio.sleep(0)
         if rows:
