@@ -43,7 +43,7 @@ def bundled_sha256() -> str:
 def ensure_bundled_model(data_dir: Path, expected_sha256: str | None = None) -> Path:
     """Assemble (if needed) and verify the bundled GGUF; return its path. Blocking: call off the loop."""
     package = _bundled_package()
-    expected = expected_sha256 or str(package.EXPECTED_SHA256)
+    expected = expected_sha256 or bundled_sha256()
     target = data_dir / "models" / str(package.MODEL_NAME)
     with _assemble_lock:
         if target.exists() and sha256_file(target) == expected:
