@@ -23,7 +23,7 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024
     request_timeout_s: float = 120.0
     heartbeat_s: float = 15.0
-    span_flush_interval_s: float = 0.2
+    span_flush_interval_s: float = 1.0
     local_models: dict[str, str] = field(default_factory=dict)  # name -> GGUF path
     local_concurrency: int = 1
     local_queue_size: int = 16
@@ -47,7 +47,7 @@ class Settings:
             max_body_bytes=int(_positive(env, "TASKGATE_MAX_BODY_BYTES", 10 * 1024 * 1024)),
             request_timeout_s=_positive(env, "TASKGATE_REQUEST_TIMEOUT", 120.0),
             heartbeat_s=_positive(env, "TASKGATE_HEARTBEAT_SECONDS", 15.0),
-            span_flush_interval_s=_positive(env, "TASKGATE_SPAN_FLUSH_SECONDS", 0.2),
+            span_flush_interval_s=_positive(env, "TASKGATE_SPAN_FLUSH_SECONDS", 1.0),
             local_models=_parse_local_models(env.get("TASKGATE_LOCAL_MODELS", "")),
             local_concurrency=int(_positive(env, "TASKGATE_LOCAL_CONCURRENCY", 1)),
             local_queue_size=int(_positive(env, "TASKGATE_LOCAL_QUEUE", 16)),

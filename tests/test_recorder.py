@@ -125,6 +125,27 @@ async def test_pending_spans_are_found_before_the_flush(make_store: StoreFactory
     assert stored is not None and stored.output == "done" and store.batches == [1]
 
 
+async def test_a_miss_waits_one_interval_for_a_replica_sharing_the_store(make_store: StoreFactory) -> None:
+    """Replica A has accepted a span but not written it; replica B, asked for it by id, must not
+    answer 'not found' while A's batch is still on its way."""
+    store = await make_store(CountingStore)
+    project = await _project(store)
+    replica_a = SpanRecorder(store, flush_interval=0.3)
+    replica_b = SpanRecorder(store, flush_interval=0.3)
+    await replica_a.start()
+    try:
+        replica_a.record(_span(project, 1, output="from a"))
+        assert await replica_b.find_span(project, "span-1", wait_for_peers=False) is None
+        found = await replica_b.find_span(project, "span-1")
+        assert found is not None and found.output == "from a"
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await replica_b.find_span(project, "span-404") is None
+        assert loop.time() - started >= 0.3  # a true miss is only declared after the window
+    finally:
+        await replica_a.close()
+
+
 async def test_background_task_flushes_on_its_own(make_store: StoreFactory) -> None:
     store = await make_store(CountingStore)
     project = await _project(store)

@@ -137,7 +137,7 @@ def test_two_replicas_share_one_postgres(fake_provider, tmp_path, postgres_url):
         post(f"{a.url}/v2/call", {**body, "instructions": "one"})  # A must notice B's revision
         revisions = get(f"{b.url}/v3/functions/shared-fn/revisions").json()["revisions"]
         assert len(revisions) == 3
-        time.sleep(0.5)  # spans are written in batches
+        # A has not written its batch yet: B's look-up by id waits one flush interval for it
         assert get(f"{b.url}/v3/spans/{first['span_id']}").status == 200
     finally:
         for replica in replicas:

@@ -76,8 +76,9 @@ async def create_span(ctx: AppContext, project_id: str, body: dict[str, Any]) ->
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise BadRequestError("'name' is required and must be a non-empty string")
-    span_id = _string(body, "id") or new_id()
-    if _string(body, "id") is not None and await ctx.recorder.find_span(project_id, span_id) is not None:
+    given_id = _string(body, "id")
+    span_id = given_id or new_id()
+    if given_id is not None and await ctx.recorder.find_span(project_id, span_id, wait_for_peers=False) is not None:
         raise ConflictError(f"span '{span_id}' already exists")
     parent_id = _string(body, "parent_id")
     trace_id = _string(body, "trace_id")
