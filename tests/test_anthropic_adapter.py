@@ -306,9 +306,15 @@ async def test_interleaved_text_and_tools_keep_openai_indices(raw_upstream: str)
     finally:
         await adapter.aclose()
     assert "".join(c.text for c in chunks) == "AB"
-    tool = [(c.tool_index, c.tool_id, c.tool_name, c.tool_arguments) for c in chunks if c.tool_index is not None]
-    assert tool == [(0, "t1", "weather", ""), (0, None, None, '{"city":'), (0, None, None, '"Oslo"}'),
-                    (1, "t2", "clock", ""), (1, None, None, "{}")]
+    # Pieces that arrived in one read may be merged, so compare what a client rebuilds: the head of
+    # each call (first fragment of its index), in order, and the arguments gathered by index.
+    tools = [c for c in chunks if c.tool_index is not None]
+    heads = [(c.tool_index, c.tool_id, c.tool_name) for c in tools if c.tool_id is not None]
+    assert heads == [(0, "t1", "weather"), (1, "t2", "clock")]
+    assert [c.tool_index for c in tools].index(1) > max(i for i, c in enumerate(tools) if c.tool_index == 0)
+    assert all(c.tool_name is None for c in tools if c.tool_id is None)
+    gathered = {index: "".join(c.tool_arguments for c in tools if c.tool_index == index) for index in (0, 1)}
+    assert gathered == {0: '{"city":"Oslo"}', 1: "{}"}
     assert [c.finish_reason for c in chunks if c.finish_reason] == ["tool_calls"]
     usage = chunks[-1].usage
     assert usage is not None and (usage.input_tokens, usage.output_tokens) == (12, 30)

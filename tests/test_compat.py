@@ -173,10 +173,12 @@ async def _frames(events: list[Any], include_usage: bool = False) -> list[Any]:
 
     out = []
     async for frame in chunk_frames(events[0], source(), ChunkStream("ab-cd", "openai/m", include_usage)):
-        text = frame.decode()
+        text = frame.decode()  # one write: the frames of one engine event
         assert text.startswith("data: ") and text.endswith("\n\n")
-        payload = text[len("data: "):-2]
-        out.append(payload if payload == "[DONE]" else orjson.loads(payload))
+        for block in text[:-2].split("\n\n"):
+            assert block.startswith("data: ") and "\n" not in block
+            payload = block[len("data: "):]
+            out.append(payload if payload == "[DONE]" else orjson.loads(payload))
     return out
 
 

@@ -36,6 +36,7 @@ def upstream(model: str) -> str:
 
 @pytest.mark.parametrize("model", UPSTREAMS)
 def test_seed_text_stream_loop(sdk_venv: SdkVenvs, server: ServerProcess, fake: FakeProvider, model: str) -> None:
+    fake.script(upstream(model), Behaviour(event_delay_s=0.005))  # tokens apart, as a model makes them
     out = run(sdk_venv, server, "stream_text", model=model)
     assert out["text"] == fake.default_text(upstream(model))
     assert out["pieces"] > 1

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
 from taskgate.errors import (
     ModelRejectedError,
@@ -238,6 +239,66 @@ async def test_in_stream_error_event_is_mapped(fake: FakeProvider, adapter: Open
     fake.script("gpt-fail", Behaviour(text="one two three four", fail_after=2))
     with pytest.raises(UpstreamUnavailableError, match="server had an error"):
         await collect(adapter, ChatRequest(model="gpt-fail", messages=USER))
+
+
+def _text_event(text: str) -> bytes:
+    chunk = {"id": "c1", "object": "chat.completion.chunk", "model": "gpt-burst",
+             "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+@pytest_asyncio.fixture
+async def burst_upstream() -> AsyncIterator[tuple[str, list[bytes]]]:
+    """An upstream that sends its whole stream (`body`, set by the test) in one write, so the
+    adapter receives every event in one read."""
+    body: list[bytes] = []
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"".join(body))
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/chat/completions", completions)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}", body
+    await runner.cleanup()
+
+
+async def test_text_that_arrives_together_goes_on_as_one_piece(burst_upstream: tuple[str, list[bytes]]) -> None:
+    url, body = burst_upstream
+    finish = {"id": "c1", "object": "chat.completion.chunk", "model": "gpt-burst",
+              "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    body += [_text_event("Hel"), _text_event("lo, "), _text_event("world"),
+             b"data: " + orjson.dumps(finish) + b"\n\n", b"data: [DONE]\n\n"]
+    adapter = make_adapter(url)
+    try:
+        chunks = await collect(adapter, ChatRequest(model="gpt-burst", messages=USER))
+    finally:
+        await adapter.aclose()
+    assert [(c.text, c.finish_reason) for c in chunks] == [("Hello, world", None), ("", "stop")]
+
+
+async def test_an_error_in_a_burst_comes_after_the_text_before_it(burst_upstream: tuple[str, list[bytes]]) -> None:
+    """The text ahead of an in-stream error was output: the caller must see it before the error, or
+    it would take a failure after output for one before it."""
+    url, body = burst_upstream
+    error = b'data: {"error": {"message": "boom", "type": "server_error"}}\n\n'
+    body += [_text_event("one "), _text_event("two "), error]
+    adapter = make_adapter(url)
+    seen: list[ChatChunk] = []
+    try:
+        with pytest.raises(UpstreamUnavailableError, match="boom"):
+            async for chunk in adapter.stream(ChatRequest(model="gpt-burst", messages=USER)):
+                seen.append(chunk)
+    finally:
+        await adapter.aclose()
+    assert [c.text for c in seen] == ["one two "]
 
 
 async def test_consumer_aclose_disconnects_the_upstream(fake: FakeProvider, adapter: OpenAICompatAdapter) -> None:

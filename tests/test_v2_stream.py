@@ -46,6 +46,7 @@ def glue(events):
 
 
 def test_text_stream_framing(server, fake):
+    fake.script("gpt-4o-mini", Behaviour(event_delay_s=0.005))  # tokens apart, as a model makes them
     reply, events = stream(server, {"name": "writer", "input": "x", "model": "openai/gpt-4o-mini"})
     assert reply.status == 200
     assert reply.headers["content-type"].startswith("text/event-stream")

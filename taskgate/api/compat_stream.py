@@ -151,9 +151,7 @@ async def chunk_frames(first: Event, events: AsyncGenerator[Event, None],
     Closing this generator closes `events`, which cancels the upstream request in the engine.
     """
     try:
-        yield chunks.role()
-        for frame in chunks.on(first):
-            yield frame
+        yield b"".join([chunks.role(), *chunks.on(first)])  # each event's frames go out in one write
         while not chunks.done:
             try:
                 event = await anext(events)
@@ -167,7 +165,7 @@ async def chunk_frames(first: Event, events: AsyncGenerator[Event, None],
                 log.exception("engine stream failed after output started")
                 yield chunks.error(exc)
                 return
-            for frame in chunks.on(event):
-                yield frame
+            if frames := chunks.on(event):
+                yield b"".join(frames)
     finally:
         await events.aclose()

@@ -148,13 +148,11 @@ async def v2_frames(
             if isinstance(event, TextDelta):
                 if fields is None:
                     yield data_frame({"delta": event.text, "chunk_type": "text"})
-                else:
-                    for frame in fields.feed(event.text):
-                        yield frame
+                elif frames := fields.feed(event.text):
+                    yield b"".join(frames)  # one write for the fields one piece of text completed
             elif isinstance(event, Finished):
-                if fields is not None:
-                    for frame in fields.finish(event.result.payload):
-                        yield frame
+                if fields is not None and (frames := fields.finish(event.result.payload)):
+                    yield b"".join(frames)
             elif isinstance(event, Failed):
                 yield data_frame(error_chunk(event.error))
 

@@ -89,6 +89,38 @@ class ChatChunk:
     notes: list[str] = field(default_factory=list)  # set on the final chunk, as ChatResponse.notes
 
 
+def coalesce(chunks: list[ChatChunk]) -> list[ChatChunk]:
+    """Merge neighbouring text pieces, and neighbouring argument pieces of one tool call.
+
+    Adapters call this on what one network read delivered: pieces that arrived together gain
+    nothing from travelling apart, and every piece costs a trip through the engine and a write to
+    the client. Pieces carrying anything else (a tool's id, a finish, usage) stay as they are.
+    """
+    merged: list[ChatChunk] = []
+    for chunk in chunks:
+        last = merged[-1] if merged else None
+        if last is not None and _text_only(last) and _text_only(chunk):
+            last.text += chunk.text
+        elif (
+            last is not None and _arguments_only(chunk) and last.tool_index == chunk.tool_index
+            and last.finish_reason is None and last.usage is None and not last.notes
+        ):
+            last.tool_arguments += chunk.tool_arguments
+        else:
+            merged.append(chunk)
+    return merged
+
+
+def _text_only(chunk: ChatChunk) -> bool:
+    return (chunk.tool_index is None and chunk.finish_reason is None and chunk.usage is None
+            and not chunk.notes)
+
+
+def _arguments_only(chunk: ChatChunk) -> bool:
+    return (chunk.tool_index is not None and chunk.tool_id is None and chunk.tool_name is None
+            and not chunk.text and chunk.finish_reason is None and chunk.usage is None and not chunk.notes)
+
+
 @dataclass(slots=True)
 class EmbeddingResponse:
     vectors: list[list[float]]

@@ -2,7 +2,8 @@
 
 Everything that can go wrong on the wire is turned into `taskgate.errors` here, once, so the
 adapters only translate shapes. SSE is decoded from raw chunks (not `readline`), which costs one
-await per TCP read instead of one per line and has no line-length ceiling.
+await per TCP read instead of one per line and has no line-length ceiling. Events are handed on in
+the batches one read delivered, so an adapter can pass on what arrived together as one piece.
 """
 
 from __future__ import annotations
@@ -190,8 +191,9 @@ class UpstreamHTTP:
     @asynccontextmanager
     async def open_sse(
         self, path: str, body: dict[str, Any], options: Mapping[str, Any], headers: Mapping[str, str] | None = None
-    ) -> AsyncIterator[AsyncIterator[SSEEvent]]:
-        """POST and give back the response's SSE events; leaving the block releases the response.
+    ) -> AsyncIterator[AsyncIterator[list[SSEEvent]]]:
+        """POST and give back the response's SSE events, a batch per read (never an empty one);
+        leaving the block releases the response.
 
         A stream has no total deadline (a long answer is not a hung one): the timeout bounds the
         connect and every wait for the next bytes. Leaving early closes the connection, so the
@@ -221,18 +223,18 @@ class UpstreamHTTP:
             else:
                 resp.close()
 
-    async def _events(self, resp: aiohttp.ClientResponse, timeout_s: float) -> AsyncIterator[SSEEvent]:
+    async def _events(self, resp: aiohttp.ClientResponse, timeout_s: float) -> AsyncIterator[list[SSEEvent]]:
         decoder = SSEDecoder()
         try:
             async for chunk in resp.content.iter_any():
-                for event in decoder.feed(chunk):
-                    yield event
+                if events := decoder.feed(chunk):
+                    yield events
         except aiohttp.ClientPayloadError as exc:
             raise UpstreamProtocolError(f"{self.provider}: stream ended early: {exc}") from exc
         except Exception as exc:
             raise self._transport_error(exc, timeout_s) from exc
-        for event in decoder.flush():
-            yield event
+        if events := decoder.flush():
+            yield events
 
     async def _read_error_body(self, resp: aiohttp.ClientResponse, timeout_s: float) -> bytes:
         try:

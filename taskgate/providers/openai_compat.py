@@ -12,7 +12,7 @@ from array import array
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from taskgate.errors import UpstreamProtocolError, classify_upstream_status
+from taskgate.errors import TaskgateError, UpstreamProtocolError, classify_upstream_status
 from taskgate.providers.base import (
     ChatChunk,
     ChatRequest,
@@ -20,6 +20,7 @@ from taskgate.providers.base import (
     EmbeddingResponse,
     ToolCall,
     Usage,
+    coalesce,
 )
 from taskgate.providers.catalog import ResolvedProvider
 from taskgate.providers.http import UpstreamHTTP, event_object
@@ -55,24 +56,31 @@ class OpenAICompatAdapter:
         provider = self._http.provider
         seen_tools: set[int] = set()
         usage: Usage | None = None
-        async with self._http.open_sse("/chat/completions", body, request.options, request.extra_headers) as events:
-            async for event in events:
-                if event.data == b"[DONE]":
+        async with self._http.open_sse("/chat/completions", body, request.options, request.extra_headers) as batches:
+            async for batch in batches:
+                pieces: list[ChatChunk] = []
+                done = False
+                failure: TaskgateError | None = None  # raised once the pieces before it have gone out
+                for event in batch:
+                    if event.data == b"[DONE]":
+                        done = True
+                        break
+                    try:
+                        event_pieces, event_usage = _event_pieces(event.data, seen_tools, provider)
+                    except TaskgateError as exc:
+                        failure = exc
+                        break
+                    pieces += event_pieces
+                    # Some servers repeat running usage on every chunk: keep the last, send it once.
+                    usage = event_usage or usage
+                for piece in coalesce(pieces):
+                    yield piece
+                if failure is not None:
+                    raise failure
+                if done:
                     if usage is not None:
                         yield ChatChunk(usage=usage)
                     return
-                chunk = event_object(event.data, provider)
-                if chunk.get("error"):
-                    raise _stream_error(chunk["error"], provider)
-                try:
-                    pieces = _chunk_pieces(chunk, seen_tools, provider)
-                    if chunk.get("usage"):
-                        # Some servers repeat running usage on every chunk: keep the last, send it once.
-                        usage = parse_usage(chunk["usage"])
-                except (KeyError, TypeError, AttributeError, ValueError) as exc:
-                    raise UpstreamProtocolError(f"{provider}: malformed stream chunk: {event.data[:200]!r}") from exc
-                for piece in pieces:
-                    yield piece
         raise UpstreamProtocolError(f"{provider}: stream ended early (no [DONE])")
 
     async def embed(self, model: str, inputs: list[str], options: dict[str, Any]) -> EmbeddingResponse:
@@ -165,6 +173,17 @@ def _vector(raw: Any) -> list[float]:
     return raw
 
 
+def _event_pieces(data: bytes, seen_tools: set[int], provider: str) -> tuple[list[ChatChunk], Usage | None]:
+    """One stream event: its pieces and the usage it reports, or the error it carries, raised."""
+    chunk = event_object(data, provider)
+    if chunk.get("error"):
+        raise _stream_error(chunk["error"], provider)
+    try:
+        return _chunk_pieces(chunk, seen_tools, provider), parse_usage(chunk["usage"]) if chunk.get("usage") else None
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise UpstreamProtocolError(f"{provider}: malformed stream chunk: {data[:200]!r}") from exc
+
+
 def _chunk_pieces(chunk: dict[str, Any], seen_tools: set[int], provider: str) -> list[ChatChunk]:
     pieces: list[ChatChunk] = []
     for choice in chunk.get("choices") or ():
@@ -197,7 +216,7 @@ def _tool_piece(call: Any, position: int, seen_tools: set[int], provider: str) -
     return piece
 
 
-def _stream_error(error: Any, provider: str) -> Exception:
+def _stream_error(error: Any, provider: str) -> TaskgateError:
     """An error object sent inside a 200 stream: map it by its type/code like an HTTP status."""
     if not isinstance(error, dict):
         return classify_upstream_status(500, f"{provider}: {error}")
