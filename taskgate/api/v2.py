@@ -139,22 +139,33 @@ def error_chunk(error: Exception) -> dict[str, Any]:
 async def v2_frames(
     first: Event, events: AsyncGenerator[Event, None], structured: bool
 ) -> AsyncGenerator[bytes, None]:
-    """StreamingChunks: the span id first, then text or json_path deltas, or an error chunk last."""
+    """StreamingChunks: the span id first, then text or json_path deltas, or an error chunk last.
+
+    The frames one engine event makes go out in one write, and the span id rides with the first
+    event's frames: the engine starts only once the upstream has output, so nothing is held back.
+    """
     async with contextlib.aclosing(events):
-        if isinstance(first, Started):
-            yield data_frame({"span_id": first.span_id})
+        head = [data_frame({"span_id": first.span_id})] if isinstance(first, Started) else []
         fields = FieldStream() if structured else None
         async for event in events:
-            if isinstance(event, TextDelta):
-                if fields is None:
-                    yield data_frame({"delta": event.text, "chunk_type": "text"})
-                elif frames := fields.feed(event.text):
-                    yield b"".join(frames)  # one write for the fields one piece of text completed
-            elif isinstance(event, Finished):
-                if fields is not None and (frames := fields.finish(event.result.payload)):
-                    yield b"".join(frames)
-            elif isinstance(event, Failed):
-                yield data_frame(error_chunk(event.error))
+            frames = head + _event_frames(event, fields)
+            head = []
+            if frames:
+                yield b"".join(frames)
+        if head:
+            yield head[0]
+
+
+def _event_frames(event: Event, fields: FieldStream | None) -> list[bytes]:
+    if isinstance(event, TextDelta):
+        if fields is None:
+            return [data_frame({"delta": event.text, "chunk_type": "text"})]
+        return fields.feed(event.text)
+    if isinstance(event, Finished):
+        return fields.finish(event.result.payload) if fields is not None else []
+    if isinstance(event, Failed):
+        return [data_frame(error_chunk(event.error))]
+    return []
 
 
 class FieldStream:

@@ -71,10 +71,12 @@ async def _frames(events: AsyncGenerator[Event, None], first: Event, task: Task)
     try:
         event: Event | None = first
         while event is not None:
-            for frame in _chunks(event, task):
-                yield frame
+            frames = _chunks(event, task)  # one write per engine event
             if isinstance(event, Finished | Failed):
-                break
+                yield b"".join([*frames, DONE])
+                return
+            if frames:
+                yield b"".join(frames)
             event = await anext(events, None)
         yield DONE
     finally:
