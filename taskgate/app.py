@@ -1,24 +1,26 @@
 """Wiring: the store, span recorder, providers and engine behind the three HTTP dialects.
 
 The ASGI app is a bare Starlette Router: the dialects' handlers already turn every error into its
-wire body and log their own access line, so middlewares would only add cost to every send.
+wire body and log their own access line, so middlewares would only add cost to every send. In
+front of it, requests for a fixed path (every call endpoint) go straight to their handler.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import inspect
 import time
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Router
+from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from taskgate.api import compat, v2, v2_spans, v3
 from taskgate.api.auth import Authenticator
-from taskgate.api.http import error_response
+from taskgate.api.http import Handler, error_response
 from taskgate.api.logging import flush_log, log_access
 from taskgate.config import Settings
 from taskgate.context import AppContext
@@ -41,8 +43,39 @@ async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     log_access(scope, response.status_code, start)
 
 
+class ExactPaths:
+    """Requests for a path without parameters go to their handler from one dict look-up.
+
+    Starlette's router tries each route's pattern in turn and wraps every handler, and every send
+    of its response, in its own exception handling; our handlers already answer every error
+    themselves. Paths with parameters, a wrong method (405) and unknown paths (404) go on to the
+    router, as does anything under a root path.
+    """
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self._handlers: dict[tuple[str, str], Handler] = {}
+
+    def index(self) -> None:
+        """Learn the fixed paths from the router's routes (call once they are all added)."""
+        for route in self.router.routes:
+            if isinstance(route, Route) and not route.param_convertors and inspect.isfunction(route.endpoint):
+                for method in route.methods or ():
+                    self._handlers.setdefault((method, route.path), route.endpoint)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            handler = self._handlers.get((scope["method"], scope["path"]))
+            if handler is not None:
+                response = await handler(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.router(scope, receive, send)
+
+
 def create_app(settings: Settings) -> ASGIApp:
     router = Router(default=not_found)
+    app = ExactPaths(router)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[None]:
@@ -57,6 +90,7 @@ def create_app(settings: Settings) -> ASGIApp:
         ctx = AppContext(settings, store, auth, recorder, providers, engine)
         for module in (v2, compat, v3, v2_spans):  # the call endpoints first: routes are matched in order
             router.routes.extend(module.routes(ctx))
+        app.index()
         PriceBook.warm()
         # Everything loaded so far (libraries, the price table) lives as long as the process: keep
         # it out of the collector's sight, so a full collection never stalls a request on it.
@@ -71,4 +105,4 @@ def create_app(settings: Settings) -> ASGIApp:
             await store.close()
 
     router.lifespan_context = lifespan
-    return router
+    return app

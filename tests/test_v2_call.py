@@ -322,3 +322,14 @@ def test_a_reask_goes_to_the_model_that_answered(server, fake):
     assert [r.model for r in fake.requests] == ["gpt-4o", "claude-haiku-4-5", "claude-haiku-4-5"]
     span = span_of(server, body["span_id"])
     assert span["attempts"] == 2 and len(span["models_failed"]) == 1
+
+
+def test_fixed_paths_answer_wrong_methods_and_near_misses_like_any_other_route(server):
+    """Call endpoints are dispatched from a table ahead of the router: a wrong method, a near-miss
+    path and a HEAD must still get the router's answers, never a handler that was not asked for."""
+    assert get(f"{server.url}/v2/call").status == 405
+    assert post(f"{server.url}/v2/call/", {"name": "x", "input": "y"}).status in (307, 404)
+    assert post(f"{server.url}/v2/calls", {"name": "x", "input": "y"}).status == 404
+    health = get(f"{server.url}/health")
+    assert health.status == 200
+    assert post(f"{server.url}/v2/call", {"name": "fixed-path", "input": "y"}).status == 200
