@@ -73,11 +73,20 @@ async def test_a_client_leaving_during_upstream_silence_stops_the_producer_at_on
         finally:
             closed.set()
 
+    async def serve_then_carry_on() -> int:
+        """As the server does: after the response, the same task goes on (keep-alive, the next
+        request), so the cancellation used to stop the writer must not linger on it."""
+        await EventStream(silent(), heartbeat_s=60)(SCOPE, client.receive, client.send)
+        await asyncio.sleep(0.01)
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
     client = Client()
-    response = asyncio.create_task(EventStream(silent(), heartbeat_s=60)(SCOPE, client.receive, client.send))
+    response = asyncio.create_task(serve_then_carry_on())
     await asyncio.sleep(0.05)
     client.leave()
-    await asyncio.wait_for(response, timeout=5)
+    assert await asyncio.wait_for(response, timeout=5) == 0
     assert closed.is_set() and b"data: never\n\n" not in client.bodies()
 
 
@@ -107,3 +116,35 @@ async def test_a_client_gone_before_the_headers_ends_quietly() -> None:
     client = Client(fail_sends_after=0)
     await asyncio.wait_for(EventStream(stream, heartbeat_s=60)(SCOPE, client.receive, client.send), timeout=5)
     assert client.sent == [] and stream.ag_frame is None  # closed
+
+
+async def test_a_heartbeat_that_finds_the_client_gone_stops_the_producer() -> None:
+    """The client vanished without a disconnect message; the first heartbeat's failed write is how
+    the server learns it, and the silent producer must be stopped, not left waiting for the upstream."""
+    closed = asyncio.Event()
+
+    async def silent() -> AsyncGenerator[bytes, None]:
+        try:
+            yield b"data: first\n\n"
+            await asyncio.sleep(3600)
+            yield b"data: never\n\n"
+        finally:
+            closed.set()
+
+    client = Client(fail_sends_after=2)  # the headers and the first frame go out; the heartbeat fails
+    await asyncio.wait_for(EventStream(silent(), heartbeat_s=0.1)(SCOPE, client.receive, client.send), timeout=5)
+    assert closed.is_set() and client.bodies() == [b"data: first\n\n"]
+
+
+async def test_a_server_stopping_is_not_mistaken_for_a_client_leaving() -> None:
+    async def silent() -> AsyncGenerator[bytes, None]:
+        yield b"data: first\n\n"
+        await asyncio.sleep(3600)
+        yield b"data: never\n\n"
+
+    client = Client()
+    response = asyncio.create_task(EventStream(silent(), heartbeat_s=60)(SCOPE, client.receive, client.send))
+    await asyncio.sleep(0.05)
+    response.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await response

@@ -35,10 +35,10 @@ def named_frame(event: str, payload: Any) -> bytes:
 class EventStream(Response):
     """An SSE response that writes each frame as it comes, with no queue between producer and socket.
 
-    Beside the frames, two small tasks run for the life of the stream: a watchdog that sends a
-    heartbeat comment after `heartbeat_s` of silence, and a listener that notices the client
-    leaving even while the upstream is silent. When the client leaves, the frame producer is
-    cancelled, so its cleanup (closing the upstream request, marking the span) runs at once.
+    The frames are written by the request's own task. Beside it one small task, the guard, sends a
+    heartbeat comment after `heartbeat_s` of silence and notices the client leaving even while the
+    upstream is silent; it then cancels the writing, so the producer's cleanup (closing the
+    upstream request, marking the span) runs at once.
     """
 
     media_type = "text/event-stream"
@@ -51,46 +51,68 @@ class EventStream(Response):
         self.init_headers(SSE_HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        loop = asyncio.get_running_loop()
-        last_sent = loop.time()
-
-        async def body(chunk: bytes, more: bool = True) -> None:
-            nonlocal last_sent
-            last_sent = loop.time()
-            await send({"type": "http.response.body", "body": chunk, "more_body": more})
-
-        async def produce() -> None:
-            async with contextlib.aclosing(self.frames):
-                async for frame in self.frames:
-                    await body(frame)
-            await body(b"", more=False)
-
-        async def watchdog() -> None:
-            while True:
-                await asyncio.sleep(max(last_sent + self.heartbeat_s - loop.time(), 0.0))
-                if loop.time() - last_sent >= self.heartbeat_s:
-                    await body(HEARTBEAT)
-
-        async def client_left() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         except OSError:  # the client left before the headers went out
             await self.frames.aclose()
             return
-        producer = asyncio.create_task(produce())
-        helpers = [asyncio.create_task(watchdog()), asyncio.create_task(client_left())]
+        writer = asyncio.current_task()
+        assert writer is not None
+        line = _Line(send, writer)
+        guard = asyncio.create_task(line.guard(receive, self.heartbeat_s))
         try:
-            await asyncio.wait([producer, helpers[1]], return_when=asyncio.FIRST_COMPLETED)
+            async with contextlib.aclosing(self.frames):
+                async for frame in self.frames:
+                    await line.write(frame)
+            await line.write(b"", more=False)
+        except asyncio.CancelledError:
+            if not line.client_left:
+                raise  # the server is stopping, not a client that left
+            writer.uncancel()
+        except (OSError, ClientDisconnect):
+            pass  # the client left while a frame was being written
         finally:
-            for task in (producer, *helpers):
-                task.cancel()
-            results = await asyncio.gather(producer, *helpers, return_exceptions=True)
-        failure = results[0]
-        if isinstance(failure, Exception) and not isinstance(failure, OSError | ClientDisconnect):
-            raise failure  # a bug, not a client that left: let the server log it
+            line.writing = False
+            guard.cancel()
+
+
+class _Line:
+    """The connection to one SSE client, shared by the writing task and its guard."""
+
+    def __init__(self, send: Send, writer: asyncio.Task[object]) -> None:
+        self._send = send
+        self._writer = writer
+        self._loop = asyncio.get_running_loop()
+        self.last_sent = self._loop.time()
+        self.writing = True  # the writer only awaits inside its try block while this is set
+        self.client_left = False
+
+    async def write(self, chunk: bytes, more: bool = True) -> None:
+        self.last_sent = self._loop.time()
+        await self._send({"type": "http.response.body", "body": chunk, "more_body": more})
+
+    async def guard(self, receive: Receive, heartbeat_s: float) -> None:
+        """Heartbeats while the frames are silent; when the client leaves, stop the writer."""
+        while True:
+            try:
+                async with asyncio.timeout_at(self.last_sent + heartbeat_s):
+                    message = await receive()
+            except TimeoutError:
+                if self._loop.time() - self.last_sent >= heartbeat_s:
+                    try:
+                        await self.write(HEARTBEAT)
+                    except (OSError, ClientDisconnect):
+                        self._leave()
+                        return
+                continue
+            if message["type"] == "http.disconnect":
+                self._leave()
+                return
+
+    def _leave(self) -> None:
+        self.client_left = True
+        if self.writing:
+            self._writer.cancel()
 
 
 def sse_response(frames: AsyncGenerator[bytes, None], heartbeat_s: float) -> EventStream:
