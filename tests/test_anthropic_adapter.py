@@ -124,7 +124,7 @@ async def test_structured_complete_is_a_forced_tool(fake: FakeProvider, adapter:
 
 
 async def test_structured_stream_yields_the_json_as_text(fake: FakeProvider, adapter: AnthropicAdapter) -> None:
-    fake.script("claude-ss", Behaviour(json={"city": "Paris in spring", "n": 3}))
+    fake.script("claude-ss", Behaviour(json={"city": "Paris in spring", "n": 3}, event_delay_s=0.003))
     chunks = await collect(adapter, ChatRequest(model="claude-ss", messages=USER, structured=StructuredOutput(SCHEMA)))
     assert all(c.tool_index is None for c in chunks)
     assert len([c for c in chunks if c.text]) > 1

@@ -7,7 +7,7 @@ the Anthropic adapter translates them. Adapters know nothing of spans, caches, c
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -86,7 +86,7 @@ class ChatChunk:
     tool_arguments: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
-    notes: list[str] = field(default_factory=list)  # set on the final chunk, as ChatResponse.notes
+    notes: Sequence[str] = ()  # set on the final chunk, as ChatResponse.notes (no list per piece)
 
 
 def coalesce(chunks: list[ChatChunk]) -> list[ChatChunk]:
@@ -97,17 +97,24 @@ def coalesce(chunks: list[ChatChunk]) -> list[ChatChunk]:
     the client. Pieces carrying anything else (a tool's id, a finish, usage) stay as they are.
     """
     merged: list[ChatChunk] = []
+    text_run: list[str] = []  # the text of the text-only pieces since the last other piece
     for chunk in chunks:
+        if _text_only(chunk):
+            text_run.append(chunk.text)
+            continue
+        if text_run:
+            merged.append(ChatChunk(text="".join(text_run)))
+            text_run = []
         last = merged[-1] if merged else None
-        if last is not None and _text_only(last) and _text_only(chunk):
-            last.text += chunk.text
-        elif (
+        if (
             last is not None and _arguments_only(chunk) and last.tool_index == chunk.tool_index
             and last.finish_reason is None and last.usage is None and not last.notes
         ):
             last.tool_arguments += chunk.tool_arguments
         else:
             merged.append(chunk)
+    if text_run:
+        merged.append(ChatChunk(text="".join(text_run)))
     return merged
 
 
