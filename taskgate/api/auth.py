@@ -6,6 +6,7 @@ import hashlib
 
 from starlette.requests import Request
 
+from taskgate.api.http import header_map
 from taskgate.errors import UnauthorizedError
 from taskgate.store.base import Store
 
@@ -33,7 +34,7 @@ class Authenticator:
             self._known[hash_key(key)] = project_id
 
     async def project_for(self, request: Request) -> str:
-        header = request.headers.get("authorization", "")
+        header = header_map(request).get("authorization", "")
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise UnauthorizedError("missing bearer token: send 'Authorization: Bearer <key>'")

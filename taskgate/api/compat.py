@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 from taskgate.api import compat_embeddings as emb
 from taskgate.api.compat_request import parse_chat_request
 from taskgate.api.compat_stream import ChunkStream, chunk_frames, completion_body
-from taskgate.api.http import Handler, JSONResponse, guarded, read_json_object
+from taskgate.api.http import Handler, JSONResponse, guarded, header_map, read_json_object
 from taskgate.api.sse import sse_response
 from taskgate.context import AppContext
 from taskgate.engine.cost import PriceBook
@@ -38,7 +38,7 @@ def _chat_handler(ctx: AppContext) -> Handler:
     async def chat_completions(request: Request) -> Response:
         project_id = await ctx.auth.project_for(request)
         body = await read_json_object(request, ctx.settings.max_body_bytes)
-        call = parse_chat_request(body, request.headers, project_id, ctx.settings.default_model)
+        call = parse_chat_request(body, header_map(request), project_id, ctx.settings.default_model)
         structured = call.task.output_schema is not None
         if not call.stream:
             result = await ctx.engine.run(call.task)
@@ -68,7 +68,7 @@ def _embeddings_handler(ctx: AppContext) -> Handler:
         project_id = await ctx.auth.project_for(request)
         body = await read_json_object(request, ctx.settings.max_body_bytes)
         call = emb.parse_embedding_request(body)
-        where = await emb.span_context(ctx.recorder, project_id, request.headers)
+        where = await emb.span_context(ctx.recorder, project_id, header_map(request))
         started = datetime.now(UTC)
         adapter = ctx.providers.adapter_for(call.provider)
         try:

@@ -12,7 +12,7 @@ from functools import wraps
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from taskgate.api.logging import log_access
@@ -66,19 +66,42 @@ def guarded(handler: Handler) -> Handler:
     return wrapper
 
 
+_HEADERS_KEY = "taskgate.headers"
+
+
+def header_map(request: Request) -> dict[str, str]:
+    """The request's headers as a dict, made once per request (Starlette's `Headers` scans the
+    whole list on every look-up). Of repeated headers the first wins, as with `Headers.get`."""
+    headers: dict[str, str] | None = request.scope.get(_HEADERS_KEY)
+    if headers is None:
+        raw = request.scope["headers"]
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in reversed(raw)}
+        request.scope[_HEADERS_KEY] = headers
+    return headers
+
+
 async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing anything over `limit` bytes before reading it all."""
-    declared = request.headers.get("content-length")
+    """The raw body, refusing anything over `limit` bytes before reading it all.
+
+    Read from the ASGI messages themselves: Starlette's `stream()` is an async generator, which
+    costs its own bookkeeping on every request.
+    """
+    declared = header_map(request).get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"request body of {declared} bytes is over the limit of {limit} bytes")
     chunks = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLargeError(f"request body is over the limit of {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 async def read_json(request: Request, limit: int) -> Any:
