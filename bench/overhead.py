@@ -167,7 +167,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000, help="timed requests per side and mode (>= 1000)")
     parser.add_argument("--warmup", type=int, default=200, help="untimed requests per side first")
-    parser.add_argument("--block", type=int, default=50, help="requests per side before switching sides")
+    parser.add_argument("--block", type=int, default=10, help="requests per side before switching sides")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--total", type=int, default=3000, help="requests per throughput run")
     parser.add_argument("--rounds", type=int, default=2, help="throughput runs per side; the best counts")

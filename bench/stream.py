@@ -13,7 +13,7 @@ produced output, so its first byte comes just before its first delta; straight f
 through the floor the first byte is the empty role chunk, sent before any content. Compare first
 deltas, not first bytes, between Taskgate and the floor.
 
-    .venv/bin/python -m bench.stream [--requests 1000] [--profile /tmp/stream.prof]
+    .venv/bin/python -m bench.stream [--requests 2000] [--block 10] [--profile /tmp/stream.prof]
 """
 
 from __future__ import annotations
@@ -158,9 +158,9 @@ def report(parser_figures: dict[str, Any], streams: dict[str, Any], args: argpar
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=1000, help="timed streams per side and mode (>= 500)")
+    parser.add_argument("--requests", type=int, default=2000, help="timed streams per side and mode (>= 500)")
     parser.add_argument("--warmup", type=int, default=100, help="untimed streams per side first")
-    parser.add_argument("--block", type=int, default=50, help="streams per side before switching sides")
+    parser.add_argument("--block", type=int, default=10, help="streams per side before switching sides")
     parser.add_argument("--profile", metavar="RAW_PATH", default=None,
                         help="afterwards, sample the server with py-spy and print its hot spots")
     args = parser.parse_args()
