@@ -257,7 +257,7 @@ def collector_paused() -> Iterator[None]:
 
     A collection of its young objects takes 1-2 ms here; whichever request it lands in would be
     charged for it, on whichever side happened to be running. The few cycles a run leaves behind
-    are collected once it ends.
+    are collected once it ends. (It unfreezes all on leaving: nothing else in a benchmark freezes.)
     """
     gc.collect()
     gc.freeze()

@@ -30,7 +30,7 @@ from taskgate.errors import NotFoundError
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.store import open_store
 from taskgate.telemetry.periodic import every
-from taskgate.telemetry.recorder import SpanRecorder
+from taskgate.telemetry.recorder import SpanRecorder, peer_wait
 
 
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
@@ -59,7 +59,7 @@ class ExactPaths:
     def index(self) -> None:
         """Learn the fixed paths from the router's routes (call once they are all added)."""
         for route in self.router.routes:
-            if isinstance(route, Route) and not route.param_convertors and inspect.isfunction(route.endpoint):
+            if isinstance(route, Route) and not route.param_convertors and inspect.iscoroutinefunction(route.endpoint):
                 for method in route.methods or ():
                     self._handlers.setdefault((method, route.path), route.endpoint)
 
@@ -81,7 +81,9 @@ def create_app(settings: Settings) -> ASGIApp:
     async def lifespan(_: object) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = await open_store(settings.effective_database_url)
-        recorder = SpanRecorder(store, flush_interval=settings.span_flush_interval_s)
+        shared_store = not settings.effective_database_url.startswith("sqlite")
+        recorder = SpanRecorder(store, flush_interval=settings.span_flush_interval_s,
+                                peer_wait_s=peer_wait(settings.span_flush_interval_s, shared_store))
         await recorder.start()
         auth = Authenticator(store)
         await auth.bootstrap(settings.api_keys)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 import pytest
@@ -318,3 +319,63 @@ async def test_interleaved_text_and_tools_keep_openai_indices(raw_upstream: str)
     assert [c.finish_reason for c in chunks if c.finish_reason] == ["tool_calls"]
     usage = chunks[-1].usage
     assert usage is not None and (usage.input_tokens, usage.output_tokens) == (12, 30)
+
+
+def _events(*items: tuple[str, dict[str, Any]]) -> bytes:
+    return b"".join(b"event: " + name.encode() + b"\ndata: " + orjson.dumps({"type": name, **payload}) + b"\n\n"
+                    for name, payload in items)
+
+
+@pytest_asyncio.fixture
+async def burst_upstream() -> AsyncIterator[tuple[str, list[bytes]]]:
+    """Sends its whole stream (`body`, set by the test) in one write: the adapter gets one read."""
+    body: list[bytes] = []
+
+    async def messages(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"".join(body))
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/messages", messages)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}", body
+    await runner.cleanup()
+
+
+async def test_an_error_in_a_burst_comes_after_the_text_before_it(burst_upstream: tuple[str, list[bytes]]) -> None:
+    url, body = burst_upstream
+    body.append(_events(
+        INTERLEAVED[0], INTERLEAVED[1],
+        ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "one "}}),
+        ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "two "}}),
+        ("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    ))
+    adapter = make_adapter(url)
+    seen: list[ChatChunk] = []
+    try:
+        with pytest.raises(ProviderError, match="Overloaded"):
+            async for chunk in adapter.stream(ChatRequest(model="claude-burst", messages=USER)):
+                seen.append(chunk)
+    finally:
+        await adapter.aclose()
+    assert [c.text for c in seen if c.text] == ["one two "]
+
+
+async def test_events_after_message_stop_in_the_same_read_are_ignored(
+    burst_upstream: tuple[str, list[bytes]],
+) -> None:
+    url, body = burst_upstream
+    body.append(_events(*INTERLEAVED) + b"event: content_block_delta\ndata: not json at all\n\n")
+    adapter = make_adapter(url)
+    try:
+        chunks = await collect(adapter, ChatRequest(model="claude-burst", messages=USER, tools=TOOLS))
+    finally:
+        await adapter.aclose()
+    assert "".join(c.text for c in chunks) == "AB"
+    assert [c.finish_reason for c in chunks if c.finish_reason] == ["tool_calls"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 
-from taskgate.api.http import header_map, read_body
+from taskgate.api.http import CLIENT_CLOSED_REQUEST, guarded, header_map, read_body
 from taskgate.errors import PayloadTooLargeError
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -60,3 +62,16 @@ async def test_headers_are_looked_up_case_blind_and_the_first_of_a_repeat_wins()
     assert headers["x-opper-name"] == "n"  # a server that kept the client's capitals
     assert headers.get("x-opper-parent-span-id") is None
     assert header_map(request) is headers  # made once per request
+
+
+async def test_a_client_gone_mid_body_is_logged_as_499_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    @guarded
+    async def handler(request: Request) -> Response:
+        await read_body(request, 100)
+        return Response(status_code=200)
+
+    request = request_with([{"type": "http.request", "body": b"{", "more_body": True}, {"type": "http.disconnect"}])
+    with caplog.at_level(logging.ERROR, logger="taskgate.api"):
+        response = await handler(request)
+    assert response.status_code == CLIENT_CLOSED_REQUEST
+    assert not caplog.records

@@ -15,7 +15,7 @@ from taskgate.store.base import SpanRecord
 from taskgate.store.database import Database, normalize_url
 from taskgate.store.migrate import upgrade_to_head
 from taskgate.telemetry import SpanRecorder
-from taskgate.telemetry.recorder import MAX_ATTEMPTS
+from taskgate.telemetry.recorder import MAX_ATTEMPTS, MAX_PEER_WAIT_S, peer_wait
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -125,25 +125,41 @@ async def test_pending_spans_are_found_before_the_flush(make_store: StoreFactory
     assert stored is not None and stored.output == "done" and store.batches == [1]
 
 
-async def test_a_miss_waits_one_interval_for_a_replica_sharing_the_store(make_store: StoreFactory) -> None:
+async def test_a_miss_waits_for_a_replica_sharing_the_store(make_store: StoreFactory) -> None:
     """Replica A has accepted a span but not written it; replica B, asked for it by id, must not
-    answer 'not found' while A's batch is still on its way."""
+    answer 'not found' while A's batch is still on its way, nor wait longer than it takes."""
     store = await make_store(CountingStore)
     project = await _project(store)
     replica_a = SpanRecorder(store, flush_interval=0.3)
-    replica_b = SpanRecorder(store, flush_interval=0.3)
+    replica_b = SpanRecorder(store, flush_interval=0.3, peer_wait_s=peer_wait(0.3, shared_store=True))
+    loop = asyncio.get_running_loop()
     await replica_a.start()
     try:
         replica_a.record(_span(project, 1, output="from a"))
         assert await replica_b.find_span(project, "span-1", wait_for_peers=False) is None
+        started = loop.time()
         found = await replica_b.find_span(project, "span-1")
         assert found is not None and found.output == "from a"
-        loop = asyncio.get_running_loop()
+        assert loop.time() - started < 0.3 + 0.15  # found at the first poll after A's write
+        started = loop.time()
+        assert await replica_b.find_span(project, "span-1") is not None
+        assert loop.time() - started < 0.05  # stored: no waiting at all
         started = loop.time()
         assert await replica_b.find_span(project, "span-404") is None
-        assert loop.time() - started >= 0.3  # a true miss is only declared after the window
+        assert loop.time() - started >= 0.5  # a true miss is only declared after the whole wait
     finally:
         await replica_a.close()
+
+
+async def test_without_replicas_a_miss_is_reported_at_once(make_store: StoreFactory) -> None:
+    store = await make_store(CountingStore)
+    project = await _project(store)
+    recorder = SpanRecorder(store, flush_interval=0.3, peer_wait_s=peer_wait(0.3, shared_store=False))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await recorder.find_span(project, "span-404") is None
+    assert loop.time() - started < 0.05
+    assert peer_wait(3600, shared_store=True) == MAX_PEER_WAIT_S  # a long interval never means a long wait
 
 
 async def test_background_task_flushes_on_its_own(make_store: StoreFactory) -> None:

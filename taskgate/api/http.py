@@ -21,6 +21,7 @@ from taskgate.errors import BadRequestError, PayloadTooLargeError, TaskgateError
 log = logging.getLogger("taskgate.api")
 
 Handler = Callable[[Request], Awaitable[Response]]
+CLIENT_CLOSED_REQUEST = 499  # the access-log status, as nginx records it, of a client that left mid-request
 
 
 class JSONResponse(Response):
@@ -57,6 +58,9 @@ def guarded(handler: Handler) -> Handler:
             response = await handler(request)
         except TaskgateError as exc:
             response = error_response(exc)
+        except ClientDisconnect:
+            # Gone before its request was read: nobody to answer, nothing to log but the line.
+            response = Response(status_code=CLIENT_CLOSED_REQUEST)
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.url.path)
             response = error_response(TaskgateError("internal error; see the server log"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -17,6 +18,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from taskgate.api.http import dumps
+
+log = logging.getLogger("taskgate.api")
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 HEARTBEAT = b": keepalive\n\n"
@@ -66,9 +69,9 @@ class EventStream(Response):
                     await line.write(frame)
             await line.write(b"", more=False)
         except asyncio.CancelledError:
-            if not line.client_left:
-                raise  # the server is stopping, not a client that left
-            writer.uncancel()
+            # Ours (the client left) is undone; any other (the server stopping) goes on up.
+            if not line.client_left or writer.uncancel() > 0:
+                raise
         except (OSError, ClientDisconnect):
             pass  # the client left while a frame was being written
         finally:
@@ -92,7 +95,15 @@ class _Line:
         await self._send({"type": "http.response.body", "body": chunk, "more_body": more})
 
     async def guard(self, receive: Receive, heartbeat_s: float) -> None:
-        """Heartbeats while the frames are silent; when the client leaves, stop the writer."""
+        """Heartbeats while the frames are silent; when the client leaves, stop the writer. A guard
+        that fails cannot watch the line any more, so it stops the writer too rather than die unseen."""
+        try:
+            await self._watch(receive, heartbeat_s)
+        except Exception:
+            log.exception("the SSE guard failed; ending the stream")
+            self._leave()
+
+    async def _watch(self, receive: Receive, heartbeat_s: float) -> None:
         while True:
             try:
                 async with asyncio.timeout_at(self.last_sent + heartbeat_s):

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from taskgate.errors import BadRequestError, TaskgateError, UpstreamProtocolError
+from taskgate.errors import BadRequestError, UpstreamProtocolError
 from taskgate.providers.anthropic_translate import (
     StreamTranslator,
     build_body,
     parse_message,
     structured_tool_name,
 )
-from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, coalesce
+from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, read_batch
 from taskgate.providers.catalog import ResolvedProvider
 from taskgate.providers.http import UpstreamHTTP
 
@@ -41,17 +41,8 @@ class AnthropicAdapter:
         translator = StreamTranslator(name, self._http.provider)
         async with self._http.open_sse("/v1/messages", body, request.options, request.extra_headers) as batches:
             async for batch in batches:
-                pieces: list[ChatChunk] = []
-                failure: TaskgateError | None = None  # raised once the pieces before it have gone out
-                for event in batch:
-                    try:
-                        pieces += translator.feed(event.event, event.data)
-                    except TaskgateError as exc:
-                        failure = exc
-                        break
-                    if translator.done:
-                        break
-                for piece in coalesce(pieces):
+                pieces, failure = read_batch(batch, lambda e: translator.feed(e.event, e.data), lambda: translator.done)
+                for piece in pieces:
                     yield piece
                 if failure is not None:
                     raise failure

@@ -7,9 +7,13 @@ the Anthropic adapter translates them. Adapters know nothing of spans, caches, c
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from taskgate.errors import TaskgateError
+
+E = TypeVar("E")
 
 
 @dataclass(slots=True)
@@ -89,12 +93,32 @@ class ChatChunk:
     notes: Sequence[str] = ()  # set on the final chunk, as ChatResponse.notes (no list per piece)
 
 
+def read_batch(
+    events: Iterable[E], pieces_of: Callable[[E], list[ChatChunk]], finished: Callable[[], bool]
+) -> tuple[list[ChatChunk], TaskgateError | None]:
+    """The merged pieces of the events one network read delivered, and the error that cut it short.
+
+    Reading stops after the event that finishes the stream. The caller yields the pieces before it
+    raises the error: text that arrived ahead of a failure was output, and must count as such.
+    """
+    pieces: list[ChatChunk] = []
+    for event in events:
+        try:
+            pieces += pieces_of(event)
+        except TaskgateError as exc:
+            return coalesce(pieces), exc
+        if finished():
+            break
+    return coalesce(pieces), None
+
+
 def coalesce(chunks: list[ChatChunk]) -> list[ChatChunk]:
     """Merge neighbouring text pieces, and neighbouring argument pieces of one tool call.
 
     Adapters call this on what one network read delivered: pieces that arrived together gain
     nothing from travelling apart, and every piece costs a trip through the engine and a write to
     the client. Pieces carrying anything else (a tool's id, a finish, usage) stay as they are.
+    Argument pieces are appended to the piece before them in place: pass pieces made for this call.
     """
     merged: list[ChatChunk] = []
     text_run: list[str] = []  # the text of the text-only pieces since the last other piece

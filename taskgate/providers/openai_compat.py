@@ -20,10 +20,10 @@ from taskgate.providers.base import (
     EmbeddingResponse,
     ToolCall,
     Usage,
-    coalesce,
+    read_batch,
 )
 from taskgate.providers.catalog import ResolvedProvider
-from taskgate.providers.http import UpstreamHTTP, event_object
+from taskgate.providers.http import SSEEvent, UpstreamHTTP, event_object
 from taskgate.providers.schema_support import safe_schema_name
 
 # Body keys the adapter owns; an option of the same name must not clobber them.
@@ -54,32 +54,17 @@ class OpenAICompatAdapter:
         caller_options = request.options.get("stream_options")
         body["stream_options"] = {**(caller_options if isinstance(caller_options, dict) else {}), "include_usage": True}
         provider = self._http.provider
-        seen_tools: set[int] = set()
-        usage: Usage | None = None
+        reader = _StreamReader(provider)
         async with self._http.open_sse("/chat/completions", body, request.options, request.extra_headers) as batches:
             async for batch in batches:
-                pieces: list[ChatChunk] = []
-                done = False
-                failure: TaskgateError | None = None  # raised once the pieces before it have gone out
-                for event in batch:
-                    if event.data == b"[DONE]":
-                        done = True
-                        break
-                    try:
-                        event_pieces, event_usage = _event_pieces(event.data, seen_tools, provider)
-                    except TaskgateError as exc:
-                        failure = exc
-                        break
-                    pieces += event_pieces
-                    # Some servers repeat running usage on every chunk: keep the last, send it once.
-                    usage = event_usage or usage
-                for piece in coalesce(pieces):
+                pieces, failure = read_batch(batch, reader.feed, lambda: reader.done)
+                for piece in pieces:
                     yield piece
                 if failure is not None:
                     raise failure
-                if done:
-                    if usage is not None:
-                        yield ChatChunk(usage=usage)
+                if reader.done:
+                    if reader.usage is not None:
+                        yield ChatChunk(usage=reader.usage)
                     return
         raise UpstreamProtocolError(f"{provider}: stream ended early (no [DONE])")
 
@@ -171,6 +156,25 @@ def _vector(raw: Any) -> list[float]:
     if not isinstance(raw, list):
         raise TypeError("embedding is neither a list nor base64")
     return raw
+
+
+class _StreamReader:
+    """One streamed completion, event by event: its pieces, the usage it reports, and its end."""
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self._seen_tools: set[int] = set()
+        self.usage: Usage | None = None
+        self.done = False
+
+    def feed(self, event: SSEEvent) -> list[ChatChunk]:
+        if event.data == b"[DONE]":
+            self.done = True
+            return []
+        pieces, usage = _event_pieces(event.data, self._seen_tools, self._provider)
+        # Some servers repeat running usage on every chunk: keep the last, send it once.
+        self.usage = usage or self.usage
+        return pieces
 
 
 def _event_pieces(data: bytes, seen_tools: set[int], provider: str) -> tuple[list[ChatChunk], Usage | None]:

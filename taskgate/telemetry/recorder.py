@@ -9,9 +9,9 @@ kept forever. `close()` writes everything accepted before the process exits.
 
 Batches are written once a second by default: each write competes with requests for the CPU, and
 fewer, larger writes touch fewer requests (at a flush every 0.2 s the writes were the main source
-of the gateway's p99). The price is that a span reaches the store up to one interval late, so a
-look-up by id that finds nothing asks the store again after one interval: a replica sharing the
-store may still hold the span in its batch.
+of the gateway's p99). The price is that a span reaches the store up to one interval late. When
+replicas share the store, a look-up by id that finds nothing therefore keeps asking for up to
+`peer_wait_s` (about one interval), since another replica may still hold the span in its batch.
 """
 
 from __future__ import annotations
@@ -28,14 +28,23 @@ log = logging.getLogger("taskgate.spans")
 MAX_ATTEMPTS = 8
 MAX_BACKOFF_S = 30.0
 PEER_WRITE_MARGIN_S = 0.2  # a peer's batch write itself takes a little time after its interval
+MAX_PEER_WAIT_S = 2.0  # however long the interval, a missing span is reported by then
+PEER_POLL_S = 0.1
+
+
+def peer_wait(flush_interval: float, shared_store: bool) -> float:
+    """How long a look-up by id waits for another replica's unwritten batch (none without replicas)."""
+    return min(flush_interval + PEER_WRITE_MARGIN_S, MAX_PEER_WAIT_S) if shared_store else 0.0
 
 SpanKey = tuple[str, str]  # (project_id, span_id)
 
 
 class SpanRecorder:
-    def __init__(self, store: Store, flush_interval: float = 1.0, max_batch: int = 500) -> None:
+    def __init__(self, store: Store, flush_interval: float = 1.0, max_batch: int = 500,
+                 peer_wait_s: float = 0.0) -> None:
         self._store = store
         self._interval = flush_interval
+        self._peer_wait_s = peer_wait_s
         self._max_batch = max(1, max_batch)
         self._pending: dict[SpanKey, SpanRecord] = {}
         self._inflight: dict[SpanKey, SpanRecord] = {}  # being written: still visible to find_span
@@ -67,16 +76,18 @@ class SpanRecorder:
 
     async def find_span(self, project_id: str, span_id: str, *, wait_for_peers: bool = True) -> SpanRecord | None:
         """The newest version of a span: the one waiting to be written, else the stored one. A miss
-        is checked again after one flush interval unless `wait_for_peers` is false."""
+        is asked again every PEER_POLL_S for up to `peer_wait_s`, unless `wait_for_peers` is false."""
         key = (project_id, span_id)
-        span = self._pending.get(key) or self._inflight.get(key)
-        if span is not None:
-            return span
-        span = await self._store.get_span(project_id, span_id)
-        if span is None and wait_for_peers:
-            await asyncio.sleep(self._interval + PEER_WRITE_MARGIN_S)
-            span = await self._store.get_span(project_id, span_id)
-        return span
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self._peer_wait_s if wait_for_peers else 0.0)
+        while True:
+            span = self._pending.get(key) or self._inflight.get(key)
+            if span is None:
+                span = await self._store.get_span(project_id, span_id)
+            left = deadline - loop.time()
+            if span is not None or left <= 0:
+                return span
+            await asyncio.sleep(min(PEER_POLL_S, left))
 
     async def flush(self) -> None:
         """Write what is pending now, batch by batch; stops at the first failing batch."""
