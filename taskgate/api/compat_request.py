@@ -224,7 +224,7 @@ def _models(model: Any, fallbacks: Any) -> list[ModelChoice]:
 
 
 def _options(body: Mapping[str, Any]) -> dict[str, Any]:
-    options = {key: body[key] for key in PASS_THROUGH if body.get(key) is not None}
+    options = {key: value for key, value in body.items() if key in PASS_THROUGH and value is not None}
     for key in _NUMBERS:
         value = options.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
