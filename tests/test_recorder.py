@@ -151,6 +151,31 @@ async def test_a_miss_waits_for_a_replica_sharing_the_store(make_store: StoreFac
         await replica_a.close()
 
 
+async def test_write_through_stores_the_span_before_returning(make_store: StoreFactory) -> None:
+    store = await make_store(CountingStore)
+    project = await _project(store)
+    recorder = SpanRecorder(store, flush_interval=3600)
+    await recorder.write_through(_span(project, 1, output="now"))
+    stored = await store.get_span(project, "span-1")
+    assert stored is not None and stored.output == "now" and store.batches == [1]
+    await recorder.flush()
+    assert store.batches == [1]  # nothing left pending to write twice
+
+
+async def test_write_through_on_a_failing_store_leaves_the_span_to_the_batch(make_store: StoreFactory) -> None:
+    store = await make_store(FailingStore)
+    project = await _project(store)
+    recorder = SpanRecorder(store, flush_interval=3600)
+    await recorder.write_through(_span(project, 1, output="kept"))  # must not raise
+    assert recorder.failed_writes == 1
+    pending = await recorder.find_span(project, "span-1")
+    assert pending is not None and pending.output == "kept"
+    store.failing = False
+    await recorder.flush()
+    stored = await store.get_span(project, "span-1")
+    assert stored is not None and stored.output == "kept"
+
+
 async def test_without_replicas_a_miss_is_reported_at_once(make_store: StoreFactory) -> None:
     store = await make_store(CountingStore)
     project = await _project(store)

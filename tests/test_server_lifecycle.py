@@ -9,9 +9,12 @@ import logging
 import sqlite3
 import time
 
+import sqlalchemy as sa
+
 from taskgate.api import logging as access_log
 from taskgate.api.logging import log_access
 from taskgate.store import open_store
+from taskgate.store.database import normalize_url
 from tests.fakes.common import Behaviour
 from tests.harness import ServerProcess
 from tests.http_client import get, post, sse_events
@@ -139,6 +142,18 @@ def test_two_replicas_share_one_postgres(fake_provider, tmp_path, postgres_url):
         assert len(revisions) == 3
         # A has not written its batch yet: B's look-up by id waits one flush interval for it
         assert get(f"{b.url}/v3/spans/{first['span_id']}").status == 200
+        # A span made through the span API is in the store when its POST returns, so B can take it as
+        # a parent at once (a call span would wait in A's batch for up to a second)
+        trace = post(f"{a.url}/v3/spans", {"name": "trace-root"}).json()["data"]
+        engine = sa.create_engine(normalize_url(postgres_url))
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(sa.text("SELECT count(*) FROM spans WHERE id = :id"), {"id": trace["id"]})
+                assert rows.scalar_one() == 1
+        finally:
+            engine.dispose()
+        child = post(f"{b.url}/v2/call", {**body, "instructions": "one", "parent_span_id": trace["id"]})
+        assert child.status == 200
     finally:
         for replica in replicas:
             replica.stop()

@@ -101,7 +101,7 @@ async def create_span(ctx: AppContext, project_id: str, body: dict[str, Any]) ->
         tags=_object(body, "tags") or {},
         meta=_meta(body, {}),
     )
-    ctx.recorder.record(span)
+    await ctx.recorder.write_through(span)
     return span
 
 
@@ -124,7 +124,7 @@ async def update_span(ctx: AppContext, project_id: str, span_id: str, body: dict
         changes["error"] = error
         changes["status"] = "error"
     updated = replace(span, **changes)
-    ctx.recorder.record(updated)
+    await ctx.recorder.write_through(updated)
     return updated
 
 
