@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 import pytest
 import pytest_asyncio
-from aiohttp import web
 
 from taskgate.errors import (
     BadRequestError,
@@ -25,6 +24,7 @@ from taskgate.providers.base import ChatChunk, ChatRequest, StructuredOutput
 from taskgate.providers.catalog import PRESETS, ResolvedProvider
 from tests.fakes import anthropic_wire
 from tests.fakes.provider import REJECTED_MODEL, Behaviour, FakeProvider
+from tests.fakes.raw_sse import raw_sse_upstream
 from tests.harness import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -281,23 +281,8 @@ def crlf_stream() -> bytes:
 
 @pytest_asyncio.fixture
 async def raw_upstream() -> AsyncIterator[str]:
-    async def messages(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        body = crlf_stream()
-        for start in range(0, len(body), 7):  # awkward read boundaries, including inside "\r\n"
-            await response.write(body[start:start + 7])
-        await response.write_eof()
-        return response
-
-    app = web.Application()
-    app.router.add_post("/v1/messages", messages)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    await runner.cleanup()
+    async with raw_sse_upstream("/v1/messages", [crlf_stream()], piece=7) as url:  # awkward reads, inside "\r\n" too
+        yield url
 
 
 async def test_interleaved_text_and_tools_keep_openai_indices(raw_upstream: str) -> None:
@@ -330,22 +315,8 @@ def _events(*items: tuple[str, dict[str, Any]]) -> bytes:
 async def burst_upstream() -> AsyncIterator[tuple[str, list[bytes]]]:
     """Sends its whole stream (`body`, set by the test) in one write: the adapter gets one read."""
     body: list[bytes] = []
-
-    async def messages(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(b"".join(body))
-        await response.write_eof()
-        return response
-
-    app = web.Application()
-    app.router.add_post("/v1/messages", messages)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}", body
-    await runner.cleanup()
+    async with raw_sse_upstream("/v1/messages", body) as url:
+        yield url, body
 
 
 async def test_an_error_in_a_burst_comes_after_the_text_before_it(burst_upstream: tuple[str, list[bytes]]) -> None:

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 import pytest_asyncio
-from aiohttp import web
 
 from taskgate.errors import (
     ModelRejectedError,
@@ -23,6 +22,7 @@ from taskgate.providers.catalog import PRESETS, ResolvedProvider
 from taskgate.providers.openai_compat import OpenAICompatAdapter, parse_completion
 from tests.fakes import openai_wire
 from tests.fakes.provider import REJECTED_MODEL, Behaviour, FakeProvider
+from tests.fakes.raw_sse import raw_sse_upstream
 from tests.harness import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -252,22 +252,8 @@ async def burst_upstream() -> AsyncIterator[tuple[str, list[bytes]]]:
     """An upstream that sends its whole stream (`body`, set by the test) in one write, so the
     adapter receives every event in one read."""
     body: list[bytes] = []
-
-    async def completions(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        await response.write(b"".join(body))
-        await response.write_eof()
-        return response
-
-    app = web.Application()
-    app.router.add_post("/chat/completions", completions)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}", body
-    await runner.cleanup()
+    async with raw_sse_upstream("/chat/completions", body) as url:
+        yield url, body
 
 
 async def test_text_that_arrives_together_goes_on_as_one_piece(burst_upstream: tuple[str, list[bytes]]) -> None:

@@ -38,6 +38,17 @@ class Client:
         return [m["body"] for m in self.sent if m["type"] == "http.response.body"]
 
 
+async def silent_after_first(closed: asyncio.Event | None = None) -> AsyncGenerator[bytes, None]:
+    """One frame, then an upstream that says nothing more; `closed` is set when it is closed."""
+    try:
+        yield b"data: first\n\n"
+        await asyncio.sleep(3600)
+        yield b"data: never\n\n"
+    finally:
+        if closed is not None:
+            closed.set()
+
+
 async def test_frames_in_order_then_the_end_of_the_body() -> None:
     async def frames() -> AsyncGenerator[bytes, None]:
         for n in range(3):
@@ -65,18 +76,10 @@ async def test_a_heartbeat_comment_during_silence() -> None:
 async def test_a_client_leaving_during_upstream_silence_stops_the_producer_at_once() -> None:
     closed = asyncio.Event()
 
-    async def silent() -> AsyncGenerator[bytes, None]:
-        try:
-            yield b"data: first\n\n"
-            await asyncio.sleep(3600)
-            yield b"data: never\n\n"
-        finally:
-            closed.set()
-
     async def serve_then_carry_on() -> int:
         """As the server does: after the response, the same task goes on (keep-alive, the next
         request), so the cancellation used to stop the writer must not linger on it."""
-        await EventStream(silent(), heartbeat_s=60)(SCOPE, client.receive, client.send)
+        await EventStream(silent_after_first(closed), heartbeat_s=60)(SCOPE, client.receive, client.send)
         await asyncio.sleep(0.01)
         task = asyncio.current_task()
         assert task is not None
@@ -123,27 +126,16 @@ async def test_a_heartbeat_that_finds_the_client_gone_stops_the_producer() -> No
     the server learns it, and the silent producer must be stopped, not left waiting for the upstream."""
     closed = asyncio.Event()
 
-    async def silent() -> AsyncGenerator[bytes, None]:
-        try:
-            yield b"data: first\n\n"
-            await asyncio.sleep(3600)
-            yield b"data: never\n\n"
-        finally:
-            closed.set()
-
     client = Client(fail_sends_after=2)  # the headers and the first frame go out; the heartbeat fails
-    await asyncio.wait_for(EventStream(silent(), heartbeat_s=0.1)(SCOPE, client.receive, client.send), timeout=5)
+    await asyncio.wait_for(EventStream(silent_after_first(closed), heartbeat_s=0.1)(SCOPE, client.receive, client.send),
+                           timeout=5)
     assert closed.is_set() and client.bodies() == [b"data: first\n\n"]
 
 
 async def test_a_server_stopping_is_not_mistaken_for_a_client_leaving() -> None:
-    async def silent() -> AsyncGenerator[bytes, None]:
-        yield b"data: first\n\n"
-        await asyncio.sleep(3600)
-        yield b"data: never\n\n"
-
     client = Client()
-    response = asyncio.create_task(EventStream(silent(), heartbeat_s=60)(SCOPE, client.receive, client.send))
+    stream = EventStream(silent_after_first(), heartbeat_s=60)
+    response = asyncio.create_task(stream(SCOPE, client.receive, client.send))
     await asyncio.sleep(0.05)
     response.cancel()
     with pytest.raises(asyncio.CancelledError):
