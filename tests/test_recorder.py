@@ -15,7 +15,7 @@ from taskgate.store.base import SpanRecord
 from taskgate.store.database import Database, normalize_url
 from taskgate.store.migrate import upgrade_to_head
 from taskgate.telemetry import SpanRecorder
-from taskgate.telemetry.recorder import MAX_ATTEMPTS, MAX_PEER_WAIT_S, peer_wait
+from taskgate.telemetry.recorder import BACKLOG_BATCHES, MAX_ATTEMPTS, MAX_PEER_WAIT_S, peer_wait
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -26,10 +26,12 @@ class CountingStore(SqlStore):
     def __init__(self, database: Database) -> None:
         super().__init__(database)
         self.batches: list[int] = []
+        self.background: list[bool] = []
 
-    async def write_spans(self, spans: list[SpanRecord]) -> None:
+    async def write_spans(self, spans: list[SpanRecord], *, background: bool = False) -> None:
         self.batches.append(len(spans))
-        await super().write_spans(spans)
+        self.background.append(background)
+        await super().write_spans(spans, background=background)
 
 
 class FailingStore(CountingStore):
@@ -37,10 +39,10 @@ class FailingStore(CountingStore):
 
     failing = True
 
-    async def write_spans(self, spans: list[SpanRecord]) -> None:
+    async def write_spans(self, spans: list[SpanRecord], *, background: bool = False) -> None:
         if self.failing:
             raise RuntimeError("disk on fire")
-        await super().write_spans(spans)
+        await super().write_spans(spans, background=background)
 
 
 class StallingStore(CountingStore):
@@ -50,11 +52,11 @@ class StallingStore(CountingStore):
         super().__init__(database)
         self.stalled = asyncio.Event()
 
-    async def write_spans(self, spans: list[SpanRecord]) -> None:
+    async def write_spans(self, spans: list[SpanRecord], *, background: bool = False) -> None:
         if not self.stalled.is_set():
             self.stalled.set()
             await asyncio.Event().wait()
-        await super().write_spans(spans)
+        await super().write_spans(spans, background=background)
 
 
 StoreFactory = Callable[[type[CountingStore]], Awaitable[CountingStore]]
@@ -102,12 +104,28 @@ async def test_flush_writes_in_batches_and_collapses_repeats(make_store: StoreFa
     recorder.record(_span(project, 7, output="final", status="error"))  # same id again: replaces
     await recorder.flush()
     assert store.batches == [500, 500, 200]
+    assert store.background == [True, True, True]  # no request waits for a batch
     stored = await store.get_span(project, "span-7")
     assert stored is not None and (stored.output, stored.status) == ("final", "error")
     traces, _ = await store.list_traces(project)
     assert sum(trace.span_count for trace in traces) == 1200
     await recorder.flush()
     assert store.batches == [500, 500, 200]  # nothing pending: no empty writes
+
+
+async def test_a_backlog_is_written_at_normal_priority(make_store: StoreFactory) -> None:
+    """Low priority is for keeping out of the requests' way, not for falling ever further behind."""
+    store = await make_store(CountingStore)
+    project = await _project(store)
+    recorder = SpanRecorder(store, max_batch=10)
+    for n in range(10 * (BACKLOG_BATCHES + 2)):
+        recorder.record(_span(project, n))
+    await recorder.flush()
+    assert store.background == [False, False, True, True, True, True]  # until fewer than 4 batches wait
+    for n in range(5):
+        recorder.record(_span(project, 100 + n))
+    await recorder.close()
+    assert store.background[-1] is False  # at shutdown nothing is served any more: write at full speed
 
 
 async def test_pending_spans_are_found_before_the_flush(make_store: StoreFactory) -> None:
@@ -158,6 +176,7 @@ async def test_write_through_stores_the_span_before_returning(make_store: StoreF
     await recorder.write_through(_span(project, 1, output="now"))
     stored = await store.get_span(project, "span-1")
     assert stored is not None and stored.output == "now" and store.batches == [1]
+    assert store.background == [False]  # the caller waits for it
     await recorder.flush()
     assert store.batches == [1]  # nothing left pending to write twice
 

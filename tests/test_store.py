@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import os
 import re
+import sys
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -19,7 +22,7 @@ from taskgate.errors import BadRequestError, NotFoundError
 from taskgate.store import SqlStore, open_store
 from taskgate.store.base import ExampleRecord, FunctionDefinition, SpanRecord
 from taskgate.store.cache import cache_put
-from taskgate.store.database import normalize_url
+from taskgate.store.database import BACKGROUND_NICE, normalize_url
 from taskgate.store.migrate import upgrade_to_head
 from taskgate.store.tables import api_keys, cache_entries
 
@@ -81,6 +84,23 @@ async def test_in_memory_sqlite_works() -> None:
         assert [e.input for e in await memory.search_examples(project, function.id, "x", 3)] == ["x"]
     finally:
         await memory.close()
+
+
+def _thread_nice(_conn: object) -> tuple[int, str]:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), threading.current_thread().name
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+async def test_background_writes_run_on_one_lower_priority_thread(store: SqlStore) -> None:
+    process_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    nice, name = await store.database.write(_thread_nice, background=True)
+    assert name.startswith("taskgate-db-background")
+    assert nice == min(19, process_nice + BACKGROUND_NICE)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == process_nice  # only that thread
+    nice, name = await store.database.write(_thread_nice)
+    assert nice == process_nice and not name.startswith("taskgate-db-background")
+    nice, _ = await store.database.read(_thread_nice)
+    assert nice == process_nice
 
 
 # ---- projects and keys

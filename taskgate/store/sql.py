@@ -132,8 +132,9 @@ class SqlStore:
             lambda c: example_rows.search_examples(c, project_id, function_id, query, limit))
 
     # ---- spans and traces
-    async def write_spans(self, spans: list[SpanRecord]) -> None:
-        """Encode on the event loop in small slices, then write in the pool.
+    async def write_spans(self, spans: list[SpanRecord], *, background: bool = False) -> None:
+        """Encode on the event loop in small slices, then write in the pool (`background`: on its
+        low-priority thread).
 
         Encoding is most of a batch's CPU. Done in the pool thread, it would hold the GIL in
         bursts that stall every request arriving meanwhile; done here, requests run between slices.
@@ -148,7 +149,7 @@ class SqlStore:
             if count % ENCODE_SLICE == 0:
                 await asyncio.sleep(0)
         if rows:
-            await self.database.write(lambda c: span_rows.write_encoded(c, rows))
+            await self.database.write(lambda c: span_rows.write_encoded(c, rows), background=background)
 
     async def get_span(self, project_id: str, span_id: str) -> SpanRecord | None:
         return await self.database.read(lambda c: span_rows.get_span(c, project_id, span_id))

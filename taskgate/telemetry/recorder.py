@@ -10,8 +10,13 @@ the span API go through `write_through()` instead: few, and wanted on every repl
 
 Batches are written once a second by default: each write competes with requests for the CPU, and
 fewer, larger writes touch fewer requests (at a flush every 0.2 s the writes were the main source
-of the gateway's p99). The price is that a span reaches the store up to one interval late. When
-replicas share the store, a look-up by id that finds nothing therefore keeps asking for up to
+of the gateway's p99). They also go to the store's low-priority writer thread, so a request that
+arrives mid-write gets the core at once. When BACKLOG_BATCHES full batches still wait, that
+thread is not keeping up (the core is busy with other work) and batches are written at normal
+priority until the backlog is gone, as they are at shutdown.
+
+The price of batching is that a span reaches the store up to one interval late. When replicas
+share the store, a look-up by id that finds nothing therefore keeps asking for up to
 `peer_wait_s` (about one interval), since another replica may still hold the span in its batch.
 """
 
@@ -31,6 +36,7 @@ MAX_BACKOFF_S = 30.0
 PEER_WRITE_MARGIN_S = 0.2  # a peer's batch write itself takes a little time after its interval
 MAX_PEER_WAIT_S = 2.0  # however long the interval, a missing span is reported by then
 PEER_POLL_S = 0.1
+BACKLOG_BATCHES = 4
 
 
 def peer_wait(flush_interval: float, shared_store: bool) -> float:
@@ -148,8 +154,9 @@ class SpanRecorder:
         keys = list(itertools.islice(self._pending, self._max_batch))
         batch = {key: self._pending.pop(key) for key in keys}
         self._inflight = batch
+        behind = self._closed or len(self._pending) >= self._max_batch * BACKLOG_BATCHES
         try:
-            await self._store.write_spans(list(batch.values()))
+            await self._store.write_spans(list(batch.values()), background=not behind)
         except Exception:
             self.failed_writes += 1
             log.warning("writing %d spans failed; will retry", len(batch), exc_info=True)
