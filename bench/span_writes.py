@@ -1,0 +1,135 @@
+"""How long a request waits for the event loop while span batches are being written.
+
+    .venv/bin/python -m bench.span_writes [--rounds 6] [--batches 5] [--batch-size 600]
+
+A second process (on CPU 1) sends a timestamped datagram every millisecond; the event loop (this
+process, all its threads on CPU 0, as the gateway is pinned in the other benchmarks) reads each as
+soon as it can, and the wake-up latency is the time from send to read. It is measured three ways
+in the same run, in alternating rounds: with nothing written (the baseline), while batches go
+through the store's ordinary write pool, and while they go through its low-priority background
+thread, as the span recorder sends them. The store is a real SQLite file, set up as `taskgate
+serve` sets it up (switch interval, frozen start-up objects).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import multiprocessing
+import os
+import socket
+import struct
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from multiprocessing.synchronize import Event
+
+from bench.common import CLIENT_CPU, GATEWAY_CPU, can_pin, percentile_ms, pin
+from taskgate.store.base import SpanRecord
+from taskgate.store.database import Database, normalize_url
+from taskgate.store.migrate import upgrade_to_head
+from taskgate.store.sql import SqlStore
+
+PING_INTERVAL_S = 0.001
+SETTLE_S = 0.05  # lets datagrams queued while batches were built be read before timing starts
+SIDES = ("no writes", "ordinary pool", "background thread")
+
+
+def pinger(sock: socket.socket, stop: Event) -> None:
+    pin(0, CLIENT_CPU)
+    while not stop.is_set():
+        sock.send(struct.pack("d", time.perf_counter()))
+        time.sleep(PING_INTERVAL_S)
+
+
+def make_spans(project: str, prefix: str, count: int) -> list[SpanRecord]:
+    """Spans shaped like a finished call's: text in and out, model metadata, times."""
+    now = datetime.now(UTC)
+    return [SpanRecord(id=f"{prefix}-{n}", trace_id=f"{prefix}-t{n}", project_id=project, name="bench-call",
+                       input={"text": "hello " * 20}, output="an answer " * 40,
+                       meta={"model": "openai/gpt-4o-mini", "usage": {"input_tokens": 30, "output_tokens": 80}},
+                       start_time=now, end_time=now) for n in range(count)]
+
+
+Results = tuple[dict[str, list[float]], dict[str, list[float]]]  # latencies, write seconds per round
+
+
+async def measure(args: argparse.Namespace) -> Results:
+    sys.setswitchinterval(0.0005)  # as `taskgate serve` sets it
+    receiver, sender = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.setblocking(False)
+    latencies: list[float] = []
+
+    def on_datagram() -> None:
+        while True:
+            try:
+                data = receiver.recv(8)
+            except BlockingIOError:
+                return
+            latencies.append(time.perf_counter() - struct.unpack("d", data)[0])
+
+    with tempfile.TemporaryDirectory(prefix="taskgate-bench-spans-") as data_dir:
+        database = Database(normalize_url(f"sqlite:///{data_dir}/spans.db"))
+        await asyncio.to_thread(upgrade_to_head, database)
+        store = SqlStore(database)
+        project = await store.ensure_project("bench")
+        gc.collect()
+        gc.freeze()
+        stop = multiprocessing.Event()
+        process = multiprocessing.Process(target=pinger, args=(sender, stop), daemon=True)
+        process.start()
+        loop = asyncio.get_running_loop()
+        loop.add_reader(receiver.fileno(), on_datagram)
+        results: dict[str, list[float]] = {side: [] for side in SIDES}
+        write_seconds: dict[str, list[float]] = {side: [] for side in SIDES}
+        try:
+            for round_number in range(args.rounds):
+                order = SIDES if round_number % 2 == 0 else tuple(reversed(SIDES))
+                for side in order:
+                    batches = [make_spans(project, f"{round_number}-{side}-{n}", args.batch_size)
+                               for n in range(args.batches)]
+                    await asyncio.sleep(SETTLE_S)
+                    latencies.clear()
+                    started = time.perf_counter()
+                    for batch in batches:
+                        if side == "no writes":
+                            await asyncio.sleep(args.idle_s / args.batches)
+                        else:
+                            await store.write_spans(batch, background=side == "background thread")
+                    results[side] += latencies
+                    write_seconds[side].append(time.perf_counter() - started)
+        finally:
+            loop.remove_reader(receiver.fileno())
+            stop.set()
+            process.join()
+            await store.close()
+    return results, write_seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=6, help="rounds of each side, alternating")
+    parser.add_argument("--batches", type=int, default=5, help="batches written per round")
+    parser.add_argument("--batch-size", type=int, default=600, help="spans per batch (one second at ~600 req/s)")
+    parser.add_argument("--idle-s", type=float, default=0.3, help="length of a round with no writes")
+    args = parser.parse_args()
+    pin(os.getpid(), GATEWAY_CPU)
+    results, write_seconds = asyncio.run(measure(args))
+    where = "event loop on CPU 0, sender on CPU 1" if can_pin() else "not pinned (fewer than 2 CPUs)"
+    print(f"wake-up latency of the event loop, datagram every {PING_INTERVAL_S * 1000:g} ms ({where}); "
+          f"{args.rounds} rounds of {args.batches} batches of {args.batch_size} spans; ms")
+    print(f"{'':<20} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7} {'samples':>8} {'s/round':>8}")
+    for side in SIDES:
+        samples, seconds = results[side], write_seconds[side]
+        per_round = f"{sum(seconds) / len(seconds):8.3f}"
+        print(f"{side:<20} {percentile_ms(samples, 0.5):7.3f} {percentile_ms(samples, 0.9):7.3f} "
+              f"{percentile_ms(samples, 0.99):7.3f} {max(samples) * 1000:7.2f} {len(samples):8d} {per_round}")
+    ordinary, background = results["ordinary pool"], results["background thread"]
+    print(f"background / ordinary: p90 {percentile_ms(background, 0.9) / percentile_ms(ordinary, 0.9):.2f}, "
+          f"p99 {percentile_ms(background, 0.99) / percentile_ms(ordinary, 0.99):.2f}")
+
+
+if __name__ == "__main__":
+    main()
