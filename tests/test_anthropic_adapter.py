@@ -313,9 +313,10 @@ def _events(*items: tuple[str, dict[str, Any]]) -> bytes:
 
 @pytest_asyncio.fixture
 async def burst_upstream() -> AsyncIterator[tuple[str, list[bytes]]]:
-    """Sends its whole stream (`body`, set by the test) in one write: the adapter gets one read."""
+    """Sends the first item of its `body` (set by the test), then the rest in one write: the adapter
+    gets a lead-in read, then one read of everything else."""
     body: list[bytes] = []
-    async with raw_sse_upstream("/v1/messages", body) as url:
+    async with raw_sse_upstream("/v1/messages", body, lead=1) as url:
         yield url, body
 
 
@@ -323,6 +324,9 @@ async def test_an_error_in_a_burst_comes_after_the_text_before_it(burst_upstream
     url, body = burst_upstream
     body.append(_events(
         INTERLEAVED[0], INTERLEAVED[1],
+        ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "zero "}}),
+    ))
+    body.append(_events(
         ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "one "}}),
         ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "two "}}),
         ("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}}),
@@ -335,7 +339,7 @@ async def test_an_error_in_a_burst_comes_after_the_text_before_it(burst_upstream
                 seen.append(chunk)
     finally:
         await adapter.aclose()
-    assert [c.text for c in seen if c.text] == ["one two "]
+    assert [c.text for c in seen if c.text] == ["zero ", "one two "]
 
 
 async def test_events_after_message_stop_in_the_same_read_are_ignored(

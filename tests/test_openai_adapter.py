@@ -249,10 +249,10 @@ def _text_event(text: str) -> bytes:
 
 @pytest_asyncio.fixture
 async def burst_upstream() -> AsyncIterator[tuple[str, list[bytes]]]:
-    """An upstream that sends its whole stream (`body`, set by the test) in one write, so the
-    adapter receives every event in one read."""
+    """An upstream that sends the first item of its `body` (set by the test), then the rest in one
+    write, so the adapter receives a lead-in and then every other event in one read."""
     body: list[bytes] = []
-    async with raw_sse_upstream("/chat/completions", body) as url:
+    async with raw_sse_upstream("/chat/completions", body, lead=1) as url:
         yield url, body
 
 
@@ -260,14 +260,15 @@ async def test_text_that_arrives_together_goes_on_as_one_piece(burst_upstream: t
     url, body = burst_upstream
     finish = {"id": "c1", "object": "chat.completion.chunk", "model": "gpt-burst",
               "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-    body += [_text_event("Hel"), _text_event("lo, "), _text_event("world"),
+    body += [_text_event("Hi. "), _text_event("Hel"), _text_event("lo, "), _text_event("world"),
              b"data: " + orjson.dumps(finish) + b"\n\n", b"data: [DONE]\n\n"]
     adapter = make_adapter(url)
     try:
         chunks = await collect(adapter, ChatRequest(model="gpt-burst", messages=USER))
     finally:
         await adapter.aclose()
-    assert [(c.text, c.finish_reason) for c in chunks] == [("Hello, world", None), ("", "stop")]
+    # The first output goes on alone, at once; after it, what one read delivered is one piece.
+    assert [(c.text, c.finish_reason) for c in chunks] == [("Hi. ", None), ("Hello, world", None), ("", "stop")]
 
 
 async def test_an_error_in_a_burst_comes_after_the_text_before_it(burst_upstream: tuple[str, list[bytes]]) -> None:
@@ -275,7 +276,7 @@ async def test_an_error_in_a_burst_comes_after_the_text_before_it(burst_upstream
     it would take a failure after output for one before it."""
     url, body = burst_upstream
     error = b'data: {"error": {"message": "boom", "type": "server_error"}}\n\n'
-    body += [_text_event("one "), _text_event("two "), error]
+    body += [_text_event("zero "), _text_event("one "), _text_event("two "), error]
     adapter = make_adapter(url)
     seen: list[ChatChunk] = []
     try:
@@ -284,7 +285,7 @@ async def test_an_error_in_a_burst_comes_after_the_text_before_it(burst_upstream
                 seen.append(chunk)
     finally:
         await adapter.aclose()
-    assert [c.text for c in seen] == ["one two "]
+    assert [c.text for c in seen] == ["zero ", "one two "]
 
 
 async def test_consumer_aclose_disconnects_the_upstream(fake: FakeProvider, adapter: OpenAICompatAdapter) -> None:

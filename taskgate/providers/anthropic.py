@@ -12,9 +12,9 @@ from taskgate.providers.anthropic_translate import (
     parse_message,
     structured_tool_name,
 )
-from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, read_batch
+from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, PieceReader
 from taskgate.providers.catalog import ResolvedProvider
-from taskgate.providers.http import UpstreamHTTP
+from taskgate.providers.http import SSEEvent, UpstreamHTTP
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -39,13 +39,15 @@ class AnthropicAdapter:
         body["stream"] = True
         name = structured_tool_name(request.structured) if request.structured else None
         translator = StreamTranslator(name, self._http.provider)
+
+        def pieces_of(event: SSEEvent) -> list[ChatChunk]:
+            return translator.feed(event.event, event.data)
+
+        reader = PieceReader(pieces_of, lambda: translator.done)
         async with self._http.open_sse("/v1/messages", body, request.options, request.extra_headers) as batches:
             async for batch in batches:
-                pieces, failure = read_batch(batch, lambda e: translator.feed(e.event, e.data), lambda: translator.done)
-                for piece in pieces:
+                for piece in reader.read(batch):
                     yield piece
-                if failure is not None:
-                    raise failure
                 if translator.done:
                     return
         raise UpstreamProtocolError(f"{self._http.provider}: stream ended early (no message_stop)")

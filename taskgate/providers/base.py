@@ -7,9 +7,9 @@ the Anthropic adapter translates them. Adapters know nothing of spans, caches, c
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from taskgate.errors import TaskgateError
 
@@ -93,14 +93,45 @@ class ChatChunk:
     notes: Sequence[str] = ()  # set on the final chunk, as ChatResponse.notes (no list per piece)
 
 
-def read_batch(
+class PieceReader(Generic[E]):
+    """One stream's pieces, read from the batches of events its network reads delivered.
+
+    Pieces that one read delivered are merged (`coalesce`): they gain nothing from travelling apart,
+    and every piece costs a trip through the engine and a write to the client. Until the stream's
+    first output, though, events are decoded one at a time and the first output goes on alone: the
+    client's first delta must not wait for the rest of its read (after a slow moment, dozens of
+    events can arrive in one). Reading stops after the event that finishes the stream.
+    """
+
+    __slots__ = ("_finished", "_merge", "_pieces_of")
+
+    def __init__(self, pieces_of: Callable[[E], list[ChatChunk]], finished: Callable[[], bool]) -> None:
+        self._pieces_of = pieces_of
+        self._finished = finished
+        self._merge = False  # set once the first output has gone on
+
+    def read(self, events: Iterable[E]) -> Iterator[ChatChunk]:
+        """The pieces of one read's events. An event carrying an upstream error raises it, after
+        the pieces before it: text that arrived ahead of a failure was output, and counts as such."""
+        remaining = iter(events)
+        if not self._merge:
+            for event in remaining:
+                pieces = self._pieces_of(event)
+                yield from pieces
+                if self._finished():
+                    return
+                if pieces:
+                    self._merge = True
+                    break
+        pieces, failure = _merged(remaining, self._pieces_of, self._finished)
+        yield from pieces
+        if failure is not None:
+            raise failure
+
+
+def _merged(
     events: Iterable[E], pieces_of: Callable[[E], list[ChatChunk]], finished: Callable[[], bool]
 ) -> tuple[list[ChatChunk], TaskgateError | None]:
-    """The merged pieces of the events one network read delivered, and the error that cut it short.
-
-    Reading stops after the event that finishes the stream. The caller yields the pieces before it
-    raises the error: text that arrived ahead of a failure was output, and must count as such.
-    """
     pieces: list[ChatChunk] = []
     for event in events:
         try:

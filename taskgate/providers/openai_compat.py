@@ -18,9 +18,9 @@ from taskgate.providers.base import (
     ChatRequest,
     ChatResponse,
     EmbeddingResponse,
+    PieceReader,
     ToolCall,
     Usage,
-    read_batch,
 )
 from taskgate.providers.catalog import ResolvedProvider
 from taskgate.providers.http import SSEEvent, UpstreamHTTP, event_object
@@ -55,13 +55,11 @@ class OpenAICompatAdapter:
         body["stream_options"] = {**(caller_options if isinstance(caller_options, dict) else {}), "include_usage": True}
         provider = self._http.provider
         reader = _StreamReader(provider)
+        pieces = PieceReader(reader.feed, lambda: reader.done)
         async with self._http.open_sse("/chat/completions", body, request.options, request.extra_headers) as batches:
             async for batch in batches:
-                pieces, failure = read_batch(batch, reader.feed, lambda: reader.done)
-                for piece in pieces:
+                for piece in pieces.read(batch):
                     yield piece
-                if failure is not None:
-                    raise failure
                 if reader.done:
                     if reader.usage is not None:
                         yield ChatChunk(usage=reader.usage)
