@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from taskgate.api.v2 import v2_frames
+from taskgate.engine.task import Event, Finished, Result, Started, TextDelta
 from tests.fakes.common import Behaviour
 from tests.http_client import get, post, sse_events
 
@@ -154,3 +156,27 @@ def test_client_disconnect_cancels_upstream_and_marks_the_span(server, fake):
 def test_bad_input_on_stream_is_a_plain_http_error(server, fake):
     reply, _ = stream(server, {"name": "x", "output_schema": {"type": "nope"}})
     assert reply.status == 400 and reply.headers["content-type"].startswith("application/json")
+
+
+async def _writes(events: list[Event], structured: bool) -> list[list[dict[str, object]]]:
+    """The payloads of each write `v2_frames` makes for these engine events."""
+
+    async def rest():  # type: ignore[no-untyped-def]
+        for event in events[1:]:
+            yield event
+
+    return [[json.loads(block[len("data: "):]) for block in frame.decode().strip().split("\n\n")]
+            async for frame in v2_frames(events[0], rest(), structured)]
+
+
+async def test_the_span_id_rides_with_the_first_delta_in_one_write() -> None:
+    result = Result(span_id="s1", trace_id="t1", text=None, payload={"title": "Hi"})
+    writes = await _writes([Started("s1", "t1"), TextDelta('{"ti'), TextDelta('tle": "H'), TextDelta('i"}'),
+                            Finished(result)], structured=True)
+    # '{"ti' makes no delta yet: the span id waits for one rather than going out alone
+    assert writes == [[{"span_id": "s1"}, {"delta": "H", "json_path": "response.title", "chunk_type": "json"}],
+                      [{"delta": "i", "json_path": "response.title", "chunk_type": "json"}]]
+    text = await _writes([Started("s2", "t2"), TextDelta("Hel"), TextDelta("lo")], structured=False)
+    assert text == [[{"span_id": "s2"}, {"delta": "Hel", "chunk_type": "text"}],
+                    [{"delta": "lo", "chunk_type": "text"}]]
+    assert await _writes([Started("s3", "t3"), TextDelta("")], structured=True) == [[{"span_id": "s3"}]]

@@ -142,16 +142,18 @@ async def v2_frames(
     """StreamingChunks: the span id first, then text or json_path deltas, or an error chunk last.
 
     The frames one engine event makes go out in one write, and the span id rides with the first
-    event's frames: the engine starts only once the upstream has output, so nothing is held back.
+    frames: the engine starts only once the upstream has output, and in structured mode the first
+    pieces of JSON (`{"ti`) may not make a delta yet; a write of the span id alone would only delay
+    the first delta.
     """
     async with contextlib.aclosing(events):
         head = [data_frame({"span_id": first.span_id})] if isinstance(first, Started) else []
         fields = FieldStream() if structured else None
         async for event in events:
-            frames = head + _event_frames(event, fields)
-            head = []
+            frames = _event_frames(event, fields)
             if frames:
-                yield b"".join(frames)
+                yield b"".join(head + frames)
+                head = []
         if head:
             yield head[0]
 
