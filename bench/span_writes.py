@@ -1,14 +1,18 @@
-"""How long a request waits for the event loop while span batches are being written.
+"""What writing span batches costs, and how long a request waits for the event loop meanwhile.
 
-    .venv/bin/python -m bench.span_writes [--rounds 6] [--batches 5] [--batch-size 600]
+    .venv/bin/python -m bench.span_writes [--rounds 6] [--batches 5] [--batch-size 600] [--stored 48000]
 
-A second process (on CPU 1) sends a timestamped datagram every millisecond; the event loop (this
+(a) Wake-up latency. A second process (on CPU 1) sends a timestamped datagram every millisecond; the event loop (this
 process, all its threads on CPU 0, as the gateway is pinned in the other benchmarks) reads each as
 soon as it can, and the wake-up latency is the time from send to read. It is measured three ways
 in the same run, in alternating rounds: with nothing written (the baseline), while batches go
 through the store's ordinary write pool, and while they go through its low-priority background
 thread, as the span recorder sends them. The store is a real SQLite file, set up as `taskgate
 serve` sets it up (switch interval, frozen start-up objects).
+
+(b) Ids. The wall time and writer-thread CPU of one batch, on a table that already holds `--stored`
+spans, with random version-4 ids against the time-ordered version-7 ids `taskgate.ids` makes (for
+the span and its trace alike).
 """
 
 from __future__ import annotations
@@ -19,14 +23,21 @@ import gc
 import multiprocessing
 import os
 import socket
+import statistics
 import struct
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from multiprocessing.synchronize import Event
 
+from sqlalchemy.engine import Connection
+
 from bench.common import CLIENT_CPU, GATEWAY_CPU, can_pin, percentile_ms, pin
+from taskgate.ids import new_id
+from taskgate.store import spans as span_rows
 from taskgate.store.base import SpanRecord
 from taskgate.store.database import Database, normalize_url
 from taskgate.store.migrate import upgrade_to_head
@@ -44,13 +55,45 @@ def pinger(sock: socket.socket, stop: Event) -> None:
         time.sleep(PING_INTERVAL_S)
 
 
-def make_spans(project: str, prefix: str, count: int) -> list[SpanRecord]:
-    """Spans shaped like a finished call's: text in and out, model metadata, times."""
+def make_spans(project: str, count: int, make_id: Callable[[], str] = new_id) -> list[SpanRecord]:
+    """Spans shaped like a finished call's: text in and out, model metadata, times, ids as served."""
     now = datetime.now(UTC)
-    return [SpanRecord(id=f"{prefix}-{n}", trace_id=f"{prefix}-t{n}", project_id=project, name="bench-call",
+    return [SpanRecord(id=make_id(), trace_id=make_id(), project_id=project, name="bench-call",
                        input={"text": "hello " * 20}, output="an answer " * 40,
                        meta={"model": "openai/gpt-4o-mini", "usage": {"input_tokens": 30, "output_tokens": 80}},
-                       start_time=now, end_time=now) for n in range(count)]
+                       start_time=now, end_time=now) for _ in range(count)]
+
+
+def random_id() -> str:
+    return str(uuid.uuid4())
+
+
+async def id_order_cost(args: argparse.Namespace) -> dict[str, tuple[float, float]]:
+    """Median wall and writer-thread CPU seconds of one batch, per kind of id, on a filled table."""
+    costs: dict[str, tuple[float, float]] = {}
+    for kind, make_id in (("random (v4)", random_id), ("time-ordered (v7)", new_id)):
+        with tempfile.TemporaryDirectory(prefix="taskgate-bench-ids-") as data_dir:
+            database = Database(normalize_url(f"sqlite:///{data_dir}/spans.db"))
+            await asyncio.to_thread(upgrade_to_head, database)
+            store = SqlStore(database)
+            project = await store.ensure_project("bench")
+            for _ in range(args.stored // args.batch_size):
+                await store.write_spans(make_spans(project, args.batch_size, make_id), background=True)
+            walls, cpus = [], []
+            for _ in range(args.rounds):
+                rows = [span_rows.encode_span(span, False) for span in make_spans(project, args.batch_size, make_id)]
+
+                def write(conn: Connection, rows: list[tuple[object, ...]] = rows) -> float:
+                    started = time.thread_time()
+                    span_rows.write_encoded(conn, rows)
+                    return time.thread_time() - started
+
+                started = time.perf_counter()
+                cpus.append(await database.write(write, background=True))
+                walls.append(time.perf_counter() - started)
+            costs[kind] = (statistics.median(walls), statistics.median(cpus))
+            await store.close()
+    return costs
 
 
 Results = tuple[dict[str, list[float]], dict[str, list[float]]]  # latencies, write seconds per round
@@ -88,8 +131,7 @@ async def measure(args: argparse.Namespace) -> Results:
             for round_number in range(args.rounds):
                 order = SIDES if round_number % 2 == 0 else tuple(reversed(SIDES))
                 for side in order:
-                    batches = [make_spans(project, f"{round_number}-{side}-{n}", args.batch_size)
-                               for n in range(args.batches)]
+                    batches = [make_spans(project, args.batch_size) for _ in range(args.batches)]
                     await asyncio.sleep(SETTLE_S)
                     latencies.clear()
                     started = time.perf_counter()
@@ -114,11 +156,12 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=5, help="batches written per round")
     parser.add_argument("--batch-size", type=int, default=600, help="spans per batch (one second at ~600 req/s)")
     parser.add_argument("--idle-s", type=float, default=0.3, help="length of a round with no writes")
+    parser.add_argument("--stored", type=int, default=48_000, help="spans already in the table for (b)")
     args = parser.parse_args()
     pin(os.getpid(), GATEWAY_CPU)
     results, write_seconds = asyncio.run(measure(args))
     where = "event loop on CPU 0, sender on CPU 1" if can_pin() else "not pinned (fewer than 2 CPUs)"
-    print(f"wake-up latency of the event loop, datagram every {PING_INTERVAL_S * 1000:g} ms ({where}); "
+    print(f"(a) wake-up latency of the event loop, datagram every {PING_INTERVAL_S * 1000:g} ms ({where}); "
           f"{args.rounds} rounds of {args.batches} batches of {args.batch_size} spans; ms")
     print(f"{'':<20} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7} {'samples':>8} {'s/round':>8}")
     for side in SIDES:
@@ -129,6 +172,12 @@ def main() -> None:
     ordinary, background = results["ordinary pool"], results["background thread"]
     print(f"background / ordinary: p90 {percentile_ms(background, 0.9) / percentile_ms(ordinary, 0.9):.2f}, "
           f"p99 {percentile_ms(background, 0.99) / percentile_ms(ordinary, 0.99):.2f}")
+    costs = asyncio.run(id_order_cost(args))
+    print(f"(b) one batch of {args.batch_size} spans on a table holding {args.stored}, median of {args.rounds}:")
+    for kind, (wall, cpu) in costs.items():
+        print(f"{kind:<20} {wall * 1000:7.1f} ms wall {cpu * 1000:7.1f} ms writer-thread CPU")
+    (random_wall, random_cpu), (ordered_wall, ordered_cpu) = costs.values()
+    print(f"time-ordered / random: wall {ordered_wall / random_wall:.2f}, CPU {ordered_cpu / random_cpu:.2f}")
 
 
 if __name__ == "__main__":

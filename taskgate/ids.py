@@ -1,19 +1,32 @@
-"""Span and trace ids: random version-4 UUIDs without a system call or a UUID object each.
+"""Ids for spans, traces and stored rows: time-ordered version-7 UUIDs (RFC 9562).
 
-`uuid.uuid4()` reads the OS entropy source on every call, which costs tens of microseconds in
-sandboxed kernels, and building a `uuid.UUID` costs several more; ids need uniqueness, not
-secrecy, so a seeded PRNG and plain formatting serve.
+The first 48 bits are the Unix time in milliseconds, so ids made later sort later. Spans are
+written in batches into tables indexed by id and by trace id: with random (version-4) ids every
+insert lands on a random leaf page of each index, and a batch of 600 spans on a table of 48,000
+dirtied and wrote about four times the pages (53 ms a batch instead of 14, `bench.span_writes`).
+Time-ordered ids append at the end of the indexes instead.
+
+The other 74 bits are random, from a seeded PRNG: `uuid.uuid4()` reads the OS entropy source on
+every call, which costs tens of microseconds in sandboxed kernels. Ids need uniqueness, not
+secrecy (API keys are made elsewhere, with `secrets`). A forked child reseeds, so it cannot repeat
+its parent's ids.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import time
 
 _random = random.Random()
-_VERSION_MASK = ~(0xF000 << 64) & ~(0xC000 << 48)
-_VERSION_BITS = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+os.register_at_fork(after_in_child=_random.seed)
+
+_VERSION_7 = 0x7 << 76
+_RFC_VARIANT = 0b10 << 62
 
 
 def new_id() -> str:
-    digits = f"{(_random.getrandbits(128) & _VERSION_MASK) | _VERSION_BITS:032x}"
+    millis = time.time_ns() // 1_000_000
+    value = (millis << 80) | _VERSION_7 | (_random.getrandbits(12) << 64) | _RFC_VARIANT | _random.getrandbits(62)
+    digits = f"{value:032x}"
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"

@@ -8,7 +8,8 @@ import secrets
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from taskgate.store.codec import new_id, utcnow
+from taskgate.ids import new_id
+from taskgate.store.codec import utcnow
 from taskgate.store.tables import api_keys, projects
 
 KEY_PREFIX = "tg_"

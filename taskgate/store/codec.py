@@ -4,7 +4,6 @@ repositories share."""
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
@@ -20,10 +19,6 @@ _DEFINITION_FIELDS = tuple(f.name for f in fields(FunctionDefinition))
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 def json_dumps(value: Any) -> str:

@@ -16,8 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from taskgate.ids import new_id
 from taskgate.store.base import ExampleRecord
-from taskgate.store.codec import example_from_row, new_id, search_text, utcnow
+from taskgate.store.codec import example_from_row, search_text, utcnow
 from taskgate.store.tables import examples
 
 MAX_QUERY_TERMS = 64

@@ -13,12 +13,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from taskgate.ids import new_id
 from taskgate.store.base import FunctionDefinition, FunctionRecord, RevisionRecord
 from taskgate.store.codec import (
     definition_from_json,
     definition_to_json,
     function_from_row,
-    new_id,
     revision_from_row,
     same_definition,
     schema_hash,
