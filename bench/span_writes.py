@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -29,7 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from multiprocessing.synchronize import Event
 
@@ -64,6 +65,19 @@ def make_spans(project: str, count: int, make_id: Callable[[], str] = new_id) ->
                        start_time=now, end_time=now) for _ in range(count)]
 
 
+@contextlib.asynccontextmanager
+async def sqlite_store(prefix: str) -> AsyncIterator[tuple[SqlStore, str]]:
+    """A migrated SQLite store in a temporary directory, and a project in it; closed on leaving."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as data_dir:
+        database = Database(normalize_url(f"sqlite:///{data_dir}/spans.db"))
+        await asyncio.to_thread(upgrade_to_head, database)
+        store = SqlStore(database)
+        try:
+            yield store, await store.ensure_project("bench")
+        finally:
+            await store.close()
+
+
 def random_id() -> str:
     return str(uuid.uuid4())
 
@@ -72,11 +86,7 @@ async def id_order_cost(args: argparse.Namespace) -> dict[str, tuple[float, floa
     """Median wall and writer-thread CPU seconds of one batch, per kind of id, on a filled table."""
     costs: dict[str, tuple[float, float]] = {}
     for kind, make_id in (("random (v4)", random_id), ("time-ordered (v7)", new_id)):
-        with tempfile.TemporaryDirectory(prefix="taskgate-bench-ids-") as data_dir:
-            database = Database(normalize_url(f"sqlite:///{data_dir}/spans.db"))
-            await asyncio.to_thread(upgrade_to_head, database)
-            store = SqlStore(database)
-            project = await store.ensure_project("bench")
+        async with sqlite_store("taskgate-bench-ids-") as (store, project):
             for _ in range(args.stored // args.batch_size):
                 await store.write_spans(make_spans(project, args.batch_size, make_id), background=True)
             walls, cpus = [], []
@@ -89,10 +99,9 @@ async def id_order_cost(args: argparse.Namespace) -> dict[str, tuple[float, floa
                     return time.thread_time() - started
 
                 started = time.perf_counter()
-                cpus.append(await database.write(write, background=True))
+                cpus.append(await store.database.write(write, background=True))
                 walls.append(time.perf_counter() - started)
             costs[kind] = (statistics.median(walls), statistics.median(cpus))
-            await store.close()
     return costs
 
 
@@ -113,11 +122,7 @@ async def measure(args: argparse.Namespace) -> Results:
                 return
             latencies.append(time.perf_counter() - struct.unpack("d", data)[0])
 
-    with tempfile.TemporaryDirectory(prefix="taskgate-bench-spans-") as data_dir:
-        database = Database(normalize_url(f"sqlite:///{data_dir}/spans.db"))
-        await asyncio.to_thread(upgrade_to_head, database)
-        store = SqlStore(database)
-        project = await store.ensure_project("bench")
+    async with sqlite_store("taskgate-bench-spans-") as (store, project):
         gc.collect()
         gc.freeze()
         stop = multiprocessing.Event()
@@ -146,7 +151,6 @@ async def measure(args: argparse.Namespace) -> Results:
             loop.remove_reader(receiver.fileno())
             stop.set()
             process.join()
-            await store.close()
     return results, write_seconds
 
 

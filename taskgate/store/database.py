@@ -109,8 +109,8 @@ def lower_thread_priority() -> None:
     """Make the calling thread give way to request handling when both want the core.
 
     On Linux every thread has its own nice value. Span batches are written by one such thread: at
-    equal priority a batch of writes keeps the event loop waiting for the core for up to a
-    scheduler slice, which showed up in the requests' p99. Elsewhere the call would renice the
+    equal priority a batch of writes keeps the event loop waiting for the core (`bench.span_writes`
+    measures the event loop's wake-up time during writes). Elsewhere the call would renice the
     whole process, so it is skipped; so is a system that refuses it.
     """
     if sys.platform.startswith("linux"):
