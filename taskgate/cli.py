@@ -13,6 +13,7 @@ import typer
 import uvicorn
 from sqlalchemy.engine import make_url
 
+from taskgate.api.http_protocol import HeadWithBodyProtocol
 from taskgate.api.logging import configure_logging
 from taskgate.app import create_app
 from taskgate.config import ConfigError, Settings
@@ -62,7 +63,7 @@ def serve(
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=HeadWithBodyProtocol,  # httptools, a JSON answer's head and body in one write
         access_log=False,
         proxy_headers=False,
         server_header=False,

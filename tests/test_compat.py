@@ -223,6 +223,31 @@ async def test_stream_failure_after_output_is_an_error_chunk_without_done() -> N
     assert len(frames) == 3
 
 
+async def _writes(events: list[Any]) -> list[list[Any]]:
+    """Each write's payloads, in order: what one `send` puts on the wire."""
+    async def source():  # type: ignore[no-untyped-def]
+        for event in events[1:]:
+            yield event
+
+    return [[orjson.loads(block[len("data: "):]) for block in frame.decode().strip().split("\n\n")]
+            async for frame in chunk_frames(events[0], source(), ChunkStream("ab-cd", "openai/m", False))]
+
+
+async def test_the_role_chunk_rides_with_the_first_content_in_one_write() -> None:
+    writes = await _writes([Started("ab-cd", "t"), TextDelta(""), TextDelta("Hel"), TextDelta("lo"),
+                            Failed(UpstreamUnavailableError("cut"))])
+    assert [[chunk["choices"][0]["delta"] for chunk in write] for write in writes[:2]] == [
+        [{"role": "assistant", "content": ""}, {"content": "Hel"}],
+        [{"content": "lo"}],
+    ]
+    assert writes[2] == [{"error": {"message": "cut", "type": "ProviderError", "code": "upstream_unavailable"}}]
+    # a failure before any content still comes after the role chunk, in the same write
+    failed = await _writes([Started("ab-cd", "t"), Failed(UpstreamUnavailableError("cut"))])
+    assert len(failed) == 1
+    assert failed[0][0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert failed[0][1]["error"]["code"] == "upstream_unavailable"
+
+
 async def test_stream_that_ends_without_result_reports_an_error() -> None:
     frames = await _frames([Started("s", "t"), TextDelta("x")])
     assert frames[-1]["error"]["type"] == "InternalServerError"

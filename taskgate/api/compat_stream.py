@@ -148,24 +148,28 @@ async def chunk_frames(first: Event, events: AsyncGenerator[Event, None],
                        chunks: ChunkStream) -> AsyncGenerator[bytes, None]:
     """Frames for a stream whose first event was already taken (so pre-output errors became HTTP errors).
 
-    Closing this generator closes `events`, which cancels the upstream request in the engine.
+    Each event's frames go out in one write, and the role chunk rides with the first of them: the
+    first event is usually `Started`, which makes no chunk, and a write of the role chunk alone
+    would only delay the first content. Closing this generator closes `events`, which cancels the
+    upstream request in the engine.
     """
     try:
-        yield b"".join([chunks.role(), *chunks.on(first)])  # each event's frames go out in one write
+        head = [chunks.role(), *chunks.on(first)]
+        if len(head) > 1:
+            yield b"".join(head)
+            head = []
         while not chunks.done:
             try:
-                event = await anext(events)
+                event: Event = await anext(events)
             except StopAsyncIteration:
-                yield chunks.error(TaskgateError("the stream ended without a result"))
-                return
+                event = Failed(TaskgateError("the stream ended without a result"))
             except TaskgateError as exc:
-                yield chunks.error(exc)
-                return
+                event = Failed(exc)
             except Exception as exc:
                 log.exception("engine stream failed after output started")
-                yield chunks.error(exc)
-                return
+                event = Failed(exc)
             if frames := chunks.on(event):
-                yield b"".join(frames)
+                yield b"".join(head + frames)
+                head = []
     finally:
         await events.aclose()
