@@ -1,7 +1,8 @@
 """The floor: the least a Python pass-through on uvicorn can cost, measured next to Taskgate.
 
-A bare ASGI app on the same server stack as `taskgate serve` (uvicorn, uvloop, httptools, no access
-log) that reads the body, makes the one upstream call over a pooled aiohttp session, and answers.
+A bare ASGI app on the same server stack as `taskgate serve` (uvicorn, uvloop, httptools through
+Taskgate's head-with-body protocol, no access log) that reads the body, makes the one upstream call
+over a pooled aiohttp session, and answers.
 No auth, no validation, no spans, no retries: whatever Taskgate adds over this is Taskgate's own.
 
 - `POST /v2/call`: posts the chat body Taskgate would send (bench.common.upstream_body, so the fake
@@ -29,6 +30,7 @@ import orjson
 import uvicorn
 
 from bench.common import UPSTREAM_KEY, upstream_body
+from taskgate.api.http_protocol import HeadWithBodyProtocol
 
 UPSTREAM_ENV = "BENCH_FLOOR_UPSTREAM"
 UPSTREAM_URL = os.environ.get(UPSTREAM_ENV, "")
@@ -122,7 +124,7 @@ def main() -> None:
     args = parser.parse_args()
     if not UPSTREAM_URL:
         raise SystemExit(f"set {UPSTREAM_ENV} to the fake upstream's chat completions URL")
-    uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools", access_log=False,
+    uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http=HeadWithBodyProtocol, access_log=False,
                 proxy_headers=False, server_header=False, log_level="warning")
 
 

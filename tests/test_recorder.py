@@ -113,6 +113,29 @@ async def test_flush_writes_in_batches_and_collapses_repeats(make_store: StoreFa
     assert store.batches == [500, 500, 200]  # nothing pending: no empty writes
 
 
+async def test_spans_recorded_during_a_flush_wait_for_the_next(make_store: StoreFactory) -> None:
+    """Requests keep recording while a batch is written; chasing them would make a train of tiny writes."""
+    store = await make_store(CountingStore)
+    project = await _project(store)
+    recorder = SpanRecorder(store, max_batch=500)
+    write = store.write_spans
+    arriving = iter(range(100, 103))
+
+    async def write_while_requests_arrive(spans: list[SpanRecord], *, background: bool = False) -> None:
+        if (n := next(arriving, None)) is not None:
+            recorder.record(_span(project, n))
+        await write(spans, background=background)
+
+    store.write_spans = write_while_requests_arrive  # type: ignore[method-assign]
+    for n in range(20):
+        recorder.record(_span(project, n))
+    await recorder.flush()
+    assert store.batches == [20]
+    await recorder.flush()
+    assert store.batches == [20, 1]
+    assert await store.get_span(project, "span-100") is not None
+
+
 async def test_a_backlog_is_written_at_normal_priority(make_store: StoreFactory) -> None:
     """Low priority is for keeping out of the requests' way, not for falling ever further behind."""
     store = await make_store(CountingStore)
