@@ -4,11 +4,12 @@
 
 (a) Wake-up latency. A second process (on CPU 1) sends a timestamped datagram every millisecond; the event loop (this
 process, all its threads on CPU 0, as the gateway is pinned in the other benchmarks) reads each as
-soon as it can, and the wake-up latency is the time from send to read. It is measured three ways
-in the same run, in alternating rounds: with nothing written (the baseline), while batches go
-through the store's ordinary write pool, and while they go through its low-priority background
-thread, as the span recorder sends them. The store is a real SQLite file, set up as `taskgate
-serve` sets it up (switch interval, frozen start-up objects).
+soon as it can, and the wake-up latency is the time from send to read. It is measured four ways
+in the same run, in alternating rounds: with nothing written, while batches go through the store's
+ordinary write pool, while they go through its low-priority background thread, as the span recorder
+sends them, and, on that thread, written as they were before (every value a bound parameter). The
+store is a real SQLite file, set up as `taskgate serve` sets it up (switch interval, frozen
+start-up objects).
 
 (b) Ids. The wall time and writer-thread CPU of one batch, on a table that already holds `--stored`
 spans, with random version-4 ids against the time-ordered version-7 ids `taskgate.ids` makes (for
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import multiprocessing
 import os
@@ -34,6 +36,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from multiprocessing.synchronize import Event
 
+import orjson
 from sqlalchemy.engine import Connection
 
 from bench.common import CLIENT_CPU, GATEWAY_CPU, can_pin, percentile_ms, pin
@@ -43,10 +46,12 @@ from taskgate.store.base import SpanRecord
 from taskgate.store.database import Database, normalize_url
 from taskgate.store.migrate import upgrade_to_head
 from taskgate.store.sql import SqlStore
+from taskgate.store.tables import spans as span_table
 
 PING_INTERVAL_S = 0.001
 SETTLE_S = 0.05  # lets datagrams queued while batches were built be read before timing starts
-SIDES = ("no writes", "ordinary pool", "background thread")
+SIDES = ("no writes", "ordinary pool", "background thread", "rows bound (before)")
+BOUND_ROWS_PER_STATEMENT = 10
 
 
 def pinger(sock: socket.socket, stop: Event) -> None:
@@ -82,6 +87,22 @@ def random_id() -> str:
     return str(uuid.uuid4())
 
 
+def write_bound_rows(conn: Connection, spans: list[SpanRecord]) -> None:
+    """The baseline for (a): the way span batches were written before, every value bound as a
+    parameter of a 10-row INSERT (binding holds the GIL), the thread yielding between statements."""
+    rows = [orjson.loads(span_rows.sqlite_row(span)) for span in spans]
+    names = [f'"{column.name}"' for column in span_table.columns]
+    updates = ", ".join(f"{name} = excluded.{name}" for name in names[2:])  # after project_id, id
+    for start in range(0, len(rows), BOUND_ROWS_PER_STATEMENT):
+        if start:
+            time.sleep(0)
+        chunk = rows[start : start + BOUND_ROWS_PER_STATEMENT]
+        values = ", ".join(["(" + ", ".join("?" * len(names)) + ")"] * len(chunk))
+        conn.exec_driver_sql(f"INSERT INTO spans ({', '.join(names)}) VALUES {values} "
+                             f"ON CONFLICT (project_id, id) DO UPDATE SET {updates}",
+                             tuple(value for row in chunk for value in row))
+
+
 async def id_order_cost(args: argparse.Namespace) -> dict[str, tuple[float, float]]:
     """Median wall and writer-thread CPU seconds of one batch, per kind of id, on a filled table."""
     costs: dict[str, tuple[float, float]] = {}
@@ -91,11 +112,11 @@ async def id_order_cost(args: argparse.Namespace) -> dict[str, tuple[float, floa
                 await store.write_spans(make_spans(project, args.batch_size, make_id), background=True)
             walls, cpus = [], []
             for _ in range(args.rounds):
-                rows = [span_rows.encode_span(span, False) for span in make_spans(project, args.batch_size, make_id)]
+                rows = [span_rows.sqlite_row(span) for span in make_spans(project, args.batch_size, make_id)]
 
-                def write(conn: Connection, rows: list[tuple[object, ...]] = rows) -> float:
+                def write(conn: Connection, rows: list[bytes] = rows) -> float:
                     started = time.thread_time()
-                    span_rows.write_encoded(conn, rows)
+                    span_rows.write_sqlite_rows(conn, rows)
                     return time.thread_time() - started
 
                 started = time.perf_counter()
@@ -143,6 +164,9 @@ async def measure(args: argparse.Namespace) -> Results:
                     for batch in batches:
                         if side == "no writes":
                             await asyncio.sleep(args.idle_s / args.batches)
+                        elif side == "rows bound (before)":
+                            await store.database.write(functools.partial(write_bound_rows, spans=batch),
+                                                       background=True)
                         else:
                             await store.write_spans(batch, background=side == "background thread")
                     results[side] += latencies
@@ -173,9 +197,9 @@ def main() -> None:
         per_round = f"{sum(seconds) / len(seconds):8.3f}"
         print(f"{side:<20} {percentile_ms(samples, 0.5):7.3f} {percentile_ms(samples, 0.9):7.3f} "
               f"{percentile_ms(samples, 0.99):7.3f} {max(samples) * 1000:7.2f} {len(samples):8d} {per_round}")
-    ordinary, background = results["ordinary pool"], results["background thread"]
-    print(f"background / ordinary: p90 {percentile_ms(background, 0.9) / percentile_ms(ordinary, 0.9):.2f}, "
-          f"p99 {percentile_ms(background, 0.99) / percentile_ms(ordinary, 0.99):.2f}")
+    for new, old in (("background thread", "ordinary pool"), ("background thread", "rows bound (before)")):
+        ratio = [percentile_ms(results[new], q) / percentile_ms(results[old], q) for q in (0.9, 0.99)]
+        print(f"{new} / {old}: p90 {ratio[0]:.2f}, p99 {ratio[1]:.2f}")
     costs = asyncio.run(id_order_cost(args))
     print(f"(b) one batch of {args.batch_size} spans on a table holding {args.stored}, median of {args.rounds}:")
     for kind, (wall, cpu) in costs.items():

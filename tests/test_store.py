@@ -350,6 +350,22 @@ async def test_span_roundtrip_upsert_and_delete(store: SqlStore, project: str) -
     assert await store.delete_trace(project, trace) is False
 
 
+async def test_every_kind_of_value_round_trips_exactly(store: SqlStore, project: str) -> None:
+    """A batch travels as one JSON text on SQLite: every column must come back as it went in."""
+    tricky = 'quote " backslash \\ newline \n tab \t \u2028 é 中文 🎉 \\u0000 '
+    span = _span(project, f"rt-{project}", f"t-{project}", name=tricky, type="generation",
+                 start_time=datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC), end_time=None,
+                 input=tricky, output={"n": [0, -1, 2**53 + 1, 1.5e-300, 0.1, True, False, None, "", {}, []],
+                                       tricky: tricky},
+                 error="", model_chain=[], attempts=0, usage={"input_tokens": 0}, cost=0.1 + 0.2,
+                 tags={}, meta={"float": 1.0})
+    await store.write_spans([span])
+    stored = await store.get_span(project, span.id)
+    assert stored == span
+    assert isinstance(stored.cost, float) and isinstance(stored.attempts, int)
+    assert stored.meta == {"float": 1.0} and isinstance(stored.meta["float"], float)
+
+
 async def test_awkward_spans_are_still_written(store: SqlStore, project: str) -> None:
     """NUL characters (which Postgres refuses) and odd JSON values must not sink a batch."""
     nul = _span(project, f"nul-{project}", f"t-{project}", name="a\x00b", input={"k\x00": "v\x00w"},

@@ -139,17 +139,15 @@ class SqlStore:
         Encoding is most of a batch's CPU. Done in the pool thread, it would hold the GIL in
         bursts that stall every request arriving meanwhile; done here, requests run between slices.
         """
-        rows = []
-        postgres = self.database.dialect == "postgresql"
-        for count, span in enumerate(span_rows.latest_versions(spans), start=1):
-            try:
-                rows.append(span_rows.encode_span(span, postgres))
-            except (TypeError, ValueError, OverflowError):  # one odd value must not sink its whole batch
-                log.exception("span %s cannot be stored and is dropped", span.id)
-            if count % ENCODE_SLICE == 0:
-                await asyncio.sleep(0)
-        if rows:
-            await self.database.write(lambda c: span_rows.write_encoded(c, rows), background=background)
+        latest = span_rows.latest_versions(spans)
+        if self.database.dialect == "postgresql":
+            pg_rows = await _encoded(latest, span_rows.postgres_row)
+            if pg_rows:
+                await self.database.write(lambda c: span_rows.write_postgres_rows(c, pg_rows), background=background)
+        else:
+            rows = await _encoded(latest, span_rows.sqlite_row)
+            if rows:
+                await self.database.write(lambda c: span_rows.write_sqlite_rows(c, rows), background=background)
 
     async def get_span(self, project_id: str, span_id: str) -> SpanRecord | None:
         return await self.database.read(lambda c: span_rows.get_span(c, project_id, span_id))
@@ -182,3 +180,17 @@ class SqlStore:
     async def close(self) -> None:
         # Joining the pool's threads blocks: do it off the loop.
         await asyncio.to_thread(self.database.close)
+
+
+async def _encoded(spans: list[SpanRecord], encode: Callable[[SpanRecord], T]) -> list[T]:
+    """Each span encoded, ENCODE_SLICE at a time between turns of the event loop; a span that
+    cannot be encoded is logged and left out, so one odd value does not sink its whole batch."""
+    rows = []
+    for count, span in enumerate(spans, start=1):
+        try:
+            rows.append(encode(span))
+        except (TypeError, ValueError, OverflowError):
+            log.exception("span %s cannot be stored and is dropped", span.id)
+        if count % ENCODE_SLICE == 0:
+            await asyncio.sleep(0)
+    return rows
