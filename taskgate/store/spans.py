@@ -41,16 +41,16 @@ def _postgres_upsert_sql(rows: int) -> str:
 _NAMES = ", ".join(f'"{name}"' for name in _COLUMNS)
 _ON_CONFLICT = (f"ON CONFLICT ({', '.join(_KEYS)}) DO UPDATE SET "
                 + ", ".join(f'"{name}" = excluded."{name}"' for name in _COLUMNS if name not in _KEYS))
-# SQLite gets a batch as JSON arrays of rows, each bound as one text parameter and unpacked by
-# SQLite itself (`->>` gives each element as the SQL value it holds). SQLite runs a statement with
-# the GIL released, so the writer thread holds the GIL only for one bind per statement, not one
-# per value. A statement of 20 rows runs about 1 ms; between two, the thread gives way to any
-# other waiting for the core (bench.span_writes (a): the event loop's wake-up p99 during writes
-# 0.57-0.74x, p90 0.34-0.38x, of binding 10 rows' values at a time; 600 rows in one statement
-# kept the loop waiting up to a whole scheduler slice).
+# SQLite gets a batch as JSON arrays of rows, each statement's bound as one text parameter and
+# unpacked by SQLite itself (`json_extract` gives each element as the SQL value it holds). SQLite
+# runs a statement with the GIL released, so the writer thread holds the GIL for one bind per
+# statement, not one per value. A statement of 20 rows runs about 1 ms; between two, the thread
+# gives way to any other waiting for the core: 600 rows in one statement kept the event loop
+# waiting up to a whole scheduler slice. bench.span_writes (a) measures the loop's wake-up during
+# writes against binding every value: p90 0.33-0.48x over 7 runs (p99 is host noise here).
 _SQLITE_ROWS_PER_STATEMENT = 20
 _SQLITE_UPSERT = (f"INSERT INTO spans ({_NAMES}) SELECT "
-                  + ", ".join(f"value ->> {index}" for index in range(len(_COLUMNS)))
+                  + ", ".join(f"json_extract(value, '$[{index}]')" for index in range(len(_COLUMNS)))
                   + f" FROM json_each(?) WHERE true {_ON_CONFLICT}")
 
 
@@ -106,7 +106,7 @@ def _column_values(span: SpanRecord, postgres: bool) -> tuple[Any, ...]:
             # SQLite: the "YYYY-MM-DD HH:MM:SS.ffffff" text SQLAlchemy's DATETIME stores and parses
             value = _utc(value) if postgres else _utc(value).isoformat(" ", "microseconds")[:26]
         elif isinstance(value, str):
-            # Postgres text refuses NUL, and SQLite's `->>` ends the text at one: a stray NUL is dropped
+            # Postgres text refuses NUL, and SQLite's json_extract ends the text at one: a stray NUL is dropped
             value = strip_nul(value)
         values.append(value)
     return tuple(values)
