@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import yaml
 
 from tests.fakes.provider import Behaviour, FakeProvider
 from tests.fixtures import SdkVenvs
@@ -157,7 +158,7 @@ def test_examples_can_seed_a_function_before_its_first_call(server: ServerProces
 
 
 def test_auth(server: ServerProcess, fake: FakeProvider) -> None:
-    for path in ("/health", "/v3/openapi.json", "/v3/models"):
+    for path in ("/health", "/v3/openapi.json", "/v3/openapi.yaml", "/v3/models"):
         assert request("GET", server.url + path, key=None).status == 200
     assert_error(request("GET", f"{server.url}/v3/functions", key=None), 401, "unauthorized")
     assert_error(request("POST", fn_url(server, "x", "/call"), {"input": 1}, key="wrong"), 401)
@@ -174,6 +175,12 @@ def test_openapi_matches_what_is_served(server: ServerProcess, fake: FakeProvide
                              {} if method in ("post", "put", "patch") else None, key=None).status
             expected = 200 if not methods[method]["security"] else 401
             assert status in (expected, 400), (method, path, status)
+
+
+def test_openapi_yaml_is_the_same_document(server: ServerProcess, fake: FakeProvider) -> None:
+    reply = request("GET", f"{server.url}/v3/openapi.yaml", key=None)
+    assert reply.status == 200 and reply.headers["content-type"].startswith("application/yaml")
+    assert yaml.safe_load(reply.body) == request("GET", f"{server.url}/v3/openapi.json", key=None).json()
 
 
 def test_models_filters_and_pages(server: ServerProcess, fake: FakeProvider) -> None:

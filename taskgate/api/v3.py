@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import yaml
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
@@ -28,9 +29,17 @@ async def openapi_json(req: V3Request) -> Response:
     return JSONResponse(openapi_document(OPERATIONS, __version__))
 
 
+async def openapi_yaml(req: V3Request) -> Response:
+    """The same document as YAML, the form Opper publishes its own spec in."""
+    text = yaml.safe_dump(openapi_document(OPERATIONS, __version__), sort_keys=False, allow_unicode=True)
+    return Response(text, media_type="application/yaml")
+
+
 OPERATIONS: list[Operation] = [
     Operation("GET", "/health", "Health check", health, auth=False, tags=("system",)),
     Operation("GET", "/v3/openapi.json", "This server's OpenAPI document", openapi_json, auth=False,
+              tags=("system",)),
+    Operation("GET", "/v3/openapi.yaml", "This server's OpenAPI document, as YAML", openapi_yaml, auth=False,
               tags=("system",)),
     *v3_calls.OPERATIONS,
     *v3_functions.OPERATIONS,
