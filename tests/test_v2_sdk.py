@@ -62,3 +62,30 @@ def test_typed_error_classes(sdk_venv, server, fake):
     seen = run(sdk_venv, server, "error_classes")
     assert seen == {"400": "BadRequestError", "401": "UnauthorizedError", "404": "NotFoundError",
                     "422": "RequestValidationError"}
+
+
+def test_the_clients_openai_helper_round_trips_text_tools_and_errors(sdk_venv, server, fake):
+    """opperai 1.7.2's `opper.openai.create_chat_completion` posts to /v2/openai/chat/completions."""
+    fake.script("claude-haiku-4-5", Behaviour(tool_calls=[("get_weather", {"city": "Paris"})]))
+    seen = run(sdk_venv, server, "openai_helper")
+    text = seen["text"]
+    assert text["object"] == "chat.completion" and text["choices"][0]["finish_reason"] == "stop"
+    assert text["choices"][0]["message"]["content"] == fake.default_text("gpt-4o-mini")
+    assert seen["total_tokens"] > 0 and text["cost"] > 0
+    assert seen["tools"]["choices"][0]["finish_reason"] == "tool_calls"
+    [tool_call] = seen["tool_calls"]
+    assert tool_call["id"] and tool_call["name"] == "get_weather"
+    assert json.loads(tool_call["arguments"]) == {"city": "Paris"}
+    assert fake.requests[-1].path.endswith("/v1/messages")  # translated for Anthropic; the bad request sent nothing
+    assert fake.requests[-1].json["tool_choice"] == {"type": "any"}
+    assert seen["bad_request"]["type"] == "BadRequestError" and "messages" in str(seen["bad_request"]["detail"])
+    span = get(f"{server.url}/v3/spans/{span_of(text['id'])}").json()["data"]
+    assert span["name"] == "chat" and span["output"] == text["choices"][0]["message"]["content"]
+    named = get(f"{server.url}/v3/spans/{span_of(seen['tools']['id'])}").json()["data"]
+    assert named["name"] == "weather-helper"  # the X-Opper-Name header the helper was given
+
+
+def span_of(completion_id: str) -> str:
+    """The span id a completion id is made from (`chatcmpl-` and the id without its hyphens)."""
+    hex_id = completion_id.removeprefix("chatcmpl-")
+    return "-".join((hex_id[:8], hex_id[8:12], hex_id[12:16], hex_id[16:20], hex_id[20:]))

@@ -131,7 +131,34 @@ def error_classes() -> None:
     dump(seen)
 
 
-SCENARIOS = {f.__name__: f for f in (get_capital, add_numbers, add_numbers_stream, creative_writer, error_classes)}
+def openai_helper() -> None:
+    """The 1.7.2 client's own OpenAI-compatible helper (`/v2/openai/chat/completions`, non-streaming)."""
+    text = opper.openai.create_chat_completion(request={
+        "model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello."}],
+    })
+    tools = opper.openai.create_chat_completion(request={
+        "model": "anthropic/claude-haiku-4-5",
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "tools": [{"type": "function", "function": {
+            "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+        "tool_choice": "required",
+    }, http_headers={"X-Opper-Name": "weather-helper"})
+    # the client's own dump leaves optional members (`usage`, `tool_calls`) out: they are read from the models
+    calls = tools.choices[0].message.tool_calls or []
+    seen: dict[str, object] = {
+        "text": text.model_dump(by_alias=True), "tools": tools.model_dump(by_alias=True),
+        "total_tokens": text.usage.total_tokens if text.usage else None,
+        "tool_calls": [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments} for c in calls],
+    }
+    try:
+        opper.openai.create_chat_completion(request={"model": "openai/gpt-4o-mini", "messages": []})
+    except errors.BadRequestError as exc:
+        seen["bad_request"] = {"type": exc.data.type, "detail": exc.data.detail}
+    dump(seen)
+
+
+SCENARIOS = {f.__name__: f for f in (get_capital, add_numbers, add_numbers_stream, creative_writer, error_classes,
+                                     openai_helper)}
 
 if __name__ == "__main__":
     SCENARIOS[sys.argv[1]]()
