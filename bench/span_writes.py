@@ -45,7 +45,7 @@ from taskgate.store import spans as span_rows
 from taskgate.store.base import SpanRecord
 from taskgate.store.database import Database, normalize_url
 from taskgate.store.migrate import upgrade_to_head
-from taskgate.store.sql import SqlStore
+from taskgate.store.sql import ENCODE_SLICE, SqlStore
 from taskgate.store.tables import spans as span_table
 
 PING_INTERVAL_S = 0.001
@@ -87,10 +87,19 @@ def random_id() -> str:
     return str(uuid.uuid4())
 
 
-def write_bound_rows(conn: Connection, spans: list[SpanRecord]) -> None:
-    """The baseline for (a): the way span batches were written before, every value bound as a
-    parameter of a 10-row INSERT (binding holds the GIL), the thread yielding between statements."""
-    rows = [orjson.loads(span_rows.sqlite_row(span)) for span in spans]
+async def write_bound(store: SqlStore, spans: list[SpanRecord]) -> None:
+    """The baseline for (a): span batches as they were written before. Each row's values are made
+    on the event loop, ENCODE_SLICE spans between two turns (as now), then the writer thread binds
+    every value as a parameter of a 10-row INSERT (binding holds the GIL), yielding between statements."""
+    rows = []
+    for count, span in enumerate(spans, start=1):
+        rows.append(tuple(orjson.loads(span_rows.sqlite_row(span))))
+        if count % ENCODE_SLICE == 0:
+            await asyncio.sleep(0)
+    await store.database.write(functools.partial(write_bound_rows, rows=rows), background=True)
+
+
+def write_bound_rows(conn: Connection, rows: list[tuple[object, ...]]) -> None:
     names = [f'"{column.name}"' for column in span_table.columns]
     updates = ", ".join(f"{name} = excluded.{name}" for name in names[2:])  # after project_id, id
     for start in range(0, len(rows), BOUND_ROWS_PER_STATEMENT):
@@ -165,8 +174,7 @@ async def measure(args: argparse.Namespace) -> Results:
                         if side == "no writes":
                             await asyncio.sleep(args.idle_s / args.batches)
                         elif side == "rows bound (before)":
-                            await store.database.write(functools.partial(write_bound_rows, spans=batch),
-                                                       background=True)
+                            await write_bound(store, batch)
                         else:
                             await store.write_spans(batch, background=side == "background thread")
                     results[side] += latencies

@@ -6,6 +6,7 @@ import base64
 import http.client
 import struct
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -14,7 +15,7 @@ import pytest
 from taskgate.api.compat_embeddings import embedding_body, parse_embedding_request
 from taskgate.api.compat_request import parse_chat_request
 from taskgate.api.compat_stream import ChunkStream, chunk_frames, completion_body
-from taskgate.engine.task import Failed, Finished, Result, Started, TextDelta, ToolCallDelta
+from taskgate.engine.task import Event, Failed, Finished, Result, Started, TextDelta, ToolCallDelta
 from taskgate.errors import BadRequestError, UpstreamUnavailableError
 from taskgate.providers.base import EmbeddingResponse, ToolCall, Usage
 from tests.fakes.provider import Behaviour, FakeProvider
@@ -225,7 +226,7 @@ async def test_stream_failure_after_output_is_an_error_chunk_without_done() -> N
 
 async def _writes(events: list[Any]) -> list[list[Any]]:
     """Each write's payloads, in order: what one `send` puts on the wire."""
-    async def source():  # type: ignore[no-untyped-def]
+    async def source() -> AsyncIterator[Event]:
         for event in events[1:]:
             yield event
 

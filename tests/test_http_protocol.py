@@ -140,3 +140,28 @@ async def test_a_100_continue_is_not_held() -> None:
     await asyncio.gather(*state.tasks)
     assert len(transport.writes) == 2 and transport.writes[1].endswith(b"\r\n\r\nhi")
     protocol.connection_lost(None)
+
+
+async def test_a_head_request_sends_its_head_once_the_turn_ends() -> None:
+    """HEAD has no body write at all: the held head must still go out, on its own."""
+    transport = await serve_once(Response(b'{"ok":true}', media_type="application/json"),
+                                 b"HEAD /x HTTP/1.1\r\nhost: t\r\n\r\n")
+    assert len(transport.writes) == 1
+    assert transport.writes[0].startswith(b"HTTP/1.1 200 OK") and transport.writes[0].endswith(b"\r\n\r\n")
+    assert b"content-length: 11" in transport.writes[0]
+
+
+async def test_pipelined_requests_get_one_write_each_in_order() -> None:
+    async def echo_path(scope: Scope, receive: Receive, send: Send) -> None:
+        body = scope["path"].encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    protocol, transport, state = connect(echo_path)
+    protocol.data_received(b"GET /first HTTP/1.1\r\nhost: t\r\n\r\nGET /second HTTP/1.1\r\nhost: t\r\n\r\n")
+    for _ in range(10):
+        await asyncio.gather(*state.tasks)
+        await asyncio.sleep(0)
+    assert [write.rpartition(b"\r\n\r\n")[2] for write in transport.writes] == [b"/first", b"/second"]
+    protocol.connection_lost(None)

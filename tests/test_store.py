@@ -383,10 +383,12 @@ async def test_awkward_spans_are_still_written(store: SqlStore, project: str) ->
 
 async def test_a_span_that_cannot_be_stored_does_not_sink_its_batch(store: SqlStore, project: str) -> None:
     bad = _span(project, f"big-{project}", f"t-{project}", input={"n": 2**70})  # JSON has no 70-bit integer
+    wide = _span(project, f"wide-{project}", f"t-{project}", attempts=2**63)  # no SQL integer holds it
     good = _span(project, f"ok-{project}", f"t-{project}")
-    await store.write_spans([bad, good])
+    await store.write_spans([bad, wide, good])
     assert await store.get_span(project, good.id) is not None
     assert await store.get_span(project, bad.id) is None
+    assert await store.get_span(project, wide.id) is None
 
 
 # ---- cache

@@ -149,8 +149,8 @@ async def chunk_frames(first: Event, events: AsyncGenerator[Event, None],
     """Frames for a stream whose first event was already taken (so pre-output errors became HTTP errors).
 
     Each event's frames go out in one write, and the role chunk rides with the first of them: the
-    first event is usually `Started`, which makes no chunk, and a write of the role chunk alone
-    would only delay the first content. Closing this generator closes `events`, which cancels the
+    first event is `Started`, which makes no chunk, and a write of the role chunk alone would only
+    delay the first content. Closing this generator closes `events`, which cancels the
     upstream request in the engine.
     """
     try:

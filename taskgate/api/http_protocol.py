@@ -4,7 +4,7 @@ uvicorn writes the head of a response the moment the app sends `http.response.st
 when it comes, so a JSON answer leaves as two TCP segments. The client reads each one separately,
 and each can cost it a wake-up on another CPU before it has the body it waits for. Here the head
 of a response that declares its length waits for the body and goes out with it, or alone at the
-end of the event loop's turn if the body has not come by then. A stream's head (chunked: no
+next pass of the event loop if the body has not come by then. A stream's head (chunked: no
 length) goes out at once, so the client can read it while the first frames are still upstream.
 """
 
@@ -30,11 +30,14 @@ class HeadHoldingTransport(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         held, self._held = self._held, None
         if held is not None:
-            self._transport.write(held + data)
+            self._transport.writelines((held, data))  # one send (uvloop: writev), no copy of the body
             return
-        if not self._head_seen and self._cycle.response_started:  # uvicorn writes the head right after
+        # uvicorn writes the head right after setting `response_started`, and sets `chunked_encoding`
+        # (False: a length was declared) before. Read with getattr: should a later uvicorn rename
+        # them, nothing is held and every write goes straight out, as without this class.
+        if not self._head_seen and getattr(self._cycle, "response_started", False):
             self._head_seen = True
-            if self._cycle.chunked_encoding is False:
+            if getattr(self._cycle, "chunked_encoding", None) is False:
                 self._held = bytes(data)
                 self._loop.call_soon(self._release)
                 return

@@ -6,6 +6,7 @@ joins the tables, so the routes served and the document published come from the 
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import yaml
@@ -31,8 +32,15 @@ async def openapi_json(req: V3Request) -> Response:
 
 async def openapi_yaml(req: V3Request) -> Response:
     """The same document as YAML, the form Opper publishes its own spec in."""
-    text = yaml.safe_dump(openapi_document(OPERATIONS, __version__), sort_keys=False, allow_unicode=True)
-    return Response(text, media_type="application/yaml")
+    return Response(_openapi_yaml_text(), media_type="application/yaml")
+
+
+@functools.cache
+def _openapi_yaml_text() -> str:
+    """Rendered once: the document never changes while the server runs, and rendering it takes
+    tens of milliseconds of the event loop (an endpoint without auth must not cost that each time)."""
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(openapi_document(OPERATIONS, __version__), Dumper=dumper, sort_keys=False, allow_unicode=True)
 
 
 OPERATIONS: list[Operation] = [

@@ -27,6 +27,10 @@ _TIME_COLUMNS = frozenset(column.name for column in spans.columns if isinstance(
 _KEYS = ("project_id", "id")
 
 
+_NAMES = ", ".join(f'"{name}"' for name in _COLUMNS)
+_ON_CONFLICT = (f"ON CONFLICT ({', '.join(_KEYS)}) DO UPDATE SET "
+                + ", ".join(f'"{name}" = excluded."{name}"' for name in _COLUMNS if name not in _KEYS))
+_SQL_INTEGER = range(-(2**63), 2**63)
 _POSTGRES_ROWS_PER_STATEMENT = 10  # binding a statement holds the GIL: keep each bind short
 
 
@@ -38,16 +42,17 @@ def _postgres_upsert_sql(rows: int) -> str:
     return f"INSERT INTO spans ({_NAMES}) VALUES {', '.join([row] * rows)} {_ON_CONFLICT}"
 
 
-_NAMES = ", ".join(f'"{name}"' for name in _COLUMNS)
-_ON_CONFLICT = (f"ON CONFLICT ({', '.join(_KEYS)}) DO UPDATE SET "
-                + ", ".join(f'"{name}" = excluded."{name}"' for name in _COLUMNS if name not in _KEYS))
 # SQLite gets a batch as JSON arrays of rows, each statement's bound as one text parameter and
 # unpacked by SQLite itself (`json_extract` gives each element as the SQL value it holds). SQLite
 # runs a statement with the GIL released, so the writer thread holds the GIL for one bind per
 # statement, not one per value. A statement of 20 rows runs about 1 ms; between two, the thread
-# gives way to any other waiting for the core: 600 rows in one statement kept the event loop
-# waiting up to a whole scheduler slice. bench.span_writes (a) measures the loop's wake-up during
-# writes against binding every value: p90 0.33-0.48x over 7 runs (p99 is host noise here).
+# gives way to any other waiting for the core (`os.sched_yield`: the GIL is already free there, it
+# is the core the loop may be waiting for): 600 rows in one statement kept the event loop waiting
+# up to a whole scheduler slice. bench.span_writes (a) measures the loop's wake-up during writes
+# against binding every value (rows made on the loop in both): median over 6 runs p90 0.84x, p99
+# 0.69x (ranges 0.52-1.01x and 0.53-1.26x: the host is noisy). The price is writer-thread CPU:
+# SQLite parses each row's JSON again for each column, about 1.6x the binding's (26-30 ms against
+# 17 ms for 600 spans), on the low-priority thread.
 _SQLITE_ROWS_PER_STATEMENT = 20
 _SQLITE_UPSERT = (f"INSERT INTO spans ({_NAMES}) SELECT "
                   + ", ".join(f"json_extract(value, '$[{index}]')" for index in range(len(_COLUMNS)))
@@ -108,6 +113,8 @@ def _column_values(span: SpanRecord, postgres: bool) -> tuple[Any, ...]:
         elif isinstance(value, str):
             # Postgres text refuses NUL, and SQLite's json_extract ends the text at one: a stray NUL is dropped
             value = strip_nul(value)
+        elif isinstance(value, int) and value not in _SQL_INTEGER:
+            raise OverflowError(f"{name} = {value} does not fit a 64-bit SQL integer")
         values.append(value)
     return tuple(values)
 
