@@ -217,6 +217,14 @@ def test_v2_spans_with_a_client_chosen_id(server: ServerProcess, fake: FakeProvi
     assert_error(request("GET", f"{server.url}/v2/spans/{span_id}"), 404)
 
 
+@pytest.mark.parametrize("field, value", [("id", "a\x00b"), ("id", ""), ("id", "x" * 256),
+                                          ("trace_id", "line\nbreak"), ("id", 5)])
+def test_a_client_chosen_span_id_must_be_printable_and_short(server: ServerProcess, fake: FakeProvider,
+                                                             field: str, value: object) -> None:
+    for path in ("/v3/spans", "/v2/spans"):
+        assert_error(request("POST", server.url + path, {"name": "bad id", field: value}), 400)
+
+
 def test_span_patch_and_error_status(server: ServerProcess, fake: FakeProvider) -> None:
     created = request("POST", f"{server.url}/v3/spans", {"name": "work", "tags": {"a": 1}}).json()["data"]
     patched = request("PATCH", f"{server.url}/v3/spans/{created['id']}",

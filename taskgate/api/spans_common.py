@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 METADATA_KEY = "_metadata"
 SCORE_KEY = "_score"
 DEFAULT_SPAN_TYPE = "span"
+MAX_ID_CHARS = 255
 
 
 def parse_time(value: Any, field: str) -> datetime | None:
@@ -40,6 +41,14 @@ def parse_time(value: Any, field: str) -> datetime | None:
 
 def _string(body: dict[str, Any], key: str) -> str | None:
     return optional(body, key, str, "a string")
+
+
+def _identifier(body: dict[str, Any], key: str) -> str | None:
+    """A client-chosen id: stored as a key and put in URLs, so printable and of a sane length."""
+    value = _string(body, key)
+    if value is not None and not (0 < len(value) <= MAX_ID_CHARS and value.isprintable()):
+        raise BadRequestError(f"'{key}' must be 1 to {MAX_ID_CHARS} printable characters")
+    return value
 
 
 def _object(body: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -76,12 +85,12 @@ async def create_span(ctx: AppContext, project_id: str, body: dict[str, Any]) ->
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise BadRequestError("'name' is required and must be a non-empty string")
-    given_id = _string(body, "id")
+    given_id = _identifier(body, "id")
     span_id = given_id or new_id()
     if given_id is not None and await ctx.recorder.find_span(project_id, span_id, wait_for_peers=False) is not None:
         raise ConflictError(f"span '{span_id}' already exists")
     parent_id = _string(body, "parent_id")
-    trace_id = _string(body, "trace_id")
+    trace_id = _identifier(body, "trace_id")
     if parent_id is not None:
         trace_id = (await find_span(ctx, project_id, parent_id)).trace_id
     error = _string(body, "error")
