@@ -9,17 +9,19 @@ figures are what any Python pass-through costs here, and Taskgate - floor is wha
 adds. Each row also gives both servers' CPU ms per request (a whole stream for streams), which other
 load on a shared machine barely moves. Prints a table and, last, a one-line JSON summary.
 
-    .venv/bin/python -m bench.compat [--requests 1000] [--warmup 200] [--block 1]
+    .venv/bin/python -m bench.compat [--requests 1000] [--warmup 200] [--block 1] [--profile RAW_PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any
 
 import orjson
 
+from bench import hotspots
 from bench.common import (
     CPU_HEADER,
     LATENCY_HEADER,
@@ -58,19 +60,21 @@ async def measure(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         gateway_url = f"{stack.gateway.url}/v3/compat/chat/completions"
         summary: dict[str, Any] = {"bench": "compat", "requests": args.requests, "block": args.block}
 
+        complete = poster(session, gateway_url, GATEWAY_BODY, gateway_headers())
         (direct, floor, gateway), cpu_ms = await interleaved_with_cpu(servers, (
             poster(session, stack.upstream_chat_url, DIRECT_BODY, upstream_headers()),
             poster(session, floor_url, GATEWAY_BODY, gateway_headers()),
-            poster(session, gateway_url, GATEWAY_BODY, gateway_headers()),
+            complete,
         ), args.warmup, args.requests, args.block)
         summary["c1_completion"] = _figures(added(direct, floor, gateway), cpu_ms)
 
         stream = {**GATEWAY_BODY, "stream": True}
+        stream_through = streamer(session, gateway_url, stream, gateway_headers(), openai_delta)
         (direct_s, floor_s, gateway_s), cpu_ms = await interleaved_with_cpu(servers, (
             streamer(session, stack.upstream_chat_url, {**DIRECT_BODY, "stream": True}, upstream_headers(),
                      openai_delta),
             streamer(session, floor_url, stream, gateway_headers(), openai_delta),
-            streamer(session, gateway_url, stream, gateway_headers(), openai_delta),
+            stream_through,
         ), args.warmup, args.requests, args.block)
         first = [[t[FIRST_DELTA] for t in side] for side in (direct_s, floor_s, gateway_s)]
         summary["c1_stream_first_content"] = _figures(added(*first), cpu_ms)
@@ -79,6 +83,12 @@ async def measure(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         summary["target_added_p99_ms"] = TARGET_ADDED_P99_MS
         summary["meets_target"] = all(summary[key]["added_p99_ms"] <= TARGET_ADDED_P99_MS for key in keys)
         summary["taskgate_over_floor_p99_ms"] = max(summary[key]["taskgate_over_floor_p99_ms"] for key in keys)
+        if args.profile is not None:
+            with hotspots.recording(stack.gateway.proc.pid, Path(args.profile)):
+                for _ in range(args.requests):  # timings not kept: py-spy's sampling slows the server
+                    await complete()
+                    await stream_through()
+            summary["profile"] = args.profile
         return summary
 
 
@@ -92,6 +102,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="timed requests per side (>= 500)")
     parser.add_argument("--warmup", type=int, default=200, help="untimed requests per side first")
     parser.add_argument("--block", type=int, default=1, help="requests per side before switching sides")
+    parser.add_argument("--profile", metavar="RAW_PATH", default=None,
+                        help="afterwards, sample the server with py-spy and print its hot spots")
     args = parser.parse_args()
     with bench_stack() as stack:
         summary = run(measure(stack, args))
@@ -106,6 +118,11 @@ def main() -> None:
         figures = summary[key]
         print(latency_row(name, figures, TARGET_ADDED_P99_MS)
               + cpu_columns(figures["floor_cpu_ms_per_call"], figures["taskgate_cpu_ms_per_call"]))
+    if args.profile is not None:
+        print(f"server profile (py-spy, {args.requests} completions + {args.requests} streams), "
+              f"raw stacks in {args.profile}:")
+        for line in hotspots.summarise(Path(args.profile)):
+            print("  " + line)
     print(orjson.dumps(summary).decode())
 
 

@@ -8,6 +8,8 @@ if a new uvicorn changes them.
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from typing import Any
 
 from starlette.responses import Response
@@ -165,3 +167,24 @@ async def test_pipelined_requests_get_one_write_each_in_order() -> None:
         await asyncio.sleep(0)
     assert [write.rpartition(b"\r\n\r\n")[2] for write in transport.writes] == [b"/first", b"/second"]
     protocol.connection_lost(None)
+
+
+async def test_a_finished_request_is_freed_without_the_garbage_collector() -> None:
+    """A reference cycle per request would be freed only by the collector, whose passes then pause
+    the event loop every few dozen requests (they showed at p99 in `bench.compat`)."""
+    protocol, transport, state = connect(Response(b"{}", media_type="application/json"))
+    gc.collect()
+    gc.disable()
+    try:
+        protocol.data_received(GET)
+        first = weakref.ref(protocol.cycle)
+        await asyncio.gather(*state.tasks)
+        await asyncio.sleep(0)
+        protocol.data_received(GET)  # keep-alive: the connection's next request replaces the first
+        await asyncio.gather(*state.tasks)
+        await asyncio.sleep(0)
+        assert len(transport.writes) == 2
+        assert first() is None
+    finally:
+        gc.enable()
+        protocol.connection_lost(None)

@@ -23,8 +23,10 @@ class HeadHoldingTransport(asyncio.Transport):
         super().__init__()
         self._transport = transport
         self._loop = loop
-        self._cycle = cycle
-        self._head_seen = False
+        # The cycle holds this transport, so this reference makes a cycle that only the garbage
+        # collector could free; it is dropped as soon as the head is seen, and the pair then goes
+        # with its last reference (per request: no collector pass for it, no pause).
+        self._cycle: RequestResponseCycle | None = cycle
         self._held: bytes | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -35,9 +37,10 @@ class HeadHoldingTransport(asyncio.Transport):
         # uvicorn writes the head right after setting `response_started`, and sets `chunked_encoding`
         # (False: a length was declared) before. Read with getattr: should a later uvicorn rename
         # them, nothing is held and every write goes straight out, as without this class.
-        if not self._head_seen and getattr(self._cycle, "response_started", False):
-            self._head_seen = True
-            if getattr(self._cycle, "chunked_encoding", None) is False:
+        cycle = self._cycle
+        if cycle is not None and getattr(cycle, "response_started", False):
+            self._cycle = None
+            if getattr(cycle, "chunked_encoding", None) is False:
                 self._held = bytes(data)
                 self._loop.call_soon(self._release)
                 return
@@ -49,6 +52,7 @@ class HeadHoldingTransport(asyncio.Transport):
             self._transport.write(held)
 
     def close(self) -> None:
+        self._cycle = None
         self._release()
         self._transport.close()
 

@@ -59,6 +59,8 @@ class Router:
                 return response, Outcome(route, failed)
             except ProviderError as exc:
                 if position == len(routes) - 1:
+                    if not failed:
+                        raise  # as it is: `raise exc from exc` would make it its own cause, a cycle
                     raise _exhausted(exc, failed, route) from exc
                 failed.append(f"{route.choice.name}: {exc.detail}")
         raise AssertionError("a model chain is never empty")
@@ -76,6 +78,8 @@ class Router:
             except ProviderError as exc:
                 await _close(chunks)
                 if position == len(routes) - 1:
+                    if not failed:
+                        raise  # as it is: `raise exc from exc` would make it its own cause, a cycle
                     raise _exhausted(exc, failed, route) from exc
                 failed.append(f"{route.choice.name}: {exc.detail}")
             except BaseException:
@@ -86,12 +90,9 @@ class Router:
 
 def _exhausted(last: ProviderError, failed: list[str], route: Route) -> TaskgateError:
     """The last model's error, with what happened to the earlier ones in its message."""
-    if not failed:
-        return last
     earlier = "; ".join(failed)
-    error = type(last)(f"{route.choice.name}: {last.detail} (earlier models failed: {earlier})",
-                       upstream_status=last.upstream_status)
-    return error
+    return type(last)(f"{route.choice.name}: {last.detail} (earlier models failed: {earlier})",
+                      upstream_status=last.upstream_status)
 
 
 async def _until_output(chunks: AsyncIterator[ChatChunk]) -> list[ChatChunk]:

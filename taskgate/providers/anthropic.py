@@ -44,7 +44,8 @@ class AnthropicAdapter:
             return translator.feed(event.event, event.data)
 
         reader = PieceReader(pieces_of, lambda: translator.done)
-        async with self._http.open_sse("/v1/messages", body, request.options, request.extra_headers) as batches:
+        async with self._http.open_sse("/v1/messages", body, request.options, request.extra_headers,
+                                        finished=lambda: translator.done) as batches:
             async for batch in batches:
                 for piece in reader.read(batch):
                     yield piece

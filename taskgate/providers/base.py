@@ -126,7 +126,10 @@ class PieceReader(Generic[E]):
         pieces, failure = _merged(remaining, self._pieces_of, self._finished)
         yield from pieces
         if failure is not None:
-            raise failure
+            try:
+                raise failure
+            finally:  # this frame joins the error's traceback: holding the error too would be a cycle
+                failure = None
 
 
 def _merged(

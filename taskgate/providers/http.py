@@ -8,7 +8,9 @@ the batches one read delivered, so an adapter can pass on what arrived together 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,8 @@ from taskgate.errors import (
 
 POOL_LIMIT = 256  # concurrent connections per upstream
 KEEPALIVE_S = 30.0
+TAIL_WAIT_S = 2.0  # how long a finished stream's last bytes may take before its connection is dropped
+TAIL_LIMIT = 64 * 1024  # more than this after the stream's end is not a tail: drop the connection
 ERROR_TEXT_LIMIT = 500
 
 
@@ -97,6 +101,22 @@ class SSEDecoder:
         return None
 
 
+async def _release_after_tail(resp: aiohttp.ClientResponse) -> None:
+    """Read what is left of a finished stream's body, then give its connection back to the pool;
+    a tail that is long, slow or broken closes the connection instead."""
+    try:
+        with contextlib.suppress(Exception):  # whatever went wrong, the connection is closed below
+            async with asyncio.timeout(TAIL_WAIT_S):
+                size = 0
+                while not resp.content.at_eof() and size <= TAIL_LIMIT:
+                    size += len(await resp.content.readany())
+    finally:
+        if resp.content.at_eof():
+            resp.release()
+        else:
+            resp.close()
+
+
 def upstream_message(raw: bytes) -> str:
     """The upstream's own words from an error body (OpenAI, Anthropic and most others), else its text."""
     try:
@@ -144,6 +164,7 @@ class UpstreamHTTP:
         self._headers = {"content-type": "application/json", **headers}
         self._timeout_s = timeout_s  # when a request's options name no `timeout`
         self._session: aiohttp.ClientSession | None = None
+        self._tails: set[asyncio.Task[None]] = set()  # finished streams whose last bytes are still due
 
     def _client(self) -> aiohttp.ClientSession:
         # Created on first use so that it binds to the running loop, not the import-time one.
@@ -157,6 +178,9 @@ class UpstreamHTTP:
         return self._session
 
     async def aclose(self) -> None:
+        for tail in list(self._tails):
+            tail.cancel()
+        await asyncio.gather(*self._tails, return_exceptions=True)
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
@@ -190,14 +214,18 @@ class UpstreamHTTP:
 
     @asynccontextmanager
     async def open_sse(
-        self, path: str, body: dict[str, Any], options: Mapping[str, Any], headers: Mapping[str, str] | None = None
+        self, path: str, body: dict[str, Any], options: Mapping[str, Any], headers: Mapping[str, str] | None = None,
+        *, finished: Callable[[], bool],
     ) -> AsyncIterator[AsyncIterator[list[SSEEvent]]]:
         """POST and give back the response's SSE events, a batch per read (never an empty one);
         leaving the block releases the response.
 
         A stream has no total deadline (a long answer is not a hung one): the timeout bounds the
         connect and every wait for the next bytes. Leaving early closes the connection, so the
-        upstream sees the disconnect and stops generating.
+        upstream sees the disconnect and stops generating. Leaving once `finished()` (the adapter
+        has read the stream's own last event) keeps the connection for the next request: the body's
+        last bytes (the chunked terminator) often come in a later read, and dropping a connection
+        for them would cost the next request a new one.
         """
         timeout_s = request_timeout(options, self._timeout_s)
         timeout = aiohttp.ClientTimeout(total=None, connect=timeout_s, sock_read=timeout_s)
@@ -220,6 +248,10 @@ class UpstreamHTTP:
         finally:
             if resp.content.at_eof():
                 resp.release()
+            elif finished():
+                tail = asyncio.get_running_loop().create_task(_release_after_tail(resp))
+                self._tails.add(tail)
+                tail.add_done_callback(self._tails.discard)
             else:
                 resp.close()
 

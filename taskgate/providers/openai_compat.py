@@ -56,7 +56,8 @@ class OpenAICompatAdapter:
         provider = self._http.provider
         reader = _StreamReader(provider)
         pieces = PieceReader(reader.feed, lambda: reader.done)
-        async with self._http.open_sse("/chat/completions", body, request.options, request.extra_headers) as batches:
+        async with self._http.open_sse("/chat/completions", body, request.options, request.extra_headers,
+                                        finished=lambda: reader.done) as batches:
             async for batch in batches:
                 for piece in pieces.read(batch):
                     yield piece

@@ -23,6 +23,7 @@ class Behaviour:
     delay_s: float = 0.0  # wait before responding (to trigger client timeouts)
     event_delay_s: float = 0.0  # streaming: wait before each event (to let a client leave mid-stream)
     cut_after: int | None = None  # streaming: drop the connection after N events, with no clean end
+    end_delay_s: float = 0.0  # streaming: wait between the last event and the body's end (its terminator)
     fail_after: int | None = None  # streaming: after N events send the in-stream error event, then end
     raw_body: bytes | None = None  # sent verbatim as an application/json body (malformed answers)
     finish_reason: str | None = None  # e.g. "length", "content_filter" / Anthropic "max_tokens", "refusal"

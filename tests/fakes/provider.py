@@ -35,6 +35,7 @@ class RecordedRequest:
     headers: dict[str, str]  # names lower-cased
     json: Any  # the parsed body, or None when it was not JSON
     model: str | None
+    client_port: int  # the connection it came on: a new port is a new connection
 
 
 class FakeProvider:
@@ -182,9 +183,10 @@ class FakeProvider:
             body = None
         model = body.get("model") if isinstance(body, dict) else None
         if self.record:
+            peer = request.transport.get_extra_info("peername") if request.transport is not None else None
             recorded = RecordedRequest(
                 request.path, {k.lower(): v for k, v in request.headers.items()}, body,
-                model if isinstance(model, str) else None,
+                model if isinstance(model, str) else None, peer[1] if peer else 0,
             )
             with self._lock:
                 self.requests.append(recorded)
@@ -215,6 +217,7 @@ class FakeProvider:
                 await self._scripted_stream(request, response, events, behaviour, error_event)
                 if request.transport is None or request.transport.is_closing():
                     return response
+                await asyncio.sleep(behaviour.end_delay_s)
             await response.write_eof()
         except (ConnectionError, asyncio.CancelledError):
             self._note_disconnect()
