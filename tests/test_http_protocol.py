@@ -170,8 +170,8 @@ async def test_pipelined_requests_get_one_write_each_in_order() -> None:
 
 
 async def test_a_finished_request_is_freed_without_the_garbage_collector() -> None:
-    """A reference cycle per request would be freed only by the collector, whose passes then pause
-    the event loop every few dozen requests (they showed at p99 in `bench.compat`)."""
+    """A reference cycle per request would be freed only by the collector, whose passes pause the
+    event loop."""
     protocol, transport, state = connect(Response(b"{}", media_type="application/json"))
     gc.collect()
     gc.disable()

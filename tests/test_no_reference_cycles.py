@@ -1,8 +1,8 @@
 """No request leaves a reference cycle behind, on any call path.
 
-An object in a cycle is freed only by the garbage collector, and a request that leaves one makes
-the collector run every few dozen requests, each pass pausing the event loop for 0.1-1 ms: that
-showed at p99 in `bench.compat` until the cycle went. Here the real app runs in this process
+An object in a cycle is freed only by the garbage collector, so a request that leaves one makes
+the collector run more often, each pass pausing the event loop (0.1-0.5 ms here), and a failed
+request's cycle keeps its whole traceback alive until then. Here the real app runs in this process
 (uvicorn on uvloop with the protocol `taskgate serve` uses, in a thread) against the fake upstream,
 and the collector is asked what it would have had to free after a run of each kind of request.
 """
