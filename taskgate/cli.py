@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -58,18 +58,22 @@ def serve(
                 settings.default_model)
     if not settings.api_keys:
         log.warning("TASKGATE_API_KEYS is empty: create a key with `taskgate keys create --project NAME`")
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        loop="uvloop",
-        http=HeadWithBodyProtocol,  # httptools, a JSON answer's head and body in one write
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
+    uvicorn.run(create_app(settings), **server_options(settings))
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """How `serve` runs uvicorn (tests that run the app in process take the same options)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": HeadWithBodyProtocol,  # httptools, a JSON answer's head and body in one write
+        "access_log": False,
+        "proxy_headers": False,
+        "server_header": False,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 10,
+    }
 
 
 @keys.command("create")

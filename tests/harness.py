@@ -66,6 +66,19 @@ def taskgate_command() -> list[str]:
     return [sys.executable, "-c", "from taskgate.cli import main; main()"]
 
 
+def server_env(fake: FakeProvider, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A clean environment with our key, both provider presets pointing at `fake`, and `extra`."""
+    return clean_env({
+        "TASKGATE_API_KEYS": API_KEY,
+        "OPENAI_API_KEY": "sk-fake",
+        "OPENAI_BASE_URL": fake.openai_base_url,
+        "ANTHROPIC_API_KEY": "ak-fake",
+        "ANTHROPIC_BASE_URL": fake.anthropic_base_url,
+        "TASKGATE_DEFAULT_MODEL": "openai/gpt-4o-mini",
+        **(extra or {}),
+    })
+
+
 class ServerProcess:
     """`taskgate serve` on a free loopback port, wired to a FakeProvider."""
 
@@ -77,15 +90,7 @@ class ServerProcess:
         self.api_key = API_KEY
         self.args = args
         self.startup_timeout = startup_timeout
-        self.env = clean_env({
-            "TASKGATE_API_KEYS": API_KEY,
-            "OPENAI_API_KEY": "sk-fake",
-            "OPENAI_BASE_URL": fake.openai_base_url,
-            "ANTHROPIC_API_KEY": "ak-fake",
-            "ANTHROPIC_BASE_URL": fake.anthropic_base_url,
-            "TASKGATE_DEFAULT_MODEL": "openai/gpt-4o-mini",
-            **(env or {}),
-        })
+        self.env = server_env(fake, env)
         self.process: subprocess.Popen[bytes] | None = None
         self._stdout: IO[bytes] | None = None
         self._stderr: IO[bytes] | None = None

@@ -23,11 +23,11 @@ import pytest
 import uvicorn
 import uvloop
 
-from taskgate.api.http_protocol import HeadWithBodyProtocol
 from taskgate.app import create_app
+from taskgate.cli import server_options
 from taskgate.config import Settings
 from tests.fakes.provider import Behaviour, FakeProvider
-from tests.harness import API_KEY, free_port
+from tests.harness import API_KEY, free_port, server_env
 
 REQUESTS = 40
 TOLERATED = 10  # one-off objects (a query compiled the first time), far below one per request
@@ -60,13 +60,9 @@ SCRIPTED = {"cycles-500": Behaviour(status=500), "cycles-midway": Behaviour(fail
 
 @pytest.fixture(scope="module")
 def in_process_server(fake_provider: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    port = free_port()
-    env = {"TASKGATE_API_KEYS": API_KEY, "TASKGATE_DEFAULT_MODEL": "openai/gpt-4o-mini",
-           "TASKGATE_DATA_DIR": str(tmp_path_factory.mktemp("cycles")),
-           "OPENAI_API_KEY": "sk", "OPENAI_BASE_URL": fake_provider.openai_base_url,
-           "ANTHROPIC_API_KEY": "ak", "ANTHROPIC_BASE_URL": fake_provider.anthropic_base_url}
-    config = uvicorn.Config(create_app(Settings.from_env(env, host="127.0.0.1", port=port)), host="127.0.0.1",
-                            port=port, http=HeadWithBodyProtocol, access_log=False, log_level="warning")
+    env = server_env(fake_provider, {"TASKGATE_DATA_DIR": str(tmp_path_factory.mktemp("cycles"))})
+    settings = Settings.from_env(env, host="127.0.0.1", port=free_port())
+    config = uvicorn.Config(create_app(settings), **server_options(settings))
     server = uvicorn.Server(config)
     loop = uvloop.new_event_loop()  # its own loop: no event loop policy changes for the other tests
     thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)
@@ -75,7 +71,7 @@ def in_process_server(fake_provider: FakeProvider, tmp_path_factory: pytest.Temp
         if not thread.is_alive():
             pytest.fail("the in-process server did not start")
         thread.join(0.02)
-    yield port
+    yield settings.port
     server.should_exit = True
     thread.join(15)
     loop.close()
