@@ -29,6 +29,7 @@ from taskgate.engine.engine import Engine
 from taskgate.errors import NotFoundError
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.store import open_store
+from taskgate.store.database import private_directory
 from taskgate.telemetry.periodic import every
 from taskgate.telemetry.recorder import SpanRecorder, peer_wait
 
@@ -79,7 +80,7 @@ def create_app(settings: Settings) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(settings.data_dir)
         store = await open_store(settings.effective_database_url)
         shared_store = not settings.effective_database_url.startswith("sqlite")
         recorder = SpanRecorder(store, flush_interval=settings.span_flush_interval_s,

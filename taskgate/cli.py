@@ -18,6 +18,7 @@ from taskgate.api.logging import configure_logging
 from taskgate.app import create_app
 from taskgate.config import ConfigError, Settings
 from taskgate.store import open_store
+from taskgate.store.database import private_directory
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Taskgate: the Opper Task API, self-hosted.")
 keys = typer.Typer(no_args_is_help=True, help="Manage API keys.")
@@ -85,7 +86,7 @@ def create_key(
     settings = _settings(data_dir)
 
     async def make() -> str:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(settings.data_dir)
         store = await open_store(settings.effective_database_url)
         try:
             return await store.create_api_key(project)

@@ -1,20 +1,16 @@
-"""Bearer-key authentication. Keys are stored as sha256 hashes; lookups are cached in memory."""
+"""Bearer-key authentication. Keys are stored as sha256 hashes (why: `store.accounts.key_hash`);
+lookups are cached in memory."""
 
 from __future__ import annotations
-
-import hashlib
 
 from starlette.requests import Request
 
 from taskgate.api.http import header_map
 from taskgate.errors import UnauthorizedError
+from taskgate.store.accounts import key_hash
 from taskgate.store.base import Store
 
 DEFAULT_PROJECT = "default"
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 class Authenticator:
@@ -31,7 +27,7 @@ class Authenticator:
             return
         project_id = await self._store.ensure_project(DEFAULT_PROJECT)
         for key in keys:
-            self._known[hash_key(key)] = project_id
+            self._known[key_hash(key)] = project_id
 
     async def project_for(self, request: Request) -> str:
         header = header_map(request).get("authorization", "")
@@ -41,7 +37,7 @@ class Authenticator:
         seen = self._seen.get(key)
         if seen is not None:
             return seen
-        digest = hash_key(key.strip())
+        digest = key_hash(key.strip())
         project_id = self._known.get(digest)
         if project_id is None:
             project_id = await self._store.project_for_key_hash(digest)

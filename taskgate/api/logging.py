@@ -10,9 +10,11 @@ import contextlib
 import logging
 import sys
 import time
+import traceback
 from typing import Any, TextIO
 
 import orjson
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Scope
 
 log = logging.getLogger("taskgate.access")
@@ -43,7 +45,13 @@ _configured = False  # whether `configure_logging` made `_handler` the access lo
 
 
 class JSONFormatter(logging.Formatter):
-    """Every line the server writes is one JSON object, like the access lines."""
+    """Every line the server writes is one JSON object, like the access lines.
+
+    An exception's message may quote what it failed on (a caller's input, an upstream's answer),
+    so below debug level a logged exception keeps its type and stack but not its message; only
+    messages known to carry no content (a failed system call, a database error whose parameters
+    the engine hides) are kept. `--log-level DEBUG` logs them whole.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {"ts": record.created, "level": record.levelname.lower(), "logger": record.name,
@@ -51,6 +59,33 @@ class JSONFormatter(logging.Formatter):
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
         return orjson.dumps(line).decode()
+
+    def formatException(self, ei: Any) -> str:
+        _, exc, tb = ei
+        if exc is None or logging.getLogger("taskgate").isEnabledFor(logging.DEBUG):
+            return super().formatException(ei)
+        lines = traceback.format_list(traceback.extract_tb(tb))
+        for link in _chain(exc):
+            lines.append(_describe(link) + "\n")
+        return "Traceback (most recent call last):\n" + "".join(lines).rstrip("\n")
+
+
+_CONTENT_FREE = (OSError, TimeoutError, SQLAlchemyError)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and its causes, outermost last, as a traceback prints them."""
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in chain:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    return chain[::-1]
+
+
+def _describe(exc: BaseException) -> str:
+    name = type(exc).__qualname__
+    return f"{name}: {exc}" if isinstance(exc, _CONTENT_FREE) else f"{name} (message withheld below debug level)"
 
 
 def configure_logging(level: str = "INFO") -> None:

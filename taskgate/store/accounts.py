@@ -31,6 +31,14 @@ def new_key() -> str:
 
 
 def key_hash(key: str) -> str:
+    """The stored form of a key: one unsalted SHA-256.
+
+    Salting and slow hashes (bcrypt, argon2) exist to stop a dictionary attack on guessable
+    secrets such as passwords. A minted key carries 192 random bits, so a leaked hash cannot be
+    reversed by guessing, and an unsalted digest lets every request find its key by one indexed
+    look-up instead of trying a slow hash against every stored key. Operator-chosen bootstrap keys
+    (TASKGATE_API_KEYS) are never stored, only held in memory.
+    """
     return hashlib.sha256(key.encode()).hexdigest()
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
+import stat
 import sys
 import threading
 import time
@@ -33,6 +35,8 @@ T = TypeVar("T")
 WORKERS = 4
 BACKGROUND_NICE = 10  # added to the nice value of the thread that writes span batches
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 _WRITE = "taskgate_write"
 
 
@@ -54,19 +58,51 @@ def is_memory_sqlite(url: URL) -> bool:
 
 
 def create_engine(url: URL) -> Engine:
+    # SQL parameters are user data (inputs, outputs, names): an error's message carries them only
+    # when the operator asked for debug logging.
+    hide = not logging.getLogger("taskgate").isEnabledFor(logging.DEBUG)
     if url.get_backend_name() == "postgresql":
-        return sa.create_engine(url, pool_size=WORKERS, max_overflow=0, pool_pre_ping=True,
+        return sa.create_engine(url, pool_size=WORKERS, max_overflow=0, pool_pre_ping=True, hide_parameters=hide,
                                 json_serializer=pg_json_dumps, json_deserializer=orjson.loads)
     if is_memory_sqlite(url):
         # One shared connection, or every pooled connection would see its own empty database.
-        engine = sa.create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        engine = sa.create_engine(url, poolclass=StaticPool, hide_parameters=hide,
+                                  connect_args={"check_same_thread": False})
     else:
         assert url.database is not None
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, pool_size=WORKERS, max_overflow=0,
+        prepare_private_file(Path(url.database).expanduser())
+        engine = sa.create_engine(url, pool_size=WORKERS, max_overflow=0, hide_parameters=hide,
                                   connect_args={"check_same_thread": False})
     _configure_sqlite(engine, wal=not is_memory_sqlite(url))
     return engine
+
+
+def private_directory(path: Path) -> None:
+    """Create `path` (and its parents) readable by the owner only; an existing one is narrowed too,
+    since it holds the store, its keys' hashes and every recorded input and output."""
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) != PRIVATE_DIR_MODE:
+        path.chmod(PRIVATE_DIR_MODE)
+
+
+def prepare_private_file(database: Path) -> None:
+    """Make the SQLite file exist with mode 0600 before SQLite opens it.
+
+    SQLite creates a new file with the process umask (usually 0644: world-readable) and gives its
+    `-wal` and `-shm` files the main file's mode, so owning the main file's mode covers all three.
+    The directory is made private only when it is created here: a store pointed into an existing
+    shared directory must not change that directory's mode.
+    """
+    if not database.parent.exists():
+        private_directory(database.parent)
+    fd = os.open(database, os.O_CREAT | os.O_RDWR, PRIVATE_FILE_MODE)
+    os.close(fd)
+    if stat.S_IMODE(database.stat().st_mode) != PRIVATE_FILE_MODE:
+        database.chmod(PRIVATE_FILE_MODE)
+    for suffix in ("-wal", "-shm"):
+        sidecar = database.with_name(database.name + suffix)
+        if sidecar.exists() and stat.S_IMODE(sidecar.stat().st_mode) != PRIVATE_FILE_MODE:
+            sidecar.chmod(PRIVATE_FILE_MODE)
 
 
 def _configure_sqlite(engine: Engine, wal: bool) -> None:
