@@ -14,9 +14,10 @@ A hostile schema is bounded in size and in time. Compiling holds the GIL from st
 (measured: a compile in a worker thread stalls the event loop just as long), so a thread with a
 timeout would not free the loop, and a Rust compile cannot be interrupted. The time limit is
 therefore enforced in advance, by the limits below, which keep the costliest schemas we could
-build under about 30 ms of compile (bench/request_checks.py measures them); that is paid once
-per distinct schema, and is less than parsing a large request body costs. A compile that still
-takes longer than `COMPILE_CPU_LIMIT_S` is refused and remembered as refused, so it is paid once.
+build under about 20 ms of CPU for check and compile (bench/request_checks.py (3) measures
+them); that is paid once per distinct schema, and is less than orjson takes to parse a few MB of
+request body. A compile that still takes longer than `COMPILE_CPU_LIMIT_S` is refused and
+remembered as refused, so whatever the limits missed is paid once.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -40,13 +40,17 @@ log = logging.getLogger("taskgate.engine")
 # 2-core VM (about 1 µs of compile per object or array, a superlinear cost for chains of
 # references, and up to 1.5 ms per distinct pattern at the regex size limit).
 MAX_SCHEMA_BYTES = 256 * 1024  # canonical JSON; a 1,000-field object schema is about 180 KB
-MAX_SCHEMA_NODES = 10_000  # objects and arrays: about 10-15 ms of compile at most
+MAX_SCHEMA_NODES = 10_000  # objects and arrays: about 10-15 ms of check and compile at most
 MAX_SCHEMA_DEPTH = 64  # levels of objects and arrays: 32 levels of nested properties
-MAX_SCHEMA_REFERENCES = 1_000  # a chain of 1,000 references compiles in about 8 ms
+MAX_SCHEMA_REFERENCES = 1_000  # a chain of 1,000 references compiles in about 7 ms
 MAX_SCHEMA_PATTERNS = 16  # distinct regular expressions (equal ones are compiled once)
-REGEX_SIZE_LIMIT = 256 * 1024  # compiled size of one pattern: at most about 1.5 ms to compile
-REGEX_BACKTRACK_LIMIT = 10_000  # per match, for patterns with look-around or back-references
-COMPILE_CPU_LIMIT_S = 0.1
+# The regex crate's default (10 MB compiled) took up to 50 ms per pattern to compile, and matching
+# such a pattern ran at 18 ms per KB of input; at 256 KiB, compiling takes about 1.5 ms at most.
+REGEX_SIZE_LIMIT = 256 * 1024
+# Per match, for patterns with look-around or back-references (fancy-regex backtracks for those):
+# about 0.15 ms at most, where its default of 1,000,000 steps took 14 ms per string matched.
+REGEX_BACKTRACK_LIMIT = 10_000
+COMPILE_CPU_LIMIT_S = 0.1  # well above what the limits allow: it catches only what they missed
 CACHE_ENTRIES = 512
 CACHE_BYTES = 64 * 1024 * 1024
 # A compiled validator holds about 20 times its schema's JSON size, plus a few KB (measured by RSS).
@@ -54,7 +58,10 @@ _VALIDATOR_BYTES_PER_SCHEMA_BYTE = 20
 _ENTRY_OVERHEAD_BYTES = 4096
 
 REFERENCE_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
-_PATTERN_OPTIONS = jsonschema_rs.FancyRegexOptions(
+_SCANNED_KEYWORDS = frozenset({*REFERENCE_KEYWORDS, "pattern", "patternProperties"})
+# Where a node is, as a chain of (parent chain, key) pairs: O(1) per node, unrolled only for a message.
+_Where = tuple[Any, Any] | None
+_PATTERN_OPTIONS = jsonschema_rs.FancyRegexOptions(  # the lazy DFA's cache stays at the regex crate's default
     backtrack_limit=REGEX_BACKTRACK_LIMIT, size_limit=REGEX_SIZE_LIMIT, dfa_size_limit=2 * 1024 * 1024
 )
 _REGEX_HINT = (
@@ -206,27 +213,32 @@ def schema_refusal(schema: Any) -> str | None:
         return None
     nodes = references = 0
     patterns: set[str] = set()
-    for node, depth, where in _containers(schema):
+    stack: list[tuple[Any, int, _Where]] = [(schema, 1, None)]
+    while stack:  # iterative: a deep schema must not exhaust the Python stack
+        node, depth, where = stack.pop()
         nodes += 1
         if nodes > MAX_SCHEMA_NODES:
             return f"has more than {MAX_SCHEMA_NODES} objects and arrays"
         if depth > MAX_SCHEMA_DEPTH:
             return f"is nested more than {MAX_SCHEMA_DEPTH} levels deep (at {format_path(_path(where))})"
-        if not isinstance(node, dict):
-            continue
-        for keyword in REFERENCE_KEYWORDS:
-            target = node.get(keyword)
-            if isinstance(target, str):
-                references += 1
-                if not target.startswith("#"):
-                    return (
-                        f"has {keyword} '{target[:200]}' at {format_path(_path((where, keyword)))}: only references "
-                        "within the schema itself (starting with '#') are allowed; nothing is fetched or read"
-                    )
-        if isinstance(pattern := node.get("pattern"), str):
-            patterns.add(pattern)
-        if isinstance(pattern_properties := node.get("patternProperties"), dict):
-            patterns.update(pattern_properties)
+        if type(node) is list:
+            children: Any = enumerate(node)
+        else:
+            children = node.items()
+            if not _SCANNED_KEYWORDS.isdisjoint(node):  # C speed: most nodes have none of them
+                for keyword in REFERENCE_KEYWORDS:
+                    target = node.get(keyword)
+                    if isinstance(target, str):
+                        references += 1
+                        if not target.startswith("#"):
+                            return _outside_reference(keyword, target, (where, keyword))
+                if isinstance(pattern := node.get("pattern"), str):
+                    patterns.add(pattern)
+                if isinstance(pattern_properties := node.get("patternProperties"), dict):
+                    patterns.update(pattern_properties)
+        for key, value in children:
+            if type(value) is dict or type(value) is list:
+                stack.append((value, depth + 1, (where, key)))
     if references > MAX_SCHEMA_REFERENCES:
         return f"has {references} references; the limit is {MAX_SCHEMA_REFERENCES}"
     if len(patterns) > MAX_SCHEMA_PATTERNS:
@@ -234,20 +246,11 @@ def schema_refusal(schema: Any) -> str | None:
     return None
 
 
-# Where a node is, as a chain of (parent chain, key) pairs: O(1) per node, unrolled only for a message.
-_Where = tuple[Any, Any] | None
-
-
-def _containers(root: Any) -> Iterator[tuple[Any, int, _Where]]:
-    """Every object and array under `root` (itself included), with its depth, without recursion."""
-    stack: list[tuple[Any, int, _Where]] = [(root, 1, None)]
-    while stack:
-        node, depth, where = stack.pop()
-        yield node, depth, where
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        for key, value in items:
-            if isinstance(value, (dict, list)):
-                stack.append((value, depth + 1, (where, key)))
+def _outside_reference(keyword: str, target: str, where: _Where) -> str:
+    return (
+        f"has {keyword} '{target[:200]}' at {format_path(_path(where))}: only references within the schema "
+        "itself (starting with '#') are allowed; nothing is fetched or read"
+    )
 
 
 def _path(where: _Where) -> list[Any]:
