@@ -7,6 +7,7 @@ with a loopback listener that records every connection; then the check function 
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import socketserver
 import threading
@@ -31,6 +32,7 @@ from taskgate.engine.schemas import (
     validation_errors,
 )
 from taskgate.errors import SchemaError
+from taskgate.providers.schema_support import fits_openai_strict
 from tests.harness import ServerProcess
 from tests.http_client import Reply, get, post
 
@@ -380,6 +382,29 @@ def test_bounded_cache_keeps_to_its_entries_and_bytes() -> None:
     assert cache.get(b"f") is None and cache.get(b"e") == "e"
     cache.put(b"e", "e2", 5)  # replacing an entry replaces its cost
     assert cache.get(b"e") == "e2" and cache.bytes == 25
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed")
+def test_the_local_grammar_converter_is_never_given_an_outside_reference(listener: RecordingListener) -> None:
+    """llama.cpp's converter fetches `https:` references when allowed to; it never gets the chance."""
+    from taskgate.providers.grammar import GrammarCache, GrammarUnavailable
+
+    before = len(listener.hits)
+    cache = GrammarCache()
+    schema = {"type": "object", "properties": {"a": {"$ref": listener.url("https", "/grammar.json")}}}
+    for _ in range(2):  # the refusal is cached too
+        with pytest.raises(GrammarUnavailable, match="only references within the schema itself"):
+            cache.get(schema)
+    assert len(cache) == 1 and len(listener.hits) == before
+    assert "root ::=" in cache.get({"$defs": {"a": {"type": "integer"}}, "$ref": "#/$defs/a"})
+
+
+def test_strict_mode_is_never_asked_for_a_schema_with_an_outside_reference() -> None:
+    schema = {"type": "object", "properties": {"a": {"$ref": "#/$defs/b"}}, "required": ["a"],
+              "additionalProperties": False, "$defs": {"b": {"type": "string"}}}
+    assert fits_openai_strict(schema)
+    schema["properties"]["a"]["$ref"] = "https://example.com/b.json"
+    assert not fits_openai_strict(schema)
 
 
 def test_the_listener_records_connections(listener: RecordingListener) -> None:

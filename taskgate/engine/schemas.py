@@ -187,7 +187,9 @@ def _check_and_compile(schema: Any, key: bytes) -> CompiledSchema | str:
 
 def _compile_problem(exc: jsonschema_rs.ValidationError) -> str:
     """jsonschema-rs's complaint about the schema, with where it is and, for a pattern, a hint."""
-    problem = f"at {format_path(exc.instance_path)}: {_first_line(exc)}"
+    problem = _first_line(exc)
+    if exc.instance_path:  # empty for a reference that leads nowhere: "at $" would mislead
+        problem = f"at {format_path(exc.instance_path)}: {problem}"
     if isinstance(exc.kind, jsonschema_rs.ValidationErrorKind.Format) and problem.endswith('"regex"'):
         problem += _REGEX_HINT
     return problem
