@@ -337,6 +337,14 @@ def test_an_outside_base_cannot_smuggle_a_fetch_past_the_offline_compiler() -> N
     assert "does not compile" in refused(schema)
 
 
+def test_meta_schema_and_vocabulary_urls_are_never_fetched(listener: RecordingListener) -> None:
+    before = len(listener.hits)
+    for scheme in ("http", "https"):
+        compile_schema({"$schema": listener.url(scheme, "/meta.json"), "type": "string"}, "output_schema")
+        compile_schema({"$vocabulary": {listener.url(scheme, "/vocab"): True}, "type": "string"}, "output_schema")
+    assert len(listener.hits) == before
+
+
 def test_size_limits() -> None:
     deep: Any = {"type": "string"}
     for _ in range(MAX_SCHEMA_DEPTH):
