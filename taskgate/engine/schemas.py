@@ -14,7 +14,7 @@ A hostile schema is bounded in size and in time. Compiling holds the GIL from st
 (measured: a compile in a worker thread stalls the event loop just as long), so a thread with a
 timeout would not free the loop, and a Rust compile cannot be interrupted. The time limit is
 therefore enforced in advance, by the limits below, which keep the costliest schemas we could
-build under about 20 ms of CPU for check and compile (bench/request_checks.py (3) measures
+build under 20-25 ms of CPU for check and compile (bench/request_checks.py (3) measures
 them); that is paid once per distinct schema, and is less than orjson takes to parse a few MB of
 request body. A compile that still takes longer than `COMPILE_CPU_LIMIT_S` is refused and
 remembered as refused, so whatever the limits missed is paid once.
