@@ -9,7 +9,6 @@ measurably cheaper than collecting a stream.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import time
 from collections.abc import AsyncGenerator
@@ -18,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema_rs
-import orjson
 
 from taskgate.engine.cache import ResultCache
 from taskgate.engine.cost import PriceBook
@@ -26,7 +24,7 @@ from taskgate.engine.fewshot import ExampleSelector
 from taskgate.engine.functions import FunctionBook
 from taskgate.engine.prompt import build_messages, reask_message, render_value
 from taskgate.engine.router import Outcome, RequestBuilder, Route, Router
-from taskgate.engine.schemas import canonical, compile_schema, validation_errors
+from taskgate.engine.schemas import CompiledSchema, canonical, compile_schema, validation_errors
 from taskgate.engine.structured import check_answer
 from taskgate.engine.task import (
     Event,
@@ -49,7 +47,6 @@ from taskgate.errors import (
 from taskgate.ids import new_id
 from taskgate.providers.base import ChatRequest, ChatResponse, StructuredOutput, ToolCall, Usage
 from taskgate.providers.registry import ProviderRegistry
-from taskgate.providers.schema_support import strict_variant
 from taskgate.store.base import SpanRecord, Store
 from taskgate.telemetry.recorder import SpanRecorder
 
@@ -186,13 +183,14 @@ class Engine:
     async def _prepare(self, task: Task) -> Call:
         clock = time.perf_counter()
         started_at = datetime.now(UTC)
-        validator = compile_schema(task.output_schema, "output_schema") if task.output_schema is not None else None
+        output = compile_schema(task.output_schema, "output_schema") if task.output_schema is not None else None
         if task.input_schema is not None:
-            input_validator = compile_schema(task.input_schema, "input_schema")
+            input_schema = compile_schema(task.input_schema, "input_schema")
             if task.config.validate_input:
-                errors = validation_errors(input_validator, task.input)
+                errors = validation_errors(input_schema.validator, task.input)
                 if errors:
                     raise InputValidationError("input does not match input_schema: " + "; ".join(errors))
+        _check_tool_schemas(task.tools)
         routes = self._router.resolve(task.models)
         trace_id = new_id()
         if task.parent_span_id is not None:
@@ -217,19 +215,12 @@ class Engine:
             clock=clock,
             routes=routes,
             messages=messages,
-            validator=validator,
-            structured=self._structured(task.output_schema),
+            validator=output.validator if output is not None else None,
+            structured=_structured(task.output_schema, output),
             cache_key=_cache_key(task, messages, routes) if task.config.cache_ttl > 0 else None,
             script_cached=script_cached,
         )
         return call
-
-    def _structured(self, schema: dict[str, Any] | None) -> StructuredOutput | None:
-        """Native structured output, strict when the schema fits OpenAI's strict subset."""
-        if schema is None:
-            return None
-        strict = _strict_variant(canonical(schema))
-        return StructuredOutput(schema=strict, strict=True) if strict is not None else StructuredOutput(schema=schema)
 
     # ------------------------------------------------------------------ generation
 
@@ -362,10 +353,22 @@ class Engine:
         )
 
 
-@functools.lru_cache(maxsize=512)
-def _strict_variant(schema_json: bytes) -> dict[str, Any] | None:
-    """OpenAI's strict form of a schema (or None), worked out once per distinct schema."""
-    return strict_variant(orjson.loads(schema_json))
+def _structured(schema: dict[str, Any] | None, compiled: CompiledSchema | None) -> StructuredOutput | None:
+    """Native structured output, strict when the schema fits OpenAI's strict subset."""
+    if schema is None or compiled is None:
+        return None
+    strict = compiled.strict_variant()
+    return StructuredOutput(schema=strict, strict=True) if strict is not None else StructuredOutput(schema=schema)
+
+
+def _check_tool_schemas(tools: list[dict[str, Any]] | None) -> None:
+    """Tool parameters go upstream as they are, but are held to the same rules as every schema:
+    self-contained and bounded (a 400 naming the tool otherwise). Cached like the others."""
+    for index, tool in enumerate(tools or ()):
+        function = tool.get("function")
+        parameters = function.get("parameters") if isinstance(function, dict) else None
+        if parameters is not None:
+            compile_schema(parameters, f"tools[{index}] parameters")
 
 
 def _usage_dict(usage: Usage) -> dict[str, int]:

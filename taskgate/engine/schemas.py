@@ -1,21 +1,138 @@
-"""Compiling and checking JSON Schemas (draft 2020-12, jsonschema-rs), with compiled validators cached.
+"""The JSON Schemas callers send (draft 2020-12, jsonschema-rs): checked, compiled and cached.
 
-A schema is compiled once per distinct content: callers send the same schemas on every call,
-and compiling costs far more than the ~1 µs a validation takes.
+Every schema a caller sends (input and output schemas, tool parameters) goes through
+`compile_schema`, once per distinct content: callers send the same schemas on every call, and
+compiling costs far more than the ~1 µs a validation takes. A hit costs the canonical bytes
+(orjson, about 1 µs per KB) and a dict look-up; `bench/request_checks.py` measures it.
+
+Schemas are self-contained. jsonschema-rs resolves a `$ref` to `file:` or `http(s):` by reading
+the file or fetching the URL, on the event loop, and puts what it found in its error messages;
+so before anything is compiled, every reference must point inside the document (`#...`), and
+the validator is built `offline` so that even a reference this check missed cannot do I/O.
+
+A hostile schema is bounded in size and in time. Compiling holds the GIL from start to end
+(measured: a compile in a worker thread stalls the event loop just as long), so a thread with a
+timeout would not free the loop, and a Rust compile cannot be interrupted. The time limit is
+therefore enforced in advance, by the limits below, which keep the costliest schemas we could
+build under 20-25 ms of CPU for check and compile (bench/request_checks.py (3) measures
+them); that is paid once per distinct schema, and is less than orjson takes to parse a few MB of
+request body. A compile that still takes longer than `COMPILE_CPU_LIMIT_S` is refused and
+remembered as refused, so whatever the limits missed is paid once.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import OrderedDict
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import jsonschema_rs
 import orjson
 
 from taskgate.errors import SchemaError
+from taskgate.providers.schema_support import strict_variant
 
-_CACHE_SIZE = 512
-_validators: OrderedDict[bytes, jsonschema_rs.Draft202012Validator] = OrderedDict()
+log = logging.getLogger("taskgate.engine")
+
+# Each limit bounds one driver of compile time, measured with jsonschema-rs 0.61 on this project's
+# 2-core VM (about 1 µs of compile per object or array, a superlinear cost for chains of
+# references, and up to 1.5 ms per distinct pattern at the regex size limit).
+MAX_SCHEMA_BYTES = 256 * 1024  # canonical JSON; a 1,000-field object schema is about 180 KB
+MAX_SCHEMA_NODES = 10_000  # objects and arrays: about 10-15 ms of check and compile at most
+MAX_SCHEMA_DEPTH = 64  # levels of objects and arrays: 32 levels of nested properties
+MAX_SCHEMA_REFERENCES = 1_000  # a chain of 1,000 references compiles in about 7 ms
+MAX_SCHEMA_PATTERNS = 16  # distinct regular expressions (equal ones are compiled once)
+# The regex crate's default (10 MB compiled) took up to 50 ms per pattern to compile, and matching
+# such a pattern ran at 18 ms per KB of input; at 256 KiB, compiling takes about 1.5 ms at most.
+REGEX_SIZE_LIMIT = 256 * 1024
+# Per match, for patterns with look-around or back-references (fancy-regex backtracks for those):
+# about 0.15 ms at most, where its default of 1,000,000 steps took 14 ms per string matched.
+REGEX_BACKTRACK_LIMIT = 10_000
+COMPILE_CPU_LIMIT_S = 0.1  # well above what the limits allow: it catches only what they missed
+CACHE_ENTRIES = 512
+CACHE_BYTES = 64 * 1024 * 1024
+# A compiled validator holds about 20 times its schema's JSON size, plus a few KB (measured by RSS).
+_VALIDATOR_BYTES_PER_SCHEMA_BYTE = 20
+_ENTRY_OVERHEAD_BYTES = 4096
+
+REFERENCE_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
+_SCANNED_KEYWORDS = frozenset({*REFERENCE_KEYWORDS, "pattern", "patternProperties"})
+# Where a node is, as a chain of (parent chain, key) pairs: O(1) per node, unrolled only for a message.
+_Where = tuple[Any, Any] | None
+_PATTERN_OPTIONS = jsonschema_rs.FancyRegexOptions(  # the lazy DFA's cache stays at the regex crate's default
+    backtrack_limit=REGEX_BACKTRACK_LIMIT, size_limit=REGEX_SIZE_LIMIT, dfa_size_limit=2 * 1024 * 1024
+)
+_REGEX_HINT = (
+    f" (a pattern must be a regular expression whose compiled form fits in {REGEX_SIZE_LIMIT // 1024} KiB; "
+    "a counted repetition of a large class, such as \\p{L}{50}, does not)"
+)
+
+V = TypeVar("V")
+
+
+class BoundedCache(Generic[V]):
+    """A least-recently-used map bounded by its number of entries and by the bytes they hold.
+
+    `cost` is the caller's estimate of an entry's bytes (key included); an entry costing more
+    than the whole budget is not kept. Not thread-safe: callers from several threads lock it.
+    """
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[bytes, tuple[V, int]] = OrderedDict()
+
+    def get(self, key: bytes) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry[0]
+
+    def put(self, key: bytes, value: V, cost: int) -> None:
+        if cost > self.max_bytes:
+            return
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old[1]
+        self._entries[key] = (value, cost)
+        self.bytes += cost
+        while len(self._entries) > self.max_entries or self.bytes > self.max_bytes:
+            _, (_, evicted) = self._entries.popitem(last=False)
+            self.bytes -= evicted
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_UNSET: Any = object()
+
+
+@dataclass(slots=True)
+class CompiledSchema:
+    """A checked schema's validator, and its OpenAI strict-mode form once someone asks for it."""
+
+    validator: jsonschema_rs.Draft202012Validator
+    source: bytes  # canonical JSON: the strict form is built from a private copy of it
+    _strict: Any = field(default=_UNSET, repr=False)
+
+    def strict_variant(self) -> dict[str, Any] | None:
+        """`schema_support.strict_variant` of this schema, worked out on first use."""
+        if self._strict is _UNSET:
+            self._strict = strict_variant(orjson.loads(self.source))
+        return self._strict
+
+
+# Every distinct schema seen lately, by canonical JSON: compiled, or refused and kept as the reason
+# (without the field name, which differs between callers).
+checked_schemas: BoundedCache[CompiledSchema | str] = BoundedCache(CACHE_ENTRIES, CACHE_BYTES)
 
 
 def canonical(value: Any) -> bytes:
@@ -23,35 +140,141 @@ def canonical(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
 
 
-def compile_schema(schema: Any, what: str) -> jsonschema_rs.Draft202012Validator:
-    """A validator for `schema`, or a SchemaError that names `what` and the problem."""
+def compile_schema(schema: Any, what: str) -> CompiledSchema:
+    """The compiled `schema`, or a SchemaError that names `what` and the problem.
+
+    Refusals are cached like validators, so a repeated bad schema costs a look-up. A schema over
+    `MAX_SCHEMA_BYTES` is refused without being cached (keeping it would hold its bytes); its
+    repeat costs the canonical bytes, which is less than parsing it from the body cost.
+    """
     if not isinstance(schema, (dict, bool)):
         raise SchemaError(f"{what} must be a JSON Schema object, not {type(schema).__name__}")
     key = canonical(schema)
-    validator = _validators.get(key)
-    if validator is not None:
-        _validators.move_to_end(key)
-        return validator
+    entry = checked_schemas.get(key)
+    if entry is None:
+        if len(key) > MAX_SCHEMA_BYTES:
+            raise SchemaError(f"{what} is {len(key)} bytes of JSON; the limit is {MAX_SCHEMA_BYTES} bytes")
+        entry = _check_and_compile(schema, key)
+        cost = len(key) + _ENTRY_OVERHEAD_BYTES
+        if isinstance(entry, CompiledSchema):
+            cost += len(key) * _VALIDATOR_BYTES_PER_SCHEMA_BYTE
+        checked_schemas.put(key, entry, cost)
+    if isinstance(entry, str):
+        raise SchemaError(f"{what} {entry}")
+    return entry
+
+
+def _check_and_compile(schema: Any, key: bytes) -> CompiledSchema | str:
+    """The compiled schema, or the reason it is refused (completing "<field> ...")."""
+    refusal = schema_refusal(schema)
+    if refusal is not None:
+        return refusal
+    started = time.thread_time()
     try:
-        validator = jsonschema_rs.Draft202012Validator(schema, validate_formats=False)
-    except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise SchemaError(f"{what} does not compile: {first_line}") from exc
-    _validators[key] = validator
-    if len(_validators) > _CACHE_SIZE:
-        _validators.popitem(last=False)
-    return validator
+        validator = jsonschema_rs.Draft202012Validator(
+            schema, validate_formats=False, offline=True, pattern_options=_PATTERN_OPTIONS
+        )
+    except jsonschema_rs.ValidationError as exc:
+        return f"does not compile: {_compile_problem(exc)}"
+    except (jsonschema_rs.ReferencingError, ValueError) as exc:
+        return f"does not compile: {_first_line(exc)}"
+    spent = time.thread_time() - started
+    if spent > COMPILE_CPU_LIMIT_S:
+        log.warning("refused a schema of %d bytes that took %.0f ms to compile", len(key), spent * 1000)
+        return f"took {spent * 1000:.0f} ms to compile; the limit is {COMPILE_CPU_LIMIT_S * 1000:.0f} ms"
+    return CompiledSchema(validator, key)
+
+
+def _compile_problem(exc: jsonschema_rs.ValidationError) -> str:
+    """jsonschema-rs's complaint about the schema, with where it is and, for a pattern, a hint."""
+    problem = _first_line(exc)
+    if exc.instance_path:  # empty for a reference that leads nowhere: "at $" would mislead
+        problem = f"at {format_path(exc.instance_path)}: {problem}"
+    if isinstance(exc.kind, jsonschema_rs.ValidationErrorKind.Format) and problem.endswith('"regex"'):
+        problem += _REGEX_HINT
+    return problem
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def schema_refusal(schema: Any) -> str | None:
+    """Why `schema` may not be compiled (completing "<field> ..."), or None when it may.
+
+    Every object at every place in the document is looked at, not only where a keyword takes a
+    subschema: an in-document pointer can make any value a schema (`{"$ref": "#/const", "const":
+    {"$ref": "http://..."}}` fetches). So a `$ref`-like string in a `const` or `enum` value is
+    refused too. A `$ref` that is not a string is left to the compiler, which refuses it; a
+    property named `$ref` maps to a schema, not a string, and is not a reference. An `$id` may
+    name any base: a reference starting with `#` resolves inside the resource that holds it,
+    which is part of this document, and the offline compiler refuses anything else.
+    """
+    if not isinstance(schema, (dict, list)):
+        return None
+    nodes = references = 0
+    patterns: set[str] = set()
+    stack: list[tuple[Any, int, _Where]] = [(schema, 1, None)]
+    while stack:  # iterative: a deep schema must not exhaust the Python stack
+        node, depth, where = stack.pop()
+        nodes += 1
+        if nodes > MAX_SCHEMA_NODES:
+            return f"has more than {MAX_SCHEMA_NODES} objects and arrays"
+        if depth > MAX_SCHEMA_DEPTH:
+            return f"is nested more than {MAX_SCHEMA_DEPTH} levels deep (at {format_path(_path(where))})"
+        if type(node) is list:
+            children: Any = enumerate(node)
+        else:
+            children = node.items()
+            if not _SCANNED_KEYWORDS.isdisjoint(node):  # C speed: most nodes have none of them
+                for keyword in REFERENCE_KEYWORDS:
+                    target = node.get(keyword)
+                    if isinstance(target, str):
+                        references += 1
+                        if not target.startswith("#"):
+                            return _outside_reference(keyword, target, (where, keyword))
+                if isinstance(pattern := node.get("pattern"), str):
+                    patterns.add(pattern)
+                if isinstance(pattern_properties := node.get("patternProperties"), dict):
+                    patterns.update(pattern_properties)
+        for key, value in children:
+            if type(value) is dict or type(value) is list:
+                stack.append((value, depth + 1, (where, key)))
+    if references > MAX_SCHEMA_REFERENCES:
+        return f"has {references} references; the limit is {MAX_SCHEMA_REFERENCES}"
+    if len(patterns) > MAX_SCHEMA_PATTERNS:
+        return f"has {len(patterns)} distinct patterns; the limit is {MAX_SCHEMA_PATTERNS}"
+    return None
+
+
+def _outside_reference(keyword: str, target: str, where: _Where) -> str:
+    return (
+        f"has {keyword} '{target[:200]}' at {format_path(_path(where))}: only references within the schema "
+        "itself (starting with '#') are allowed; nothing is fetched or read"
+    )
+
+
+def _path(where: _Where) -> list[Any]:
+    parts = []
+    while where is not None:
+        where, key = where
+        parts.append(key)
+    return parts[::-1]
 
 
 def validation_errors(validator: jsonschema_rs.Draft202012Validator, value: Any, limit: int = 10) -> list[str]:
     """Human- and model-readable errors, each prefixed with the JSON path that failed."""
-    if validator.is_valid(value):
-        return []
-    errors = []
-    for error in validator.iter_errors(value):
-        errors.append(f"at {format_path(error.instance_path)}: {error.message}")
-        if len(errors) >= limit:
-            break
+    try:
+        if validator.is_valid(value):
+            return []
+        errors = []
+        for error in validator.iter_errors(value):
+            errors.append(f"at {format_path(error.instance_path)}: {error.message}")
+            if len(errors) >= limit:
+                break
+    except ValueError as exc:  # jsonschema-rs refuses values nested about 255 levels deep
+        return [f"the value could not be checked: {_first_line(exc)}"]
     return errors
 
 

@@ -2,18 +2,26 @@
 
 Converting a schema costs milliseconds of Python, and the same function's schema arrives with
 every call, so conversions (and refusals) are kept in a small LRU keyed by the schema's
-canonical JSON. A schema the converter cannot express raises `GrammarUnavailable`, which the
-local adapter turns into a fall-back to prompting plus a note.
+canonical JSON, bounded by entries and by bytes. A schema the converter cannot express raises
+`GrammarUnavailable`, which the local adapter turns into a fall-back to prompting plus a note.
+
+llama.cpp's converter fetches a `$ref` to an `https:` URL when allowed to (llama-cpp-python
+0.3 does not allow it). Every schema reaching here has passed `compile_schema`, which refuses any
+reference outside the document; it is checked again before conversion, so that holds whatever
+the converter's version or caller.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import orjson
+
+from taskgate.engine.schemas import BoundedCache, schema_refusal
+
+CACHE_BYTES = 16 * 1024 * 1024
 
 
 class GrammarUnavailable(Exception):
@@ -27,6 +35,9 @@ def canonical_schema(schema: dict[str, Any]) -> bytes:
 
 def schema_to_gbnf(schema: dict[str, Any]) -> str:
     """Uncached conversion with llama.cpp's own converter (the one `LlamaGrammar.from_json_schema` uses)."""
+    refusal = schema_refusal(schema)
+    if refusal is not None:
+        raise GrammarUnavailable(f"the schema {refusal}")
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     try:
@@ -45,10 +56,10 @@ class GrammarCache:
     accept): the adapter uses it to let llama.cpp's own parser vet the text before sampling.
     """
 
-    def __init__(self, maxsize: int = 256, check: Callable[[str], str | None] | None = None):
-        self._maxsize = maxsize
+    def __init__(self, maxsize: int = 256, check: Callable[[str], str | None] | None = None,
+                 max_bytes: int = CACHE_BYTES):
         self._check = check
-        self._entries: OrderedDict[bytes, str | GrammarUnavailable] = OrderedDict()
+        self._entries: BoundedCache[str | GrammarUnavailable] = BoundedCache(maxsize, max_bytes)
         self._lock = threading.Lock()
 
     def get(self, schema: dict[str, Any]) -> str:
@@ -56,8 +67,6 @@ class GrammarCache:
         key = canonical_schema(schema)
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
         if entry is None:
             try:
                 entry = schema_to_gbnf(schema)
@@ -74,8 +83,6 @@ class GrammarCache:
         return len(self._entries)
 
     def _store(self, key: bytes, entry: str | GrammarUnavailable) -> None:
+        size = len(key) + len(str(entry))  # GBNF and reasons are ASCII, near enough
         with self._lock:
-            self._entries[key] = entry
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._maxsize:
-                self._entries.popitem(last=False)
+            self._entries.put(key, entry, size)

@@ -64,6 +64,8 @@ def _fits(node: Any, depth: int, counter: list[int]) -> bool:
         return False
     if not any(key in node for key in _TYPE_DEFINING):
         return False
+    if "$ref" in node and not (isinstance(node["$ref"], str) and node["$ref"].startswith("#")):
+        return False  # never reached from the engine, which refuses such schemas; never sent either way
     if "format" in node and node["format"] not in _ALLOWED_FORMATS:
         return False
     if "properties" in node or _has_type(node, "object"):
