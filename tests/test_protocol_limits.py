@@ -206,6 +206,25 @@ def test_the_default_head_limit_refuses_a_megabyte_of_headers(server: ServerProc
         assert_json_error(read_until_closed(sock, SLACK_S), 431, "headers_too_large")
 
 
+def test_the_head_after_a_body_answered_early_is_bounded_too(limited: ServerProcess) -> None:
+    """A request answered before its body is read (401: no key): the rest of that body is still its
+    body, and what follows is the next request's head, limited as any other."""
+    with connect(limited) as sock:
+        sock.sendall(b"POST /v3/spans HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n0123456789")
+        sock.settimeout(SLACK_S)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 401")
+        sock.sendall(b"0123456789GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        send_refusable(sock, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 1024 * 1024 + b"\r\n\r\n")
+        assert_json_error(read_until_closed(sock, SLACK_S), 431, "headers_too_large")
+    with connect(limited) as sock:
+        sock.sendall(b"POST /v3/spans HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n0123456789")
+        sock.settimeout(SLACK_S)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 401")
+        send_refusable(sock, b"0123456789GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 1024 * 1024)
+        assert b"431" in read_until_closed(sock, SLACK_S).split(b"\r\n", 1)[0]
+
+
 def test_requests_within_the_limits_are_served(limited: ServerProcess) -> None:
     """A head just under the limit, and a small head with a large body in one send (only the head counts)."""
     head_room = MAX_HEADER_BYTES - 200

@@ -127,10 +127,6 @@ class HeadWithBodyProtocol(HttpToolsProtocol):
                     f"the request head is over the limit of {self.limits.max_head_bytes} bytes"))
                 return
         super().data_received(data)
-        if self._in_body and not self.cycle.more_body:  # the body ended in this read (uvicorn's flag)
-            self._in_body = False
-            if self._timer is not None:
-                self._disarm()
         if self._timer is None and (self._in_body or self._head_bytes):
             self._start_clock()
 
@@ -144,6 +140,14 @@ class HeadWithBodyProtocol(HttpToolsProtocol):
             cycle.transport = HeadHoldingTransport(self.transport, self.loop, cycle)
             self._in_body = True
             self._body_started = None
+
+    def on_message_complete(self) -> None:
+        # Here, not from uvicorn's `more_body`: uvicorn leaves that set when the response went out
+        # before the body was all read, and the bytes after the body are the next request's head.
+        self._in_body = False
+        if self._timer is not None:
+            self._disarm()
+        super().on_message_complete()
 
     def _start_clock(self) -> None:
         """A request still incomplete at the end of a read is on the clock from now on."""
@@ -184,12 +188,10 @@ class HeadWithBodyProtocol(HttpToolsProtocol):
 
     def _check_body(self) -> None:
         """Wait on while the body keeps coming (or the app is not reading yet); otherwise tell the
-        app, whose `read_body` answers 408 and closes the connection."""
+        app, whose `read_body` answers 408 and closes the connection, or, when the app has already
+        answered without reading the whole body, close the connection."""
         cycle = self.cycle
         now = self.loop.time()
-        if cycle.response_complete:  # answered without reading the rest: nothing to wait for
-            self.transport.close()
-            return
         waiting_on_us = self.flow.read_paused or getattr(cycle, "waiting_for_100_continue", False)
         if waiting_on_us or self._waited_on_us:
             self._body_read_at = now  # the client waits (or waited until just now) on us, not we on it
@@ -199,6 +201,9 @@ class HeadWithBodyProtocol(HttpToolsProtocol):
         deadline = started + self.limits.body_timeout_s
         if now < min(idle_end, deadline):
             self._arm(min(idle_end, deadline) - now)
+            return
+        if cycle.response_started:  # nobody reads the rest, and a 408 can no longer be sent
+            self.transport.close()
             return
         if now >= deadline:
             reason = f"the request body did not arrive within {self.limits.body_timeout_s:g} s"
