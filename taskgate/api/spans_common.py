@@ -103,7 +103,7 @@ def _check_storable(span: SpanRecord) -> None:
     encode...) before answering: a span answered with its id must be a stored span."""
     try:
         check_storable(span)
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, OverflowError) as exc:
         raise BadRequestError(f"the span cannot be stored: {exc}") from exc
 
 

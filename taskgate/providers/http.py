@@ -202,9 +202,10 @@ class UpstreamHTTP:
         self._session = None
 
     def _caller_headers(self, headers: Mapping[str, str] | None) -> dict[str, str] | None:
-        """A request's extra headers, less any this upstream sets itself or no caller may set. The
-        request parser already refuses those with a 400; this keeps the adapter's own credentials
-        whatever reaches here (aiohttp lets a request's headers replace the session's)."""
+        """A request's extra headers, less any this upstream sets itself (credentials, content type,
+        API version) and any no caller may set (which the request parser refuses with a 400): aiohttp
+        lets a request's headers replace the session's, so this keeps the adapter's own whatever
+        reaches here."""
         if not headers:
             return None
         return {name: value for name, value in headers.items()
