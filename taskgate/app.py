@@ -14,8 +14,7 @@ import time
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route, Router
+from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from taskgate.api import compat, v2, v2_spans, v3
@@ -26,7 +25,7 @@ from taskgate.config import Settings
 from taskgate.context import AppContext
 from taskgate.engine.cost import PriceBook
 from taskgate.engine.engine import Engine
-from taskgate.errors import NotFoundError
+from taskgate.errors import MethodNotAllowedError, NotFoundError, TaskgateError
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.store import open_store
 from taskgate.store.database import private_directory
@@ -37,11 +36,40 @@ from taskgate.telemetry.recorder import SpanRecorder, peer_wait
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
-    start = time.perf_counter()
     path = Request(scope).url.path
-    response: Response = error_response(NotFoundError(f"no such endpoint: {scope['method']} {path}"))
+    await _answer(scope, receive, send, NotFoundError(f"no such endpoint: {scope['method']} {path}"))
+
+
+async def method_not_allowed(scope: Scope, receive: Receive, send: Send) -> None:
+    """The JSON 405, its `Allow` listing the methods of every route whose path matches."""
+    router: Router = scope["router"]
+    allowed = {method for route in router.routes if isinstance(route, Route) and route.methods
+               and route.matches(scope)[0] is not Match.NONE for method in route.methods}
+    await _answer(scope, receive, send, MethodNotAllowedError(scope["method"], Request(scope).url.path, allowed))
+
+
+async def _answer(scope: Scope, receive: Receive, send: Send, error: TaskgateError) -> None:
+    start = time.perf_counter()
+    response = error_response(error)
     await response(scope, receive, send)
     log_access(scope, response.status_code, start)
+
+
+class JSONRoute(Route):
+    """A Route whose wrong method gets `method_not_allowed` rather than Starlette's text/plain 405,
+    whose `Allow` would list only this route's methods even where another route serves the path."""
+
+    @classmethod
+    def of(cls, route: BaseRoute) -> BaseRoute:
+        if type(route) is not Route:
+            return route
+        return cls(route.path, route.endpoint, methods=route.methods, name=route.name)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods and scope["method"] not in self.methods:
+            await method_not_allowed(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 class ExactPaths:
@@ -92,7 +120,7 @@ def create_app(settings: Settings) -> ASGIApp:
         engine = Engine(store, recorder, providers, settings.default_model)
         ctx = AppContext(settings, store, auth, recorder, providers, engine)
         for module in (v2, compat, v3, v2_spans):  # the call endpoints first: routes are matched in order
-            router.routes.extend(module.routes(ctx))
+            router.routes.extend(JSONRoute.of(route) for route in module.routes(ctx))
         app.index()
         PriceBook.warm()
         # Everything loaded so far (libraries, the price table) lives as long as the process: keep

@@ -13,7 +13,7 @@ import typer
 import uvicorn
 from sqlalchemy.engine import make_url
 
-from taskgate.api.http_protocol import HeadWithBodyProtocol
+from taskgate.api.http_protocol import ReadLimits, protocol_with
 from taskgate.api.logging import configure_logging
 from taskgate.app import create_app
 from taskgate.config import ConfigError, Settings
@@ -68,7 +68,9 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": HeadWithBodyProtocol,  # httptools, a JSON answer's head and body in one write
+        # httptools, a JSON answer's head and body in one write, slow or huge requests refused
+        "http": protocol_with(ReadLimits(settings.max_header_bytes, settings.header_timeout_s,
+                                         settings.body_idle_timeout_s, settings.body_timeout_s)),
         "access_log": False,
         "proxy_headers": False,
         "server_header": False,

@@ -29,6 +29,11 @@ class Settings:
     local_queue_size: int = 16
     presets: dict[str, ProviderPreset] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
+    # How large a request head may be and how long a request may take to arrive (slow clients).
+    max_header_bytes: int = 64 * 1024
+    header_timeout_s: float = 10.0
+    body_idle_timeout_s: float = 30.0
+    body_timeout_s: float = 300.0
 
     @property
     def effective_database_url(self) -> str:
@@ -53,6 +58,10 @@ class Settings:
             local_queue_size=int(_positive(env, "TASKGATE_LOCAL_QUEUE", 16)),
             presets=presets,
             env=env,
+            max_header_bytes=int(_positive(env, "TASKGATE_MAX_HEADER_BYTES", 64 * 1024)),
+            header_timeout_s=_positive(env, "TASKGATE_HEADER_TIMEOUT", 10.0),
+            body_idle_timeout_s=_positive(env, "TASKGATE_BODY_IDLE_TIMEOUT", 30.0),
+            body_timeout_s=_positive(env, "TASKGATE_BODY_TIMEOUT", 300.0),
         )
         for key, value in overrides.items():
             if value is not None:

@@ -7,6 +7,7 @@ provider failures (502/503/504), and only the latter are retriable by the fallba
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -100,12 +101,36 @@ class MethodNotAllowedError(TaskgateError):
     code = "method_not_allowed"
     default_message = "The method is not allowed on this resource"
 
+    def __init__(self, method: str, path: str, allowed: Iterable[str]):
+        """`allowed`: every method `path` serves, sent in the `Allow` header RFC 9110 requires."""
+        allow = ", ".join(sorted(set(allowed)))
+        super().__init__(f"{method} is not allowed on {path}; allowed: {allow}", headers={"Allow": allow})
+
+
+class RequestTimeoutError(TaskgateError):
+    """The client did not send its request (head or body) in time; the connection is then closed."""
+
+    status = 408
+    type_name = "RequestTimeoutError"
+    code = "request_timeout"
+    default_message = "The request was not received in time"
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail, headers={"Connection": "close"})
+
 
 class PayloadTooLargeError(TaskgateError):
     status = 413
     type_name = "PayloadTooLargeError"
     code = "payload_too_large"
     default_message = "The request body is too large"
+
+
+class RequestHeaderFieldsTooLargeError(TaskgateError):
+    status = 431
+    type_name = "RequestHeaderFieldsTooLargeError"
+    code = "headers_too_large"
+    default_message = "The request's header fields are too large"
 
 
 class RequestValidationError(TaskgateError):

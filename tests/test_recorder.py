@@ -204,18 +204,36 @@ async def test_write_through_stores_the_span_before_returning(make_store: StoreF
     assert store.batches == [1]  # nothing left pending to write twice
 
 
-async def test_write_through_on_a_failing_store_leaves_the_span_to_the_batch(make_store: StoreFactory) -> None:
+async def test_write_through_on_a_failing_store_raises_and_keeps_nothing(make_store: StoreFactory) -> None:
+    """The span API answers with the id only once stored: a failed write raises, and the span is not
+    left pending for a later batch to store behind the caller's back (the caller was told it failed)."""
     store = await make_store(FailingStore)
     project = await _project(store)
     recorder = SpanRecorder(store, flush_interval=3600)
-    await recorder.write_through(_span(project, 1, output="kept"))  # must not raise
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        await recorder.write_through(_span(project, 1, output="refused"))
     assert recorder.failed_writes == 1
+    assert await recorder.find_span(project, "span-1") is None
+    store.failing = False
+    await recorder.flush()
+    assert await store.get_span(project, "span-1") is None
+
+
+async def test_a_failed_write_through_puts_back_the_version_waiting_for_the_batch(make_store: StoreFactory) -> None:
+    """A call's span recorded for the batch, then updated through the span API while the store is
+    down: the update fails, and the recorded version is still written by the batch."""
+    store = await make_store(FailingStore)
+    project = await _project(store)
+    recorder = SpanRecorder(store, flush_interval=3600)
+    recorder.record(_span(project, 1, output="recorded"))
+    with pytest.raises(RuntimeError):
+        await recorder.write_through(_span(project, 1, output="updated"))
     pending = await recorder.find_span(project, "span-1")
-    assert pending is not None and pending.output == "kept"
+    assert pending is not None and pending.output == "recorded"
     store.failing = False
     await recorder.flush()
     stored = await store.get_span(project, "span-1")
-    assert stored is not None and stored.output == "kept"
+    assert stored is not None and stored.output == "recorded"
 
 
 async def test_without_replicas_a_miss_is_reported_at_once(make_store: StoreFactory) -> None:

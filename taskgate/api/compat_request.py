@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskgate.api.fields import optional
+from taskgate.api.spans_common import span_id
+from taskgate.api.v3_shapes import MAX_NAME_LENGTH
 from taskgate.engine.models import parse_model_field
 from taskgate.engine.task import ModelChoice, Task
 from taskgate.errors import BadRequestError
@@ -81,14 +83,17 @@ def parse_chat_request(body: Mapping[str, Any], headers: Mapping[str, str], proj
 
 def _function_name(headers: Mapping[str, str]) -> str:
     name = headers.get("x-opper-name", "").strip()
+    if len(name) > MAX_NAME_LENGTH:
+        raise BadRequestError(f"the X-Opper-Name header must be at most {MAX_NAME_LENGTH} characters")
     return name or DEFAULT_FUNCTION_NAME
 
 
 def _parent(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
     header = headers.get("x-opper-parent-span-id", "").strip()
     if header:
-        return header
-    return optional(body, "parent_span_id", str, "a string", name="parent_span_id") or None
+        return span_id(header, "the X-Opper-Parent-Span-Id header")
+    value = optional(body, "parent_span_id", str, "a string", name="parent_span_id")
+    return span_id(value, "parent_span_id") if value else None
 
 
 def _include_usage(body: Mapping[str, Any]) -> bool:

@@ -17,12 +17,14 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from taskgate.api.http_protocol import BODY_TIMEOUT_KEY
 from taskgate.api.logging import log_access
-from taskgate.errors import BadRequestError, PayloadTooLargeError, TaskgateError
+from taskgate.errors import BadRequestError, PayloadTooLargeError, RequestTimeoutError, TaskgateError
 
 log = logging.getLogger("taskgate.api")
 
 Handler = Callable[[Request], Awaitable[Response]]
+MAX_SQL_INT = 2**31 - 1  # Postgres INTEGER, the narrowest integer column of either store
 CLIENT_CLOSED_REQUEST = 499  # the access-log status, as nginx records it, of a client that left mid-request
 
 
@@ -87,13 +89,14 @@ def header_map(request: Request) -> dict[str, str]:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing anything over `limit` bytes before reading it all.
+    """The raw body, refusing anything over `limit` bytes before reading it all, and answering
+    408 when the protocol reports that the body stalled (see `taskgate.api.http_protocol`).
 
     Read from the ASGI messages themselves: Starlette's `stream()` is an async generator, which
     costs its own bookkeeping on every request.
     """
     declared = header_map(request).get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and (size := ascii_int(declared, max_digits=20)) is not None and size > limit:
         raise PayloadTooLargeError(f"request body of {declared} bytes is over the limit of {limit} bytes")
     chunks = []
     size = 0
@@ -108,6 +111,8 @@ async def read_body(request: Request, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+        if (stalled := request.scope.get(BODY_TIMEOUT_KEY)) is not None:
+            raise RequestTimeoutError(stalled)
 
 
 async def read_json(request: Request, limit: int) -> Any:
@@ -179,15 +184,23 @@ def json_depth(body: bytes) -> int:
     return max(accumulate(array("b", skeleton.translate(_BRACKET_STEPS))), default=0)
 
 
-def query_int(request: Request, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+def ascii_int(text: str, max_digits: int = 10) -> int | None:
+    """`text` as a number if it is 1 to `max_digits` ASCII digits, else None. `int()` and
+    `str.isdigit()` also take signs, spaces, underscores and other scripts' digits (even "²",
+    which `int()` then refuses)."""
+    if 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
+def query_int(request: Request, name: str, default: int, *, minimum: int = 0, maximum: int = MAX_SQL_INT) -> int:
+    """A non-negative integer query parameter; anything else, or one outside the bounds, is a 400
+    (the default maximum is the range every integer column of either store holds)."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadRequestError(f"query parameter '{name}' must be an integer, got '{raw}'") from exc
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f" and at most {maximum}" if maximum is not None else ""
-        raise BadRequestError(f"query parameter '{name}' must be at least {minimum}{bound}")
+    value = ascii_int(raw)
+    if value is None or not minimum <= value <= maximum:
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        raise BadRequestError(f"query parameter '{name}' must be an integer from {minimum} to {maximum}, got '{shown}'")
     return value

@@ -8,14 +8,16 @@ free-form `meta` under reserved keys and lifted back out when a span is shown.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from taskgate.api.fields import optional
-from taskgate.errors import BadRequestError, ConflictError, NotFoundError
+from taskgate.errors import BadRequestError, ConflictError, NotFoundError, TaskgateError
 from taskgate.ids import new_id
 from taskgate.store.base import SpanRecord
+from taskgate.store.spans import check_storable
 
 if TYPE_CHECKING:
     from taskgate.context import AppContext
@@ -27,7 +29,7 @@ MAX_ID_CHARS = 255
 
 
 def parse_time(value: Any, field: str) -> datetime | None:
-    """An ISO 8601 time; one without an offset is taken as UTC, as both SDKs mean it."""
+    """An ISO 8601 time, in UTC; one without an offset is taken as UTC, as both SDKs mean it."""
     if value is None:
         return None
     if not isinstance(value, str):
@@ -35,20 +37,31 @@ def parse_time(value: Any, field: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise BadRequestError(f"'{field}' is not an ISO 8601 date-time: '{value}'") from exc
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+        raise BadRequestError(f"'{field}' is not an ISO 8601 date-time: '{value[:100]}'") from exc
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
+        raise BadRequestError(f"'{field}' is outside the years 1 to 9999 in UTC: '{value}'") from exc
+
+
+def span_id(value: str, what: str, *, error: type[TaskgateError] = BadRequestError) -> str:
+    """A span or trace id from a client (a body field, a path, a header): stored as a key and put
+    in URLs, so 1 to MAX_ID_CHARS printable characters. `what` names it in the error."""
+    if not (0 < len(value) <= MAX_ID_CHARS and value.isprintable()):
+        raise error(f"{what} must be 1 to {MAX_ID_CHARS} printable characters")
+    return value
+
+
+def optional_span_id(body: Mapping[str, Any], key: str, *, error: type[TaskgateError] = BadRequestError) -> str | None:
+    """`body[key]` as a span id, or None when it is absent or null."""
+    value = optional(body, key, str, "a string", error=error)
+    return span_id(value, f"'{key}'", error=error) if value is not None else None
 
 
 def _string(body: dict[str, Any], key: str) -> str | None:
     return optional(body, key, str, "a string")
-
-
-def _identifier(body: dict[str, Any], key: str) -> str | None:
-    """A client-chosen id: stored as a key and put in URLs, so printable and of a sane length."""
-    value = _string(body, key)
-    if value is not None and not (0 < len(value) <= MAX_ID_CHARS and value.isprintable()):
-        raise BadRequestError(f"'{key}' must be 1 to {MAX_ID_CHARS} printable characters")
-    return value
 
 
 def _object(body: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -73,11 +86,30 @@ def _meta(body: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-async def find_span(ctx: AppContext, project_id: str, span_id: str) -> SpanRecord:
-    span = await ctx.recorder.find_span(project_id, span_id)
+async def find_span(ctx: AppContext, project_id: str, wanted: str) -> SpanRecord:
+    span = await ctx.recorder.find_span(project_id, span_id(wanted, "a span id"))
     if span is None:
-        raise NotFoundError(f"span '{span_id}' was not found")
+        raise NotFoundError(f"span '{wanted}' was not found")
     return span
+
+
+def _check_times(start: datetime | None, end: datetime | None) -> None:
+    if start is not None and end is not None and end < start:
+        raise BadRequestError(f"'end_time' ({end.isoformat()}) is before 'start_time' ({start.isoformat()})")
+
+
+def _check_storable(span: SpanRecord) -> None:
+    """Refuse what the store could not encode (an integer beyond 64 bits, nesting too deep to
+    encode...) before answering: a span answered with its id must be a stored span."""
+    try:
+        check_storable(span)
+    except (TypeError, OverflowError) as exc:
+        raise BadRequestError(f"the span cannot be stored: {exc}") from exc
+
+
+async def _store(ctx: AppContext, span: SpanRecord) -> None:
+    _check_storable(span)
+    await ctx.recorder.write_through(span)
 
 
 async def create_span(ctx: AppContext, project_id: str, body: dict[str, Any]) -> SpanRecord:
@@ -85,17 +117,17 @@ async def create_span(ctx: AppContext, project_id: str, body: dict[str, Any]) ->
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise BadRequestError("'name' is required and must be a non-empty string")
-    given_id = _identifier(body, "id")
-    span_id = given_id or new_id()
-    if given_id is not None and await ctx.recorder.find_span(project_id, span_id, wait_for_peers=False) is not None:
-        raise ConflictError(f"span '{span_id}' already exists")
-    parent_id = _string(body, "parent_id")
-    trace_id = _identifier(body, "trace_id")
+    given_id = optional_span_id(body, "id")
+    new_span_id = given_id or new_id()
+    if given_id is not None and await ctx.recorder.find_span(project_id, given_id, wait_for_peers=False) is not None:
+        raise ConflictError(f"span '{given_id}' already exists")
+    parent_id = optional_span_id(body, "parent_id")
+    trace_id = optional_span_id(body, "trace_id")
     if parent_id is not None:
         trace_id = (await find_span(ctx, project_id, parent_id)).trace_id
     error = _string(body, "error")
     span = SpanRecord(
-        id=span_id,
+        id=new_span_id,
         trace_id=trace_id or new_id(),
         project_id=project_id,
         name=name,
@@ -110,13 +142,14 @@ async def create_span(ctx: AppContext, project_id: str, body: dict[str, Any]) ->
         tags=_object(body, "tags") or {},
         meta=_meta(body, {}),
     )
-    await ctx.recorder.write_through(span)
+    _check_times(span.start_time, span.end_time)
+    await _store(ctx, span)
     return span
 
 
-async def update_span(ctx: AppContext, project_id: str, span_id: str, body: dict[str, Any]) -> SpanRecord:
+async def update_span(ctx: AppContext, project_id: str, wanted: str, body: dict[str, Any]) -> SpanRecord:
     """Apply the fields present in a PATCH body; absent fields keep their value."""
-    span = await find_span(ctx, project_id, span_id)
+    span = await find_span(ctx, project_id, wanted)
     changes: dict[str, Any] = {"meta": _meta(body, span.meta)}
     for key in ("name", "type"):
         if (value := _string(body, key)) is not None:
@@ -133,14 +166,17 @@ async def update_span(ctx: AppContext, project_id: str, span_id: str, body: dict
         changes["error"] = error
         changes["status"] = "error"
     updated = replace(span, **changes)
-    await ctx.recorder.write_through(updated)
+    if "start_time" in changes or "end_time" in changes:  # against the stored other bound too
+        _check_times(updated.start_time, updated.end_time)
+    await _store(ctx, updated)
     return updated
 
 
-async def delete_span(ctx: AppContext, project_id: str, span_id: str) -> None:
+async def delete_span(ctx: AppContext, project_id: str, wanted: str) -> None:
+    span_id(wanted, "a span id")
     await ctx.recorder.flush()  # a span still pending would otherwise be written after the delete
-    if not await ctx.store.delete_span(project_id, span_id):
-        raise NotFoundError(f"span '{span_id}' was not found")
+    if not await ctx.store.delete_span(project_id, wanted):
+        raise NotFoundError(f"span '{wanted}' was not found")
 
 
 def duration_ms(start: datetime | None, end: datetime | None) -> int | None:

@@ -16,7 +16,9 @@ from starlette.routing import BaseRoute, Route
 
 from taskgate.api.fields import optional
 from taskgate.api.http import JSONResponse, guarded, read_json_object
+from taskgate.api.spans_common import optional_span_id
 from taskgate.api.sse import data_frame, sse_response
+from taskgate.api.v3_shapes import MAX_NAME_LENGTH
 from taskgate.context import AppContext
 from taskgate.engine.jsonpath import JsonPathStream, JSONStreamError
 from taskgate.engine.models import parse_model_field
@@ -33,6 +35,7 @@ from taskgate.engine.task import (
     TextDelta,
 )
 from taskgate.errors import RequestValidationError, TaskgateError
+from taskgate.store.cache import MAX_TTL_SECONDS
 
 _JSON_STARTS = frozenset('{["-0123456789')
 
@@ -42,9 +45,11 @@ def parse_call(body: dict[str, Any], project_id: str) -> Task:
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise RequestValidationError("'name' is required and must be a non-empty string")
+    if len(name) > MAX_NAME_LENGTH:
+        raise RequestValidationError(f"'name' must be at most {MAX_NAME_LENGTH} characters")
     instructions = _string(body, "instructions") or DEFAULT_INSTRUCTIONS
     tags = _object(body, "tags") or {}
-    parent = _string(body, "parent_span_id")
+    parent = optional_span_id(body, "parent_span_id", error=RequestValidationError)
     return Task(
         project_id=project_id,
         function_name=name.strip(),
@@ -91,6 +96,9 @@ def parse_configuration(config: dict[str, Any]) -> TaskConfig:
     ttl = config.get("invocation.cache.ttl")
     if ttl is not None:
         parsed.cache_ttl = _int_key("invocation.cache.ttl", ttl, minimum=0)
+        if parsed.cache_ttl > MAX_TTL_SECONDS:
+            raise RequestValidationError(f"configuration 'invocation.cache.ttl' must be at most {MAX_TTL_SECONDS} "
+                                         "seconds (a year)")
     attempts = config.get("invocation.structured_generation.max_attempts")
     if attempts is not None:
         parsed.max_attempts = _int_key("invocation.structured_generation.max_attempts", attempts, minimum=1)

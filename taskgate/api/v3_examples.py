@@ -22,6 +22,7 @@ from taskgate.ids import new_id
 from taskgate.store.base import ExampleRecord, FunctionDefinition, FunctionRecord
 
 MAX_BATCH = 1000
+MAX_TAG_CHARS = 100  # the width of the store's column
 
 
 def example_body(record: ExampleRecord) -> dict[str, Any]:
@@ -35,6 +36,8 @@ def _example(value: Any, function_id: str, where: str) -> ExampleRecord:
         if key not in value:
             raise BadRequestError(f"{where}.{key} is required")
     tag = optional(value, "tag", str, "a string", name=f"{where}.tag")
+    if tag is not None and len(tag) > MAX_TAG_CHARS:
+        raise BadRequestError(f"{where}.tag must be at most {MAX_TAG_CHARS} characters")
     comment = optional(value, "comment", str, "a string", name=f"{where}.comment")
     return ExampleRecord(id=new_id(), function_id=function_id, input=value["input"],
                          output=value["output"], tag=tag, comment=comment)

@@ -13,8 +13,9 @@ from typing import Any
 
 from starlette.responses import Response
 
-from taskgate.api.http import JSONResponse, query_int, read_json_object
+from taskgate.api.http import MAX_SQL_INT, JSONResponse, ascii_int, query_int, read_json_object
 from taskgate.api.v3_routing import Operation, V3Request
+from taskgate.api.v3_shapes import function_name
 from taskgate.errors import BadRequestError, NotFoundError
 from taskgate.store.base import FunctionRecord, RevisionRecord
 
@@ -65,7 +66,7 @@ def revision_details(record: RevisionRecord) -> dict[str, Any]:
 
 
 async def require_function(req: V3Request) -> FunctionRecord:
-    name = req.params["name"]
+    name = function_name(req.params["name"])
     record = await req.ctx.store.get_function(req.project_id, name)
     if record is None:
         raise NotFoundError(f"function '{name}' not found")
@@ -74,9 +75,11 @@ async def require_function(req: V3Request) -> FunctionRecord:
 
 def _revision_number(req: V3Request) -> int:
     raw = req.params["revision_id"]
-    if not raw.isdigit() or int(raw) < 1:
-        raise BadRequestError(f"revision id must be a positive integer, got '{raw}'")
-    return int(raw)
+    number = ascii_int(raw)
+    if number is None or not 1 <= number <= MAX_SQL_INT:
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        raise BadRequestError(f"revision id must be an integer from 1 to {MAX_SQL_INT}, got '{shown}'")
+    return number
 
 
 async def list_functions(req: V3Request) -> Response:
@@ -103,7 +106,7 @@ async def update_function(req: V3Request) -> Response:
 
 
 async def delete_function(req: V3Request) -> Response:
-    name = req.params["name"]
+    name = function_name(req.params["name"])
     if not await req.ctx.store.delete_function(req.project_id, name):
         raise NotFoundError(f"function '{name}' not found")
     req.ctx.engine.functions.forget(req.project_id, name)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from taskgate.api.http import Handler, guarded
 from taskgate.errors import MethodNotAllowedError, NotFoundError
@@ -92,20 +93,31 @@ def _function_dispatcher(ctx: AppContext, ops: Sequence[Operation]) -> Handler:
 
     async def dispatch(request: Request) -> Response:
         path = FUNCTION_PREFIX + request.path_params["rest"]
-        other_method = False
+        allowed = []
         for op, pattern in table:
             match = pattern.fullmatch(path)
             if match is None:
                 continue
-            if op.method != request.method:
-                other_method = True
-                continue
-            return await _run(ctx, op, request, match.groupdict())
-        if other_method:
-            raise MethodNotAllowedError(f"{request.method} is not allowed on {path}")
+            if op.method == request.method:
+                return await _run(ctx, op, request, match.groupdict())
+            allowed.append(op.method)
+        if allowed:
+            raise MethodNotAllowedError(request.method, path, allowed)
         raise NotFoundError(f"no v3 operation matches {request.method} {path}")
 
     return guarded(dispatch)
+
+
+class _AnyMethod:
+    """A handler as a plain ASGI app: a Route given one matches every method, so the dispatcher,
+    not Starlette, decides between a 405 (with the methods of the path it matched) and a 404."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handler(Request(scope, receive))
+        await response(scope, receive, send)
 
 
 def build_routes(ctx: AppContext, operations: Sequence[Operation]) -> list[BaseRoute]:
@@ -116,8 +128,7 @@ def build_routes(ctx: AppContext, operations: Sequence[Operation]) -> list[BaseR
             routes.append(Route(op.path, _endpoint(ctx, op), methods=[op.method]))
     scoped = [op for op in operations if op.function_scoped]
     if scoped:
-        methods = sorted({op.method for op in scoped})
-        routes.append(Route(FUNCTION_PREFIX + "{rest:path}", _function_dispatcher(ctx, scoped), methods=methods))
+        routes.append(Route(FUNCTION_PREFIX + "{rest:path}", _AnyMethod(_function_dispatcher(ctx, scoped))))
     return routes
 
 

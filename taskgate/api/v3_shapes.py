@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from taskgate.api.fields import optional
+from taskgate.api.spans_common import optional_span_id
 from taskgate.engine.models import parse_model_field
 from taskgate.engine.task import DEFAULT_INSTRUCTIONS, Result, Task
 from taskgate.errors import BadRequestError
@@ -76,7 +77,7 @@ def task_from_run_request(body: dict[str, Any], project_id: str, name: str,
         output_schema=optional(body, "output_schema", dict, "a JSON Schema object"),
         models=parse_model_field(body.get("model")),
         tools=_tools(body.get("tools")),
-        parent_span_id=optional(body, "parent_span_id", str, "a string"),
+        parent_span_id=optional_span_id(body, "parent_span_id"),
         options={"reasoning_effort": effort} if effort is not None else {},
         record_function=True,
     )

@@ -12,7 +12,15 @@ from typing import Any
 from starlette.responses import Response
 
 from taskgate.api.http import JSONResponse, query_int, read_json_object
-from taskgate.api.spans_common import create_span, delete_span, duration_ms, find_span, update_span, v3_span
+from taskgate.api.spans_common import (
+    create_span,
+    delete_span,
+    duration_ms,
+    find_span,
+    span_id,
+    update_span,
+    v3_span,
+)
 from taskgate.api.v3_routing import Operation, V3Request
 from taskgate.errors import NotFoundError
 from taskgate.store.base import SpanRecord, TraceSummary
@@ -95,7 +103,7 @@ async def list_traces(req: V3Request) -> Response:
 
 
 async def get_trace(req: V3Request) -> Response:
-    trace_id = req.params["id"]
+    trace_id = span_id(req.params["id"], "a trace id")
     await req.ctx.recorder.flush()
     spans = await req.ctx.store.get_trace(req.project_id, trace_id)
     if not spans:
@@ -105,7 +113,7 @@ async def get_trace(req: V3Request) -> Response:
 
 
 async def remove_trace(req: V3Request) -> Response:
-    trace_id = req.params["id"]
+    trace_id = span_id(req.params["id"], "a trace id")
     await req.ctx.recorder.flush()
     if not await req.ctx.store.delete_trace(req.project_id, trace_id):
         raise NotFoundError(f"trace '{trace_id}' was not found")

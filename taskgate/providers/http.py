@@ -27,6 +27,21 @@ from taskgate.errors import (
     classify_upstream_status,
 )
 
+# What a caller's `extra_headers` may never set: credentials (the adapter's own above all), the
+# upstream's identity and the body's framing, and hop-by-hop headers (RFC 9110 §7.6.1: they
+# belong to one connection, and would let a caller desynchronise the pooled one). `Proxy-*` too.
+PROTECTED_HEADERS = frozenset({
+    "authorization", "x-api-key", "api-key", "host", "content-length", "connection", "keep-alive", "te",
+    "trailer", "transfer-encoding", "upgrade",
+})
+
+
+def is_protected_header(name: str) -> bool:
+    """Whether `name` (any case) is one a caller may not set on an upstream request."""
+    lowered = name.lower()
+    return lowered in PROTECTED_HEADERS or lowered.startswith("proxy-")
+
+
 POOL_LIMIT = 256  # concurrent connections per upstream
 KEEPALIVE_S = 30.0
 TAIL_WAIT_S = 2.0  # how long a finished stream's last bytes may take before its connection is dropped
@@ -162,6 +177,7 @@ class UpstreamHTTP:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
         self._headers = {"content-type": "application/json", **headers}
+        self._own_headers = frozenset(name.lower() for name in self._headers)
         self._timeout_s = timeout_s  # when a request's options name no `timeout`
         self._session: aiohttp.ClientSession | None = None
         self._tails: set[asyncio.Task[None]] = set()  # finished streams whose last bytes are still due
@@ -185,6 +201,16 @@ class UpstreamHTTP:
             await self._session.close()
         self._session = None
 
+    def _caller_headers(self, headers: Mapping[str, str] | None) -> dict[str, str] | None:
+        """A request's extra headers, less any this upstream sets itself (credentials, content type,
+        API version) and any no caller may set (which the request parser refuses with a 400): aiohttp
+        lets a request's headers replace the session's, so this keeps the adapter's own whatever
+        reaches here."""
+        if not headers:
+            return None
+        return {name: value for name, value in headers.items()
+                if name.lower() not in self._own_headers and not is_protected_header(name)} or None
+
     async def post_json(
         self, path: str, body: dict[str, Any], options: Mapping[str, Any], headers: Mapping[str, str] | None = None
     ) -> Any:
@@ -196,7 +222,7 @@ class UpstreamHTTP:
         timeout = aiohttp.ClientTimeout(total=timeout_s, connect=timeout_s)
         try:
             async with self._client().post(
-                self.base_url + path, data=orjson.dumps(body), headers=headers or None, timeout=timeout
+                self.base_url + path, data=orjson.dumps(body), headers=self._caller_headers(headers), timeout=timeout
             ) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
@@ -231,7 +257,7 @@ class UpstreamHTTP:
         timeout = aiohttp.ClientTimeout(total=None, connect=timeout_s, sock_read=timeout_s)
         try:
             resp = await self._client().post(
-                self.base_url + path, data=orjson.dumps(body), headers=headers or None, timeout=timeout
+                self.base_url + path, data=orjson.dumps(body), headers=self._caller_headers(headers), timeout=timeout
             )
         except Exception as exc:
             raise self._transport_error(exc, timeout_s) from exc

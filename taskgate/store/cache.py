@@ -13,6 +13,8 @@ from taskgate.store.codec import utcnow
 from taskgate.store.database import upsert
 from taskgate.store.tables import cache_entries
 
+MAX_TTL_SECONDS = 365 * 24 * 3600  # a year; callers refuse more (far beyond it, expires_at overflows a datetime)
+
 
 def cache_get(conn: Connection, project_id: str, key: str) -> dict[str, Any] | None:
     query = sa.select(cache_entries.c.payload).where(

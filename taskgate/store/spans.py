@@ -65,6 +65,13 @@ def latest_versions(records: list[SpanRecord]) -> list[SpanRecord]:
     return list({(span.project_id, span.id): span for span in records}.values())
 
 
+def check_storable(span: SpanRecord) -> None:
+    """Encode `span` as a write does, raising what that write would: OverflowError for a number or
+    time a column cannot hold, TypeError (orjson) for JSON it cannot encode. For callers that must
+    know before they answer that a span will be stored (both stores fail alike on these)."""
+    sqlite_row(span)
+
+
 def sqlite_row(span: SpanRecord) -> bytes:
     """The span as a JSON array of its column values, for `write_sqlite_rows`: pure CPU, so it runs
     on the event loop. JSON columns are JSON text inside it, stored as exactly that text."""

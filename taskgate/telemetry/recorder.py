@@ -6,7 +6,8 @@ A background task writes the pending spans in batches, one transaction per batch
 is counted in `failed_writes`, logged, and retried later with a growing pause; after
 MAX_ATTEMPTS failures of the same span it is dropped (and counted in `dropped_spans`) rather than
 kept forever. `close()` writes everything accepted before the process exits. Spans made through
-the span API go through `write_through()` instead: few, and wanted on every replica at once.
+the span API go through `write_through()` instead: few, wanted on every replica at once, and
+answered with their id only once stored.
 
 Batches are written once a second by default: each write competes with requests for the CPU, and
 fewer, larger writes touch fewer requests (at a flush every 0.2 s the writes were the main source
@@ -83,9 +84,15 @@ class SpanRecorder:
 
     async def write_through(self, span: SpanRecord) -> None:
         """Write `span` now rather than with the next batch: for spans made through the span API,
-        which a client may name as a parent, or look up, on another replica at once. Never raises:
-        if the store fails, the span stays pending and the batch retries it."""
+        which a client may name as a parent, or look up, on another replica at once.
+
+        Returns once the span is stored (or superseded by a newer version of it on its way). If
+        the store fails, the error is raised and the span is taken back, so the caller answers
+        with an error and the span never appears later behind its back; a version that was
+        waiting for the batch before (a call's span being updated) waits there again.
+        """
         key = (span.project_id, span.id)
+        before = self._pending.get(key)
         self._pending[key] = span  # visible to look-ups here while it is written
         async with self._lock:  # after any batch in flight, so an older version cannot land later
             if self._pending.get(key) is not span:
@@ -94,11 +101,18 @@ class SpanRecorder:
                 await self._store.write_spans([span])
             except Exception:
                 self.failed_writes += 1
-                log.warning("writing span %s at once failed; it will go with the next batch", span.id, exc_info=True)
-                return
+                if self._pending.get(key) is span:
+                    self._take_back(key, before)
+                raise
             if self._pending.get(key) is span:
                 del self._pending[key]
                 self._attempts.pop(key, None)
+
+    def _take_back(self, key: SpanKey, before: SpanRecord | None) -> None:
+        if before is None:
+            del self._pending[key]
+        else:
+            self._pending[key] = before
 
     async def find_span(self, project_id: str, span_id: str, *, wait_for_peers: bool = True) -> SpanRecord | None:
         """The newest version of a span: the one waiting to be written, else the stored one. A miss
