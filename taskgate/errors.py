@@ -63,6 +63,15 @@ class StructuredGenerationError(BadRequestError):
     default_message = "The structured generation failed"
 
 
+class CallBudgetExceededError(BadRequestError):
+    """One request used the upstream calls or tokens the operator allows it (re-asks and fallbacks
+    included); no further call is made. Not a ProviderError: the router must not fall back on it."""
+
+    type_name = "CallBudgetExceededError"
+    code = "call_budget_exceeded"
+    default_message = "The request used its upstream budget"
+
+
 class ProviderNotConfiguredError(BadRequestError):
     code = "provider_not_configured"
 

@@ -24,6 +24,7 @@ from taskgate.engine.cache import ResultCache
 from taskgate.engine.cost import PriceBook
 from taskgate.engine.fewshot import ExampleSelector
 from taskgate.engine.functions import FunctionBook
+from taskgate.engine.limits import Budget, CallLimits
 from taskgate.engine.prompt import build_messages, reask_message, render_value
 from taskgate.engine.router import Outcome, RequestBuilder, Route, Router
 from taskgate.engine.schemas import canonical, compile_schema, validation_errors
@@ -68,8 +69,10 @@ class Call:
     validator: jsonschema_rs.Draft202012Validator | None
     structured: StructuredOutput | None
     cache_key: str | None
+    max_attempts: int
+    usage: Usage
+    budget: Budget
     script_cached: bool = False
-    usage: Usage = field(default_factory=Usage)
     cost: float | None = 0.0
     attempts: int = 0
     models_failed: list[str] = field(default_factory=list)
@@ -79,9 +82,11 @@ class Call:
 
 
 class Engine:
-    def __init__(self, store: Store, recorder: SpanRecorder, registry: ProviderRegistry, default_model: str) -> None:
+    def __init__(self, store: Store, recorder: SpanRecorder, registry: ProviderRegistry, default_model: str,
+                 limits: CallLimits | None = None) -> None:
         self._store = store
         self._recorder = recorder
+        self._limits = limits or CallLimits()
         self._router = Router(registry, default_model)
         self._prices = PriceBook()
         self._cache = ResultCache(store)
@@ -122,7 +127,7 @@ class Engine:
             return
         request = self._request_builder(call, call.messages)
         try:
-            chunks, outcome = await self._router.open_stream(call.routes, request)
+            chunks, outcome = await self._router.open_stream(call.routes, request, call.budget)
         except TaskgateError as exc:
             self._record(call, None, error=exc)
             raise
@@ -184,6 +189,7 @@ class Engine:
     # ------------------------------------------------------------------ preparation
 
     async def _prepare(self, task: Task) -> Call:
+        max_attempts = self._limits.attempts(task.config.max_attempts)  # first: a refused call stores nothing
         clock = time.perf_counter()
         started_at = datetime.now(UTC)
         validator = compile_schema(task.output_schema, "output_schema") if task.output_schema is not None else None
@@ -209,6 +215,7 @@ class Engine:
                     task.project_id, function.id, task.input, function.few_shot_count
                 )
         messages = build_messages(task, examples)
+        usage = Usage()
         call = Call(
             task=task,
             span_id=new_id(),
@@ -220,6 +227,9 @@ class Engine:
             validator=validator,
             structured=self._structured(task.output_schema),
             cache_key=_cache_key(task, messages, routes) if task.config.cache_ttl > 0 else None,
+            max_attempts=max_attempts,
+            usage=usage,
+            budget=Budget(self._limits, usage),
             script_cached=script_cached,
         )
         return call
@@ -253,11 +263,11 @@ class Engine:
 
     async def _generate(self, call: Call) -> tuple[ChatResponse, Outcome, Any]:
         """Generate until the answer fits the schema, showing the model its errors on each retry."""
-        max_attempts = max(call.task.config.max_attempts, 1) if call.validator is not None else 1
+        max_attempts = call.max_attempts if call.validator is not None else 1
         messages = list(call.messages)
         routes = call.routes
         while True:
-            response, outcome = await self._router.complete(routes, self._request_builder(call, messages))
+            response, outcome = await self._router.complete(routes, self._request_builder(call, messages), call.budget)
             routes = routes[routes.index(outcome.route):]  # a re-ask goes to the model that answered, not a failed one
             call.attempts += 1
             call.models_failed.extend(outcome.failed)

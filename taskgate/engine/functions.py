@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from taskgate.engine.schemas import canonical
-from taskgate.engine.task import Task
+from taskgate.engine.task import DEFAULT_MAX_ATTEMPTS, Task
 from taskgate.store.base import FunctionDefinition, FunctionRecord, Store
 
 
@@ -21,7 +21,9 @@ def definition_of(task: Task) -> FunctionDefinition:
         input_schema=task.input_schema,
         output_schema=task.output_schema,
         model=[{"name": m.name, "options": m.options} for m in task.models] or None,
-        configuration=asdict(task.config),
+        # An unset max_attempts is stored as the spec's default, as it always was, so that functions
+        # stored before it could be unset do not get a new revision for it.
+        configuration=asdict(replace(task.config, max_attempts=task.config.max_attempts or DEFAULT_MAX_ATTEMPTS)),
     )
 
 
