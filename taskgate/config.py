@@ -29,6 +29,7 @@ class Settings:
     local_concurrency: int = 1
     local_queue_size: int = 16
     limits: CallLimits = field(default_factory=CallLimits)  # what one request may cost upstream
+    shutdown_grace_s: float = 10.0  # how long in-flight requests may finish after SIGTERM
     presets: dict[str, ProviderPreset] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
 
@@ -59,6 +60,7 @@ class Settings:
                 max_upstream_calls=_positive_int(env, "TASKGATE_MAX_UPSTREAM_CALLS", limits.max_upstream_calls),
                 max_request_tokens=_positive_int(env, "TASKGATE_MAX_REQUEST_TOKENS", limits.max_request_tokens),
             ),
+            shutdown_grace_s=_positive(env, "TASKGATE_SHUTDOWN_GRACE_SECONDS", 10.0),
             presets=presets,
             env=env,
         )
