@@ -49,15 +49,23 @@ class BoundedLRU(Generic[K, V]):
 
     def put(self, key: K, value: V) -> None:
         """Keep `value` under `key` as the most recently used entry, then evict down to the bounds."""
-        self.pop(key)
+        entries = self._entries
         size = self._sizeof(key, value) + ENTRY_OVERHEAD
+        old = entries.pop(key, None)
+        if old is not None:
+            self.size_bytes -= old[1]
         if size > self.max_bytes:
             return
-        self._entries[key] = (value, size)
+        entries[key] = (value, size)
         self.size_bytes += size
-        while len(self._entries) > self.max_entries or self.size_bytes > self.max_bytes:
-            _, (_, evicted) = self._entries.popitem(last=False)
-            self.size_bytes -= evicted
+        if len(entries) > self.max_entries or self.size_bytes > self.max_bytes:
+            self._evict()
+
+    def _evict(self) -> None:
+        entries = self._entries
+        while len(entries) > self.max_entries or self.size_bytes > self.max_bytes:
+            _, (_, size) = entries.popitem(last=False)
+            self.size_bytes -= size
 
     def pop(self, key: K) -> V | None:
         entry = self._entries.pop(key, None)
