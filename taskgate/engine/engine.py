@@ -12,6 +12,7 @@ Every call that gets past its preparation is recorded exactly once, as ok, error
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from collections.abc import AsyncGenerator
@@ -50,7 +51,6 @@ from taskgate.errors import (
     TaskgateError,
 )
 from taskgate.ids import new_id
-from taskgate.lru import PARSED_JSON_FACTOR, BoundedLRU
 from taskgate.providers.base import ChatRequest, ChatResponse, StructuredOutput, ToolCall, Usage
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.providers.schema_support import strict_variant
@@ -388,21 +388,10 @@ class Engine:
         )
 
 
-def _strict_size(schema_json: bytes, variant: dict[str, Any] | None) -> int:
-    return len(schema_json) * (1 + (PARSED_JSON_FACTOR if variant is not None else 0))
-
-
-_strict_variants: BoundedLRU[bytes, dict[str, Any] | None] = BoundedLRU(512, 32 * 1024 * 1024, _strict_size)
-
-
+@functools.lru_cache(maxsize=512)
 def _strict_variant(schema_json: bytes) -> dict[str, Any] | None:
-    """OpenAI's strict form of a schema (or None), worked out once per distinct schema while it is
-    remembered (bounded by count and bytes: callers send the schemas)."""
-    if schema_json in _strict_variants:
-        return _strict_variants.get(schema_json)
-    variant = strict_variant(orjson.loads(schema_json))
-    _strict_variants.put(schema_json, variant)
-    return variant
+    """OpenAI's strict form of a schema (or None), worked out once per distinct schema."""
+    return strict_variant(orjson.loads(schema_json))
 
 
 def _usage_dict(usage: Usage) -> dict[str, int]:
