@@ -75,7 +75,9 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "proxy_headers": False,
         "server_header": False,
         "log_level": "warning",
-        "timeout_graceful_shutdown": 10,
+        # After SIGTERM, in-flight requests get this long; then they are cancelled (their spans are
+        # recorded as cancelled and written before exit). A departed client's call is already gone.
+        "timeout_graceful_shutdown": settings.shutdown_grace_s,
     }
 
 

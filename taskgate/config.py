@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from taskgate.engine.limits import CallLimits
 from taskgate.providers.catalog import ProviderPreset, configured_providers, load_presets
 
 LOCAL_DEFAULT_MODEL = "local/gemma-3-270m"
@@ -27,6 +28,8 @@ class Settings:
     local_models: dict[str, str] = field(default_factory=dict)  # name -> GGUF path
     local_concurrency: int = 1
     local_queue_size: int = 16
+    limits: CallLimits = field(default_factory=CallLimits)  # what one request may cost upstream
+    shutdown_grace_s: float = 10.0  # how long in-flight requests may finish after SIGTERM
     presets: dict[str, ProviderPreset] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     # How large a request head may be and how long a request may take to arrive (slow clients).
@@ -44,6 +47,7 @@ class Settings:
         env = dict(os.environ if env is None else env)
         presets = load_presets(env)
         fallback_default = _default_model(presets, env)
+        limits = CallLimits()
         settings = cls(
             data_dir=Path(env.get("TASKGATE_DATA_DIR", ".taskgate")),
             database_url=env.get("TASKGATE_DATABASE_URL") or None,
@@ -56,6 +60,12 @@ class Settings:
             local_models=_parse_local_models(env.get("TASKGATE_LOCAL_MODELS", "")),
             local_concurrency=int(_positive(env, "TASKGATE_LOCAL_CONCURRENCY", 1)),
             local_queue_size=int(_positive(env, "TASKGATE_LOCAL_QUEUE", 16)),
+            limits=CallLimits(
+                max_attempts=_positive_int(env, "TASKGATE_MAX_ATTEMPTS", limits.max_attempts),
+                max_upstream_calls=_positive_int(env, "TASKGATE_MAX_UPSTREAM_CALLS", limits.max_upstream_calls),
+                max_request_tokens=_positive_int(env, "TASKGATE_MAX_REQUEST_TOKENS", limits.max_request_tokens),
+            ),
+            shutdown_grace_s=_positive(env, "TASKGATE_SHUTDOWN_GRACE_SECONDS", 10.0),
             presets=presets,
             env=env,
             max_header_bytes=int(_positive(env, "TASKGATE_MAX_HEADER_BYTES", 64 * 1024)),
@@ -81,6 +91,19 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than 0, got {raw!r}")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be greater than 0, got {raw!r}")
     return value

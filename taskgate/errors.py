@@ -64,6 +64,15 @@ class StructuredGenerationError(BadRequestError):
     default_message = "The structured generation failed"
 
 
+class CallBudgetExceededError(BadRequestError):
+    """One request used the upstream calls or tokens the operator allows it (re-asks and fallbacks
+    included); no further call is made. Not a ProviderError: the router must not fall back on it."""
+
+    type_name = "CallBudgetExceededError"
+    code = "call_budget_exceeded"
+    default_message = "The request used its upstream budget"
+
+
 class ProviderNotConfiguredError(BadRequestError):
     code = "provider_not_configured"
 
@@ -152,6 +161,13 @@ class OverloadedError(TaskgateError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
+class ShuttingDownError(OverloadedError):
+    """The server stopped while the call was still running: another replica, or a retry, will answer."""
+
+    code = "shutting_down"
+    default_message = "The server is shutting down"
+
+
 class ProviderError(TaskgateError):
     """An upstream provider failed; the router may fall back to the next model."""
 
@@ -191,12 +207,12 @@ class UpstreamProtocolError(ProviderError):
 
 
 class StreamCancelledError(TaskgateError):
-    """The client went away; used only to mark spans, never sent."""
+    """A call (streamed or not) stopped before its end; used only to mark spans, never sent."""
 
     status = 499
     type_name = "Cancelled"
     code = "cancelled"
-    default_message = "The client disconnected"
+    default_message = "The call was cancelled: its client left, or the server stopped"
 
 
 def classify_upstream_status(status: int, message: str) -> TaskgateError:

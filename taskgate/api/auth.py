@@ -7,10 +7,13 @@ from starlette.requests import Request
 
 from taskgate.api.http import header_map
 from taskgate.errors import UnauthorizedError
+from taskgate.lru import BoundedLRU
 from taskgate.store.accounts import key_hash
 from taskgate.store.base import Store
 
 DEFAULT_PROJECT = "default"
+SEEN_MAX_ENTRIES = 10_000
+SEEN_MAX_BYTES = 4 * 1024 * 1024
 
 
 class Authenticator:
@@ -19,7 +22,9 @@ class Authenticator:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._known: dict[str, str] = {}  # key hash -> project id
-        self._seen: dict[str, str] = {}  # presented key -> project id, to skip hashing on every request
+        # Presented key -> project id, to skip hashing on every request. Bounded by count and bytes: a
+        # valid key can be presented in endless forms (surrounding spaces), each as long as a header.
+        self._seen: BoundedLRU[str, str] = BoundedLRU(SEEN_MAX_ENTRIES, SEEN_MAX_BYTES, _seen_size)
 
     async def bootstrap(self, keys: list[str]) -> None:
         """Keys from TASKGATE_API_KEYS all belong to the `default` project."""
@@ -44,6 +49,9 @@ class Authenticator:
             if project_id is None:
                 raise UnauthorizedError("invalid API key")
             self._known[digest] = project_id
-        if len(self._seen) < 10_000:  # bounded: a flood of distinct valid keys cannot grow it forever
-            self._seen[key] = project_id
+        self._seen.put(key, project_id)
         return project_id
+
+
+def _seen_size(key: str, project_id: str) -> int:
+    return len(key) + len(project_id)

@@ -6,21 +6,23 @@ the engine's, so a compat chat behaves exactly like a `/call` with the caller's 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from taskgate.api import compat_embeddings as emb
 from taskgate.api.compat_request import parse_chat_request
 from taskgate.api.compat_stream import ChunkStream, chunk_frames, completion_body
+from taskgate.api.disconnect import until_client_leaves
 from taskgate.api.http import Handler, JSONResponse, guarded, header_map, read_json_object
 from taskgate.api.sse import sse_response
 from taskgate.context import AppContext
 from taskgate.engine.cost import PriceBook
 from taskgate.engine.task import Started
-from taskgate.errors import TaskgateError
+from taskgate.errors import StreamCancelledError, TaskgateError
 
 CHAT_PATHS = ("/v3/compat/chat/completions", "/v2/openai/chat/completions", "/openai/chat/completions")
 EMBEDDING_PATHS = ("/v3/compat/embeddings",)
@@ -41,7 +43,7 @@ def _chat_handler(ctx: AppContext) -> Handler:
         call = parse_chat_request(body, header_map(request), project_id, ctx.settings.default_model)
         structured = call.task.output_schema is not None
         if not call.stream:
-            result = await ctx.engine.run(call.task)
+            result = await until_client_leaves(request, ctx.engine.run(call.task))
             headers = {"x-opper-span-id": result.span_id}
             if result.cost is not None:
                 headers["x-opper-cost"] = repr(result.cost)
@@ -49,7 +51,7 @@ def _chat_handler(ctx: AppContext) -> Handler:
 
         events = ctx.engine.stream(call.task)
         # Errors before any output are raised here, so they go out as a plain HTTP error.
-        first = await anext(events, None)
+        first = await until_client_leaves(request, anext(events, None))
         if not isinstance(first, Started):
             await events.aclose()
             raise TaskgateError("the engine stream did not start with its span")
@@ -72,9 +74,15 @@ def _embeddings_handler(ctx: AppContext) -> Handler:
         started = datetime.now(UTC)
         adapter = ctx.providers.adapter_for(call.provider)
         try:
-            response = await adapter.embed(call.provider_model, call.inputs, call.options)
+            response = await until_client_leaves(request, adapter.embed(call.provider_model, call.inputs,
+                                                                         call.options))
         except TaskgateError as exc:
             ctx.recorder.record(emb.embedding_span(where, call, started, None, exc))
+            raise
+        except (asyncio.CancelledError, ClientDisconnect):
+            span = emb.embedding_span(where, call, started, None, StreamCancelledError())
+            span.status = "cancelled"
+            ctx.recorder.record(span)
             raise
         span = emb.embedding_span(where, call, started, response, None)
         price_provider = ctx.providers.price_provider(call.provider)

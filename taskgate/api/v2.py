@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from taskgate.api.disconnect import until_client_leaves
 from taskgate.api.fields import optional
 from taskgate.api.http import JSONResponse, guarded, read_json_object
 from taskgate.api.spans_common import optional_span_id
@@ -226,14 +227,14 @@ def routes(ctx: AppContext) -> list[BaseRoute]:
     async def call(request: Request) -> Response:
         project_id = await ctx.auth.project_for(request)
         task = parse_call(await read_json_object(request, limit), project_id)
-        return JSONResponse(call_body(await ctx.engine.run(task)))
+        return JSONResponse(call_body(await until_client_leaves(request, ctx.engine.run(task))))
 
     @guarded
     async def stream(request: Request) -> Response:
         project_id = await ctx.auth.project_for(request)
         task = parse_call(await read_json_object(request, limit), project_id)
         events = ctx.engine.stream(task)
-        first = await anext(events)  # errors before any output become a plain HTTP error
+        first = await until_client_leaves(request, anext(events))  # errors before any output: plain HTTP errors
         frames = v2_frames(first, events, task.output_schema is not None)
         return sse_response(frames, ctx.settings.heartbeat_s)
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncGenerator
 
 from starlette.responses import Response
 
+from taskgate.api.disconnect import until_client_leaves
 from taskgate.api.http import JSONResponse, read_json_object
 from taskgate.api.sse import data_frame, named_frame, sse_response
 from taskgate.api.v3_routing import Operation, V3Request
@@ -35,13 +36,14 @@ async def _prepare(req: V3Request, name: str | None) -> tuple[Task, bool]:
 
 
 async def _run(req: V3Request, task: Task) -> Response:
-    result = await req.ctx.engine.run(task)
+    result = await until_client_leaves(req.request, req.ctx.engine.run(task))
     return JSONResponse(run_response(result, task))
 
 
 async def _stream(req: V3Request, task: Task) -> Response:
     events = req.ctx.engine.stream(task)
-    first = await anext(events)  # errors before any output are raised here, as plain HTTP errors
+    # Errors before any output are raised here, as plain HTTP errors.
+    first = await until_client_leaves(req.request, anext(events))
     return sse_response(_frames(events, first, task), req.ctx.settings.heartbeat_s)
 
 

@@ -4,6 +4,9 @@ validate → look up the cache → build the prompt → generate (with fallback 
 → record the span. `run()` and `stream()` share every step but the generation itself, so the
 two paths cannot drift apart; `run()` uses the provider's non-streaming call because that is
 measurably cheaper than collecting a stream.
+
+Every call that gets past its preparation is recorded exactly once, as ok, error, or cancelled
+(the client left, or the server stopped), whatever point the cancellation reaches.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from taskgate.engine.cache import ResultCache
 from taskgate.engine.cost import PriceBook
 from taskgate.engine.fewshot import ExampleSelector
 from taskgate.engine.functions import FunctionBook
+from taskgate.engine.limits import Budget, CallLimits
 from taskgate.engine.prompt import build_messages, reask_message, render_value
 from taskgate.engine.router import Outcome, RequestBuilder, Route, Router
 from taskgate.engine.schemas import CompiledSchema, canonical, compile_schema, validation_errors
@@ -65,20 +69,25 @@ class Call:
     validator: jsonschema_rs.Draft202012Validator | None
     structured: StructuredOutput | None
     cache_key: str | None
+    max_attempts: int
+    usage: Usage
+    budget: Budget
     script_cached: bool = False
-    usage: Usage = field(default_factory=Usage)
     cost: float | None = 0.0
     attempts: int = 0
     models_failed: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     last_model: str | None = None
     last_output: Any = None
+    recorded: bool = False
 
 
 class Engine:
-    def __init__(self, store: Store, recorder: SpanRecorder, registry: ProviderRegistry, default_model: str) -> None:
+    def __init__(self, store: Store, recorder: SpanRecorder, registry: ProviderRegistry, default_model: str,
+                 limits: CallLimits | None = None) -> None:
         self._store = store
         self._recorder = recorder
+        self._limits = limits or CallLimits()
         self._router = Router(registry, default_model)
         self._prices = PriceBook()
         self._cache = ResultCache(store)
@@ -89,17 +98,21 @@ class Engine:
 
     async def run(self, task: Task) -> Result:
         call = await self._prepare(task)
-        cached = await self._cache.get(call)
-        if cached is not None:
-            return self._finish(call, cached)
         try:
-            response, outcome, payload = await self._generate(call)
-        except TaskgateError as exc:
-            self._record(call, call.last_model, error=exc, output=call.last_output)
+            cached = await self._cache.get(call)
+            if cached is not None:
+                return self._finish(call, cached)
+            try:
+                response, outcome, payload = await self._generate(call)
+            except TaskgateError as exc:
+                self._record(call, call.last_model, error=exc, output=call.last_output)
+                raise
+            result = self._result(call, response, outcome, payload)
+            await self._cache.put(call, result)
+            return self._finish(call, result)
+        except asyncio.CancelledError:
+            self._record_cancelled(call)
             raise
-        result = self._result(call, response, outcome, payload)
-        await self._cache.put(call, result)
-        return self._finish(call, result)
 
     async def stream(self, task: Task) -> AsyncGenerator[Event, None]:
         """Started, deltas, then Finished or Failed; errors before Started are raised instead.
@@ -108,79 +121,81 @@ class Engine:
         the upstream stream is closed.
         """
         call = await self._prepare(task)
-        cached = await self._cache.get(call)
-        if cached is not None:
-            result = self._finish(call, cached)  # recorded before the first yield, which may be the last
-            yield Started(call.span_id, call.trace_id)
-            replay = cached.text if cached.payload is None else render_value(cached.payload)
-            if replay:
-                yield TextDelta(replay)
-            yield Finished(result)
-            return
-        request = self._request_builder(call, call.messages)
         try:
-            chunks, outcome = await self._router.open_stream(call.routes, request)
-        except TaskgateError as exc:
-            self._record(call, None, error=exc)
-            raise
-        except asyncio.CancelledError:
-            self._record(call, None, error=StreamCancelledError(), status="cancelled")
-            raise
-        call.attempts = 1
-        call.models_failed = outcome.failed
-        response = ChatResponse(text="")
-        text: list[str] = []
-        tools: dict[int, ToolCall] = {}
-        try:
-            yield Started(call.span_id, call.trace_id)  # inside the try: stopping here also closes `chunks`
-            async for chunk in chunks:
-                if chunk.text:
-                    text.append(chunk.text)
-                    yield TextDelta(chunk.text)
-                if chunk.tool_index is not None:
-                    tool = tools.setdefault(chunk.tool_index, ToolCall(id="", name="", arguments=""))
-                    tool.id = chunk.tool_id or tool.id
-                    tool.name = chunk.tool_name or tool.name
-                    tool.arguments += chunk.tool_arguments
-                    yield ToolCallDelta(chunk.tool_index, chunk.tool_id, chunk.tool_name, chunk.tool_arguments)
-                if chunk.finish_reason:
-                    response.finish_reason = chunk.finish_reason
-                if chunk.usage is not None:
-                    response.usage.add(chunk.usage)
-                call.notes.extend(chunk.notes)
-        except TaskgateError as exc:
-            self._charge(call, outcome.route, response.usage)
-            self._record(call, outcome.route.choice.name, error=exc, output="".join(text))
-            yield Failed(exc)
-            return
-        except (asyncio.CancelledError, GeneratorExit):
-            self._charge(call, outcome.route, response.usage)
-            cancelled = StreamCancelledError()
-            self._record(call, outcome.route.choice.name, error=cancelled, output="".join(text), status="cancelled")
-            raise
-        finally:
-            await chunks.aclose()
-        response.text = "".join(text)
-        response.tool_calls = [tools[i] for i in sorted(tools)]
-        self._charge(call, outcome.route, response.usage)
-        payload = None
-        if self._expects_json(call, response):
-            payload, errors = check_answer(response.text, call.validator)  # type: ignore[arg-type]
-            if errors:
-                error = StructuredGenerationError(
-                    "the streamed answer does not match output_schema: " + "; ".join(errors),
-                    details={"errors": errors},
-                )
-                self._record(call, outcome.route.choice.name, error=error, output=response.text)
-                yield Failed(error)
+            cached = await self._cache.get(call)
+            if cached is not None:
+                result = self._finish(call, cached)  # recorded before the first yield, which may be the last
+                yield Started(call.span_id, call.trace_id)
+                replay = cached.text if cached.payload is None else render_value(cached.payload)
+                if replay:
+                    yield TextDelta(replay)
+                yield Finished(result)
                 return
-        result = self._result(call, response, outcome, payload)
-        await self._cache.put(call, result)
-        yield Finished(self._finish(call, result))
+            request = self._request_builder(call, call.messages)
+            try:
+                chunks, outcome = await self._router.open_stream(call.routes, request, call.budget)
+            except TaskgateError as exc:
+                self._record(call, None, error=exc)
+                raise
+            call.attempts = 1
+            call.models_failed = outcome.failed
+            call.last_model = outcome.route.choice.name
+            response = ChatResponse(text="")
+            text: list[str] = []
+            tools: dict[int, ToolCall] = {}
+            try:
+                yield Started(call.span_id, call.trace_id)  # inside the try: stopping here also closes `chunks`
+                async for chunk in chunks:
+                    if chunk.text:
+                        text.append(chunk.text)
+                        yield TextDelta(chunk.text)
+                    if chunk.tool_index is not None:
+                        tool = tools.setdefault(chunk.tool_index, ToolCall(id="", name="", arguments=""))
+                        tool.id = chunk.tool_id or tool.id
+                        tool.name = chunk.tool_name or tool.name
+                        tool.arguments += chunk.tool_arguments
+                        yield ToolCallDelta(chunk.tool_index, chunk.tool_id, chunk.tool_name, chunk.tool_arguments)
+                    if chunk.finish_reason:
+                        response.finish_reason = chunk.finish_reason
+                    if chunk.usage is not None:
+                        response.usage.add(chunk.usage)
+                    call.notes.extend(chunk.notes)
+            except TaskgateError as exc:
+                self._charge(call, outcome.route, response.usage)
+                self._record(call, outcome.route.choice.name, error=exc, output="".join(text))
+                yield Failed(exc)
+                return
+            except (asyncio.CancelledError, GeneratorExit):
+                self._charge(call, outcome.route, response.usage)
+                call.last_output = "".join(text)
+                raise
+            finally:
+                await chunks.aclose()
+            response.text = "".join(text)
+            response.tool_calls = [tools[i] for i in sorted(tools)]
+            self._charge(call, outcome.route, response.usage)
+            payload = None
+            if self._expects_json(call, response):
+                payload, errors = check_answer(response.text, call.validator)  # type: ignore[arg-type]
+                if errors:
+                    error = StructuredGenerationError(
+                        "the streamed answer does not match output_schema: " + "; ".join(errors),
+                        details={"errors": errors},
+                    )
+                    self._record(call, outcome.route.choice.name, error=error, output=response.text)
+                    yield Failed(error)
+                    return
+            result = self._result(call, response, outcome, payload)
+            await self._cache.put(call, result)
+            yield Finished(self._finish(call, result))
+        except (asyncio.CancelledError, GeneratorExit):
+            self._record_cancelled(call)
+            raise
 
     # ------------------------------------------------------------------ preparation
 
     async def _prepare(self, task: Task) -> Call:
+        max_attempts = self._limits.attempts(task.config.max_attempts)  # first: a refused call stores nothing
         clock = time.perf_counter()
         started_at = datetime.now(UTC)
         output = compile_schema(task.output_schema, "output_schema") if task.output_schema is not None else None
@@ -207,6 +222,7 @@ class Engine:
                     task.project_id, function.id, task.input, function.few_shot_count
                 )
         messages = build_messages(task, examples)
+        usage = Usage()
         call = Call(
             task=task,
             span_id=new_id(),
@@ -218,6 +234,9 @@ class Engine:
             validator=output.validator if output is not None else None,
             structured=_structured(task.output_schema, output),
             cache_key=_cache_key(task, messages, routes) if task.config.cache_ttl > 0 else None,
+            max_attempts=max_attempts,
+            usage=usage,
+            budget=Budget(self._limits, usage),
             script_cached=script_cached,
         )
         return call
@@ -244,11 +263,11 @@ class Engine:
 
     async def _generate(self, call: Call) -> tuple[ChatResponse, Outcome, Any]:
         """Generate until the answer fits the schema, showing the model its errors on each retry."""
-        max_attempts = max(call.task.config.max_attempts, 1) if call.validator is not None else 1
+        max_attempts = call.max_attempts if call.validator is not None else 1
         messages = list(call.messages)
         routes = call.routes
         while True:
-            response, outcome = await self._router.complete(routes, self._request_builder(call, messages))
+            response, outcome = await self._router.complete(routes, self._request_builder(call, messages), call.budget)
             routes = routes[routes.index(outcome.route):]  # a re-ask goes to the model that answered, not a failed one
             call.attempts += 1
             call.models_failed.extend(outcome.failed)
@@ -306,6 +325,12 @@ class Engine:
         self._record(call, result.model, result=result)
         return result
 
+    def _record_cancelled(self, call: Call) -> None:
+        """The call stopped because its task was cancelled: record it as such, unless it already was."""
+        if not call.recorded:
+            self._record(call, call.last_model, error=StreamCancelledError(), output=call.last_output,
+                         status="cancelled")
+
     def _record(
         self,
         call: Call,
@@ -326,6 +351,7 @@ class Engine:
                 meta["tool_calls"] = [asdict(t) for t in result.tool_calls]
         if call.notes:
             meta["notes"] = call.notes
+        call.recorded = True
         self._recorder.record(
             SpanRecord(
                 id=call.span_id,

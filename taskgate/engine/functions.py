@@ -2,17 +2,30 @@
 
 Each process remembers the definition it last stored per function; only a changed definition
 (new instructions, schemas, model or configuration) goes to the store, which adds a revision.
+What it remembers is bounded by count and by bytes (callers choose the names and send prompts of
+megabytes): a function it has forgotten costs its next call one trip to the store, nothing more.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from dataclasses import asdict
+from collections.abc import AsyncIterator
+from dataclasses import asdict, replace
 
 from taskgate.engine.schemas import canonical
-from taskgate.engine.task import Task
+from taskgate.engine.task import DEFAULT_MAX_ATTEMPTS, Task
+from taskgate.lru import PARSED_JSON_FACTOR, BoundedLRU
 from taskgate.store.base import FunctionDefinition, FunctionRecord, Store
+
+FunctionKey = tuple[str, str]  # (project id, function name)
+Known = tuple[bytes, FunctionRecord, float]  # (fingerprint, record, trusted until)
+
+KNOWN_MAX_ENTRIES = 10_000
+KNOWN_MAX_BYTES = 64 * 1024 * 1024
+HITS_MAX_ENTRIES = 10_000
+HITS_MAX_BYTES = 4 * 1024 * 1024
 
 
 def definition_of(task: Task) -> FunctionDefinition:
@@ -21,7 +34,9 @@ def definition_of(task: Task) -> FunctionDefinition:
         input_schema=task.input_schema,
         output_schema=task.output_schema,
         model=[{"name": m.name, "options": m.options} for m in task.models] or None,
-        configuration=asdict(task.config),
+        # An unset max_attempts is stored as the spec's default, as it always was, so that functions
+        # stored before it could be unset do not get a new revision for it.
+        configuration=asdict(replace(task.config, max_attempts=task.config.max_attempts or DEFAULT_MAX_ATTEMPTS)),
     )
 
 
@@ -37,35 +52,71 @@ def fingerprint(task: Task) -> bytes:
     ))
 
 
+def _known_size(key: FunctionKey, known: Known) -> int:
+    """The fingerprint's bytes, plus the record: its prompt as text and its schemas parsed."""
+    fingerprint, record, _ = known
+    structured = max(len(fingerprint) - len(record.definition.instructions), 0)
+    return len(key[0]) + len(key[1]) + 2 * len(fingerprint) + (PARSED_JSON_FACTOR - 1) * structured
+
+
+def _key_size(key: FunctionKey, _: int) -> int:
+    return len(key[0]) + len(key[1])
+
+
 class FunctionBook:
     """What this process knows is trusted for `recheck_s` seconds; then the next call compares with
     the store again, so a change made through another replica is noticed."""
 
-    def __init__(self, store: Store, recheck_s: float = 5.0) -> None:
+    def __init__(self, store: Store, recheck_s: float = 5.0, *, max_entries: int = KNOWN_MAX_ENTRIES,
+                 max_bytes: int = KNOWN_MAX_BYTES) -> None:
         self._store = store
         self._recheck_s = recheck_s
-        self._known: dict[tuple[str, str], tuple[bytes, FunctionRecord, float]] = {}
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._hits: dict[tuple[str, str], int] = {}
+        self._known: BoundedLRU[FunctionKey, Known] = BoundedLRU(max_entries, max_bytes, _known_size)
+        self._locks: dict[FunctionKey, tuple[asyncio.Lock, int]] = {}  # only while a call holds or awaits one
+        self._hits: BoundedLRU[FunctionKey, int] = self._new_hits()
+
+    @staticmethod
+    def _new_hits() -> BoundedLRU[FunctionKey, int]:
+        """Calls counted since the last flush; under a flood of new names the least used lose their count."""
+        return BoundedLRU(HITS_MAX_ENTRIES, HITS_MAX_BYTES, _key_size)
+
+    @property
+    def known_bytes(self) -> int:
+        """The approximate bytes of what this process remembers about functions."""
+        return self._known.size_bytes
 
     async def ensure(self, task: Task) -> tuple[FunctionRecord, bool]:
         """The function's record, and whether its current revision already existed (v3 `script_cached`)."""
         key = (task.project_id, task.function_name)
-        self._hits[key] = self._hits.get(key, 0) + 1
+        self._hits.put(key, (self._hits.peek(key) or 0) + 1)
         current = fingerprint(task)
         if (known := self._fresh(key, current)) is not None:
             return known, True
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        async with self._locked(key):
             if (known := self._fresh(key, current)) is not None:
                 return known, True
             before = await self._store.get_function(task.project_id, task.function_name)
             record = await self._store.upsert_function(task.project_id, task.function_name, definition_of(task))
-            self._known[key] = (current, record, time.monotonic() + self._recheck_s)
+            self._known.put(key, (current, record, time.monotonic() + self._recheck_s))
             existed = before is not None and before.revision_id == record.revision_id
             return record, existed
 
-    def _fresh(self, key: tuple[str, str], current: bytes) -> FunctionRecord | None:
+    @contextlib.asynccontextmanager
+    async def _locked(self, key: FunctionKey) -> AsyncIterator[None]:
+        """One writer per function at a time; the lock is dropped once nobody holds or awaits it."""
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def _fresh(self, key: FunctionKey, current: bytes) -> FunctionRecord | None:
         known = self._known.get(key)
         if known is not None and known[0] == current and known[2] > time.monotonic():
             return known[1]
@@ -81,10 +132,10 @@ class FunctionBook:
 
     def forget(self, project_id: str, name: str) -> None:
         """Called when a function is changed through its own API, so the next call re-checks the store."""
-        self._known.pop((project_id, name), None)
+        self._known.pop((project_id, name))
 
     async def flush_hits(self) -> None:
         """Add the calls counted since the last flush to each function's `hit_count`, one write per function."""
-        hits, self._hits = self._hits, {}
-        for (project_id, name), count in hits.items():
+        hits, self._hits = self._hits, self._new_hits()
+        for (project_id, name), count in hits.drain():
             await self._store.record_function_hits(project_id, name, count)

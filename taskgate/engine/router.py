@@ -1,7 +1,8 @@
 """Model chains and fallback: try each model in order, moving on only on retriable failures.
 
 Fallback wraps the adapters instead of living in each one. A stream falls back only before its
-first meaningful chunk: after that the caller has seen output and a switch would garble it.
+first meaningful chunk: after that the caller has seen output and a switch would garble it. Every
+upstream call is counted against the request's budget before it is made.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from taskgate.engine.limits import Budget
 from taskgate.engine.task import ModelChoice
 from taskgate.errors import ProviderError, TaskgateError
 from taskgate.providers.base import Adapter, ChatChunk, ChatRequest, ChatResponse
@@ -51,9 +53,11 @@ class Router:
     def price_provider(self, provider: str) -> str | None:
         return self._registry.price_provider(provider)
 
-    async def complete(self, routes: list[Route], build: RequestBuilder) -> tuple[ChatResponse, Outcome]:
+    async def complete(self, routes: list[Route], build: RequestBuilder,
+                       budget: Budget) -> tuple[ChatResponse, Outcome]:
         failed: list[str] = []
         for position, route in enumerate(routes):
+            budget.take_call(failed)
             try:
                 response = await route.adapter.complete(build(route.choice, route.model))
                 return response, Outcome(route, failed)
@@ -66,11 +70,12 @@ class Router:
         raise AssertionError("a model chain is never empty")
 
     async def open_stream(
-        self, routes: list[Route], build: RequestBuilder
+        self, routes: list[Route], build: RequestBuilder, budget: Budget
     ) -> tuple[AsyncGenerator[ChatChunk, None], Outcome]:
         """A stream from the first model that produces output; earlier failures fall back."""
         failed: list[str] = []
         for position, route in enumerate(routes):
+            budget.take_call(failed)
             chunks = route.adapter.stream(build(route.choice, route.model))
             try:
                 head = await _until_output(chunks)

@@ -8,6 +8,7 @@ from typing import Any
 from taskgate.providers.base import ToolCall, Usage
 
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant"
+DEFAULT_MAX_ATTEMPTS = 5  # the spec's default; the operator's TASKGATE_MAX_ATTEMPTS may lower it
 
 
 @dataclass(slots=True)
@@ -31,7 +32,7 @@ class TaskConfig:
     """The v2 `configuration` keys that change behaviour (spec §5)."""
 
     cache_ttl: int = 0
-    max_attempts: int = 5
+    max_attempts: int | None = None  # None: the server's default (see CallLimits.attempts)
     few_shot_count: int = 3
     validate_input: bool = False
 

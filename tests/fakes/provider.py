@@ -48,7 +48,7 @@ class FakeProvider:
         self.record = record
         self.stream_events = stream_events
         self.requests: list[RecordedRequest] = []
-        self.disconnects = 0
+        self.disconnects = 0  # requests (streamed, or waiting out a scripted delay) whose client left first
         self._scripts: dict[str, deque[Behaviour]] = {}
         self._lock = threading.Lock()
         self._disconnected = threading.Condition(self._lock)
@@ -197,7 +197,11 @@ class FakeProvider:
                 if queue:
                     behaviour = queue.popleft()
         if behaviour is not None and behaviour.delay_s:
-            await asyncio.sleep(behaviour.delay_s)
+            try:
+                await asyncio.sleep(behaviour.delay_s)
+            except asyncio.CancelledError:  # the client dropped the connection before the answer
+                self._note_disconnect()
+                raise
         return body, behaviour
 
     def _note_disconnect(self) -> None:
