@@ -331,6 +331,7 @@ class RawConnection:
 
     def __init__(self, port: int, timeout: float = REQUEST_TIMEOUT_S) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a trickled byte leaves at once
         self.buffer = b""
         self.closed = False
         self.started = time.monotonic()

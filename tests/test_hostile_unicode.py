@@ -23,6 +23,7 @@ from tests.hostile import (
     BODY_ENDPOINTS,
     CHAT_EP,
     FUNCTION_PATH,
+    MARK,
     V2_CALL_EP,
     V3_CALL_EP,
     V3_SPAN_EP,
@@ -31,6 +32,7 @@ from tests.hostile import (
     with_extra,
     with_raw,
 )
+from tests.http_client import Reply
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -78,21 +80,20 @@ def test_a_lone_surrogate_anywhere_is_refused(probe: Probe, endpoint: Endpoint, 
     probe.refused(probe.send(endpoint.method, endpoint.path, raw=with_extra(endpoint, LONE_SURROGATES[surrogate])))
 
 
-SURROGATE_FIELDS = [
-    (V2_CALL_EP, {**V2_CALL_EP.body, "name": "@hostile@"}),
-    (V2_CALL_EP, {**V2_CALL_EP.body, "input": {"text": "@hostile@"}}),
-    (V3_CALL_EP, {**V3_CALL_EP.body, "name": "@hostile@"}),
-    (V3_SPAN_EP, {"name": "@hostile@"}),
-    (V3_SPAN_EP, {"name": "s", "id": "@hostile@"}),
-    (V3_SPAN_EP, {"name": "s", "tags": {"t": "@hostile@"}}),
-    (CHAT_EP, {**CHAT_EP.body, "messages": [{"role": "user", "content": "@hostile@"}]}),
-]
+SURROGATE_FIELDS = {  # where -> (endpoint, a body with MARK where the surrogate goes)
+    "v2-call:name": (V2_CALL_EP, {**V2_CALL_EP.body, "name": MARK}),
+    "v2-call:input": (V2_CALL_EP, {**V2_CALL_EP.body, "input": {"text": MARK}}),
+    "v3-call:name": (V3_CALL_EP, {**V3_CALL_EP.body, "name": MARK}),
+    "v3-span:name": (V3_SPAN_EP, {"name": MARK}),
+    "v3-span:id": (V3_SPAN_EP, {"name": "s", "id": MARK}),
+    "v3-span:tags": (V3_SPAN_EP, {"name": "s", "tags": {"t": MARK}}),
+    "compat-chat:content": (CHAT_EP, {**CHAT_EP.body, "messages": [{"role": "user", "content": MARK}]}),
+}
 
 
-@pytest.mark.parametrize(("endpoint", "template"), SURROGATE_FIELDS,
-                         ids=[f"{endpoint}:{next(k for k in t if '@hostile@' in str(t[k]))}"
-                              for endpoint, t in SURROGATE_FIELDS])
-def test_a_lone_surrogate_in_a_field_is_refused(probe: Probe, endpoint: Endpoint, template: dict[str, Any]) -> None:
+@pytest.mark.parametrize("where", sorted(SURROGATE_FIELDS))
+def test_a_lone_surrogate_in_a_field_is_refused(probe: Probe, where: str) -> None:
+    endpoint, template = SURROGATE_FIELDS[where]
     probe.refused(probe.send(endpoint.method, endpoint.path, raw=with_raw(template, LONE_SURROGATES["high"])))
 
 
@@ -107,23 +108,23 @@ def _span_id(probe: Probe, span_id: str) -> str:
     return str(probe.readable(f"/v3/spans/{quote(span_id, safe='')}")["id"])
 
 
-def _give_v2_name(probe: Probe, name: str) -> Any:
+def _give_v2_name(probe: Probe, name: str) -> Reply:
     return probe.send("POST", "/v2/call", {"name": name, "input": "hello"})
 
 
-def _give_v3_name(probe: Probe, name: str) -> Any:
+def _give_v3_name(probe: Probe, name: str) -> Reply:
     return probe.send("POST", "/v3/call", {"name": name, "input": "hello"})
 
 
-def _give_path_name(probe: Probe, name: str) -> Any:
+def _give_path_name(probe: Probe, name: str) -> Reply:
     return probe.send("POST", f"/v3/functions/{quote(name, safe='')}/examples", {"input": "q", "output": "a"})
 
 
-def _give_span_id(probe: Probe, span_id: str) -> Any:
+def _give_span_id(probe: Probe, span_id: str) -> Reply:
     return probe.send("POST", "/v3/spans", {"name": "s", "id": span_id})
 
 
-def _give_trace_id(probe: Probe, trace_id: str) -> Any:
+def _give_trace_id(probe: Probe, trace_id: str) -> Reply:
     return probe.send("POST", "/v3/spans", {"name": "s", "trace_id": trace_id})
 
 
