@@ -1,8 +1,9 @@
 """Transport-level hostility, on raw sockets: bodies and heads that stop arriving or trickle in, huge
 header blocks and request lines, malformed framing, pipelining, and wrong methods on every path.
 
-The server here runs with `TASKGATE_BODY_TIMEOUT_SECONDS=1`: a request whose head or body is not all
-in within that second is answered 408 (JSON) or its connection is closed, and the cases allow
+The server here runs with a one-second head and body deadline (`TASKGATE_HEADER_TIMEOUT`,
+`TASKGATE_BODY_TIMEOUT`, `TASKGATE_BODY_IDLE_TIMEOUT`): a request whose head or body is not all in
+within that second is answered 408 (JSON) or its connection is closed, and the cases allow
 STALL_DEADLINE_S for it. Every answer the server does send follows the rule of `tests/hostile.py`,
 including those its HTTP parser sends (a JSON body, not text).
 """
@@ -34,7 +35,12 @@ pytestmark = pytest.mark.timeout(60)
 
 BODY_TIMEOUT_S = 1
 BODY_LIMIT = 64 * 1024
-SERVER_ENV = {"TASKGATE_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT_S), "TASKGATE_MAX_BODY_BYTES": str(BODY_LIMIT)}
+SERVER_ENV = {
+    "TASKGATE_HEADER_TIMEOUT": str(BODY_TIMEOUT_S),
+    "TASKGATE_BODY_TIMEOUT": str(BODY_TIMEOUT_S),
+    "TASKGATE_BODY_IDLE_TIMEOUT": str(BODY_TIMEOUT_S),
+    "TASKGATE_MAX_BODY_BYTES": str(BODY_LIMIT),
+}
 STALL_DEADLINE_S = BODY_TIMEOUT_S + 2.0  # the timeout plus slack for a busy machine
 TRICKLE_INTERVAL_S = 0.2  # well under the timeout: only a deadline for the whole read stops it
 CALL_BODY = dumps(V2_CALL)
