@@ -215,3 +215,13 @@ def test_an_offset_beyond_64_bits_is_a_400_not_a_database_error(server: ServerPr
                 f"{server.url}/v3/models?offset={MAX_INT64 + 1}"):
         assert_error(request("GET", url), 400, "bad_request")
     assert request("GET", f"{server.url}/v3/functions?offset={MAX_INT64}").json() == {"functions": []}
+
+
+def test_a_span_meta_cannot_take_the_keys_taskgate_keeps_its_own_fields_under(server: ServerProcess,
+                                                                             fake: FakeProvider) -> None:
+    """`meta._metadata` came back as the span's `metadata`, a number where every client reads an object."""
+    assert_error(request("POST", f"{server.url}/v3/spans", {"name": "x", "meta": {"_metadata": 5}}), 400)
+    span = request("POST", f"{server.url}/v3/spans", {"name": "x", "meta": {"a": 1}}).json()["data"]
+    assert_error(request("PATCH", f"{server.url}/v3/spans/{span['id']}", {"meta": {"_score": "high"}}), 400)
+    shown = request("GET", f"{server.url}/v3/spans/{span['id']}").json()
+    assert shown["meta"] == {"a": 1} and shown["metadata"] == {}

@@ -165,6 +165,8 @@ def _problem(kind: Any) -> str:
             return f"must be at most {limit}"
         case Kind.Pattern(pattern=pattern):
             return "must not be blank" if pattern == NON_BLANK else f"must match the pattern {pattern}"
+        case Kind.PropertyNames():
+            return "has a field name that is not allowed"
         case Kind.AdditionalProperties(unexpected=unexpected):
             return f"has unknown fields: {', '.join(unexpected)}"
     return "does not match its schema"

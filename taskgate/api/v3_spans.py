@@ -28,6 +28,8 @@ from taskgate.api.json_schema import (
 )
 from taskgate.api.spans_common import (
     MAX_ID_CHARS,
+    METADATA_KEY,
+    SCORE_KEY,
     create_span,
     delete_span,
     duration_ms,
@@ -48,7 +50,8 @@ _SPAN_WRITE: dict[str, JsonSchema] = {
     "error": nullable(text("An error makes the span's status `error`")),
     "start_time": nullable(text(_TIME)),
     "end_time": nullable(text(_TIME)),
-    "meta": nullable(OBJECT),
+    "meta": nullable({"type": "object", "propertyNames": {"not": {"enum": [METADATA_KEY, SCORE_KEY]}},
+                      "description": f"Free-form; {METADATA_KEY} and {SCORE_KEY} are Taskgate's own keys"}),
     "metadata": nullable(OBJECT),
     "tags": nullable(OBJECT),
     "score": nullable(NUMBER),
