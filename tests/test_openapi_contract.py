@@ -26,7 +26,7 @@ from tests.harness import API_KEY, ServerProcess
 from tests.http_client import request
 
 SEED = 1303
-MAX_EXAMPLES = 12  # per operation and phase: about 40 s for the 25 operations on a 2-core box
+MAX_EXAMPLES = 20  # fuzzed requests per operation, beside the coverage phase's boundary cases
 FUNCTION_PATHS = "^/v3/functions/\\{name\\}"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -34,6 +34,7 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 def _config() -> schemathesis.Config:
     return schemathesis.Config.from_dict({
         "seed": SEED,
+        "suppress-health-check": ["too_slow"],  # a timing verdict: a busy CI box must not fail the run
         "headers": AUTH,
         "request-timeout": 30,
         "generation": {"max-examples": MAX_EXAMPLES, "database": "none"},
@@ -48,7 +49,8 @@ def _config() -> schemathesis.Config:
             {
                 # A function name may contain `/`, so `PUT /v3/functions/a/call` is a PUT of the
                 # function named `a/call`, not an undocumented method on `/call`: methods other than
-                # the documented one cannot be told apart from another operation here.
+                # the documented one cannot be told apart from another operation here. (Their 405s
+                # also lack an Allow header until helper `protocol`'s JSON 405s are merged.)
                 "include-path-regex": FUNCTION_PATHS,
                 "checks": {"unsupported_method": {"enabled": False}, "allow_header_conformance": {"enabled": False}},
             },
@@ -80,11 +82,12 @@ schema = schemathesis.openapi.from_dict(DOCUMENT, config=_config())
 def _pending_server_errors(case: Any) -> list[Any]:
     """Checks to skip for a case that meets a bug another part of issue 13 fixes.
 
-    PENDING (issue 13, helper `protocol`): a revision id beyond 64 bits reaches the database and
-    fails there (500). The document already bounds it; remove this once `_revision_number` does too.
+    PENDING (issue 13, helper `protocol`): a revision id beyond 64 bits, or of digits `int()` refuses
+    (`²`), reaches the database or `int()` and fails there (500). The document already says a revision
+    id is a 64-bit integer; remove this once `_revision_number` refuses the rest with a 400.
     """
-    raw = (case.path_parameters or {}).get("revision_id")
-    if str(raw).isdigit() and int(str(raw)) > MAX_INT64:
+    raw = str((case.path_parameters or {}).get("revision_id", ""))
+    if raw.isdigit() and (not raw.isascii() or int(raw) > MAX_INT64):
         return [not_a_server_error]
     return []
 

@@ -25,8 +25,6 @@ from taskgate.providers.catalog import configured_providers
 
 LOCAL_DISPLAY_NAME = "Local (llama.cpp)"
 SORT_KEYS = ("id", "name", "provider", "cost", "context_window")
-
-
 MODEL_TYPES = ("llm", "embedding")
 _PRICES = array(NUMBER, description="USD per million tokens: the base price, then the price of each tier")
 _PRICING = obj({"input": _PRICES, "output": _PRICES, "cached_input": _PRICES, "cache_creation": _PRICES,

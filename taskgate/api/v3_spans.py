@@ -113,6 +113,9 @@ def _enveloped(fields: dict[str, JsonSchema], inner: JsonSchema, title: str) -> 
     return obj({**fields, "data": inner}, required=(*fields, "data"), title=title, description=_ENVELOPE)
 
 
+SPAN_RESPONSE = _enveloped(_SPAN, SPAN, "SpanResponse")
+
+
 def _span_envelope(span: SpanRecord) -> dict[str, Any]:
     body = v3_span(span)
     return {"data": body, **body}
@@ -212,11 +215,10 @@ OPERATIONS = [
     Operation("POST", "/v3/spans", "Create a span", post_span,
               {JSON: obj({"data": _CREATED}, required=("data",), title="CreateSpanResponse")},
               request=CREATE_SPAN_REQUEST, errors=(404, 409), tags=("spans",)),
-    Operation("GET", "/v3/spans/{id}", "Get a span", get_span, {JSON: _enveloped(_SPAN, SPAN, "SpanResponse")},
-              path_params=_SPAN_ID, tags=("spans",)),
-    Operation("PATCH", "/v3/spans/{id}", "Update a span", patch_span,
-              {JSON: _enveloped(_SPAN, SPAN, "SpanResponse")}, path_params=_SPAN_ID, request=UPDATE_SPAN_REQUEST,
+    Operation("GET", "/v3/spans/{id}", "Get a span", get_span, {JSON: SPAN_RESPONSE}, path_params=_SPAN_ID,
               tags=("spans",)),
+    Operation("PATCH", "/v3/spans/{id}", "Update a span", patch_span, {JSON: SPAN_RESPONSE}, path_params=_SPAN_ID,
+              request=UPDATE_SPAN_REQUEST, tags=("spans",)),
     Operation("DELETE", "/v3/spans/{id}", "Delete a span", remove_span, {}, status=204, path_params=_SPAN_ID,
               tags=("spans",)),
     Operation("GET", "/v3/traces", "List traces", list_traces,
