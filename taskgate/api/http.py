@@ -6,6 +6,7 @@ Kept free of pydantic on purpose: orjson and plain dicts are the cheapest path o
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
@@ -21,6 +22,7 @@ from taskgate.errors import BadRequestError, PayloadTooLargeError, TaskgateError
 log = logging.getLogger("taskgate.api")
 
 Handler = Callable[[Request], Awaitable[Response]]
+_ASCII_INTEGER = re.compile(r"-?[0-9]{1,40}")  # ASCII digits, and more of them than any bound here
 CLIENT_CLOSED_REQUEST = 499  # the access-log status, as nginx records it, of a client that left mid-request
 
 
@@ -129,10 +131,9 @@ def query_int(request: Request, name: str, default: int, *, minimum: int = 0, ma
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadRequestError(f"query parameter '{name}' must be an integer, got '{raw}'") from exc
+    if _ASCII_INTEGER.fullmatch(raw) is None:  # int() would also take "١٢", "1_000", " +5" and 4,000 digits
+        raise BadRequestError(f"query parameter '{name}' must be an integer, got '{raw}'")
+    value = int(raw)
     if value < minimum or (maximum is not None and value > maximum):
         bound = f" and at most {maximum}" if maximum is not None else ""
         raise BadRequestError(f"query parameter '{name}' must be at least {minimum}{bound}")
