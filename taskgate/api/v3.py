@@ -7,7 +7,7 @@ joins the tables, so the routes served and the document published come from the 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from starlette.responses import Response
@@ -15,8 +15,9 @@ from starlette.routing import BaseRoute
 
 from taskgate import __version__
 from taskgate.api import v3_calls, v3_examples, v3_functions, v3_models, v3_spans
-from taskgate.api.http import JSONResponse
-from taskgate.api.v3_routing import Operation, V3Request, build_routes, openapi_document
+from taskgate.api.http import JSONResponse, dumps
+from taskgate.api.json_schema import OBJECT, STRING, obj
+from taskgate.api.v3_routing import JSON, Operation, V3Request, build_routes, openapi_document
 
 if TYPE_CHECKING:
     from taskgate.context import AppContext
@@ -27,28 +28,45 @@ async def health(req: V3Request) -> Response:
 
 
 async def openapi_json(req: V3Request) -> Response:
-    return JSONResponse(openapi_document(OPERATIONS, __version__))
+    return Response(_openapi_json_bytes(), media_type=JSON)
 
 
 async def openapi_yaml(req: V3Request) -> Response:
     """The same document as YAML, the form Opper publishes its own spec in."""
-    return Response(_openapi_yaml_text(), media_type="application/yaml")
+    return Response(_openapi_yaml_text(), media_type=YAML)
+
+
+@functools.cache
+def _document() -> dict[str, Any]:
+    """Built once: the table never changes while the server runs."""
+    return openapi_document(OPERATIONS, __version__)
+
+
+@functools.cache
+def _openapi_json_bytes() -> bytes:
+    return dumps(_document())
 
 
 @functools.cache
 def _openapi_yaml_text() -> str:
-    """Rendered once: the document never changes while the server runs, and rendering it takes
-    tens of milliseconds of the event loop (an endpoint without auth must not cost that each time)."""
+    """Rendered once: rendering takes tens of milliseconds of the event loop (an endpoint without
+    auth must not cost that each time)."""
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return yaml.dump(openapi_document(OPERATIONS, __version__), Dumper=dumper, sort_keys=False, allow_unicode=True)
+    return yaml.dump(_document(), Dumper=dumper, sort_keys=False, allow_unicode=True)
 
 
+YAML = "application/yaml"
+_OPENAPI_DOCUMENT = obj({"openapi": STRING, "info": OBJECT, "paths": OBJECT, "components": OBJECT},
+                        required=("openapi", "info", "paths", "components"), title="OpenAPIDocument")
+_SYSTEM = ("system",)
 OPERATIONS: list[Operation] = [
-    Operation("GET", "/health", "Health check", health, auth=False, tags=("system",)),
-    Operation("GET", "/v3/openapi.json", "This server's OpenAPI document", openapi_json, auth=False,
-              tags=("system",)),
-    Operation("GET", "/v3/openapi.yaml", "This server's OpenAPI document, as YAML", openapi_yaml, auth=False,
-              tags=("system",)),
+    Operation("GET", "/health", "Health check", health,
+              {JSON: obj({"status": {"type": "string", "enum": ["ok"]}}, required=("status",))}, auth=False,
+              tags=_SYSTEM),
+    Operation("GET", "/v3/openapi.json", "This server's OpenAPI document", openapi_json, {JSON: _OPENAPI_DOCUMENT},
+              auth=False, tags=_SYSTEM),
+    Operation("GET", "/v3/openapi.yaml", "This server's OpenAPI document, as YAML", openapi_yaml,
+              {YAML: _OPENAPI_DOCUMENT}, auth=False, tags=_SYSTEM),
     *v3_calls.OPERATIONS,
     *v3_functions.OPERATIONS,
     *v3_examples.OPERATIONS,

@@ -12,10 +12,15 @@ from collections.abc import AsyncGenerator
 from starlette.responses import Response
 
 from taskgate.api.disconnect import until_client_leaves
-from taskgate.api.http import JSONResponse, read_json_object
+from taskgate.api.http import JSONResponse
 from taskgate.api.sse import data_frame, named_frame, sse_response
-from taskgate.api.v3_routing import Operation, V3Request
+from taskgate.api.v3_routing import EVENT_STREAM, JSON, Operation, V3Request
 from taskgate.api.v3_shapes import (
+    CALL_REQUEST,
+    FUNCTION_NAME,
+    RUN_REQUEST,
+    RUN_RESPONSE,
+    STREAM_EVENT,
     function_name,
     run_response,
     task_from_run_request,
@@ -28,7 +33,7 @@ DONE = b"data: [DONE]\n\n"
 
 async def _prepare(req: V3Request, name: str | None) -> tuple[Task, bool]:
     """Parse the body into a task; also say whether to stream."""
-    body = await read_json_object(req.request, req.ctx.settings.max_body_bytes)
+    body = req.body
     name = function_name(body.get("name") if name is None else name)
     stored = await req.ctx.engine.functions.current(req.project_id, name)
     task = task_from_run_request(body, req.project_id, name, stored)
@@ -105,14 +110,19 @@ async def stream_function(req: V3Request) -> Response:
     return await _stream(req, task)
 
 
-_RUN = "a RunRequest: {input, instructions?, input_schema?, output_schema?, model?, tools?, parent_span_id?, ...}"
-_SSE = "text/event-stream"
+# Errors a call can meet beyond a bad request: an unknown parent span (404), and every model failing
+# upstream (429 rate limited, 502 failed, 503 local queue full, 504 timed out).
+_CALL_ERRORS = (404, 429, 502, 503, 504)
+_ANSWER = {JSON: RUN_RESPONSE, EVENT_STREAM: STREAM_EVENT}  # the event stream when the body says stream: true
+_STREAM = {EVENT_STREAM: STREAM_EVENT}
+_TAGS = ("calls",)
 OPERATIONS = [
-    Operation("POST", "/v3/call", "Call a function named in the body", call_by_body,
-              body=_RUN + " plus name", tags=("calls",)),
-    Operation("POST", "/v3/call/stream", "Stream a function named in the body", stream_by_body,
-              body=_RUN + " plus name", produces=_SSE, tags=("calls",)),
-    Operation("POST", "/v3/functions/{name}/call", "Call a function", call_function, body=_RUN, tags=("calls",)),
-    Operation("POST", "/v3/functions/{name}/stream", "Stream a function", stream_function, body=_RUN,
-              produces=_SSE, tags=("calls",)),
+    Operation("POST", "/v3/call", "Call a function named in the body", call_by_body, _ANSWER,
+              request=CALL_REQUEST, errors=_CALL_ERRORS, tags=_TAGS),
+    Operation("POST", "/v3/call/stream", "Stream a function named in the body", stream_by_body, _STREAM,
+              request=CALL_REQUEST, errors=_CALL_ERRORS, tags=_TAGS),
+    Operation("POST", "/v3/functions/{name}/call", "Call a function", call_function, _ANSWER,
+              path_params=(FUNCTION_NAME,), request=RUN_REQUEST, errors=_CALL_ERRORS, tags=_TAGS),
+    Operation("POST", "/v3/functions/{name}/stream", "Stream a function", stream_function, _STREAM,
+              path_params=(FUNCTION_NAME,), request=RUN_REQUEST, errors=_CALL_ERRORS, tags=_TAGS),
 ]

@@ -11,36 +11,37 @@ from typing import Any
 
 from starlette.responses import Response
 
-from taskgate.api.fields import optional
-from taskgate.api.http import JSONResponse, query_int, read_json, read_json_object
+from taskgate.api.http import JSONResponse
+from taskgate.api.json_schema import ANY, STRING, JsonSchema, array, nullable, obj
 from taskgate.api.v3_functions import require_function
-from taskgate.api.v3_routing import Operation, V3Request
-from taskgate.api.v3_shapes import function_name
+from taskgate.api.v3_routing import JSON, OFFSET, Operation, Param, V3Request, limit_param
+from taskgate.api.v3_shapes import FUNCTION_NAME, function_name
 from taskgate.engine.task import DEFAULT_INSTRUCTIONS
-from taskgate.errors import BadRequestError, NotFoundError
+from taskgate.errors import NotFoundError
 from taskgate.ids import new_id
 from taskgate.store.base import ExampleRecord, FunctionDefinition, FunctionRecord
 
 MAX_BATCH = 1000
 MAX_TAG_CHARS = 100  # the width of the store's column
+_TAG = "A label to pick examples by, e.g. train, test or golden"
+EXAMPLE_INPUT: JsonSchema = obj({
+    "input": {"description": "An input the function might get: any JSON value"},
+    "output": {"description": "The answer it should give"},
+    "tag": nullable({**STRING, "maxLength": MAX_TAG_CHARS, "description": _TAG}),
+    "comment": nullable(STRING),
+}, required=("input", "output"), title="ExampleInput")
+EXAMPLE: JsonSchema = obj({"uuid": STRING, "input": ANY, "output": ANY, "tag": nullable(STRING)},
+                          required=("uuid", "input", "output", "tag"), title="Example")
 
 
 def example_body(record: ExampleRecord) -> dict[str, Any]:
     return {"uuid": record.id, "input": record.input, "output": record.output, "tag": record.tag}
 
 
-def _example(value: Any, function_id: str, where: str) -> ExampleRecord:
-    if not isinstance(value, dict):
-        raise BadRequestError(f"{where} must be an object {{input, output, tag?}}")
-    for key in ("input", "output"):
-        if key not in value:
-            raise BadRequestError(f"{where}.{key} is required")
-    tag = optional(value, "tag", str, "a string", name=f"{where}.tag")
-    if tag is not None and len(tag) > MAX_TAG_CHARS:
-        raise BadRequestError(f"{where}.tag must be at most {MAX_TAG_CHARS} characters")
-    comment = optional(value, "comment", str, "a string", name=f"{where}.comment")
-    return ExampleRecord(id=new_id(), function_id=function_id, input=value["input"],
-                         output=value["output"], tag=tag, comment=comment)
+def _example(value: dict[str, Any], function_id: str) -> ExampleRecord:
+    """An example from a body that has passed EXAMPLE_INPUT."""
+    return ExampleRecord(id=new_id(), function_id=function_id, input=value["input"], output=value["output"],
+                         tag=value.get("tag"), comment=value.get("comment"))
 
 
 async def _function_for_writing(req: V3Request) -> FunctionRecord:
@@ -53,30 +54,22 @@ async def _function_for_writing(req: V3Request) -> FunctionRecord:
 
 
 async def list_examples(req: V3Request) -> Response:
-    limit = query_int(req.request, "limit", 50, minimum=1, maximum=200)
-    offset = query_int(req.request, "offset", 0)
-    tag = req.request.query_params.get("tag") or None
     record = await require_function(req)
-    examples = await req.ctx.store.list_examples(req.project_id, record.id, limit=limit, offset=offset, tag=tag)
+    examples = await req.ctx.store.list_examples(req.project_id, record.id, limit=req.query["limit"],
+                                                 offset=req.query["offset"], tag=req.query["tag"])
     return JSONResponse({"examples": [example_body(example) for example in examples]})
 
 
 async def create_example(req: V3Request) -> Response:
-    body = await read_json_object(req.request, req.ctx.settings.max_body_bytes)
     record = await _function_for_writing(req)
-    stored = await req.ctx.store.add_examples(req.project_id, record.id, [_example(body, record.id, "the body")])
+    stored = await req.ctx.store.add_examples(req.project_id, record.id, [_example(req.body, record.id)])
     req.ctx.engine.examples.changed(record.id)
     return JSONResponse(example_body(stored[0]))
 
 
 async def create_examples_batch(req: V3Request) -> Response:
-    body = await read_json(req.request, req.ctx.settings.max_body_bytes)
-    if not isinstance(body, list) or not body:
-        raise BadRequestError("the body must be a non-empty JSON array of {input, output, tag?} objects")
-    if len(body) > MAX_BATCH:
-        raise BadRequestError(f"at most {MAX_BATCH} examples per batch, got {len(body)}")
     record = await _function_for_writing(req)
-    examples = [_example(item, record.id, f"[{position}]") for position, item in enumerate(body)]
+    examples = [_example(item, record.id) for item in req.body]
     stored = await req.ctx.store.add_examples(req.project_id, record.id, examples)
     req.ctx.engine.examples.changed(record.id)
     return JSONResponse([example_body(example) for example in stored])
@@ -91,13 +84,17 @@ async def delete_example(req: V3Request) -> Response:
 
 
 _TAGS = ("examples",)
+_NAMED = (FUNCTION_NAME,)
 OPERATIONS = [
     Operation("GET", "/v3/functions/{name}/examples", "List few-shot examples", list_examples,
-              query=("limit", "offset", "tag"), tags=_TAGS),
-    Operation("POST", "/v3/functions/{name}/examples", "Add a few-shot example", create_example,
-              body="{input, output, tag?}", tags=_TAGS),
-    Operation("POST", "/v3/functions/{name}/examples/batch", "Add few-shot examples", create_examples_batch,
-              body="a JSON array of {input, output, tag?}", tags=_TAGS),
-    Operation("DELETE", "/v3/functions/{name}/examples/{uuid}", "Delete a few-shot example", delete_example,
-              status=204, tags=_TAGS),
+              {JSON: obj({"examples": array(EXAMPLE)}, required=("examples",))}, path_params=_NAMED,
+              query=(limit_param(50, 200), OFFSET, Param("tag", STRING, "Only the examples with this tag")),
+              tags=_TAGS),
+    Operation("POST", "/v3/functions/{name}/examples", "Add a few-shot example (creates the function if new)",
+              create_example, {JSON: EXAMPLE}, path_params=_NAMED, request=EXAMPLE_INPUT, tags=_TAGS),
+    Operation("POST", "/v3/functions/{name}/examples/batch", "Add few-shot examples (creates the function if new)",
+              create_examples_batch, {JSON: array(EXAMPLE)}, path_params=_NAMED,
+              request=array(EXAMPLE_INPUT, minItems=1, maxItems=MAX_BATCH), tags=_TAGS),
+    Operation("DELETE", "/v3/functions/{name}/examples/{uuid}", "Delete a few-shot example", delete_example, {},
+              status=204, path_params=(FUNCTION_NAME, Param("uuid", STRING, "The example's id")), tags=_TAGS),
 ]

@@ -13,11 +13,52 @@ from typing import Any
 
 from starlette.responses import Response
 
-from taskgate.api.http import MAX_SQL_INT, JSONResponse, ascii_int, query_int, read_json_object
-from taskgate.api.v3_routing import Operation, V3Request
-from taskgate.api.v3_shapes import function_name
+from taskgate.api.http import MAX_SQL_INT, JSONResponse, ascii_int
+from taskgate.api.json_schema import (
+    BOOLEAN,
+    DATE_TIME,
+    INTEGER,
+    NON_BLANK,
+    OBJECT,
+    STRING,
+    JsonSchema,
+    array,
+    obj,
+    text,
+)
+from taskgate.api.v3_routing import JSON, OFFSET, Operation, Param, V3Request, limit_param
+from taskgate.api.v3_shapes import FUNCTION_NAME, function_name
 from taskgate.errors import BadRequestError, NotFoundError
 from taskgate.store.base import FunctionRecord, RevisionRecord
+
+_HEAD: dict[str, JsonSchema] = {
+    "name": STRING,
+    "schema_hash": text("A hash of the function's input and output schemas"),
+    "generated_at": {**DATE_TIME, "description": "When the current revision was made"},
+    "hit_count": INTEGER,
+}
+FUNCTION_INFO: JsonSchema = obj({**_HEAD, "has_script": BOOLEAN}, required=(*_HEAD, "has_script"),
+                                title="FunctionInfo")
+_SCRIPT: dict[str, JsonSchema] = {
+    "source": text("The function's prompt (v3 calls it its script)"),
+    "input_schema": OBJECT,
+    "output_schema": OBJECT,
+}
+_DETAILS = {**_HEAD, **_SCRIPT, "revision_id": {**INTEGER, "description": "The current revision's number"}}
+FUNCTION_DETAILS: JsonSchema = obj(_DETAILS, required=tuple(_DETAILS), title="FunctionDetails")
+_REVISION: dict[str, JsonSchema] = {
+    "revision_id": INTEGER,
+    "created_at": DATE_TIME,
+    "schema_hash": STRING,
+    "is_current": BOOLEAN,
+}
+REVISION_INFO: JsonSchema = obj(_REVISION, required=tuple(_REVISION), title="RevisionInfo")
+_FULL_REVISION = {**_REVISION, **_SCRIPT}
+FUNCTION_REVISION: JsonSchema = obj(_FULL_REVISION, required=tuple(_FULL_REVISION), title="FunctionRevision")
+UPDATE_FUNCTION_REQUEST: JsonSchema = obj({
+    "source": text("The new prompt; it becomes a new revision", minLength=1, pattern=NON_BLANK),
+}, required=("source",), title="UpdateFunctionRequest")
+REVISION_ID = Param("revision_id", {"type": "integer", "minimum": 1, "maximum": MAX_SQL_INT}, "A revision's number")
 
 
 def _function_head(record: FunctionRecord) -> dict[str, Any]:
@@ -83,9 +124,7 @@ def _revision_number(req: V3Request) -> int:
 
 
 async def list_functions(req: V3Request) -> Response:
-    limit = query_int(req.request, "limit", 100, minimum=1, maximum=1000)
-    offset = query_int(req.request, "offset", 0)
-    records = await req.ctx.store.list_functions(req.project_id, limit=limit, offset=offset)
+    records = await req.ctx.store.list_functions(req.project_id, limit=req.query["limit"], offset=req.query["offset"])
     return JSONResponse({"functions": [function_info(record) for record in records]})
 
 
@@ -94,12 +133,8 @@ async def get_function(req: V3Request) -> Response:
 
 
 async def update_function(req: V3Request) -> Response:
-    body = await read_json_object(req.request, req.ctx.settings.max_body_bytes)
-    source = body.get("source")
-    if not isinstance(source, str) or not source.strip():
-        raise BadRequestError("'source' is required and must be a non-empty string (the function's prompt)")
     record = await require_function(req)
-    definition = replace(record.definition, instructions=source)
+    definition = replace(record.definition, instructions=req.body["source"])
     updated = await req.ctx.store.upsert_function(req.project_id, record.name, definition)
     req.ctx.engine.functions.forget(req.project_id, record.name)
     return JSONResponse(function_details(updated))
@@ -139,14 +174,22 @@ async def revert_revision(req: V3Request) -> Response:
 
 
 _TAGS = ("functions",)
+_NAMED = (FUNCTION_NAME,)
 OPERATIONS = [
-    Operation("GET", "/v3/functions", "List functions", list_functions, query=("limit", "offset"), tags=_TAGS),
-    Operation("GET", "/v3/functions/{name}", "Get a function and its prompt (source)", get_function, tags=_TAGS),
+    Operation("GET", "/v3/functions", "List functions", list_functions,
+              {JSON: obj({"functions": array(FUNCTION_INFO)}, required=("functions",))},
+              query=(limit_param(100, 1000), OFFSET), tags=_TAGS),
+    Operation("GET", "/v3/functions/{name}", "Get a function and its prompt (source)", get_function,
+              {JSON: FUNCTION_DETAILS}, path_params=_NAMED, tags=_TAGS),
     Operation("PUT", "/v3/functions/{name}", "Replace a function's prompt (source)", update_function,
-              body="{source}", tags=_TAGS),
-    Operation("DELETE", "/v3/functions/{name}", "Delete a function", delete_function, status=204, tags=_TAGS),
-    Operation("GET", "/v3/functions/{name}/revisions", "List revisions", list_revisions, tags=_TAGS),
-    Operation("GET", "/v3/functions/{name}/revisions/{revision_id}", "Get a revision", get_revision, tags=_TAGS),
+              {JSON: FUNCTION_DETAILS}, path_params=_NAMED, request=UPDATE_FUNCTION_REQUEST, tags=_TAGS),
+    Operation("DELETE", "/v3/functions/{name}", "Delete a function", delete_function, {}, status=204,
+              path_params=_NAMED, tags=_TAGS),
+    Operation("GET", "/v3/functions/{name}/revisions", "List revisions", list_revisions,
+              {JSON: obj({"revisions": array(REVISION_INFO)}, required=("revisions",))}, path_params=_NAMED,
+              tags=_TAGS),
+    Operation("GET", "/v3/functions/{name}/revisions/{revision_id}", "Get a revision", get_revision,
+              {JSON: FUNCTION_REVISION}, path_params=(FUNCTION_NAME, REVISION_ID), tags=_TAGS),
     Operation("POST", "/v3/functions/{name}/revisions/{revision_id}/revert", "Revert to a revision",
-              revert_revision, tags=_TAGS),
+              revert_revision, {JSON: FUNCTION_DETAILS}, path_params=(FUNCTION_NAME, REVISION_ID), tags=_TAGS),
 ]

@@ -17,14 +17,41 @@ from typing import Any
 
 from starlette.responses import Response
 
-from taskgate.api.http import JSONResponse, query_int
-from taskgate.api.v3_routing import Operation, V3Request
+from taskgate.api.http import JSONResponse
+from taskgate.api.json_schema import BOOLEAN, INTEGER, NUMBER, OBJECT, STRING, JsonSchema, array, obj, text
+from taskgate.api.v3_routing import JSON, OFFSET, Operation, Param, V3Request, limit_param
 from taskgate.config import Settings
-from taskgate.errors import BadRequestError
 from taskgate.providers.catalog import configured_providers
 
 LOCAL_DISPLAY_NAME = "Local (llama.cpp)"
 SORT_KEYS = ("id", "name", "provider", "cost", "context_window")
+MODEL_TYPES = ("llm", "embedding")
+_PRICES = array(NUMBER, description="USD per million tokens: the base price, then the price of each tier")
+_PRICING = obj({"input": _PRICES, "output": _PRICES, "cached_input": _PRICES, "cache_creation": _PRICES,
+                "thresholds": array(INTEGER, description="The token counts where the tiers start")},
+               required=("input", "output"))
+_MODEL_INFO: dict[str, JsonSchema] = {
+    "id": text("`provider/model`, as calls name it"),
+    "name": STRING,
+    "type": {"type": "string", "enum": list(MODEL_TYPES)},
+    "provider": STRING,
+    "provider_display_name": STRING,
+    "model_id": STRING,
+    "description": STRING,
+    "capabilities": array(STRING),
+    "speed": STRING,
+    "quality": STRING,
+    "cost": {**NUMBER, "description": "USD per million input plus output tokens: one figure to sort by"},
+    "context_window": {**INTEGER, "description": "Tokens; 0 when unknown"},
+    "params": OBJECT,
+    "pricing": _PRICING,
+    "api_type": STRING,
+    "aliases": array(STRING),
+    "deprecated": BOOLEAN,
+}
+MODEL_INFO: JsonSchema = obj(_MODEL_INFO, required=tuple(_MODEL_INFO), title="ModelInfo")
+MODELS_RESPONSE: JsonSchema = obj({"models": array(MODEL_INFO), "total": INTEGER, "offset": INTEGER, "limit": INTEGER},
+                                  required=("models", "total", "offset", "limit"), title="ModelsResponse")
 
 
 def _model_type(model_id: str, prices: Any) -> str | None:
@@ -132,20 +159,10 @@ def _configuration(settings: Settings) -> tuple[tuple[tuple[str, str], ...], tup
     return tuple(providers), tuple(sorted(local))
 
 
-def _flag(raw: str | None, name: str) -> bool | None:
-    if raw is None or raw == "":
-        return None
-    if raw.lower() in ("true", "1"):
-        return True
-    if raw.lower() in ("false", "0"):
-        return False
-    raise BadRequestError(f"query parameter '{name}' must be true or false, got '{raw}'")
-
-
-def _filtered(models: tuple[dict[str, Any], ...], query: Any) -> list[dict[str, Any]]:
-    provider, kind, capability = query.get("provider"), query.get("type"), query.get("capability")
-    text = (query.get("q") or "").lower()
-    deprecated = _flag(query.get("deprecated"), "deprecated")
+def _filtered(models: tuple[dict[str, Any], ...], query: dict[str, Any]) -> list[dict[str, Any]]:
+    provider, kind, capability = query["provider"], query["type"], query["capability"]
+    text = (query["q"] or "").lower()
+    deprecated = query["deprecated"]
     return [
         model for model in models
         if (not provider or model["provider"] == provider)
@@ -157,23 +174,27 @@ def _filtered(models: tuple[dict[str, Any], ...], query: Any) -> list[dict[str, 
 
 
 async def list_models(req: V3Request) -> Response:
-    query = req.request.query_params
-    limit = query_int(req.request, "limit", 100, minimum=1, maximum=1000)
-    offset = query_int(req.request, "offset", 0)
-    sort, order = query.get("sort") or "id", query.get("order") or "asc"
-    if sort not in SORT_KEYS:
-        raise BadRequestError(f"query parameter 'sort' must be one of {', '.join(SORT_KEYS)}")
-    if order not in ("asc", "desc"):
-        raise BadRequestError("query parameter 'order' must be asc or desc")
+    query = req.query
+    limit, offset, sort = query["limit"], query["offset"], query["sort"]
     providers, local = _configuration(req.ctx.settings)
     models = await asyncio.to_thread(_catalogue, providers, local)
-    matching = sorted(_filtered(models, query), key=lambda model: model[sort], reverse=order == "desc")
+    matching = sorted(_filtered(models, query), key=lambda model: model[sort], reverse=query["order"] == "desc")
     return JSONResponse({"models": matching[offset:offset + limit], "total": len(matching), "offset": offset,
                          "limit": limit})
 
 
+_QUERY = (
+    Param("type", STRING, f"Only models of this type ({', '.join(MODEL_TYPES)} are listed here)"),
+    Param("provider", STRING, "Only this provider's models, e.g. openai"),
+    Param("q", STRING, "Only models whose id or name contains this, ignoring case"),
+    Param("capability", STRING, "Only models with this capability"),
+    Param("deprecated", BOOLEAN, "Only deprecated models (true) or only current ones (false)"),
+    Param("sort", {"type": "string", "enum": list(SORT_KEYS), "default": "id"}, "The field to sort by"),
+    Param("order", {"type": "string", "enum": ["asc", "desc"], "default": "asc"}, "The sort order"),
+    limit_param(100, 1000),
+    OFFSET,
+)
 OPERATIONS = [
-    Operation("GET", "/v3/models", "List the models this server can call, with prices", list_models, auth=False,
-              query=("type", "provider", "q", "capability", "deprecated", "sort", "order", "limit", "offset"),
-              tags=("models",)),
+    Operation("GET", "/v3/models", "List the models this server can call, with prices", list_models,
+              {JSON: MODELS_RESPONSE}, auth=False, query=_QUERY, tags=("models",)),
 ]

@@ -11,8 +11,25 @@ from typing import Any
 
 from starlette.responses import Response
 
-from taskgate.api.http import JSONResponse, query_int, read_json_object
+from taskgate.api.http import JSONResponse
+from taskgate.api.json_schema import (
+    ANY,
+    DATE_TIME,
+    INTEGER,
+    NON_BLANK,
+    NUMBER,
+    OBJECT,
+    STRING,
+    JsonSchema,
+    array,
+    nullable,
+    obj,
+    text,
+)
 from taskgate.api.spans_common import (
+    MAX_ID_CHARS,
+    METADATA_KEY,
+    SCORE_KEY,
     create_span,
     delete_span,
     duration_ms,
@@ -21,9 +38,83 @@ from taskgate.api.spans_common import (
     update_span,
     v3_span,
 )
-from taskgate.api.v3_routing import Operation, V3Request
+from taskgate.api.v3_routing import JSON, OFFSET, Operation, Param, V3Request, limit_param
 from taskgate.errors import NotFoundError
 from taskgate.store.base import SpanRecord, TraceSummary
+
+_ID = "1 to 255 printable characters"
+_TIME = "An ISO 8601 date-time; one without an offset is taken as UTC"
+_SPAN_WRITE: dict[str, JsonSchema] = {
+    "type": nullable(text("What kind of work the span is, e.g. tool or call")),
+    "input": {"description": "Any JSON value"},
+    "output": {"description": "Any JSON value"},
+    "error": nullable(text("An error makes the span's status `error`")),
+    "start_time": nullable(text(_TIME)),
+    "end_time": nullable(text(_TIME)),
+    "meta": nullable({"type": "object", "propertyNames": {"not": {"enum": [METADATA_KEY, SCORE_KEY]}},
+                      "description": f"Free-form; {METADATA_KEY} and {SCORE_KEY} are Taskgate's own keys"}),
+    "metadata": nullable(OBJECT),
+    "tags": nullable(OBJECT),
+    "score": nullable(NUMBER),
+}
+CREATE_SPAN_REQUEST: JsonSchema = obj({
+    "name": {"type": "string", "minLength": 1, "pattern": NON_BLANK},
+    "id": nullable(text(f"The span's id, when the caller picks it: {_ID}", minLength=1, maxLength=MAX_ID_CHARS)),
+    "trace_id": nullable(text(f"The trace to start or join when there is no parent: {_ID}", minLength=1,
+                              maxLength=MAX_ID_CHARS)),
+    "parent_id": nullable(text("A span to nest this one under, in its trace")),
+    **_SPAN_WRITE,
+}, required=("name",), title="CreateSpanRequest")
+UPDATE_SPAN_REQUEST: JsonSchema = obj({"name": nullable(STRING), **_SPAN_WRITE}, title="UpdateSpanRequest",
+                                      description="The fields to change; absent ones keep their value")
+_CREATED: JsonSchema = obj({"id": STRING, "trace_id": STRING, "name": STRING, "parent_id": nullable(STRING),
+                            "type": STRING}, required=("id", "trace_id", "name", "parent_id", "type"))
+_SPAN: dict[str, JsonSchema] = {
+    "id": STRING,
+    "trace_id": STRING,
+    "name": STRING,
+    "parent_id": nullable(STRING),
+    "type": STRING,
+    "input": ANY,
+    "output": ANY,
+    "error": nullable(STRING),
+    "start_time": nullable(DATE_TIME),
+    "end_time": nullable(DATE_TIME),
+    "duration_ms": nullable(INTEGER),
+    "status": STRING,
+    "meta": OBJECT,
+    "metadata": OBJECT,
+    "tags": OBJECT,
+    "model": nullable(STRING),
+    "model_chain": array(STRING),
+    "models_failed": array(STRING),
+    "attempts": INTEGER,
+    "usage": nullable({"type": "object", "additionalProperties": INTEGER}),
+    "cost": nullable(NUMBER),
+}
+SPAN: JsonSchema = obj(_SPAN, required=tuple(_SPAN), title="Span")
+_TRACE_HEAD: dict[str, JsonSchema] = {
+    "id": STRING,
+    "span_count": INTEGER,
+    "start_time": nullable(DATE_TIME),
+    "end_time": nullable(DATE_TIME),
+    "duration_ms": nullable(INTEGER),
+    "status": STRING,
+    "input": ANY,
+    "output": ANY,
+}
+TRACE_SUMMARY: JsonSchema = obj({**_TRACE_HEAD, "name": nullable(STRING), "total_tokens": INTEGER},
+                                required=(*_TRACE_HEAD, "name", "total_tokens"), title="TraceSummary")
+_TRACE = {**_TRACE_HEAD, "name": text("The root span's name"), "spans": array(SPAN), "events": array(ANY)}
+TRACE: JsonSchema = obj(_TRACE, required=tuple(_TRACE), title="Trace")
+_ENVELOPE = "The object itself, both at the top level (2.1.1 reads it there) and under `data` (the spec's place)"
+
+
+def _enveloped(fields: dict[str, JsonSchema], inner: JsonSchema, title: str) -> JsonSchema:
+    return obj({**fields, "data": inner}, required=(*fields, "data"), title=title, description=_ENVELOPE)
+
+
+SPAN_RESPONSE = _enveloped(_SPAN, SPAN, "SpanResponse")
 
 
 def _span_envelope(span: SpanRecord) -> dict[str, Any]:
@@ -32,8 +123,7 @@ def _span_envelope(span: SpanRecord) -> dict[str, Any]:
 
 
 async def post_span(req: V3Request) -> Response:
-    body = await read_json_object(req.request, req.ctx.settings.max_body_bytes)
-    span = await create_span(req.ctx, req.project_id, body)
+    span = await create_span(req.ctx, req.project_id, req.body)
     created = {"id": span.id, "trace_id": span.trace_id, "name": span.name, "parent_id": span.parent_id,
                "type": span.type}
     return JSONResponse({"data": created})
@@ -44,8 +134,7 @@ async def get_span(req: V3Request) -> Response:
 
 
 async def patch_span(req: V3Request) -> Response:
-    body = await read_json_object(req.request, req.ctx.settings.max_body_bytes)
-    return JSONResponse(_span_envelope(await update_span(req.ctx, req.project_id, req.params["id"], body)))
+    return JSONResponse(_span_envelope(await update_span(req.ctx, req.project_id, req.params["id"], req.body)))
 
 
 async def remove_span(req: V3Request) -> Response:
@@ -91,11 +180,10 @@ def trace_body(trace_id: str, spans: list[SpanRecord]) -> dict[str, Any]:
 
 
 async def list_traces(req: V3Request) -> Response:
-    limit = query_int(req.request, "limit", 100, minimum=1, maximum=100)
-    offset = query_int(req.request, "offset", 0)
-    name = req.request.query_params.get("name") or None
+    limit, offset = req.query["limit"], req.query["offset"]
     await req.ctx.recorder.flush()
-    summaries, total = await req.ctx.store.list_traces(req.project_id, name=name, limit=limit, offset=offset)
+    summaries, total = await req.ctx.store.list_traces(req.project_id, name=req.query["name"], limit=limit,
+                                                       offset=offset)
     return JSONResponse({
         "data": [_trace_item(summary) for summary in summaries],
         "meta": {"total_count": total, "total": total, "limit": limit, "offset": offset},
@@ -120,16 +208,26 @@ async def remove_trace(req: V3Request) -> Response:
     return Response(status_code=204)
 
 
-_SPAN_BODY = "{name, trace_id?, parent_id?, type?, input?, output?, error?, start_time?, end_time?, meta?, " \
-             "metadata?, tags?}"
+_SPAN_ID = (Param("id", STRING, "The span's id"),)
+_TRACE_ID = (Param("id", STRING, "The trace's id"),)
+_PAGE_META = obj({key: INTEGER for key in ("total_count", "total", "limit", "offset")},
+                 required=("total_count", "total", "limit", "offset"))
 OPERATIONS = [
-    Operation("POST", "/v3/spans", "Create a span", post_span, body=_SPAN_BODY, tags=("spans",)),
-    Operation("GET", "/v3/spans/{id}", "Get a span", get_span, tags=("spans",)),
-    Operation("PATCH", "/v3/spans/{id}", "Update a span", patch_span,
-              body="{name?, output?, error?, end_time?, meta?, metadata?, tags?}", tags=("spans",)),
-    Operation("DELETE", "/v3/spans/{id}", "Delete a span", remove_span, status=204, tags=("spans",)),
-    Operation("GET", "/v3/traces", "List traces", list_traces, query=("name", "limit", "offset"), tags=("traces",)),
-    Operation("GET", "/v3/traces/{id}", "Get a trace with its spans", get_trace, tags=("traces",)),
-    Operation("DELETE", "/v3/traces/{id}", "Delete a trace and its spans", remove_trace, status=204,
-              tags=("traces",)),
+    Operation("POST", "/v3/spans", "Create a span", post_span,
+              {JSON: obj({"data": _CREATED}, required=("data",), title="CreateSpanResponse")},
+              request=CREATE_SPAN_REQUEST, errors=(404, 409), tags=("spans",)),
+    Operation("GET", "/v3/spans/{id}", "Get a span", get_span, {JSON: SPAN_RESPONSE}, path_params=_SPAN_ID,
+              tags=("spans",)),
+    Operation("PATCH", "/v3/spans/{id}", "Update a span", patch_span, {JSON: SPAN_RESPONSE}, path_params=_SPAN_ID,
+              request=UPDATE_SPAN_REQUEST, tags=("spans",)),
+    Operation("DELETE", "/v3/spans/{id}", "Delete a span", remove_span, {}, status=204, path_params=_SPAN_ID,
+              tags=("spans",)),
+    Operation("GET", "/v3/traces", "List traces", list_traces,
+              {JSON: obj({"data": array(TRACE_SUMMARY), "meta": _PAGE_META}, required=("data", "meta"))},
+              query=(Param("name", STRING, "Only traces whose name contains this, ignoring case"),
+                     limit_param(100, 100), OFFSET), tags=("traces",)),
+    Operation("GET", "/v3/traces/{id}", "Get a trace with its spans", get_trace,
+              {JSON: _enveloped(_TRACE, TRACE, "TraceResponse")}, path_params=_TRACE_ID, tags=("traces",)),
+    Operation("DELETE", "/v3/traces/{id}", "Delete a trace and its spans", remove_trace, {}, status=204,
+              path_params=_TRACE_ID, tags=("traces",)),
 ]
