@@ -19,7 +19,6 @@ from schemathesis.checks import not_a_server_error
 
 from taskgate import __version__
 from taskgate.api import v3
-from taskgate.api.http import MAX_SQL_INT
 from taskgate.api.v3_routing import openapi_document
 from tests.fakes.provider import Behaviour, FakeProvider
 from tests.harness import API_KEY, ServerProcess
@@ -49,15 +48,9 @@ def _config() -> schemathesis.Config:
             {
                 # A function name may contain `/`, so `PUT /v3/functions/a/call` is a PUT of the
                 # function named `a/call`, not an undocumented method on `/call`: methods other than
-                # the documented one cannot be told apart from another operation here. (Their 405s
-                # also lack an Allow header until helper `protocol`'s JSON 405s are merged.)
+                # the documented one cannot be told apart from another operation here, and the Allow
+                # of a 405 there names the methods of every operation the path could be.
                 "include-path-regex": FUNCTION_PATHS,
-                "checks": {"unsupported_method": {"enabled": False}, "allow_header_conformance": {"enabled": False}},
-            },
-            {
-                # PENDING (issue 13, helper `protocol`): a 405 is Starlette's text/plain answer with a
-                # wrong Allow header. Remove this entry once the JSON 405s are merged.
-                "include-path-regex": "^/(health|v3/(call|spans|traces|models|openapi|functions$))",
                 "checks": {"unsupported_method": {"enabled": False}, "allow_header_conformance": {"enabled": False}},
             },
         ],
@@ -79,22 +72,9 @@ DOCUMENT = openapi_document(v3.OPERATIONS, __version__)
 schema = schemathesis.openapi.from_dict(DOCUMENT, config=_config())
 
 
-def _pending_server_errors(case: Any) -> list[Any]:
-    """Checks to skip for a case that meets a bug another part of issue 13 fixes.
-
-    PENDING (issue 13, helper `protocol`): a revision id beyond 64 bits, or of digits `int()` refuses
-    (`²`), reaches the database or `int()` and fails there (500). The document already says a revision
-    id is a 64-bit integer; remove this once `_revision_number` refuses the rest with a 400.
-    """
-    raw = str((case.path_parameters or {}).get("revision_id", ""))
-    if raw.isdigit() and (not raw.isascii() or int(raw) > MAX_SQL_INT):
-        return [not_a_server_error]
-    return []
-
-
 @schema.parametrize()
 def test_the_server_keeps_its_published_contract(case: Any, contract_server: ServerProcess) -> None:
-    case.call_and_validate(base_url=contract_server.url, excluded_checks=_pending_server_errors(case))
+    case.call_and_validate(base_url=contract_server.url)
 
 
 # ---- the answers about objects that exist, which random names and ids rarely reach

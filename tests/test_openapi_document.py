@@ -184,13 +184,13 @@ def test_query_values_follow_their_definitions(param: Param, string: str, value:
 
 
 @pytest.mark.parametrize("param, string, message", [
-    (limit_param(50, 200), "limit=201", "query parameter 'limit' must be at least 1 and at most 200"),
-    (limit_param(50, 200), "limit=abc", "query parameter 'limit' must be an integer, got 'abc'"),
+    (limit_param(50, 200), "limit=201", "query parameter 'limit' must be an integer from 1 to 200, got '201'"),
+    (limit_param(50, 200), "limit=abc", "query parameter 'limit' must be an integer from 1 to 200, got 'abc'"),
     (limit_param(50, 200), "limit=%D9%A5", "must be an integer"),  # an Arabic-Indic five, which int() takes
     (limit_param(50, 200), "limit=1_0", "must be an integer"),
     (limit_param(50, 200), "limit=%2B5", "must be an integer"),
     (OFFSET, "offset=" + "9" * 5000, "must be an integer"),  # int() refuses it with a ValueError of its own
-    (OFFSET, f"offset={MAX_SQL_INT + 1}", f"query parameter 'offset' must be at least 0 and at most {MAX_SQL_INT}"),
+    (OFFSET, f"offset={MAX_SQL_INT + 1}", f"query parameter 'offset' must be an integer from 0 to {MAX_SQL_INT}"),
     (Param("deprecated", {"type": "boolean"}, ""), "deprecated=maybe", "must be true or false, got 'maybe'"),
     (Param("order", {"type": "string", "enum": ["asc", "desc"]}, ""), "order=up", "must be one of asc, desc"),
 ])

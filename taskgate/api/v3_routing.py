@@ -285,6 +285,7 @@ _ERROR_DESCRIPTIONS = {
     400: "The request is invalid: its body, a parameter, or a schema in it",
     401: "Missing or invalid API key",
     404: "Not found",
+    408: "The request body did not arrive in time",
     409: "The resource already exists",
     413: "The request body is too large",
     429: "Every model was rate limited upstream",
@@ -297,7 +298,8 @@ _ERROR_DESCRIPTIONS = {
 
 def _error_statuses(op: Operation) -> list[int]:
     """The error statuses an operation can answer: 400 when it takes anything a caller can get
-    wrong, 401 with a key, 404 with a path parameter, 413 with a body, plus its own."""
+    wrong, 401 with a key, 404 with a path parameter, 408 and 413 with a body (one too slow or too
+    large), plus its own."""
     statuses = {500, *op.errors}
     if op.request is not None or op.query or op.path_params:
         statuses.add(400)
@@ -306,7 +308,7 @@ def _error_statuses(op: Operation) -> list[int]:
     if op.path_params:
         statuses.add(404)
     if op.request is not None:
-        statuses.add(413)
+        statuses.update((408, 413))
     return sorted(statuses)
 
 
