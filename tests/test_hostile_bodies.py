@@ -155,10 +155,13 @@ def test_duplicate_keys_are_refused_or_the_last_one_wins(probe: Probe, endpoint:
 @pytest.mark.parametrize("endpoint", BODY_ENDPOINTS, ids=str)
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
                                           "multipart/form-data; boundary=x"])
-def test_a_body_that_is_not_declared_json_is_refused(probe: Probe, endpoint: Endpoint, content_type: str) -> None:
-    """A browser sends these content types cross-site without a preflight; only JSON is read."""
+def test_a_json_body_under_another_content_type_is_read_as_json(probe: Probe, endpoint: Endpoint,
+                                                                content_type: str) -> None:
+    """Bodies are JSON whatever their label (`curl -d` labels them as a form). No cross-site risk
+    follows: a browser cannot send the Authorization header without a preflight, and every one of
+    these endpoints needs it."""
     reply = probe.send(endpoint.method, endpoint.path, endpoint.body, headers={"Content-Type": content_type})
-    probe.refused(reply)
+    probe.stored(endpoint, reply)
 
 
 @pytest.mark.parametrize("endpoint", [V2_CALL_EP, V3_CALL_EP, CHAT_EP], ids=str)
