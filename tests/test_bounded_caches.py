@@ -119,3 +119,27 @@ async def test_keys_presented_in_endless_forms_do_not_grow_memory(sqlite_store: 
     retained = retained_bytes(auth, sqlite_store)
     assert retained < 5 * MB, f"{retained / MB:.1f} MB held for one valid key"
     assert await auth.project_for(_request(key))  # the plain form still resolves
+
+
+def test_the_price_book_remembers_a_bounded_number_of_model_names() -> None:
+    from taskgate.engine.cost import PRICE_ENTRIES, PriceBook
+    from taskgate.providers.base import Usage
+
+    book = PriceBook()
+    usage = Usage(input_tokens=1000, output_tokens=1000)
+    priced = book.cost("openai", "gpt-4o-mini", usage)
+    for position in range(PRICE_ENTRIES + 500):  # names a caller made up: no price, each looked up once
+        assert book.cost("openai", f"made-up-{position}-" + "x" * 200, usage) is None
+    assert len(book._entries) == PRICE_ENTRIES
+    assert book.cost("openai", "gpt-4o-mini", usage) == priced  # forgotten, then found again
+
+
+async def test_the_example_selector_remembers_a_bounded_number_of_empty_functions(sqlite_store: SqlStore) -> None:
+    from taskgate.engine.fewshot import ExampleSelector
+
+    selector = ExampleSelector(sqlite_store, remembered=20)
+    project = await sqlite_store.ensure_project("p")
+    for position in range(30):
+        assert await selector.select(project, f"function-{position}", "x", 3) == []
+    assert len(selector._empty_until) == 20
+    assert "function-29" in selector._empty_until and "function-0" not in selector._empty_until

@@ -24,7 +24,6 @@ from taskgate.engine.schemas import (
     MAX_SCHEMA_NODES,
     MAX_SCHEMA_PATTERNS,
     MAX_SCHEMA_REFERENCES,
-    BoundedCache,
     canonical,
     checked_schemas,
     compile_schema,
@@ -375,21 +374,6 @@ def test_validation_of_a_value_too_deep_to_convert_is_an_error_not_a_crash() -> 
         value = [value]
     errors = validation_errors(compile_schema({"type": "array", "items": {"type": "string"}}, "s").validator, value)
     assert errors and "could not be checked" in errors[0]
-
-
-def test_bounded_cache_keeps_to_its_entries_and_bytes() -> None:
-    cache: BoundedCache[str] = BoundedCache(max_entries=3, max_bytes=100)
-    for key in (b"a", b"b", b"c"):
-        cache.put(key, key.decode(), 10)
-    assert cache.get(b"a") == "a"  # now the most recent
-    cache.put(b"d", "d", 10)
-    assert cache.get(b"b") is None and len(cache) == 3  # the least recent went
-    cache.put(b"e", "e", 80)  # 110 bytes in all: the least recent ones go until it fits
-    assert cache.get(b"c") is None and cache.get(b"e") == "e" and cache.bytes == 100
-    cache.put(b"f", "f", 101)  # bigger than the whole budget: not kept, nothing evicted for it
-    assert cache.get(b"f") is None and cache.get(b"e") == "e"
-    cache.put(b"e", "e2", 5)  # replacing an entry replaces its cost
-    assert cache.get(b"e") == "e2" and cache.bytes == 25
 
 
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed")

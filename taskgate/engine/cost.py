@@ -13,14 +13,21 @@ from typing import Any
 
 import genai_prices
 
+from taskgate.lru import BoundedLRU
 from taskgate.providers.base import Usage
 
-_MISSING = object()
+_NO_PRICE = object()  # a model looked up and found without a price (the cache's own None means "not looked up")
+PRICE_ENTRIES = 4096  # model names come from callers: the book remembers the latest few thousand
+
+
+def _entry_bytes(key: tuple[str, str], _: Any) -> int:
+    return len(key[0]) + len(key[1]) + 600  # a price entry's objects, about
 
 
 class PriceBook:
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, str], Any] = {}
+        self._entries: BoundedLRU[tuple[str, str], Any] = BoundedLRU(PRICE_ENTRIES, PRICE_ENTRIES * 2048,
+                                                                      _entry_bytes)
 
     @staticmethod
     def warm() -> None:
@@ -31,11 +38,14 @@ class PriceBook:
         """Cost in USD for `usage` on `model`, or None: never a guess."""
         if price_provider is None:
             return None
-        entry = self._entries.get((price_provider, model), _MISSING)
-        if entry is _MISSING:
-            entry = self._lookup(price_provider, model)
-            self._entries[(price_provider, model)] = entry
+        key = (price_provider, model)
+        entry = self._entries.get(key)
         if entry is None:
+            entry = self._lookup(price_provider, model)
+            if entry is None:
+                entry = _NO_PRICE
+            self._entries.put(key, entry)
+        if entry is _NO_PRICE:
             return None
         return _apply(entry, usage)
 

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from taskgate.engine.task import Example
+from taskgate.lru import BoundedLRU
 from taskgate.store.base import ExampleRecord, Store
 
 MAX_QUERY_TERMS = 64  # a long input would make a slow full-text query without ranking any better
@@ -44,6 +45,9 @@ def _texts(value: Any) -> list[str]:
     return [str(value)]
 
 
+EMPTY_ENTRIES = 10_000
+
+
 class ExampleSelector:
     """Chooses a call's demonstrations, remembering which functions have none.
 
@@ -53,17 +57,20 @@ class ExampleSelector:
     examples show up within that time.
     """
 
-    def __init__(self, store: Store, empty_ttl_s: float = 5.0) -> None:
+    def __init__(self, store: Store, empty_ttl_s: float = 5.0, remembered: int = EMPTY_ENTRIES) -> None:
         self._store = store
         self._empty_ttl_s = empty_ttl_s
-        self._empty_until: dict[str, float] = {}
+        # Function ids the store knows (so bounded by what exists), but every function ever called
+        # would stay: the latest ones are enough to spare the round trips.
+        self._empty_until: BoundedLRU[str, float] = BoundedLRU(remembered, remembered * 200,
+                                                               lambda key, _: len(key) + 50)
 
     def changed(self, function_id: str) -> None:
-        self._empty_until.pop(function_id, None)
+        self._empty_until.pop(function_id)
 
     async def select(self, project_id: str, function_id: str, task_input: Any, count: int) -> list[Example]:
         """Up to `count` stored examples of the function, the ones closest to `task_input` first."""
-        if count <= 0 or self._empty_until.get(function_id, 0.0) > time.monotonic():
+        if count <= 0 or (self._empty_until.peek(function_id) or 0.0) > time.monotonic():
             return []
         query = query_text(task_input)
         chosen: list[ExampleRecord] = []
@@ -74,5 +81,5 @@ class ExampleSelector:
             others = await self._store.list_examples(project_id, function_id, limit=count + len(chosen))
             chosen += [record for record in others if record.id not in taken][: count - len(chosen)]
         if not chosen:
-            self._empty_until[function_id] = time.monotonic() + self._empty_ttl_s
+            self._empty_until.put(function_id, time.monotonic() + self._empty_ttl_s)
         return [Example(input=record.input, output=record.output, comment=record.comment) for record in chosen]

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import jsonschema_rs
 import orjson
 
 from taskgate.errors import SchemaError
+from taskgate.lru import BoundedLRU
 from taskgate.providers.schema_support import strict_variant
 
 log = logging.getLogger("taskgate.engine")
@@ -69,49 +69,6 @@ _REGEX_HINT = (
     "a counted repetition of a large class, such as \\p{L}{50}, does not)"
 )
 
-V = TypeVar("V")
-
-
-class BoundedCache(Generic[V]):
-    """A least-recently-used map bounded by its number of entries and by the bytes they hold.
-
-    `cost` is the caller's estimate of an entry's bytes (key included); an entry costing more
-    than the whole budget is not kept. Not thread-safe: callers from several threads lock it.
-    """
-
-    def __init__(self, max_entries: int, max_bytes: int) -> None:
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._entries: OrderedDict[bytes, tuple[V, int]] = OrderedDict()
-
-    def get(self, key: bytes) -> V | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        self._entries.move_to_end(key)
-        return entry[0]
-
-    def put(self, key: bytes, value: V, cost: int) -> None:
-        if cost > self.max_bytes:
-            return
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self.bytes -= old[1]
-        self._entries[key] = (value, cost)
-        self.bytes += cost
-        while len(self._entries) > self.max_entries or self.bytes > self.max_bytes:
-            _, (_, evicted) = self._entries.popitem(last=False)
-            self.bytes -= evicted
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self.bytes = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
 _UNSET: Any = object()
 
 
@@ -132,7 +89,13 @@ class CompiledSchema:
 
 # Every distinct schema seen lately, by canonical JSON: compiled, or refused and kept as the reason
 # (without the field name, which differs between callers).
-checked_schemas: BoundedCache[CompiledSchema | str] = BoundedCache(CACHE_ENTRIES, CACHE_BYTES)
+def _entry_bytes(key: bytes, entry: CompiledSchema | str) -> int:
+    """What a cached schema holds: its canonical JSON, and a validator about 20 times that size."""
+    validator = len(key) * _VALIDATOR_BYTES_PER_SCHEMA_BYTE if isinstance(entry, CompiledSchema) else 0
+    return len(key) + validator + _ENTRY_OVERHEAD_BYTES
+
+
+checked_schemas: BoundedLRU[bytes, CompiledSchema | str] = BoundedLRU(CACHE_ENTRIES, CACHE_BYTES, _entry_bytes)
 
 
 def canonical(value: Any) -> bytes:
@@ -155,10 +118,7 @@ def compile_schema(schema: Any, what: str) -> CompiledSchema:
         if len(key) > MAX_SCHEMA_BYTES:
             raise SchemaError(f"{what} is {len(key)} bytes of JSON; the limit is {MAX_SCHEMA_BYTES} bytes")
         entry = _check_and_compile(schema, key)
-        cost = len(key) + _ENTRY_OVERHEAD_BYTES
-        if isinstance(entry, CompiledSchema):
-            cost += len(key) * _VALIDATOR_BYTES_PER_SCHEMA_BYTE
-        checked_schemas.put(key, entry, cost)
+        checked_schemas.put(key, entry)
     if isinstance(entry, str):
         raise SchemaError(f"{what} {entry}")
     return entry

@@ -19,7 +19,8 @@ from typing import Any
 
 import orjson
 
-from taskgate.engine.schemas import BoundedCache, schema_refusal
+from taskgate.engine.schemas import schema_refusal
+from taskgate.lru import BoundedLRU
 
 CACHE_BYTES = 16 * 1024 * 1024
 
@@ -49,6 +50,10 @@ def schema_to_gbnf(schema: dict[str, Any]) -> str:
         raise GrammarUnavailable(reason[:300]) from exc
 
 
+def _entry_bytes(key: bytes, entry: str | GrammarUnavailable) -> int:
+    return len(key) + len(str(entry))  # GBNF and reasons are ASCII, near enough
+
+
 class GrammarCache:
     """A thread-safe LRU of schema -> GBNF text (or the reason it has none).
 
@@ -59,7 +64,7 @@ class GrammarCache:
     def __init__(self, maxsize: int = 256, check: Callable[[str], str | None] | None = None,
                  max_bytes: int = CACHE_BYTES):
         self._check = check
-        self._entries: BoundedCache[str | GrammarUnavailable] = BoundedCache(maxsize, max_bytes)
+        self._entries: BoundedLRU[bytes, str | GrammarUnavailable] = BoundedLRU(maxsize, max_bytes, _entry_bytes)
         self._lock = threading.Lock()
 
     def get(self, schema: dict[str, Any]) -> str:
@@ -83,6 +88,5 @@ class GrammarCache:
         return len(self._entries)
 
     def _store(self, key: bytes, entry: str | GrammarUnavailable) -> None:
-        size = len(key) + len(str(entry))  # GBNF and reasons are ASCII, near enough
         with self._lock:
-            self._entries.put(key, entry, size)
+            self._entries.put(key, entry)
