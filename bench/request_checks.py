@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from bench.common import collector_paused
-from taskgate.api.http import MAX_JSON_DEPTH, check_json_depth, json_depth
+from taskgate.api.http import check_json_depth
 from taskgate.engine.schemas import (
     MAX_SCHEMA_BYTES,
     MAX_SCHEMA_NODES,
@@ -37,6 +37,7 @@ from taskgate.engine.schemas import (
     schema_refusal,
 )
 from taskgate.errors import SchemaError
+from taskgate.json_depth import MAX_JSON_DEPTH, json_depth
 
 TARGET_US = 20.0
 

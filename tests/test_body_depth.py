@@ -14,8 +14,9 @@ from typing import Any
 import orjson
 import pytest
 
-from taskgate.api.http import MAX_JSON_DEPTH, check_json_depth, json_depth, parse_json_body
+from taskgate.api.http import check_json_depth, parse_json_body
 from taskgate.errors import BadRequestError
+from taskgate.json_depth import MAX_JSON_DEPTH, json_depth
 from tests.harness import ServerProcess
 from tests.http_client import get, post
 
@@ -167,3 +168,33 @@ def test_invalid_json_still_says_so() -> None:
         parse_json_body(b'{"a": [1, 2}')
     with pytest.raises(BadRequestError, match="empty"):
         parse_json_body(b"  \n")
+
+
+def test_a_model_answer_nested_too_deeply_is_asked_again_not_a_500(server: ServerProcess, fake: Any) -> None:
+    """A permissive schema (`{}`) lets any JSON through; an answer 300 deep would have failed when
+    its span was written. It is refused like any misfit: the model is asked again."""
+    from tests.fakes.common import Behaviour
+
+    deep = json.dumps(nested(300))
+    fake.script("gpt-4o-mini", Behaviour(text=deep), Behaviour(json={"ok": True}))
+    body = {"name": "deep-answer", "input": "x", "output_schema": {}}
+    reply = post(f"{server.url}/v2/call", body)
+    assert reply.status == 200 and reply.json()["json_payload"] == {"ok": True}
+    asked_again = fake.requests[-1].json["messages"][-1]["content"]
+    assert f"at most {MAX_JSON_DEPTH} are allowed" in asked_again
+
+    fake.script("gpt-4o-mini", *[Behaviour(text=deep)] * 2)
+    failed = post(f"{server.url}/v2/call", {**body, "configuration": {
+        "invocation.structured_generation.max_attempts": 2}})
+    assert failed.status == 400 and failed.json()["type"] == "StructuredGenerationError"
+
+
+def test_deep_tool_arguments_are_passed_on_as_text(server: ServerProcess, fake: Any) -> None:
+    from tests.fakes.common import Behaviour
+
+    fake.script("gpt-4o-mini", Behaviour(tool_calls=[("lookup", json.dumps(nested(300)))]))
+    tool = {"name": "lookup", "parameters": {"type": "object"}}
+    reply = post(f"{server.url}/v3/call", {"name": "deep-tool", "input": "x", "tools": [tool]})
+    assert reply.status == 200
+    arguments = reply.json()["meta"]["tool_calls"][0]["arguments"]
+    assert isinstance(arguments, str) and json_depth(arguments.encode()) == 300

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import logging
 import time
-from array import array
 from collections.abc import Awaitable, Callable
 from functools import wraps
-from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -20,6 +18,7 @@ from starlette.responses import Response
 from taskgate.api.http_protocol import BODY_TIMEOUT_KEY
 from taskgate.api.logging import log_access
 from taskgate.errors import BadRequestError, PayloadTooLargeError, RequestTimeoutError, TaskgateError
+from taskgate.json_depth import MAX_JSON_DEPTH, depth_over
 
 log = logging.getLogger("taskgate.api")
 
@@ -137,51 +136,13 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     return data
 
 
-# Nesting allowed in a request body, counted in objects and arrays with the body itself as level 1.
-# Far beyond any real payload (a schema of 30 nested objects is about 60 levels), and half of
-# what orjson serialises (about 254 levels; jsonschema-rs converts about 255): a value taken from
-# the body is written again inside wrappers (a span's record, a cache key, a few-shot example),
-# and those wrappers need the room. Checked before parsing, so nothing deeper is ever built.
-MAX_JSON_DEPTH = 128
-_QUOTES_AND_BRACKETS = b'"[]{}'
-_OTHER_BYTES = bytes(sorted(set(range(256)) - set(_QUOTES_AND_BRACKETS)))
-_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # read as signed bytes: +1, -1
-
-
 def check_json_depth(body: bytes, limit: int = MAX_JSON_DEPTH) -> None:
-    """A 400 naming the limit when `body` nests objects and arrays more than `limit` deep.
-
-    A body with no more than `limit` opening brackets cannot be deeper, and two counts at C speed
-    settle nearly every body (about 2 µs for a /v2/call of 2 KB; bench/request_checks.py). Others
-    are measured exactly by `json_depth`, without recursion.
-    """
-    if body.count(b"[") + body.count(b"{") <= limit:
-        return
-    depth = json_depth(body)
-    if depth > limit:
+    """A 400 naming the limit when `body` nests objects and arrays more than `limit` deep: checked
+    before parsing, so nothing deeper is ever built (about 2 µs for a /v2/call of 2 KB;
+    bench/request_checks.py)."""
+    depth = depth_over(body, limit)
+    if depth is not None:
         raise BadRequestError(f"the request body nests objects and arrays {depth} levels deep; the limit is {limit}")
-
-
-def json_depth(body: bytes) -> int:
-    """How deeply the JSON text `body` nests objects and arrays, with C-speed byte operations only.
-
-    Brackets inside strings do not count, so strings are cut out: escaped backslashes and quotes
-    are dropped first (every quote left then opens or closes a string), then all but quotes and
-    brackets, then adjacent quote pairs (an empty string, or one string's end and the next one's
-    start: nothing between them counts), which leaves no quote at all unless a string holds a
-    bracket, and then what is between the remaining quote pairs. The brackets left are summed as
-    +1/-1 steps and the highest running total is the depth. A 20 KB chat of 60 messages takes
-    about 65 µs, four times orjson's parse of it; a list of 1,000 records, about its parse; 10 MB
-    of small objects, about a tenth of its parse (bench/request_checks.py (2)).
-    """
-    if b"\\\\" in body:
-        body = body.replace(b"\\\\", b"")
-    if b'\\"' in body:
-        body = body.replace(b'\\"', b"")
-    skeleton = body.translate(None, _OTHER_BYTES).replace(b'""', b"")
-    if b'"' in skeleton:
-        skeleton = b"".join(skeleton.split(b'"')[::2])
-    return max(accumulate(array("b", skeleton.translate(_BRACKET_STEPS))), default=0)
 
 
 def ascii_int(text: str, max_digits: int = 10) -> int | None:

@@ -8,6 +8,7 @@ prompt and schemas were already the function's current revision.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import orjson
@@ -32,6 +33,7 @@ from taskgate.api.v3_routing import JSON, Param
 from taskgate.engine.models import parse_model_field
 from taskgate.engine.task import DEFAULT_INSTRUCTIONS, Result, Task
 from taskgate.errors import BadRequestError
+from taskgate.json_depth import depth_over
 from taskgate.providers.base import ToolCall, Usage
 from taskgate.store.base import FunctionRecord
 
@@ -213,11 +215,14 @@ def usage_body(usage: Usage) -> dict[str, int]:
 
 
 def tool_call_body(call: ToolCall) -> dict[str, Any]:
-    """A tool call with its arguments parsed; text that is not JSON is passed on as it is."""
-    try:
-        arguments: Any = orjson.loads(call.arguments) if call.arguments else {}
-    except orjson.JSONDecodeError:
-        arguments = call.arguments
+    """A tool call with its arguments parsed; text that is not JSON (or nests too deeply to be sent
+    back) is passed on as it is."""
+    arguments: Any = call.arguments
+    if not call.arguments:
+        arguments = {}
+    elif depth_over(call.arguments.encode()) is None:  # deeper could not be sent back as JSON
+        with contextlib.suppress(orjson.JSONDecodeError):
+            arguments = orjson.loads(call.arguments)
     return {"id": call.id, "name": call.name, "arguments": arguments}
 
 

@@ -8,15 +8,20 @@ import jsonschema_rs
 import orjson
 
 from taskgate.engine.schemas import validation_errors
+from taskgate.json_depth import MAX_JSON_DEPTH, depth_over
 
 
 def parse_json_answer(text: str) -> tuple[Any, str | None]:
     """(value, None) when `text` holds one JSON value, else (None, why not).
 
     Native structured output gives bare JSON; prompted models may wrap it in a code fence or
-    a sentence, so the outermost object or array is tried as well.
+    a sentence, so the outermost object or array is tried as well. An answer nested deeper than a
+    request may be is refused like any other misfit, so the model is asked again.
     """
     stripped = text.strip()
+    depth = depth_over(stripped.encode())
+    if depth is not None:  # parsed, it could be neither recorded nor cached
+        return None, f"the answer nests objects and arrays {depth} levels deep; at most {MAX_JSON_DEPTH} are allowed"
     if stripped.startswith("```"):
         stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
         stripped = stripped.rsplit("```", 1)[0].strip()
