@@ -1,0 +1,115 @@
+"""An in-memory adapter that answers from a script: the engine's test seam, and a stand-in for
+anyone embedding the engine without a provider.
+
+Each request takes the next step of the script: a `ChatResponse` to answer with, a list of
+`ChatChunk`s to stream, or a `TaskgateError` to raise (a `ProviderError` is what makes the router
+fall back). A non-streamed request given chunks gets them collected into one response, and a
+streamed request given a response gets it as chunks, so one script serves `run` and `stream`
+alike. Every request is kept in `requests`, as the adapter received it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncGenerator, Iterable
+from typing import Any
+
+from taskgate.errors import ProviderError, TaskgateError
+from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, ToolCall, Usage
+
+Piece = ChatChunk | TaskgateError  # an error among the pieces fails the stream after what came before it
+Step = ChatResponse | list[Piece] | TaskgateError
+
+
+class ScriptedAdapter:
+    """Answers each request with the next step of its script; an empty script is a ProviderError."""
+
+    def __init__(self, steps: Iterable[Step] = (), *, delay_s: float = 0.0) -> None:
+        self._steps: deque[Step] = deque(steps)
+        self.delay_s = delay_s  # wait before answering, to let a caller leave or a timeout pass
+        self.requests: list[ChatRequest] = []
+        self.embeddings: list[list[str]] = []
+        self.closed = False
+
+    def add(self, *steps: Step) -> None:
+        self._steps.extend(steps)
+
+    def _next(self, request: ChatRequest) -> Step:
+        self.requests.append(request)
+        if not self._steps:
+            return ProviderError("the scripted adapter has no answer left", upstream_status=500)
+        return self._steps.popleft()
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        step = self._next(request)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if isinstance(step, TaskgateError):
+            raise step
+        return step if isinstance(step, ChatResponse) else collect(step)
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
+        step = self._next(request)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if isinstance(step, TaskgateError):
+            raise step
+        for chunk in step if isinstance(step, list) else chunks_of(step):
+            if isinstance(chunk, TaskgateError):  # a failure after some output
+                raise chunk
+            yield chunk
+
+    async def embed(self, model: str, inputs: list[str], options: dict[str, Any]) -> EmbeddingResponse:
+        """One vector per input: its length and a checksum, enough to tell inputs apart."""
+        self.embeddings.append(list(inputs))
+        vectors = [[float(len(text)), float(sum(map(ord, text)) % 997)] for text in inputs]
+        return EmbeddingResponse(vectors=vectors, usage=Usage(input_tokens=sum(len(t) for t in inputs)), model=model)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def chunks_of(response: ChatResponse) -> list[ChatChunk]:
+    """A response as a stream would deliver it: its text word by word, its tool calls, then the end."""
+    chunks = [ChatChunk(text=word) for word in _words(response.text)]
+    for index, call in enumerate(response.tool_calls):
+        chunks.append(ChatChunk(tool_index=index, tool_id=call.id, tool_name=call.name, tool_arguments=call.arguments))
+    chunks.append(ChatChunk(finish_reason=response.finish_reason, usage=response.usage, notes=tuple(response.notes)))
+    return chunks
+
+
+def collect(pieces: list[Piece]) -> ChatResponse:
+    """Pieces as one response, the way the engine accumulates a stream; an error among them is raised."""
+    response = ChatResponse(text="")
+    text: list[str] = []
+    calls: dict[int, ToolCall] = {}
+    for chunk in pieces:
+        if isinstance(chunk, TaskgateError):
+            raise chunk
+        text.append(chunk.text)
+        if chunk.tool_index is not None:
+            call = calls.setdefault(chunk.tool_index, ToolCall(id="", name="", arguments=""))
+            call.id = chunk.tool_id or call.id
+            call.name = chunk.tool_name or call.name
+            call.arguments += chunk.tool_arguments
+        if chunk.finish_reason:
+            response.finish_reason = chunk.finish_reason
+        if chunk.usage is not None:
+            response.usage.add(chunk.usage)
+        response.notes.extend(chunk.notes)
+    response.text = "".join(text)
+    response.tool_calls = [calls[index] for index in sorted(calls)]
+    return response
+
+
+def _words(text: str) -> list[str]:
+    words: list[str] = []
+    start = 0
+    for position, char in enumerate(text):
+        if char == " " and position > start:
+            words.append(text[start:position])
+            start = position
+    if start < len(text):
+        words.append(text[start:])
+    return words
