@@ -27,7 +27,7 @@ from typing import IO, Any, TypeVar
 import aiohttp
 import orjson
 
-from taskgate.api.v2 import parse_call
+from taskgate.api.v2.calls import parse_call
 from taskgate.engine.prompt import build_messages
 from taskgate.providers.base import ChatRequest, StructuredOutput
 from taskgate.providers.openai_compat import build_body

@@ -30,7 +30,7 @@ import orjson
 import uvicorn
 
 from bench.common import UPSTREAM_KEY, upstream_body
-from taskgate.api.http_protocol import HeadWithBodyProtocol
+from taskgate.server.protocol import HeadWithBodyProtocol
 
 UPSTREAM_ENV = "BENCH_FLOOR_UPSTREAM"
 UPSTREAM_URL = os.environ.get(UPSTREAM_ENV, "")

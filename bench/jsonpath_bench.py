@@ -13,7 +13,7 @@ import statistics
 import time
 from typing import Any
 
-from taskgate.engine.jsonpath import JsonPathStream
+from taskgate.api.v2.json_paths import JsonPathStream
 
 CHUNK_CHARS = 4
 

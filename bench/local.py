@@ -36,12 +36,12 @@ from bench.common import (
     gateway_headers,
     wait_ready,
 )
-from taskgate.api.v2 import parse_call
+from taskgate.api.v2.calls import parse_call
 from taskgate.engine.prompt import build_messages
-from taskgate.providers.grammar import GrammarCache, schema_to_gbnf
-from taskgate.providers.local import CONTEXT_TOKENS
-from taskgate.providers.local_model import ensure_bundled_model
-from taskgate.providers.local_prompt import TURN_STOP, build_prompt
+from taskgate.providers.local.adapter import CONTEXT_TOKENS
+from taskgate.providers.local.grammar import GrammarCache, schema_to_gbnf
+from taskgate.providers.local.model_files import ensure_bundled_model
+from taskgate.providers.local.prompt import TURN_STOP, build_prompt
 from tests.schemas import CAPITAL_SCHEMA
 
 MODEL = "local/gemma-3-270m"

@@ -26,7 +26,6 @@ from typing import Any
 import orjson
 
 from bench.common import collector_paused
-from taskgate.api.http import check_json_depth
 from taskgate.engine.schemas import (
     MAX_SCHEMA_BYTES,
     MAX_SCHEMA_NODES,
@@ -38,6 +37,7 @@ from taskgate.engine.schemas import (
 )
 from taskgate.errors import SchemaError
 from taskgate.json_depth import MAX_JSON_DEPTH, json_depth
+from taskgate.server.request_io import check_json_depth
 
 TARGET_US = 20.0
 

@@ -17,16 +17,19 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from taskgate.api import compat, v2, v2_spans, v3
-from taskgate.api.auth import Authenticator
-from taskgate.api.http import Handler, error_response
-from taskgate.api.logging import flush_log, log_access
+from taskgate.api.openai import routes as compat
+from taskgate.api.v2 import calls as v2
+from taskgate.api.v2 import spans as v2_spans
+from taskgate.api.v3 import operations as v3
 from taskgate.config import Settings
 from taskgate.context import AppContext
 from taskgate.engine.cost import PriceBook
 from taskgate.engine.engine import Engine
 from taskgate.errors import MethodNotAllowedError, NotFoundError, TaskgateError
 from taskgate.providers.registry import ProviderRegistry
+from taskgate.server.access_log import flush_log, log_access
+from taskgate.server.auth import Authenticator
+from taskgate.server.request_io import Handler, error_response
 from taskgate.store import open_store
 from taskgate.store.database import private_directory
 from taskgate.telemetry.periodic import every

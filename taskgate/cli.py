@@ -13,10 +13,10 @@ import typer
 import uvicorn
 from sqlalchemy.engine import make_url
 
-from taskgate.api.http_protocol import ReadLimits, protocol_with
-from taskgate.api.logging import configure_logging
 from taskgate.app import create_app
 from taskgate.config import ConfigError, Settings
+from taskgate.server.access_log import configure_logging
+from taskgate.server.protocol import ReadLimits, protocol_with
 from taskgate.store import open_store
 from taskgate.store.database import private_directory
 

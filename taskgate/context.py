@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from taskgate.api.auth import Authenticator
     from taskgate.config import Settings
     from taskgate.engine.engine import Engine
     from taskgate.providers.registry import ProviderRegistry
+    from taskgate.server.auth import Authenticator
     from taskgate.store.base import Store
     from taskgate.telemetry.recorder import SpanRecorder
 

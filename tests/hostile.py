@@ -1,6 +1,6 @@
 """The hostile-input suite's one rule, its server, its endpoint table and its raw HTTP client.
 
-The project's standard is that hostile input is normal input. Every case of `tests/test_hostile_*.py`
+The project's standard is that hostile input is normal input. Every case of `tests/e2e/test_hostile_*.py`
 holds the real `taskgate serve` to the same rule:
 
 - a refusal is a 4xx (never a 5xx) within a bounded time, with the hybrid JSON error body of spec §9.3;

@@ -7,7 +7,7 @@ from typing import Any
 
 from taskgate.engine.task import ModelChoice
 from taskgate.errors import BadRequestError
-from taskgate.providers.http import is_protected_header
+from taskgate.providers.upstream_http import is_protected_header
 
 MAX_MODEL_NAME_CHARS = 256
 MAX_EXTRA_HEADERS = 32

@@ -23,8 +23,8 @@ from taskgate.providers.base import (
     Usage,
 )
 from taskgate.providers.catalog import ResolvedProvider
-from taskgate.providers.http import SSEEvent, UpstreamHTTP, event_object
 from taskgate.providers.schema_support import safe_schema_name
+from taskgate.providers.upstream_http import SSEEvent, UpstreamHTTP, event_object
 
 # Body keys the adapter owns; an option of the same name must not clobber them.
 _RESERVED = frozenset({"timeout", "model", "messages", "stream", "stream_options"})

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 from taskgate.config import Settings
 from taskgate.errors import BadRequestError
-from taskgate.providers.anthropic import AnthropicAdapter
+from taskgate.providers.anthropic.adapter import AnthropicAdapter
 from taskgate.providers.base import Adapter
 from taskgate.providers.catalog import ResolvedProvider, resolve_provider
 from taskgate.providers.openai_compat import OpenAICompatAdapter
@@ -27,7 +27,7 @@ LOCAL_INSTALL_HINT = (
 
 def _local_adapter(resolved: ResolvedProvider, settings: Settings) -> Adapter:
     try:  # the module and its constructor both need the optional llama-cpp-python
-        from taskgate.providers.local import LocalAdapter
+        from taskgate.providers.local.adapter import LocalAdapter
 
         return LocalAdapter(settings)
     except ImportError as exc:

@@ -1,0 +1,272 @@
+"""Parse an OpenAI Chat Completions body into a chat-mode Task (spec §8.2).
+
+Validation here is deliberately shallow but strict on shape: a malformed conversation or tool
+list must come back as a 400 the openai client raises as `BadRequestError`, not surface later as
+an upstream 400 (or worse, a translation crash in the Anthropic adapter). Values the upstream
+understands better than we do (model-specific ranges, reasoning levels) are passed through.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from taskgate.api.request_fields import optional
+from taskgate.api.span_bodies import span_id
+from taskgate.api.v3.run_shapes import MAX_NAME_LENGTH
+from taskgate.engine.models import parse_model_field
+from taskgate.engine.task import ModelChoice, Task
+from taskgate.errors import BadRequestError
+from taskgate.providers.catalog import split_model_name
+
+DEFAULT_FUNCTION_NAME = "chat"
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+TOOL_CHOICE_WORDS = frozenset({"auto", "none", "required"})
+
+# OpenAI parameters forwarded to the upstream as they are; anything else unknown is ignored, so
+# Opper extras (span_uuid, evaluate, ...) and future client fields never reach a strict upstream.
+PASS_THROUGH = frozenset({
+    "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
+    "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "logit_bias", "user",
+    "parallel_tool_calls", "reasoning_effort", "service_tier", "modalities", "audio", "prediction",
+    "prompt_cache_key", "safety_identifier", "store", "metadata", "verbosity", "web_search_options",
+})
+_NUMBERS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+_INTEGERS = ("max_tokens", "max_completion_tokens", "seed", "top_logprobs")
+
+
+@dataclass(slots=True)
+class ChatCall:
+    """What the compat handler needs besides the Task: how to shape the answer."""
+
+    task: Task
+    stream: bool
+    include_usage: bool
+    model_label: str  # shown in stream chunks until the answering model is known
+
+
+def parse_chat_request(body: Mapping[str, Any], headers: Mapping[str, str], project_id: str,
+                       default_model: str) -> ChatCall:
+    """Validate `body` and build the Task; raises BadRequestError with the offending field named."""
+    messages = _messages(body.get("messages"))
+    tools = _tools(body.get("tools"))
+    tool_choice = _tool_choice(body.get("tool_choice"), tools)
+    models = _models(body.get("model"), body.get("fallback_models"))
+    options = _options(body)
+    output_schema = _output_schema(body, options)
+    stream = optional(body, "stream", bool, "a boolean", name="stream") or False
+    task = Task(
+        project_id=project_id,
+        function_name=_function_name(headers),
+        instructions="",
+        output_schema=output_schema,
+        models=models,
+        tags=dict(optional(body, "tags", dict, "an object", name="tags") or {}),
+        parent_span_id=_parent(headers, body),
+        messages=messages,
+        tools=tools,
+        tool_choice=tool_choice,
+        options=options,
+        span_type="chat",
+        record_function=False,
+    )
+    return ChatCall(
+        task=task,
+        stream=stream,
+        include_usage=stream and _include_usage(body),
+        model_label=models[0].name if models else default_model,
+    )
+
+
+def _function_name(headers: Mapping[str, str]) -> str:
+    name = headers.get("x-opper-name", "").strip()
+    if len(name) > MAX_NAME_LENGTH:
+        raise BadRequestError(f"the X-Opper-Name header must be at most {MAX_NAME_LENGTH} characters")
+    return name or DEFAULT_FUNCTION_NAME
+
+
+def _parent(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
+    header = headers.get("x-opper-parent-span-id", "").strip()
+    if header:
+        return span_id(header, "the X-Opper-Parent-Span-Id header")
+    value = optional(body, "parent_span_id", str, "a string", name="parent_span_id")
+    return span_id(value, "parent_span_id") if value else None
+
+
+def _include_usage(body: Mapping[str, Any]) -> bool:
+    """Read only for streams: `stream_options` means nothing to a non-streamed completion."""
+    options = optional(body, "stream_options", dict, "an object", name="stream_options") or {}
+    return bool(options.get("include_usage"))
+
+
+# ---- messages
+
+
+def _messages(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not value:
+        raise BadRequestError("messages must be a non-empty array of message objects")
+    for index, message in enumerate(value):
+        _check_message(message, f"messages[{index}]")
+    return value
+
+
+def _check_message(message: Any, where: str) -> None:
+    if not isinstance(message, dict):
+        raise BadRequestError(f"{where} must be an object")
+    role = message.get("role")
+    if role not in ROLES:
+        raise BadRequestError(f"{where}.role must be one of {', '.join(sorted(ROLES))}, got {role!r}")
+    tool_calls = message.get("tool_calls")
+    if tool_calls is not None:
+        if role != "assistant":
+            raise BadRequestError(f"{where}.tool_calls is only allowed on assistant messages")
+        _check_tool_calls(tool_calls, f"{where}.tool_calls")
+    if role == "tool" and not (isinstance(message.get("tool_call_id"), str) and message["tool_call_id"]):
+        raise BadRequestError(f"{where} has role 'tool' and needs a string tool_call_id")
+    content = message.get("content")
+    if content is None:
+        if role != "assistant" or not tool_calls:
+            raise BadRequestError(f"{where}.content is required unless an assistant message has tool_calls")
+    elif isinstance(content, list):
+        for position, part in enumerate(content):
+            _check_part(part, f"{where}.content[{position}]")
+    elif not isinstance(content, str):
+        raise BadRequestError(f"{where}.content must be a string, an array of parts or null")
+    optional(message, "name", str, "a string", name=f"{where}.name")
+
+
+def _check_part(part: Any, where: str) -> None:
+    if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+        raise BadRequestError(f"{where} must be an object with a string 'type'")
+    kind = part["type"]
+    if kind == "text" and not isinstance(part.get("text"), str):
+        raise BadRequestError(f"{where} has type 'text' and needs a string 'text'")
+    if kind == "image_url":
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, dict) else image
+        if not isinstance(url, str) or not url:
+            raise BadRequestError(f"{where} has type 'image_url' and needs image_url.url")
+
+
+def _check_tool_calls(value: Any, where: str) -> None:
+    if not isinstance(value, list):
+        raise BadRequestError(f"{where} must be an array")
+    for index, call in enumerate(value):
+        here = f"{where}[{index}]"
+        if not isinstance(call, dict) or not isinstance(call.get("id"), str) or not call["id"]:
+            raise BadRequestError(f"{here} must be an object with a string 'id'")
+        if call.get("type", "function") != "function":
+            raise BadRequestError(f"{here}.type must be 'function'")
+        function = call.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise BadRequestError(f"{here}.function must be an object with a string 'name'")
+        if not isinstance(function.get("arguments", ""), str):
+            raise BadRequestError(f"{here}.function.arguments must be a JSON string")
+
+
+# ---- tools
+
+
+def _tools(value: Any) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise BadRequestError("tools must be an array")
+    if not value:
+        return None
+    names: set[str] = set()
+    for index, tool in enumerate(value):
+        where = f"tools[{index}]"
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise BadRequestError(f"{where} must be an object with type 'function'")
+        function = tool.get("function")
+        if not isinstance(function, dict):
+            raise BadRequestError(f"{where}.function must be an object")
+        name = function.get("name")
+        if not isinstance(name, str) or not TOOL_NAME.match(name):
+            raise BadRequestError(f"{where}.function.name must match ^[a-zA-Z0-9_-]{{1,64}}$, got {name!r}")
+        if name in names:
+            raise BadRequestError(f"{where}.function.name '{name}' is declared twice")
+        names.add(name)
+        optional(function, "description", str, "a string", name=f"{where}.function.description")
+        optional(function, "parameters", dict, "a JSON Schema object", name=f"{where}.function.parameters")
+    return value
+
+
+def _tool_choice(value: Any, tools: list[dict[str, Any]] | None) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in TOOL_CHOICE_WORDS:
+            raise BadRequestError(f"tool_choice must be auto, none, required or a function, got {value!r}")
+        if value == "required" and not tools:
+            raise BadRequestError("tool_choice 'required' needs tools")
+        return value
+    function = value.get("function") if isinstance(value, dict) and value.get("type") == "function" else None
+    name = function.get("name") if isinstance(function, dict) else None
+    if not isinstance(name, str):
+        raise BadRequestError("tool_choice must be a string or {type: 'function', function: {name}}")
+    if not any(tool["function"]["name"] == name for tool in tools or ()):
+        raise BadRequestError(f"tool_choice names function '{name}', which is not in tools")
+    return value
+
+
+# ---- model, options, structured output
+
+
+def _models(model: Any, fallbacks: Any) -> list[ModelChoice]:
+    chain = parse_model_field(model)
+    if fallbacks is not None:
+        if not isinstance(fallbacks, list):
+            raise BadRequestError("fallback_models must be an array of model names")
+        chain.extend(parse_model_field(fallbacks))
+    for choice in chain:
+        split_model_name(choice.name)
+    return chain
+
+
+def _options(body: Mapping[str, Any]) -> dict[str, Any]:
+    options = {key: value for key, value in body.items() if key in PASS_THROUGH and value is not None}
+    for key in _NUMBERS:
+        value = options.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise BadRequestError(f"{key} must be a number")
+    for key in _INTEGERS:
+        value = options.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise BadRequestError(f"{key} must be an integer")
+    stop = options.get("stop")
+    if stop is not None and not (isinstance(stop, str) or (
+            isinstance(stop, list) and all(isinstance(item, str) for item in stop))):
+        raise BadRequestError("stop must be a string or an array of strings")
+    n = body.get("n")
+    if n is not None and n != 1:
+        raise BadRequestError("n must be 1: one choice per completion is supported")
+    return options
+
+
+def _output_schema(body: Mapping[str, Any], options: dict[str, Any]) -> dict[str, Any] | None:
+    """`response_format: json_schema` or Opper's `output_schema` become a validated schema;
+    `json_object` is only a mode switch, so it goes to the upstream as is."""
+    schema = optional(body, "output_schema", dict, "a JSON Schema object", name="output_schema")
+    response_format = body.get("response_format")
+    if response_format is None:
+        return schema
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "text":
+        return schema
+    if kind == "json_object":
+        options["response_format"] = response_format
+        return schema
+    if kind != "json_schema":
+        raise BadRequestError("response_format.type must be text, json_object or json_schema")
+    spec = response_format.get("json_schema")
+    inner = spec.get("schema") if isinstance(spec, dict) else None
+    if not isinstance(inner, dict):
+        raise BadRequestError("response_format.json_schema.schema must be a JSON Schema object")
+    if schema is not None and schema != inner:
+        raise BadRequestError("give either response_format.json_schema or output_schema, not both")
+    return inner

@@ -1,0 +1,175 @@
+"""Shape engine results and events as OpenAI chat completions and chunks (spec §8.3).
+
+The openai client and its `chat.completions.stream()` helper assemble tool calls by `index`,
+so indices are renumbered here to be dense and in order of first appearance whatever the
+upstream used (Anthropic counts text blocks too), and the first fragment of each index carries
+the id, type and name with empty arguments, as OpenAI sends it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import orjson
+
+from taskgate.engine.task import Event, Failed, Finished, Result, TextDelta, ToolCallDelta
+from taskgate.errors import TaskgateError
+from taskgate.server.sse import data_frame
+
+DONE = b"data: [DONE]\n\n"
+log = logging.getLogger("taskgate.api.openai.routes")
+
+
+def completion_id(span_id: str) -> str:
+    return "chatcmpl-" + span_id.replace("-", "")
+
+
+def answer_content(result: Result, structured: bool) -> str | None:
+    """The message text: the validated object's JSON with a schema, null when only tools were called."""
+    if structured and not result.tool_calls:
+        return orjson.dumps(result.payload).decode()
+    if result.tool_calls and not result.text:
+        return None
+    return result.text or ""
+
+
+def usage_body(result: Result) -> dict[str, Any]:
+    usage = result.usage
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+    }
+
+
+def completion_body(result: Result, structured: bool) -> dict[str, Any]:
+    """The non-streamed ChatCompletion, plus Opper's `cost`."""
+    content = answer_content(result, structured)
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+    if result.tool_calls:
+        message["tool_calls"] = [
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in result.tool_calls
+        ]
+    return {
+        "id": completion_id(result.span_id),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": result.model,
+        "choices": [{"index": 0, "message": message, "finish_reason": result.finish_reason,
+                     "logprobs": None}],
+        "usage": usage_body(result),
+        "cost": result.cost,
+    }
+
+
+def error_object(error: BaseException) -> dict[str, Any]:
+    """The `error` member of an OpenAI error chunk; details of unexpected errors stay in the log."""
+    if isinstance(error, TaskgateError):
+        return {"message": error.detail, "type": error.type_name, "code": error.code}
+    return {"message": "internal error; see the server log", "type": "InternalServerError",
+            "code": "internal_error"}
+
+
+class ChunkStream:
+    """Turns engine events into encoded `chat.completion.chunk` frames for one completion."""
+
+    def __init__(self, span_id: str, model: str, include_usage: bool) -> None:
+        self._id = completion_id(span_id)
+        self._created = int(time.time())
+        self._model = model
+        self._include_usage = include_usage
+        self._indices: dict[int, int] = {}  # engine tool index -> dense OpenAI index
+        self.done = False
+
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        return data_frame({
+            "id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self._model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+        })
+
+    def role(self) -> bytes:
+        return self._chunk({"role": "assistant", "content": ""})
+
+    def text(self, text: str) -> bytes:
+        return self._chunk({"content": text})
+
+    def tool(self, delta: ToolCallDelta) -> list[bytes]:
+        index = self._indices.get(delta.index)
+        if index is not None:
+            return [self._tool_fragment({"index": index, "function": {"arguments": delta.arguments}})]
+        index = self._indices[delta.index] = len(self._indices)
+        head = {"index": index, "id": delta.id or f"call_{self._id[9:]}_{index}", "type": "function",
+                "function": {"name": delta.name or "", "arguments": ""}}
+        frames = [self._tool_fragment(head)]
+        if delta.arguments:
+            frames.append(self._tool_fragment({"index": index, "function": {"arguments": delta.arguments}}))
+        return frames
+
+    def _tool_fragment(self, call: dict[str, Any]) -> bytes:
+        return self._chunk({"tool_calls": [call]})
+
+    def finish(self, result: Result) -> list[bytes]:
+        self._model = result.model or self._model
+        frames = [self._chunk({}, result.finish_reason)]
+        if self._include_usage:
+            frames.append(data_frame({
+                "id": self._id, "object": "chat.completion.chunk", "created": self._created,
+                "model": self._model, "choices": [], "usage": usage_body(result), "cost": result.cost,
+            }))
+        frames.append(DONE)
+        return frames
+
+    @staticmethod
+    def error(error: BaseException) -> bytes:
+        return data_frame({"error": error_object(error)})
+
+    def on(self, event: Event) -> list[bytes]:
+        """The frames for one engine event; `done` is set once the stream must end."""
+        if isinstance(event, TextDelta):
+            return [self.text(event.text)] if event.text else []
+        if isinstance(event, ToolCallDelta):
+            return self.tool(event)
+        if isinstance(event, Finished):
+            self.done = True
+            return self.finish(event.result)
+        if isinstance(event, Failed):
+            self.done = True
+            return [self.error(event.error)]
+        return []  # Started: its ids are already in every chunk
+
+
+async def chunk_frames(first: Event, events: AsyncGenerator[Event, None],
+                       chunks: ChunkStream) -> AsyncGenerator[bytes, None]:
+    """Frames for a stream whose first event was already taken (so pre-output errors became HTTP errors).
+
+    Each event's frames go out in one write, and the role chunk rides with the first of them: the
+    first event is `Started`, which makes no chunk, and a write of the role chunk alone would only
+    delay the first content. Closing this generator closes `events`, which cancels the
+    upstream request in the engine.
+    """
+    try:
+        head = [chunks.role(), *chunks.on(first)]
+        if len(head) > 1:
+            yield b"".join(head)
+            head = []
+        while not chunks.done:
+            try:
+                event: Event = await anext(events)
+            except StopAsyncIteration:
+                event = Failed(TaskgateError("the stream ended without a result"))
+            except TaskgateError as exc:
+                event = Failed(exc)
+            except Exception as exc:
+                log.exception("engine stream failed after output started")
+                event = Failed(exc)
+            if frames := chunks.on(event):
+                yield b"".join(head + frames)
+                head = []
+    finally:
+        await events.aclose()

@@ -1,0 +1,232 @@
+"""Client-created spans, shared by the v2 and v3 span endpoints.
+
+Spans go through the recorder like every call's span, so one that was just created is found
+(pending) before it reaches the database, and a call naming it as its parent lands in its trace.
+The shared SpanRecord has no `metadata` (v3) or `score` (v2) field, so those two are kept in its
+free-form `meta` under reserved keys and lifted back out when a span is shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from taskgate.api.request_fields import optional
+from taskgate.errors import BadRequestError, ConflictError, NotFoundError, TaskgateError
+from taskgate.ids import new_id
+from taskgate.store.base import SpanRecord
+from taskgate.store.spans import check_storable
+
+if TYPE_CHECKING:
+    from taskgate.context import AppContext
+
+METADATA_KEY = "_metadata"
+SCORE_KEY = "_score"
+DEFAULT_SPAN_TYPE = "span"
+MAX_ID_CHARS = 255
+
+
+def parse_time(value: Any, field: str) -> datetime | None:
+    """An ISO 8601 time, in UTC; one without an offset is taken as UTC, as both SDKs mean it."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequestError(f"'{field}' must be an ISO 8601 date-time string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise BadRequestError(f"'{field}' is not an ISO 8601 date-time: '{value[:100]}'") from exc
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
+        raise BadRequestError(f"'{field}' is outside the years 1 to 9999 in UTC: '{value}'") from exc
+
+
+def span_id(value: str, what: str, *, error: type[TaskgateError] = BadRequestError) -> str:
+    """A span or trace id from a client (a body field, a path, a header): stored as a key and put
+    in URLs, so 1 to MAX_ID_CHARS printable characters. `what` names it in the error."""
+    if not (0 < len(value) <= MAX_ID_CHARS and value.isprintable()):
+        raise error(f"{what} must be 1 to {MAX_ID_CHARS} printable characters")
+    return value
+
+
+def optional_span_id(body: Mapping[str, Any], key: str, *, error: type[TaskgateError] = BadRequestError) -> str | None:
+    """`body[key]` as a span id, or None when it is absent or null."""
+    value = optional(body, key, str, "a string", error=error)
+    return span_id(value, f"'{key}'", error=error) if value is not None else None
+
+
+def _string(body: dict[str, Any], key: str) -> str | None:
+    return optional(body, key, str, "a string")
+
+
+def _object(body: dict[str, Any], key: str) -> dict[str, Any] | None:
+    return optional(body, key, dict, "an object")
+
+
+def _score(body: dict[str, Any]) -> float | None:
+    value = body.get("score")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise BadRequestError("'score' must be a number")
+    return value
+
+
+def _meta(body: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    meta = dict(base)
+    if (given := _object(body, "meta")) is not None:
+        meta = {key: value for key, value in meta.items() if key in (METADATA_KEY, SCORE_KEY)} | given
+    if (metadata := _object(body, "metadata")) is not None:
+        meta[METADATA_KEY] = metadata
+    if (score := _score(body)) is not None:
+        meta[SCORE_KEY] = score
+    return meta
+
+
+async def find_span(ctx: AppContext, project_id: str, wanted: str) -> SpanRecord:
+    span = await ctx.recorder.find_span(project_id, span_id(wanted, "a span id"))
+    if span is None:
+        raise NotFoundError(f"span '{wanted}' was not found")
+    return span
+
+
+def _check_times(start: datetime | None, end: datetime | None) -> None:
+    if start is not None and end is not None and end < start:
+        raise BadRequestError(f"'end_time' ({end.isoformat()}) is before 'start_time' ({start.isoformat()})")
+
+
+def _check_storable(span: SpanRecord) -> None:
+    """Refuse what the store could not encode (an integer beyond 64 bits, nesting too deep to
+    encode...) before answering: a span answered with its id must be a stored span."""
+    try:
+        check_storable(span)
+    except (TypeError, OverflowError) as exc:
+        raise BadRequestError(f"the span cannot be stored: {exc}") from exc
+
+
+async def _store(ctx: AppContext, span: SpanRecord) -> None:
+    _check_storable(span)
+    await ctx.recorder.write_through(span)
+
+
+async def create_span(ctx: AppContext, project_id: str, body: dict[str, Any]) -> SpanRecord:
+    """A new span: with a parent it joins the parent's trace, otherwise it starts (or joins) `trace_id`."""
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise BadRequestError("'name' is required and must be a non-empty string")
+    given_id = optional_span_id(body, "id")
+    new_span_id = given_id or new_id()
+    if given_id is not None and await ctx.recorder.find_span(project_id, given_id, wait_for_peers=False) is not None:
+        raise ConflictError(f"span '{given_id}' already exists")
+    parent_id = optional_span_id(body, "parent_id")
+    trace_id = optional_span_id(body, "trace_id")
+    if parent_id is not None:
+        trace_id = (await find_span(ctx, project_id, parent_id)).trace_id
+    error = _string(body, "error")
+    span = SpanRecord(
+        id=new_span_id,
+        trace_id=trace_id or new_id(),
+        project_id=project_id,
+        name=name,
+        type=_string(body, "type") or DEFAULT_SPAN_TYPE,
+        parent_id=parent_id,
+        start_time=parse_time(body.get("start_time"), "start_time") or datetime.now(UTC),
+        end_time=parse_time(body.get("end_time"), "end_time"),
+        input=body.get("input"),
+        output=body.get("output"),
+        error=error,
+        status="error" if error else "ok",
+        tags=_object(body, "tags") or {},
+        meta=_meta(body, {}),
+    )
+    _check_times(span.start_time, span.end_time)
+    await _store(ctx, span)
+    return span
+
+
+async def update_span(ctx: AppContext, project_id: str, wanted: str, body: dict[str, Any]) -> SpanRecord:
+    """Apply the fields present in a PATCH body; absent fields keep their value."""
+    span = await find_span(ctx, project_id, wanted)
+    changes: dict[str, Any] = {"meta": _meta(body, span.meta)}
+    for key in ("name", "type"):
+        if (value := _string(body, key)) is not None:
+            changes[key] = value
+    for key in ("input", "output"):
+        if key in body:
+            changes[key] = body[key]
+    for key in ("start_time", "end_time"):
+        if (moment := parse_time(body.get(key), key)) is not None:
+            changes[key] = moment
+    if (tags := _object(body, "tags")) is not None:
+        changes["tags"] = tags
+    if (error := _string(body, "error")) is not None:
+        changes["error"] = error
+        changes["status"] = "error"
+    updated = replace(span, **changes)
+    if "start_time" in changes or "end_time" in changes:  # against the stored other bound too
+        _check_times(updated.start_time, updated.end_time)
+    await _store(ctx, updated)
+    return updated
+
+
+async def delete_span(ctx: AppContext, project_id: str, wanted: str) -> None:
+    span_id(wanted, "a span id")
+    await ctx.recorder.flush()  # a span still pending would otherwise be written after the delete
+    if not await ctx.store.delete_span(project_id, wanted):
+        raise NotFoundError(f"span '{wanted}' was not found")
+
+
+def duration_ms(start: datetime | None, end: datetime | None) -> int | None:
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds() * 1000)
+
+
+def user_meta(span: SpanRecord) -> dict[str, Any]:
+    return {key: value for key, value in span.meta.items() if key not in (METADATA_KEY, SCORE_KEY)}
+
+
+def v3_span(span: SpanRecord) -> dict[str, Any]:
+    return {
+        "id": span.id,
+        "trace_id": span.trace_id,
+        "name": span.name,
+        "parent_id": span.parent_id,
+        "type": span.type,
+        "input": span.input,
+        "output": span.output,
+        "error": span.error,
+        "start_time": span.start_time,
+        "end_time": span.end_time,
+        "duration_ms": duration_ms(span.start_time, span.end_time),
+        "status": span.status,
+        "meta": user_meta(span),
+        "metadata": span.meta.get(METADATA_KEY) or {},
+        "tags": span.tags,
+        "model": span.model_used,
+        "model_chain": span.model_chain,
+        "models_failed": span.models_failed,
+        "attempts": span.attempts,
+        "usage": span.usage or None,
+        "cost": span.cost,
+    }
+
+
+def v2_span(span: SpanRecord) -> dict[str, Any]:
+    return {
+        "id": span.id,
+        "name": span.name,
+        "trace_id": span.trace_id,
+        "parent_id": span.parent_id,
+        "type": span.type,
+        "start_time": span.start_time,
+        "end_time": span.end_time,
+        "input": span.input,
+        "output": span.output,
+        "error": span.error,
+        "meta": user_meta(span),
+        "score": span.meta.get(SCORE_KEY),
+    }

@@ -1,0 +1,242 @@
+"""The v2 dialect for `opperai==1.7.2`: `POST /v2/call` and `/v2/call/stream`, also served at the root.
+
+It only parses requests into a Task and shapes results and events back into v2 bodies and
+StreamingChunks; everything else is the engine's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from taskgate.api.request_fields import optional
+from taskgate.api.span_bodies import optional_span_id
+from taskgate.api.v2.json_paths import JsonPathStream, JSONStreamError
+from taskgate.api.v3.run_shapes import MAX_NAME_LENGTH
+from taskgate.context import AppContext
+from taskgate.engine.models import parse_model_field
+from taskgate.engine.task import (
+    DEFAULT_INSTRUCTIONS,
+    Event,
+    Example,
+    Failed,
+    Finished,
+    Result,
+    Started,
+    Task,
+    TaskConfig,
+    TextDelta,
+)
+from taskgate.errors import RequestValidationError, TaskgateError
+from taskgate.server.disconnect import until_client_leaves
+from taskgate.server.request_io import JSONResponse, guarded, read_json_object
+from taskgate.server.sse import data_frame, sse_response
+from taskgate.store.cache import MAX_TTL_SECONDS
+
+_JSON_STARTS = frozenset('{["-0123456789')
+
+
+def parse_call(body: dict[str, Any], project_id: str) -> Task:
+    """A v2 call body (spec §3.1) as a Task; wrong types get a 422 naming the field."""
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise RequestValidationError("'name' is required and must be a non-empty string")
+    if len(name) > MAX_NAME_LENGTH:
+        raise RequestValidationError(f"'name' must be at most {MAX_NAME_LENGTH} characters")
+    instructions = _string(body, "instructions") or DEFAULT_INSTRUCTIONS
+    tags = _object(body, "tags") or {}
+    parent = optional_span_id(body, "parent_span_id", error=RequestValidationError)
+    return Task(
+        project_id=project_id,
+        function_name=name.strip(),
+        input=body.get("input"),
+        instructions=instructions,
+        input_schema=_object(body, "input_schema"),
+        output_schema=_object(body, "output_schema"),
+        models=parse_model_field(body.get("model")),
+        examples=_examples(body.get("examples")),
+        config=parse_configuration(_object(body, "configuration") or {}),
+        tags=tags,
+        parent_span_id=parent,
+    )
+
+
+def _string(body: dict[str, Any], key: str) -> str | None:
+    return optional(body, key, str, "a string or null", error=RequestValidationError)
+
+
+def _object(body: dict[str, Any], key: str) -> dict[str, Any] | None:
+    return optional(body, key, dict, "an object or null", error=RequestValidationError)
+
+
+def _examples(value: Any) -> list[Example]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise RequestValidationError("'examples' must be a list of {input, output, comment?} objects")
+    examples = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict) or "input" not in item or "output" not in item:
+            raise RequestValidationError(f"examples[{index}] must be an object with 'input' and 'output'")
+        comment = item.get("comment")
+        examples.append(Example(item["input"], item["output"], comment if isinstance(comment, str) else None))
+    return examples
+
+
+def parse_configuration(config: dict[str, Any]) -> TaskConfig:
+    """The flat dotted keys of spec §5; unknown keys are accepted and ignored.
+
+    `invocation.few_shot.count` is ignored on /call, as in Opper: it is a function setting.
+    """
+    parsed = TaskConfig()
+    ttl = config.get("invocation.cache.ttl")
+    if ttl is not None:
+        parsed.cache_ttl = _int_key("invocation.cache.ttl", ttl, minimum=0)
+        if parsed.cache_ttl > MAX_TTL_SECONDS:
+            raise RequestValidationError(f"configuration 'invocation.cache.ttl' must be at most {MAX_TTL_SECONDS} "
+                                         "seconds (a year)")
+    attempts = config.get("invocation.structured_generation.max_attempts")
+    if attempts is not None:
+        parsed.max_attempts = _int_key("invocation.structured_generation.max_attempts", attempts, minimum=1)
+    validate = config.get("beta.invocation.input_validation.enabled")
+    if validate is not None:
+        if not isinstance(validate, bool):
+            raise RequestValidationError("configuration 'beta.invocation.input_validation.enabled' must be a boolean")
+        parsed.validate_input = validate
+    return parsed
+
+
+def _int_key(key: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise RequestValidationError(f"configuration '{key}' must be an integer of at least {minimum}")
+    return value
+
+
+def call_body(result: Result) -> dict[str, Any]:
+    """The v2 call response (spec §3.1)."""
+    usage = result.usage
+    return {
+        "span_id": result.span_id,
+        "message": result.text if result.payload is None else None,
+        "json_payload": result.payload,
+        "cached": result.cached,
+        "images": None,
+        "usage": {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+            "input_tokens_details": {"cached_tokens": usage.cache_read_tokens},
+            "total_tokens": usage.total_tokens,
+        },
+        "cost": None
+        if result.cost is None
+        else {"generation": result.cost, "platform": 0.0, "total": result.cost},
+    }
+
+
+def error_chunk(error: Exception) -> dict[str, Any]:
+    if isinstance(error, TaskgateError):
+        return {"chunk_type": "error", "error_type": error.type_name, "error_message": error.detail}
+    return {"chunk_type": "error", "error_type": "InternalServerError", "error_message": "internal error"}
+
+
+async def v2_frames(
+    first: Event, events: AsyncGenerator[Event, None], structured: bool
+) -> AsyncGenerator[bytes, None]:
+    """StreamingChunks: the span id first, then text or json_path deltas, or an error chunk last.
+
+    The frames one engine event makes go out in one write, and the span id rides with the first
+    frames: the engine starts only once the upstream has output, and in structured mode the first
+    pieces of JSON (`{"ti`) may not make a delta yet; a write of the span id alone would only delay
+    the first delta.
+    """
+    async with contextlib.aclosing(events):
+        head = [data_frame({"span_id": first.span_id})] if isinstance(first, Started) else []
+        fields = FieldStream() if structured else None
+        async for event in events:
+            frames = _event_frames(event, fields)
+            if frames:
+                yield b"".join(head + frames)
+                head = []
+        if head:
+            yield head[0]
+
+
+def _event_frames(event: Event, fields: FieldStream | None) -> list[bytes]:
+    if isinstance(event, TextDelta):
+        if fields is None:
+            return [data_frame({"delta": event.text, "chunk_type": "text"})]
+        return fields.feed(event.text)
+    if isinstance(event, Finished):
+        return fields.finish(event.result.payload) if fields is not None else []
+    if isinstance(event, Failed):
+        return [data_frame(error_chunk(event.error))]
+    return []
+
+
+class FieldStream:
+    """Structured mode: JSON text in, `json_path` chunks out (scalars only; the SDK drops containers)."""
+
+    def __init__(self) -> None:
+        self._parser: JsonPathStream | None = JsonPathStream()
+        self._in_preamble = True  # a prompted model may open with a code fence before the JSON
+        self._emitted = False
+
+    def feed(self, text: str) -> list[bytes]:
+        if self._parser is None or self._parser.done:
+            return []
+        if self._in_preamble:
+            start = next((i for i, ch in enumerate(text) if ch in _JSON_STARTS), None)
+            if start is None:
+                return []
+            text, self._in_preamble = text[start:], False
+        try:
+            return self._frames(self._parser.feed(text))
+        except JSONStreamError:
+            self._parser = None  # stop emitting; the engine's final schema check decides the outcome
+            return []
+
+    def finish(self, payload: Any) -> list[bytes]:
+        frames: list[bytes] = []
+        if self._parser is not None and not self._parser.done:
+            with contextlib.suppress(JSONStreamError):
+                frames = self._frames(self._parser.finish())
+        if not self._emitted and not isinstance(payload, dict | list):
+            frames.append(data_frame({"delta": payload, "json_path": "response", "chunk_type": "json"}))
+        return frames
+
+    def _frames(self, fragments: list[tuple[str, Any]]) -> list[bytes]:
+        frames = [
+            data_frame({"delta": delta, "json_path": path, "chunk_type": "json"})
+            for path, delta in fragments
+            if not isinstance(delta, dict | list)
+        ]
+        self._emitted = self._emitted or bool(frames)
+        return frames
+
+
+def routes(ctx: AppContext) -> list[BaseRoute]:
+    limit = ctx.settings.max_body_bytes
+
+    @guarded
+    async def call(request: Request) -> Response:
+        project_id = await ctx.auth.project_for(request)
+        task = parse_call(await read_json_object(request, limit), project_id)
+        return JSONResponse(call_body(await until_client_leaves(request, ctx.engine.run(task))))
+
+    @guarded
+    async def stream(request: Request) -> Response:
+        project_id = await ctx.auth.project_for(request)
+        task = parse_call(await read_json_object(request, limit), project_id)
+        events = ctx.engine.stream(task)
+        first = await until_client_leaves(request, anext(events))  # errors before any output: plain HTTP errors
+        frames = v2_frames(first, events, task.output_schema is not None)
+        return sse_response(frames, ctx.settings.heartbeat_s)
+
+    paths = {"/v2/call": call, "/call": call, "/v2/call/stream": stream, "/call/stream": stream}
+    return [Route(path, handler, methods=["POST"]) for path, handler in paths.items()]

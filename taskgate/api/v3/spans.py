@@ -1,0 +1,233 @@
+"""v3 spans and traces. 2.1.1's `opper.trace()` creates a span here and passes its id as the
+`parent_span_id` of the calls inside, so those calls land in the same trace under it.
+
+Trace reads flush the recorder first so a call that has just returned is already visible.
+2.1.1 reads a trace's fields at the top level while the spec wraps them in `data`; we send both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from taskgate.api.body_schemas import (
+    ANY,
+    DATE_TIME,
+    INTEGER,
+    NON_BLANK,
+    NUMBER,
+    OBJECT,
+    STRING,
+    JsonSchema,
+    array,
+    nullable,
+    obj,
+    text,
+)
+from taskgate.api.span_bodies import (
+    MAX_ID_CHARS,
+    METADATA_KEY,
+    SCORE_KEY,
+    create_span,
+    delete_span,
+    duration_ms,
+    find_span,
+    span_id,
+    update_span,
+    v3_span,
+)
+from taskgate.api.v3.routing import JSON, OFFSET, Operation, Param, V3Request, limit_param
+from taskgate.errors import NotFoundError
+from taskgate.server.request_io import JSONResponse
+from taskgate.store.base import SpanRecord, TraceSummary
+
+_ID = "1 to 255 printable characters"
+_TIME = "An ISO 8601 date-time; one without an offset is taken as UTC"
+_SPAN_WRITE: dict[str, JsonSchema] = {
+    "type": nullable(text("What kind of work the span is, e.g. tool or call")),
+    "input": {"description": "Any JSON value"},
+    "output": {"description": "Any JSON value"},
+    "error": nullable(text("An error makes the span's status `error`")),
+    "start_time": nullable(text(_TIME)),
+    "end_time": nullable(text(_TIME)),
+    "meta": nullable({"type": "object", "propertyNames": {"not": {"enum": [METADATA_KEY, SCORE_KEY]}},
+                      "description": f"Free-form; {METADATA_KEY} and {SCORE_KEY} are Taskgate's own keys"}),
+    "metadata": nullable(OBJECT),
+    "tags": nullable(OBJECT),
+    "score": nullable(NUMBER),
+}
+CREATE_SPAN_REQUEST: JsonSchema = obj({
+    "name": {"type": "string", "minLength": 1, "pattern": NON_BLANK},
+    "id": nullable(text(f"The span's id, when the caller picks it: {_ID}", minLength=1, maxLength=MAX_ID_CHARS)),
+    "trace_id": nullable(text(f"The trace to start or join when there is no parent: {_ID}", minLength=1,
+                              maxLength=MAX_ID_CHARS)),
+    "parent_id": nullable(text("A span to nest this one under, in its trace")),
+    **_SPAN_WRITE,
+}, required=("name",), title="CreateSpanRequest")
+UPDATE_SPAN_REQUEST: JsonSchema = obj({"name": nullable(STRING), **_SPAN_WRITE}, title="UpdateSpanRequest",
+                                      description="The fields to change; absent ones keep their value")
+_CREATED: JsonSchema = obj({"id": STRING, "trace_id": STRING, "name": STRING, "parent_id": nullable(STRING),
+                            "type": STRING}, required=("id", "trace_id", "name", "parent_id", "type"))
+_SPAN: dict[str, JsonSchema] = {
+    "id": STRING,
+    "trace_id": STRING,
+    "name": STRING,
+    "parent_id": nullable(STRING),
+    "type": STRING,
+    "input": ANY,
+    "output": ANY,
+    "error": nullable(STRING),
+    "start_time": nullable(DATE_TIME),
+    "end_time": nullable(DATE_TIME),
+    "duration_ms": nullable(INTEGER),
+    "status": STRING,
+    "meta": OBJECT,
+    "metadata": OBJECT,
+    "tags": OBJECT,
+    "model": nullable(STRING),
+    "model_chain": array(STRING),
+    "models_failed": array(STRING),
+    "attempts": INTEGER,
+    "usage": nullable({"type": "object", "additionalProperties": INTEGER}),
+    "cost": nullable(NUMBER),
+}
+SPAN: JsonSchema = obj(_SPAN, required=tuple(_SPAN), title="Span")
+_TRACE_HEAD: dict[str, JsonSchema] = {
+    "id": STRING,
+    "span_count": INTEGER,
+    "start_time": nullable(DATE_TIME),
+    "end_time": nullable(DATE_TIME),
+    "duration_ms": nullable(INTEGER),
+    "status": STRING,
+    "input": ANY,
+    "output": ANY,
+}
+TRACE_SUMMARY: JsonSchema = obj({**_TRACE_HEAD, "name": nullable(STRING), "total_tokens": INTEGER},
+                                required=(*_TRACE_HEAD, "name", "total_tokens"), title="TraceSummary")
+_TRACE = {**_TRACE_HEAD, "name": text("The root span's name"), "spans": array(SPAN), "events": array(ANY)}
+TRACE: JsonSchema = obj(_TRACE, required=tuple(_TRACE), title="Trace")
+_ENVELOPE = "The object itself, both at the top level (2.1.1 reads it there) and under `data` (the spec's place)"
+
+
+def _enveloped(fields: dict[str, JsonSchema], inner: JsonSchema, title: str) -> JsonSchema:
+    return obj({**fields, "data": inner}, required=(*fields, "data"), title=title, description=_ENVELOPE)
+
+
+SPAN_RESPONSE = _enveloped(_SPAN, SPAN, "SpanResponse")
+
+
+def _span_envelope(span: SpanRecord) -> dict[str, Any]:
+    body = v3_span(span)
+    return {"data": body, **body}
+
+
+async def post_span(req: V3Request) -> Response:
+    span = await create_span(req.ctx, req.project_id, req.body)
+    created = {"id": span.id, "trace_id": span.trace_id, "name": span.name, "parent_id": span.parent_id,
+               "type": span.type}
+    return JSONResponse({"data": created})
+
+
+async def get_span(req: V3Request) -> Response:
+    return JSONResponse(_span_envelope(await find_span(req.ctx, req.project_id, req.params["id"])))
+
+
+async def patch_span(req: V3Request) -> Response:
+    return JSONResponse(_span_envelope(await update_span(req.ctx, req.project_id, req.params["id"], req.body)))
+
+
+async def remove_span(req: V3Request) -> Response:
+    await delete_span(req.ctx, req.project_id, req.params["id"])
+    return Response(status_code=204)
+
+
+def _trace_item(summary: TraceSummary) -> dict[str, Any]:
+    return {
+        "id": summary.id,
+        "name": summary.name,
+        "span_count": summary.span_count,
+        "start_time": summary.start_time,
+        "end_time": summary.end_time,
+        "duration_ms": duration_ms(summary.start_time, summary.end_time),
+        "status": summary.status,
+        "input": summary.input,
+        "output": summary.output,
+        "total_tokens": summary.total_tokens,
+    }
+
+
+def trace_body(trace_id: str, spans: list[SpanRecord]) -> dict[str, Any]:
+    """A trace from its spans: named after its root span, spanning the earliest start to the latest end."""
+    ids = {span.id for span in spans}
+    root = next((span for span in spans if span.parent_id is None or span.parent_id not in ids), spans[0])
+    starts = [span.start_time for span in spans if span.start_time is not None]
+    ends = [span.end_time for span in spans if span.end_time is not None]
+    start, end = (min(starts) if starts else None), (max(ends) if ends else None)
+    return {
+        "id": trace_id,
+        "name": root.name,
+        "span_count": len(spans),
+        "start_time": start,
+        "end_time": end,
+        "duration_ms": duration_ms(start, end),
+        "status": "error" if any(span.status == "error" for span in spans) else "ok",
+        "input": root.input,
+        "output": root.output,
+        "spans": [v3_span(span) for span in spans],
+        "events": [],
+    }
+
+
+async def list_traces(req: V3Request) -> Response:
+    limit, offset = req.query["limit"], req.query["offset"]
+    await req.ctx.recorder.flush()
+    summaries, total = await req.ctx.store.list_traces(req.project_id, name=req.query["name"], limit=limit,
+                                                       offset=offset)
+    return JSONResponse({
+        "data": [_trace_item(summary) for summary in summaries],
+        "meta": {"total_count": total, "total": total, "limit": limit, "offset": offset},
+    })
+
+
+async def get_trace(req: V3Request) -> Response:
+    trace_id = span_id(req.params["id"], "a trace id")
+    await req.ctx.recorder.flush()
+    spans = await req.ctx.store.get_trace(req.project_id, trace_id)
+    if not spans:
+        raise NotFoundError(f"trace '{trace_id}' was not found")
+    body = trace_body(trace_id, spans)
+    return JSONResponse({"data": body, **body})
+
+
+async def remove_trace(req: V3Request) -> Response:
+    trace_id = span_id(req.params["id"], "a trace id")
+    await req.ctx.recorder.flush()
+    if not await req.ctx.store.delete_trace(req.project_id, trace_id):
+        raise NotFoundError(f"trace '{trace_id}' was not found")
+    return Response(status_code=204)
+
+
+_SPAN_ID = (Param("id", STRING, "The span's id"),)
+_TRACE_ID = (Param("id", STRING, "The trace's id"),)
+_PAGE_META = obj({key: INTEGER for key in ("total_count", "total", "limit", "offset")},
+                 required=("total_count", "total", "limit", "offset"))
+OPERATIONS = [
+    Operation("POST", "/v3/spans", "Create a span", post_span,
+              {JSON: obj({"data": _CREATED}, required=("data",), title="CreateSpanResponse")},
+              request=CREATE_SPAN_REQUEST, errors=(404, 409), tags=("spans",)),
+    Operation("GET", "/v3/spans/{id}", "Get a span", get_span, {JSON: SPAN_RESPONSE}, path_params=_SPAN_ID,
+              tags=("spans",)),
+    Operation("PATCH", "/v3/spans/{id}", "Update a span", patch_span, {JSON: SPAN_RESPONSE}, path_params=_SPAN_ID,
+              request=UPDATE_SPAN_REQUEST, tags=("spans",)),
+    Operation("DELETE", "/v3/spans/{id}", "Delete a span", remove_span, {}, status=204, path_params=_SPAN_ID,
+              tags=("spans",)),
+    Operation("GET", "/v3/traces", "List traces", list_traces,
+              {JSON: obj({"data": array(TRACE_SUMMARY), "meta": _PAGE_META}, required=("data", "meta"))},
+              query=(Param("name", STRING, "Only traces whose name contains this, ignoring case"),
+                     limit_param(100, 100), OFFSET), tags=("traces",)),
+    Operation("GET", "/v3/traces/{id}", "Get a trace with its spans", get_trace,
+              {JSON: _enveloped(_TRACE, TRACE, "TraceResponse")}, path_params=_TRACE_ID, tags=("traces",)),
+    Operation("DELETE", "/v3/traces/{id}", "Delete a trace and its spans", remove_trace, {}, status=204,
+              path_params=_TRACE_ID, tags=("traces",)),
+]

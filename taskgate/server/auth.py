@@ -1,0 +1,57 @@
+"""Bearer-key authentication. Keys are stored as sha256 hashes (why: `store.accounts.key_hash`);
+lookups are cached in memory."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from taskgate.errors import UnauthorizedError
+from taskgate.lru import BoundedLRU
+from taskgate.server.request_io import header_map
+from taskgate.store.accounts import key_hash
+from taskgate.store.base import Store
+
+DEFAULT_PROJECT = "default"
+SEEN_MAX_ENTRIES = 10_000
+SEEN_MAX_BYTES = 4 * 1024 * 1024
+
+
+class Authenticator:
+    """Maps a request's bearer key to its project id, asking the store only on a cache miss."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._known: dict[str, str] = {}  # key hash -> project id
+        # Presented key -> project id, to skip hashing on every request. Bounded by count and bytes: a
+        # valid key can be presented in endless forms (surrounding spaces), each as long as a header.
+        self._seen: BoundedLRU[str, str] = BoundedLRU(SEEN_MAX_ENTRIES, SEEN_MAX_BYTES, _seen_size)
+
+    async def bootstrap(self, keys: list[str]) -> None:
+        """Keys from TASKGATE_API_KEYS all belong to the `default` project."""
+        if not keys:
+            return
+        project_id = await self._store.ensure_project(DEFAULT_PROJECT)
+        for key in keys:
+            self._known[key_hash(key)] = project_id
+
+    async def project_for(self, request: Request) -> str:
+        header = header_map(request).get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise UnauthorizedError("missing bearer token: send 'Authorization: Bearer <key>'")
+        seen = self._seen.get(key)
+        if seen is not None:
+            return seen
+        digest = key_hash(key.strip())
+        project_id = self._known.get(digest)
+        if project_id is None:
+            project_id = await self._store.project_for_key_hash(digest)
+            if project_id is None:
+                raise UnauthorizedError("invalid API key")
+            self._known[digest] = project_id
+        self._seen.put(key, project_id)
+        return project_id
+
+
+def _seen_size(key: str, project_id: str) -> int:
+    return len(key) + len(project_id)
