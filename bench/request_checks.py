@@ -5,10 +5,12 @@ Every body goes through `check_json_depth` before it is parsed, and every schema
 miss only). In process, no server:
 
 1. per call: the depth check of a realistic /v2/call body (about 2 KB, with an input_schema and
-   an output_schema that uses `$defs`), both schemas' look-ups, and the two together, median and
-   p99 in µs against the target (together <= 20 µs); orjson's parse of the same body for scale;
+   an output_schema that uses `$defs`), the check for integers beyond 64 bits, both schemas'
+   look-ups, and the three together, median and p99 in µs against the target (together <= 20 µs);
+   orjson's parse of the same body for scale;
 2. the exact depth walk, for bodies whose opening brackets outnumber the limit (a 60-message
-   chat, a list of 1,000 records, 10 MB of small objects), next to orjson's parse of each;
+   chat, a list of 1,000 records, 10 MB of small objects), next to the integer check and
+   orjson's parse of each;
 3. what a first sight costs: the `$ref` check and the compile of that body's schemas, and of the
    costliest schemas the limits allow (the worst case the event loop can be held by a compile).
 
@@ -36,8 +38,8 @@ from taskgate.engine.schemas import (
     schema_refusal,
 )
 from taskgate.errors import SchemaError
-from taskgate.json_depth import MAX_JSON_DEPTH, json_depth
-from taskgate.server.request_io import check_json_depth
+from taskgate.json_text import MAX_JSON_DEPTH, json_depth
+from taskgate.server.request_io import check_json_depth, check_json_integers
 
 TARGET_US = 20.0
 
@@ -122,14 +124,15 @@ def per_call(calls: int) -> dict[str, Any]:
         compile_schema(parsed["output_schema"], "output_schema")
         compile_schema(parsed["input_schema"], "input_schema")
 
-    def both() -> None:
+    def together() -> None:
         check_json_depth(body)
+        check_json_integers(body)
         schemas()
 
     schemas()  # the first sight, measured in (3)
     figures: dict[str, Any] = {"body_bytes": len(body), "opening_brackets": body.count(b"[") + body.count(b"{")}
-    for name, action in (("depth", lambda: check_json_depth(body)), ("schemas", schemas), ("together", both),
-                         ("orjson_parse", lambda: orjson.loads(body))):
+    for name, action in (("depth", lambda: check_json_depth(body)), ("integers", lambda: check_json_integers(body)),
+                         ("schemas", schemas), ("together", together), ("orjson_parse", lambda: orjson.loads(body))):
         figures[name] = _median_p99(_samples_us(action, calls))
     figures["meets_target"] = figures["together"]["p99_us"] <= TARGET_US
     return figures
@@ -155,6 +158,7 @@ def exact_walk() -> list[dict[str, Any]]:
         rows.append({
             "body": name, "bytes": len(body), "depth": json_depth(body),
             "check_us": _best_us(lambda body=body: check_json_depth(body), repeats),  # type: ignore[misc]
+            "integers_us": _best_us(lambda body=body: check_json_integers(body), repeats),  # type: ignore[misc]
             "orjson_parse_us": _best_us(lambda body=body: orjson.loads(body), repeats),  # type: ignore[misc]
         })
     return rows
@@ -222,7 +226,7 @@ def main() -> None:
     calls = per_call(args.calls)
     print(f"(1) per /v2/call: a {calls['body_bytes']} B body with {calls['opening_brackets']} opening brackets "
           f"(limit {MAX_JSON_DEPTH}), input_schema and output_schema already seen")
-    for name in ("depth", "schemas", "together", "orjson_parse"):
+    for name in ("depth", "integers", "schemas", "together", "orjson_parse"):
         print(f"    {name:14} median {calls[name]['median_us']:7.2f} µs   p99 {calls[name]['p99_us']:7.2f} µs")
     verdict = "ok" if calls["meets_target"] else "OVER"
     print(f"    together p99 {calls['together']['p99_us']:.2f} µs, target <= {TARGET_US:.0f} µs: {verdict}")
@@ -230,7 +234,7 @@ def main() -> None:
     print("(2) exact depth walk (more opening brackets than the limit), best of several")
     for row in walks:
         print(f"    {row['body']:24} {row['bytes']:>10,} B  depth {row['depth']:3}  check {row['check_us']:>10,.1f} µs"
-              f"  orjson parse {row['orjson_parse_us']:>10,.1f} µs")
+              f"  integers {row['integers_us']:>9,.1f} µs  orjson parse {row['orjson_parse_us']:>10,.1f} µs")
     sights = first_sight()
     print("(3) first sight of a schema: $ref check, and check + compile (CPU), best of 3")
     for row in sights:

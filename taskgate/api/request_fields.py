@@ -1,7 +1,7 @@
-"""The one check of an optional, typed request field, shared by every dialect's parser.
+"""The checks every dialect's parser shares: an optional, typed request field, and a name or id.
 
 The dialects word their answers differently (v2 says "or null" and answers 422; v3, spans and
-the compat endpoint answer 400), so each call passes its wording and error class, but the check
+the compat endpoint answer 400), so each call passes its wording and error class, but each check
 itself lives here once.
 """
 
@@ -29,3 +29,16 @@ def optional(
         subject = name if name is not None else f"'{key}'"
         raise error(f"{subject} must be {label}")
     return value
+
+
+def identifier(value: str, what: str, max_chars: int, *, error: type[TaskgateError] = BadRequestError) -> str:
+    """`value` as a name or id a client gives (a function name, a span or trace id, in a body, a
+    path or a header): it becomes a storage key, a log field and part of URLs, so it must be 1 to
+    `max_chars` printable characters, not all of them spaces. Printable (`str.isprintable`) leaves
+    out the controls (NUL, CR/LF, ESC, DEL, the C1 range), format characters and line separators,
+    which would be stored, logged or looked up as something else. U+FFFD is refused as well: it is
+    what uvicorn puts in a path for percent-encoded bytes that are not UTF-8 (`unquote` with
+    errors="replace"), so a name holding it was mangled on the way, never meant."""
+    if 0 < len(value) <= max_chars and value.isprintable() and not value.isspace() and "\ufffd" not in value:
+        return value
+    raise error(f"{what} must be 1 to {max_chars} printable characters, not all spaces")

@@ -8,12 +8,15 @@ free-form `meta` under reserved keys and lifted back out when a span is shown.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from taskgate.api.request_fields import optional
+import orjson
+
+from taskgate.api.request_fields import identifier, optional
 from taskgate.errors import BadRequestError, ConflictError, NotFoundError, TaskgateError
 from taskgate.ids import new_id
 from taskgate.store.base import SpanRecord
@@ -26,6 +29,10 @@ METADATA_KEY = "_metadata"
 SCORE_KEY = "_score"
 DEFAULT_SPAN_TYPE = "span"
 MAX_ID_CHARS = 255
+MAX_SPAN_NAME_CHARS = 1024  # a label, often a function's name (at most 256), sometimes a sentence
+# A NUL in JSON text: `\u0000` after an even number of backslashes (after an odd number, the `\`
+# before `u` is the second half of an escaped backslash, and `u0000` is plain text).
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def parse_time(value: Any, field: str) -> datetime | None:
@@ -47,17 +54,28 @@ def parse_time(value: Any, field: str) -> datetime | None:
 
 
 def span_id(value: str, what: str, *, error: type[TaskgateError] = BadRequestError) -> str:
-    """A span or trace id from a client (a body field, a path, a header): stored as a key and put
-    in URLs, so 1 to MAX_ID_CHARS printable characters. `what` names it in the error."""
-    if not (0 < len(value) <= MAX_ID_CHARS and value.isprintable()):
-        raise error(f"{what} must be 1 to {MAX_ID_CHARS} printable characters")
-    return value
+    """A span or trace id from a client (a body field, a path, a header): an identifier (see
+    `fields.identifier`) without `/`, since it is read back as one segment of a path
+    (`/v3/spans/{id}`), where a `/`, even sent as `%2F`, would split it. `what` names it in the error."""
+    if "/" in value:
+        raise error(f"{what} must not contain '/'")
+    return identifier(value, what, MAX_ID_CHARS, error=error)
 
 
 def optional_span_id(body: Mapping[str, Any], key: str, *, error: type[TaskgateError] = BadRequestError) -> str | None:
     """`body[key]` as a span id, or None when it is absent or null."""
     value = optional(body, key, str, "a string", error=error)
     return span_id(value, f"'{key}'", error=error) if value is not None else None
+
+
+def _name(value: Any) -> str:
+    """A span's name: a label shown in traces and searched by `/v3/traces?name=`, so not blank and
+    bounded (a megabyte name would be copied into every trace listing)."""
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequestError("'name' must be a non-empty string")
+    if len(value) > MAX_SPAN_NAME_CHARS:
+        raise BadRequestError(f"'name' must be at most {MAX_SPAN_NAME_CHARS} characters")
+    return value
 
 
 def _string(body: dict[str, Any], key: str) -> str | None:
@@ -99,12 +117,17 @@ def _check_times(start: datetime | None, end: datetime | None) -> None:
 
 
 def _check_storable(span: SpanRecord) -> None:
-    """Refuse what the store could not encode (an integer beyond 64 bits, nesting too deep to
-    encode...) before answering: a span answered with its id must be a stored span."""
+    """Refuse what the store could not keep as it is before answering: a span answered with its id
+    must be stored, and read back as it was sent. The store cannot encode an integer beyond 64
+    bits or nesting too deep, and drops a NUL character from text (Postgres refuses it), so a span
+    holding one anywhere is refused rather than stored altered."""
     try:
         check_storable(span)
+        encoded = orjson.dumps((span.name, span.type, span.error, span.input, span.output, span.tags, span.meta))
     except (TypeError, OverflowError) as exc:
         raise BadRequestError(f"the span cannot be stored: {exc}") from exc
+    if b"\\u0000" in encoded and _ESCAPED_NUL.search(encoded):
+        raise BadRequestError("the span holds a NUL character (\\u0000), which the store cannot keep")
 
 
 async def _store(ctx: AppContext, span: SpanRecord) -> None:
@@ -114,9 +137,9 @@ async def _store(ctx: AppContext, span: SpanRecord) -> None:
 
 async def create_span(ctx: AppContext, project_id: str, body: dict[str, Any]) -> SpanRecord:
     """A new span: with a parent it joins the parent's trace, otherwise it starts (or joins) `trace_id`."""
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise BadRequestError("'name' is required and must be a non-empty string")
+    if "name" not in body:
+        raise BadRequestError("'name' is required")
+    name = _name(body["name"])
     given_id = optional_span_id(body, "id")
     new_span_id = given_id or new_id()
     if given_id is not None and await ctx.recorder.find_span(project_id, given_id, wait_for_peers=False) is not None:
@@ -151,9 +174,10 @@ async def update_span(ctx: AppContext, project_id: str, wanted: str, body: dict[
     """Apply the fields present in a PATCH body; absent fields keep their value."""
     span = await find_span(ctx, project_id, wanted)
     changes: dict[str, Any] = {"meta": _meta(body, span.meta)}
-    for key in ("name", "type"):
-        if (value := _string(body, key)) is not None:
-            changes[key] = value
+    if body.get("name") is not None:
+        changes["name"] = _name(body["name"])
+    if (kind := _string(body, "type")) is not None:
+        changes["type"] = kind
     for key in ("input", "output"):
         if key in body:
             changes[key] = body[key]

@@ -33,11 +33,13 @@ def _parse_one(item: Any, position: int) -> ModelChoice:
         name = item.get("name")
         if not isinstance(name, str):
             raise BadRequestError(f"{where} must have a non-empty string 'name'")
-        options = item.get("options") or {}
-        if not isinstance(options, dict):
+        # Null means absent; an empty list or string is a wrong value, not a missing one.
+        options = item.get("options")
+        if options is not None and not isinstance(options, dict):
             raise BadRequestError(f"{where}.options must be an object")
-        headers = _extra_headers(item.get("extra_headers") or {}, f"{where}.extra_headers")
-        return ModelChoice(name=_name(name, f"{where}.name"), options=dict(options), extra_headers=headers)
+        headers = item.get("extra_headers")
+        extra_headers = _extra_headers(headers, f"{where}.extra_headers") if headers is not None else {}
+        return ModelChoice(name=_name(name, f"{where}.name"), options=dict(options or {}), extra_headers=extra_headers)
     raise BadRequestError(f"{where} must be a string 'provider/model' or an object with 'name'")
 
 

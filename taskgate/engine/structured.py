@@ -8,7 +8,7 @@ import jsonschema_rs
 import orjson
 
 from taskgate.engine.schemas import validation_errors
-from taskgate.json_depth import MAX_JSON_DEPTH, depth_over
+from taskgate.json_text import MAX_JSON_DEPTH, depth_over
 
 
 def parse_json_answer(text: str) -> tuple[Any, str | None]:

@@ -11,11 +11,11 @@ length) goes out at once, so the client can read it while the first frames are s
 A request must arrive in bounded time and size. uvicorn (0.55) and httptools put no limit on a
 request head's size and no timeout on its arrival (nor on a new connection that sends nothing),
 and wait for a body for ever. Here a head over `max_head_bytes` gets a 431 and one slower than
-`head_timeout_s` a 408, and the connection is closed; a body that pauses longer than
-`body_idle_timeout_s`, or takes longer than `body_timeout_s` in all, makes the app's
-`read_body` answer 408. A request that arrives in one read, as nearly all do, arms no timer: the
-checks cost a few attribute reads per read, and a timer is set only for a request still
-incomplete at the end of a read (and once per connection, for its first request).
+`head_timeout_s` a 408, and the connection is closed once the client has read that answer; a
+body that pauses longer than `body_idle_timeout_s`, or takes longer than `body_timeout_s` in
+all, makes the app's `read_body` answer 408. A request that arrives in one read, as nearly all
+do, arms no timer: the checks cost a few attribute reads per read, and a timer is set only for a
+request still incomplete at the end of a read (and once per connection, for its first request).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ log = logging.getLogger("taskgate.api")
 
 # Set in a request's scope when its body stalled; `read_body` then answers 408 with this reason.
 BODY_TIMEOUT_KEY = "taskgate.body_timeout"
+LINGER_S = 2.0  # how long a refused request's connection stays to drop what the client still sends
 _HEAD_END = b"\r\n\r\n"
 
 
@@ -110,6 +111,7 @@ class HeadWithBodyProtocol(HttpToolsProtocol):
         self._body_read_at = 0.0
         self._waited_on_us = False  # at the body timer's last check: reading paused, or a 100 not yet sent
         self._timer: asyncio.TimerHandle | None = None
+        self._lingering = False  # answered and closing: what still arrives is dropped
         super().connection_made(transport)
         self._arm(self.limits.head_timeout_s)  # a connection that never sends a byte is closed too
 
@@ -118,6 +120,8 @@ class HeadWithBodyProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
         if self._in_body:
             self._body_read_at = self.loop.time()
         else:
@@ -216,7 +220,9 @@ class HeadWithBodyProtocol(HttpToolsProtocol):
         return self.cycle is not None and not self.cycle.response_complete
 
     def send_400_response(self, msg: str) -> None:
-        """A request httptools cannot parse (uvicorn has logged it): the JSON error body, not text."""
+        """A request httptools cannot parse (uvicorn has logged it): the JSON error body, not text.
+        The head may have been fine and the body not (a chunk size that is not hex, a transfer
+        coding other than chunked): the app is then already on the request, and the 400 answers it."""
         self._answer_and_close(BadRequestError(msg))
 
     def _refuse(self, error: TaskgateError) -> None:
@@ -224,13 +230,41 @@ class HeadWithBodyProtocol(HttpToolsProtocol):
         self._answer_and_close(error)
 
     def _answer_and_close(self, error: TaskgateError) -> None:
-        """Answer a request that cannot be read with `error`, and close the connection. While an
-        earlier request's response is still going out, nothing is written (it would land inside
-        that response): the connection is only closed."""
+        """Answer a request that cannot be read with `error`, and close the connection (see
+        `_linger`). When the answer may not be written, the connection is only closed."""
         self._disarm()
-        if not self._responding():
-            self.transport.write(raw_error_response(error))
-        self.transport.close()
+        if not self._may_answer():
+            self.transport.close()
+            return
+        cycle = self.cycle
+        if self._in_body and cycle is not None:
+            # The app is on this request: to it, the client is gone from now on, so that nothing
+            # it sends follows this answer (uvicorn would only learn it from the close, later).
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self.transport.write(raw_error_response(error))
+        self._linger()
+
+    def _may_answer(self) -> bool:
+        """Whether an answer written now answers the request that failed: between requests, once
+        the last response is all out (before, it would land inside it); within a body, until the
+        app starts answering that request itself (after, the client has its answer)."""
+        cycle = self.cycle
+        if cycle is None:
+            return True
+        return not cycle.response_started if self._in_body else cycle.response_complete
+
+    def _linger(self) -> None:
+        """Close once the client has read the answer just written. A close with the client's bytes
+        still unread resets the connection, and a reset makes the client's system drop the answer
+        it has not read yet (a client sending a megabyte head reads only when it has sent it all).
+        So the answer is followed by the end of our stream, what still arrives is dropped, and the
+        connection closes when the client closes its end, or after LINGER_S."""
+        self._lingering = True
+        self.flow.resume_reading()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._timer = self.loop.call_later(LINGER_S, self.transport.close)
 
 
 def raw_error_response(error: TaskgateError) -> bytes:

@@ -16,7 +16,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from taskgate.errors import BadRequestError, PayloadTooLargeError, RequestTimeoutError, TaskgateError
-from taskgate.json_depth import MAX_JSON_DEPTH, depth_over
+from taskgate.json_text import MAX_JSON_DEPTH, depth_over, inexact_integer
 from taskgate.server.access_log import log_access
 from taskgate.server.protocol import BODY_TIMEOUT_KEY
 
@@ -119,14 +119,17 @@ async def read_json(request: Request, limit: int) -> Any:
 
 
 def parse_json_body(body: bytes) -> Any:
-    """The body's JSON value, or a 400 when it is empty, not JSON or nested too deeply."""
+    """The body's JSON value, or a 400 when it is empty, not JSON, nested too deeply or holding an
+    integer that would not be read exactly."""
     if not body.strip():
         raise BadRequestError("the request body is empty; send a JSON object")
     check_json_depth(body)
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequestError(f"the request body is not valid JSON: {exc}") from exc
+    check_json_integers(body)
+    return value
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
@@ -143,6 +146,16 @@ def check_json_depth(body: bytes, limit: int = MAX_JSON_DEPTH) -> None:
     depth = depth_over(body, limit)
     if depth is not None:
         raise BadRequestError(f"the request body nests objects and arrays {depth} levels deep; the limit is {limit}")
+
+
+def check_json_integers(body: bytes) -> None:
+    """A 400 when the valid JSON text `body` holds an integer literal orjson would not read exactly
+    (it reads one beyond 64 bits as a rounded float: a value stored, sent upstream or compared as
+    something else than the caller sent)."""
+    literal = inexact_integer(body)
+    if literal is not None:
+        raise BadRequestError(f"the request body holds the integer {literal}, beyond 64 bits; "
+                              "send it as a string or a float")
 
 
 def ascii_int(text: str, max_digits: int = 10) -> int | None:

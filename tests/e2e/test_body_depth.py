@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from taskgate.errors import BadRequestError
-from taskgate.json_depth import MAX_JSON_DEPTH, json_depth
+from taskgate.json_text import MAX_JSON_DEPTH, json_depth
 from taskgate.server.request_io import check_json_depth, parse_json_body
 from tests.harness import ServerProcess
 from tests.http_client import get, post
@@ -46,8 +46,9 @@ PLACES = {
     "v3 span input": lambda v: ("/v3/spans", {"name": "deep", "input": v}),
     "v3 span metadata": lambda v: ("/v3/spans", {"name": "deep", "metadata": {"m": v}}),
     "v2 span input": lambda v: ("/v2/spans", {"name": "deep", "input": v}),
-    "compat metadata": lambda v: ("/v3/compat/chat/completions", {"model": "openai/gpt-4o-mini", "messages": USER,
-                                                                  "metadata": {"m": v}}),
+    # Opper's `tags`: OpenAI's `metadata` is an object of strings, which cannot nest
+    "compat tags": lambda v: ("/v3/compat/chat/completions", {"model": "openai/gpt-4o-mini", "messages": USER,
+                                                              "tags": {"t": v}}),
     "compat schema": lambda v: ("/v3/compat/chat/completions", {
         "model": "openai/gpt-4o-mini", "messages": USER,
         "response_format": {"type": "json_schema", "json_schema": {"name": "o", "schema": v}}}),
@@ -109,7 +110,7 @@ def test_bodies_at_the_limit_work_everywhere(server: ServerProcess, fake: Any) -
     assert span.status == 200, span.body[:300]
     assert get(f"{server.url}/v3/spans/{span.json()['data']['id']}").json()["data"]["input"] == at_limit
     compat = post(f"{server.url}/v3/compat/chat/completions",
-                  {"model": "openai/gpt-4o-mini", "messages": USER, "metadata": nested(MAX_JSON_DEPTH - 1)})
+                  {"model": "openai/gpt-4o-mini", "messages": USER, "tags": nested(MAX_JSON_DEPTH - 1)})
     assert compat.status == 200, compat.body[:300]
     over = post(f"{server.url}/v2/call", {"name": "deep-ok", "input": nested(MAX_JSON_DEPTH)})
     assert over.status == 400

@@ -200,6 +200,18 @@ def test_a_head_over_the_limit_gets_431(limited: ServerProcess, size: int) -> No
         assert_json_error(read_until_closed(sock, SLACK_S), 431, "headers_too_large")
 
 
+def test_a_refused_client_that_is_still_sending_can_finish_and_read_its_answer(limited: ServerProcess) -> None:
+    """A client such as http.client sends its whole request before it reads. Were the connection
+    closed on refusal, what it sends next would draw a reset, and its send would fail before it
+    ever read the answer: the server reads and drops the rest, and closes when the client has."""
+    with connect(limited) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * (MAX_HEADER_BYTES * 2))
+        time.sleep(0.2)  # refused and answered by now
+        for _ in range(16):  # the rest of a megabyte head, sent after the answer
+            sock.sendall(b"b" * 65536)
+        assert_json_error(read_until_closed(sock, SLACK_S), 431, "headers_too_large")
+
+
 def test_the_default_head_limit_refuses_a_megabyte_of_headers(server: ServerProcess) -> None:
     with connect(server) as sock:
         send_refusable(sock, b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Big: b\r\n" * (1024 * 1024 // 10) + b"\r\n")

@@ -9,13 +9,13 @@ understands better than we do (model-specific ranges, reasoning levels) are pass
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from taskgate.api.request_fields import optional
 from taskgate.api.span_bodies import span_id
-from taskgate.api.v3.run_shapes import MAX_NAME_LENGTH
+from taskgate.api.v3.run_shapes import function_name
 from taskgate.engine.models import parse_model_field
 from taskgate.engine.task import ModelChoice, Task
 from taskgate.errors import BadRequestError
@@ -26,16 +26,63 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 TOOL_CHOICE_WORDS = frozenset({"auto", "none", "required"})
 
-# OpenAI parameters forwarded to the upstream as they are; anything else unknown is ignored, so
-# Opper extras (span_uuid, evaluate, ...) and future client fields never reach a strict upstream.
-PASS_THROUGH = frozenset({
-    "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed",
-    "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "logit_bias", "user",
-    "parallel_tool_calls", "reasoning_effort", "service_tier", "modalities", "audio", "prediction",
-    "prompt_cache_key", "safety_identifier", "store", "metadata", "verbosity", "web_search_options",
-})
-_NUMBERS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
-_INTEGERS = ("max_tokens", "max_completion_tokens", "seed", "top_logprobs")
+MAX_COUNT = 2**31 - 1  # a token or log-probability count: beyond any model, and within every upstream's int32
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """What a parameter passed through to the upstream must be, as OpenAI's Chat Completions
+    reference types it. Checked here so that a wrong one is a 400 naming it, never an upstream
+    error or a crash in a translating adapter; a finer range (a temperature's, say) is the
+    upstream's to judge, but an integer is bounded here: no upstream takes one beyond 64 bits."""
+
+    label: str
+    fits: Callable[[Any], bool]
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not a number
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _integer(minimum: int, maximum: int) -> Kind:
+    return Kind(f"an integer from {minimum} to {maximum}",
+                lambda value: _is_integer(value) and minimum <= value <= maximum)
+
+
+_NUMBER = Kind("a number", _is_number)
+_BOOLEAN = Kind("a boolean", lambda value: isinstance(value, bool))
+_STRING = Kind("a string", lambda value: isinstance(value, str))
+_OBJECT = Kind("an object", lambda value: isinstance(value, dict))
+_TOKENS = _integer(1, MAX_COUNT)
+
+# OpenAI parameters forwarded to the upstream as they are, once they have their kind; anything
+# else unknown is ignored, so Opper extras (span_uuid, evaluate, ...) and future client fields
+# never reach a strict upstream.
+PASS_THROUGH: dict[str, Kind] = {
+    **dict.fromkeys(("temperature", "top_p", "presence_penalty", "frequency_penalty"), _NUMBER),
+    "max_tokens": _TOKENS,
+    "max_completion_tokens": _TOKENS,
+    "top_logprobs": _integer(0, MAX_COUNT),
+    "seed": _integer(-(2**63), 2**63 - 1),
+    "stop": Kind("a string or an array of strings", lambda value: isinstance(value, str) or _is_strings(value)),
+    "logit_bias": Kind("an object of numbers (token id: bias)",
+                       lambda value: isinstance(value, dict) and all(map(_is_number, value.values()))),
+    "metadata": Kind("an object of strings",
+                     lambda value: isinstance(value, dict) and all(isinstance(item, str) for item in value.values())),
+    **dict.fromkeys(("logprobs", "parallel_tool_calls", "store"), _BOOLEAN),
+    **dict.fromkeys(("user", "reasoning_effort", "service_tier", "prompt_cache_key", "safety_identifier",
+                     "verbosity"), _STRING),
+    "modalities": Kind("an array of strings", _is_strings),
+    **dict.fromkeys(("audio", "prediction", "web_search_options"), _OBJECT),
+}
 
 
 @dataclass(slots=True)
@@ -60,7 +107,7 @@ def parse_chat_request(body: Mapping[str, Any], headers: Mapping[str, str], proj
     stream = optional(body, "stream", bool, "a boolean", name="stream") or False
     task = Task(
         project_id=project_id,
-        function_name=_function_name(headers),
+        function_name=header_name(headers, DEFAULT_FUNCTION_NAME),
         instructions="",
         output_schema=output_schema,
         models=models,
@@ -76,30 +123,36 @@ def parse_chat_request(body: Mapping[str, Any], headers: Mapping[str, str], proj
     return ChatCall(
         task=task,
         stream=stream,
-        include_usage=stream and _include_usage(body),
+        include_usage=_include_usage(body, stream),
         model_label=models[0].name if models else default_model,
     )
 
 
-def _function_name(headers: Mapping[str, str]) -> str:
+def header_name(headers: Mapping[str, str], default: str) -> str:
+    """The function name an OpenAI client can only send as a header, X-Opper-Name; `default` without one."""
     name = headers.get("x-opper-name", "").strip()
-    if len(name) > MAX_NAME_LENGTH:
-        raise BadRequestError(f"the X-Opper-Name header must be at most {MAX_NAME_LENGTH} characters")
-    return name or DEFAULT_FUNCTION_NAME
+    return function_name(name, "the X-Opper-Name header") if name else default
+
+
+def header_parent(headers: Mapping[str, str]) -> str | None:
+    """The parent span an OpenAI client can only send as a header, X-Opper-Parent-Span-Id."""
+    parent = headers.get("x-opper-parent-span-id", "").strip()
+    return span_id(parent, "the X-Opper-Parent-Span-Id header") if parent else None
 
 
 def _parent(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
-    header = headers.get("x-opper-parent-span-id", "").strip()
-    if header:
-        return span_id(header, "the X-Opper-Parent-Span-Id header")
+    if (parent := header_parent(headers)) is not None:
+        return parent
     value = optional(body, "parent_span_id", str, "a string", name="parent_span_id")
     return span_id(value, "parent_span_id") if value else None
 
 
-def _include_usage(body: Mapping[str, Any]) -> bool:
-    """Read only for streams: `stream_options` means nothing to a non-streamed completion."""
+def _include_usage(body: Mapping[str, Any], stream: bool) -> bool:
+    """`stream_options` means nothing to a non-streamed completion, but one of the wrong shape is
+    a caller's mistake in either mode, and refused in both."""
     options = optional(body, "stream_options", dict, "an object", name="stream_options") or {}
-    return bool(options.get("include_usage"))
+    include = optional(options, "include_usage", bool, "a boolean", name="stream_options.include_usage")
+    return stream and bool(include)
 
 
 # ---- messages
@@ -230,20 +283,12 @@ def _models(model: Any, fallbacks: Any) -> list[ModelChoice]:
 
 def _options(body: Mapping[str, Any]) -> dict[str, Any]:
     options = {key: value for key, value in body.items() if key in PASS_THROUGH and value is not None}
-    for key in _NUMBERS:
-        value = options.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise BadRequestError(f"{key} must be a number")
-    for key in _INTEGERS:
-        value = options.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise BadRequestError(f"{key} must be an integer")
-    stop = options.get("stop")
-    if stop is not None and not (isinstance(stop, str) or (
-            isinstance(stop, list) and all(isinstance(item, str) for item in stop))):
-        raise BadRequestError("stop must be a string or an array of strings")
+    for key, value in options.items():
+        kind = PASS_THROUGH[key]
+        if not kind.fits(value):
+            raise BadRequestError(f"{key} must be {kind.label}")
     n = body.get("n")
-    if n is not None and n != 1:
+    if n is not None and not (_is_integer(n) and n == 1):
         raise BadRequestError("n must be 1: one choice per completion is supported")
     return options
 

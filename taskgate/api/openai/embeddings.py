@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from taskgate.api.openai.chat_request import MAX_COUNT, header_name, header_parent
 from taskgate.api.request_fields import optional
 from taskgate.errors import BadRequestError, NotFoundError, TaskgateError
 from taskgate.ids import new_id
@@ -45,21 +46,20 @@ def parse_embedding_request(body: Mapping[str, Any]) -> EmbeddingCall:
     inputs = [raw] if isinstance(raw, str) else raw
     if not isinstance(inputs, list) or not inputs or not all(isinstance(item, str) for item in inputs):
         raise BadRequestError("input must be a string or a non-empty array of strings (not token arrays)")
-    encoding = body.get("encoding_format") or "float"
-    if encoding not in ENCODINGS:
+    encoding = body.get("encoding_format")
+    encoding = "float" if encoding is None else encoding
+    if not isinstance(encoding, str) or encoding not in ENCODINGS:  # a list or object is not hashable
         raise BadRequestError("encoding_format must be 'float' or 'base64'")
     options: dict[str, Any] = {}
     dimensions = body.get("dimensions")
     if dimensions is not None:
-        if isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1:
-            raise BadRequestError("dimensions must be a positive integer")
+        if isinstance(dimensions, bool) or not isinstance(dimensions, int) or not 1 <= dimensions <= MAX_COUNT:
+            raise BadRequestError(f"dimensions must be an integer from 1 to {MAX_COUNT}")
         options["dimensions"] = dimensions
     user = optional(body, "user", str, "a string", name="user")
     if user is not None:
         options["user"] = user
-    tags = body.get("tags") or {}
-    if not isinstance(tags, dict):
-        raise BadRequestError("tags must be an object")
+    tags = optional(body, "tags", dict, "an object", name="tags") or {}
     return EmbeddingCall(model=model.strip(), provider=provider, provider_model=provider_model, inputs=inputs,
                          encoding=encoding, options=options, tags=tags)
 
@@ -94,8 +94,8 @@ class SpanContext:
 
 
 async def span_context(recorder: SpanRecorder, project_id: str, headers: Mapping[str, str]) -> SpanContext:
-    name = headers.get("x-opper-name", "").strip() or DEFAULT_EMBEDDING_NAME
-    parent_id = headers.get("x-opper-parent-span-id", "").strip() or None
+    name = header_name(headers, DEFAULT_EMBEDDING_NAME)
+    parent_id = header_parent(headers)
     trace_id = new_id()
     if parent_id is not None:
         parent = await recorder.find_span(project_id, parent_id)

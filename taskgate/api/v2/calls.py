@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 from taskgate.api.request_fields import optional
 from taskgate.api.span_bodies import optional_span_id
 from taskgate.api.v2.json_paths import JsonPathStream, JSONStreamError
-from taskgate.api.v3.run_shapes import MAX_NAME_LENGTH
+from taskgate.api.v3.run_shapes import function_name
 from taskgate.context import AppContext
 from taskgate.engine.models import parse_model_field
 from taskgate.engine.task import (
@@ -44,16 +44,13 @@ _JSON_STARTS = frozenset('{["-0123456789')
 def parse_call(body: dict[str, Any], project_id: str) -> Task:
     """A v2 call body (spec §3.1) as a Task; wrong types get a 422 naming the field."""
     name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise RequestValidationError("'name' is required and must be a non-empty string")
-    if len(name) > MAX_NAME_LENGTH:
-        raise RequestValidationError(f"'name' must be at most {MAX_NAME_LENGTH} characters")
+    name = function_name(name.strip() if isinstance(name, str) else name, error=RequestValidationError)
     instructions = _string(body, "instructions") or DEFAULT_INSTRUCTIONS
     tags = _object(body, "tags") or {}
     parent = optional_span_id(body, "parent_span_id", error=RequestValidationError)
     return Task(
         project_id=project_id,
-        function_name=name.strip(),
+        function_name=name,
         input=body.get("input"),
         instructions=instructions,
         input_schema=_object(body, "input_schema"),
@@ -83,8 +80,9 @@ def _examples(value: Any) -> list[Example]:
     for index, item in enumerate(value):
         if not isinstance(item, dict) or "input" not in item or "output" not in item:
             raise RequestValidationError(f"examples[{index}] must be an object with 'input' and 'output'")
-        comment = item.get("comment")
-        examples.append(Example(item["input"], item["output"], comment if isinstance(comment, str) else None))
+        comment = optional(item, "comment", str, "a string or null", name=f"examples[{index}].comment",
+                           error=RequestValidationError)
+        examples.append(Example(item["input"], item["output"], comment))
     return examples
 
 

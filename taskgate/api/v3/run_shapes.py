@@ -27,13 +27,13 @@ from taskgate.api.body_schemas import (
     obj,
     text,
 )
-from taskgate.api.request_fields import optional
+from taskgate.api.request_fields import identifier, optional
 from taskgate.api.span_bodies import optional_span_id
 from taskgate.api.v3.routing import JSON, Param
 from taskgate.engine.models import parse_model_field
 from taskgate.engine.task import DEFAULT_INSTRUCTIONS, Result, Task
-from taskgate.errors import BadRequestError
-from taskgate.json_depth import depth_over
+from taskgate.errors import BadRequestError, TaskgateError
+from taskgate.json_text import depth_over
 from taskgate.providers.base import ToolCall, Usage
 from taskgate.store.base import FunctionRecord
 
@@ -43,8 +43,9 @@ MAX_NAME_LENGTH = 256
 # ---- the JSON Schemas of the bodies below; the router checks every request body against its schema
 
 FUNCTION_NAME_SCHEMA: JsonSchema = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH,
-                                    "pattern": NON_BLANK}
-FUNCTION_NAME = Param("name", FUNCTION_NAME_SCHEMA, "The function's name; it may contain `/` (send it as `%2F`)")
+                                    "pattern": NON_BLANK, "description": "Printable characters only"}
+FUNCTION_NAME = Param("name", FUNCTION_NAME_SCHEMA, "The function's name, in printable characters; it may contain "
+                                                   "`/` (send it as `%2F`)")
 
 _MODEL_NAME: JsonSchema = text("`provider/model`, e.g. `openai/gpt-4o-mini`", pattern=NON_BLANK)
 _MODEL_CHOICE: JsonSchema = obj({
@@ -142,12 +143,12 @@ STREAM_EVENT: JsonSchema = obj({
     description="One server-sent event: chunks, then `event: complete` with the RunResponse, then `[DONE]`")
 
 
-def function_name(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise BadRequestError("'name' is required and must be a non-empty string")
-    if len(value) > MAX_NAME_LENGTH:
-        raise BadRequestError(f"'name' must be at most {MAX_NAME_LENGTH} characters")
-    return value
+def function_name(value: Any, what: str = "'name'", *, error: type[TaskgateError] = BadRequestError) -> str:
+    """A function's name from any dialect (a body, a path, a header): an identifier, see
+    `fields.identifier`. `what` names it in the error."""
+    if not isinstance(value, str):
+        raise error(f"{what} is required and must be a non-empty string")
+    return identifier(value, what, MAX_NAME_LENGTH, error=error)
 
 
 def _tools(value: Any) -> list[dict[str, Any]] | None:

@@ -27,6 +27,7 @@ from taskgate.api.body_schemas import (
 )
 from taskgate.api.span_bodies import (
     MAX_ID_CHARS,
+    MAX_SPAN_NAME_CHARS,
     METADATA_KEY,
     SCORE_KEY,
     create_span,
@@ -42,7 +43,8 @@ from taskgate.errors import NotFoundError
 from taskgate.server.request_io import JSONResponse
 from taskgate.store.base import SpanRecord, TraceSummary
 
-_ID = "1 to 255 printable characters"
+_ID = "1 to 255 printable characters, without `/`"
+_NAME: JsonSchema = {"type": "string", "minLength": 1, "maxLength": MAX_SPAN_NAME_CHARS, "pattern": NON_BLANK}
 _TIME = "An ISO 8601 date-time; one without an offset is taken as UTC"
 _SPAN_WRITE: dict[str, JsonSchema] = {
     "type": nullable(text("What kind of work the span is, e.g. tool or call")),
@@ -58,14 +60,14 @@ _SPAN_WRITE: dict[str, JsonSchema] = {
     "score": nullable(NUMBER),
 }
 CREATE_SPAN_REQUEST: JsonSchema = obj({
-    "name": {"type": "string", "minLength": 1, "pattern": NON_BLANK},
+    "name": _NAME,
     "id": nullable(text(f"The span's id, when the caller picks it: {_ID}", minLength=1, maxLength=MAX_ID_CHARS)),
     "trace_id": nullable(text(f"The trace to start or join when there is no parent: {_ID}", minLength=1,
                               maxLength=MAX_ID_CHARS)),
     "parent_id": nullable(text("A span to nest this one under, in its trace")),
     **_SPAN_WRITE,
 }, required=("name",), title="CreateSpanRequest")
-UPDATE_SPAN_REQUEST: JsonSchema = obj({"name": nullable(STRING), **_SPAN_WRITE}, title="UpdateSpanRequest",
+UPDATE_SPAN_REQUEST: JsonSchema = obj({"name": nullable(_NAME), **_SPAN_WRITE}, title="UpdateSpanRequest",
                                       description="The fields to change; absent ones keep their value")
 _CREATED: JsonSchema = obj({"id": STRING, "trace_id": STRING, "name": STRING, "parent_id": nullable(STRING),
                             "type": STRING}, required=("id", "trace_id", "name", "parent_id", "type"))
