@@ -5,21 +5,25 @@ Each request takes the next step of the script: a `ChatResponse` to answer with,
 `ChatChunk`s to stream, or a `TaskgateError` to raise (a `ProviderError` is what makes the router
 fall back). A non-streamed request given chunks gets them collected into one response, and a
 streamed request given a response gets it as chunks, so one script serves `run` and `stream`
-alike. Every request is kept in `requests`, as the adapter received it.
+alike. Every request is kept in `requests`, as the adapter received it (its message list copied:
+the engine goes on extending its own list for a re-ask), and `streams_open` counts the streams
+begun and not yet closed, so a test can see that a caller who left closed the upstream stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from taskgate.errors import ProviderError, TaskgateError
 from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, ToolCall, Usage
 
 Piece = ChatChunk | TaskgateError  # an error among the pieces fails the stream after what came before it
-Step = ChatResponse | list[Piece] | TaskgateError
+Answer = ChatResponse | Sequence[Piece]
+Step = Answer | TaskgateError
 
 
 class ScriptedAdapter:
@@ -30,35 +34,37 @@ class ScriptedAdapter:
         self.delay_s = delay_s  # wait before answering, to let a caller leave or a timeout pass
         self.requests: list[ChatRequest] = []
         self.embeddings: list[list[str]] = []
+        self.streams_open = 0
         self.closed = False
 
     def add(self, *steps: Step) -> None:
         self._steps.extend(steps)
 
-    def _next(self, request: ChatRequest) -> Step:
-        self.requests.append(request)
-        if not self._steps:
-            return ProviderError("the scripted adapter has no answer left", upstream_status=500)
-        return self._steps.popleft()
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        step = self._next(request)
+    async def _next(self, request: ChatRequest) -> Answer:
+        """Record the request, then give its step after `delay_s`; raise it when it is an error."""
+        self.requests.append(replace(request, messages=list(request.messages)))
+        step = self._steps.popleft() if self._steps else ProviderError(
+            "the scripted adapter has no answer left", upstream_status=500)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if isinstance(step, TaskgateError):
             raise step
+        return step
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        step = await self._next(request)
         return step if isinstance(step, ChatResponse) else collect(step)
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        step = self._next(request)
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
-        if isinstance(step, TaskgateError):
-            raise step
-        for chunk in step if isinstance(step, list) else chunks_of(step):
-            if isinstance(chunk, TaskgateError):  # a failure after some output
-                raise chunk
-            yield chunk
+        self.streams_open += 1
+        try:
+            step = await self._next(request)
+            for chunk in chunks_of(step) if isinstance(step, ChatResponse) else step:
+                if isinstance(chunk, TaskgateError):  # a failure after some output
+                    raise chunk
+                yield chunk
+        finally:
+            self.streams_open -= 1
 
     async def embed(self, model: str, inputs: list[str], options: dict[str, Any]) -> EmbeddingResponse:
         """One vector per input: its length and a checksum, enough to tell inputs apart."""
@@ -79,7 +85,7 @@ def chunks_of(response: ChatResponse) -> list[ChatChunk]:
     return chunks
 
 
-def collect(pieces: list[Piece]) -> ChatResponse:
+def collect(pieces: Iterable[Piece]) -> ChatResponse:
     """Pieces as one response, the way the engine accumulates a stream; an error among them is raised."""
     response = ChatResponse(text="")
     text: list[str] = []
