@@ -91,7 +91,8 @@ async def _measure(upstream: str, data_dir: str, calls: int, warmup: int, only: 
     from taskgate.app import create_app
     from taskgate.config import Settings
 
-    env = {"TASKGATE_API_KEYS": KEY, "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": f"{upstream}/openai/v1",
+    flush = {k: v for k, v in os.environ.items() if k == "TASKGATE_SPAN_FLUSH_SECONDS"}
+    env = {**flush, "TASKGATE_API_KEYS": KEY, "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": f"{upstream}/openai/v1",
            "TASKGATE_DEFAULT_MODEL": "openai/gpt-4o-mini", "TASKGATE_DATA_DIR": data_dir}
     app = create_app(Settings.from_env(env))
     lifespan, inbox = await _lifespan(app)
@@ -140,9 +141,14 @@ def _fake_upstream() -> tuple[subprocess.Popen[bytes], str]:
 
 
 def _child(tree: Path, upstream: str, calls: int, warmup: int, only: list[str], wrapper: list[str]) -> dict[str, Any]:
-    """One measurement in a fresh interpreter that imports `tree`'s taskgate."""
+    """One measurement in a fresh interpreter that imports `tree`'s taskgate. Under a `wrapper`
+    (callgrind), work that depends on the clock rather than on the calls is kept out: span batches
+    wait for the end (they are written off the request path, and `bench.span_writes` measures
+    them), and hashing is seeded alike in both runs."""
     with tempfile.TemporaryDirectory(prefix="bench-inprocess-") as data_dir:
         env = {**os.environ, "PYTHONPATH": str(tree)}
+        if wrapper:
+            env |= {"TASKGATE_SPAN_FLUSH_SECONDS": "3600", "PYTHONHASHSEED": "0"}
         command = [*wrapper, sys.executable, str(Path(__file__).resolve()), "--child", upstream, data_dir,
                    str(calls), str(warmup), *(f"--only={name}" for name in only)]
         out = subprocess.run(command, env=env, cwd=tree, capture_output=True, text=True, check=True)
