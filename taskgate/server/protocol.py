@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -34,6 +35,11 @@ log = logging.getLogger("taskgate.api")
 
 # Set in a request's scope when its body stalled; `read_body` then answers 408 with this reason.
 BODY_TIMEOUT_KEY = "taskgate.body_timeout"
+# Set (True) in every request's scope by this protocol: it calls ON_CLIENT_LEFT_KEY's callable, when
+# a handler put one in the scope, if the connection is lost before the response is complete. A
+# handler then needs no task of its own listening for `http.disconnect` (`server.disconnect`).
+REPORTS_DEPARTURE_KEY = "taskgate.reports_departure"
+ON_CLIENT_LEFT_KEY = "taskgate.on_client_left"
 LINGER_S = 2.0  # how long a refused request's connection stays to drop what the client still sends
 _HEAD_END = b"\r\n\r\n"
 
@@ -117,6 +123,11 @@ class HeadWithBodyProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            on_client_left: Callable[[], None] | None = cycle.scope.get(ON_CLIENT_LEFT_KEY)  # type: ignore[assignment]
+            if on_client_left is not None:
+                on_client_left()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -142,6 +153,7 @@ class HeadWithBodyProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not None and cycle.transport is self.transport:  # a new request, not an upgrade
             cycle.transport = HeadHoldingTransport(self.transport, self.loop, cycle)
+            cycle.scope[REPORTS_DEPARTURE_KEY] = True  # type: ignore[literal-required]
             self._in_body = True
             self._body_started = None
 
