@@ -121,7 +121,7 @@ def create_app(settings: Settings) -> ASGIApp:
         await auth.bootstrap(settings.api_keys)
         providers = ProviderRegistry(settings)
         engine = Engine(store, recorder, providers, settings.default_model, settings.limits)
-        ctx = AppContext(settings, store, auth, recorder, providers, engine)
+        ctx = AppContext(settings, auth, engine)
         for module in (v2, compat, v3, v2_spans):  # the call endpoints first: routes are matched in order
             router.routes.extend(JSONRoute.of(route) for route in module.routes(ctx))
         app.index()

@@ -1,4 +1,8 @@
-"""What every HTTP dialect gets to work with: wired once in `taskgate.app.create_app`."""
+"""What every HTTP dialect gets to work with: wired once in `taskgate.app.create_app`.
+
+Handlers reach functions, examples, spans and providers only through the engine, whose services
+keep their own caches and unwritten spans in step; the store and recorder are not handed out.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from taskgate.config import Settings
     from taskgate.engine.engine import Engine
-    from taskgate.providers.registry import ProviderRegistry
     from taskgate.server.auth import Authenticator
-    from taskgate.store.base import Store
-    from taskgate.telemetry.recorder import SpanRecorder
 
 
 @dataclass(slots=True)
 class AppContext:
     settings: Settings
-    store: Store
     auth: Authenticator
-    recorder: SpanRecorder
-    providers: ProviderRegistry
     engine: Engine

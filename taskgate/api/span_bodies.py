@@ -1,38 +1,29 @@
-"""Client-created spans, shared by the v2 and v3 span endpoints.
+"""Client-created spans, shared by the v2 and v3 span endpoints: their bodies read and shown.
 
-Spans go through the recorder like every call's span, so one that was just created is found
-(pending) before it reaches the database, and a call naming it as its parent lands in its trace.
-The shared SpanRecord has no `metadata` (v3) or `score` (v2) field, so those two are kept in its
-free-form `meta` under reserved keys and lifted back out when a span is shown.
+Storing and finding them is the engine's span service (`taskgate.engine.spans`), so one that was
+just created is found before it reaches the database, and a call naming it as its parent lands in
+its trace. The shared SpanRecord has no `metadata` (v3) or `score` (v2) field, so those two are
+kept in its free-form `meta` under reserved keys and lifted back out when a span is shown.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-
-import orjson
+from typing import Any
 
 from taskgate.api.request_fields import identifier, optional
+from taskgate.engine.spans import SpanService
 from taskgate.errors import BadRequestError, ConflictError, NotFoundError, TaskgateError
 from taskgate.ids import new_id
 from taskgate.store.base import SpanRecord
-from taskgate.store.spans import check_storable
-
-if TYPE_CHECKING:
-    from taskgate.context import AppContext
 
 METADATA_KEY = "_metadata"
 SCORE_KEY = "_score"
 DEFAULT_SPAN_TYPE = "span"
 MAX_ID_CHARS = 255
 MAX_SPAN_NAME_CHARS = 1024  # a label, often a function's name (at most 256), sometimes a sentence
-# A NUL in JSON text: `\u0000` after an even number of backslashes (after an odd number, the `\`
-# before `u` is the second half of an escaped backslash, and `u0000` is plain text).
-_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def parse_time(value: Any, field: str) -> datetime | None:
@@ -104,8 +95,8 @@ def _meta(body: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-async def find_span(ctx: AppContext, project_id: str, wanted: str) -> SpanRecord:
-    span = await ctx.recorder.find_span(project_id, span_id(wanted, "a span id"))
+async def find_span(spans: SpanService, project_id: str, wanted: str) -> SpanRecord:
+    span = await spans.find(project_id, span_id(wanted, "a span id"))
     if span is None:
         raise NotFoundError(f"span '{wanted}' was not found")
     return span
@@ -116,42 +107,21 @@ def _check_times(start: datetime | None, end: datetime | None) -> None:
         raise BadRequestError(f"'end_time' ({end.isoformat()}) is before 'start_time' ({start.isoformat()})")
 
 
-def _check_storable(span: SpanRecord) -> None:
-    """Refuse what the store could not keep as it is before answering: a span answered with its id
-    must be stored, and read back as it was sent. The store cannot encode an integer beyond 64
-    bits or nesting too deep, and drops a NUL character from text (Postgres refuses it), so a span
-    holding one anywhere is refused rather than stored altered."""
-    try:
-        check_storable(span)
-        encoded = orjson.dumps((span.name, span.type, span.error, span.input, span.output, span.tags, span.meta))
-    except (TypeError, OverflowError) as exc:
-        raise BadRequestError(f"the span cannot be stored: {exc}") from exc
-    if b"\\u0000" in encoded and _ESCAPED_NUL.search(encoded):
-        raise BadRequestError("the span holds a NUL character (\\u0000), which the store cannot keep")
-
-
-async def _store(ctx: AppContext, span: SpanRecord) -> None:
-    _check_storable(span)
-    await ctx.recorder.write_through(span)
-
-
-async def create_span(ctx: AppContext, project_id: str, body: dict[str, Any]) -> SpanRecord:
+async def create_span(spans: SpanService, project_id: str, body: dict[str, Any]) -> SpanRecord:
     """A new span: with a parent it joins the parent's trace, otherwise it starts (or joins) `trace_id`."""
     if "name" not in body:
         raise BadRequestError("'name' is required")
     name = _name(body["name"])
     given_id = optional_span_id(body, "id")
     new_span_id = given_id or new_id()
-    if given_id is not None and await ctx.recorder.find_span(project_id, given_id, wait_for_peers=False) is not None:
+    if given_id is not None and await spans.find(project_id, given_id, wait_for_peers=False) is not None:
         raise ConflictError(f"span '{given_id}' already exists")
     parent_id = optional_span_id(body, "parent_id")
-    trace_id = optional_span_id(body, "trace_id")
-    if parent_id is not None:
-        trace_id = (await find_span(ctx, project_id, parent_id)).trace_id
+    trace_id = await spans.trace_for(project_id, parent_id, optional_span_id(body, "trace_id"), parent_noun="span")
     error = _string(body, "error")
     span = SpanRecord(
         id=new_span_id,
-        trace_id=trace_id or new_id(),
+        trace_id=trace_id,
         project_id=project_id,
         name=name,
         type=_string(body, "type") or DEFAULT_SPAN_TYPE,
@@ -166,13 +136,13 @@ async def create_span(ctx: AppContext, project_id: str, body: dict[str, Any]) ->
         meta=_meta(body, {}),
     )
     _check_times(span.start_time, span.end_time)
-    await _store(ctx, span)
+    await spans.write(span)
     return span
 
 
-async def update_span(ctx: AppContext, project_id: str, wanted: str, body: dict[str, Any]) -> SpanRecord:
+async def update_span(spans: SpanService, project_id: str, wanted: str, body: dict[str, Any]) -> SpanRecord:
     """Apply the fields present in a PATCH body; absent fields keep their value."""
-    span = await find_span(ctx, project_id, wanted)
+    span = await find_span(spans, project_id, wanted)
     changes: dict[str, Any] = {"meta": _meta(body, span.meta)}
     if body.get("name") is not None:
         changes["name"] = _name(body["name"])
@@ -192,14 +162,13 @@ async def update_span(ctx: AppContext, project_id: str, wanted: str, body: dict[
     updated = replace(span, **changes)
     if "start_time" in changes or "end_time" in changes:  # against the stored other bound too
         _check_times(updated.start_time, updated.end_time)
-    await _store(ctx, updated)
+    await spans.write(updated)
     return updated
 
 
-async def delete_span(ctx: AppContext, project_id: str, wanted: str) -> None:
+async def delete_span(spans: SpanService, project_id: str, wanted: str) -> None:
     span_id(wanted, "a span id")
-    await ctx.recorder.flush()  # a span still pending would otherwise be written after the delete
-    if not await ctx.store.delete_span(project_id, wanted):
+    if not await spans.delete(project_id, wanted):
         raise NotFoundError(f"span '{wanted}' was not found")
 
 

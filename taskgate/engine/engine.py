@@ -23,12 +23,14 @@ import jsonschema_rs
 
 from taskgate.engine.cache import ResultCache
 from taskgate.engine.cost import PriceBook
-from taskgate.engine.fewshot import ExampleSelector
-from taskgate.engine.functions import FunctionBook
+from taskgate.engine.embeddings import Embedder, EmbeddingResult, EmbeddingTask
+from taskgate.engine.examples import ExampleService
+from taskgate.engine.functions import FunctionService
 from taskgate.engine.limits import Budget, CallLimits
 from taskgate.engine.prompt import build_messages, reask_message, render_value
 from taskgate.engine.router import Outcome, RequestBuilder, Route, Router
 from taskgate.engine.schemas import CompiledSchema, canonical, compile_schema, validation_errors
+from taskgate.engine.spans import SpanService
 from taskgate.engine.structured import check_answer
 from taskgate.engine.task import (
     Event,
@@ -43,7 +45,6 @@ from taskgate.engine.task import (
 )
 from taskgate.errors import (
     InputValidationError,
-    NotFoundError,
     StreamCancelledError,
     StructuredGenerationError,
     TaskgateError,
@@ -91,8 +92,10 @@ class Engine:
         self._router = Router(registry, default_model)
         self._prices = PriceBook()
         self._cache = ResultCache(store)
-        self.functions = FunctionBook(store)
-        self.examples = ExampleSelector(store)
+        self.functions = FunctionService(store)
+        self.examples = ExampleService(store)
+        self.spans = SpanService(store, recorder)
+        self._embedder = Embedder(registry, self._prices, self.spans)
 
     # ------------------------------------------------------------------ public
 
@@ -192,6 +195,10 @@ class Engine:
             self._record_cancelled(call)
             raise
 
+    async def embed(self, task: EmbeddingTask) -> EmbeddingResult:
+        """Embeddings, priced and recorded like a call (see `taskgate.engine.embeddings`)."""
+        return await self._embedder.embed(task)
+
     # ------------------------------------------------------------------ preparation
 
     async def _prepare(self, task: Task) -> Call:
@@ -207,12 +214,7 @@ class Engine:
                     raise InputValidationError("input does not match input_schema: " + "; ".join(errors))
         _check_tool_schemas(task.tools)
         routes = self._router.resolve(task.models)
-        trace_id = new_id()
-        if task.parent_span_id is not None:
-            parent = await self._recorder.find_span(task.project_id, task.parent_span_id)
-            if parent is None:
-                raise NotFoundError(f"parent span '{task.parent_span_id}' was not found")
-            trace_id = parent.trace_id
+        trace_id = await self.spans.trace_for(task.project_id, task.parent_span_id)
         examples = list(task.examples)
         script_cached = False
         if task.record_function:

@@ -53,8 +53,8 @@ class ExampleSelector:
 
     Most functions never get stored examples, and asking the store on every call would cost a
     database round trip per call. A function found empty is not asked again for `empty_ttl_s`
-    seconds, or until this process changes its examples (`changed`); another replica's new
-    examples show up within that time.
+    seconds, or until this process adds examples to it (`ExampleService` calls `changed`); another
+    replica's new examples show up within that time.
     """
 
     def __init__(self, store: Store, empty_ttl_s: float = 5.0, remembered: int = EMPTY_ENTRIES) -> None:
@@ -66,6 +66,7 @@ class ExampleSelector:
                                                                lambda key, _: len(key) + 50)
 
     def changed(self, function_id: str) -> None:
+        """The function has new examples: ask the store on its next call."""
         self._empty_until.pop(function_id)
 
     async def select(self, project_id: str, function_id: str, task_input: Any, count: int) -> list[Example]:

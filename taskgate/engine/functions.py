@@ -1,9 +1,13 @@
-"""Keeping the stored function in step with what callers send, without a database trip per call.
+"""Stored functions and their revisions: the only way in, so what this process remembers stays true.
 
-Each process remembers the definition it last stored per function; only a changed definition
+Calls keep the stored function in step with what they send, without a database trip per call:
+each process remembers the definition it last stored per function, and only a changed definition
 (new instructions, schemas, model or configuration) goes to the store, which adds a revision.
 What it remembers is bounded by count and by bytes (callers choose the names and send prompts of
 megabytes): a function it has forgotten costs its next call one trip to the store, nothing more.
+
+The function API's writes (a new prompt, a revert, a delete) go through here too, and each one
+drops what was remembered of that function, so the next call compares with the store again.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, replace
 
 from taskgate.engine.schemas import canonical
-from taskgate.engine.task import DEFAULT_MAX_ATTEMPTS, Task
+from taskgate.engine.task import DEFAULT_INSTRUCTIONS, DEFAULT_MAX_ATTEMPTS, Task
 from taskgate.lru import PARSED_JSON_FACTOR, BoundedLRU
-from taskgate.store.base import FunctionDefinition, FunctionRecord, Store
+from taskgate.store.base import FunctionDefinition, FunctionRecord, RevisionRecord, Store
 
 FunctionKey = tuple[str, str]  # (project id, function name)
 Known = tuple[bytes, FunctionRecord, float]  # (fingerprint, record, trusted until)
@@ -63,7 +67,7 @@ def _key_size(key: FunctionKey, _: int) -> int:
     return len(key[0]) + len(key[1])
 
 
-class FunctionBook:
+class FunctionService:
     """What this process knows is trusted for `recheck_s` seconds; then the next call compares with
     the store again, so a change made through another replica is noticed."""
 
@@ -130,8 +134,60 @@ class FunctionBook:
             return known[1]
         return await self._store.get_function(project_id, name)
 
-    def forget(self, project_id: str, name: str) -> None:
-        """Called when a function is changed through its own API, so the next call re-checks the store."""
+    # ---- the function API: reads go to the store, writes also drop what was remembered
+
+    async def get(self, project_id: str, name: str) -> FunctionRecord | None:
+        """The stored function as it is now (with its hit count), for showing it."""
+        return await self._store.get_function(project_id, name)
+
+    async def page(self, project_id: str, limit: int, offset: int) -> list[FunctionRecord]:
+        return await self._store.list_functions(project_id, limit=limit, offset=offset)
+
+    async def revisions(self, project_id: str, name: str) -> list[RevisionRecord]:
+        return await self._store.list_revisions(project_id, name)
+
+    async def revision(self, project_id: str, name: str, number: int) -> RevisionRecord | None:
+        return await self._store.get_revision(project_id, name, number)
+
+    async def get_or_create(self, project_id: str, name: str) -> FunctionRecord:
+        """The function, created with the default prompt if it does not exist yet (so examples can
+        be added before its first call)."""
+        async with self._locked((project_id, name)):
+            record = await self._store.get_function(project_id, name)
+            if record is None:
+                record = await self._store.upsert_function(project_id, name,
+                                                           FunctionDefinition(instructions=DEFAULT_INSTRUCTIONS))
+                self._forget(project_id, name)
+            return record
+
+    async def set_instructions(self, project_id: str, name: str, instructions: str) -> FunctionRecord | None:
+        """A new revision with this prompt and the rest of the current definition; None when there
+        is no such function."""
+        async with self._locked((project_id, name)):
+            record = await self._store.get_function(project_id, name)
+            if record is None:
+                return None
+            updated = await self._store.upsert_function(project_id, name,
+                                                        replace(record.definition, instructions=instructions))
+            self._forget(project_id, name)
+            return updated
+
+    async def revert(self, project_id: str, name: str, number: int) -> FunctionRecord | None:
+        """A new revision with revision `number`'s definition; None when there is no such revision."""
+        async with self._locked((project_id, name)):
+            reverted = await self._store.revert_function(project_id, name, number)
+            self._forget(project_id, name)
+            return reverted
+
+    async def delete(self, project_id: str, name: str) -> bool:
+        async with self._locked((project_id, name)):
+            deleted = await self._store.delete_function(project_id, name)
+            self._forget(project_id, name)
+            return deleted
+
+    def _forget(self, project_id: str, name: str) -> None:
+        """Inside the function's lock, so a call storing its definition meanwhile cannot put back
+        what it knew before this write."""
         self._known.pop((project_id, name))
 
     async def flush_hits(self) -> None:

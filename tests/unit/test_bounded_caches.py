@@ -14,7 +14,7 @@ from types import BuiltinFunctionType, FunctionType, ModuleType
 import pytest_asyncio
 from starlette.requests import Request
 
-from taskgate.engine.functions import FunctionBook
+from taskgate.engine.functions import FunctionService
 from taskgate.engine.task import Task
 from taskgate.lru import ENTRY_OVERHEAD, BoundedLRU
 from taskgate.server.auth import Authenticator
@@ -79,7 +79,7 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqlStore]:
 
 async def test_the_function_book_stays_within_its_bytes_with_many_big_functions(sqlite_store: SqlStore) -> None:
     project = await sqlite_store.ensure_project("book")
-    book = FunctionBook(sqlite_store, max_entries=1000, max_bytes=4 * MB)
+    book = FunctionService(sqlite_store, max_entries=1000, max_bytes=4 * MB)
     instructions = "Follow these rules. " * (MB // 20)  # a 1 MB prompt, as a caller may send
     for n in range(24):  # 24 MB of prompts under new names
         record, existed = await book.ensure(Task(project, f"big-{n}", instructions=instructions + str(n)))
@@ -95,7 +95,7 @@ async def test_the_function_book_stays_within_its_bytes_with_many_big_functions(
 
 async def test_the_function_book_counts_hits_for_a_bounded_number_of_names(sqlite_store: SqlStore) -> None:
     project = await sqlite_store.ensure_project("hits")
-    book = FunctionBook(sqlite_store)
+    book = FunctionService(sqlite_store)
     for _ in range(3):
         await book.ensure(Task(project, "popular"))
     await book.flush_hits()

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from taskgate.api.v3.run_shapes import task_from_run_request
-from taskgate.engine.functions import FunctionBook
+from taskgate.engine.functions import FunctionService
 from taskgate.errors import BadRequestError, NotFoundError
 from taskgate.store import SqlStore, open_store
 from taskgate.store.base import ExampleRecord, FunctionDefinition, SpanRecord
@@ -452,7 +452,7 @@ async def test_projects_cannot_see_each_other(store: SqlStore, project: str) -> 
 async def test_a_replica_does_not_restore_a_prompt_changed_elsewhere(store: SqlStore, project: str) -> None:
     """Replica A calls a function by name; replica B then changes its prompt through the API. Once A's
     trust in what it knows runs out, a call on A must use B's prompt, not store A's stale one again."""
-    replica_a = FunctionBook(store, recheck_s=0.05)
+    replica_a = FunctionService(store, recheck_s=0.05)
     first, _ = await replica_a.ensure(task_from_run_request({"input": 1, "instructions": "old"}, project, "fn", None))
     changed = await store.upsert_function(  # replica B's PATCH /v3/functions/fn
         project, "fn", dataclasses.replace(first.definition, instructions="new"))

@@ -1,7 +1,7 @@
-"""OpenAI-shaped embeddings (`POST /v3/compat/embeddings`): parse, call the provider, shape, record.
+"""OpenAI-shaped embeddings (`POST /v3/compat/embeddings`): the request parsed and the answer shaped.
 
-Embeddings skip the engine (no prompt, schema or fallback to apply) but are still recorded as
-spans, so usage shows up in traces like every other call.
+The engine (`taskgate.engine.embeddings`) calls the provider, prices and records the span, so
+usage shows up in traces like every other call.
 """
 
 from __future__ import annotations
@@ -10,19 +10,15 @@ import base64
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from taskgate.api.openai.chat_request import MAX_COUNT, header_name, header_parent
 from taskgate.api.request_fields import optional
-from taskgate.errors import BadRequestError, NotFoundError, TaskgateError
-from taskgate.ids import new_id
+from taskgate.engine.embeddings import DEFAULT_EMBEDDING_NAME, EmbeddingTask
+from taskgate.errors import BadRequestError
 from taskgate.providers.base import EmbeddingResponse
 from taskgate.providers.catalog import split_model_name
-from taskgate.store.base import SpanRecord
-from taskgate.telemetry.recorder import SpanRecorder
 
-DEFAULT_EMBEDDING_NAME = "embeddings"
 ENCODINGS = frozenset({"float", "base64"})
 
 
@@ -83,55 +79,16 @@ def embedding_body(call: EmbeddingCall, response: EmbeddingResponse) -> dict[str
     }
 
 
-@dataclass(slots=True)
-class SpanContext:
-    """Who the embedding span belongs to; resolved before calling the provider."""
-
-    project_id: str
-    name: str
-    parent_id: str | None
-    trace_id: str
-
-
-async def span_context(recorder: SpanRecorder, project_id: str, headers: Mapping[str, str]) -> SpanContext:
-    name = header_name(headers, DEFAULT_EMBEDDING_NAME)
-    parent_id = header_parent(headers)
-    trace_id = new_id()
-    if parent_id is not None:
-        parent = await recorder.find_span(project_id, parent_id)
-        if parent is None:
-            raise NotFoundError(f"parent span '{parent_id}' was not found")
-        trace_id = parent.trace_id
-    return SpanContext(project_id=project_id, name=name, parent_id=parent_id, trace_id=trace_id)
-
-
-def _summary(response: EmbeddingResponse | None) -> dict[str, int] | None:
-    """Vectors are not worth keeping in a span: their count and size are."""
-    if response is None:
-        return None
-    return {"count": len(response.vectors), "dimensions": len(response.vectors[0]) if response.vectors else 0}
-
-
-def embedding_span(where: SpanContext, call: EmbeddingCall, started: datetime,
-                   response: EmbeddingResponse | None, error: TaskgateError | None) -> SpanRecord:
-    tokens = response.usage.input_tokens if response else 0
-    return SpanRecord(
-        id=new_id(),
-        trace_id=where.trace_id,
-        project_id=where.project_id,
-        name=where.name,
-        type="embedding",
-        parent_id=where.parent_id,
-        start_time=started,
-        end_time=datetime.now(UTC),
-        input=call.inputs,
-        output=_summary(response),
-        error=error.detail if error else None,
-        status="error" if error else "ok",
-        model_chain=[call.model],
-        model_used=call.model if response else None,
-        models_failed=[call.model] if error else [],
-        attempts=1,
-        usage={"input_tokens": tokens, "output_tokens": 0, "total_tokens": tokens},
+def embedding_task(call: EmbeddingCall, project_id: str, headers: Mapping[str, str]) -> EmbeddingTask:
+    """The engine's task: the request, named and placed in a trace by the `X-Opper-*` headers."""
+    return EmbeddingTask(
+        project_id=project_id,
+        model=call.model,
+        provider=call.provider,
+        provider_model=call.provider_model,
+        inputs=call.inputs,
+        options=call.options,
         tags=call.tags,
+        name=header_name(headers, DEFAULT_EMBEDDING_NAME),
+        parent_span_id=header_parent(headers),
     )

@@ -6,10 +6,7 @@ the engine's, so a compat chat behaves exactly like a `/call` with the caller's 
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime
-
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
@@ -17,9 +14,8 @@ from taskgate.api.openai import embeddings as emb
 from taskgate.api.openai.chat_request import parse_chat_request
 from taskgate.api.openai.chat_stream import ChunkStream, chunk_frames, completion_body
 from taskgate.context import AppContext
-from taskgate.engine.cost import PriceBook
 from taskgate.engine.task import Started
-from taskgate.errors import StreamCancelledError, TaskgateError
+from taskgate.errors import TaskgateError
 from taskgate.server.disconnect import until_client_leaves
 from taskgate.server.request_io import Handler, JSONResponse, guarded, header_map, read_json_object
 from taskgate.server.sse import sse_response
@@ -44,10 +40,7 @@ def _chat_handler(ctx: AppContext) -> Handler:
         structured = call.task.output_schema is not None
         if not call.stream:
             result = await until_client_leaves(request, ctx.engine.run(call.task))
-            headers = {"x-opper-span-id": result.span_id}
-            if result.cost is not None:
-                headers["x-opper-cost"] = repr(result.cost)
-            return JSONResponse(completion_body(result, structured), headers=headers)
+            return JSONResponse(completion_body(result, structured), headers=_span_headers(result.span_id, result.cost))
 
         events = ctx.engine.stream(call.task)
         # Errors before any output are raised here, so they go out as a plain HTTP error.
@@ -64,34 +57,21 @@ def _chat_handler(ctx: AppContext) -> Handler:
 
 
 def _embeddings_handler(ctx: AppContext) -> Handler:
-    prices = PriceBook()
-
     async def embeddings(request: Request) -> Response:
         project_id = await ctx.auth.project_for(request)
         body = await read_json_object(request, ctx.settings.max_body_bytes)
         call = emb.parse_embedding_request(body)
-        where = await emb.span_context(ctx.recorder, project_id, header_map(request))
-        started = datetime.now(UTC)
-        adapter = ctx.providers.adapter_for(call.provider)
-        try:
-            response = await until_client_leaves(request, adapter.embed(call.provider_model, call.inputs,
-                                                                         call.options))
-        except TaskgateError as exc:
-            ctx.recorder.record(emb.embedding_span(where, call, started, None, exc))
-            raise
-        except (asyncio.CancelledError, ClientDisconnect):
-            span = emb.embedding_span(where, call, started, None, StreamCancelledError())
-            span.status = "cancelled"
-            ctx.recorder.record(span)
-            raise
-        span = emb.embedding_span(where, call, started, response, None)
-        price_provider = ctx.providers.price_provider(call.provider)
-        span.cost = prices.cost(price_provider, call.provider_model, response.usage)
-        ctx.recorder.record(span)
-        headers = {"x-opper-span-id": span.id}
-        if span.cost is not None:
-            headers["x-opper-cost"] = repr(span.cost)
-        return JSONResponse(emb.embedding_body(call, response), headers=headers)
+        task = emb.embedding_task(call, project_id, header_map(request))
+        result = await until_client_leaves(request, ctx.engine.embed(task))
+        headers = _span_headers(result.span_id, result.cost)
+        return JSONResponse(emb.embedding_body(call, result.response), headers=headers)
 
     return embeddings
 
+
+def _span_headers(span_id: str, cost: float | None) -> dict[str, str]:
+    """Where the answer was recorded, and what it cost when a price is known."""
+    headers = {"x-opper-span-id": span_id}
+    if cost is not None:
+        headers["x-opper-cost"] = repr(cost)
+    return headers

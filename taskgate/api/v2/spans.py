@@ -19,23 +19,25 @@ if TYPE_CHECKING:
 
 
 def routes(ctx: AppContext) -> list[BaseRoute]:
+    spans = ctx.engine.spans
+
     @guarded
     async def create(request: Request) -> Response:
         project_id = await ctx.auth.project_for(request)
         body = await read_json_object(request, ctx.settings.max_body_bytes)
-        return JSONResponse(v2_span(await create_span(ctx, project_id, body)))
+        return JSONResponse(v2_span(await create_span(spans, project_id, body)))
 
     @guarded
     async def one(request: Request) -> Response:
         project_id = await ctx.auth.project_for(request)
         span_id = request.path_params["span_id"]
         if request.method == "DELETE":
-            await delete_span(ctx, project_id, span_id)
+            await delete_span(spans, project_id, span_id)
             return Response(status_code=204)
         if request.method == "PATCH":
             body = await read_json_object(request, ctx.settings.max_body_bytes)
-            return JSONResponse(v2_span(await update_span(ctx, project_id, span_id, body)))
-        return JSONResponse(v2_span(await find_span(ctx, project_id, span_id)))
+            return JSONResponse(v2_span(await update_span(spans, project_id, span_id, body)))
+        return JSONResponse(v2_span(await find_span(spans, project_id, span_id)))
 
     table: list[BaseRoute] = []
     for prefix in ("/v2", ""):

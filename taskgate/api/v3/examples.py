@@ -15,11 +15,10 @@ from taskgate.api.body_schemas import ANY, STRING, JsonSchema, array, nullable, 
 from taskgate.api.v3.functions import require_function
 from taskgate.api.v3.routing import JSON, OFFSET, Operation, Param, V3Request, limit_param
 from taskgate.api.v3.run_shapes import FUNCTION_NAME, function_name
-from taskgate.engine.task import DEFAULT_INSTRUCTIONS
 from taskgate.errors import NotFoundError
 from taskgate.ids import new_id
 from taskgate.server.request_io import JSONResponse
-from taskgate.store.base import ExampleRecord, FunctionDefinition, FunctionRecord
+from taskgate.store.base import ExampleRecord
 
 MAX_BATCH = 1000
 MAX_TAG_CHARS = 100  # the width of the store's column
@@ -44,41 +43,32 @@ def _example(value: dict[str, Any], function_id: str) -> ExampleRecord:
                          tag=value.get("tag"), comment=value.get("comment"))
 
 
-async def _function_for_writing(req: V3Request) -> FunctionRecord:
-    name = function_name(req.params["name"])
-    record = await req.ctx.store.get_function(req.project_id, name)
-    if record is None:
-        record = await req.ctx.store.upsert_function(req.project_id, name,
-                                                     FunctionDefinition(instructions=DEFAULT_INSTRUCTIONS))
-    return record
-
-
 async def list_examples(req: V3Request) -> Response:
     record = await require_function(req)
-    examples = await req.ctx.store.list_examples(req.project_id, record.id, limit=req.query["limit"],
-                                                 offset=req.query["offset"], tag=req.query["tag"])
+    examples = await req.ctx.engine.examples.page(req.project_id, record.id, req.query["limit"],
+                                                  req.query["offset"], req.query["tag"])
     return JSONResponse({"examples": [example_body(example) for example in examples]})
 
 
+async def _add(req: V3Request, items: list[dict[str, Any]]) -> list[ExampleRecord]:
+    """Store examples from bodies that have passed EXAMPLE_INPUT, creating the function if new."""
+    engine = req.ctx.engine
+    record = await engine.functions.get_or_create(req.project_id, function_name(req.params["name"]))
+    return await engine.examples.add(req.project_id, record.id, [_example(item, record.id) for item in items])
+
+
 async def create_example(req: V3Request) -> Response:
-    record = await _function_for_writing(req)
-    stored = await req.ctx.store.add_examples(req.project_id, record.id, [_example(req.body, record.id)])
-    req.ctx.engine.examples.changed(record.id)
-    return JSONResponse(example_body(stored[0]))
+    return JSONResponse(example_body((await _add(req, [req.body]))[0]))
 
 
 async def create_examples_batch(req: V3Request) -> Response:
-    record = await _function_for_writing(req)
-    examples = [_example(item, record.id) for item in req.body]
-    stored = await req.ctx.store.add_examples(req.project_id, record.id, examples)
-    req.ctx.engine.examples.changed(record.id)
-    return JSONResponse([example_body(example) for example in stored])
+    return JSONResponse([example_body(example) for example in await _add(req, req.body)])
 
 
 async def delete_example(req: V3Request) -> Response:
     record = await require_function(req)
     example_id = req.params["uuid"]
-    if not await req.ctx.store.delete_example(req.project_id, record.id, example_id):
+    if not await req.ctx.engine.examples.delete(req.project_id, record.id, example_id):
         raise NotFoundError(f"function '{record.name}' has no example '{example_id}'")
     return Response(status_code=204)
 

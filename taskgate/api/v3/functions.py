@@ -2,13 +2,12 @@
 
 v3 calls a function's body its "script" (`source`). A Taskgate script is the function's prompt:
 `source` is its instructions, `PUT {source}` makes a new revision with that prompt, and later
-calls that omit `instructions` use it. Every change here tells the engine's function book to
-forget what it remembered, so the next call compares against the store again.
+calls that omit `instructions` use it. Every read and write goes through the engine's function
+service, which keeps what the engine remembers of a function in step with its changes.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from starlette.responses import Response
@@ -108,10 +107,14 @@ def revision_details(record: RevisionRecord) -> dict[str, Any]:
 
 async def require_function(req: V3Request) -> FunctionRecord:
     name = function_name(req.params["name"])
-    record = await req.ctx.store.get_function(req.project_id, name)
+    record = await req.ctx.engine.functions.get(req.project_id, name)
     if record is None:
-        raise NotFoundError(f"function '{name}' not found")
+        raise _missing(name)
     return record
+
+
+def _missing(name: str) -> NotFoundError:
+    return NotFoundError(f"function '{name}' not found")
 
 
 def _revision_number(req: V3Request) -> int:
@@ -124,7 +127,7 @@ def _revision_number(req: V3Request) -> int:
 
 
 async def list_functions(req: V3Request) -> Response:
-    records = await req.ctx.store.list_functions(req.project_id, limit=req.query["limit"], offset=req.query["offset"])
+    records = await req.ctx.engine.functions.page(req.project_id, req.query["limit"], req.query["offset"])
     return JSONResponse({"functions": [function_info(record) for record in records]})
 
 
@@ -133,31 +136,30 @@ async def get_function(req: V3Request) -> Response:
 
 
 async def update_function(req: V3Request) -> Response:
-    record = await require_function(req)
-    definition = replace(record.definition, instructions=req.body["source"])
-    updated = await req.ctx.store.upsert_function(req.project_id, record.name, definition)
-    req.ctx.engine.functions.forget(req.project_id, record.name)
+    name = function_name(req.params["name"])
+    updated = await req.ctx.engine.functions.set_instructions(req.project_id, name, req.body["source"])
+    if updated is None:
+        raise _missing(name)
     return JSONResponse(function_details(updated))
 
 
 async def delete_function(req: V3Request) -> Response:
     name = function_name(req.params["name"])
-    if not await req.ctx.store.delete_function(req.project_id, name):
-        raise NotFoundError(f"function '{name}' not found")
-    req.ctx.engine.functions.forget(req.project_id, name)
+    if not await req.ctx.engine.functions.delete(req.project_id, name):
+        raise _missing(name)
     return Response(status_code=204)
 
 
 async def list_revisions(req: V3Request) -> Response:
     record = await require_function(req)
-    revisions = await req.ctx.store.list_revisions(req.project_id, record.name)
+    revisions = await req.ctx.engine.functions.revisions(req.project_id, record.name)
     return JSONResponse({"revisions": [revision_info(revision) for revision in revisions]})
 
 
 async def get_revision(req: V3Request) -> Response:
     number = _revision_number(req)
     record = await require_function(req)
-    revision = await req.ctx.store.get_revision(req.project_id, record.name, number)
+    revision = await req.ctx.engine.functions.revision(req.project_id, record.name, number)
     if revision is None:
         raise NotFoundError(f"function '{record.name}' has no revision {number}")
     return JSONResponse(revision_details(revision))
@@ -166,10 +168,9 @@ async def get_revision(req: V3Request) -> Response:
 async def revert_revision(req: V3Request) -> Response:
     number = _revision_number(req)
     record = await require_function(req)
-    reverted = await req.ctx.store.revert_function(req.project_id, record.name, number)
+    reverted = await req.ctx.engine.functions.revert(req.project_id, record.name, number)
     if reverted is None:
         raise NotFoundError(f"function '{record.name}' has no revision {number}")
-    req.ctx.engine.functions.forget(req.project_id, record.name)
     return JSONResponse(function_details(reverted))
 
 

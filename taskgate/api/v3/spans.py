@@ -1,7 +1,7 @@
 """v3 spans and traces. 2.1.1's `opper.trace()` creates a span here and passes its id as the
 `parent_span_id` of the calls inside, so those calls land in the same trace under it.
 
-Trace reads flush the recorder first so a call that has just returned is already visible.
+The engine's span service shows a call that has just returned, even before its span is written.
 2.1.1 reads a trace's fields at the top level while the spec wraps them in `data`; we send both.
 """
 
@@ -125,22 +125,23 @@ def _span_envelope(span: SpanRecord) -> dict[str, Any]:
 
 
 async def post_span(req: V3Request) -> Response:
-    span = await create_span(req.ctx, req.project_id, req.body)
+    span = await create_span(req.ctx.engine.spans, req.project_id, req.body)
     created = {"id": span.id, "trace_id": span.trace_id, "name": span.name, "parent_id": span.parent_id,
                "type": span.type}
     return JSONResponse({"data": created})
 
 
 async def get_span(req: V3Request) -> Response:
-    return JSONResponse(_span_envelope(await find_span(req.ctx, req.project_id, req.params["id"])))
+    return JSONResponse(_span_envelope(await find_span(req.ctx.engine.spans, req.project_id, req.params["id"])))
 
 
 async def patch_span(req: V3Request) -> Response:
-    return JSONResponse(_span_envelope(await update_span(req.ctx, req.project_id, req.params["id"], req.body)))
+    updated = await update_span(req.ctx.engine.spans, req.project_id, req.params["id"], req.body)
+    return JSONResponse(_span_envelope(updated))
 
 
 async def remove_span(req: V3Request) -> Response:
-    await delete_span(req.ctx, req.project_id, req.params["id"])
+    await delete_span(req.ctx.engine.spans, req.project_id, req.params["id"])
     return Response(status_code=204)
 
 
@@ -183,9 +184,7 @@ def trace_body(trace_id: str, spans: list[SpanRecord]) -> dict[str, Any]:
 
 async def list_traces(req: V3Request) -> Response:
     limit, offset = req.query["limit"], req.query["offset"]
-    await req.ctx.recorder.flush()
-    summaries, total = await req.ctx.store.list_traces(req.project_id, name=req.query["name"], limit=limit,
-                                                       offset=offset)
+    summaries, total = await req.ctx.engine.spans.list_traces(req.project_id, req.query["name"], limit, offset)
     return JSONResponse({
         "data": [_trace_item(summary) for summary in summaries],
         "meta": {"total_count": total, "total": total, "limit": limit, "offset": offset},
@@ -194,8 +193,7 @@ async def list_traces(req: V3Request) -> Response:
 
 async def get_trace(req: V3Request) -> Response:
     trace_id = span_id(req.params["id"], "a trace id")
-    await req.ctx.recorder.flush()
-    spans = await req.ctx.store.get_trace(req.project_id, trace_id)
+    spans = await req.ctx.engine.spans.get_trace(req.project_id, trace_id)
     if not spans:
         raise NotFoundError(f"trace '{trace_id}' was not found")
     body = trace_body(trace_id, spans)
@@ -204,8 +202,7 @@ async def get_trace(req: V3Request) -> Response:
 
 async def remove_trace(req: V3Request) -> Response:
     trace_id = span_id(req.params["id"], "a trace id")
-    await req.ctx.recorder.flush()
-    if not await req.ctx.store.delete_trace(req.project_id, trace_id):
+    if not await req.ctx.engine.spans.delete_trace(req.project_id, trace_id):
         raise NotFoundError(f"trace '{trace_id}' was not found")
     return Response(status_code=204)
 

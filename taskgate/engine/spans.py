@@ -1,0 +1,82 @@
+"""Spans and traces as readers see them: the recorder's unwritten spans and the store's, as one.
+
+A call's span waits in the recorder for its batch (see `taskgate.telemetry.recorder`), and a
+reader must not miss it: a look-up by id finds it where it waits, and a read or delete the store
+answers alone (a trace, a listing) first writes what waits. Spans made through the span API are
+written through at once, and only once the store could encode them. Turning a parent span into
+the trace a new span joins is written here once, for calls, embeddings and the span API alike.
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+from taskgate.errors import BadRequestError, NotFoundError
+from taskgate.ids import new_id
+from taskgate.store.base import SpanRecord, Store, TraceSummary
+from taskgate.store.spans import check_storable
+from taskgate.telemetry.recorder import SpanRecorder
+
+# A NUL in JSON text: `\u0000` after an even number of backslashes (after an odd number, the `\`
+# before `u` is the second half of an escaped backslash, and `u0000` is plain text).
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+class SpanService:
+    def __init__(self, store: Store, recorder: SpanRecorder) -> None:
+        self._store = store
+        self._recorder = recorder
+
+    def record(self, span: SpanRecord) -> None:
+        """Keep a finished span for the next batch: never waits on the store."""
+        self._recorder.record(span)
+
+    async def find(self, project_id: str, span_id: str, *, wait_for_peers: bool = True) -> SpanRecord | None:
+        """The newest version of a span, written or not (see `SpanRecorder.find_span` for the peers)."""
+        return await self._recorder.find_span(project_id, span_id, wait_for_peers=wait_for_peers)
+
+    async def trace_for(self, project_id: str, parent_id: str | None, trace_id: str | None = None, *,
+                        parent_noun: str = "parent span") -> str:
+        """The trace a new span joins: its parent's when it names one (NotFoundError, naming the
+        parent as `parent_noun`, when there is no such span), else `trace_id`, else a new trace."""
+        if parent_id is None:
+            return trace_id or new_id()
+        parent = await self.find(project_id, parent_id)
+        if parent is None:
+            raise NotFoundError(f"{parent_noun} '{parent_id}' was not found")
+        return parent.trace_id
+
+    async def write(self, span: SpanRecord) -> None:
+        """Store a span made or changed through the span API now, on every replica at once.
+
+        What the store could not keep as it is gets refused first: a span answered with its id must
+        be stored, and read back as it was sent. The store cannot encode an integer beyond 64 bits
+        or nesting too deep, and drops a NUL character from text (Postgres refuses it).
+        """
+        try:
+            check_storable(span)
+            encoded = orjson.dumps((span.name, span.type, span.error, span.input, span.output, span.tags, span.meta))
+        except (TypeError, OverflowError) as exc:
+            raise BadRequestError(f"the span cannot be stored: {exc}") from exc
+        if b"\\u0000" in encoded and _ESCAPED_NUL.search(encoded):
+            raise BadRequestError("the span holds a NUL character (\\u0000), which the store cannot keep")
+        await self._recorder.write_through(span)
+
+    async def delete(self, project_id: str, span_id: str) -> bool:
+        await self._recorder.flush()  # a span still waiting would otherwise be written after the delete
+        return await self._store.delete_span(project_id, span_id)
+
+    async def list_traces(self, project_id: str, name: str | None, limit: int,
+                          offset: int) -> tuple[list[TraceSummary], int]:
+        await self._recorder.flush()
+        return await self._store.list_traces(project_id, name=name, limit=limit, offset=offset)
+
+    async def get_trace(self, project_id: str, trace_id: str) -> list[SpanRecord]:
+        await self._recorder.flush()
+        return await self._store.get_trace(project_id, trace_id)
+
+    async def delete_trace(self, project_id: str, trace_id: str) -> bool:
+        await self._recorder.flush()
+        return await self._store.delete_trace(project_id, trace_id)
