@@ -25,6 +25,7 @@ from taskgate.config import Settings
 from taskgate.context import AppContext
 from taskgate.engine.cost import PriceBook
 from taskgate.engine.engine import Engine
+from taskgate.engine.limits import CallLimits
 from taskgate.errors import MethodNotAllowedError, NotFoundError, TaskgateError
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.server.access_log import flush_log, log_access
@@ -120,7 +121,8 @@ def create_app(settings: Settings) -> ASGIApp:
         auth = Authenticator(store)
         await auth.bootstrap(settings.api_keys)
         providers = ProviderRegistry(settings)
-        engine = Engine(store, recorder, providers, settings.default_model, settings.limits)
+        limits = CallLimits(settings.max_attempts, settings.max_upstream_calls, settings.max_request_tokens)
+        engine = Engine(store, recorder, providers, settings.default_model, limits)
         ctx = AppContext(settings, auth, engine)
         for module in (v2, compat, v3, v2_spans):  # the call endpoints first: routes are matched in order
             router.routes.extend(JSONRoute.of(route) for route in module.routes(ctx))

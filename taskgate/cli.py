@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,11 +29,9 @@ DataDir = Annotated[
 
 
 def _settings(data_dir: Path | None, **overrides: object) -> Settings:
-    env = dict(os.environ)
-    if data_dir is not None:
-        env["TASKGATE_DATA_DIR"] = str(data_dir)
+    """The environment's settings under the command line's options; a bad one exits with status 2."""
     try:
-        return Settings.from_env(env, **overrides)
+        return Settings.from_env(data_dir=data_dir, **overrides)
     except ConfigError as exc:
         typer.echo(f"taskgate: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -1,129 +1,254 @@
-"""Settings from the environment and the command line, read once at start-up."""
+"""Every environment variable Taskgate reads, typed and checked once at start-up (pydantic-settings).
+
+A leaf: nothing here imports from taskgate, so any layer may take `Settings`, and no other module
+reads the environment. `Settings.from_env()` reads `os.environ` (or the mapping a test passes) and
+turns a bad value into a `ConfigError` naming its variable, which `taskgate serve` prints before
+exiting with status 2. `Settings(...)` is the defaults plus the fields given; it reads nothing.
+
+Provider credentials: each preset (providers/catalog.py) and each `TASKGATE_PROVIDERS` entry names
+the variables that hold its key and base URL. Only those are kept, in `provider_variables`: every
+`*_API_KEY` and `*_BASE_URL` (how the presets name theirs) and whatever the entries name.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from contextvars import ContextVar
 from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Any
 
-from taskgate.engine.limits import CallLimits
-from taskgate.providers.catalog import ProviderPreset, configured_providers, load_presets
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 LOCAL_DEFAULT_MODEL = "local/gemma-3-270m"
-
-
-@dataclass(slots=True)
-class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    data_dir: Path = Path(".taskgate")
-    database_url: str | None = None  # a SQLAlchemy URL; default: SQLite in data_dir
-    api_keys: list[str] = field(default_factory=list)  # bootstrap keys, all in project "default"
-    default_model: str = LOCAL_DEFAULT_MODEL
-    max_body_bytes: int = 10 * 1024 * 1024
-    request_timeout_s: float = 120.0
-    heartbeat_s: float = 15.0
-    span_flush_interval_s: float = 1.0
-    local_models: dict[str, str] = field(default_factory=dict)  # name -> GGUF path
-    local_concurrency: int = 1
-    local_queue_size: int = 16
-    limits: CallLimits = field(default_factory=CallLimits)  # what one request may cost upstream
-    shutdown_grace_s: float = 10.0  # how long in-flight requests may finish after SIGTERM
-    presets: dict[str, ProviderPreset] = field(default_factory=dict)
-    env: Mapping[str, str] = field(default_factory=dict)
-    # How large a request head may be and how long a request may take to arrive (slow clients).
-    max_header_bytes: int = 64 * 1024
-    header_timeout_s: float = 10.0
-    body_idle_timeout_s: float = 30.0
-    body_timeout_s: float = 300.0
-
-    @property
-    def effective_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.data_dir / 'taskgate.db').resolve()}"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        env = dict(os.environ if env is None else env)
-        presets = load_presets(env)
-        fallback_default = _default_model(presets, env)
-        limits = CallLimits()
-        settings = cls(
-            data_dir=Path(env.get("TASKGATE_DATA_DIR", ".taskgate")),
-            database_url=env.get("TASKGATE_DATABASE_URL") or None,
-            api_keys=[k.strip() for k in env.get("TASKGATE_API_KEYS", "").split(",") if k.strip()],
-            default_model=env.get("TASKGATE_DEFAULT_MODEL") or fallback_default,
-            max_body_bytes=int(_positive(env, "TASKGATE_MAX_BODY_BYTES", 10 * 1024 * 1024)),
-            request_timeout_s=_positive(env, "TASKGATE_REQUEST_TIMEOUT", 120.0),
-            heartbeat_s=_positive(env, "TASKGATE_HEARTBEAT_SECONDS", 15.0),
-            span_flush_interval_s=_positive(env, "TASKGATE_SPAN_FLUSH_SECONDS", 1.0),
-            local_models=_parse_local_models(env.get("TASKGATE_LOCAL_MODELS", "")),
-            local_concurrency=int(_positive(env, "TASKGATE_LOCAL_CONCURRENCY", 1)),
-            local_queue_size=int(_positive(env, "TASKGATE_LOCAL_QUEUE", 16)),
-            limits=CallLimits(
-                max_attempts=_positive_int(env, "TASKGATE_MAX_ATTEMPTS", limits.max_attempts),
-                max_upstream_calls=_positive_int(env, "TASKGATE_MAX_UPSTREAM_CALLS", limits.max_upstream_calls),
-                max_request_tokens=_positive_int(env, "TASKGATE_MAX_REQUEST_TOKENS", limits.max_request_tokens),
-            ),
-            shutdown_grace_s=_positive(env, "TASKGATE_SHUTDOWN_GRACE_SECONDS", 10.0),
-            presets=presets,
-            env=env,
-            max_header_bytes=int(_positive(env, "TASKGATE_MAX_HEADER_BYTES", 64 * 1024)),
-            header_timeout_s=_positive(env, "TASKGATE_HEADER_TIMEOUT", 10.0),
-            body_idle_timeout_s=_positive(env, "TASKGATE_BODY_IDLE_TIMEOUT", 30.0),
-            body_timeout_s=_positive(env, "TASKGATE_BODY_TIMEOUT", 300.0),
-        )
-        for key, value in overrides.items():
-            if value is not None:
-                setattr(settings, key, value)
-        return settings
+# With no TASKGATE_DEFAULT_MODEL, the first of these whose provider key is set, else the local model:
+# (provider, the variable its preset reads the key from, model).
+KEYED_DEFAULT_MODELS = (
+    ("openai", "OPENAI_API_KEY", "openai/gpt-4o-mini"),
+    ("anthropic", "ANTHROPIC_API_KEY", "anthropic/claude-haiku-4-5"),
+)
+PROVIDER_VARIABLE_SUFFIXES = ("_API_KEY", "_BASE_URL")
+PROVIDERS = "TASKGATE_PROVIDERS"
+PROVIDERS_FILE = "TASKGATE_PROVIDERS_FILE"
 
 
 class ConfigError(ValueError):
     """A setting that cannot be used; the message names the variable."""
 
 
-def _positive(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+def _whole_part(raw: object) -> object:
+    """Sizes and counts have always been read as any number (`1e7` bytes): keep its whole part."""
+    if not isinstance(raw, str):
+        return raw
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be greater than 0, got {raw!r}")
-    return value
+        raise PydanticCustomError("float_parsing", "not a number") from None
+    if not math.isfinite(value):
+        raise PydanticCustomError("finite_number", "not a finite number")
+    return math.trunc(value)
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be greater than 0, got {raw!r}")
-    return value
+def _comma_list(raw: object) -> object:
+    """`a, b,,c` -> ["a", "b", "c"]."""
+    return [item.strip() for item in raw.split(",") if item.strip()] if isinstance(raw, str) else raw
 
 
-def _default_model(presets: Mapping[str, ProviderPreset], env: Mapping[str, str]) -> str:
-    """With no provider key configured, the bundled local model answers."""
-    configured = configured_providers(presets, env)
-    if "openai" in configured:
-        return "openai/gpt-4o-mini"
-    if "anthropic" in configured:
-        return "anthropic/claude-haiku-4-5"
-    return LOCAL_DEFAULT_MODEL
-
-
-def _parse_local_models(raw: str) -> dict[str, str]:
-    """`name=/path/a.gguf,other=/path/b.gguf` -> {name: path}."""
-    models = {}
+def _named_paths(raw: object) -> object:
+    """`name=/path/a.gguf,other=/path/b.gguf` -> {name: path}; an item without both halves is skipped."""
+    if not isinstance(raw, str):
+        return raw
+    paths = {}
     for item in raw.split(","):
         name, sep, path = item.partition("=")
         if sep and name.strip() and path.strip():
-            models[name.strip()] = path.strip()
-    return models
+            paths[name.strip()] = path.strip()
+    return paths
+
+
+def _half_the_cores() -> int:
+    """llama-cpp-python's own default: on a busy machine, threads that wait on each other at every
+    layer barrier turn a 20 tokens/s model into a 2 tokens/s one."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Amount = Annotated[int, BeforeValidator(_whole_part), Field(gt=0)]  # a size or count, written as any number
+WholeNumber = Annotated[int, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    """What the operator configured. A field's `validation_alias` is the variable it is read from."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
+
+    host: str = "127.0.0.1"  # --host and --port on the command line; no variable
+    port: int = 8000
+    data_dir: Path = Field(Path(".taskgate"), validation_alias="TASKGATE_DATA_DIR")
+    # Secrets (a database password, bootstrap keys in project "default", provider keys) stay out of repr.
+    database_url: str | None = Field(None, validation_alias="TASKGATE_DATABASE_URL", repr=False)
+    api_keys: Annotated[list[str], BeforeValidator(_comma_list)] = Field(
+        default_factory=list, validation_alias="TASKGATE_API_KEYS", repr=False)
+    default_model: str = Field(LOCAL_DEFAULT_MODEL, validation_alias="TASKGATE_DEFAULT_MODEL")
+    max_body_bytes: Amount = Field(10 * 1024 * 1024, validation_alias="TASKGATE_MAX_BODY_BYTES")
+    request_timeout_s: Seconds = Field(120.0, validation_alias="TASKGATE_REQUEST_TIMEOUT")
+    heartbeat_s: Seconds = Field(15.0, validation_alias="TASKGATE_HEARTBEAT_SECONDS")
+    span_flush_interval_s: Seconds = Field(1.0, validation_alias="TASKGATE_SPAN_FLUSH_SECONDS")
+    shutdown_grace_s: Seconds = Field(10.0, validation_alias="TASKGATE_SHUTDOWN_GRACE_SECONDS")
+    # What one request may cost upstream (engine/limits.py CallLimits).
+    max_attempts: WholeNumber = Field(10, validation_alias="TASKGATE_MAX_ATTEMPTS")
+    max_upstream_calls: WholeNumber = Field(30, validation_alias="TASKGATE_MAX_UPSTREAM_CALLS")
+    max_request_tokens: WholeNumber = Field(1_000_000, validation_alias="TASKGATE_MAX_REQUEST_TOKENS")
+    # How large a request head may be and how long a request may take to arrive (slow clients).
+    max_header_bytes: Amount = Field(64 * 1024, validation_alias="TASKGATE_MAX_HEADER_BYTES")
+    header_timeout_s: Seconds = Field(10.0, validation_alias="TASKGATE_HEADER_TIMEOUT")
+    body_idle_timeout_s: Seconds = Field(30.0, validation_alias="TASKGATE_BODY_IDLE_TIMEOUT")
+    body_timeout_s: Seconds = Field(300.0, validation_alias="TASKGATE_BODY_TIMEOUT")
+    # The local provider: extra GGUF files by name, generations at once, queue bound, threads each.
+    local_models: Annotated[dict[str, str], BeforeValidator(_named_paths)] = Field(
+        default_factory=dict, validation_alias="TASKGATE_LOCAL_MODELS")
+    local_concurrency: Amount = Field(1, validation_alias="TASKGATE_LOCAL_CONCURRENCY")
+    local_queue_size: Amount = Field(16, validation_alias="TASKGATE_LOCAL_QUEUE")
+    local_threads: WholeNumber = Field(default_factory=_half_the_cores, validation_alias="TASKGATE_LOCAL_THREADS")
+    # Vendors beyond the presets, by name (TASKGATE_PROVIDERS_FILE's table, then TASKGATE_PROVIDERS),
+    # and the provider key and base-URL variables that are set.
+    provider_entries: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    provider_variables: dict[str, str] = Field(default_factory=dict, repr=False)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'taskgate.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, /, **overrides: object) -> Settings:
+        """The settings `env` (default: os.environ) gives, under `overrides` (the command line's; a
+        None is no override). A bad value raises ConfigError naming its variable."""
+        variables = os.environ if env is None else env
+        given: dict[str, Any] = {_input_name(name): value for name, value in overrides.items() if value is not None}
+        token = _ENVIRONMENT.set(variables)
+        try:
+            return cls(**given)
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc, variables)) from None
+        finally:
+            _ENVIRONMENT.reset(token)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Given fields first, then the variables `from_env` was handed (none for a plain `Settings()`)."""
+        return init_settings, _Variables(settings_cls, _ENVIRONMENT.get())
+
+
+# pydantic-settings asks the class, not the call, for its sources: the mapping `from_env` was handed
+# reaches the source through this (per thread and task). A plain `Settings()` sees an empty one.
+_ENVIRONMENT: ContextVar[Mapping[str, str]] = ContextVar("taskgate_environment", default=MappingProxyType({}))
+
+
+class _Variables(PydanticBaseSettingsSource):
+    """A pydantic-settings source over one mapping of variables. A blank variable counts as unset."""
+
+    def __init__(self, settings_cls: type[BaseSettings], variables: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self._variables = variables
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        name = field.validation_alias
+        if not isinstance(name, str):
+            return None, field_name, False
+        raw = self._variables.get(name)
+        return (raw if raw and raw.strip() else None), name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            raw, name, _ = self.get_field_value(field, field_name)
+            if raw is not None:
+                values[name] = raw
+        entries = _provider_entries(self._variables)
+        provider_variables = _provider_variables(self._variables, entries)
+        values["provider_entries"] = entries
+        values["provider_variables"] = provider_variables
+        if "TASKGATE_DEFAULT_MODEL" not in values:
+            values["TASKGATE_DEFAULT_MODEL"] = _keyed_default_model(entries, provider_variables)
+        return values
+
+
+def _provider_entries(variables: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """The `[providers]` table of TASKGATE_PROVIDERS_FILE, then TASKGATE_PROVIDERS (JSON) over it."""
+    entries: dict[str, dict[str, Any]] = {}
+    if path := variables.get(PROVIDERS_FILE, "").strip():
+        try:
+            with open(path, "rb") as fh:
+                table = tomllib.load(fh).get("providers", {})
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{PROVIDERS_FILE} cannot be read: {exc}") from None
+        entries.update(_objects(table, PROVIDERS_FILE))
+    if raw := variables.get(PROVIDERS, "").strip():
+        try:
+            parsed = json.loads(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{PROVIDERS} is not valid JSON: {exc}") from None
+        entries.update(_objects(parsed, PROVIDERS))
+    return entries
+
+
+def _objects(value: object, variable: str) -> dict[str, dict[str, Any]]:
+    """Check that `value` maps provider names to objects, as both inputs must."""
+    if not isinstance(value, dict) or not all(isinstance(entry, dict) for entry in value.values()):
+        raise ConfigError(f'{variable} must map provider names to objects, like {{"acme": {{"base_url": "..."}}}}')
+    return value
+
+
+def _provider_variables(variables: Mapping[str, str], entries: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """The provider key and base-URL variables that are set: the presets' and those the entries name."""
+    named = {entry.get(key) for entry in entries.values() for key in ("key_env", "base_url_env")}
+    return {name: value for name, value in variables.items()
+            if value and (name.endswith(PROVIDER_VARIABLE_SUFFIXES) or name in named)}
+
+
+def _keyed_default_model(entries: Mapping[str, Mapping[str, Any]], provider_variables: Mapping[str, str]) -> str:
+    """With no provider key configured, the bundled local model answers."""
+    for provider, variable, model in KEYED_DEFAULT_MODELS:
+        key_variable = entries.get(provider, {}).get("key_env", variable)  # an entry may move the key
+        if key_variable and provider_variables.get(key_variable):
+            return model
+    return LOCAL_DEFAULT_MODEL
+
+
+def _input_name(field_name: str) -> str:
+    """A field's variable name, under which its override meets the environment's value."""
+    alias = Settings.model_fields[field_name].validation_alias
+    return alias if isinstance(alias, str) else field_name
+
+
+_REASONS = {
+    "greater_than": "must be greater than 0",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+}
+
+
+def _explain(error: ValidationError, variables: Mapping[str, str]) -> str:
+    """`TASKGATE_X must be greater than 0, got '0'`, for each bad value, with the value as written."""
+    problems = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else "settings"
+        written = variables.get(name, item["input"])
+        problems.append(f"{name} {_REASONS.get(item['type'], item['msg'])}, got {written!r}")
+    return "; ".join(problems)

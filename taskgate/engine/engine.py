@@ -90,6 +90,7 @@ class Engine:
         self._recorder = recorder
         self._limits = limits or CallLimits()
         self._router = Router(registry, default_model)
+        self.providers = registry  # what can be routed to, for the model listing
         self._prices = PriceBook()
         self._cache = ResultCache(store)
         self.functions = FunctionService(store)

@@ -1,14 +1,13 @@
 """Provider presets: a vendor that speaks a known wire format is configuration, not code.
 
 Extra OpenAI-compatible vendors come from `TASKGATE_PROVIDERS` (a JSON object) or the TOML file
-named by `TASKGATE_PROVIDERS_FILE`, each entry `{base_url, key_env, kind?, base_url_env?}`.
+named by `TASKGATE_PROVIDERS_FILE`, each entry `{base_url, key_env, kind?, base_url_env?}`; config.py
+reads both, and the variables the presets and entries name, into `Settings`. Nothing here reads
+the environment.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -21,8 +20,8 @@ class ProviderPreset:
     name: str
     kind: str  # "openai" | "anthropic" | "local"
     base_url: str
-    key_env: str | None  # environment variable holding the API key
-    base_url_env: str | None = None  # environment variable overriding base_url
+    key_env: str | None  # the variable holding the API key
+    base_url_env: str | None = None  # the variable overriding base_url
     key_required: bool = True
     auth_header: str = "authorization"  # "authorization" (Bearer) or "api-key" (Azure)
     price_provider: str | None = None  # genai-prices provider id
@@ -58,26 +57,17 @@ PRESETS: dict[str, ProviderPreset] = {
 
 @dataclass(frozen=True, slots=True)
 class ResolvedProvider:
-    """A preset with its environment applied: everything an adapter needs to connect."""
+    """A preset with its variables applied: everything an adapter needs to connect."""
 
     preset: ProviderPreset
     base_url: str
     api_key: str | None
 
 
-def load_presets(env: Mapping[str, str]) -> dict[str, ProviderPreset]:
-    """The built-in presets plus any configured in the environment or a TOML file."""
+def load_presets(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, ProviderPreset]:
+    """The built-in presets with the operator's entries (`Settings.provider_entries`) applied."""
     presets = dict(PRESETS)
-    extra: dict[str, Any] = {}
-    if path := env.get("TASKGATE_PROVIDERS_FILE"):
-        with open(path, "rb") as fh:
-            extra.update(tomllib.load(fh).get("providers", {}))
-    if raw := env.get("TASKGATE_PROVIDERS"):
-        try:
-            extra.update(json.loads(raw))
-        except ValueError as exc:
-            raise BadRequestError(f"TASKGATE_PROVIDERS is not valid JSON: {exc}") from exc
-    for name, entry in extra.items():
+    for name, entry in entries.items():
         base = presets.get(name)
         fields = {
             "kind": entry.get("kind", base.kind if base else "openai"),
@@ -90,16 +80,17 @@ def load_presets(env: Mapping[str, str]) -> dict[str, ProviderPreset]:
     return presets
 
 
-def resolve_provider(name: str, presets: Mapping[str, ProviderPreset], env: Mapping[str, str]) -> ResolvedProvider:
-    """Apply the environment to a preset, or say exactly which variable to set."""
+def resolve_provider(name: str, presets: Mapping[str, ProviderPreset],
+                     variables: Mapping[str, str]) -> ResolvedProvider:
+    """Apply the provider variables (`Settings.provider_variables`) to a preset, or say exactly which to set."""
     preset = presets.get(name)
     if preset is None:
         raise ProviderNotConfiguredError(
             f"unknown provider '{name}'; known providers: {', '.join(sorted(presets))}. "
             "Add an OpenAI-compatible one with TASKGATE_PROVIDERS"
         )
-    base_url = (env.get(preset.base_url_env) if preset.base_url_env else None) or preset.base_url
-    api_key = env.get(preset.key_env) if preset.key_env else None
+    base_url = (variables.get(preset.base_url_env) if preset.base_url_env else None) or preset.base_url
+    api_key = variables.get(preset.key_env) if preset.key_env else None
     if preset.kind != "local":
         if preset.key_required and not api_key:
             raise ProviderNotConfiguredError(f"provider '{name}' is not configured: set {preset.key_env}")
@@ -116,13 +107,12 @@ def split_model_name(spec: str) -> tuple[str, str]:
     return provider, model
 
 
-def configured_providers(presets: Mapping[str, ProviderPreset], env: Mapping[str, str] | None = None) -> list[str]:
-    """Names of the providers whose credentials are present: used for the default model and /v3/models."""
-    env = os.environ if env is None else env
+def configured_providers(presets: Mapping[str, ProviderPreset], variables: Mapping[str, str]) -> list[str]:
+    """Names of the providers whose credentials are present: what /v3/models lists."""
     names = []
     for name, preset in presets.items():
         if preset.kind == "local":
             continue
-        if preset.key_env and env.get(preset.key_env):
+        if preset.key_env and variables.get(preset.key_env):
             names.append(name)
     return names

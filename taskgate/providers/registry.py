@@ -14,7 +14,7 @@ from taskgate.config import Settings
 from taskgate.errors import BadRequestError
 from taskgate.providers.anthropic.adapter import AnthropicAdapter
 from taskgate.providers.base import Adapter
-from taskgate.providers.catalog import ResolvedProvider, resolve_provider
+from taskgate.providers.catalog import ResolvedProvider, configured_providers, load_presets, resolve_provider
 from taskgate.providers.openai_compat import OpenAICompatAdapter
 
 AdapterFactory = Callable[[ResolvedProvider, Settings], Adapter]
@@ -45,6 +45,7 @@ class ProviderRegistry:
     def __init__(self, settings: Settings, adapters: Mapping[str, Adapter] | None = None,
                  kinds: Mapping[str, AdapterFactory] = ADAPTER_KINDS) -> None:
         self._settings = settings
+        self._presets = load_presets(settings.provider_entries)
         self._kinds = kinds
         self._adapters: dict[str, Adapter] = dict(adapters or {})
 
@@ -58,8 +59,12 @@ class ProviderRegistry:
 
     def price_provider(self, provider: str) -> str | None:
         """The genai-prices provider id for `provider`, when prices are known."""
-        preset = self._settings.presets.get(provider)
+        preset = self._presets.get(provider)
         return preset.price_provider if preset else None
+
+    def configured(self) -> list[str]:
+        """The providers whose credentials are set (the local one aside)."""
+        return configured_providers(self._presets, self._settings.provider_variables)
 
     async def aclose(self) -> None:
         adapters, self._adapters = list(self._adapters.values()), {}
@@ -68,7 +73,7 @@ class ProviderRegistry:
 
     def _build(self, provider: str) -> Adapter:
         settings = self._settings
-        resolved = resolve_provider(provider, settings.presets, settings.env)
+        resolved = resolve_provider(provider, self._presets, settings.provider_variables)
         factory = self._kinds.get(resolved.preset.kind)
         if factory is None:
             raise BadRequestError(

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from taskgate.api.body_schemas import BOOLEAN, INTEGER, NUMBER, OBJECT, STRING, JsonSchema, array, obj, text
 from taskgate.api.v3.routing import JSON, OFFSET, Operation, Param, V3Request, limit_param
 from taskgate.config import Settings
-from taskgate.providers.catalog import configured_providers
+from taskgate.providers.registry import ProviderRegistry
 from taskgate.server.request_io import JSONResponse
 
 LOCAL_DISPLAY_NAME = "Local (llama.cpp)"
@@ -146,10 +146,11 @@ def _catalogue(providers: tuple[tuple[str, str], ...], local_models: tuple[str, 
     return tuple(models)
 
 
-def _configuration(settings: Settings) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+def _configuration(settings: Settings,
+                   registry: ProviderRegistry) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
     providers = []
-    for name in configured_providers(settings.presets, settings.env):
-        price_id = settings.presets[name].price_provider
+    for name in registry.configured():
+        price_id = registry.price_provider(name)
         if price_id is not None:
             providers.append((name, price_id))
     local = set(settings.local_models)
@@ -176,7 +177,7 @@ def _filtered(models: tuple[dict[str, Any], ...], query: dict[str, Any]) -> list
 async def list_models(req: V3Request) -> Response:
     query = req.query
     limit, offset, sort = query["limit"], query["offset"], query["sort"]
-    providers, local = _configuration(req.ctx.settings)
+    providers, local = _configuration(req.ctx.settings, req.ctx.engine.providers)
     models = await asyncio.to_thread(_catalogue, providers, local)
     matching = sorted(_filtered(models, query), key=lambda model: model[sort], reverse=query["order"] == "desc")
     return JSONResponse({"models": matching[offset:offset + limit], "total": len(matching), "offset": offset,

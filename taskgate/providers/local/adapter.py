@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import random
 import threading
 from collections.abc import AsyncGenerator, Callable
@@ -68,11 +67,9 @@ class _Runner:
         self._locate = locate
         self._grammars = GrammarCache(check=self._check_grammar)
         self._vocab: Any = None
-        self._concurrency = max(1, settings.local_concurrency)
-        self._queue_size = max(0, settings.local_queue_size)
-        # Half the cores (llama-cpp-python's own default): on a busy machine, threads that wait on
-        # each other at every layer barrier turn a 20 tokens/s model into a 2 tokens/s one.
-        self._threads = int(settings.env.get("TASKGATE_LOCAL_THREADS") or max(1, (os.cpu_count() or 2) // 2))
+        self._concurrency = settings.local_concurrency
+        self._queue_size = settings.local_queue_size
+        self._threads = settings.local_threads
         self._slots: asyncio.Semaphore | None = None
         self._waiting = 0
         self._avg_seconds = 1.0  # running mean of a generation, for Retry-After

@@ -3,11 +3,10 @@ see taskgate.store.migrate); the alembic command line gets one from TASKGATE_DAT
 
 from __future__ import annotations
 
-import os
-
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from taskgate.config import Settings
 from taskgate.store.database import create_engine, normalize_url
 from taskgate.store.tables import metadata
 
@@ -31,7 +30,7 @@ connection = context.config.attributes.get("connection")
 if connection is not None:
     _run(connection)
 else:
-    engine = create_engine(normalize_url(os.environ.get("TASKGATE_DATABASE_URL", "sqlite:///taskgate-dev.db")))
+    engine = create_engine(normalize_url(Settings.from_env().database_url or "sqlite:///taskgate-dev.db"))
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()
