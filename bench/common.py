@@ -31,7 +31,6 @@ from taskgate.api.v2.calls import parse_call
 from taskgate.engine.prompt import build_messages
 from taskgate.providers.base import ChatRequest, StructuredOutput
 from taskgate.providers.openai_compat import build_body
-from taskgate.providers.schema_support import strict_variant
 
 ROOT = Path(__file__).resolve().parent.parent
 GATEWAY_KEY = "bench-key"
@@ -176,11 +175,7 @@ def upstream_body(v2_call: dict[str, Any], *, stream: bool = False) -> dict[str,
     same response_format, so the same answer), or the difference would include the fake's work.
     """
     task = parse_call(v2_call, "bench")
-    schema = task.output_schema
-    structured = None
-    if schema is not None:
-        strict = strict_variant(schema)
-        structured = StructuredOutput(schema=strict, strict=True) if strict is not None else StructuredOutput(schema)
+    structured = StructuredOutput(task.output_schema) if task.output_schema is not None else None
     body = build_body(ChatRequest(model=MODEL, messages=build_messages(task, []), structured=structured))
     if stream:
         body["stream"] = True

@@ -1,17 +1,18 @@
-"""The `invocation.cache.ttl` result cache: a hit makes no provider call and costs nothing."""
+"""The `invocation.cache.ttl` result cache: a hit makes no provider call and costs nothing.
+
+It knows results and keys, not calls: the engine works out the key (`engine._cache_key`) and gives
+a hit its own span.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from taskgate.engine.task import Result
 from taskgate.providers.base import ToolCall, Usage
 from taskgate.store.base import Store
-
-if TYPE_CHECKING:
-    from taskgate.engine.engine import Call
 
 log = logging.getLogger("taskgate.cache")
 
@@ -22,19 +23,20 @@ class ResultCache:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def get(self, call: Call) -> Result | None:
-        if call.cache_key is None:
+    async def get(self, project_id: str, key: str | None) -> Result | None:
+        """The result stored under `key` (None: the call is not cached), without span or trace ids."""
+        if key is None:
             return None
         try:
-            stored = await self._store.cache_get(call.task.project_id, call.cache_key)
+            stored = await self._store.cache_get(project_id, key)
         except Exception:
             log.exception("cache read failed; treating it as a miss")
             return None
         if stored is None:
             return None
         return Result(
-            span_id=call.span_id,
-            trace_id=call.trace_id,
+            span_id="",
+            trace_id="",
             text=stored.get("text"),
             payload=stored.get("payload"),
             tool_calls=[ToolCall(**t) for t in stored.get("tool_calls", [])],
@@ -46,8 +48,8 @@ class ResultCache:
             cached=True,
         )
 
-    async def put(self, call: Call, result: Result) -> None:
-        if call.cache_key is None:
+    async def put(self, project_id: str, key: str | None, result: Result, ttl_s: int) -> None:
+        if key is None:
             return
         payload: dict[str, Any] = {
             "text": result.text,
@@ -57,6 +59,6 @@ class ResultCache:
             "model": result.model,
         }
         try:
-            await self._store.cache_put(call.task.project_id, call.cache_key, payload, call.task.config.cache_ttl)
+            await self._store.cache_put(project_id, key, payload, ttl_s)
         except Exception:
             log.exception("cache write failed; the result is returned uncached")

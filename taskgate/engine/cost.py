@@ -1,5 +1,9 @@
 """USD cost of a generation from the maintained `genai-prices` table; None when no price is known.
 
+Every price Taskgate reports comes from here, through `Engine.price`: the provider's catalogue entry
+names its price provider (`ProviderPreset.price_provider`), and a model that runs on this machine
+(`FREE`) costs nothing.
+
 Looking a model up in genai-prices costs ~0.4 ms, so each model's price entry is found once and
 kept; flat per-token prices are then applied directly, and only tiered prices take the library's
 own (slower) calculation.
@@ -15,6 +19,7 @@ import genai_prices
 
 from taskgate.lru import BoundedLRU
 from taskgate.providers.base import Usage
+from taskgate.providers.catalog import FREE
 
 _NO_PRICE = object()  # a model looked up and found without a price (the cache's own None means "not looked up")
 PRICE_ENTRIES = 4096  # model names come from callers: the book remembers the latest few thousand
@@ -38,6 +43,8 @@ class PriceBook:
         """Cost in USD for `usage` on `model`, or None: never a guess."""
         if price_provider is None:
             return None
+        if price_provider == FREE:
+            return 0.0
         key = (price_provider, model)
         entry = self._entries.get(key)
         if entry is None:

@@ -1,9 +1,10 @@
 """The task engine: one dialect-free path for every call.
 
 validate → look up the cache → build the prompt → generate (with fallback and schema re-asks)
-→ record the span. `run()` and `stream()` share every step but the generation itself, so the
-two paths cannot drift apart; `run()` uses the provider's non-streaming call because that is
-measurably cheaper than collecting a stream.
+→ record the span. `run()` and `stream()` are one attempt loop (`Engine._events`), which `run()`
+collects and `stream()` relays: only how an attempt's answer is obtained differs, so accounting,
+cost, validation, re-asks and recording are written once. `run()` uses the provider's
+non-streaming call because that is measurably cheaper than collecting a stream.
 
 Every call that gets past its preparation is recorded exactly once, as ok, error, or cancelled
 (the client left, or the server stopped), whatever point the cancellation reaches.
@@ -29,7 +30,7 @@ from taskgate.engine.functions import FunctionService
 from taskgate.engine.limits import Budget, CallLimits
 from taskgate.engine.prompt import build_messages, reask_message, render_value
 from taskgate.engine.router import Outcome, RequestBuilder, Route, Router
-from taskgate.engine.schemas import CompiledSchema, canonical, compile_schema, validation_errors
+from taskgate.engine.schemas import canonical, compile_schema, validation_errors
 from taskgate.engine.spans import SpanService
 from taskgate.engine.structured import check_answer
 from taskgate.engine.task import (
@@ -50,7 +51,7 @@ from taskgate.errors import (
     TaskgateError,
 )
 from taskgate.ids import new_id
-from taskgate.providers.base import ChatRequest, ChatResponse, StructuredOutput, ToolCall, Usage
+from taskgate.providers.base import ChatRequest, ChatResponse, ChunkCollector, StructuredOutput, Usage
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.store.base import SpanRecord, Store
 from taskgate.telemetry.recorder import SpanRecorder
@@ -101,97 +102,117 @@ class Engine:
     # ------------------------------------------------------------------ public
 
     async def run(self, task: Task) -> Result:
-        call = await self._prepare(task)
-        try:
-            cached = await self._cache.get(call)
-            if cached is not None:
-                return self._finish(call, cached)
-            try:
-                response, outcome, payload = await self._generate(call)
-            except TaskgateError as exc:
-                self._record(call, call.last_model, error=exc, output=call.last_output)
-                raise
-            result = self._result(call, response, outcome, payload)
-            await self._cache.put(call, result)
-            return self._finish(call, result)
-        except asyncio.CancelledError:
-            self._record_cancelled(call)
-            raise
+        """The call's result; every failure is raised."""
+        result: Result | None = None
+        async for event in self._events(task, streaming=False):
+            if isinstance(event, Finished):  # without streaming the only event: failures are raised
+                result = event.result
+        if result is None:
+            raise AssertionError("a call ends with its result or an error")
+        return result
 
-    async def stream(self, task: Task) -> AsyncGenerator[Event, None]:
+    def stream(self, task: Task) -> AsyncGenerator[Event, None]:
         """Started, deltas, then Finished or Failed; errors before Started are raised instead.
 
         The consumer may stop at any event (the client left): the span is still recorded once, and
-        the upstream stream is closed.
+        the upstream stream is closed. A structured answer that misfits is asked again, as `run`
+        asks, only while no delta has gone out (see `_events`).
+        """
+        return self._events(task, streaming=True)
+
+    def price(self, provider: str, model: str, usage: Usage) -> float | None:
+        """USD for `usage` on `provider`'s `model`: None when no price is known, 0.0 for a model that
+        runs on this machine. The one price path, for generations and embeddings alike."""
+        return self._prices.cost(self._router.price_provider(provider), model, usage)
+
+    # ------------------------------------------------------------------ the attempt loop
+
+    async def _events(self, task: Task, streaming: bool) -> AsyncGenerator[Event, None]:
+        """The one attempt loop: `run` collects it and `stream` relays it.
+
+        An attempt's answer comes whole from the provider's `complete()` (cheaper than collecting a
+        stream, so `run` uses it, and yields only Finished), or, streaming, is relayed delta by delta
+        as the model produces it and collected all the same. Either way each attempt is accounted
+        (usage, cost, notes) and checked against the output schema; a misfit is asked again with its
+        errors, up to max_attempts; and the call is recorded exactly once.
+
+        A stream cannot take back what it has sent. So a misfit is asked again only while no
+        TextDelta or ToolCallDelta has gone out (the model answered with nothing, or only with a
+        finish), and then exactly as `run` would; once a delta has gone out, the stream ends with
+        Failed. Errors before Started are raised; after it, they end the events as Failed.
         """
         call = await self._prepare(task)
         try:
-            cached = await self._cache.get(call)
+            cached = await self._cache.get(task.project_id, call.cache_key)
             if cached is not None:
                 result = self._finish(call, cached)  # recorded before the first yield, which may be the last
-                yield Started(call.span_id, call.trace_id)
-                replay = cached.text if cached.payload is None else render_value(cached.payload)
-                if replay:
-                    yield TextDelta(replay)
+                if streaming:
+                    yield Started(call.span_id, call.trace_id)
+                    replay = cached.text if cached.payload is None else render_value(cached.payload)
+                    if replay:
+                        yield TextDelta(replay)
                 yield Finished(result)
                 return
-            request = self._request_builder(call, call.messages)
-            try:
-                chunks, outcome = await self._router.open_stream(call.routes, request, call.budget)
-            except TaskgateError as exc:
-                self._record(call, None, error=exc)
-                raise
-            call.attempts = 1
-            call.models_failed = outcome.failed
-            call.last_model = outcome.route.choice.name
-            response = ChatResponse(text="")
-            text: list[str] = []
-            tools: dict[int, ToolCall] = {}
-            try:
-                yield Started(call.span_id, call.trace_id)  # inside the try: stopping here also closes `chunks`
-                async for chunk in chunks:
-                    if chunk.text:
-                        text.append(chunk.text)
-                        yield TextDelta(chunk.text)
-                    if chunk.tool_index is not None:
-                        tool = tools.setdefault(chunk.tool_index, ToolCall(id="", name="", arguments=""))
-                        tool.id = chunk.tool_id or tool.id
-                        tool.name = chunk.tool_name or tool.name
-                        tool.arguments += chunk.tool_arguments
-                        yield ToolCallDelta(chunk.tool_index, chunk.tool_id, chunk.tool_name, chunk.tool_arguments)
-                    if chunk.finish_reason:
-                        response.finish_reason = chunk.finish_reason
-                    if chunk.usage is not None:
-                        response.usage.add(chunk.usage)
-                    call.notes.extend(chunk.notes)
-            except TaskgateError as exc:
-                self._charge(call, outcome.route, response.usage)
-                self._record(call, outcome.route.choice.name, error=exc, output="".join(text))
-                yield Failed(exc)
-                return
-            except (asyncio.CancelledError, GeneratorExit):
-                self._charge(call, outcome.route, response.usage)
-                call.last_output = "".join(text)
-                raise
-            finally:
-                await chunks.aclose()
-            response.text = "".join(text)
-            response.tool_calls = [tools[i] for i in sorted(tools)]
-            self._charge(call, outcome.route, response.usage)
-            payload = None
-            if self._expects_json(call, response):
-                payload, errors = check_answer(response.text, call.validator)  # type: ignore[arg-type]
-                if errors:
-                    error = StructuredGenerationError(
-                        "the streamed answer does not match output_schema: " + "; ".join(errors),
-                        details={"errors": errors},
-                    )
-                    self._record(call, outcome.route.choice.name, error=error, output=response.text)
+            messages, routes = call.messages, call.routes
+            started = sent = False  # whether Started, and whether any delta, went out
+            while True:
+                build = self._request_builder(call, messages)
+                try:
+                    if streaming:
+                        chunks, outcome = await self._router.open_stream(routes, build, call.budget)
+                    else:
+                        response, outcome = await self._router.complete(routes, build, call.budget)
+                except TaskgateError as exc:
+                    self._record(call, call.last_model, error=exc, output=call.last_output)
+                    if not started:
+                        raise
+                    yield Failed(exc)
+                    return
+                call.attempts += 1
+                call.models_failed.extend(outcome.failed)
+                call.last_model = outcome.route.choice.name
+                if streaming:
+                    collector = ChunkCollector()
+                    try:
+                        if not started:
+                            started = True
+                            yield Started(call.span_id, call.trace_id)  # inside the try: stopping here closes `chunks`
+                        async for chunk in chunks:
+                            collector.add(chunk)
+                            if chunk.text:
+                                sent = True
+                                yield TextDelta(chunk.text)
+                            if chunk.tool_index is not None:
+                                sent = True
+                                yield ToolCallDelta(chunk.tool_index, chunk.tool_id, chunk.tool_name,
+                                                    chunk.tool_arguments)
+                    except TaskgateError as exc:
+                        self._account(call, outcome.route, collector.response())
+                        self._record(call, call.last_model, error=exc, output=call.last_output)
+                        yield Failed(exc)
+                        return
+                    except (asyncio.CancelledError, GeneratorExit):
+                        self._account(call, outcome.route, collector.response())
+                        raise
+                    finally:
+                        await chunks.aclose()
+                    response = collector.response()
+                self._account(call, outcome.route, response)
+                payload, errors = self._check(call, response)
+                if not errors:
+                    result = self._result(call, response, outcome, payload)
+                    await self._cache.put(task.project_id, call.cache_key, result, task.config.cache_ttl)
+                    yield Finished(self._finish(call, result))
+                    return
+                if sent or call.attempts >= call.max_attempts:
+                    error = _misfit(errors, call.attempts, sent)
+                    self._record(call, call.last_model, error=error, output=call.last_output)
+                    if not started:
+                        raise error
                     yield Failed(error)
                     return
-            result = self._result(call, response, outcome, payload)
-            await self._cache.put(call, result)
-            yield Finished(self._finish(call, result))
+                messages = [*messages, {"role": "assistant", "content": response.text}, reask_message(errors)]
+                routes = routes[routes.index(outcome.route):]  # a re-ask goes to the model that answered
         except (asyncio.CancelledError, GeneratorExit):
             self._record_cancelled(call)
             raise
@@ -206,7 +227,11 @@ class Engine:
         max_attempts = self._limits.attempts(task.config.max_attempts)  # first: a refused call stores nothing
         clock = time.perf_counter()
         started_at = datetime.now(UTC)
-        output = compile_schema(task.output_schema, "output_schema") if task.output_schema is not None else None
+        validator, structured = None, None
+        if task.output_schema is not None:
+            output = compile_schema(task.output_schema, "output_schema")
+            # The caller's schema: how a vendor is made to follow it is its adapter's business.
+            validator, structured = output.validator, StructuredOutput(task.output_schema, key=output.source)
         if task.input_schema is not None:
             input_schema = compile_schema(task.input_schema, "input_schema")
             if task.config.validate_input:
@@ -234,8 +259,8 @@ class Engine:
             clock=clock,
             routes=routes,
             messages=messages,
-            validator=output.validator if output is not None else None,
-            structured=_structured(task.output_schema, output),
+            validator=validator,
+            structured=structured,
             cache_key=_cache_key(task, messages, routes) if task.config.cache_ttl > 0 else None,
             max_attempts=max_attempts,
             usage=usage,
@@ -264,43 +289,25 @@ class Engine:
 
         return build
 
-    async def _generate(self, call: Call) -> tuple[ChatResponse, Outcome, Any]:
-        """Generate until the answer fits the schema, showing the model its errors on each retry."""
-        max_attempts = call.max_attempts if call.validator is not None else 1
-        messages = list(call.messages)
-        routes = call.routes
-        while True:
-            response, outcome = await self._router.complete(routes, self._request_builder(call, messages), call.budget)
-            routes = routes[routes.index(outcome.route):]  # a re-ask goes to the model that answered, not a failed one
-            call.attempts += 1
-            call.models_failed.extend(outcome.failed)
-            call.last_model, call.last_output = outcome.route.choice.name, response.text
-            call.notes.extend(response.notes)
-            self._charge(call, outcome.route, response.usage)
-            if not self._expects_json(call, response):
-                return response, outcome, None
-            payload, errors = check_answer(response.text, call.validator)  # type: ignore[arg-type]
-            if not errors:
-                return response, outcome, payload
-            if call.attempts >= max_attempts:
-                raise StructuredGenerationError(
-                    f"no answer matched output_schema after {call.attempts} attempts; last errors: "
-                    + "; ".join(errors),
-                    details={"errors": errors},
-                )
-            messages += [{"role": "assistant", "content": response.text}, reask_message(errors)]
+    def _account(self, call: Call, route: Route, response: ChatResponse) -> None:
+        """What one attempt used, whether it finished, failed or was stopped: its usage and cost, its
+        notes, and its output (for the span)."""
+        call.last_output = response.text
+        call.notes.extend(response.notes)
+        call.usage.add(response.usage)
+        cost = self.price(route.provider, route.model, response.usage)
+        call.cost = None if cost is None or call.cost is None else call.cost + cost
+
+    def _check(self, call: Call, response: ChatResponse) -> tuple[Any, list[str]]:
+        """(the validated payload, []) or (None, what is wrong with the answer, to show the model)."""
+        if not self._expects_json(call, response):
+            return None, []
+        return check_answer(response.text, call.validator)  # type: ignore[arg-type]
 
     @staticmethod
     def _expects_json(call: Call, response: ChatResponse) -> bool:
         """With a schema the answer must be JSON, unless the model chose to call the caller's tools."""
         return call.validator is not None and not (response.tool_calls and call.task.tools)
-
-    def _charge(self, call: Call, route: Route, usage: Usage) -> None:
-        call.usage.add(usage)
-        if route.provider == "local":
-            return
-        cost = self._prices.cost(self._router.price_provider(route.provider), route.model, usage)
-        call.cost = None if cost is None or call.cost is None else call.cost + cost
 
     # ------------------------------------------------------------------ results and recording
 
@@ -373,7 +380,7 @@ class Engine:
                 model_used=model,
                 models_failed=list(call.models_failed),
                 attempts=call.attempts,
-                usage=_usage_dict(call.usage),
+                usage=call.usage.as_dict(),
                 cost=call.cost,
                 tags=dict(task.tags),
                 meta=meta,
@@ -382,12 +389,13 @@ class Engine:
         )
 
 
-def _structured(schema: dict[str, Any] | None, compiled: CompiledSchema | None) -> StructuredOutput | None:
-    """Native structured output, strict when the schema fits OpenAI's strict subset."""
-    if schema is None or compiled is None:
-        return None
-    strict = compiled.strict_variant()
-    return StructuredOutput(schema=strict, strict=True) if strict is not None else StructuredOutput(schema=schema)
+def _misfit(errors: list[str], attempts: int, sent: bool) -> StructuredGenerationError:
+    """The error of an answer that broke the schema and may not be asked again."""
+    if sent:
+        message = "the streamed answer does not match output_schema: " + "; ".join(errors)
+    else:
+        message = f"no answer matched output_schema after {attempts} attempts; last errors: " + "; ".join(errors)
+    return StructuredGenerationError(message, details={"errors": errors})
 
 
 def _check_tool_schemas(tools: list[dict[str, Any]] | None) -> None:
@@ -398,17 +406,6 @@ def _check_tool_schemas(tools: list[dict[str, Any]] | None) -> None:
         parameters = function.get("parameters") if isinstance(function, dict) else None
         if parameters is not None:
             compile_schema(parameters, f"tools[{index}] parameters")
-
-
-def _usage_dict(usage: Usage) -> dict[str, int]:
-    return {
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "total_tokens": usage.total_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "cache_read_tokens": usage.cache_read_tokens,
-        "cache_write_tokens": usage.cache_write_tokens,
-    }
 
 
 def _cache_key(task: Task, messages: list[dict[str, Any]], routes: list[Route]) -> str:

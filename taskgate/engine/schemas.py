@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import jsonschema_rs
@@ -32,7 +32,6 @@ import orjson
 
 from taskgate.errors import SchemaError
 from taskgate.lru import BoundedLRU
-from taskgate.providers.schema_support import strict_variant
 
 log = logging.getLogger("taskgate.engine")
 
@@ -69,22 +68,14 @@ _REGEX_HINT = (
     "a counted repetition of a large class, such as \\p{L}{50}, does not)"
 )
 
-_UNSET: Any = object()
 
-
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class CompiledSchema:
-    """A checked schema's validator, and its OpenAI strict-mode form once someone asks for it."""
+    """A checked schema's validator, and its canonical JSON: the schema's identity for the caches
+    that adapters keep per distinct schema (`StructuredOutput.key`)."""
 
     validator: jsonschema_rs.Draft202012Validator
-    source: bytes  # canonical JSON: the strict form is built from a private copy of it
-    _strict: Any = field(default=_UNSET, repr=False)
-
-    def strict_variant(self) -> dict[str, Any] | None:
-        """`schema_support.strict_variant` of this schema, worked out on first use."""
-        if self._strict is _UNSET:
-            self._strict = strict_variant(orjson.loads(self.source))
-        return self._strict
+    source: bytes
 
 
 # Every distinct schema seen lately, by canonical JSON: compiled, or refused and kept as the reason

@@ -35,6 +35,17 @@ class Usage:
         self.cache_read_tokens += other.cache_read_tokens
         self.cache_write_tokens += other.cache_write_tokens
 
+    def as_dict(self) -> dict[str, int]:
+        """Every count by its own name, with the total: how a span records usage."""
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+        }
+
 
 @dataclass(slots=True)
 class ToolCall:
@@ -45,11 +56,17 @@ class ToolCall:
 
 @dataclass(slots=True)
 class StructuredOutput:
-    """Ask the adapter for native constrained JSON output matching `schema`."""
+    """Ask the adapter for native constrained JSON output matching the caller's `schema`.
+
+    How a vendor is made to follow it (OpenAI's strict mode, Anthropic's forced tool, a llama.cpp
+    grammar) is the adapter's knowledge, not the engine's. `key` is the schema's canonical JSON when
+    the engine has it at hand: an adapter keeps what it derives from a schema per distinct `key`,
+    without serialising the schema again on every call.
+    """
 
     schema: dict[str, Any]
     name: str = "output"
-    strict: bool = False  # OpenAI strict mode; set only when the schema fits its subset
+    key: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -91,6 +108,46 @@ class ChatChunk:
     finish_reason: str | None = None
     usage: Usage | None = None
     notes: Sequence[str] = ()  # set on the final chunk, as ChatResponse.notes (no list per piece)
+
+
+class ChunkCollector:
+    """A stream's pieces gathered into the ChatResponse a non-streamed call would have returned.
+
+    The engine collects what it relays with one, so that a streamed attempt is accounted, checked
+    and recorded exactly like a completed one; the scripted adapter collects its scripted pieces.
+    """
+
+    __slots__ = ("_response", "_text", "_tools")
+
+    def __init__(self) -> None:
+        self._response = ChatResponse(text="")
+        self._text: list[str] = []
+        self._tools: dict[int, ToolCall] = {}
+
+    def add(self, chunk: ChatChunk) -> None:
+        if chunk.text:
+            self._text.append(chunk.text)
+        if chunk.tool_index is not None:
+            tool = self._tools.get(chunk.tool_index)
+            if tool is None:
+                tool = self._tools[chunk.tool_index] = ToolCall(id="", name="", arguments="")
+            tool.id = chunk.tool_id or tool.id
+            tool.name = chunk.tool_name or tool.name
+            tool.arguments += chunk.tool_arguments
+        if chunk.finish_reason:
+            self._response.finish_reason = chunk.finish_reason
+        if chunk.usage is not None:
+            self._response.usage.add(chunk.usage)
+        if chunk.notes:
+            self._response.notes.extend(chunk.notes)
+
+    def response(self) -> ChatResponse:
+        """What has arrived so far, as one response: whole at the stream's end, partial when it
+        failed or was stopped (what it used is accounted all the same)."""
+        response = self._response
+        response.text = "".join(self._text)
+        response.tool_calls = [self._tools[index] for index in sorted(self._tools)]
+        return response
 
 
 class PieceReader(Generic[E]):

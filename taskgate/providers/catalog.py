@@ -14,6 +14,8 @@ from typing import Any
 
 from taskgate.errors import BadRequestError, ProviderNotConfiguredError
 
+FREE = "free"  # the price provider of models that cost nothing to run: the local ones
+
 
 @dataclass(frozen=True, slots=True)
 class ProviderPreset:
@@ -24,7 +26,7 @@ class ProviderPreset:
     base_url_env: str | None = None  # the variable overriding base_url
     key_required: bool = True
     auth_header: str = "authorization"  # "authorization" (Bearer) or "api-key" (Azure)
-    price_provider: str | None = None  # genai-prices provider id
+    price_provider: str | None = None  # genai-prices provider id, or FREE; None: prices unknown
 
 
 PRESETS: dict[str, ProviderPreset] = {
@@ -50,7 +52,7 @@ PRESETS: dict[str, ProviderPreset] = {
                        key_required=False),
         ProviderPreset("vllm", "openai", "http://127.0.0.1:8000/v1", "VLLM_API_KEY", "VLLM_BASE_URL",
                        key_required=False),
-        ProviderPreset("local", "local", "", None, key_required=False),
+        ProviderPreset("local", "local", "", None, key_required=False, price_provider=FREE),
     )
 }
 

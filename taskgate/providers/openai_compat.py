@@ -2,7 +2,9 @@
 
 Requests already use this shape, so the body is a pass-through: every option the caller gave
 (temperature, seed, logprobs, reasoning_effort, ...) reaches the upstream untouched, which is what
-the compat endpoint promises its callers.
+the compat endpoint promises its callers. Structured output asks for OpenAI's strict mode when the
+caller's schema can be made to fit its subset (`schema_support.openai_json_schema`): a decision of
+this wire format, not of the engine.
 """
 
 from __future__ import annotations
@@ -18,12 +20,11 @@ from taskgate.providers.base import (
     ChatRequest,
     ChatResponse,
     EmbeddingResponse,
-    PieceReader,
     ToolCall,
     Usage,
 )
 from taskgate.providers.catalog import ResolvedProvider
-from taskgate.providers.schema_support import safe_schema_name
+from taskgate.providers.schema_support import openai_json_schema
 from taskgate.providers.upstream_http import SSEEvent, UpstreamHTTP, event_object
 
 # Body keys the adapter owns; an option of the same name must not clobber them.
@@ -48,24 +49,14 @@ class OpenAICompatAdapter:
                                           request.extra_headers)
         return parse_completion(data, self._http.provider)
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
+    def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         body = build_body(request)
         body["stream"] = True
         caller_options = request.options.get("stream_options")
         body["stream_options"] = {**(caller_options if isinstance(caller_options, dict) else {}), "include_usage": True}
-        provider = self._http.provider
-        reader = _StreamReader(provider)
-        pieces = PieceReader(reader.feed, lambda: reader.done)
-        async with self._http.open_sse("/chat/completions", body, request.options, request.extra_headers,
-                                        finished=lambda: reader.done) as batches:
-            async for batch in batches:
-                for piece in pieces.read(batch):
-                    yield piece
-                if reader.done:
-                    if reader.usage is not None:
-                        yield ChatChunk(usage=reader.usage)
-                    return
-        raise UpstreamProtocolError(f"{provider}: stream ended early (no [DONE])")
+        reader = _StreamReader(self._http.provider)
+        return self._http.stream_pieces("/chat/completions", body, request.options, request.extra_headers,
+                                        pieces_of=reader.feed, finished=reader.finished, last_event="[DONE]")
 
     async def embed(self, model: str, inputs: list[str], options: dict[str, Any]) -> EmbeddingResponse:
         body = {k: v for k, v in options.items() if k not in _RESERVED and k != "input"}
@@ -87,14 +78,7 @@ def build_body(request: ChatRequest) -> dict[str, Any]:
     if request.tool_choice is not None:
         body["tool_choice"] = request.tool_choice
     if request.structured is not None:
-        body["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {
-                "name": safe_schema_name(request.structured.name),
-                "schema": request.structured.schema,
-                "strict": request.structured.strict,
-            },
-        }
+        body["response_format"] = {"type": "json_schema", "json_schema": openai_json_schema(request.structured)}
     return body
 
 
@@ -160,20 +144,25 @@ def _vector(raw: Any) -> list[float]:
 class _StreamReader:
     """One streamed completion, event by event: its pieces, the usage it reports, and its end."""
 
+    __slots__ = ("_done", "_provider", "_seen_tools", "_usage")
+
     def __init__(self, provider: str) -> None:
         self._provider = provider
         self._seen_tools: set[int] = set()
-        self.usage: Usage | None = None
-        self.done = False
+        self._usage: Usage | None = None
+        self._done = False
 
     def feed(self, event: SSEEvent) -> list[ChatChunk]:
         if event.data == b"[DONE]":
-            self.done = True
-            return []
+            self._done = True
+            # Some servers repeat running usage on every chunk: the last goes out once, at the end.
+            return [ChatChunk(usage=self._usage)] if self._usage is not None else []
         pieces, usage = _event_pieces(event.data, self._seen_tools, self._provider)
-        # Some servers repeat running usage on every chunk: keep the last, send it once.
-        self.usage = usage or self.usage
+        self._usage = usage or self._usage
         return pieces
+
+    def finished(self) -> bool:
+        return self._done
 
 
 def _event_pieces(data: bytes, seen_tools: set[int], provider: str) -> tuple[list[ChatChunk], Usage | None]:

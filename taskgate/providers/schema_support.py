@@ -2,13 +2,19 @@
 
 OpenAI's strict mode accepts only a subset of JSON Schema and rejects the whole request when a
 schema strays outside it, so we ask for strict mode only when the schema provably fits; the
-engine validates the final object either way.
+engine validates the final object either way. Whether it fits is worked out once per distinct
+schema (`openai_json_schema`), since callers send the same schema with every call.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+import orjson
+
+from taskgate.lru import PARSED_JSON_FACTOR, BoundedLRU
+from taskgate.providers.base import StructuredOutput
 
 # Keywords OpenAI strict mode accepts; anything else (patternProperties, if/then/else, allOf,
 # oneOf, not, default, minLength, uniqueItems, ...) makes the request fail.
@@ -25,6 +31,32 @@ _TYPE_DEFINING = ("type", "$ref", "anyOf", "enum", "const")
 MAX_DEPTH = 10
 MAX_PROPERTIES = 5000
 _UNSAFE_NAME = re.compile(r"[^a-zA-Z0-9_-]")
+STRICT_FORMS = 512  # distinct schemas whose strict-mode decision is kept
+STRICT_FORMS_BYTES = 32 * 1024 * 1024
+_NOT_STRICT: dict[str, Any] = {}  # cached for a schema that does not fit (the cache's own None means "not seen")
+
+
+def _strict_form_bytes(key: bytes, form: dict[str, Any]) -> int:
+    return len(key) * (1 + PARSED_JSON_FACTOR) if form is not _NOT_STRICT else len(key)
+
+
+_strict_forms: BoundedLRU[bytes, dict[str, Any]] = BoundedLRU(STRICT_FORMS, STRICT_FORMS_BYTES, _strict_form_bytes)
+
+
+def openai_json_schema(structured: StructuredOutput) -> dict[str, Any]:
+    """The `response_format.json_schema` for `structured`: its strict-mode form, marked strict, when
+    the schema can be made to fit OpenAI's subset without changing its meaning, else the caller's
+    schema as it is. Decided once per distinct schema: a repeat costs a look-up by `structured.key`.
+    """
+    key = structured.key if structured.key is not None else orjson.dumps(structured.schema, option=orjson.OPT_SORT_KEYS)
+    form = _strict_forms.get(key)
+    if form is None:
+        # Built from a private copy of the schema: the cached form must not share the caller's objects.
+        form = strict_variant(orjson.loads(key)) or _NOT_STRICT
+        _strict_forms.put(key, form)
+    strict = form is not _NOT_STRICT
+    return {"name": safe_schema_name(structured.name), "schema": form if strict else structured.schema,
+            "strict": strict}
 
 
 def safe_schema_name(name: str | None) -> str:

@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from taskgate.errors import ProviderError, TaskgateError
-from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, ToolCall, Usage
+from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, ChunkCollector, EmbeddingResponse, Usage
 
 Piece = ChatChunk | TaskgateError  # an error among the pieces fails the stream after what came before it
 Answer = ChatResponse | Sequence[Piece]
@@ -87,26 +87,12 @@ def chunks_of(response: ChatResponse) -> list[ChatChunk]:
 
 def collect(pieces: Iterable[Piece]) -> ChatResponse:
     """Pieces as one response, the way the engine accumulates a stream; an error among them is raised."""
-    response = ChatResponse(text="")
-    text: list[str] = []
-    calls: dict[int, ToolCall] = {}
+    collector = ChunkCollector()
     for chunk in pieces:
         if isinstance(chunk, TaskgateError):
             raise chunk
-        text.append(chunk.text)
-        if chunk.tool_index is not None:
-            call = calls.setdefault(chunk.tool_index, ToolCall(id="", name="", arguments=""))
-            call.id = chunk.tool_id or call.id
-            call.name = chunk.tool_name or call.name
-            call.arguments += chunk.tool_arguments
-        if chunk.finish_reason:
-            response.finish_reason = chunk.finish_reason
-        if chunk.usage is not None:
-            response.usage.add(chunk.usage)
-        response.notes.extend(chunk.notes)
-    response.text = "".join(text)
-    response.tool_calls = [calls[index] for index in sorted(calls)]
-    return response
+        collector.add(chunk)
+    return collector.response()
 
 
 def _words(text: str) -> list[str]:

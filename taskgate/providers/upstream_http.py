@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +26,7 @@ from taskgate.errors import (
     UpstreamTimeoutError,
     classify_upstream_status,
 )
+from taskgate.providers.base import ChatChunk, PieceReader
 
 # What a caller's `extra_headers` may never set: credentials (the adapter's own above all), the
 # upstream's identity and the body's framing, and hop-by-hop headers (RFC 9110 §7.6.1: they
@@ -280,6 +281,22 @@ class UpstreamHTTP:
                 tail.add_done_callback(self._tails.discard)
             else:
                 resp.close()
+
+    async def stream_pieces(
+        self, path: str, body: dict[str, Any], options: Mapping[str, Any], headers: Mapping[str, str] | None,
+        *, pieces_of: Callable[[SSEEvent], list[ChatChunk]], finished: Callable[[], bool], last_event: str,
+    ) -> AsyncGenerator[ChatChunk, None]:
+        """Every adapter's stream loop: POST, then the pieces `pieces_of` makes of each event, read
+        through a `PieceReader`, until `finished()`. A stream that ends before its wire format's
+        last event (`last_event`, named in the error) was cut short."""
+        reader = PieceReader(pieces_of, finished)
+        async with self.open_sse(path, body, options, headers, finished=finished) as batches:
+            async for batch in batches:
+                for piece in reader.read(batch):
+                    yield piece
+                if finished():
+                    return
+        raise UpstreamProtocolError(f"{self.provider}: stream ended early (no {last_event})")
 
     async def _events(self, resp: aiohttp.ClientResponse, timeout_s: float) -> AsyncIterator[list[SSEEvent]]:
         decoder = SSEDecoder()

@@ -116,6 +116,18 @@ def test_final_schema_failure_is_an_error_chunk_never_a_success(server, fake):
     assert events[-1]["error_type"] == "StructuredGenerationError"
 
 
+def test_a_misfit_answer_that_streamed_nothing_is_asked_again_like_a_call(server, fake):
+    fake.script("gpt-4o-mini", Behaviour(text=""), Behaviour(json=ANSWER))  # the first answer is empty
+    _, events = stream(server, {"name": "reasked", "input": "x", "output_schema": PEOPLE,
+                                "model": "openai/gpt-4o-mini"})
+    assert all(e.get("chunk_type") != "error" for e in events)
+    assert glue(events)["response.summary"] == ANSWER["summary"]
+    assert len(fake.requests) == 2
+    assert "not valid JSON" in fake.requests[1].json["messages"][-1]["content"]
+    span = get(f"{server.url}/v3/spans/{events[0]['span_id']}").json()["data"]
+    assert span["status"] == "ok" and span["attempts"] == 2
+
+
 def test_cache_hit_replays_as_a_stream(server, fake):
     body = {"name": "cached-stream", "input": "x", "output_schema": PEOPLE, "model": "openai/gpt-4o-mini",
             "configuration": {"invocation.cache.ttl": 60}}

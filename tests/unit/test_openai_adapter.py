@@ -79,7 +79,7 @@ async def test_usage_fields_are_mapped(fake: FakeProvider, adapter: OpenAICompat
 async def test_structured_output_uses_response_format(fake: FakeProvider, adapter: OpenAICompatAdapter) -> None:
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"],
               "additionalProperties": False}
-    request = ChatRequest(model="gpt-s", messages=USER, structured=StructuredOutput(schema, "answer", strict=True))
+    request = ChatRequest(model="gpt-s", messages=USER, structured=StructuredOutput(schema, "answer"))
     response = await adapter.complete(request)
     assert fake.requests[-1].json["response_format"] == {
         "type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True},

@@ -5,9 +5,19 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import orjson
 import pytest
 
-from taskgate.providers.schema_support import fits_openai_strict, safe_schema_name, strict_variant
+from taskgate.providers import schema_support
+from taskgate.providers.base import ChatRequest, StructuredOutput
+from taskgate.providers.openai_compat import build_body
+from taskgate.providers.schema_support import (
+    STRICT_FORMS,
+    fits_openai_strict,
+    openai_json_schema,
+    safe_schema_name,
+    strict_variant,
+)
 
 
 def obj(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -98,3 +108,31 @@ def test_strict_variant_refuses_rewrites_that_would_change_meaning(schema: Any) 
 ])
 def test_safe_schema_name(name: str | None, expected: str) -> None:
     assert safe_schema_name(name) == expected
+
+
+# ---- the strict-mode decision, which the OpenAI-compatible adapter makes (the engine sends the caller's schema)
+
+
+def test_the_adapter_asks_for_strict_mode_with_the_strict_form_when_the_schema_can_fit() -> None:
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **obj({"a": {"type": "string"}})}
+    body = build_body(ChatRequest(model="m", messages=[], structured=StructuredOutput(schema, "answer")))
+    assert body["response_format"] == {"type": "json_schema", "json_schema": {
+        "name": "answer", "schema": obj({"a": {"type": "string"}}, additionalProperties=False), "strict": True}}
+    assert "additionalProperties" not in schema  # the caller's schema is left as it was
+
+
+def test_a_schema_that_cannot_fit_goes_as_the_caller_wrote_it_without_strict_mode() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}  # optional: strict mode would require it
+    assert openai_json_schema(StructuredOutput(schema)) == {"name": "output", "schema": schema, "strict": False}
+    assert openai_json_schema(StructuredOutput(schema))["schema"] is schema
+
+
+def test_the_decision_is_made_once_per_distinct_schema_and_kept_within_bounds() -> None:
+    schema = obj({"n": {"type": "integer"}})
+    key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    first = openai_json_schema(StructuredOutput(schema, key=key))["schema"]
+    assert openai_json_schema(StructuredOutput(copy.deepcopy(schema), key=key))["schema"] is first  # a look-up
+    assert openai_json_schema(StructuredOutput(schema))["schema"] is first  # no key: the same one, worked out
+    for n in range(STRICT_FORMS + 50):  # schemas a caller made up
+        openai_json_schema(StructuredOutput(obj({f"field{n}": {"type": "integer"}})))
+    assert len(schema_support._strict_forms) == STRICT_FORMS

@@ -1,18 +1,18 @@
-"""The Anthropic Messages wire format. Shape translation lives in `anthropic_translate`."""
+"""The Anthropic Messages wire format. Shape translation lives in `translate`."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from taskgate.errors import BadRequestError, UpstreamProtocolError
+from taskgate.errors import BadRequestError
 from taskgate.providers.anthropic.translate import (
     StreamTranslator,
     build_body,
     parse_message,
     structured_tool_name,
 )
-from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, PieceReader
+from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse
 from taskgate.providers.catalog import ResolvedProvider
 from taskgate.providers.upstream_http import SSEEvent, UpstreamHTTP
 
@@ -34,7 +34,7 @@ class AnthropicAdapter:
         name = structured_tool_name(request.structured) if request.structured else None
         return parse_message(data, name, self._http.provider)
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
+    def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         body = build_body(request)
         body["stream"] = True
         name = structured_tool_name(request.structured) if request.structured else None
@@ -43,15 +43,9 @@ class AnthropicAdapter:
         def pieces_of(event: SSEEvent) -> list[ChatChunk]:
             return translator.feed(event.event, event.data)
 
-        reader = PieceReader(pieces_of, lambda: translator.done)
-        async with self._http.open_sse("/v1/messages", body, request.options, request.extra_headers,
-                                        finished=lambda: translator.done) as batches:
-            async for batch in batches:
-                for piece in reader.read(batch):
-                    yield piece
-                if translator.done:
-                    return
-        raise UpstreamProtocolError(f"{self._http.provider}: stream ended early (no message_stop)")
+        return self._http.stream_pieces("/v1/messages", body, request.options, request.extra_headers,
+                                        pieces_of=pieces_of, finished=lambda: translator.done,
+                                        last_event="message_stop")
 
     async def embed(self, model: str, inputs: list[str], options: dict[str, Any]) -> EmbeddingResponse:
         raise BadRequestError(
