@@ -350,7 +350,6 @@ async def test_a_structured_stream_whose_answer_misses_the_schema_after_output_e
     assert len(rig.primary.requests) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: Engine.stream makes one attempt; only run re-asks")
 async def test_a_structured_stream_whose_answer_misses_the_schema_before_any_output_is_asked_again_like_run(
     rig: Rig,
 ) -> None:
