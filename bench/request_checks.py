@@ -28,17 +28,10 @@ from typing import Any
 import orjson
 
 from bench.common import collector_paused
-from taskgate.engine.schemas import (
-    MAX_SCHEMA_BYTES,
-    MAX_SCHEMA_NODES,
-    MAX_SCHEMA_PATTERNS,
-    MAX_SCHEMA_REFERENCES,
-    checked_schemas,
-    compile_schema,
-    schema_refusal,
-)
+from taskgate.engine.schemas import MAX_SCHEMA_BYTES, checked_schemas, compile_schema
 from taskgate.errors import SchemaError
 from taskgate.json_text import MAX_JSON_DEPTH, json_depth
+from taskgate.schema_bounds import MAX_SCHEMA_NODES, MAX_SCHEMA_PATTERNS, MAX_SCHEMA_REFERENCES, schema_refusal
 from taskgate.server.request_io import check_json_depth, check_json_integers
 
 TARGET_US = 20.0

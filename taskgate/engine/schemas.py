@@ -32,6 +32,10 @@ import orjson
 
 from taskgate.errors import SchemaError
 from taskgate.lru import BoundedLRU
+from taskgate.schema_bounds import (
+    format_path,
+    schema_refusal,
+)
 
 log = logging.getLogger("taskgate.engine")
 
@@ -39,10 +43,7 @@ log = logging.getLogger("taskgate.engine")
 # 2-core VM (about 1 µs of compile per object or array, a superlinear cost for chains of
 # references, and up to 1.5 ms per distinct pattern at the regex size limit).
 MAX_SCHEMA_BYTES = 256 * 1024  # canonical JSON; a 1,000-field object schema is about 180 KB
-MAX_SCHEMA_NODES = 10_000  # objects and arrays: about 10-15 ms of check and compile at most
-MAX_SCHEMA_DEPTH = 64  # levels of objects and arrays: 32 levels of nested properties
-MAX_SCHEMA_REFERENCES = 1_000  # a chain of 1,000 references compiles in about 7 ms
-MAX_SCHEMA_PATTERNS = 16  # distinct regular expressions (equal ones are compiled once)
+
 # The regex crate's default (10 MB compiled) took up to 50 ms per pattern to compile, and matching
 # such a pattern ran at 18 ms per KB of input; at 256 KiB, compiling takes about 1.5 ms at most.
 REGEX_SIZE_LIMIT = 256 * 1024
@@ -56,10 +57,6 @@ CACHE_BYTES = 64 * 1024 * 1024
 _VALIDATOR_BYTES_PER_SCHEMA_BYTE = 20
 _ENTRY_OVERHEAD_BYTES = 4096
 
-REFERENCE_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
-_SCANNED_KEYWORDS = frozenset({*REFERENCE_KEYWORDS, "pattern", "patternProperties"})
-# Where a node is, as a chain of (parent chain, key) pairs: O(1) per node, unrolled only for a message.
-_Where = tuple[Any, Any] | None
 _PATTERN_OPTIONS = jsonschema_rs.FancyRegexOptions(  # the lazy DFA's cache stays at the regex crate's default
     backtrack_limit=REGEX_BACKTRACK_LIMIT, size_limit=REGEX_SIZE_LIMIT, dfa_size_limit=2 * 1024 * 1024
 )
@@ -151,69 +148,6 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def schema_refusal(schema: Any) -> str | None:
-    """Why `schema` may not be compiled (completing "<field> ..."), or None when it may.
-
-    Every object at every place in the document is looked at, not only where a keyword takes a
-    subschema: an in-document pointer can make any value a schema (`{"$ref": "#/const", "const":
-    {"$ref": "http://..."}}` fetches). So a `$ref`-like string in a `const` or `enum` value is
-    refused too. A `$ref` that is not a string is left to the compiler, which refuses it; a
-    property named `$ref` maps to a schema, not a string, and is not a reference. An `$id` may
-    name any base: a reference starting with `#` resolves inside the resource that holds it,
-    which is part of this document, and the offline compiler refuses anything else.
-    """
-    if not isinstance(schema, (dict, list)):
-        return None
-    nodes = references = 0
-    patterns: set[str] = set()
-    stack: list[tuple[Any, int, _Where]] = [(schema, 1, None)]
-    while stack:  # iterative: a deep schema must not exhaust the Python stack
-        node, depth, where = stack.pop()
-        nodes += 1
-        if nodes > MAX_SCHEMA_NODES:
-            return f"has more than {MAX_SCHEMA_NODES} objects and arrays"
-        if depth > MAX_SCHEMA_DEPTH:
-            return f"is nested more than {MAX_SCHEMA_DEPTH} levels deep (at {format_path(_path(where))})"
-        if type(node) is list:
-            children: Any = enumerate(node)
-        else:
-            children = node.items()
-            if not _SCANNED_KEYWORDS.isdisjoint(node):  # C speed: most nodes have none of them
-                for keyword in REFERENCE_KEYWORDS:
-                    target = node.get(keyword)
-                    if isinstance(target, str):
-                        references += 1
-                        if not target.startswith("#"):
-                            return _outside_reference(keyword, target, (where, keyword))
-                if isinstance(pattern := node.get("pattern"), str):
-                    patterns.add(pattern)
-                if isinstance(pattern_properties := node.get("patternProperties"), dict):
-                    patterns.update(pattern_properties)
-        for key, value in children:
-            if type(value) is dict or type(value) is list:
-                stack.append((value, depth + 1, (where, key)))
-    if references > MAX_SCHEMA_REFERENCES:
-        return f"has {references} references; the limit is {MAX_SCHEMA_REFERENCES}"
-    if len(patterns) > MAX_SCHEMA_PATTERNS:
-        return f"has {len(patterns)} distinct patterns; the limit is {MAX_SCHEMA_PATTERNS}"
-    return None
-
-
-def _outside_reference(keyword: str, target: str, where: _Where) -> str:
-    return (
-        f"has {keyword} '{target[:200]}' at {format_path(_path(where))}: only references within the schema "
-        "itself (starting with '#') are allowed; nothing is fetched or read"
-    )
-
-
-def _path(where: _Where) -> list[Any]:
-    parts = []
-    while where is not None:
-        where, key = where
-        parts.append(key)
-    return parts[::-1]
-
-
 def validation_errors(validator: jsonschema_rs.Draft202012Validator, value: Any, limit: int = 10) -> list[str]:
     """Human- and model-readable errors, each prefixed with the JSON path that failed."""
     try:
@@ -229,9 +163,3 @@ def validation_errors(validator: jsonschema_rs.Draft202012Validator, value: Any,
     return errors
 
 
-def format_path(parts: Any) -> str:
-    """['people', 0, 'name'] -> '$.people[0].name'."""
-    out = "$"
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out

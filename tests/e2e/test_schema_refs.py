@@ -19,19 +19,16 @@ from typing import Any
 
 import pytest
 
-from taskgate.engine.schemas import (
+from taskgate.engine.schemas import canonical, checked_schemas, compile_schema, validation_errors
+from taskgate.errors import SchemaError
+from taskgate.providers.schema_support import fits_openai_strict
+from taskgate.schema_bounds import (
     MAX_SCHEMA_DEPTH,
     MAX_SCHEMA_NODES,
     MAX_SCHEMA_PATTERNS,
     MAX_SCHEMA_REFERENCES,
-    canonical,
-    checked_schemas,
-    compile_schema,
     schema_refusal,
-    validation_errors,
 )
-from taskgate.errors import SchemaError
-from taskgate.providers.schema_support import fits_openai_strict
 from tests.harness import ServerProcess
 from tests.http_client import Reply, get, post
 

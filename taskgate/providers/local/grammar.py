@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from taskgate.engine.schemas import schema_refusal
 from taskgate.lru import BoundedLRU
+from taskgate.schema_bounds import schema_refusal
 
 CACHE_BYTES = 16 * 1024 * 1024
 
