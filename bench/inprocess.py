@@ -48,6 +48,9 @@ async def _request(app: Any, path: str, body: bytes) -> int:
         "headers": [(b"host", b"bench"), (b"authorization", f"Bearer {KEY}".encode()),
                     (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
         "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+        # As `taskgate serve`'s protocol marks every request: it reports a lost connection itself, so
+        # handlers need no task of their own watching for it (`taskgate.server.disconnect`).
+        "taskgate.reports_departure": True,
     }
     sent = False
     done = asyncio.Event()
