@@ -18,7 +18,6 @@ class TaskgateError(Exception):
     type_name: str = "InternalServerError"
     code: str = "internal_error"
     default_message: str = "Internal server error"
-    retriable: bool = False
 
     def __init__(self, detail: str | None = None, *, details: Any = None, headers: dict[str, str] | None = None):
         self.detail = detail or self.default_message
@@ -169,13 +168,13 @@ class ShuttingDownError(OverloadedError):
 
 
 class ProviderError(TaskgateError):
-    """An upstream provider failed; the router may fall back to the next model."""
+    """An upstream provider failed; the router falls back to the next model on this class (and its
+    subclasses) and on no other error."""
 
     status = 502
     type_name = "ProviderError"
     code = "upstream_error"
     default_message = "The upstream provider failed"
-    retriable = True
 
     def __init__(self, detail: str | None = None, *, upstream_status: int | None = None, details: Any = None):
         super().__init__(detail, details=details)

@@ -36,7 +36,6 @@ class FunctionRecord:
     created_at: datetime
     updated_at: datetime
     hit_count: int = 0
-    dataset_id: str | None = None
     few_shot_count: int = 3
 
 

@@ -6,14 +6,14 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from taskgate.api.v2.json_paths import JsonPathStream, JSONStreamError, assemble
+from taskgate.api.v2.json_paths import JsonPathStream, JSONStreamError
 
 Events = list[tuple[str, Any]]
 
@@ -75,6 +75,106 @@ def parse_in_chunks(chunks: list[str], root: str = "response") -> tuple[Events, 
 def split_at(text: str, cuts: list[int]) -> list[str]:
     bounds = [0, *sorted(cuts), len(text)]
     return [text[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+# ---- reference inverse: the value a list of events describes
+
+_PATH_SEGMENT = re.compile(r"\.((?:[^\\.\[]|\\[\s\S])*)|\[(0|[1-9][0-9]*)\]").match
+_KEY_UNESCAPE = re.compile(r"\\([\s\S])")
+
+
+def assemble(events: Iterable[tuple[str, Any]], root: str = "response") -> Any:
+    """Glue events back into the value they describe, the inverse of JsonPathStream (and strict, so
+    that a round trip catches events that do not fit together).
+
+    Rules: containers on the way to a path are created as the path says (`.key` an object, `[i]` an
+    array, items arriving in order); a string delta is appended to the string already started at its
+    path (the first fragment starts it); `{}` and `[]` put an empty container; any other scalar is set.
+    Raises ValueError for a path outside `root`, out-of-order array items or conflicting events.
+    """
+    holder: list[Any] = []  # holder[0] becomes the root value
+    cache: dict[str, list[str | int]] = {}
+    strings: list[tuple[Any, str | int, _Fragments]] = []
+    for path, delta in events:
+        segments = cache.get(path)
+        if segments is None:
+            segments = cache[path] = _split_path(path, root)
+        parent: Any = holder
+        slot: str | int = 0
+        for segment in segments:
+            parent = _child(parent, slot, {} if isinstance(segment, str) else [])
+            slot = segment
+        current = _get(parent, slot)
+        if isinstance(delta, str) and isinstance(current, _Fragments):
+            current.append(delta)
+            continue
+        if current is not _MISSING:
+            raise ValueError(f"conflicting events for {path!r}")
+        if isinstance(delta, str):
+            delta = _Fragments((delta,))
+            strings.append((parent, slot, delta))
+        elif isinstance(delta, dict | list):
+            if delta:
+                raise ValueError(f"a container delta must be empty, got {delta!r} for {path!r}")
+            delta = {} if isinstance(delta, dict) else []
+        _set(parent, slot, delta)
+    if not holder:
+        raise ValueError("no events to assemble")
+    for parent, slot, fragments in strings:  # joined once at the end: gluing is linear, not quadratic
+        parent[slot] = "".join(fragments)
+    return holder[0]
+
+
+_MISSING = object()
+
+
+class _Fragments(list[str]):
+    """The fragments of one string value while assembling."""
+
+
+def _split_path(path: str, root: str) -> list[str | int]:
+    """`response.a\\.b[2].c` -> ["a.b", 2, "c"]."""
+    if not path.startswith(root):
+        raise ValueError(f"path {path!r} is not under {root!r}")
+    segments: list[str | int] = []
+    i = len(root)
+    while i < len(path):
+        match = _PATH_SEGMENT(path, i)
+        if match is None:
+            raise ValueError(f"malformed path {path!r}")
+        key, index = match.groups()
+        segments.append(_KEY_UNESCAPE.sub(r"\1", key) if index is None else int(index))
+        i = match.end()
+    return segments
+
+
+def _get(parent: Any, slot: str | int) -> Any:
+    if isinstance(parent, dict):
+        return parent.get(slot, _MISSING)
+    assert isinstance(slot, int)  # _child made `parent` a list because the segment is an index
+    if slot < len(parent):
+        return parent[slot]
+    if slot == len(parent):
+        return _MISSING
+    raise ValueError(f"array item {slot} arrived before item {len(parent)}")
+
+
+def _set(parent: Any, slot: str | int, value: Any) -> None:
+    if isinstance(parent, list) and slot == len(parent):
+        parent.append(value)
+    else:
+        parent[slot] = value
+
+
+def _child(parent: Any, slot: str | int, empty: dict[str, Any] | list[Any]) -> Any:
+    """The container at parent[slot], created as `empty` when absent."""
+    current = _get(parent, slot)
+    if current is _MISSING:
+        _set(parent, slot, empty)
+        return empty
+    if type(current) is not type(empty):
+        raise ValueError(f"conflicting events: expected a {type(empty).__name__} at {slot!r}")
+    return current
 
 
 # ---- property tests

@@ -11,8 +11,8 @@ Events, in document order:
   yields one fragment for its path (escapes and surrogate pairs split across chunks are decoded once
   complete). An empty string emits one `""` so the client learns the field exists.
 * numbers, booleans and null emit once complete, as Python int (exact, however big) / float / bool / None.
-* an empty object emits `{}` and an empty array `[]` so that `assemble()` can rebuild them; non-empty
-  containers are implied by the paths below them. The engine forwards only scalar deltas over SSE.
+* an empty object emits `{}` and an empty array `[]`, so that the events describe the whole value;
+  non-empty containers are implied by the paths below them. v2 forwards only scalar deltas over SSE.
 
 Paths are `root` followed by `.key` for object members and `[i]` for array items, e.g.
 `response.people[0].name` or `response.matrix[1][0]`; the root value itself is `root`. Keys are written
@@ -22,13 +22,12 @@ that would make a path ambiguous, backslash, `.` and `[`, are preceded by a back
 
 Deliberate choices: raw control characters inside strings are rejected (as by `json.loads` and orjson);
 an unpaired surrogate escape decodes to U+FFFD, because a lone surrogate cannot be serialised to the
-client; duplicate keys are not detected (their string fragments would be glued together by `assemble`).
+client; duplicate keys are not detected (their string fragments would be glued together).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from typing import Any
 
 _STRING_RUN = re.compile(r'[^"\\\x00-\x1f]+').match
@@ -38,8 +37,6 @@ _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)").fullmatch
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?").fullmatch
 _HEX4 = re.compile(r"[0-9a-fA-F]{4}").fullmatch
 _KEY_SPECIAL = re.compile(r"[\\.\[]")
-_PATH_SEGMENT = re.compile(r"\.((?:[^\\.\[]|\\[\s\S])*)|\[(0|[1-9][0-9]*)\]").match
-_KEY_UNESCAPE = re.compile(r"\\([\s\S])")
 
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _LITERALS: dict[str, tuple[str, Any]] = {"t": ("rue", True), "f": ("alse", False), "n": ("ull", None)}
@@ -329,96 +326,3 @@ class JsonPathStream:
 
     def _error(self, message: str, i: int) -> JSONStreamError:
         return JSONStreamError(message, self._offset + i)
-
-
-def assemble(events: Iterable[tuple[str, Any]], root: str = "response") -> Any:
-    """Glue events back into the value they describe, the inverse of JsonPathStream.
-
-    Rules: containers on the way to a path are created as the path says (`.key` an object, `[i]` an
-    array, items arriving in order); a string delta is appended to the string already started at its
-    path (the first fragment starts it); `{}` and `[]` put an empty container; any other scalar is set.
-    Raises ValueError for a path outside `root`, out-of-order array items or conflicting events.
-    """
-    holder: list[Any] = []  # holder[0] becomes the root value
-    cache: dict[str, list[str | int]] = {}
-    strings: list[tuple[Any, str | int, _Fragments]] = []
-    for path, delta in events:
-        segments = cache.get(path)
-        if segments is None:
-            segments = cache[path] = _split_path(path, root)
-        parent: Any = holder
-        slot: str | int = 0
-        for segment in segments:
-            parent = _child(parent, slot, {} if isinstance(segment, str) else [])
-            slot = segment
-        current = _get(parent, slot)
-        if isinstance(delta, str) and isinstance(current, _Fragments):
-            current.append(delta)
-            continue
-        if current is not _MISSING:
-            raise ValueError(f"conflicting events for {path!r}")
-        if isinstance(delta, str):
-            delta = _Fragments((delta,))
-            strings.append((parent, slot, delta))
-        elif isinstance(delta, dict | list):
-            if delta:
-                raise ValueError(f"a container delta must be empty, got {delta!r} for {path!r}")
-            delta = {} if isinstance(delta, dict) else []
-        _set(parent, slot, delta)
-    if not holder:
-        raise ValueError("no events to assemble")
-    for parent, slot, fragments in strings:  # joined once at the end: gluing is linear, not quadratic
-        parent[slot] = "".join(fragments)
-    return holder[0]
-
-
-_MISSING = object()
-
-
-class _Fragments(list[str]):
-    """The fragments of one string value while assembling."""
-
-
-def _split_path(path: str, root: str) -> list[str | int]:
-    """`response.a\\.b[2].c` -> ["a.b", 2, "c"]."""
-    if not path.startswith(root):
-        raise ValueError(f"path {path!r} is not under {root!r}")
-    segments: list[str | int] = []
-    i = len(root)
-    while i < len(path):
-        match = _PATH_SEGMENT(path, i)
-        if match is None:
-            raise ValueError(f"malformed path {path!r}")
-        key, index = match.groups()
-        segments.append(_KEY_UNESCAPE.sub(r"\1", key) if index is None else int(index))
-        i = match.end()
-    return segments
-
-
-def _get(parent: Any, slot: str | int) -> Any:
-    if isinstance(parent, dict):
-        return parent.get(slot, _MISSING)
-    assert isinstance(slot, int)  # _child made `parent` a list because the segment is an index
-    if slot < len(parent):
-        return parent[slot]
-    if slot == len(parent):
-        return _MISSING
-    raise ValueError(f"array item {slot} arrived before item {len(parent)}")
-
-
-def _set(parent: Any, slot: str | int, value: Any) -> None:
-    if isinstance(parent, list) and slot == len(parent):
-        parent.append(value)
-    else:
-        parent[slot] = value
-
-
-def _child(parent: Any, slot: str | int, empty: dict[str, Any] | list[Any]) -> Any:
-    """The container at parent[slot], created as `empty` when absent."""
-    current = _get(parent, slot)
-    if current is _MISSING:
-        _set(parent, slot, empty)
-        return empty
-    if type(current) is not type(empty):
-        raise ValueError(f"conflicting events: expected a {type(empty).__name__} at {slot!r}")
-    return current
