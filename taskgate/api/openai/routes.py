@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from taskgate.api.openai import embeddings as emb
 from taskgate.api.openai.chat_request import parse_chat_request
@@ -21,77 +21,73 @@ from taskgate.engine.cost import PriceBook
 from taskgate.engine.task import Started
 from taskgate.errors import StreamCancelledError, TaskgateError
 from taskgate.server.disconnect import until_client_leaves
-from taskgate.server.request_io import Handler, JSONResponse, guarded, header_map, read_json_object
+from taskgate.server.dispatch import Endpoint, endpoint_routes
+from taskgate.server.request_io import JSONResponse, header_map, read_json_object
 from taskgate.server.sse import sse_response
 
-CHAT_PATHS = ("/v3/compat/chat/completions", "/v2/openai/chat/completions", "/openai/chat/completions")
-EMBEDDING_PATHS = ("/v3/compat/embeddings",)
+
+async def chat_completions(ctx: AppContext, request: Request) -> Response:
+    project_id = await ctx.auth.project_for(request)
+    body = await read_json_object(request, ctx.settings.max_body_bytes)
+    call = parse_chat_request(body, header_map(request), project_id, ctx.settings.default_model)
+    structured = call.task.output_schema is not None
+    if not call.stream:
+        result = await until_client_leaves(request, ctx.engine.run(call.task))
+        headers = {"x-opper-span-id": result.span_id}
+        if result.cost is not None:
+            headers["x-opper-cost"] = repr(result.cost)
+        return JSONResponse(completion_body(result, structured), headers=headers)
+
+    events = ctx.engine.stream(call.task)
+    # Errors before any output are raised here, so they go out as a plain HTTP error.
+    first = await until_client_leaves(request, anext(events, None))
+    if not isinstance(first, Started):
+        await events.aclose()
+        raise TaskgateError("the engine stream did not start with its span")
+    frames = chunk_frames(first, events, ChunkStream(first.span_id, call.model_label, call.include_usage))
+    response = sse_response(frames, ctx.settings.heartbeat_s)
+    response.headers["x-opper-span-id"] = first.span_id
+    return response
+
+
+_PRICES = PriceBook()
+
+
+async def embeddings(ctx: AppContext, request: Request) -> Response:
+    project_id = await ctx.auth.project_for(request)
+    body = await read_json_object(request, ctx.settings.max_body_bytes)
+    call = emb.parse_embedding_request(body)
+    where = await emb.span_context(ctx.recorder, project_id, header_map(request))
+    started = datetime.now(UTC)
+    adapter = ctx.providers.adapter_for(call.provider)
+    try:
+        response = await until_client_leaves(request, adapter.embed(call.provider_model, call.inputs,
+                                                                     call.options))
+    except TaskgateError as exc:
+        ctx.recorder.record(emb.embedding_span(where, call, started, None, exc))
+        raise
+    except (asyncio.CancelledError, ClientDisconnect):
+        span = emb.embedding_span(where, call, started, None, StreamCancelledError())
+        span.status = "cancelled"
+        ctx.recorder.record(span)
+        raise
+    span = emb.embedding_span(where, call, started, response, None)
+    price_provider = ctx.providers.price_provider(call.provider)
+    span.cost = _PRICES.cost(price_provider, call.provider_model, response.usage)
+    ctx.recorder.record(span)
+    headers = {"x-opper-span-id": span.id}
+    if span.cost is not None:
+        headers["x-opper-cost"] = repr(span.cost)
+    return JSONResponse(emb.embedding_body(call, response), headers=headers)
+
+
+ROUTES = [
+    Endpoint("POST", "/v3/compat/chat/completions", chat_completions),
+    Endpoint("POST", "/v2/openai/chat/completions", chat_completions),
+    Endpoint("POST", "/openai/chat/completions", chat_completions),
+    Endpoint("POST", "/v3/compat/embeddings", embeddings),
+]
 
 
 def routes(ctx: AppContext) -> list[BaseRoute]:
-    chat = guarded(_chat_handler(ctx))
-    embeddings = guarded(_embeddings_handler(ctx))
-    found: list[BaseRoute] = [Route(path, chat, methods=["POST"]) for path in CHAT_PATHS]
-    found += [Route(path, embeddings, methods=["POST"]) for path in EMBEDDING_PATHS]
-    return found
-
-
-def _chat_handler(ctx: AppContext) -> Handler:
-    async def chat_completions(request: Request) -> Response:
-        project_id = await ctx.auth.project_for(request)
-        body = await read_json_object(request, ctx.settings.max_body_bytes)
-        call = parse_chat_request(body, header_map(request), project_id, ctx.settings.default_model)
-        structured = call.task.output_schema is not None
-        if not call.stream:
-            result = await until_client_leaves(request, ctx.engine.run(call.task))
-            headers = {"x-opper-span-id": result.span_id}
-            if result.cost is not None:
-                headers["x-opper-cost"] = repr(result.cost)
-            return JSONResponse(completion_body(result, structured), headers=headers)
-
-        events = ctx.engine.stream(call.task)
-        # Errors before any output are raised here, so they go out as a plain HTTP error.
-        first = await until_client_leaves(request, anext(events, None))
-        if not isinstance(first, Started):
-            await events.aclose()
-            raise TaskgateError("the engine stream did not start with its span")
-        chunks = ChunkStream(first.span_id, call.model_label, call.include_usage)
-        response = sse_response(chunk_frames(first, events, chunks), ctx.settings.heartbeat_s)
-        response.headers["x-opper-span-id"] = first.span_id
-        return response
-
-    return chat_completions
-
-
-def _embeddings_handler(ctx: AppContext) -> Handler:
-    prices = PriceBook()
-
-    async def embeddings(request: Request) -> Response:
-        project_id = await ctx.auth.project_for(request)
-        body = await read_json_object(request, ctx.settings.max_body_bytes)
-        call = emb.parse_embedding_request(body)
-        where = await emb.span_context(ctx.recorder, project_id, header_map(request))
-        started = datetime.now(UTC)
-        adapter = ctx.providers.adapter_for(call.provider)
-        try:
-            response = await until_client_leaves(request, adapter.embed(call.provider_model, call.inputs,
-                                                                         call.options))
-        except TaskgateError as exc:
-            ctx.recorder.record(emb.embedding_span(where, call, started, None, exc))
-            raise
-        except (asyncio.CancelledError, ClientDisconnect):
-            span = emb.embedding_span(where, call, started, None, StreamCancelledError())
-            span.status = "cancelled"
-            ctx.recorder.record(span)
-            raise
-        span = emb.embedding_span(where, call, started, response, None)
-        price_provider = ctx.providers.price_provider(call.provider)
-        span.cost = prices.cost(price_provider, call.provider_model, response.usage)
-        ctx.recorder.record(span)
-        headers = {"x-opper-span-id": span.id}
-        if span.cost is not None:
-            headers["x-opper-cost"] = repr(span.cost)
-        return JSONResponse(emb.embedding_body(call, response), headers=headers)
-
-    return embeddings
-
+    return endpoint_routes(ctx, ROUTES)
