@@ -1,6 +1,7 @@
-"""Server-Sent Events framing shared by the three dialects.
+"""Server-Sent Events shared by the three dialects: engine events in, frames on the socket.
 
-Each dialect turns engine events into already-encoded SSE frames; this module sends them with
+`event_frames` is the one loop from engine events to frames: each dialect gives only its mapping
+(`EventFrames`), and the frames one event makes leave in one write. `EventStream` sends them with
 the headers proxies need, adds a comment heartbeat after `heartbeat_s` of silence (a comment is
 the only keep-alive that neither SDK chokes on), and stops the producer when the client leaves.
 """
@@ -10,19 +11,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any, Protocol
 
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from taskgate.engine.task import Event, Failed, Finished
+from taskgate.errors import TaskgateError
 from taskgate.server.request_io import dumps
 
 log = logging.getLogger("taskgate.api")
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 HEARTBEAT = b": keepalive\n\n"
+DONE = b"data: [DONE]\n\n"  # the end of a v3 or OpenAI stream
 
 
 def data_frame(payload: Any) -> bytes:
@@ -33,6 +37,53 @@ def data_frame(payload: Any) -> bytes:
 def named_frame(event: str, payload: Any) -> bytes:
     """An `event:` line directly followed by its `data:` line, in one block (2.1.1 needs that)."""
     return b"event: " + event.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
+
+
+class EventFrames(Protocol):
+    """A dialect's stream format: the frames each engine event becomes, already encoded."""
+
+    def frames(self, event: Event) -> list[bytes]:
+        """The frames of one event; `Finished` and `Failed` end the stream, so theirs are the last."""
+        ...
+
+    def ended(self) -> list[bytes]:
+        """The last frames when the events ran out without `Finished` or `Failed`."""
+        ...
+
+
+async def event_frames(first: Event, events: AsyncGenerator[Event, None], mapping: EventFrames,
+                       head: Sequence[bytes] = ()) -> AsyncGenerator[bytes, None]:
+    """The frames of a stream whose first event was already taken (so that errors before any output
+    were plain HTTP errors), one write per engine event.
+
+    `head` (v2's span id, OpenAI's role chunk) rides with the first write that has frames of its
+    own: a write of it alone would only delay the first delta. An error raised after the stream
+    started ends it like `Failed`. Closing this generator closes `events`, which cancels the
+    upstream request in the engine.
+    """
+    pending = list(head)
+    event: Event | None = first
+    try:
+        while event is not None and not isinstance(event, Finished | Failed):
+            if frames := mapping.frames(event):
+                if pending:
+                    frames = pending + frames
+                    pending = []
+                yield b"".join(frames)
+            try:
+                event = await anext(events)
+            except StopAsyncIteration:
+                event = None
+            except TaskgateError as exc:
+                event = Failed(exc)
+            except Exception as exc:
+                log.exception("engine stream failed after output started")
+                event = Failed(exc)
+        last = pending + (mapping.ended() if event is None else mapping.frames(event))
+        if last:
+            yield b"".join(last)
+    finally:
+        await events.aclose()
 
 
 class EventStream(Response):

@@ -18,7 +18,7 @@ import schemathesis
 from schemathesis.checks import not_a_server_error
 
 from taskgate import __version__
-from taskgate.api.v3 import operations as v3
+from taskgate.api.v3 import routes as v3
 from taskgate.api.v3.routing import openapi_document
 from tests.fakes.provider import Behaviour, FakeProvider
 from tests.harness import API_KEY, ServerProcess
@@ -68,7 +68,7 @@ def contract_server(fake_provider: FakeProvider, tmp_path_factory: pytest.TempPa
 
 # Loaded from the document this code builds: pytest needs the operations at collection, before any
 # server runs. The served document is checked to be exactly this one below.
-DOCUMENT = openapi_document(v3.OPERATIONS, __version__)
+DOCUMENT = openapi_document(v3.ROUTES, __version__)
 schema = schemathesis.openapi.from_dict(DOCUMENT, config=_config())
 
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 from taskgate import __version__
 from taskgate.api.body_schemas import BodyGate
-from taskgate.api.v3 import operations as v3
+from taskgate.api.v3 import routes as v3
 from taskgate.api.v3.examples import EXAMPLE_INPUT, MAX_BATCH
 from taskgate.api.v3.routing import JSON, OFFSET, Param, limit_param, openapi_document
 from taskgate.api.v3.run_shapes import CALL_REQUEST, RUN_REQUEST, task_from_run_request
@@ -23,7 +23,7 @@ from tests.fakes.provider import FakeProvider
 from tests.harness import ServerProcess
 from tests.http_client import request
 
-DOCUMENT = openapi_document(v3.OPERATIONS, __version__)
+DOCUMENT = openapi_document(v3.ROUTES, __version__)
 
 
 def operations() -> list[tuple[str, str, dict[str, Any]]]:

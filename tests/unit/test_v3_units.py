@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from taskgate.api.span_bodies import parse_time
-from taskgate.api.v3 import operations as v3
+from taskgate.api.v3 import routes as v3
 from taskgate.api.v3.calls import _chunks
 from taskgate.api.v3.models import _catalogue, _current_prices, _pricing
 from taskgate.api.v3.routing import _pattern, _specificity, openapi_document
@@ -138,15 +138,15 @@ def test_function_paths_match_names_with_slashes_most_specific_first() -> None:
     assert revert.fullmatch("/v3/functions/a/b/revisions/3/revert").groupdict() == {  # type: ignore[union-attr]
         "name": "a/b", "revision_id": "3"}
     assert revert.fullmatch("/v3/functions/a/revisions/3/4/revert") is None
-    scoped = [op for op in v3.OPERATIONS if op.function_scoped]
+    scoped = [op for op in v3.ROUTES if op.function_scoped]
     ordered = sorted(scoped, key=_specificity, reverse=True)
     assert ordered[-1].path == "/v3/functions/{name}"
 
 
 def test_openapi_document_lists_exactly_the_served_operations() -> None:
-    doc = openapi_document(v3.OPERATIONS, "9.9")
+    doc = openapi_document(v3.ROUTES, "9.9")
     assert doc["openapi"].startswith("3.1")
-    served = {(op.method.lower(), op.path) for op in v3.OPERATIONS}
+    served = {(op.method.lower(), op.path) for op in v3.ROUTES}
     documented = {(method, path) for path, methods in doc["paths"].items() for method in methods}
     assert documented == served
     assert ("post", "/v3/functions/{name}/call") in documented and ("get", "/health") in documented

@@ -8,19 +8,16 @@ the id, type and name with empty arguments, as OpenAI sends it.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
 
+from taskgate.api.usage_bodies import chat_usage
 from taskgate.engine.task import Event, Failed, Finished, Result, TextDelta, ToolCallDelta
 from taskgate.errors import TaskgateError
-from taskgate.server.sse import data_frame
-
-DONE = b"data: [DONE]\n\n"
-log = logging.getLogger("taskgate.api.openai.routes")
+from taskgate.server.sse import DONE, data_frame, event_frames
 
 
 def completion_id(span_id: str) -> str:
@@ -34,17 +31,6 @@ def answer_content(result: Result, structured: bool) -> str | None:
     if result.tool_calls and not result.text:
         return None
     return result.text or ""
-
-
-def usage_body(result: Result) -> dict[str, Any]:
-    usage = result.usage
-    return {
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.input_tokens + usage.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-    }
 
 
 def completion_body(result: Result, structured: bool) -> dict[str, Any]:
@@ -63,7 +49,7 @@ def completion_body(result: Result, structured: bool) -> dict[str, Any]:
         "model": result.model,
         "choices": [{"index": 0, "message": message, "finish_reason": result.finish_reason,
                      "logprobs": None}],
-        "usage": usage_body(result),
+        "usage": chat_usage(result.usage),
         "cost": result.cost,
     }
 
@@ -85,7 +71,6 @@ class ChunkStream:
         self._model = model
         self._include_usage = include_usage
         self._indices: dict[int, int] = {}  # engine tool index -> dense OpenAI index
-        self.done = False
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
         return data_frame({
@@ -120,7 +105,7 @@ class ChunkStream:
         if self._include_usage:
             frames.append(data_frame({
                 "id": self._id, "object": "chat.completion.chunk", "created": self._created,
-                "model": self._model, "choices": [], "usage": usage_body(result), "cost": result.cost,
+                "model": self._model, "choices": [], "usage": chat_usage(result.usage), "cost": result.cost,
             }))
         frames.append(DONE)
         return frames
@@ -129,47 +114,23 @@ class ChunkStream:
     def error(error: BaseException) -> bytes:
         return data_frame({"error": error_object(error)})
 
-    def on(self, event: Event) -> list[bytes]:
-        """The frames for one engine event; `done` is set once the stream must end."""
+    def frames(self, event: Event) -> list[bytes]:
+        """The frames for one engine event."""
         if isinstance(event, TextDelta):
             return [self.text(event.text)] if event.text else []
         if isinstance(event, ToolCallDelta):
             return self.tool(event)
         if isinstance(event, Finished):
-            self.done = True
             return self.finish(event.result)
         if isinstance(event, Failed):
-            self.done = True
             return [self.error(event.error)]
         return []  # Started: its ids are already in every chunk
 
+    def ended(self) -> list[bytes]:
+        return [self.error(TaskgateError("the stream ended without a result"))]
 
-async def chunk_frames(first: Event, events: AsyncGenerator[Event, None],
-                       chunks: ChunkStream) -> AsyncGenerator[bytes, None]:
-    """Frames for a stream whose first event was already taken (so pre-output errors became HTTP errors).
 
-    Each event's frames go out in one write, and the role chunk rides with the first of them: the
-    first event is `Started`, which makes no chunk, and a write of the role chunk alone would only
-    delay the first content. Closing this generator closes `events`, which cancels the
-    upstream request in the engine.
-    """
-    try:
-        head = [chunks.role(), *chunks.on(first)]
-        if len(head) > 1:
-            yield b"".join(head)
-            head = []
-        while not chunks.done:
-            try:
-                event: Event = await anext(events)
-            except StopAsyncIteration:
-                event = Failed(TaskgateError("the stream ended without a result"))
-            except TaskgateError as exc:
-                event = Failed(exc)
-            except Exception as exc:
-                log.exception("engine stream failed after output started")
-                event = Failed(exc)
-            if frames := chunks.on(event):
-                yield b"".join(head + frames)
-                head = []
-    finally:
-        await events.aclose()
+def chunk_frames(first: Event, events: AsyncGenerator[Event, None], chunks: ChunkStream) -> AsyncGenerator[bytes, None]:
+    """The chunks of a stream, the role chunk riding with the first content (the first event is
+    `Started`, which makes no chunk)."""
+    return event_frames(first, events, chunks, head=[chunks.role()])

@@ -12,10 +12,10 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
 from taskgate.api.request_fields import optional
 from taskgate.api.span_bodies import optional_span_id
+from taskgate.api.usage_bodies import v2_usage
 from taskgate.api.v2.json_paths import JsonPathStream, JSONStreamError
 from taskgate.api.v3.run_shapes import function_name
 from taskgate.context import AppContext
@@ -34,8 +34,8 @@ from taskgate.engine.task import (
 )
 from taskgate.errors import RequestValidationError, TaskgateError
 from taskgate.server.disconnect import until_client_leaves
-from taskgate.server.request_io import JSONResponse, guarded, read_json_object
-from taskgate.server.sse import data_frame, sse_response
+from taskgate.server.request_io import JSONResponse, read_json_object
+from taskgate.server.sse import data_frame, event_frames, sse_response
 from taskgate.store.cache import MAX_TTL_SECONDS
 
 _JSON_STARTS = frozenset('{["-0123456789')
@@ -117,20 +117,13 @@ def _int_key(key: str, value: Any, minimum: int) -> int:
 
 def call_body(result: Result) -> dict[str, Any]:
     """The v2 call response (spec §3.1)."""
-    usage = result.usage
     return {
         "span_id": result.span_id,
         "message": result.text if result.payload is None else None,
         "json_payload": result.payload,
         "cached": result.cached,
         "images": None,
-        "usage": {
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-            "input_tokens_details": {"cached_tokens": usage.cache_read_tokens},
-            "total_tokens": usage.total_tokens,
-        },
+        "usage": v2_usage(result.usage),
         "cost": None
         if result.cost is None
         else {"generation": result.cost, "platform": 0.0, "total": result.cost},
@@ -143,38 +136,35 @@ def error_chunk(error: Exception) -> dict[str, Any]:
     return {"chunk_type": "error", "error_type": "InternalServerError", "error_message": "internal error"}
 
 
-async def v2_frames(
-    first: Event, events: AsyncGenerator[Event, None], structured: bool
-) -> AsyncGenerator[bytes, None]:
+def v2_frames(first: Event, events: AsyncGenerator[Event, None], structured: bool) -> AsyncGenerator[bytes, None]:
     """StreamingChunks: the span id first, then text or json_path deltas, or an error chunk last.
 
-    The frames one engine event makes go out in one write, and the span id rides with the first
-    frames: the engine starts only once the upstream has output, and in structured mode the first
-    pieces of JSON (`{"ti`) may not make a delta yet; a write of the span id alone would only delay
-    the first delta.
+    The span id rides with the first frames: the engine starts only once the upstream has output,
+    but in structured mode the first pieces of JSON (`{"ti`) may not make a delta yet.
     """
-    async with contextlib.aclosing(events):
-        head = [data_frame({"span_id": first.span_id})] if isinstance(first, Started) else []
-        fields = FieldStream() if structured else None
-        async for event in events:
-            frames = _event_frames(event, fields)
-            if frames:
-                yield b"".join(head + frames)
-                head = []
-        if head:
-            yield head[0]
+    head = [data_frame({"span_id": first.span_id})] if isinstance(first, Started) else []
+    return event_frames(first, events, ChunkFrames(structured), head)
 
 
-def _event_frames(event: Event, fields: FieldStream | None) -> list[bytes]:
-    if isinstance(event, TextDelta):
-        if fields is None:
-            return [data_frame({"delta": event.text, "chunk_type": "text"})]
-        return fields.feed(event.text)
-    if isinstance(event, Finished):
-        return fields.finish(event.result.payload) if fields is not None else []
-    if isinstance(event, Failed):
-        return [data_frame(error_chunk(event.error))]
-    return []
+class ChunkFrames:
+    """The StreamingChunks of one stream: text deltas, or with an output schema `json_path` deltas."""
+
+    def __init__(self, structured: bool) -> None:
+        self._fields = FieldStream() if structured else None
+
+    def frames(self, event: Event) -> list[bytes]:
+        if isinstance(event, TextDelta):
+            if self._fields is None:
+                return [data_frame({"delta": event.text, "chunk_type": "text"})]
+            return self._fields.feed(event.text)
+        if isinstance(event, Finished):
+            return self._fields.finish(event.result.payload) if self._fields is not None else []
+        if isinstance(event, Failed):
+            return [data_frame(error_chunk(event.error))]
+        return []  # Started: its span id is the head; v2 has no chunk for tool calls
+
+    def ended(self) -> list[bytes]:
+        return []
 
 
 class FieldStream:
@@ -218,23 +208,15 @@ class FieldStream:
         return frames
 
 
-def routes(ctx: AppContext) -> list[BaseRoute]:
-    limit = ctx.settings.max_body_bytes
+async def call(ctx: AppContext, request: Request) -> Response:
+    project_id = await ctx.auth.project_for(request)
+    task = parse_call(await read_json_object(request, ctx.settings.max_body_bytes), project_id)
+    return JSONResponse(call_body(await until_client_leaves(request, ctx.engine.run(task))))
 
-    @guarded
-    async def call(request: Request) -> Response:
-        project_id = await ctx.auth.project_for(request)
-        task = parse_call(await read_json_object(request, limit), project_id)
-        return JSONResponse(call_body(await until_client_leaves(request, ctx.engine.run(task))))
 
-    @guarded
-    async def stream(request: Request) -> Response:
-        project_id = await ctx.auth.project_for(request)
-        task = parse_call(await read_json_object(request, limit), project_id)
-        events = ctx.engine.stream(task)
-        first = await until_client_leaves(request, anext(events))  # errors before any output: plain HTTP errors
-        frames = v2_frames(first, events, task.output_schema is not None)
-        return sse_response(frames, ctx.settings.heartbeat_s)
-
-    paths = {"/v2/call": call, "/call": call, "/v2/call/stream": stream, "/call/stream": stream}
-    return [Route(path, handler, methods=["POST"]) for path, handler in paths.items()]
+async def stream(ctx: AppContext, request: Request) -> Response:
+    project_id = await ctx.auth.project_for(request)
+    task = parse_call(await read_json_object(request, ctx.settings.max_body_bytes), project_id)
+    events = ctx.engine.stream(task)
+    first = await until_client_leaves(request, anext(events))  # errors before any output: plain HTTP errors
+    return sse_response(v2_frames(first, events, task.output_schema is not None), ctx.settings.heartbeat_s)

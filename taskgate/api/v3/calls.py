@@ -7,10 +7,9 @@ a failure becomes a `{"type": "error"}` chunk followed by `[DONE]` (spec §3.4, 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-
 from starlette.responses import Response
 
+from taskgate.api.usage_bodies import v3_usage
 from taskgate.api.v3.routing import EVENT_STREAM, JSON, Operation, V3Request
 from taskgate.api.v3.run_shapes import (
     CALL_REQUEST,
@@ -21,14 +20,12 @@ from taskgate.api.v3.run_shapes import (
     function_name,
     run_response,
     task_from_run_request,
-    usage_body,
 )
 from taskgate.engine.task import Event, Failed, Finished, Task, TextDelta, ToolCallDelta
+from taskgate.errors import TaskgateError
 from taskgate.server.disconnect import until_client_leaves
 from taskgate.server.request_io import JSONResponse
-from taskgate.server.sse import data_frame, named_frame, sse_response
-
-DONE = b"data: [DONE]\n\n"
+from taskgate.server.sse import DONE, data_frame, event_frames, named_frame, sse_response
 
 
 async def _prepare(req: V3Request, name: str | None) -> tuple[Task, bool]:
@@ -49,7 +46,7 @@ async def _stream(req: V3Request, task: Task) -> Response:
     events = req.ctx.engine.stream(task)
     # Errors before any output are raised here, as plain HTTP errors.
     first = await until_client_leaves(req.request, anext(events))
-    return sse_response(_frames(events, first, task), req.ctx.settings.heartbeat_s)
+    return sse_response(event_frames(first, events, _V3Frames(task)), req.ctx.settings.heartbeat_s)
 
 
 def _chunks(event: Event, task: Task) -> list[bytes]:
@@ -66,28 +63,31 @@ def _chunks(event: Event, task: Task) -> list[bytes]:
         return frames
     if isinstance(event, Finished):
         return [
-            data_frame({"type": "done", "usage": usage_body(event.result.usage)}),
+            data_frame({"type": "done", "usage": v3_usage(event.result.usage)}),
             named_frame("complete", run_response(event.result, task)),
         ]
     if isinstance(event, Failed):
-        return [data_frame({"type": "error", "error": str(event.error)})]
+        return [data_frame({"type": "error", "error": _error_text(event.error)})]
     return []  # Started: v3 has no chunk for it
 
 
-async def _frames(events: AsyncGenerator[Event, None], first: Event, task: Task) -> AsyncGenerator[bytes, None]:
-    try:
-        event: Event | None = first
-        while event is not None:
-            frames = _chunks(event, task)  # one write per engine event
-            if isinstance(event, Finished | Failed):
-                yield b"".join([*frames, DONE])
-                return
-            if frames:
-                yield b"".join(frames)
-            event = await anext(events, None)
-        yield DONE
-    finally:
-        await events.aclose()
+def _error_text(error: Exception) -> str:
+    """The error's own message; an unexpected one's stays in the log."""
+    return error.detail if isinstance(error, TaskgateError) else "internal error; see the server log"
+
+
+class _V3Frames:
+    """The v3 stream: `_chunks`, with `[DONE]` after the last event."""
+
+    def __init__(self, task: Task) -> None:
+        self._task = task
+
+    def frames(self, event: Event) -> list[bytes]:
+        frames = _chunks(event, self._task)
+        return [*frames, DONE] if isinstance(event, Finished | Failed) else frames
+
+    def ended(self) -> list[bytes]:
+        return [DONE]
 
 
 async def call_by_body(req: V3Request) -> Response:

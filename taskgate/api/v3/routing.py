@@ -1,10 +1,11 @@
 """The v3 operation table: one list that routes requests, checks them and becomes the OpenAPI document.
 
-Each operation carries the JSON Schema of its request body and of its responses, and the
-definitions of its path and query parameters. The router checks a request body against that very
-schema (compiled once, at import) and parses the query string with those very definitions before
-the handler runs, so `/v3/openapi.json` can only describe what the server really accepts and
-answers. Function-scoped operations (`/v3/functions/{name}/...`) cannot be plain Starlette
+An `Operation` is the v3 form of a route table entry (`taskgate.server.dispatch.Endpoint`: a
+method, a path and a handler). Each one also carries the JSON Schema of its request body and of
+its responses, and the definitions of its path and query parameters. The router checks a request
+body against that very schema (compiled once, at import) and parses the query string with those
+very definitions before the handler runs, so `/v3/openapi.json` can only describe what the server
+really accepts and answers. Function-scoped operations (`/v3/functions/{name}/...`) cannot be plain Starlette
 routes, because a function name may contain `/` (2.1.1 sends it as `%2F`, which the ASGI server
 has already decoded), so they are matched here, most specific suffix first.
 """

@@ -29,12 +29,13 @@ from taskgate.api.body_schemas import (
 )
 from taskgate.api.request_fields import identifier, optional
 from taskgate.api.span_bodies import optional_span_id
+from taskgate.api.usage_bodies import v3_usage
 from taskgate.api.v3.routing import JSON, Param
 from taskgate.engine.models import parse_model_field
 from taskgate.engine.task import DEFAULT_INSTRUCTIONS, Result, Task
 from taskgate.errors import BadRequestError, TaskgateError
 from taskgate.json_text import depth_over
-from taskgate.providers.base import ToolCall, Usage
+from taskgate.providers.base import ToolCall
 from taskgate.store.base import FunctionRecord
 
 REASONING_EFFORTS = ("low", "medium", "high")
@@ -205,16 +206,6 @@ def task_from_run_request(body: dict[str, Any], project_id: str, name: str,
     )
 
 
-def usage_body(usage: Usage) -> dict[str, int]:
-    return {
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "cache_read_tokens": usage.cache_read_tokens,
-        "cache_creation_tokens": usage.cache_write_tokens,
-    }
-
-
 def tool_call_body(call: ToolCall) -> dict[str, Any]:
     """A tool call with its arguments parsed; text that is not JSON (or nests too deeply to be sent
     back) is passed on as it is."""
@@ -244,7 +235,7 @@ def run_response(result: Result, task: Task) -> dict[str, Any]:
             "image_gen_calls": 0,
             "generation_ms": round(result.generation_ms),
             "cost": result.cost,
-            "usage": usage_body(result.usage),
+            "usage": v3_usage(result.usage),
             "models_used": [result.model] if result.model else [],
             "tool_calls": [tool_call_body(call) for call in result.tool_calls],
             "trace_uuid": result.trace_id,

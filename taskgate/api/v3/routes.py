@@ -1,7 +1,10 @@
-"""The v3 Task API (opperai 2.x): every v3 operation, `/health` and the server's own OpenAPI document.
+"""The v3 dialect's route table (opperai 2.x): every v3 operation, `/health` and the server's own
+OpenAPI document.
 
-Each `v3_*` module keeps its operations in an `OPERATIONS` table next to its handlers; this module
-joins the tables, so the routes served and the document published come from the same list.
+Each module of `taskgate/api/v3/` keeps its operations in an `OPERATIONS` table next to its
+handlers; `ROUTES` joins them, so the routes served and the document published come from the same
+list. An `Operation` is the v3 form of a route table entry: its method, path and handler, plus the
+schemas the router checks requests against and the document publishes.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ async def openapi_yaml(req: V3Request) -> Response:
 @functools.cache
 def _document() -> dict[str, Any]:
     """Built once: the table never changes while the server runs."""
-    return openapi_document(OPERATIONS, __version__)
+    return openapi_document(ROUTES, __version__)
 
 
 @functools.cache
@@ -63,7 +66,7 @@ YAML = "application/yaml"
 _OPENAPI_DOCUMENT = obj({"openapi": STRING, "info": OBJECT, "paths": OBJECT, "components": OBJECT},
                         required=("openapi", "info", "paths", "components"), title="OpenAPIDocument")
 _SYSTEM = ("system",)
-OPERATIONS: list[Operation] = [
+ROUTES: list[Operation] = [
     Operation("GET", "/health", "Health check", health,
               {JSON: obj({"status": {"type": "string", "enum": ["ok"]}}, required=("status",))}, auth=False,
               tags=_SYSTEM),
@@ -80,4 +83,4 @@ OPERATIONS: list[Operation] = [
 
 
 def routes(ctx: AppContext) -> list[BaseRoute]:
-    return build_routes(ctx, OPERATIONS)
+    return build_routes(ctx, ROUTES)
