@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Generic, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,22 +27,19 @@ from taskgate.errors import MethodNotAllowedError, NotFoundError, TaskgateError
 from taskgate.server.access_log import log_access
 from taskgate.server.request_io import Handler, error_response, guarded
 
-if TYPE_CHECKING:
-    from taskgate.context import AppContext
-
-EndpointHandler = Callable[["AppContext", Request], Awaitable[Response]]
+Ctx = TypeVar("Ctx")  # what the handlers work with (the app's context); the server layer need not know it
 
 
 @dataclass(frozen=True, slots=True)
-class Endpoint:
+class Endpoint(Generic[Ctx]):
     """One entry of a dialect's route table: a method and a path, and the handler answering them."""
 
     method: str
     path: str
-    handler: EndpointHandler
+    handler: Callable[[Ctx, Request], Awaitable[Response]]
 
 
-def endpoint_routes(ctx: AppContext, table: Iterable[Endpoint]) -> list[BaseRoute]:
+def endpoint_routes(ctx: Ctx, table: Iterable[Endpoint[Ctx]]) -> list[BaseRoute]:
     """The table as routes: each handler given the app, its errors turned into their wire body and
     its access line written by `guarded`."""
     return [Route(entry.path, guarded(functools.partial(entry.handler, ctx)), methods=[entry.method],
