@@ -151,6 +151,8 @@ class Engine:
                     replay = cached.text if cached.payload is None else render_value(cached.payload)
                     if replay:
                         yield TextDelta(replay)
+                    for index, tool in enumerate(cached.tool_calls):  # as the live stream gave them
+                        yield ToolCallDelta(index, tool.id, tool.name, tool.arguments)
                 yield Finished(result)
                 return
             messages, routes = call.messages, call.routes

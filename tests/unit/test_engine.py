@@ -583,7 +583,6 @@ async def test_a_cached_stream_replays_the_answer_in_one_delta(rig: Rig) -> None
     assert finished(events).cached and len(rig.primary.requests) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="a cache hit's stream replays only text: its tool calls are in Finished alone")
 async def test_a_cached_stream_replays_the_tool_calls_too(rig: Rig) -> None:
     call = ToolCall(id="call-1", name="weather", arguments='{"city": "Oslo"}')
     rig.primary.add(ChatResponse(text="", tool_calls=[call], finish_reason="tool_calls"))
