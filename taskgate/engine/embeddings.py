@@ -9,15 +9,15 @@ server stopped).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from taskgate.engine.cost import PriceBook
 from taskgate.engine.spans import SpanService
 from taskgate.errors import StreamCancelledError, TaskgateError
 from taskgate.ids import new_id
-from taskgate.providers.base import EmbeddingResponse
+from taskgate.providers.base import EmbeddingResponse, Usage
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.store.base import SpanRecord
 
@@ -45,10 +45,13 @@ class EmbeddingResult:
     cost: float | None
 
 
+Pricer = Callable[[str, str, Usage], float | None]  # (provider, model, usage) -> USD: `Engine.price`
+
+
 class Embedder:
-    def __init__(self, registry: ProviderRegistry, prices: PriceBook, spans: SpanService) -> None:
+    def __init__(self, registry: ProviderRegistry, price: Pricer, spans: SpanService) -> None:
         self._registry = registry
-        self._prices = prices
+        self._price = price
         self._spans = spans
 
     async def embed(self, task: EmbeddingTask) -> EmbeddingResult:
@@ -66,8 +69,7 @@ class Embedder:
             self._spans.record(_span(task, trace_id, started, None, StreamCancelledError(), status="cancelled"))
             raise
         span = _span(task, trace_id, started, response, None)
-        span.cost = self._prices.cost(self._registry.price_provider(task.provider), task.provider_model,
-                                      response.usage)
+        span.cost = self._price(task.provider, task.provider_model, response.usage)
         self._spans.record(span)
         return EmbeddingResult(span_id=span.id, trace_id=trace_id, response=response, cost=span.cost)
 

@@ -97,7 +97,7 @@ class Engine:
         self.functions = FunctionService(store)
         self.examples = ExampleService(store)
         self.spans = SpanService(store, recorder)
-        self._embedder = Embedder(registry, self._prices, self.spans)
+        self._embedder = Embedder(registry, self.price, self.spans)
 
     # ------------------------------------------------------------------ public
 
