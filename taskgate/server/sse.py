@@ -27,6 +27,7 @@ log = logging.getLogger("taskgate.api")
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 HEARTBEAT = b": keepalive\n\n"
 DONE = b"data: [DONE]\n\n"  # the end of a v3 or OpenAI stream
+LAST_EVENTS = (Finished, Failed)  # an engine stream's last event is one of these
 
 
 def data_frame(payload: Any) -> bytes:
@@ -51,39 +52,38 @@ class EventFrames(Protocol):
         ...
 
 
-async def event_frames(first: Event, events: AsyncGenerator[Event, None], mapping: EventFrames,
+async def event_frames(events: AsyncGenerator[Event, None], mapping: EventFrames,
                        head: Sequence[bytes] = ()) -> AsyncGenerator[bytes, None]:
-    """The frames of a stream whose first event was already taken (so that errors before any output
-    were plain HTTP errors), one write per engine event.
+    """The frames of a stream's events after `Started`, one write per event.
 
-    `head` (v2's span id, OpenAI's role chunk) rides with the first write that has frames of its
-    own: a write of it alone would only delay the first delta. An error raised after the stream
-    started ends it like `Failed`. Closing this generator closes `events`, which cancels the
-    upstream request in the engine.
+    The handler takes `Started` itself, so that errors before any output are plain HTTP errors.
+    `head` is what the dialect makes of it (v2's span id, OpenAI's role chunk): it rides with the
+    first write that has frames of its own, since a write of it alone would only delay the first
+    delta. An error raised after the stream started ends it like `Failed`. Closing this generator
+    closes `events`, which cancels the upstream request in the engine.
     """
     pending = list(head)
-    event: Event | None = first
     try:
-        while event is not None and not isinstance(event, Finished | Failed):
-            if frames := mapping.frames(event):
+        async for event in events:
+            frames = mapping.frames(event)
+            if isinstance(event, LAST_EVENTS):
+                break
+            if frames:
                 if pending:
                     frames = pending + frames
                     pending = []
                 yield b"".join(frames)
-            try:
-                event = await anext(events)
-            except StopAsyncIteration:
-                event = None
-            except TaskgateError as exc:
-                event = Failed(exc)
-            except Exception as exc:
-                log.exception("engine stream failed after output started")
-                event = Failed(exc)
-        last = pending + (mapping.ended() if event is None else mapping.frames(event))
-        if last:
-            yield b"".join(last)
+        else:
+            frames = mapping.ended()
+    except TaskgateError as exc:
+        frames = mapping.frames(Failed(exc))
+    except Exception as exc:
+        log.exception("engine stream failed after output started")
+        frames = mapping.frames(Failed(exc))
     finally:
         await events.aclose()
+    if last := pending + frames:
+        yield b"".join(last)
 
 
 class EventStream(Response):

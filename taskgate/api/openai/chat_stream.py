@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from taskgate.api.usage_bodies import chat_usage
-from taskgate.engine.task import Event, Failed, Finished, Result, TextDelta, ToolCallDelta
+from taskgate.engine.task import Event, Failed, Finished, Result, Started, TextDelta, ToolCallDelta
 from taskgate.errors import TaskgateError
 from taskgate.server.sse import DONE, data_frame, event_frames
 
@@ -124,13 +124,12 @@ class ChunkStream:
             return self.finish(event.result)
         if isinstance(event, Failed):
             return [self.error(event.error)]
-        return []  # Started: its ids are already in every chunk
+        return []
 
     def ended(self) -> list[bytes]:
         return [self.error(TaskgateError("the stream ended without a result"))]
 
 
 def chunk_frames(first: Event, events: AsyncGenerator[Event, None], chunks: ChunkStream) -> AsyncGenerator[bytes, None]:
-    """The chunks of a stream, the role chunk riding with the first content (the first event is
-    `Started`, which makes no chunk)."""
-    return event_frames(first, events, chunks, head=[chunks.role()])
+    """The chunks of a stream: `Started` becomes the role chunk, which rides with the first content."""
+    return event_frames(events, chunks, [chunks.role()] if isinstance(first, Started) else [])

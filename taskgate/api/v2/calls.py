@@ -143,7 +143,7 @@ def v2_frames(first: Event, events: AsyncGenerator[Event, None], structured: boo
     but in structured mode the first pieces of JSON (`{"ti`) may not make a delta yet.
     """
     head = [data_frame({"span_id": first.span_id})] if isinstance(first, Started) else []
-    return event_frames(first, events, ChunkFrames(structured), head)
+    return event_frames(events, ChunkFrames(structured), head)
 
 
 class ChunkFrames:
@@ -161,7 +161,7 @@ class ChunkFrames:
             return self._fields.finish(event.result.payload) if self._fields is not None else []
         if isinstance(event, Failed):
             return [data_frame(error_chunk(event.error))]
-        return []  # Started: its span id is the head; v2 has no chunk for tool calls
+        return []  # v2 has no chunk for tool calls
 
     def ended(self) -> list[bytes]:
         return []

@@ -25,7 +25,7 @@ from taskgate.engine.task import Event, Failed, Finished, Task, TextDelta, ToolC
 from taskgate.errors import TaskgateError
 from taskgate.server.disconnect import until_client_leaves
 from taskgate.server.request_io import JSONResponse
-from taskgate.server.sse import DONE, data_frame, event_frames, named_frame, sse_response
+from taskgate.server.sse import DONE, LAST_EVENTS, data_frame, event_frames, named_frame, sse_response
 
 
 async def _prepare(req: V3Request, name: str | None) -> tuple[Task, bool]:
@@ -44,9 +44,9 @@ async def _run(req: V3Request, task: Task) -> Response:
 
 async def _stream(req: V3Request, task: Task) -> Response:
     events = req.ctx.engine.stream(task)
-    # Errors before any output are raised here, as plain HTTP errors.
-    first = await until_client_leaves(req.request, anext(events))
-    return sse_response(event_frames(first, events, _V3Frames(task)), req.ctx.settings.heartbeat_s)
+    # Errors before any output are raised here, as plain HTTP errors; `Started` makes no chunk in v3.
+    await until_client_leaves(req.request, anext(events))
+    return sse_response(event_frames(events, _V3Frames(task)), req.ctx.settings.heartbeat_s)
 
 
 def _chunks(event: Event, task: Task) -> list[bytes]:
@@ -84,7 +84,7 @@ class _V3Frames:
 
     def frames(self, event: Event) -> list[bytes]:
         frames = _chunks(event, self._task)
-        return [*frames, DONE] if isinstance(event, Finished | Failed) else frames
+        return [*frames, DONE] if isinstance(event, LAST_EVENTS) else frames
 
     def ended(self) -> list[bytes]:
         return [DONE]
