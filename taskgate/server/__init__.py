@@ -21,7 +21,7 @@ bench.server_shortcuts` repeats the in-process figures):
   every response. Handlers therefore never build an error response themselves.
 - A frozen heap (`dispatch.App`). Once the app has started, `gc.freeze()` moves everything loaded
   so far (libraries, the price table, the wiring) out of the collector's sight. A full collection
-  of that heap takes 68–75 ms of CPU here, in whichever request it lands; frozen, a few µs.
+  of that heap takes 68 to 75 ms of CPU here, in whichever request it lands; frozen, a few µs.
   With no request leaving a reference cycle behind (tests/e2e/test_no_reference_cycles.py),
   Taskgate's own collections cost about 2 µs a request (bench/README.md).
 - A JSON answer leaves in one write (`protocol`). uvicorn writes a response's head the moment the
