@@ -17,13 +17,10 @@ import math
 import os
 import tomllib
 from collections.abc import Mapping
-from contextvars import ContextVar
 from pathlib import Path
-from types import MappingProxyType
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationError
-from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -132,13 +129,10 @@ class Settings(BaseSettings):
         None is no override). A bad value raises ConfigError naming its variable."""
         variables = os.environ if env is None else env
         given: dict[str, Any] = {_input_name(name): value for name, value in overrides.items() if value is not None}
-        token = _ENVIRONMENT.set(variables)
         try:
-            return cls(**given)
+            return cls(**{**_read(variables), **given})
         except ValidationError as exc:
             raise ConfigError(_explain(exc, variables)) from None
-        finally:
-            _ENVIRONMENT.reset(token)
 
     @classmethod
     def settings_customise_sources(
@@ -149,42 +143,25 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Given fields first, then the variables `from_env` was handed (none for a plain `Settings()`)."""
-        return init_settings, _Variables(settings_cls, _ENVIRONMENT.get())
+        """Only the values given: `from_env` reads the variables it is handed, so a plain `Settings()`
+        reads nothing (tests build one without the process environment leaking in)."""
+        return (init_settings,)
 
 
-# pydantic-settings asks the class, not the call, for its sources: the mapping `from_env` was handed
-# reaches the source through this (per thread and task). A plain `Settings()` sees an empty one.
-_ENVIRONMENT: ContextVar[Mapping[str, str]] = ContextVar("taskgate_environment", default=MappingProxyType({}))
-
-
-class _Variables(PydanticBaseSettingsSource):
-    """A pydantic-settings source over one mapping of variables. A blank variable counts as unset."""
-
-    def __init__(self, settings_cls: type[BaseSettings], variables: Mapping[str, str]) -> None:
-        super().__init__(settings_cls)
-        self._variables = variables
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+def _read(variables: Mapping[str, str]) -> dict[str, Any]:
+    """The settings `variables` hold, under their variable names; a blank variable counts as unset."""
+    values: dict[str, Any] = {}
+    for field in Settings.model_fields.values():
         name = field.validation_alias
-        if not isinstance(name, str):
-            return None, field_name, False
-        raw = self._variables.get(name)
-        return (raw if raw and raw.strip() else None), name, False
-
-    def __call__(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for field_name, field in self.settings_cls.model_fields.items():
-            raw, name, _ = self.get_field_value(field, field_name)
-            if raw is not None:
-                values[name] = raw
-        entries = _provider_entries(self._variables)
-        provider_variables = _provider_variables(self._variables, entries)
-        values["provider_entries"] = entries
-        values["provider_variables"] = provider_variables
-        if "TASKGATE_DEFAULT_MODEL" not in values:
-            values["TASKGATE_DEFAULT_MODEL"] = _keyed_default_model(entries, provider_variables)
-        return values
+        if isinstance(name, str) and (raw := variables.get(name)) and raw.strip():
+            values[name] = raw
+    entries = _provider_entries(variables)
+    provider_variables = _provider_variables(variables, entries)
+    values["provider_entries"] = entries
+    values["provider_variables"] = provider_variables
+    if "TASKGATE_DEFAULT_MODEL" not in values:
+        values["TASKGATE_DEFAULT_MODEL"] = _keyed_default_model(entries, provider_variables)
+    return values
 
 
 def _provider_entries(variables: Mapping[str, str]) -> dict[str, dict[str, Any]]:

@@ -87,8 +87,6 @@ class Call:
 class Engine:
     def __init__(self, store: Store, recorder: SpanRecorder, registry: ProviderRegistry, default_model: str,
                  limits: CallLimits | None = None) -> None:
-        self._store = store
-        self._recorder = recorder
         self._limits = limits or CallLimits()
         self._router = Router(registry, default_model)
         self.providers = registry  # what can be routed to, for the model listing
@@ -364,7 +362,7 @@ class Engine:
         if call.notes:
             meta["notes"] = call.notes
         call.recorded = True
-        self._recorder.record(
+        self.spans.record(
             SpanRecord(
                 id=call.span_id,
                 trace_id=call.trace_id,
