@@ -13,8 +13,9 @@ import pytest
 
 from tests.fakes.provider import FakeProvider
 from tests.harness import ServerProcess, run_sdk_script
+from tests.store_fixtures import PostgresDatabases
 
-__all__ = ["SdkVenvs", "fake", "fake_provider", "sdk_venv", "server"]
+__all__ = ["SdkVenvs", "any_server", "fake", "fake_provider", "pg_server", "sdk_venv", "server"]
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +42,26 @@ def server(fake_provider: FakeProvider, tmp_path_factory: pytest.TempPathFactory
     process.start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server(fake_provider: FakeProvider, postgres: PostgresDatabases | str,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """`taskgate serve` for the session on a Postgres database of its own; skips where Postgres is absent."""
+    if isinstance(postgres, str):
+        pytest.skip(postgres)
+    url = postgres.create()
+    process = ServerProcess(fake_provider, tmp_path_factory.mktemp("taskgate-pg-server"),
+                            env={"TASKGATE_DATABASE_URL": url})
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_server(request: pytest.FixtureRequest) -> ServerProcess:
+    """The session's server on SQLite, then the one on Postgres: a test using it runs on both stores."""
+    return request.getfixturevalue("server" if request.param == "sqlite" else "pg_server")  # type: ignore[no-any-return]
 
 
 class SdkVenvs:

@@ -37,6 +37,7 @@ class FunctionRecord:
     updated_at: datetime
     hit_count: int = 0
     few_shot_count: int = 3
+    dataset_id: str = ""  # uuid of the function's own dataset (its examples), fixed at creation
 
 
 @dataclass(slots=True)

@@ -97,7 +97,7 @@ def function_from_row(row: RowMapping) -> FunctionRecord:
         definition=definition_from_json(row["definition"]), revision_id=row["current_revision_id"],
         revision_number=row["revision_number"], schema_hash=row["schema_hash"],
         created_at=row["created_at"], updated_at=row["updated_at"], hit_count=row["hit_count"],
-        few_shot_count=row["few_shot_count"],
+        few_shot_count=row["few_shot_count"], dataset_id=row["dataset_id"],
     )
 
 
