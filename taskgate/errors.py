@@ -179,6 +179,7 @@ class ProviderError(TaskgateError):
     def __init__(self, detail: str | None = None, *, upstream_status: int | None = None, details: Any = None):
         super().__init__(detail, details=details)
         self.upstream_status = upstream_status
+        self.models_failed: list[str] = []  # "model: reason" for each model of the chain, once the router gave up
 
 
 class UpstreamRateLimitedError(ProviderError):

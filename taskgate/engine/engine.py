@@ -46,6 +46,7 @@ from taskgate.engine.task import (
 )
 from taskgate.errors import (
     InputValidationError,
+    ProviderError,
     StreamCancelledError,
     StructuredGenerationError,
     TaskgateError,
@@ -163,6 +164,8 @@ class Engine:
                     else:
                         response, outcome = await self._router.complete(routes, build, call.budget)
                 except TaskgateError as exc:
+                    if isinstance(exc, ProviderError):
+                        call.models_failed.extend(exc.models_failed)
                     self._record(call, call.last_model, error=exc, output=call.last_output)
                     if not started:
                         raise

@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from taskgate.engine.limits import Budget
 from taskgate.engine.task import ModelChoice
-from taskgate.errors import ProviderError, TaskgateError
+from taskgate.errors import ProviderError
 from taskgate.providers.base import Adapter, ChatChunk, ChatRequest, ChatResponse
 from taskgate.providers.catalog import split_model_name
 from taskgate.providers.registry import ProviderRegistry
@@ -62,11 +63,9 @@ class Router:
                 response = await route.adapter.complete(build(route.choice, route.model))
                 return response, Outcome(route, failed)
             except ProviderError as exc:
-                if position == len(routes) - 1:
-                    if not failed:
-                        raise  # as it is: `raise exc from exc` would make it its own cause, a cycle
-                    raise _exhausted(exc, failed, route) from exc
                 failed.append(f"{route.choice.name}: {exc.detail}")
+                if position == len(routes) - 1:
+                    _give_up(exc, failed, route)
         raise AssertionError("a model chain is never empty")
 
     async def open_stream(
@@ -82,22 +81,28 @@ class Router:
                 return _replay(head, chunks), Outcome(route, failed)
             except ProviderError as exc:
                 await _close(chunks)
-                if position == len(routes) - 1:
-                    if not failed:
-                        raise  # as it is: `raise exc from exc` would make it its own cause, a cycle
-                    raise _exhausted(exc, failed, route) from exc
                 failed.append(f"{route.choice.name}: {exc.detail}")
+                if position == len(routes) - 1:
+                    _give_up(exc, failed, route)
             except BaseException:
                 await _close(chunks)
                 raise
         raise AssertionError("a model chain is never empty")
 
 
-def _exhausted(last: ProviderError, failed: list[str], route: Route) -> TaskgateError:
-    """The last model's error, with what happened to the earlier ones in its message."""
-    earlier = "; ".join(failed)
-    return type(last)(f"{route.choice.name}: {last.detail} (earlier models failed: {earlier})",
-                      upstream_status=last.upstream_status)
+def _give_up(last: ProviderError, failed: list[str], route: Route) -> NoReturn:
+    """Raise the last model's error once every model of the chain has failed: as it is for a chain
+    of one (`raise last from last` would make it its own cause, a cycle), else a copy whose message
+    says what happened to the earlier ones. Either way it lists every failure in `models_failed`,
+    which the engine puts on the call's span."""
+    if len(failed) == 1:
+        last.models_failed = failed
+        raise last
+    earlier = "; ".join(failed[:-1])
+    exhausted = type(last)(f"{route.choice.name}: {last.detail} (earlier models failed: {earlier})",
+                           upstream_status=last.upstream_status)
+    exhausted.models_failed = failed
+    raise exhausted from last
 
 
 async def _until_output(chunks: AsyncIterator[ChatChunk]) -> list[ChatChunk]:

@@ -8,8 +8,7 @@ piece is given in advance and every request the engine made can be read back:
 - `backup/model-b` goes to `rig.backup`, a provider the price table does not know: its cost is None.
 
 `Engine.run(task)` collects a result; `Engine.stream(task)` yields Started, deltas, then Finished or
-Failed. Where the two should agree and do not yet, the test states the right rule and is marked
-`xfail(strict=True)`: it must start passing (and lose its mark) when the engine is fixed.
+Failed.
 """
 
 from __future__ import annotations
@@ -420,8 +419,6 @@ async def test_when_every_model_fails_the_last_ones_error_is_raised_naming_the_e
     assert raised.value.upstream_status == 503
 
 
-@pytest.mark.xfail(strict=True, reason="the span of a call whose every model failed has models_failed == []; "
-                                       "the failures are only in its error text")
 async def test_when_every_model_fails_the_span_lists_them_all_in_models_failed(rig: Rig) -> None:
     rig.primary.add(UpstreamTimeoutError("timed out"))
     rig.backup.add(UpstreamUnavailableError("overloaded"))
