@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import NoReturn
 
 from taskgate.engine.limits import Budget
 from taskgate.engine.task import ModelChoice
@@ -65,7 +64,10 @@ class Router:
             except ProviderError as exc:
                 failed.append(f"{route.choice.name}: {exc.detail}")
                 if position == len(routes) - 1:
-                    _give_up(exc, failed, route)
+                    if len(failed) == 1:
+                        exc.models_failed = failed
+                        raise  # as it is: `raise exc from exc` would make it its own cause, a cycle
+                    raise _exhausted(exc, failed, route) from exc
         raise AssertionError("a model chain is never empty")
 
     async def open_stream(
@@ -83,26 +85,26 @@ class Router:
                 await _close(chunks)
                 failed.append(f"{route.choice.name}: {exc.detail}")
                 if position == len(routes) - 1:
-                    _give_up(exc, failed, route)
+                    if len(failed) == 1:
+                        exc.models_failed = failed
+                        raise  # as it is: `raise exc from exc` would make it its own cause, a cycle
+                    raise _exhausted(exc, failed, route) from exc
             except BaseException:
                 await _close(chunks)
                 raise
         raise AssertionError("a model chain is never empty")
 
 
-def _give_up(last: ProviderError, failed: list[str], route: Route) -> NoReturn:
-    """Raise the last model's error once every model of the chain has failed: as it is for a chain
-    of one (`raise last from last` would make it its own cause, a cycle), else a copy whose message
-    says what happened to the earlier ones. Either way it lists every failure in `models_failed`,
-    which the engine puts on the call's span."""
-    if len(failed) == 1:
-        last.models_failed = failed
-        raise last
+def _exhausted(last: ProviderError, failed: list[str], route: Route) -> ProviderError:
+    """The last model's error once every model of the chain has failed, with what happened to the
+    earlier ones in its message, and every failure in `models_failed` for the call's span. (Raised
+    where it is made: raising in a helper would keep the helper's frame, and with it the error, in
+    the error's own traceback, a reference cycle.)"""
     earlier = "; ".join(failed[:-1])
     exhausted = type(last)(f"{route.choice.name}: {last.detail} (earlier models failed: {earlier})",
                            upstream_status=last.upstream_status)
     exhausted.models_failed = failed
-    raise exhausted from last
+    return exhausted
 
 
 async def _until_output(chunks: AsyncIterator[ChatChunk]) -> list[ChatChunk]:
