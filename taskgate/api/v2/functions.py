@@ -123,9 +123,13 @@ async def _function(ctx: AppContext, project_id: str, request: Request) -> Funct
     else:
         record = await ctx.engine.functions.at_revision(project_id, function_id, stored_id(revision_id, "revision"))
     if record is None:
-        what = f"function '{function_id}'" + (f" revision '{revision_id}'" if revision_id is not None else "")
-        raise NotFoundError(f"{what} not found")
+        raise _missing(function_id, revision_id)
     return record
+
+
+def _missing(function: str, revision_id: str | None = None) -> NotFoundError:
+    at = f" revision '{revision_id}'" if revision_id is not None else ""
+    return NotFoundError(f"function '{function}'{at} not found")
 
 
 async def create(ctx: AppContext, request: Request) -> Response:
@@ -151,6 +155,7 @@ async def list_functions(ctx: AppContext, request: Request) -> Response:
 
 
 async def get(ctx: AppContext, request: Request) -> Response:
+    """`/functions/{id}`, and `/functions/{id}/revisions/{revision_id}`: the function at that revision."""
     project_id = await ctx.auth.project_for(request)
     return JSONResponse(function_body(await _function(ctx, project_id, request)))
 
@@ -160,7 +165,7 @@ async def get_by_name(ctx: AppContext, request: Request) -> Response:
     name = function_name(request.path_params["name"])
     record = await ctx.engine.functions.get(project_id, name)
     if record is None:
-        raise NotFoundError(f"function '{name}' not found")
+        raise _missing(name)
     return JSONResponse(function_body(record))
 
 
@@ -172,7 +177,7 @@ async def update(ctx: AppContext, request: Request) -> Response:
     definition, config = _definition(body, current)
     updated = await ctx.engine.functions.update(project_id, current, name, definition, config.few_shot_count)
     if updated is None:
-        raise NotFoundError(f"function '{current.id}' not found")
+        raise _missing(current.id)
     return JSONResponse(function_body(updated))
 
 
@@ -180,7 +185,7 @@ async def delete(ctx: AppContext, request: Request) -> Response:
     project_id = await ctx.auth.project_for(request)
     function_id = stored_id(request.path_params["function_id"], "function")
     if not await ctx.engine.functions.delete_by_id(project_id, function_id):
-        raise NotFoundError(f"function '{function_id}' not found")
+        raise _missing(function_id)
     return Response(status_code=204)
 
 
@@ -190,14 +195,9 @@ async def list_revisions(ctx: AppContext, request: Request) -> Response:
     page = page_of(request)
     found = await ctx.engine.functions.revisions_page(project_id, function_id, page.limit, page.offset)
     if found is None:
-        raise NotFoundError(f"function '{function_id}' not found")
+        raise _missing(function_id)
     revisions, total = found
     return JSONResponse(paged([_revision_item(revision) for revision in revisions], total))
-
-
-async def get_revision(ctx: AppContext, request: Request) -> Response:
-    project_id = await ctx.auth.project_for(request)
-    return JSONResponse(function_body(await _function(ctx, project_id, request)))
 
 
 async def _stored_task(ctx: AppContext, request: Request) -> Task:

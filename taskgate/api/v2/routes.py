@@ -33,7 +33,7 @@ _UNDER_V2 = [
     Endpoint("PATCH", "/v2/functions/{function_id}", functions.update),
     Endpoint("DELETE", "/v2/functions/{function_id}", functions.delete),
     Endpoint("GET", "/v2/functions/{function_id}/revisions", functions.list_revisions),
-    Endpoint("GET", "/v2/functions/{function_id}/revisions/{revision_id}", functions.get_revision),
+    Endpoint("GET", "/v2/functions/{function_id}/revisions/{revision_id}", functions.get),
     Endpoint("POST", "/v2/functions/{function_id}/call", functions.call),
     Endpoint("POST", "/v2/functions/{function_id}/call/stream", functions.stream),
     Endpoint("POST", "/v2/functions/{function_id}/call/stream/{revision_id}", functions.stream),
