@@ -241,12 +241,22 @@ def test_malformed_create_bodies(any_server: ServerProcess, fake: FakeProvider, 
     assert needle in assert_error(post(v2(any_server, "/functions"), body), status)["detail"]
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"[1]", b"", b'{"input": ' + b"[" * 200 + b"]" * 200 + b"}"])
+@pytest.mark.parametrize("raw", [b"{not json", b"[1]", b"", b'{"input": ' + b"[" * 200 + b"]" * 200 + b"}",
+                                 b'{"input": 1' + b"0" * 30 + b"}", b'{"input": "\ud800"'])
 def test_malformed_json_is_400(any_server: ServerProcess, fake: FakeProvider, raw: bytes) -> None:
     made = create(any_server, unique("raw"))
     for method, path in (("POST", "/functions"), ("PATCH", f"/functions/{made['id']}"),
-                         ("POST", f"/functions/{made['id']}/call")):
+                         ("POST", f"/functions/{made['id']}/call"), ("POST", f"/functions/{made['id']}/call/stream"),
+                         ("POST", f"/datasets/{made['dataset_id']}")):
         assert_error(request(method, v2(any_server, path), raw=raw), 400)
+    assert not fake.requests
+
+
+def test_a_body_over_the_limit_is_413(server: ServerProcess, fake: FakeProvider) -> None:
+    made = create(server, unique("big"))
+    huge = b'{"input": "' + b"x" * (11 * 1024 * 1024) + b'"}'
+    for path in ("/functions", f"/functions/{made['id']}/call", f"/datasets/{made['dataset_id']}"):
+        assert_error(request("POST", v2(server, path), raw=huge), 413)
 
 
 @pytest.mark.parametrize("function_id", [UNKNOWN, "not-an-id", "%00", "x" * 5000])
