@@ -102,8 +102,9 @@ class EntrySearch:
         """Embed and store the vectors of these entries' inputs (nothing without a model; on a failure
         the entries stay, found by full text)."""
         vectors = await self.vectors(project_id, [entry.input for entry in entries])
-        for entry, vector in zip(entries, vectors or (), strict=False):
-            await self._store.set_example_embedding(project_id, entry.id, vector, self._model)
+        if vectors:
+            await self._store.set_example_embeddings(
+                project_id, [(entry.id, vector) for entry, vector in zip(entries, vectors, strict=True)], self._model)
 
     async def search(self, project_id: str, function_id: str, value: Any, limit: int) -> list[ExampleRecord]:
         """Up to `limit` entries of the function, closest to `value` first: the semantically nearest;

@@ -183,8 +183,10 @@ class Store(Protocol):
                              changes: dict[str, Any]) -> ExampleRecord | None:
         """Set `input`, `output`, `expected` or `comment`; a new input drops the old vector."""
         ...
-    async def set_example_embedding(self, project_id: str, example_id: str, vector: list[float],
-                                    model: str) -> None: ...
+    async def set_example_embeddings(self, project_id: str, vectors: list[tuple[str, list[float]]],
+                                     model: str) -> None:
+        """Store each (example id, vector) with the model that made it."""
+        ...
     async def embedded_examples(self, project_id: str, function_id: str, model: str,
                                 limit: int) -> list[tuple[str, list[float]]]:
         """(id, vector) of the newest `limit` examples embedded with `model`."""

@@ -15,9 +15,16 @@ from sqlalchemy.engine import Connection
 
 from taskgate.errors import ConflictError
 from taskgate.store.base import ExampleRecord, FunctionDefinition, FunctionRecord, RevisionRecord
-from taskgate.store.codec import example_from_row, function_from_row, revision_from_row, search_text, utcnow
+from taskgate.store.codec import (
+    definition_to_json,
+    example_from_row,
+    function_from_row,
+    revision_from_row,
+    search_text,
+    utcnow,
+)
 from taskgate.store.examples import ENTRY_COLUMNS
-from taskgate.store.functions import get_function, set_few_shot_count, upsert_function
+from taskgate.store.functions import get_function, insert_function, set_few_shot_count, upsert_function
 from taskgate.store.tables import examples, functions
 from taskgate.store.tables import function_revisions as revisions
 
@@ -66,7 +73,7 @@ def create_function(conn: Connection, project_id: str, name: str, definition: Fu
     the live-name index instead, and the retry lands here)."""
     if get_function(conn, project_id, name) is not None:
         raise ConflictError(f"a function named '{name}' already exists")
-    upsert_function(conn, project_id, name, definition)
+    insert_function(conn, project_id, name, definition_to_json(definition))
     set_few_shot_count(conn, project_id, name, few_shot_count)
     created = get_function(conn, project_id, name)
     assert created is not None
@@ -142,9 +149,13 @@ def update_entry(conn: Connection, project_id: str, function_id: str, entry_id: 
     return get_entry(conn, project_id, function_id, entry_id)
 
 
-def set_embedding(conn: Connection, project_id: str, entry_id: str, vector: list[float], model: str) -> None:
-    conn.execute(examples.update().where(examples.c.project_id == project_id, examples.c.id == entry_id)
-                 .values(embedding=vector, embedding_model=model))
+def set_embeddings(conn: Connection, project_id: str, vectors: list[tuple[str, list[float]]], model: str) -> None:
+    """Each (entry id, vector) stored with the model that made it, in one statement."""
+    if vectors:
+        statement = (examples.update()
+                     .where(examples.c.project_id == project_id, examples.c.id == sa.bindparam("entry_id"))
+                     .values(embedding=sa.bindparam("vector"), embedding_model=model))
+        conn.execute(statement, [{"entry_id": entry_id, "vector": vector} for entry_id, vector in vectors])
 
 
 def embedded_entries(conn: Connection, project_id: str, function_id: str, model: str,

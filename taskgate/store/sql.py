@@ -223,8 +223,9 @@ class SqlStore:
         return await self.database.write(
             lambda c: datasets.update_entry(c, project_id, function_id, example_id, changes))
 
-    async def set_example_embedding(self, project_id: str, example_id: str, vector: list[float], model: str) -> None:
-        await self.database.write(lambda c: datasets.set_embedding(c, project_id, example_id, vector, model))
+    async def set_example_embeddings(self, project_id: str, vectors: list[tuple[str, list[float]]],
+                                     model: str) -> None:
+        await self.database.write(lambda c: datasets.set_embeddings(c, project_id, vectors, model))
 
     async def embedded_examples(self, project_id: str, function_id: str, model: str,
                                 limit: int) -> list[tuple[str, list[float]]]:

@@ -242,7 +242,7 @@ def test_malformed_create_bodies(any_server: ServerProcess, fake: FakeProvider, 
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[1]", b"", b'{"input": ' + b"[" * 200 + b"]" * 200 + b"}",
-                                 b'{"input": 1' + b"0" * 30 + b"}", b'{"input": "\ud800"'])
+                                 b'{"input": 1' + b"0" * 30 + b"}", b'{"input": "\\ud800"}'])
 def test_malformed_json_is_400(any_server: ServerProcess, fake: FakeProvider, raw: bytes) -> None:
     made = create(any_server, unique("raw"))
     for method, path in (("POST", "/functions"), ("PATCH", f"/functions/{made['id']}"),

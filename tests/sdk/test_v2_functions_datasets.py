@@ -39,6 +39,7 @@ def test_the_function_api(sdk_venv: SdkVenvs, any_server: ServerProcess, fake: F
     assert seen["duplicate"] == "ConflictError 409"
     assert seen["unknown"] == seen["after_delete"] == "NotFoundError 404"
     assert seen["bad_body"] == "RequestValidationError 422"
+    assert seen["by_call"]["instructions"] == "Greet." and seen["by_call"]["dataset_id"]
 
 
 def test_stored_calls_and_streams(sdk_venv: SdkVenvs, any_server: ServerProcess, fake: FakeProvider) -> None:

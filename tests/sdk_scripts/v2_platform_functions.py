@@ -54,6 +54,10 @@ def functions() -> None:
         "bad_body": error_name(lambda: opper.functions.create(name=f"{name}-2", instructions="x",
                                                               configuration={"invocation.few_shot.count": -1})),
     }
+    called = f"sdk/called/{SUFFIX}"  # made by a call: its model as the engine stores it
+    opper.call(name=called, instructions="Greet.", input="hi", model={"name": "openai/gpt-4o-mini",
+                                                                     "options": {"temperature": 0.1}})
+    seen["by_call"] = opper.functions.get_by_name(name=called).model_dump()
     opper.functions.delete(function_id=made.id)
     seen["after_delete"] = error_name(lambda: opper.functions.get(function_id=made.id))
     dump(seen)

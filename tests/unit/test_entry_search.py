@@ -77,7 +77,7 @@ async def test_without_a_model_nothing_is_embedded(store: SqlStore, project: str
     assert [e.input for e in await search.search(project, function_id, "anything", 3)] == ["north"]
 
 
-def test_entry_text_is_the_string_or_sorted_json() -> None:
+async def test_entry_text_is_the_string_or_sorted_json() -> None:
     assert entry_text("plain") == "plain"
     assert entry_text({"b": 1, "a": [True, None]}) == '{"a":[true,null],"b":1}'
     assert len(entry_text("x" * 100_000)) == 8000

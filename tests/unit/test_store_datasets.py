@@ -102,9 +102,10 @@ async def test_entries_keep_expected_and_change_field_by_field(store: SqlStore, 
 async def test_vectors_are_kept_per_model_and_dropped_with_a_new_input(store: SqlStore, project: str) -> None:
     function = await store.create_function(project, "vectors", FunctionDefinition(instructions="Do"), 3)
     entries = await store.add_examples(project, function.id, [_entry("one"), _entry("two"), _entry("three")])
-    for position, entry in enumerate(entries):
-        await store.set_example_embedding(project, entry.id, [float(position), 1.0], "p/m")
-    await store.set_example_embedding(project, entries[0].id, [9.0], "p/other")
+    await store.set_example_embeddings(project, [(entry.id, [float(i), 1.0]) for i, entry in enumerate(entries)],
+                                       "p/m")
+    await store.set_example_embeddings(project, [(entries[0].id, [9.0])], "p/other")
+    await store.set_example_embeddings(project, [], "p/m")
     vectors = await store.embedded_examples(project, function.id, "p/m", limit=2)
     assert vectors == [(entries[2].id, [2.0, 1.0]), (entries[1].id, [1.0, 1.0])]  # the newest first
     await store.update_example(project, function.id, entries[2].id, {"input": "new"})
