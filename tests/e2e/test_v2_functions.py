@@ -331,6 +331,7 @@ def test_malformed_patch_bodies(any_server: ServerProcess, fake: FakeProvider) -
     made = create(any_server, unique("badpatch"))
     url = v2(any_server, f"/functions/{made['id']}")
     assert_error(request("PATCH", url, {"name": ""}), 422)
+    assert_error(request("PATCH", url, {"instructions": "  "}), 422)
     assert_error(request("PATCH", url, {"input_schema": {"$ref": "file:///etc/passwd"}}), 400)
     assert_error(request("PATCH", url, {"configuration": {"invocation.cache.ttl": "soon"}}), 422)
     assert request("GET", url).json() == made  # nothing changed

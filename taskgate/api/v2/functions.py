@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 SORTS = ("name", "-name", "created_at", "-created_at")
 MAX_NAME_FILTER_CHARS = 256
-_CLEARABLE = ("description", "input_schema", "output_schema", "model")  # null in a PATCH clears these
 
 
 def function_body(record: FunctionRecord) -> dict[str, Any]:
@@ -92,23 +91,23 @@ def _model(body: dict[str, Any]) -> Any:
 
 def _definition(body: dict[str, Any], base: FunctionRecord | None) -> tuple[FunctionDefinition, TaskConfig]:
     """The definition and settings a create (`base` None) or PATCH body asks for. In a PATCH, an
-    absent field keeps its value, and null clears the fields that may be empty."""
+    absent field keeps its value; null clears description, schemas and model, and leaves the
+    instructions (which cannot be empty) and the configuration as they are."""
     current = base.definition if base is not None else FunctionDefinition(instructions="")
-    given = {key for key in body if body[key] is not None or key in _CLEARABLE}
     instructions = optional(body, "instructions", str, "a string", error=RequestValidationError)
-    if base is None and not instructions:
-        raise RequestValidationError("'instructions' is required and must be a non-empty string")
+    if (base is None or instructions is not None) and not (instructions or "").strip():
+        raise RequestValidationError("'instructions' must be a non-empty string (and is required on create)")
     description = optional(body, "description", str, "a string or null", error=RequestValidationError)
     configuration = optional(body, "configuration", dict, "an object or null", error=RequestValidationError)
     config = calls.parse_configuration(configuration or {}, _config(base) if base is not None else None,
                                        function_setting=True)
     definition = FunctionDefinition(
         instructions=instructions or current.instructions,
-        input_schema=_schema(body, "input_schema") if "input_schema" in given else current.input_schema,
-        output_schema=_schema(body, "output_schema") if "output_schema" in given else current.output_schema,
-        model=_model(body) if "model" in given else current.model,
+        input_schema=_schema(body, "input_schema") if "input_schema" in body else current.input_schema,
+        output_schema=_schema(body, "output_schema") if "output_schema" in body else current.output_schema,
+        model=_model(body) if "model" in body else current.model,
         configuration=stored_configuration(config),
-        description=description if "description" in given else current.description,
+        description=description if "description" in body else current.description,
         source=current.source,
     )
     return definition, config
