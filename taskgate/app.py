@@ -44,7 +44,8 @@ def create_app(settings: Settings) -> ASGIApp:
         await auth.bootstrap(settings.api_keys)
         providers = ProviderRegistry(settings)
         limits = CallLimits(settings.max_attempts, settings.max_upstream_calls, settings.max_request_tokens)
-        engine = Engine(store, recorder, providers, settings.default_model, limits)
+        engine = Engine(store, recorder, providers, settings.default_model, limits,
+                        dataset_embedding_model=settings.dataset_embedding_model)
         ctx = AppContext(settings, auth, engine)
         for dialect in DIALECTS:
             app.mount(dialect.routes(ctx))

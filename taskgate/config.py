@@ -79,6 +79,7 @@ def _half_the_cores() -> int:
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Amount = Annotated[int, BeforeValidator(_whole_part), Field(gt=0)]  # a size or count, written as any number
 WholeNumber = Annotated[int, Field(gt=0)]
+ModelName = Annotated[str, Field(pattern=r"^[^/\s]+/\S+$")]  # provider/model
 
 
 class Settings(BaseSettings):
@@ -114,6 +115,8 @@ class Settings(BaseSettings):
     local_concurrency: Amount = Field(1, validation_alias="TASKGATE_LOCAL_CONCURRENCY")
     local_queue_size: Amount = Field(16, validation_alias="TASKGATE_LOCAL_QUEUE")
     local_threads: WholeNumber = Field(default_factory=_half_the_cores, validation_alias="TASKGATE_LOCAL_THREADS")
+    # `provider/model` embedding dataset entries for semantic search (entries query, few-shot); unset: full text.
+    dataset_embedding_model: ModelName | None = Field(None, validation_alias="TASKGATE_DATASET_EMBEDDING_MODEL")
     # Vendors beyond the presets, by name (TASKGATE_PROVIDERS_FILE's table, then TASKGATE_PROVIDERS),
     # and the provider key and base-URL variables that are set.
     provider_entries: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -218,6 +221,7 @@ _REASONS = {
     "finite_number": "must be a finite number",
     "int_parsing": "must be a whole number",
     "int_from_float": "must be a whole number",
+    "string_pattern_mismatch": "must be written as provider/model",
 }
 
 

@@ -7,10 +7,11 @@ itself lives here once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
-from taskgate.errors import BadRequestError, TaskgateError
+from taskgate.errors import BadRequestError, NotFoundError, TaskgateError
 
 
 def optional(
@@ -42,3 +43,15 @@ def identifier(value: str, what: str, max_chars: int, *, error: type[TaskgateErr
     if 0 < len(value) <= max_chars and value.isprintable() and not value.isspace() and "\ufffd" not in value:
         return value
     raise error(f"{what} must be 1 to {max_chars} printable characters, not all spaces")
+
+
+_STORED_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def stored_id(value: str, noun: str) -> str:
+    """An id Taskgate made (a UUID, `taskgate.ids`) as a client sends it back in a path. Anything
+    else names nothing stored: NotFoundError at once, so no odd text (NUL, megabytes) reaches the store."""
+    if _STORED_ID.fullmatch(value):
+        return value
+    shown = value if len(value) <= 40 else value[:40] + "..."
+    raise NotFoundError(f"{noun} '{shown}' not found")

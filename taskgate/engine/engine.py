@@ -24,7 +24,9 @@ import jsonschema_rs
 
 from taskgate.engine.cache import ResultCache
 from taskgate.engine.cost import PriceBook
+from taskgate.engine.datasets import DatasetService
 from taskgate.engine.embeddings import Embedder, EmbeddingResult, EmbeddingTask
+from taskgate.engine.entry_search import EntrySearch
 from taskgate.engine.examples import ExampleService
 from taskgate.engine.functions import FunctionService
 from taskgate.engine.limits import Budget, CallLimits
@@ -87,16 +89,18 @@ class Call:
 
 class Engine:
     def __init__(self, store: Store, recorder: SpanRecorder, registry: ProviderRegistry, default_model: str,
-                 limits: CallLimits | None = None) -> None:
+                 limits: CallLimits | None = None, dataset_embedding_model: str | None = None) -> None:
+        """`dataset_embedding_model` (`provider/model`) turns on semantic search over dataset entries."""
         self._limits = limits or CallLimits()
         self._router = Router(registry, default_model)
         self.providers = registry  # what can be routed to, for the model listing
         self._prices = PriceBook()
         self._cache = ResultCache(store)
         self.functions = FunctionService(store)
-        self.examples = ExampleService(store)
         self.spans = SpanService(store, recorder)
         self._embedder = Embedder(registry, self.price, self.spans)
+        self.examples = ExampleService(store, EntrySearch(store, self._embedder.embed, dataset_embedding_model))
+        self.datasets = DatasetService(self.functions, self.examples)
 
     # ------------------------------------------------------------------ public
 

@@ -16,10 +16,12 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
+from typing import Any
 
+from taskgate.engine.models import parse_model_field
 from taskgate.engine.schemas import canonical
-from taskgate.engine.task import DEFAULT_INSTRUCTIONS, DEFAULT_MAX_ATTEMPTS, Task
+from taskgate.engine.task import DEFAULT_INSTRUCTIONS, DEFAULT_MAX_ATTEMPTS, Task, TaskConfig
 from taskgate.lru import PARSED_JSON_FACTOR, BoundedLRU
 from taskgate.store.base import FunctionDefinition, FunctionRecord, RevisionRecord, Store
 
@@ -38,10 +40,44 @@ def definition_of(task: Task) -> FunctionDefinition:
         input_schema=task.input_schema,
         output_schema=task.output_schema,
         model=[{"name": m.name, "options": m.options} for m in task.models] or None,
-        # An unset max_attempts is stored as the spec's default, as it always was, so that functions
-        # stored before it could be unset do not get a new revision for it.
-        configuration=asdict(replace(task.config, max_attempts=task.config.max_attempts or DEFAULT_MAX_ATTEMPTS)),
+        configuration=stored_configuration(task.config),
     )
+
+
+def stored_configuration(config: TaskConfig) -> dict[str, Any]:
+    """A call's settings as a definition keeps them. An unset max_attempts is stored as the spec's
+    default, as it always was, so that functions stored before it could be unset do not get a new
+    revision for it."""
+    return asdict(replace(config, max_attempts=config.max_attempts or DEFAULT_MAX_ATTEMPTS))
+
+
+def config_of(definition: FunctionDefinition) -> TaskConfig:
+    """The call settings a definition holds, as `definition_of` stored them (defaults for the rest)."""
+    stored = definition.configuration or {}
+    return TaskConfig(**{item.name: stored[item.name] for item in fields(TaskConfig) if item.name in stored})
+
+
+def merged_definition(task: Task, before: FunctionRecord | None) -> FunctionDefinition:
+    """What a call by name stores: its own definition, keeping from the function as it was what a call
+    does not set. That is its description; its few-shot count (spec §5: a function's setting, which
+    `/call` ignores); and its model as written, when the call names the same models."""
+    definition = definition_of(task)
+    if before is None:
+        return definition
+    kept = before.definition
+    definition.description = kept.description
+    definition.configuration["few_shot_count"] = before.few_shot_count
+    if kept.model is not None and parse_model_field(kept.model) == task.models:
+        definition.model = kept.model
+    return definition
+
+
+def at_revision(record: FunctionRecord, revision: RevisionRecord) -> FunctionRecord:
+    """The function as it was at `revision`: that revision's definition, id and few-shot count."""
+    if revision.is_current:
+        return record
+    return replace(record, definition=revision.definition, revision_id=revision.id, revision_number=revision.number,
+                   schema_hash=revision.schema_hash, few_shot_count=config_of(revision.definition).few_shot_count)
 
 
 def fingerprint(task: Task) -> bytes:
@@ -93,6 +129,8 @@ class FunctionService:
         """The function's record, and whether its current revision already existed (v3 `script_cached`)."""
         key = (task.project_id, task.function_name)
         self._hits.put(key, (self._hits.peek(key) or 0) + 1)
+        if task.stored is not None:  # called as stored: nothing to compare or write
+            return task.stored, True
         current = fingerprint(task)
         if (known := self._fresh(key, current)) is not None:
             return known, True
@@ -100,7 +138,8 @@ class FunctionService:
             if (known := self._fresh(key, current)) is not None:
                 return known, True
             before = await self._store.get_function(task.project_id, task.function_name)
-            record = await self._store.upsert_function(task.project_id, task.function_name, definition_of(task))
+            record = await self._store.upsert_function(task.project_id, task.function_name,
+                                                       merged_definition(task, before))
             self._known.put(key, (current, record, time.monotonic() + self._recheck_s))
             existed = before is not None and before.revision_id == record.revision_id
             return record, existed
@@ -184,6 +223,52 @@ class FunctionService:
             deleted = await self._store.delete_function(project_id, name)
             self._forget(project_id, name)
             return deleted
+
+    # ---- the v2 function API: functions by id (their names may change), created and changed whole
+
+    async def by_id(self, project_id: str, function_id: str) -> FunctionRecord | None:
+        return await self._store.get_function_by_id(project_id, function_id)
+
+    async def by_dataset(self, project_id: str, dataset_id: str) -> FunctionRecord | None:
+        return await self._store.get_function_by_dataset(project_id, dataset_id)
+
+    async def listing(self, project_id: str, name: str | None, sort: str, limit: int,
+                      offset: int) -> tuple[list[FunctionRecord], int]:
+        return await self._store.list_functions_page(project_id, name, sort, limit, offset)
+
+    async def create(self, project_id: str, name: str, definition: FunctionDefinition,
+                     few_shot_count: int) -> FunctionRecord:
+        """A new function (ConflictError when the name is taken)."""
+        async with self._locked((project_id, name)):
+            created = await self._store.create_function(project_id, name, definition, few_shot_count)
+            self._forget(project_id, name)
+            return created
+
+    async def update(self, project_id: str, current: FunctionRecord, name: str, definition: FunctionDefinition,
+                     few_shot_count: int) -> FunctionRecord | None:
+        """Rename `current` to `name` (ConflictError when taken) and give it `definition` (a new
+        revision when that changed) and `few_shot_count`; None when it is gone meanwhile."""
+        async with self._locked((project_id, current.name)):
+            updated = await self._store.update_function(project_id, current.id, name, definition, few_shot_count)
+            self._forget(project_id, current.name)
+            self._forget(project_id, name)
+            return updated
+
+    async def delete_by_id(self, project_id: str, function_id: str) -> bool:
+        record = await self.by_id(project_id, function_id)
+        return record is not None and await self.delete(project_id, record.name)
+
+    async def revisions_page(self, project_id: str, function_id: str, limit: int,
+                             offset: int) -> tuple[list[RevisionRecord], int] | None:
+        return await self._store.list_revisions_page(project_id, function_id, limit, offset)
+
+    async def at_revision(self, project_id: str, function_id: str, revision_id: str) -> FunctionRecord | None:
+        """The function as it was at that revision (see `at_revision`); None when either is unknown."""
+        record = await self.by_id(project_id, function_id)
+        if record is None:
+            return None
+        revision = await self._store.get_revision_by_id(project_id, function_id, revision_id)
+        return at_revision(record, revision) if revision is not None else None
 
     def _forget(self, project_id: str, name: str) -> None:
         """Inside the function's lock, so a call storing its definition meanwhile cannot put back

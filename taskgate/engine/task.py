@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskgate.providers.base import ToolCall, Usage
+from taskgate.store.base import FunctionRecord
 
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant"
 DEFAULT_MAX_ATTEMPTS = 5  # the spec's default; the operator's TASKGATE_MAX_ATTEMPTS may lower it
@@ -57,6 +58,9 @@ class Task:
     options: dict[str, Any] = field(default_factory=dict)  # request-level options, under model options
     span_type: str = "call"
     record_function: bool = True  # False for compat chats: they are not stored functions
+    # A stored function called as it is stored (v2 `/functions/{id}/call[/{revision_id}]`), at the
+    # revision it shows: its definition is not written again, and its few-shot count is this one's.
+    stored: FunctionRecord | None = None
 
 
 @dataclass(slots=True)

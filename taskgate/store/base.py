@@ -60,6 +60,7 @@ class ExampleRecord:
     tag: str | None = None
     comment: str | None = None
     created_at: datetime | None = None
+    expected: Any = None  # v2 dataset entries: an edited version of the output
 
 
 @dataclass(slots=True)
@@ -153,3 +154,41 @@ class Store(Protocol):
     async def cache_put(self, project_id: str, key: str, payload: dict[str, Any], ttl_seconds: int) -> None: ...
 
     async def close(self) -> None: ...
+
+    # ---- v2 functions by id, and their datasets (entries are examples)
+    async def get_function_by_id(self, project_id: str, function_id: str) -> FunctionRecord | None: ...
+    async def get_function_by_dataset(self, project_id: str, dataset_id: str) -> FunctionRecord | None: ...
+    async def list_functions_page(self, project_id: str, name: str | None, sort: str, limit: int,
+                                  offset: int) -> tuple[list[FunctionRecord], int]:
+        """Live functions whose name contains `name` (any case), sorted by `name` or `created_at`
+        (`-` first: descending), and how many match in all."""
+        ...
+    async def create_function(self, project_id: str, name: str, definition: FunctionDefinition,
+                              few_shot_count: int) -> FunctionRecord:
+        """ConflictError when a live function has the name."""
+        ...
+    async def update_function(self, project_id: str, function_id: str, name: str, definition: FunctionDefinition,
+                              few_shot_count: int) -> FunctionRecord | None:
+        """Rename (ConflictError when taken) and add a revision when the definition changed."""
+        ...
+    async def list_revisions_page(self, project_id: str, function_id: str, limit: int,
+                                  offset: int) -> tuple[list[RevisionRecord], int] | None:
+        """Newest first; None when there is no such function."""
+        ...
+    async def get_revision_by_id(self, project_id: str, function_id: str,
+                                 revision_id: str) -> RevisionRecord | None: ...
+    async def get_example(self, project_id: str, function_id: str, example_id: str) -> ExampleRecord | None: ...
+    async def count_examples(self, project_id: str, function_id: str) -> int: ...
+    async def update_example(self, project_id: str, function_id: str, example_id: str,
+                             changes: dict[str, Any]) -> ExampleRecord | None:
+        """Set `input`, `output`, `expected` or `comment`; a new input drops the old vector."""
+        ...
+    async def set_example_embeddings(self, project_id: str, vectors: list[tuple[str, list[float]]],
+                                     model: str) -> None:
+        """Store each (example id, vector) with the model that made it."""
+        ...
+    async def embedded_examples(self, project_id: str, function_id: str, model: str,
+                                limit: int) -> list[tuple[str, list[float]]]:
+        """(id, vector) of the newest `limit` examples embedded with `model`."""
+        ...
+    async def examples_by_ids(self, project_id: str, function_id: str, ids: list[str]) -> list[ExampleRecord]: ...

@@ -112,7 +112,7 @@ def revision_from_row(row: RowMapping, current_id: str) -> RevisionRecord:
 def example_from_row(row: RowMapping) -> ExampleRecord:
     return ExampleRecord(id=row["id"], function_id=row["function_id"], input=row["input"],
                          output=row["output"], tag=row["tag"], comment=row["comment"],
-                         created_at=row["created_at"])
+                         created_at=row["created_at"], expected=row["expected"])
 
 
 def total_tokens(usage: dict[str, int]) -> int:

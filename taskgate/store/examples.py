@@ -26,6 +26,8 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _FTS = sa.table("examples_fts", sa.column("example_id"), sa.column("function_id"))
 _FTS_TABLE: sa.ColumnClause[str] = sa.literal_column("examples_fts")
 _PG_CONFIG: sa.ColumnClause[str] = sa.literal_column("'simple'")  # must match the index expression of migration 0001
+# Every column but the vector: kilobytes a row that only semantic ranking reads (taskgate.store.datasets).
+ENTRY_COLUMNS = [column for column in examples.c if column.name not in ("embedding", "embedding_model")]
 
 
 def query_terms(query: str) -> list[str]:
@@ -52,12 +54,12 @@ def add_examples(conn: Connection, project_id: str, function_id: str,
         created = record.created_at or now + timedelta(microseconds=position)
         saved.append(ExampleRecord(id=record.id or new_id(), function_id=function_id, input=record.input,
                                    output=record.output, tag=record.tag, comment=record.comment,
-                                   created_at=created))
+                                   created_at=created, expected=record.expected))
     if saved:
         conn.execute(examples.insert(), [
             {"id": r.id, "project_id": project_id, "function_id": function_id, "input": r.input,
              "output": r.output, "search_text": search_text(r.input), "tag": r.tag, "comment": r.comment,
-             "created_at": r.created_at}
+             "created_at": r.created_at, "expected": r.expected}
             for r in saved
         ])
     return saved
@@ -70,7 +72,7 @@ def _scope(project_id: str, function_id: str) -> sa.ColumnElement[bool]:
 def list_examples(conn: Connection, project_id: str, function_id: str, limit: int, offset: int,
                   tag: str | None) -> list[ExampleRecord]:
     """Newest first."""
-    query = sa.select(examples).where(_scope(project_id, function_id))
+    query = sa.select(*ENTRY_COLUMNS).where(_scope(project_id, function_id))
     if tag is not None:
         query = query.where(examples.c.tag == tag)
     query = query.order_by(examples.c.created_at.desc(), examples.c.id).limit(limit).offset(offset)
@@ -101,7 +103,7 @@ def _sqlite_ranked(conn: Connection, project_id: str, function_id: str, terms: l
                    limit: int) -> list[ExampleRecord]:
     score = sa.func.bm25(_FTS_TABLE)  # lower is better
     query = (
-        sa.select(examples)
+        sa.select(*ENTRY_COLUMNS)
         .select_from(_FTS.join(examples, examples.c.id == _FTS.c.example_id))
         .where(_FTS_TABLE.op("MATCH")(fts5_query(terms)), _FTS.c.function_id == function_id,
                examples.c.project_id == project_id)
@@ -118,7 +120,7 @@ def _pg_ranked(conn: Connection, project_id: str, function_id: str, terms: list[
     tsquery = reduce(lambda a, b: a.op("||")(b), parts)
     vector = sa.func.to_tsvector(_PG_CONFIG, examples.c.search_text)
     query = (
-        sa.select(examples)
+        sa.select(*ENTRY_COLUMNS)
         .where(_scope(project_id, function_id), vector.op("@@")(tsquery))
         .order_by(sa.func.ts_rank(vector, tsquery).desc(), examples.c.created_at.desc())
         .limit(limit)

@@ -55,13 +55,15 @@ def upsert_function(conn: Connection, project_id: str, name: str,
     current = get_function(conn, project_id, name)
     data = definition_to_json(definition)
     if current is None:
-        return _create(conn, project_id, name, data)
+        return insert_function(conn, project_id, name, data)
     if same_definition(definition_to_json(current.definition), data):
         return current
     return _add_revision(conn, current, data)
 
 
-def _create(conn: Connection, project_id: str, name: str, data: dict[str, Any]) -> FunctionRecord:
+def insert_function(conn: Connection, project_id: str, name: str, data: dict[str, Any]) -> FunctionRecord:
+    """A new function with revision 1 holding `data` (a definition as JSON); a live function of that
+    name makes the insert fail on the live-name index (IntegrityError)."""
     now = utcnow()
     function_id, revision_id = new_id(), new_id()
     digest = schema_hash(definition_from_json(data))

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from taskgate.errors import BadRequestError, ConflictError, NotFoundError
-from taskgate.store import accounts, cache, functions
+from taskgate.store import accounts, cache, datasets, functions
 from taskgate.store import examples as example_rows
 from taskgate.store import spans as span_rows
 from taskgate.store.base import (
@@ -180,6 +180,59 @@ class SqlStore:
     async def close(self) -> None:
         # Joining the pool's threads blocks: do it off the loop.
         await asyncio.to_thread(self.database.close)
+
+    # ---- v2 functions by id, and their datasets (issue 15)
+    async def get_function_by_id(self, project_id: str, function_id: str) -> FunctionRecord | None:
+        return await self.database.read(lambda c: datasets.function_by_id(c, project_id, function_id))
+
+    async def get_function_by_dataset(self, project_id: str, dataset_id: str) -> FunctionRecord | None:
+        return await self.database.read(lambda c: datasets.function_by_dataset(c, project_id, dataset_id))
+
+    async def list_functions_page(self, project_id: str, name: str | None, sort: str, limit: int,
+                                  offset: int) -> tuple[list[FunctionRecord], int]:
+        limit, offset = _page(limit, offset)
+        return await self.database.read(
+            lambda c: datasets.list_functions_page(c, project_id, name, sort, limit, offset))
+
+    async def create_function(self, project_id: str, name: str, definition: FunctionDefinition,
+                              few_shot_count: int) -> FunctionRecord:
+        return await self._write_retrying(
+            lambda c: datasets.create_function(c, project_id, name, definition, few_shot_count))
+
+    async def update_function(self, project_id: str, function_id: str, name: str, definition: FunctionDefinition,
+                              few_shot_count: int) -> FunctionRecord | None:
+        return await self._write_retrying(
+            lambda c: datasets.update_function(c, project_id, function_id, name, definition, few_shot_count))
+
+    async def list_revisions_page(self, project_id: str, function_id: str, limit: int,
+                                  offset: int) -> tuple[list[RevisionRecord], int] | None:
+        limit, offset = _page(limit, offset)
+        return await self.database.read(lambda c: datasets.revisions_page(c, project_id, function_id, limit, offset))
+
+    async def get_revision_by_id(self, project_id: str, function_id: str, revision_id: str) -> RevisionRecord | None:
+        return await self.database.read(lambda c: datasets.revision_by_id(c, project_id, function_id, revision_id))
+
+    async def get_example(self, project_id: str, function_id: str, example_id: str) -> ExampleRecord | None:
+        return await self.database.read(lambda c: datasets.get_entry(c, project_id, function_id, example_id))
+
+    async def count_examples(self, project_id: str, function_id: str) -> int:
+        return await self.database.read(lambda c: datasets.count_entries(c, project_id, function_id))
+
+    async def update_example(self, project_id: str, function_id: str, example_id: str,
+                             changes: dict[str, Any]) -> ExampleRecord | None:
+        return await self.database.write(
+            lambda c: datasets.update_entry(c, project_id, function_id, example_id, changes))
+
+    async def set_example_embeddings(self, project_id: str, vectors: list[tuple[str, list[float]]],
+                                     model: str) -> None:
+        await self.database.write(lambda c: datasets.set_embeddings(c, project_id, vectors, model))
+
+    async def embedded_examples(self, project_id: str, function_id: str, model: str,
+                                limit: int) -> list[tuple[str, list[float]]]:
+        return await self.database.read(lambda c: datasets.embedded_entries(c, project_id, function_id, model, limit))
+
+    async def examples_by_ids(self, project_id: str, function_id: str, ids: list[str]) -> list[ExampleRecord]:
+        return await self.database.read(lambda c: datasets.entries_by_ids(c, project_id, function_id, ids))
 
 
 async def _encoded(spans: list[SpanRecord], encode: Callable[[SpanRecord], T]) -> list[T]:

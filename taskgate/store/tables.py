@@ -175,3 +175,9 @@ cache_entries = sa.Table(
     sa.PrimaryKeyConstraint("project_id", "key"),
     sa.Index(None, "expires_at"),
 )
+
+# ---- datasets (issue 15, migration 0002): an entry is an example row, with these besides
+examples.append_column(sa.Column("expected", JSONType, nullable=True))  # an edited version of the output
+examples.append_column(sa.Column("embedding", JSONType, nullable=True))  # the input's vector, for semantic search
+examples.append_column(sa.Column("embedding_model", sa.Text, nullable=True))  # the model that made it
+FUNCTION_DATASET = sa.Index("ix_functions_project_id_dataset_id", functions.c.project_id, functions.c.dataset_id)

@@ -1,15 +1,19 @@
-"""The v2 dialect for `opperai==1.7.2`: `POST /v2/call` and `/v2/call/stream`, also served at the root.
+"""The v2 dialect for `opperai==1.7.2`: `POST /v2/call` and `/v2/call/stream`, also served at the root,
+and the calls of stored functions (`/v2/functions/{id}/call...`, handled in `functions.py`).
 
 It only parses requests into a Task and shapes results and events back into v2 bodies and
-StreamingChunks; everything else is the engine's.
+StreamingChunks; everything else is the engine's. A call by name and a stored function's call
+share the parsing of what both bodies hold (input, examples, tags, parent span) and all the shaping.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,6 +23,7 @@ from taskgate.api.usage_bodies import v2_usage
 from taskgate.api.v2.json_paths import JsonPathStream, JSONStreamError
 from taskgate.api.v3.run_shapes import function_name
 from taskgate.context import AppContext
+from taskgate.engine.functions import config_of, stored_configuration
 from taskgate.engine.models import parse_model_field
 from taskgate.engine.task import (
     DEFAULT_INSTRUCTIONS,
@@ -32,13 +37,23 @@ from taskgate.engine.task import (
     TaskConfig,
     TextDelta,
 )
-from taskgate.errors import RequestValidationError, TaskgateError
+from taskgate.errors import BadRequestError, RequestValidationError, TaskgateError
 from taskgate.server.disconnect import until_client_leaves
 from taskgate.server.request_io import JSONResponse, read_json_object
 from taskgate.server.sse import data_frame, event_frames, sse_response
+from taskgate.store.base import FunctionRecord
 from taskgate.store.cache import MAX_TTL_SECONDS
 
 _JSON_STARTS = frozenset('{["-0123456789')
+MAX_FEW_SHOT_COUNT = 100  # examples shown per call: each is prompt tokens on every call of the function
+# Spec §5's keys and the TaskConfig fields they set, as a function's `configuration` shows them.
+CONFIGURATION_KEYS = {
+    "invocation.few_shot.count": "few_shot_count",
+    "invocation.structured_generation.max_attempts": "max_attempts",
+    "invocation.cache.ttl": "cache_ttl",
+    "beta.invocation.input_validation.enabled": "validate_input",
+}
+XML_MODE = "beta.invocation.xml_mode.enabled"
 
 
 def parse_call(body: dict[str, Any], project_id: str) -> Task:
@@ -46,21 +61,43 @@ def parse_call(body: dict[str, Any], project_id: str) -> Task:
     name = body.get("name")
     name = function_name(name.strip() if isinstance(name, str) else name, error=RequestValidationError)
     instructions = _string(body, "instructions") or DEFAULT_INSTRUCTIONS
-    tags = _object(body, "tags") or {}
-    parent = optional_span_id(body, "parent_span_id", error=RequestValidationError)
     return Task(
         project_id=project_id,
         function_name=name,
-        input=body.get("input"),
         instructions=instructions,
         input_schema=_object(body, "input_schema"),
         output_schema=_object(body, "output_schema"),
         models=parse_model_field(body.get("model")),
-        examples=_examples(body.get("examples")),
         config=parse_configuration(_object(body, "configuration") or {}),
-        tags=tags,
-        parent_span_id=parent,
+        **_call_fields(body),
     )
+
+
+def parse_stored_call(body: dict[str, Any], project_id: str, function: FunctionRecord) -> Task:
+    """A stored function's call body (`input?`, `parent_span_id?`, `examples?`, `tags?`) as a Task
+    that runs the function as `function` shows it: its prompt, schemas, model and configuration."""
+    definition = function.definition
+    return Task(
+        project_id=project_id,
+        function_name=function.name,
+        instructions=definition.instructions,
+        input_schema=definition.input_schema,
+        output_schema=definition.output_schema,
+        models=parse_model_field(definition.model),
+        config=config_of(definition),
+        stored=function,
+        **_call_fields(body),
+    )
+
+
+def _call_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """What both kinds of call body hold, as Task fields."""
+    return {
+        "input": body.get("input"),
+        "examples": _examples(body.get("examples")),
+        "tags": _object(body, "tags") or {},
+        "parent_span_id": optional_span_id(body, "parent_span_id", error=RequestValidationError),
+    }
 
 
 def _string(body: dict[str, Any], key: str) -> str | None:
@@ -86,12 +123,15 @@ def _examples(value: Any) -> list[Example]:
     return examples
 
 
-def parse_configuration(config: dict[str, Any]) -> TaskConfig:
-    """The flat dotted keys of spec §5; unknown keys are accepted and ignored.
+def parse_configuration(config: dict[str, Any], base: TaskConfig | None = None, *,
+                        function_setting: bool = False) -> TaskConfig:
+    """The flat dotted keys of spec §5 over `base` (default: the defaults); unknown keys are
+    accepted and ignored.
 
-    `invocation.few_shot.count` is ignored on /call, as in Opper: it is a function setting.
+    `invocation.few_shot.count` is a function's setting, ignored on /call as in Opper, and read
+    only for the function API (`function_setting`), which also refuses XML mode: it is not supported.
     """
-    parsed = TaskConfig()
+    parsed = replace(base) if base is not None else TaskConfig()
     ttl = config.get("invocation.cache.ttl")
     if ttl is not None:
         parsed.cache_ttl = _int_key("invocation.cache.ttl", ttl, minimum=0)
@@ -106,7 +146,22 @@ def parse_configuration(config: dict[str, Any]) -> TaskConfig:
         if not isinstance(validate, bool):
             raise RequestValidationError("configuration 'beta.invocation.input_validation.enabled' must be a boolean")
         parsed.validate_input = validate
+    if function_setting:
+        count = config.get("invocation.few_shot.count")
+        if count is not None:
+            parsed.few_shot_count = _int_key("invocation.few_shot.count", count, minimum=0)
+            if parsed.few_shot_count > MAX_FEW_SHOT_COUNT:
+                raise RequestValidationError(f"configuration 'invocation.few_shot.count' must be at most "
+                                             f"{MAX_FEW_SHOT_COUNT}")
+        if config.get(XML_MODE) not in (None, False):
+            raise BadRequestError(f"configuration '{XML_MODE}' is not supported: only false is accepted")
     return parsed
+
+
+def configuration_body(config: TaskConfig) -> dict[str, Any]:
+    """A function's settings as the dotted keys of spec §5 (FunctionCallConfigurationOutput)."""
+    values = stored_configuration(config)
+    return {key: values[name] for key, name in CONFIGURATION_KEYS.items()} | {XML_MODE: False}
 
 
 def _int_key(key: str, value: Any, minimum: int) -> int:
@@ -136,21 +191,23 @@ def error_chunk(error: Exception) -> dict[str, Any]:
     return {"chunk_type": "error", "error_type": "InternalServerError", "error_message": "internal error"}
 
 
-def v2_frames(first: Event, events: AsyncGenerator[Event, None], structured: bool) -> AsyncGenerator[bytes, None]:
+def v2_frames(first: Event, events: AsyncGenerator[Event, None], structured: bool,
+              text_deltas: bool = False) -> AsyncGenerator[bytes, None]:
     """StreamingChunks: the span id first, then text or json_path deltas, or an error chunk last.
 
     The span id rides with the first frames: the engine starts only once the upstream has output,
     but in structured mode the first pieces of JSON (`{"ti`) may not make a delta yet.
+    `text_deltas`: every delta a string (see `FieldStream`).
     """
     head = [data_frame({"span_id": first.span_id})] if isinstance(first, Started) else []
-    return event_frames(events, ChunkFrames(structured), head)
+    return event_frames(events, ChunkFrames(structured, text_deltas), head)
 
 
 class ChunkFrames:
     """The StreamingChunks of one stream: text deltas, or with an output schema `json_path` deltas."""
 
-    def __init__(self, structured: bool) -> None:
-        self._fields = FieldStream() if structured else None
+    def __init__(self, structured: bool, text_deltas: bool = False) -> None:
+        self._fields = FieldStream(text_deltas) if structured else None
 
     def frames(self, event: Event) -> list[bytes]:
         if isinstance(event, TextDelta):
@@ -168,9 +225,15 @@ class ChunkFrames:
 
 
 class FieldStream:
-    """Structured mode: JSON text in, `json_path` chunks out (scalars only; the SDK drops containers)."""
+    """Structured mode: JSON text in, `json_path` chunks out (scalars only; the SDK drops containers).
 
-    def __init__(self) -> None:
+    A delta is the scalar itself (a number stays a number), as `/call/stream` sends it. A stored
+    function's stream is typed `delta: str` in 1.7.2, which refuses a number: with `text_deltas`
+    a number, boolean or null goes as its JSON text.
+    """
+
+    def __init__(self, text_deltas: bool = False) -> None:
+        self._text_deltas = text_deltas
         self._parser: JsonPathStream | None = JsonPathStream()
         self._in_preamble = True  # a prompted model may open with a code fence before the JSON
         self._emitted = False
@@ -195,28 +258,40 @@ class FieldStream:
             with contextlib.suppress(JSONStreamError):
                 frames = self._frames(self._parser.finish())
         if not self._emitted and not isinstance(payload, dict | list):
-            frames.append(data_frame({"delta": payload, "json_path": "response", "chunk_type": "json"}))
+            frames.append(self._frame("response", payload))
         return frames
 
     def _frames(self, fragments: list[tuple[str, Any]]) -> list[bytes]:
-        frames = [
-            data_frame({"delta": delta, "json_path": path, "chunk_type": "json"})
-            for path, delta in fragments
-            if not isinstance(delta, dict | list)
-        ]
+        frames = [self._frame(path, delta) for path, delta in fragments if not isinstance(delta, dict | list)]
         self._emitted = self._emitted or bool(frames)
         return frames
+
+    def _frame(self, path: str, delta: Any) -> bytes:
+        if self._text_deltas and not isinstance(delta, str):
+            delta = orjson.dumps(delta).decode()
+        return data_frame({"delta": delta, "json_path": path, "chunk_type": "json"})
+
+
+async def answer(ctx: AppContext, request: Request, task: Task) -> Response:
+    """The v2 call response of running `task`."""
+    return JSONResponse(call_body(await until_client_leaves(request, ctx.engine.run(task))))
+
+
+async def answer_stream(ctx: AppContext, request: Request, task: Task, *, text_deltas: bool = False) -> Response:
+    """The v2 event stream of `task`; errors before any output are plain HTTP errors."""
+    events = ctx.engine.stream(task)
+    first = await until_client_leaves(request, anext(events))
+    return sse_response(v2_frames(first, events, task.output_schema is not None, text_deltas),
+                        ctx.settings.heartbeat_s)
 
 
 async def call(ctx: AppContext, request: Request) -> Response:
     project_id = await ctx.auth.project_for(request)
-    task = parse_call(await read_json_object(request, ctx.settings.max_body_bytes), project_id)
-    return JSONResponse(call_body(await until_client_leaves(request, ctx.engine.run(task))))
+    return await answer(ctx, request, parse_call(await read_json_object(request, ctx.settings.max_body_bytes),
+                                                 project_id))
 
 
 async def stream(ctx: AppContext, request: Request) -> Response:
     project_id = await ctx.auth.project_for(request)
-    task = parse_call(await read_json_object(request, ctx.settings.max_body_bytes), project_id)
-    events = ctx.engine.stream(task)
-    first = await until_client_leaves(request, anext(events))  # errors before any output: plain HTTP errors
-    return sse_response(v2_frames(first, events, task.output_schema is not None), ctx.settings.heartbeat_s)
+    return await answer_stream(ctx, request, parse_call(await read_json_object(request, ctx.settings.max_body_bytes),
+                                                        project_id))

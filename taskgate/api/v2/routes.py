@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from taskgate.api.v2 import calls, spans
+from taskgate.api.v2 import calls, datasets, functions, spans
 from taskgate.server.dispatch import Endpoint, endpoint_routes
 
 if TYPE_CHECKING:
@@ -24,6 +24,27 @@ _UNDER_V2 = [
     Endpoint("GET", "/v2/spans/{span_id}", spans.get),
     Endpoint("PATCH", "/v2/spans/{span_id}", spans.update),
     Endpoint("DELETE", "/v2/spans/{span_id}", spans.delete),
+    # Functions. Matched in order: by-name before the id routes (a name may contain `/revisions/x`),
+    # and `/call/stream` before `/call/{revision_id}`.
+    Endpoint("POST", "/v2/functions", functions.create),
+    Endpoint("GET", "/v2/functions", functions.list_functions),
+    Endpoint("GET", "/v2/functions/by-name/{name:path}", functions.get_by_name),
+    Endpoint("GET", "/v2/functions/{function_id}", functions.get),
+    Endpoint("PATCH", "/v2/functions/{function_id}", functions.update),
+    Endpoint("DELETE", "/v2/functions/{function_id}", functions.delete),
+    Endpoint("GET", "/v2/functions/{function_id}/revisions", functions.list_revisions),
+    Endpoint("GET", "/v2/functions/{function_id}/revisions/{revision_id}", functions.get),
+    Endpoint("POST", "/v2/functions/{function_id}/call", functions.call),
+    Endpoint("POST", "/v2/functions/{function_id}/call/stream", functions.stream),
+    Endpoint("POST", "/v2/functions/{function_id}/call/stream/{revision_id}", functions.stream),
+    Endpoint("POST", "/v2/functions/{function_id}/call/{revision_id}", functions.call),
+    # Datasets: an entry is created on the dataset's own path (no `/entries`, spec §2.1).
+    Endpoint("POST", "/v2/datasets/{dataset_id}", datasets.create_entry),
+    Endpoint("GET", "/v2/datasets/{dataset_id}/entries", datasets.list_entries),
+    Endpoint("POST", "/v2/datasets/{dataset_id}/entries/query", datasets.query_entries),
+    Endpoint("GET", "/v2/datasets/{dataset_id}/entries/{entry_id}", datasets.get_entry),
+    Endpoint("PATCH", "/v2/datasets/{dataset_id}/entries/{entry_id}", datasets.update_entry),
+    Endpoint("DELETE", "/v2/datasets/{dataset_id}/entries/{entry_id}", datasets.delete_entry),
 ]
 ROUTES = _UNDER_V2 + [replace(entry, path=entry.path.removeprefix("/v2")) for entry in _UNDER_V2]
 
