@@ -175,3 +175,29 @@ cache_entries = sa.Table(
     sa.PrimaryKeyConstraint("project_id", "key"),
     sa.Index(None, "expires_at"),
 )
+
+# ---- custom models and model aliases (issue 15): both named per project, names unique per project.
+custom_models = sa.Table(
+    "custom_models", metadata,
+    sa.Column("id", sa.String(UUID_LEN), primary_key=True),
+    _project_fk(),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("identifier", sa.String(300), nullable=False),
+    sa.Column("extra", JSONType, nullable=False),
+    sa.Column("api_key_sealed", sa.Text, nullable=True),  # Fernet token (engine/secrets.py), never the key
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("project_id", "name"),
+)
+
+model_aliases = sa.Table(
+    "model_aliases", metadata,
+    sa.Column("id", sa.String(UUID_LEN), primary_key=True),
+    _project_fk(),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("fallback_models", JSONType, nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("project_id", "name"),
+)
