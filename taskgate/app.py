@@ -19,6 +19,7 @@ from taskgate.context import AppContext
 from taskgate.engine.cost import PriceBook
 from taskgate.engine.engine import Engine
 from taskgate.engine.limits import CallLimits
+from taskgate.engine.secret_box import SecretBox, load_secret_key
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.server.access_log import flush_log
 from taskgate.server.auth import Authenticator
@@ -44,7 +45,8 @@ def create_app(settings: Settings) -> ASGIApp:
         await auth.bootstrap(settings.api_keys)
         providers = ProviderRegistry(settings)
         limits = CallLimits(settings.max_attempts, settings.max_upstream_calls, settings.max_request_tokens)
-        engine = Engine(store, recorder, providers, settings.default_model, limits)
+        secrets = SecretBox(load_secret_key(settings.secret_key, settings.data_dir))
+        engine = Engine(store, recorder, providers, settings.default_model, limits, secrets, settings.local_models)
         ctx = AppContext(settings, auth, engine)
         for dialect in DIALECTS:
             app.mount(dialect.routes(ctx))

@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     provider_entries: dict[str, dict[str, Any]] = Field(default_factory=dict)
     provider_variables: dict[str, str] = Field(default_factory=dict, repr=False)
     # The Fernet key that encrypts stored secrets (custom models' API keys); unset, one is generated
-    # into the data directory on first start (engine/secrets.py).
+    # into the data directory on first start (engine/secret_box.py).
     secret_key: Annotated[str | None, AfterValidator(_fernet_key)] = Field(
         None, validation_alias="TASKGATE_SECRET_KEY", repr=False)
 

@@ -109,7 +109,7 @@ class CustomModelRecord:
     name: str
     identifier: str  # the model id the endpoint is asked for
     extra: dict[str, Any]  # api_base, api_version
-    api_key_sealed: str | None  # encrypted (engine/secrets.py); None when the endpoint needs no key
+    api_key_sealed: str | None  # encrypted (engine/secret_box.py); None when the endpoint needs no key
     created_at: datetime
     updated_at: datetime
 

@@ -184,7 +184,7 @@ custom_models = sa.Table(
     sa.Column("name", sa.String(300), nullable=False),
     sa.Column("identifier", sa.String(300), nullable=False),
     sa.Column("extra", JSONType, nullable=False),
-    sa.Column("api_key_sealed", sa.Text, nullable=True),  # Fernet token (engine/secrets.py), never the key
+    sa.Column("api_key_sealed", sa.Text, nullable=True),  # Fernet token (engine/secret_box.py), never the key
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("project_id", "name"),
