@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from aiohttp import web
 from cryptography.fernet import Fernet
 
 from taskgate.config import Settings
@@ -16,10 +17,12 @@ from taskgate.engine.model_names import ModelNames
 from taskgate.engine.secret_box import SecretBox
 from taskgate.engine.task import ModelChoice
 from taskgate.errors import BadRequestError, ConflictError, NotFoundError, ProviderNotConfiguredError
+from taskgate.providers.base import ChatRequest
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.store import SqlStore
 from taskgate.store.base import CustomModelRecord, ModelAliasRecord
 from taskgate.store.tables import custom_models
+from tests.harness import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 BASE = "http://127.0.0.1:9/v1"
@@ -214,3 +217,35 @@ async def test_a_key_sealed_under_another_secret_is_a_clear_error(store: SqlStor
     assert "sk-1" not in caught.value.detail
     assert [c.name for c in await reader.resolve(project, [ModelChoice("openai/a")])] == ["openai/a"]
     await registry.aclose()
+
+
+async def test_a_custom_model_sends_its_key_and_api_version_only_to_its_endpoint(service: ModelNames,
+                                                                                  project: str) -> None:
+    seen: list[tuple[str, str | None, str]] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append((request.path_qs, request.headers.get("authorization"), body["model"]))
+        return web.json_response({"id": "x", "object": "chat.completion", "model": body["model"],
+                                  "choices": [{"index": 0, "finish_reason": "stop",
+                                               "message": {"role": "assistant", "content": "hi"}}],
+                                  "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+
+    app = web.Application()
+    app.router.add_post("/base/v1/chat/completions", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        await service.create_custom(project, "azure-ish", "deployment-1",
+                                    {"api_base": f"http://127.0.0.1:{port}/base/v1/", "api_version": "2024-06-01"},
+                                    "sk-endpoint")
+        target = (await service.resolve(project, [ModelChoice("azure-ish")]))[0].custom
+        assert target is not None
+        response = await target.adapter.complete(ChatRequest(model=target.identifier, messages=[
+            {"role": "user", "content": "hello"}]))
+        assert response.text == "hi"
+        assert seen == [("/base/v1/chat/completions?api-version=2024-06-01", "Bearer sk-endpoint", "deployment-1")]
+    finally:
+        await runner.cleanup()
