@@ -100,7 +100,7 @@ class Engine:
         self.examples = ExampleService(store)
         self.spans = SpanService(store, recorder)
         self.model_names = ModelNames(store, registry, secrets or SecretBox.ephemeral())
-        self._embedder = Embedder(registry, self.price, self.spans)
+        self._embedder = Embedder(self._router, self.model_names, self.price, self.spans)
 
     # ------------------------------------------------------------------ public
 

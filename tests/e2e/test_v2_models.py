@@ -276,3 +276,31 @@ def test_a_deleted_name_is_no_longer_called(any_server: ServerProcess, fake: Any
     assert post(f"{url}/v2/call", {"name": "gone-call", "input": "hi", "model": name}).status == 200
     assert request("DELETE", f"{url}/v2/models/aliases/{record['id']}").status == 204
     error_of(post(f"{url}/v2/call", {"name": "gone-call", "input": "hi", "model": name}), 400)
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v2/call", {"name": "t", "input": "x"}),
+    ("/v3/call", {"name": "t", "input": "x"}),
+    ("/v3/compat/chat/completions", {"messages": [{"role": "user", "content": "x"}]}),
+    ("/v3/compat/embeddings", {"input": "x"}),
+])
+def test_a_name_that_is_no_model_alias_or_custom_model_is_still_a_400(server: ServerProcess, fake: Any, path: str,
+                                                                      body: dict[str, Any]) -> None:
+    detail = error_of(post(f"{server.url}{path}", {**body, "model": unique("gpt4")}), 400)["detail"]
+    assert "must be written as 'provider/model'" in detail
+    assert fake.requests == []
+
+
+def test_embeddings_reach_a_custom_model_and_fall_back_through_an_alias(any_server: ServerProcess,
+                                                                        fake: Any) -> None:
+    url, served = any_server.url, unique("mine/embedder")
+    custom(any_server, served, fake.openai_base_url, identifier="text-embedding-3-small", api_key=SECRET)
+    chain = alias(any_server, unique("embedders"), "openai/x-emb",
+                  served)
+    fake.script("x-emb", Behaviour(status=500))
+    reply = post(f"{url}/v3/compat/embeddings", {"model": chain["name"], "input": ["a", "b"],
+                                                 "encoding_format": "float"})
+    assert reply.status == 200, reply.body
+    assert len(reply.json()["data"]) == 2 and reply.json()["model"] == chain["name"]
+    assert [r.model for r in fake.requests] == ["x-emb", "text-embedding-3-small"]
+    assert fake.requests[-1].headers["authorization"] == f"Bearer {SECRET}"
