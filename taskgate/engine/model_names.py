@@ -30,6 +30,7 @@ SNAPSHOT_PROJECTS = 1024
 SNAPSHOT_BYTES = 64 * 1024 * 1024
 MAX_URL_CHARS = 2048
 MAX_API_KEY_CHARS = 4096
+MAX_PER_PROJECT = 1000  # of each kind: every call naming a model reads them all into the snapshot
 CUSTOM_EXTRA_KEYS = ("api_base", "api_version")
 KIND_WORDS: dict[ModelNameKind, str] = {"custom_model": "custom model", "model_alias": "model alias"}
 
@@ -121,6 +122,7 @@ class ModelNames:
                             api_key: str | None) -> CustomModelRecord:
         values = {"name": name, "identifier": identifier, "extra": _custom_extra(extra),
                   "api_key_sealed": self._seal(api_key)}
+        await self._refuse_too_many("custom_model", project_id)
         record = await self._store.create_model_name("custom_model", project_id, values)
         self._snapshots.pop(project_id)
         return cast(CustomModelRecord, record)
@@ -141,6 +143,7 @@ class ModelNames:
                            description: str | None) -> ModelAliasRecord:
         await self._check_alias(project_id, None, name, fallback_models)
         values = {"name": name, "fallback_models": fallback_models, "description": description}
+        await self._refuse_too_many("model_alias", project_id)
         record = await self._store.create_model_name("model_alias", project_id, values)
         self._snapshots.pop(project_id)
         return cast(ModelAliasRecord, record)
@@ -166,6 +169,12 @@ class ModelNames:
             raise NotFoundError(f"{KIND_WORDS[kind]} {id} not found")
         self._snapshots.pop(project_id)
         return record
+
+    async def _refuse_too_many(self, kind: ModelNameKind, project_id: str) -> None:
+        _, total = await self._store.list_model_names(kind, project_id, 0, 0)
+        if total >= MAX_PER_PROJECT:
+            raise BadRequestError(f"a project may have at most {MAX_PER_PROJECT} of each: delete a {KIND_WORDS[kind]} "
+                                  "it no longer uses first")
 
     def _seal(self, api_key: str | None) -> str | None:
         """The key as stored. It goes out in a header, so it must be printable on one line."""

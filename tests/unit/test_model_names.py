@@ -154,6 +154,16 @@ async def test_an_update_that_would_make_a_loop_is_refused(service: ModelNames, 
     assert isinstance(unchanged, ModelAliasRecord) and unchanged.fallback_models == ["openai/a"]
 
 
+async def test_a_project_has_a_bounded_number_of_names(service: ModelNames, project: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(names_module, "MAX_PER_PROJECT", 2)
+    await service.create_alias(project, "one", ["openai/a"], None)
+    await service.create_alias(project, "two", ["openai/a"], None)
+    with pytest.raises(BadRequestError, match="at most 2"):
+        await service.create_alias(project, "three", ["openai/a"], None)
+    await service.create_custom(project, "custom-one", "m", {"api_base": BASE}, None)  # counted apart
+
+
 async def test_unknown_ids_are_not_found(service: ModelNames, project: str) -> None:
     for call in (service.get("custom_model", project, id="nope"), service.delete("model_alias", project, "nope"),
                  service.update_custom(project, "nope", {}), service.update_alias(project, "nope", {})):
