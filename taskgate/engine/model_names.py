@@ -118,6 +118,21 @@ class ModelNames:
 
     # ------------------------------------------------------------------ writing
 
+    async def create(self, kind: ModelNameKind, project_id: str, fields: Mapping[str, Any]) -> ModelNameRecord:
+        """A new custom model (name, identifier, extra, api_key) or alias (name, fallback_models,
+        description) from the fields given."""
+        if kind == "custom_model":
+            return await self.create_custom(project_id, fields["name"], fields["identifier"],
+                                            fields.get("extra", {}), fields.get("api_key"))
+        return await self.create_alias(project_id, fields["name"], fields["fallback_models"],
+                                       fields.get("description"))
+
+    async def update(self, kind: ModelNameKind, project_id: str, id: str,
+                     changes: Mapping[str, Any]) -> ModelNameRecord:
+        if kind == "custom_model":
+            return await self.update_custom(project_id, id, changes)
+        return await self.update_alias(project_id, id, changes)
+
     async def create_custom(self, project_id: str, name: str, identifier: str, extra: dict[str, Any],
                             api_key: str | None) -> CustomModelRecord:
         values = {"name": name, "identifier": identifier, "extra": _custom_extra(extra),

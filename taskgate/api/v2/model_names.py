@@ -9,7 +9,7 @@ values mean (the endpoint URL, loops between aliases) is the engine's to judge.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -20,6 +20,7 @@ from taskgate.api.v2.paging import page_of, paged
 from taskgate.engine.model_chains import MAX_CHAIN_MODELS
 from taskgate.engine.models import MAX_MODEL_NAME_CHARS
 from taskgate.errors import NotFoundError, RequestValidationError
+from taskgate.server.dispatch import Endpoint
 from taskgate.server.request_io import JSONResponse, read_json_object
 from taskgate.store.base import CustomModelRecord, ModelAliasRecord, ModelNameKind, ModelNameRecord
 
@@ -128,46 +129,21 @@ def _required(changes: Mapping[str, Any], *keys: str) -> None:
             raise RequestValidationError(f"'{key}' is required")
 
 
-# ---------------------------------------------------------------- custom models
+# ---------------------------------------------------------------- the handlers of each kind
 
-async def create_custom(ctx: AppContext, request: Request) -> Response:
-    project_id = await ctx.auth.project_for(request)
-    changes = _custom_changes(await read_json_object(request, ctx.settings.max_body_bytes))
-    _required(changes, "name", "identifier")
-    record = await ctx.engine.model_names.create_custom(project_id, changes["name"], changes["identifier"],
-                                                        changes.get("extra", {}), changes.get("api_key"))
-    return JSONResponse(custom_model_body(record))
+Handler = Callable[["AppContext", Request], Awaitable[Response]]
 
 
-async def update_custom(ctx: AppContext, request: Request) -> Response:
-    project_id = await ctx.auth.project_for(request)
-    changes = _custom_changes(await read_json_object(request, ctx.settings.max_body_bytes))
-    record = await ctx.engine.model_names.update_custom(project_id, _path_value(request, "model_id"), changes)
-    return JSONResponse(custom_model_body(record))
+def handlers(kind: ModelNameKind, id_param: str, parse: Callable[[Mapping[str, Any]], dict[str, Any]],
+             required: tuple[str, ...]) -> dict[str, Handler]:
+    """The create, list, get, get-by-name, update and delete handlers of `kind`, whose body fields
+    `parse` reads (`required` ones must be given to create) and whose path names its id `id_param`."""
 
-
-# ---------------------------------------------------------------- aliases
-
-async def create_alias(ctx: AppContext, request: Request) -> Response:
-    project_id = await ctx.auth.project_for(request)
-    changes = _alias_changes(await read_json_object(request, ctx.settings.max_body_bytes))
-    _required(changes, "name", "fallback_models")
-    record = await ctx.engine.model_names.create_alias(project_id, changes["name"], changes["fallback_models"],
-                                                       changes.get("description"))
-    return JSONResponse(alias_body(record))
-
-
-async def update_alias(ctx: AppContext, request: Request) -> Response:
-    project_id = await ctx.auth.project_for(request)
-    changes = _alias_changes(await read_json_object(request, ctx.settings.max_body_bytes))
-    record = await ctx.engine.model_names.update_alias(project_id, _path_value(request, "alias_id"), changes)
-    return JSONResponse(alias_body(record))
-
-
-# ---------------------------------------------------------------- reading and deleting, for both kinds
-
-def readers(kind: ModelNameKind, id_param: str) -> dict[str, Callable[[AppContext, Request], Any]]:
-    """The list, get, get-by-name and delete handlers of `kind`, whose path names its id `id_param`."""
+    async def create(ctx: AppContext, request: Request) -> Response:
+        project_id = await ctx.auth.project_for(request)
+        fields = parse(await read_json_object(request, ctx.settings.max_body_bytes))
+        _required(fields, *required)
+        return JSONResponse(_shape(await ctx.engine.model_names.create(kind, project_id, fields)))
 
     async def list_all(ctx: AppContext, request: Request) -> Response:
         project_id = await ctx.auth.project_for(request)
@@ -185,13 +161,32 @@ def readers(kind: ModelNameKind, id_param: str) -> dict[str, Callable[[AppContex
         return JSONResponse(_shape(await ctx.engine.model_names.get(kind, project_id,
                                                                     name=_path_value(request, "name"))))
 
+    async def update(ctx: AppContext, request: Request) -> Response:
+        project_id = await ctx.auth.project_for(request)
+        changes = parse(await read_json_object(request, ctx.settings.max_body_bytes))
+        record = await ctx.engine.model_names.update(kind, project_id, _path_value(request, id_param), changes)
+        return JSONResponse(_shape(record))
+
     async def delete(ctx: AppContext, request: Request) -> Response:
         project_id = await ctx.auth.project_for(request)
         await ctx.engine.model_names.delete(kind, project_id, _path_value(request, id_param))
         return Response(status_code=204)
 
-    return {"list": list_all, "get": get, "get_by_name": get_by_name, "delete": delete}
+    return {"create": create, "list": list_all, "get": get, "get_by_name": get_by_name, "update": update,
+            "delete": delete}
 
 
-CUSTOM = readers("custom_model", "model_id")
-ALIASES = readers("model_alias", "alias_id")
+CUSTOM = handlers("custom_model", "model_id", _custom_changes, ("name", "identifier"))
+ALIASES = handlers("model_alias", "alias_id", _alias_changes, ("name", "fallback_models"))
+
+
+def endpoints(path: str, id_param: str, kind: Mapping[str, Handler]) -> list[Endpoint[AppContext]]:
+    """The routes of one kind under `path` (a name may hold `/`, so by-name takes the rest of the path)."""
+    return [
+        Endpoint("POST", path, kind["create"]),
+        Endpoint("GET", path, kind["list"]),
+        Endpoint("GET", f"{path}/by-name/{{name:path}}", kind["get_by_name"]),
+        Endpoint("GET", f"{path}/{{{id_param}}}", kind["get"]),
+        Endpoint("PATCH", f"{path}/{{{id_param}}}", kind["update"]),
+        Endpoint("DELETE", f"{path}/{{{id_param}}}", kind["delete"]),
+    ]

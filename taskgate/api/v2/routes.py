@@ -25,18 +25,8 @@ _UNDER_V2 = [
     Endpoint("PATCH", "/v2/spans/{span_id}", spans.update),
     Endpoint("DELETE", "/v2/spans/{span_id}", spans.delete),
     Endpoint("GET", "/v2/models", models.list_models),
-    Endpoint("POST", "/v2/models/custom", model_names.create_custom),
-    Endpoint("GET", "/v2/models/custom", model_names.CUSTOM["list"]),
-    Endpoint("GET", "/v2/models/custom/by-name/{name:path}", model_names.CUSTOM["get_by_name"]),
-    Endpoint("GET", "/v2/models/custom/{model_id}", model_names.CUSTOM["get"]),
-    Endpoint("PATCH", "/v2/models/custom/{model_id}", model_names.update_custom),
-    Endpoint("DELETE", "/v2/models/custom/{model_id}", model_names.CUSTOM["delete"]),
-    Endpoint("POST", "/v2/models/aliases", model_names.create_alias),
-    Endpoint("GET", "/v2/models/aliases", model_names.ALIASES["list"]),
-    Endpoint("GET", "/v2/models/aliases/by-name/{name:path}", model_names.ALIASES["get_by_name"]),
-    Endpoint("GET", "/v2/models/aliases/{alias_id}", model_names.ALIASES["get"]),
-    Endpoint("PATCH", "/v2/models/aliases/{alias_id}", model_names.update_alias),
-    Endpoint("DELETE", "/v2/models/aliases/{alias_id}", model_names.ALIASES["delete"]),
+    *model_names.endpoints("/v2/models/custom", "model_id", model_names.CUSTOM),
+    *model_names.endpoints("/v2/models/aliases", "alias_id", model_names.ALIASES),
 ]
 ROUTES = _UNDER_V2 + [replace(entry, path=entry.path.removeprefix("/v2")) for entry in _UNDER_V2]
 
