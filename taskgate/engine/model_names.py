@@ -56,6 +56,7 @@ class ModelNames:
         self._registry = registry
         self._secrets = secrets
         self._snapshots: BoundedLRU[str, _Snapshot] = BoundedLRU(SNAPSHOT_PROJECTS, SNAPSHOT_BYTES, _snapshot_bytes)
+        self._writes = 0  # this service's writes so far: a snapshot read across one of them is not kept
 
     # ------------------------------------------------------------------ resolution
 
@@ -78,10 +79,17 @@ class ModelNames:
         snapshot = self._snapshots.get(project_id)
         now = time.monotonic()
         if snapshot is None or now - snapshot.read_at > SNAPSHOT_SECONDS:
+            writes = self._writes
             customs, aliases = await self._store.all_model_names(project_id)
             snapshot = _Snapshot(now, {c.name: c for c in customs}, {a.name: a.fallback_models for a in aliases})
-            self._snapshots.put(project_id, snapshot)
+            if writes == self._writes:  # else it may predate a write whose invalidation it would undo
+                self._snapshots.put(project_id, snapshot)
         return snapshot
+
+    def _forget(self, project_id: str) -> None:
+        """After a write of the project's names: the next resolution reads them again."""
+        self._writes += 1
+        self._snapshots.pop(project_id)
 
     async def _target(self, snapshot: _Snapshot, record: CustomModelRecord) -> CustomTarget:
         target = snapshot.targets.get(record.name)
@@ -139,7 +147,7 @@ class ModelNames:
                   "api_key_sealed": self._seal(api_key)}
         await self._refuse_too_many("custom_model", project_id)
         record = await self._store.create_model_name("custom_model", project_id, values)
-        self._snapshots.pop(project_id)
+        self._forget(project_id)
         return cast(CustomModelRecord, record)
 
     async def update_custom(self, project_id: str, model_id: str, changes: Mapping[str, Any]) -> CustomModelRecord:
@@ -160,7 +168,7 @@ class ModelNames:
         values = {"name": name, "fallback_models": fallback_models, "description": description}
         await self._refuse_too_many("model_alias", project_id)
         record = await self._store.create_model_name("model_alias", project_id, values)
-        self._snapshots.pop(project_id)
+        self._forget(project_id)
         return cast(ModelAliasRecord, record)
 
     async def update_alias(self, project_id: str, alias_id: str, changes: Mapping[str, Any]) -> ModelAliasRecord:
@@ -174,7 +182,7 @@ class ModelNames:
     async def delete(self, kind: ModelNameKind, project_id: str, id: str) -> None:
         if not await self._store.delete_model_name(kind, project_id, id):
             raise NotFoundError(f"{KIND_WORDS[kind]} {id} not found")
-        self._snapshots.pop(project_id)
+        self._forget(project_id)
         if kind == "custom_model":
             await self._registry.release_custom(id)
 
@@ -182,7 +190,7 @@ class ModelNames:
         record = await self._store.update_model_name(kind, project_id, id, values)
         if record is None:
             raise NotFoundError(f"{KIND_WORDS[kind]} {id} not found")
-        self._snapshots.pop(project_id)
+        self._forget(project_id)
         return record
 
     async def _refuse_too_many(self, kind: ModelNameKind, project_id: str) -> None:
