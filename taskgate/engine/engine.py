@@ -414,7 +414,8 @@ def _check_tool_schemas(tools: list[dict[str, Any]] | None) -> None:
 
 
 def _cache_key(task: Task, messages: list[dict[str, Any]], routes: list[Route]) -> str:
-    """Project, function, effective prompt, schemas, input, tools and model chain."""
+    """Project, function, effective prompt, schemas, input, tools and model chain (a custom model
+    by its version, so changing its endpoint or identifier is not answered from the cache)."""
     material = canonical(
         [
             task.project_id,
@@ -426,7 +427,8 @@ def _cache_key(task: Task, messages: list[dict[str, Any]], routes: list[Route]) 
             task.tools,
             task.tool_choice,
             task.options,
-            [[r.choice.name, r.choice.options] for r in routes],
+            [[r.choice.name, r.choice.options, *([r.choice.custom.version] if r.choice.custom else [])]
+             for r in routes],
         ]
     )
     return hashlib.sha256(material).hexdigest()

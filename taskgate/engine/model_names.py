@@ -95,7 +95,7 @@ class ModelNames:
         target = snapshot.targets.get(record.name)
         if target is None:
             target = CustomTarget(await self._registry.custom_adapter(record.id, self._endpoint(record)),
-                                  record.identifier)
+                                  record.identifier, f"{record.id}@{record.updated_at.isoformat()}")
             snapshot.targets[record.name] = target
         return target
 

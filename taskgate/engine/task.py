@@ -13,10 +13,12 @@ DEFAULT_MAX_ATTEMPTS = 5  # the spec's default; the operator's TASKGATE_MAX_ATTE
 
 @dataclass(frozen=True, slots=True)
 class CustomTarget:
-    """Where a project's custom model is served: its own adapter, asked for model `identifier`."""
+    """Where a project's custom model is served: its own adapter, asked for model `identifier`.
+    `version` changes whenever the model does, so results cached for the old one are not served."""
 
     adapter: Adapter
     identifier: str
+    version: str
 
 
 @dataclass(slots=True)

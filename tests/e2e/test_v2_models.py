@@ -308,3 +308,16 @@ def test_embeddings_reach_a_custom_model_and_fall_back_through_an_alias(any_serv
     assert len(reply.json()["data"]) == 2 and reply.json()["model"] == chain["name"]
     assert [r.model for r in fake.requests] == ["x-emb", "text-embedding-3-small"]
     assert fake.requests[-1].headers["authorization"] == f"Bearer {SECRET}"
+
+
+def test_a_changed_custom_model_is_not_answered_from_the_cache(any_server: ServerProcess, fake: Any) -> None:
+    url, name = any_server.url, unique("mine/cached")
+    record = custom(any_server, name, fake.openai_base_url, identifier="first-model", api_key=SECRET)
+    body = {"name": unique("cached-call"), "input": "hi", "model": name, "configuration": {"invocation.cache.ttl": 60}}
+    first, again = post(f"{url}/v2/call", body), post(f"{url}/v2/call", body)
+    assert (first.json()["cached"], again.json()["cached"]) == (False, True)
+    changed = request("PATCH", f"{url}/v2/models/custom/{record['id']}", {"identifier": "second-model"})
+    assert changed.status == 200
+    after = post(f"{url}/v2/call", body)
+    assert after.json()["cached"] is False and after.json()["message"].startswith("Hello from second-model")
+    assert [r.model for r in fake.requests] == ["first-model", "second-model"]
