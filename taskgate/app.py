@@ -7,6 +7,7 @@ format is one more entry in `DIALECTS`. How requests reach the handlers is `task
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.types import ASGIApp
@@ -45,6 +46,11 @@ def create_app(settings: Settings) -> ASGIApp:
         await auth.bootstrap(settings.api_keys)
         providers = ProviderRegistry(settings)
         limits = CallLimits(settings.max_attempts, settings.max_upstream_calls, settings.max_request_tokens)
+        if shared_store and not settings.secret_key:
+            logging.getLogger("taskgate.serve").warning(
+                "TASKGATE_SECRET_KEY is unset: custom models' API keys are sealed with the key in %s; every "
+                "replica sharing this database must use the same key, so set TASKGATE_SECRET_KEY on all of them",
+                settings.data_dir)
         secrets = SecretBox(load_secret_key(settings.secret_key, settings.data_dir))
         engine = Engine(store, recorder, providers, settings.default_model, limits, secrets, settings.local_models)
         ctx = AppContext(settings, auth, engine)

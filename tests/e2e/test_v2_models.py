@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.fakes.common import Behaviour
 from tests.harness import ServerProcess, taskgate_command
@@ -321,3 +323,21 @@ def test_a_changed_custom_model_is_not_answered_from_the_cache(any_server: Serve
     after = post(f"{url}/v2/call", body)
     assert after.json()["cached"] is False and after.json()["message"].startswith("Hello from second-model")
     assert [r.model for r in fake.requests] == ["first-model", "second-model"]
+
+
+def test_a_server_with_another_secret_key_refuses_only_the_sealed_models(fake: Any, tmp_path: Path) -> None:
+    with ServerProcess(fake, tmp_path) as first:
+        key_file = tmp_path / "secret.key"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        custom(first, "sealed/model", fake.openai_base_url, api_key=SECRET)
+        assert post(f"{first.url}/v2/call", {"name": "k", "input": "x", "model": "sealed/model"}).status == 200
+    assert SECRET.encode() not in (tmp_path / "taskgate.db").read_bytes()
+    other_key = Fernet.generate_key().decode()
+    with ServerProcess(fake, tmp_path, env={"TASKGATE_SECRET_KEY": other_key}) as second:
+        body = error_of(post(f"{second.url}/v2/call", {"name": "k", "input": "x", "model": "sealed/model"}), 400)
+        assert "TASKGATE_SECRET_KEY" in body["detail"] and "sealed/model" in body["detail"]
+        assert post(f"{second.url}/v2/call", {"name": "k", "input": "x", "model": "openai/gpt-4o-mini"}).status == 200
+        assert get(f"{second.url}/v2/models/custom/by-name/sealed/model").status == 200
+        record = get(f"{second.url}/v2/models/custom/by-name/sealed/model").json()
+        assert request("PATCH", f"{second.url}/v2/models/custom/{record['id']}", {"api_key": SECRET}).status == 200
+        assert post(f"{second.url}/v2/call", {"name": "k", "input": "x", "model": "sealed/model"}).status == 200
