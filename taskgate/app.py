@@ -7,6 +7,7 @@ format is one more entry in `DIALECTS`. How requests reach the handlers is `task
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.types import ASGIApp
@@ -19,6 +20,7 @@ from taskgate.context import AppContext
 from taskgate.engine.cost import PriceBook
 from taskgate.engine.engine import Engine
 from taskgate.engine.limits import CallLimits
+from taskgate.engine.secret_box import SecretBox, load_secret_key
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.server.access_log import flush_log
 from taskgate.server.auth import Authenticator
@@ -44,7 +46,13 @@ def create_app(settings: Settings) -> ASGIApp:
         await auth.bootstrap(settings.api_keys)
         providers = ProviderRegistry(settings)
         limits = CallLimits(settings.max_attempts, settings.max_upstream_calls, settings.max_request_tokens)
-        engine = Engine(store, recorder, providers, settings.default_model, limits,
+        if shared_store and not settings.secret_key:
+            logging.getLogger("taskgate.serve").warning(
+                "TASKGATE_SECRET_KEY is unset: custom models' API keys are sealed with the key in %s; every "
+                "replica sharing this database must use the same key, so set TASKGATE_SECRET_KEY on all of them",
+                settings.data_dir)
+        secrets = SecretBox(load_secret_key(settings.secret_key, settings.data_dir))
+        engine = Engine(store, recorder, providers, settings.default_model, limits, secrets, settings.local_models,
                         dataset_embedding_model=settings.dataset_embedding_model)
         ctx = AppContext(settings, auth, engine)
         for dialect in DIALECTS:

@@ -12,6 +12,7 @@ the variables that hold its key and base URL. Only those are kept, in `provider_
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -33,6 +34,9 @@ KEYED_DEFAULT_MODELS = (
 )
 PROVIDER_VARIABLE_SUFFIXES = ("_API_KEY", "_BASE_URL")
 PROVIDERS = "TASKGATE_PROVIDERS"
+SECRET_VARIABLES = frozenset({"TASKGATE_SECRET_KEY"})  # a bad value is described, never printed
+FERNET_KEY_BYTES = 32
+FERNET_KEY_CHARS = 44
 PROVIDERS_FILE = "TASKGATE_PROVIDERS_FILE"
 
 
@@ -68,6 +72,21 @@ def _named_paths(raw: object) -> object:
         if sep and name.strip() and path.strip():
             paths[name.strip()] = path.strip()
     return paths
+
+
+def _fernet_key(raw: str | None) -> str | None:
+    """A Fernet key is 32 bytes in URL-safe base64: anything else would only fail at the first
+    secret stored or read, long after start-up."""
+    if raw is None:
+        return None
+    key = raw.strip()
+    try:
+        decoded = base64.urlsafe_b64decode(key.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        decoded = b""
+    if len(decoded) != FERNET_KEY_BYTES or len(key) != FERNET_KEY_CHARS:
+        raise PydanticCustomError("fernet_key", "must be a Fernet key: 32 bytes in URL-safe base64 (44 characters)")
+    return key
 
 
 def _half_the_cores() -> int:
@@ -121,6 +140,10 @@ class Settings(BaseSettings):
     # and the provider key and base-URL variables that are set.
     provider_entries: dict[str, dict[str, Any]] = Field(default_factory=dict)
     provider_variables: dict[str, str] = Field(default_factory=dict, repr=False)
+    # The Fernet key that encrypts stored secrets (custom models' API keys); unset, one is generated
+    # into the data directory on first start (engine/secret_box.py).
+    secret_key: Annotated[str | None, AfterValidator(_fernet_key)] = Field(
+        None, validation_alias="TASKGATE_SECRET_KEY", repr=False)
 
     @property
     def effective_database_url(self) -> str:
@@ -222,6 +245,7 @@ _REASONS = {
     "int_parsing": "must be a whole number",
     "int_from_float": "must be a whole number",
     "string_pattern_mismatch": "must be written as provider/model",
+    "fernet_key": "must be a Fernet key: 32 bytes in URL-safe base64 (44 characters)",
 }
 
 
@@ -231,5 +255,6 @@ def _explain(error: ValidationError, variables: Mapping[str, str]) -> str:
     for item in error.errors():
         name = str(item["loc"][0]) if item["loc"] else "settings"
         written = variables.get(name, item["input"])
-        problems.append(f"{name} {_REASONS.get(item['type'], item['msg'])}, got {written!r}")
+        shown = f"a value of {len(str(written))} characters" if name in SECRET_VARIABLES else repr(written)
+        problems.append(f"{name} {_REASONS.get(item['type'], item['msg'])}, got {shown}")
     return "; ".join(problems)

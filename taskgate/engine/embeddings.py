@@ -1,9 +1,10 @@
 """Embeddings through the engine: the provider's adapter, priced and recorded like every call.
 
-There is no prompt, schema or fallback to apply, but the rest is the engine's as for a chat: the
-parent span gives the trace (`SpanService.trace_for`), the price comes from the engine's price
-book, and the span is recorded exactly once, as ok, error or cancelled (the client left, or the
-server stopped).
+There is no prompt or schema to apply, but the rest is the engine's as for a chat: the model name
+is resolved as a chat's (a project's custom model, or an alias whose models are tried in order on
+provider errors), the parent span gives the trace (`SpanService.trace_for`), the price comes from
+the engine's price book, and the span is recorded exactly once, as ok, error or cancelled (the
+client left, or the server stopped).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from taskgate.engine.model_names import ModelNames
+from taskgate.engine.router import Router
 from taskgate.engine.spans import SpanService
-from taskgate.errors import StreamCancelledError, TaskgateError
+from taskgate.engine.task import ModelChoice
+from taskgate.errors import ProviderError, StreamCancelledError, TaskgateError
 from taskgate.ids import new_id
 from taskgate.providers.base import EmbeddingResponse, Usage
-from taskgate.providers.registry import ProviderRegistry
 from taskgate.store.base import SpanRecord
 
 DEFAULT_EMBEDDING_NAME = "embeddings"
@@ -27,9 +30,7 @@ DEFAULT_EMBEDDING_NAME = "embeddings"
 @dataclass(slots=True)
 class EmbeddingTask:
     project_id: str
-    model: str  # provider/model, as the caller wrote it
-    provider: str
-    provider_model: str
+    model: str  # provider/model, or a custom model or alias of the project, as the caller wrote it
     inputs: list[str]
     options: dict[str, Any] = field(default_factory=dict)  # forwarded to the adapter: dimensions, user
     tags: dict[str, Any] = field(default_factory=dict)
@@ -49,29 +50,41 @@ Pricer = Callable[[str, str, Usage], float | None]  # (provider, model, usage) -
 
 
 class Embedder:
-    def __init__(self, registry: ProviderRegistry, price: Pricer, spans: SpanService) -> None:
-        self._registry = registry
+    def __init__(self, router: Router, names: ModelNames, price: Pricer, spans: SpanService) -> None:
+        self._router = router
+        self._names = names
         self._price = price
         self._spans = spans
 
     async def embed(self, task: EmbeddingTask) -> EmbeddingResult:
-        """The vectors, once the span is recorded. An unknown parent or an unconfigured provider is
-        refused before anything is recorded."""
+        """The vectors, once the span is recorded. An unknown parent, model name or an unconfigured
+        provider is refused before anything is recorded."""
         trace_id = await self._spans.trace_for(task.project_id, task.parent_span_id)
         started = datetime.now(UTC)
-        adapter = self._registry.adapter_for(task.provider)
-        try:
-            response = await adapter.embed(task.provider_model, task.inputs, task.options)
-        except TaskgateError as exc:
-            self._spans.record(_span(task, trace_id, started, None, exc))
-            raise
-        except asyncio.CancelledError:
-            self._spans.record(_span(task, trace_id, started, None, StreamCancelledError(), status="cancelled"))
-            raise
-        span = _span(task, trace_id, started, response, None)
-        span.cost = self._price(task.provider, task.provider_model, response.usage)
-        self._spans.record(span)
-        return EmbeddingResult(span_id=span.id, trace_id=trace_id, response=response, cost=span.cost)
+        routes = self._router.resolve(await self._names.resolve(task.project_id, [ModelChoice(task.model)]))
+        attempt = _Attempt(task, trace_id, started, [route.choice.name for route in routes])
+        for position, route in enumerate(routes):
+            try:
+                response = await route.adapter.embed(route.model, task.inputs, task.options)
+            except ProviderError as exc:
+                attempt.failed.append(route.choice.name)
+                if position < len(routes) - 1:
+                    continue
+                self._spans.record(attempt.span(None, None, exc))
+                raise
+            except TaskgateError as exc:
+                attempt.failed.append(route.choice.name)
+                self._spans.record(attempt.span(None, None, exc))
+                raise
+            except asyncio.CancelledError:
+                attempt.failed.append(route.choice.name)
+                self._spans.record(attempt.span(None, None, StreamCancelledError(), status="cancelled"))
+                raise
+            span = attempt.span(route.choice.name, response, None)
+            span.cost = self._price(route.provider, route.model, response.usage)
+            self._spans.record(span)
+            return EmbeddingResult(span_id=span.id, trace_id=trace_id, response=response, cost=span.cost)
+        raise AssertionError("a model chain is never empty")
 
 
 def _summary(response: EmbeddingResponse | None) -> dict[str, int] | None:
@@ -81,26 +94,37 @@ def _summary(response: EmbeddingResponse | None) -> dict[str, int] | None:
     return {"count": len(response.vectors), "dimensions": len(response.vectors[0]) if response.vectors else 0}
 
 
-def _span(task: EmbeddingTask, trace_id: str, started: datetime, response: EmbeddingResponse | None,
-          error: TaskgateError | None, status: str | None = None) -> SpanRecord:
-    tokens = response.usage.input_tokens if response else 0
-    return SpanRecord(
-        id=new_id(),
-        trace_id=trace_id,
-        project_id=task.project_id,
-        name=task.name,
-        type="embedding",
-        parent_id=task.parent_span_id,
-        start_time=started,
-        end_time=datetime.now(UTC),
-        input=task.inputs,
-        output=_summary(response),
-        error=error.detail if error else None,
-        status=status or ("error" if error else "ok"),
-        model_chain=[task.model],
-        model_used=task.model if response else None,
-        models_failed=[task.model] if error else [],
-        attempts=1,
-        usage={"input_tokens": tokens, "output_tokens": 0, "total_tokens": tokens},
-        tags=task.tags,
-    )
+@dataclass(slots=True)
+class _Attempt:
+    """One embedding request on its way through its model chain: what its span is made of."""
+
+    task: EmbeddingTask
+    trace_id: str
+    started: datetime
+    chain: list[str]
+    failed: list[str] = field(default_factory=list)
+
+    def span(self, used: str | None, response: EmbeddingResponse | None, error: TaskgateError | None,
+             status: str | None = None) -> SpanRecord:
+        tokens = response.usage.input_tokens if response else 0
+        task = self.task
+        return SpanRecord(
+            id=new_id(),
+            trace_id=self.trace_id,
+            project_id=task.project_id,
+            name=task.name,
+            type="embedding",
+            parent_id=task.parent_span_id,
+            start_time=self.started,
+            end_time=datetime.now(UTC),
+            input=task.inputs,
+            output=_summary(response),
+            error=error.detail if error else None,
+            status=status or ("error" if error else "ok"),
+            model_chain=self.chain,
+            model_used=used,
+            models_failed=list(self.failed),
+            attempts=len(self.failed) + (response is not None),
+            usage={"input_tokens": tokens, "output_tokens": 0, "total_tokens": tokens},
+            tags=task.tags,
+        )

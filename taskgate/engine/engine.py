@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import jsonschema_rs
 
 from taskgate.engine.cache import ResultCache
+from taskgate.engine.catalogue import ModelCatalogue
 from taskgate.engine.cost import PriceBook
 from taskgate.engine.datasets import DatasetService
 from taskgate.engine.embeddings import Embedder, EmbeddingResult, EmbeddingTask
@@ -30,9 +31,11 @@ from taskgate.engine.entry_search import EntrySearch
 from taskgate.engine.examples import ExampleService
 from taskgate.engine.functions import FunctionService
 from taskgate.engine.limits import Budget, CallLimits
+from taskgate.engine.model_names import ModelNames
 from taskgate.engine.prompt import build_messages, reask_message, render_value
 from taskgate.engine.router import Outcome, RequestBuilder, Route, Router
 from taskgate.engine.schemas import canonical, compile_schema, validation_errors
+from taskgate.engine.secret_box import SecretBox
 from taskgate.engine.spans import SpanService
 from taskgate.engine.structured import check_answer
 from taskgate.engine.task import (
@@ -89,16 +92,18 @@ class Call:
 
 class Engine:
     def __init__(self, store: Store, recorder: SpanRecorder, registry: ProviderRegistry, default_model: str,
-                 limits: CallLimits | None = None, dataset_embedding_model: str | None = None) -> None:
+                 limits: CallLimits | None = None, secrets: SecretBox | None = None,
+                 local_models: Iterable[str] = (), dataset_embedding_model: str | None = None) -> None:
         """`dataset_embedding_model` (`provider/model`) turns on semantic search over dataset entries."""
         self._limits = limits or CallLimits()
         self._router = Router(registry, default_model)
-        self.providers = registry  # what can be routed to, for the model listing
+        self.catalogue = ModelCatalogue(registry, default_model, local_models)  # what can be routed to
         self._prices = PriceBook()
         self._cache = ResultCache(store)
         self.functions = FunctionService(store)
         self.spans = SpanService(store, recorder)
-        self._embedder = Embedder(registry, self.price, self.spans)
+        self.model_names = ModelNames(store, registry, secrets or SecretBox.ephemeral())
+        self._embedder = Embedder(self._router, self.model_names, self.price, self.spans)
         self.examples = ExampleService(store, EntrySearch(store, self._embedder.embed, dataset_embedding_model))
         self.datasets = DatasetService(self.functions, self.examples)
 
@@ -246,7 +251,7 @@ class Engine:
                 if errors:
                     raise InputValidationError("input does not match input_schema: " + "; ".join(errors))
         _check_tool_schemas(task.tools)
-        routes = self._router.resolve(task.models)
+        routes = self._router.resolve(await self.model_names.resolve(task.project_id, task.models))
         trace_id = await self.spans.trace_for(task.project_id, task.parent_span_id)
         examples = list(task.examples)
         script_cached = False
@@ -416,7 +421,8 @@ def _check_tool_schemas(tools: list[dict[str, Any]] | None) -> None:
 
 
 def _cache_key(task: Task, messages: list[dict[str, Any]], routes: list[Route]) -> str:
-    """Project, function, effective prompt, schemas, input, tools and model chain."""
+    """Project, function, effective prompt, schemas, input, tools and model chain (a custom model
+    by its version, so changing its endpoint or identifier is not answered from the cache)."""
     material = canonical(
         [
             task.project_id,
@@ -428,7 +434,8 @@ def _cache_key(task: Task, messages: list[dict[str, Any]], routes: list[Route]) 
             task.tools,
             task.tool_choice,
             task.options,
-            [[r.choice.name, r.choice.options] for r in routes],
+            [[r.choice.name, r.choice.options, *([r.choice.custom.version] if r.choice.custom else [])]
+             for r in routes],
         ]
     )
     return hashlib.sha256(material).hexdigest()

@@ -22,7 +22,6 @@ import orjson
 
 from taskgate.engine.embeddings import EmbeddingResult, EmbeddingTask
 from taskgate.errors import TaskgateError
-from taskgate.providers.catalog import split_model_name
 from taskgate.store.base import ExampleRecord, Store
 
 log = logging.getLogger("taskgate.datasets")
@@ -83,14 +82,12 @@ class EntrySearch:
         (logged: the caller then keeps to full text)."""
         if self._embed is None or not values:
             return None
-        provider, provider_model = split_model_name(self._model)
         vectors: list[list[float]] = []
         try:
             for start in range(0, len(values), EMBED_BATCH):
                 texts = [entry_text(value) for value in values[start:start + EMBED_BATCH]]
                 result = await self._embed(EmbeddingTask(
-                    project_id=project_id, model=self._model, provider=provider, provider_model=provider_model,
-                    inputs=texts, name=EMBEDDING_SPAN_NAME))
+                    project_id=project_id, model=self._model, inputs=texts, name=EMBEDDING_SPAN_NAME))
                 vectors.extend(result.response.vectors)
         except TaskgateError as exc:
             log.warning("embedding with %s failed (%s); dataset entries are found by full text", self._model,

@@ -18,6 +18,7 @@ from taskgate.providers.base import Adapter, ChatChunk, ChatRequest, ChatRespons
 from taskgate.providers.catalog import split_model_name
 from taskgate.providers.registry import ProviderRegistry
 
+CUSTOM_PROVIDER = "custom"  # the provider of a project's custom models: no preset, so no price
 RequestBuilder = Callable[[ModelChoice, str], ChatRequest]
 
 
@@ -46,12 +47,15 @@ class Router:
         """Resolve every entry up front, so a typo or a missing key is a 400 before any upstream call."""
         routes = []
         for choice in models or [self._default]:
+            if choice.custom is not None:
+                routes.append(Route(choice, CUSTOM_PROVIDER, choice.custom.identifier, choice.custom.adapter))
+                continue
             provider, model = split_model_name(choice.name)
             routes.append(Route(choice, provider, model, self._registry.adapter_for(provider)))
         return routes
 
     def price_provider(self, provider: str) -> str | None:
-        return self._registry.price_provider(provider)
+        return None if provider == CUSTOM_PROVIDER else self._registry.price_provider(provider)
 
     async def complete(self, routes: list[Route], build: RequestBuilder,
                        budget: Budget) -> tuple[ChatResponse, Outcome]:

@@ -5,20 +5,33 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskgate.providers.base import ToolCall, Usage
+from taskgate.providers.base import Adapter, ToolCall, Usage
 from taskgate.store.base import FunctionRecord
 
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant"
 DEFAULT_MAX_ATTEMPTS = 5  # the spec's default; the operator's TASKGATE_MAX_ATTEMPTS may lower it
 
 
+@dataclass(frozen=True, slots=True)
+class CustomTarget:
+    """Where a project's custom model is served: its own adapter, asked for model `identifier`.
+    `version` changes whenever the model does, so results cached for the old one are not served."""
+
+    adapter: Adapter
+    identifier: str
+    version: str
+
+
 @dataclass(slots=True)
 class ModelChoice:
-    """One entry of a model chain: `provider/model` plus per-model options and upstream headers."""
+    """One entry of a model chain: `provider/model` (or a project's custom model or alias, by
+    name) plus per-model options and upstream headers. `custom` is set by name resolution
+    (engine/model_names.py), never by a parser."""
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     extra_headers: dict[str, str] = field(default_factory=dict)
+    custom: CustomTarget | None = None
 
 
 @dataclass(slots=True)

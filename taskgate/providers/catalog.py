@@ -64,6 +64,7 @@ class ResolvedProvider:
     preset: ProviderPreset
     base_url: str
     api_key: str | None
+    query: tuple[tuple[str, str], ...] = ()  # sent with every request, e.g. Azure's api-version
 
 
 def load_presets(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, ProviderPreset]:

@@ -42,7 +42,7 @@ class OpenAICompatAdapter:
                 headers["api-key"] = resolved.api_key
             else:
                 headers["authorization"] = f"Bearer {resolved.api_key}"
-        self._http = UpstreamHTTP(preset.name, resolved.base_url, headers, timeout_s=timeout_s)
+        self._http = UpstreamHTTP(preset.name, resolved.base_url, headers, timeout_s=timeout_s, query=resolved.query)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         data = await self._http.post_json("/chat/completions", build_body(request), request.options,

@@ -48,6 +48,7 @@ class ProviderRegistry:
         self._presets = load_presets(settings.provider_entries)
         self._kinds = kinds
         self._adapters: dict[str, Adapter] = dict(adapters or {})
+        self._custom: dict[str, tuple[ResolvedProvider, Adapter]] = {}  # by custom model id
 
     def adapter_for(self, provider: str) -> Adapter:
         """The adapter for `provider`; raises ProviderNotConfiguredError naming the missing variable."""
@@ -66,17 +67,36 @@ class ProviderRegistry:
         """The providers whose credentials are set (the local one aside)."""
         return configured_providers(self._presets, self._settings.provider_variables)
 
+    async def custom_adapter(self, key: str, resolved: ResolvedProvider) -> Adapter:
+        """The adapter of the custom model `key` (its id), built once for its endpoint and key. When
+        they have changed (on this replica or another), the old adapter is closed for a new one."""
+        held = self._custom.get(key)
+        if held is not None and held[0] == resolved:
+            return held[1]
+        adapter = self._of_kind(resolved)
+        self._custom[key] = (resolved, adapter)
+        if held is not None:
+            await held[1].aclose()
+        return adapter
+
+    async def release_custom(self, key: str) -> None:
+        """Close the adapter of the custom model `key`, which was changed or deleted."""
+        held = self._custom.pop(key, None)
+        if held is not None:
+            await held[1].aclose()
+
     async def aclose(self) -> None:
-        adapters, self._adapters = list(self._adapters.values()), {}
+        adapters = [*self._adapters.values(), *(adapter for _, adapter in self._custom.values())]
+        self._adapters, self._custom = {}, {}
         for adapter in adapters:
             await adapter.aclose()
 
     def _build(self, provider: str) -> Adapter:
-        settings = self._settings
-        resolved = resolve_provider(provider, self._presets, settings.provider_variables)
+        return self._of_kind(resolve_provider(provider, self._presets, self._settings.provider_variables))
+
+    def _of_kind(self, resolved: ResolvedProvider) -> Adapter:
         factory = self._kinds.get(resolved.preset.kind)
         if factory is None:
-            raise BadRequestError(
-                f"provider '{provider}' has unknown kind '{resolved.preset.kind}'; use {', '.join(self._kinds)}"
-            )
-        return factory(resolved, settings)
+            raise BadRequestError(f"provider '{resolved.preset.name}' has unknown kind '{resolved.preset.kind}'; "
+                                  f"use {', '.join(self._kinds)}")
+        return factory(resolved, self._settings)

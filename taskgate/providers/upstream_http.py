@@ -174,9 +174,11 @@ def request_timeout(options: Mapping[str, Any], default_s: float) -> float:
 class UpstreamHTTP:
     """One upstream (a provider at one base URL) behind one lazily created, pooled session."""
 
-    def __init__(self, provider: str, base_url: str, headers: Mapping[str, str], *, timeout_s: float):
+    def __init__(self, provider: str, base_url: str, headers: Mapping[str, str], *, timeout_s: float,
+                 query: tuple[tuple[str, str], ...] = ()):
         self.provider = provider
         self.base_url = base_url.rstrip("/")
+        self._query = dict(query) or None  # the upstream's own query parameters, on every request
         self._headers = {"content-type": "application/json", **headers}
         self._own_headers = frozenset(name.lower() for name in self._headers)
         self._timeout_s = timeout_s  # when a request's options name no `timeout`
@@ -223,7 +225,8 @@ class UpstreamHTTP:
         timeout = aiohttp.ClientTimeout(total=timeout_s, connect=timeout_s)
         try:
             async with self._client().post(
-                self.base_url + path, data=orjson.dumps(body), headers=self._caller_headers(headers), timeout=timeout
+                self.base_url + path, data=orjson.dumps(body), headers=self._caller_headers(headers), timeout=timeout,
+                params=self._query
             ) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
@@ -258,7 +261,8 @@ class UpstreamHTTP:
         timeout = aiohttp.ClientTimeout(total=None, connect=timeout_s, sock_read=timeout_s)
         try:
             resp = await self._client().post(
-                self.base_url + path, data=orjson.dumps(body), headers=self._caller_headers(headers), timeout=timeout
+                self.base_url + path, data=orjson.dumps(body), headers=self._caller_headers(headers), timeout=timeout,
+                params=self._query
             )
         except Exception as exc:
             raise self._transport_error(exc, timeout_s) from exc

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 
 @dataclass(slots=True)
@@ -99,6 +99,37 @@ class TraceSummary:
     input: Any = None
     output: Any = None
     total_tokens: int = 0
+
+
+@dataclass(slots=True)
+class CustomModelRecord:
+    """A project's own OpenAI-compatible endpoint, called by `name`."""
+
+    id: str
+    project_id: str
+    name: str
+    identifier: str  # the model id the endpoint is asked for
+    extra: dict[str, Any]  # api_base, api_version
+    api_key_sealed: str | None  # encrypted (engine/secret_box.py); None when the endpoint needs no key
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(slots=True)
+class ModelAliasRecord:
+    """A project's name for a fallback chain."""
+
+    id: str
+    project_id: str
+    name: str
+    fallback_models: list[str]
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+ModelNameKind = Literal["custom_model", "model_alias"]
+ModelNameRecord = CustomModelRecord | ModelAliasRecord
 
 
 class Store(Protocol):
@@ -192,3 +223,20 @@ class Store(Protocol):
         """(id, vector) of the newest `limit` examples embedded with `model`."""
         ...
     async def examples_by_ids(self, project_id: str, function_id: str, ids: list[str]) -> list[ExampleRecord]: ...
+    # ---- model names: custom models and aliases, one name space per project
+    async def create_model_name(self, kind: ModelNameKind, project_id: str,
+                                values: dict[str, Any]) -> ModelNameRecord:
+        """ConflictError when a custom model or an alias of the project already has the name."""
+        ...
+    async def get_model_name(self, kind: ModelNameKind, project_id: str, *, id: str | None = None,
+                             name: str | None = None) -> ModelNameRecord | None: ...
+    async def list_model_names(self, kind: ModelNameKind, project_id: str, limit: int,
+                               offset: int) -> tuple[list[ModelNameRecord], int]: ...
+    async def update_model_name(self, kind: ModelNameKind, project_id: str, id: str,
+                                changes: dict[str, Any]) -> ModelNameRecord | None:
+        """None when there is no such object; ConflictError when a new name is taken."""
+        ...
+    async def delete_model_name(self, kind: ModelNameKind, project_id: str, id: str) -> bool: ...
+    async def all_model_names(self, project_id: str) -> tuple[list[CustomModelRecord], list[ModelAliasRecord]]:
+        """Every custom model and alias of the project: what resolution looks names up in."""
+        ...

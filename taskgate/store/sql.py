@@ -17,13 +17,17 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from taskgate.errors import BadRequestError, ConflictError, NotFoundError
-from taskgate.store import accounts, cache, datasets, functions
+from taskgate.store import accounts, cache, datasets, functions, model_names
 from taskgate.store import examples as example_rows
 from taskgate.store import spans as span_rows
 from taskgate.store.base import (
+    CustomModelRecord,
     ExampleRecord,
     FunctionDefinition,
     FunctionRecord,
+    ModelAliasRecord,
+    ModelNameKind,
+    ModelNameRecord,
     RevisionRecord,
     SpanRecord,
     TraceSummary,
@@ -233,6 +237,37 @@ class SqlStore:
 
     async def examples_by_ids(self, project_id: str, function_id: str, ids: list[str]) -> list[ExampleRecord]:
         return await self.database.read(lambda c: datasets.entries_by_ids(c, project_id, function_id, ids))
+    # ---- model names: custom models and aliases (store/model_names.py)
+    async def create_model_name(self, kind: ModelNameKind, project_id: str,
+                                values: dict[str, Any]) -> ModelNameRecord:
+        return await self._write_named(lambda c: model_names.create(c, kind, project_id, values))
+
+    async def get_model_name(self, kind: ModelNameKind, project_id: str, *, id: str | None = None,
+                             name: str | None = None) -> ModelNameRecord | None:
+        return await self.database.read(lambda c: model_names.get(c, kind, project_id, id=id, name=name))
+
+    async def list_model_names(self, kind: ModelNameKind, project_id: str, limit: int,
+                               offset: int) -> tuple[list[ModelNameRecord], int]:
+        limit, offset = _page(limit, offset)
+        return await self.database.read(lambda c: model_names.list_page(c, kind, project_id, limit, offset))
+
+    async def update_model_name(self, kind: ModelNameKind, project_id: str, id: str,
+                                changes: dict[str, Any]) -> ModelNameRecord | None:
+        return await self._write_named(lambda c: model_names.update(c, kind, project_id, id, changes))
+
+    async def delete_model_name(self, kind: ModelNameKind, project_id: str, id: str) -> bool:
+        return await self.database.write(lambda c: model_names.delete(c, kind, project_id, id))
+
+    async def all_model_names(self, project_id: str) -> tuple[list[CustomModelRecord], list[ModelAliasRecord]]:
+        return await self.database.read(lambda c: model_names.everything(c, project_id))
+
+    async def _write_named(self, fn: Callable[[Connection], T]) -> T:
+        """A write that takes a name: losing a race for it to another writer is the same 409 as
+        finding it taken."""
+        try:
+            return await self.database.write(fn)
+        except IntegrityError as exc:
+            raise ConflictError("a custom model or model alias with this name already exists") from exc
 
 
 async def _encoded(spans: list[SpanRecord], encode: Callable[[SpanRecord], T]) -> list[T]:

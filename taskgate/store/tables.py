@@ -181,3 +181,28 @@ examples.append_column(sa.Column("expected", JSONType, nullable=True))  # an edi
 examples.append_column(sa.Column("embedding", JSONType, nullable=True))  # the input's vector, for semantic search
 examples.append_column(sa.Column("embedding_model", sa.Text, nullable=True))  # the model that made it
 FUNCTION_DATASET = sa.Index("ix_functions_project_id_dataset_id", functions.c.project_id, functions.c.dataset_id)
+# ---- custom models and model aliases (issue 15): both named per project, names unique per project.
+custom_models = sa.Table(
+    "custom_models", metadata,
+    sa.Column("id", sa.String(UUID_LEN), primary_key=True),
+    _project_fk(),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("identifier", sa.String(300), nullable=False),
+    sa.Column("extra", JSONType, nullable=False),
+    sa.Column("api_key_sealed", sa.Text, nullable=True),  # Fernet token (engine/secret_box.py), never the key
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("project_id", "name"),
+)
+
+model_aliases = sa.Table(
+    "model_aliases", metadata,
+    sa.Column("id", sa.String(UUID_LEN), primary_key=True),
+    _project_fk(),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("fallback_models", JSONType, nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("project_id", "name"),
+)

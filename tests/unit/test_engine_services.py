@@ -173,8 +173,7 @@ async def test_a_parent_span_gives_the_trace_once_for_everyone(wired: Wired) -> 
 # ---- embeddings: priced, recorded, and placed in the parent's trace
 
 def _embedding(wired: Wired, parent_id: str | None = None) -> EmbeddingTask:
-    return EmbeddingTask(project_id=wired.project, model=EMBEDDER, provider="openai",
-                         provider_model="text-embedding-3-small", inputs=["a", "bb"], tags={"k": "v"},
+    return EmbeddingTask(project_id=wired.project, model=EMBEDDER, inputs=["a", "bb"], tags={"k": "v"},
                          name="embedder", parent_span_id=parent_id)
 
 
@@ -222,7 +221,7 @@ async def test_a_failed_or_cancelled_embedding_is_recorded_once(tmp_path: Path, 
     project = await store.ensure_project("failing")
     try:
         embedding = asyncio.ensure_future(engine.embed(EmbeddingTask(
-            project_id=project, model=EMBEDDER, provider="openai", provider_model="e", inputs=["a"])))
+            project_id=project, model=EMBEDDER, inputs=["a"])))
         if hang:
             await asyncio.sleep(0.01)
             embedding.cancel()

@@ -12,9 +12,9 @@ import pytest
 from taskgate.api.span_bodies import parse_time
 from taskgate.api.v3 import routes as v3
 from taskgate.api.v3.calls import _chunks
-from taskgate.api.v3.models import _catalogue, _current_prices, _pricing
 from taskgate.api.v3.routing import _pattern, _specificity, openapi_document
 from taskgate.api.v3.run_shapes import run_response, task_from_run_request
+from taskgate.engine.catalogue import _catalogue, _current_prices, _pricing
 from taskgate.engine.fewshot import query_text
 from taskgate.engine.task import DEFAULT_INSTRUCTIONS, Failed, Finished, Result, Started, TextDelta, ToolCallDelta
 from taskgate.errors import BadRequestError, UpstreamUnavailableError

@@ -19,7 +19,6 @@ from taskgate.api.v3.run_shapes import function_name
 from taskgate.engine.models import parse_model_field
 from taskgate.engine.task import ModelChoice, Task
 from taskgate.errors import BadRequestError
-from taskgate.providers.catalog import split_model_name
 
 DEFAULT_FUNCTION_NAME = "chat"
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
@@ -276,9 +275,7 @@ def _models(model: Any, fallbacks: Any) -> list[ModelChoice]:
         if not isinstance(fallbacks, list):
             raise BadRequestError("fallback_models must be an array of model names")
         chain.extend(parse_model_field(fallbacks))
-    for choice in chain:
-        split_model_name(choice.name)
-    return chain
+    return chain  # names are the engine's to resolve: `provider/model`, or a project's custom model or alias
 
 
 def _options(body: Mapping[str, Any]) -> dict[str, Any]:

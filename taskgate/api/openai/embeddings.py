@@ -17,16 +17,13 @@ from taskgate.api.request_fields import optional
 from taskgate.engine.embeddings import DEFAULT_EMBEDDING_NAME, EmbeddingTask
 from taskgate.errors import BadRequestError
 from taskgate.providers.base import EmbeddingResponse
-from taskgate.providers.catalog import split_model_name
 
 ENCODINGS = frozenset({"float", "base64"})
 
 
 @dataclass(slots=True)
 class EmbeddingCall:
-    model: str  # provider/model, as the caller wrote it
-    provider: str
-    provider_model: str
+    model: str  # provider/model, or a custom model or alias of the project, as the caller wrote it
     inputs: list[str]
     encoding: str = "float"
     options: dict[str, Any] = field(default_factory=dict)  # forwarded to the adapter: dimensions, user
@@ -36,8 +33,7 @@ class EmbeddingCall:
 def parse_embedding_request(body: Mapping[str, Any]) -> EmbeddingCall:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
-        raise BadRequestError("model is required, written as 'provider/model'")
-    provider, provider_model = split_model_name(model.strip())
+        raise BadRequestError("model is required, written as 'provider/model' (or a custom model or alias)")
     raw = body.get("input")
     inputs = [raw] if isinstance(raw, str) else raw
     if not isinstance(inputs, list) or not inputs or not all(isinstance(item, str) for item in inputs):
@@ -56,7 +52,7 @@ def parse_embedding_request(body: Mapping[str, Any]) -> EmbeddingCall:
     if user is not None:
         options["user"] = user
     tags = optional(body, "tags", dict, "an object", name="tags") or {}
-    return EmbeddingCall(model=model.strip(), provider=provider, provider_model=provider_model, inputs=inputs,
+    return EmbeddingCall(model=model.strip(), inputs=inputs,
                          encoding=encoding, options=options, tags=tags)
 
 
@@ -84,8 +80,6 @@ def embedding_task(call: EmbeddingCall, project_id: str, headers: Mapping[str, s
     return EmbeddingTask(
         project_id=project_id,
         model=call.model,
-        provider=call.provider,
-        provider_model=call.provider_model,
         inputs=call.inputs,
         options=call.options,
         tags=call.tags,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from taskgate.api.v2 import calls, datasets, functions, spans
+from taskgate.api.v2 import calls, datasets, functions, model_names, models, spans
 from taskgate.server.dispatch import Endpoint, endpoint_routes
 
 if TYPE_CHECKING:
@@ -45,6 +45,9 @@ _UNDER_V2 = [
     Endpoint("GET", "/v2/datasets/{dataset_id}/entries/{entry_id}", datasets.get_entry),
     Endpoint("PATCH", "/v2/datasets/{dataset_id}/entries/{entry_id}", datasets.update_entry),
     Endpoint("DELETE", "/v2/datasets/{dataset_id}/entries/{entry_id}", datasets.delete_entry),
+    Endpoint("GET", "/v2/models", models.list_models),
+    *model_names.endpoints("/v2/models/custom", "model_id", model_names.CUSTOM),
+    *model_names.endpoints("/v2/models/aliases", "alias_id", model_names.ALIASES),
 ]
 ROUTES = _UNDER_V2 + [replace(entry, path=entry.path.removeprefix("/v2")) for entry in _UNDER_V2]
 

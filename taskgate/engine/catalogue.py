@@ -1,0 +1,142 @@
+"""The models this server can route to, with prices: one list for `GET /v3/models` and v2's `GET /models`.
+
+A provider is listed when its key is configured; its models and prices come from the price table
+Taskgate already uses for costs (`genai-prices`), so the catalogue and the billed cost agree.
+Providers without a price table (ollama, vllm, custom ones) cannot be enumerated and are left out;
+configured local models are listed at zero cost. Entries have v3's ModelInfo shape, the richest of
+the two; v2 takes its fields from them. The table is built once per configuration, off the event
+loop, because loading it takes a few hundred milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from taskgate.providers.registry import ProviderRegistry
+
+LOCAL_PROVIDER = "local"
+LOCAL_DISPLAY_NAME = "Local (llama.cpp)"
+MODEL_TYPES = ("llm", "embedding")
+
+
+class ModelCatalogue:
+    def __init__(self, registry: ProviderRegistry, default_model: str, local_models: Iterable[str] = ()) -> None:
+        self._registry = registry
+        self._default_model = default_model
+        self._local_models = tuple(local_models)
+
+    async def models(self) -> tuple[dict[str, Any], ...]:
+        """Every listed model, in ModelInfo shape, for the configuration as it is now."""
+        providers, local = _configuration(self._registry, self._local_models, self._default_model)
+        return await asyncio.to_thread(_catalogue, providers, local)
+
+
+def _model_type(model_id: str, prices: Any) -> str | None:
+    """Chat models have token prices both ways; embedding models only an input price."""
+    if getattr(prices, "input_mtok", None) is None:
+        return None
+    if getattr(prices, "output_mtok", None) is not None:
+        return "llm"
+    return "embedding" if "embed" in model_id else None
+
+
+def _current_prices(prices: Any, now: datetime) -> Any:
+    """genai-prices keeps dated price changes; the last one in force is today's price."""
+    if not isinstance(prices, list):
+        return prices
+    active = [entry for entry in prices if entry.constraint is None or entry.constraint.active(now)]
+    return (active or prices)[-1].prices
+
+
+def _tiers(value: Any) -> tuple[list[float], list[int]]:
+    """A price per million tokens as the v3 spec's list, plus the token thresholds of any tiers."""
+    if value is None:
+        return [], []
+    if isinstance(value, Decimal | int | float):
+        return [float(value)], []
+    return [float(value.base), *(float(tier.price) for tier in value.tiers)], [tier.start for tier in value.tiers]
+
+
+def _pricing(prices: Any) -> dict[str, Any]:
+    input_prices, thresholds = _tiers(prices.input_mtok)
+    pricing: dict[str, Any] = {"input": input_prices, "output": _tiers(getattr(prices, "output_mtok", None))[0]}
+    cached, _ = _tiers(getattr(prices, "cache_read_mtok", None))
+    if cached:
+        pricing["cached_input"] = cached
+    creation, _ = _tiers(getattr(prices, "cache_write_mtok", None))
+    if creation:
+        pricing["cache_creation"] = creation
+    if thresholds:
+        pricing["thresholds"] = thresholds
+    return pricing
+
+
+def _entry(provider: str, display: str, model_id: str, name: str, kind: str, pricing: dict[str, Any],
+           context_window: int, description: str, deprecated: bool) -> dict[str, Any]:
+    base_in = pricing["input"][0] if pricing["input"] else 0.0
+    base_out = pricing["output"][0] if pricing["output"] else 0.0
+    return {
+        "id": f"{provider}/{model_id}",
+        "name": name,
+        "type": kind,
+        "provider": provider,
+        "provider_display_name": display,
+        "model_id": model_id,
+        "description": description,
+        "capabilities": [],
+        "speed": "",
+        "quality": "",
+        "cost": base_in + base_out,  # USD per million input plus output tokens: one figure to sort by
+        "context_window": context_window,
+        "params": {},
+        "pricing": pricing,
+        "api_type": kind,
+        "aliases": [],
+        "deprecated": deprecated,
+    }
+
+
+@lru_cache(maxsize=8)
+def _catalogue(providers: tuple[tuple[str, str], ...], local_models: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    """Every listed model for a configuration: (provider, genai-prices id) pairs plus local names."""
+    from genai_prices.data import providers as price_table
+
+    by_id = {entry.id: entry for entry in price_table}
+    now = datetime.now(UTC)
+    models = []
+    for provider, price_id in providers:
+        table = by_id.get(price_id)
+        if table is None:
+            continue
+        for model in table.models:
+            if ":" in model.id or model.id.endswith(("-", ".")):
+                continue  # a match pattern for fine-tunes, not a model one can call
+            prices = _current_prices(model.prices, now)
+            kind = _model_type(model.id, prices)
+            if kind is None:
+                continue
+            models.append(_entry(provider, table.name, model.id, model.name or model.id, kind, _pricing(prices),
+                                 model.context_window or 0, model.description or "", bool(model.deprecated)))
+    for name in local_models:
+        models.append(_entry(LOCAL_PROVIDER, LOCAL_DISPLAY_NAME, name, name, "llm", {"input": [0.0], "output": [0.0]},
+                             0, "A local GGUF model served in-process by llama.cpp", False))
+    return tuple(models)
+
+
+def _configuration(registry: ProviderRegistry, local_models: Iterable[str],
+                   default_model: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    providers = []
+    for name in registry.configured():
+        price_id = registry.price_provider(name)
+        if price_id is not None:
+            providers.append((name, price_id))
+    local = set(local_models)
+    provider, _, model = default_model.partition("/")
+    if provider == LOCAL_PROVIDER and model:
+        local.add(model)
+    return tuple(providers), tuple(sorted(local))
