@@ -57,6 +57,9 @@ class Task:
     options: dict[str, Any] = field(default_factory=dict)  # request-level options, under model options
     span_type: str = "call"
     record_function: bool = True  # False for compat chats: they are not stored functions
+    # Streaming with an output schema: keep the answer text back until it validates, so that a misfit
+    # is asked again as `run` asks it; the dialect then sends the validated answer whole.
+    hold_structured_text: bool = False
 
 
 @dataclass(slots=True)

@@ -75,7 +75,8 @@ def test_plain_answer_is_a_response_object_with_span_and_cost(server: ServerProc
     assert recorded["cost"] == body["cost"] and recorded["model"] == OPENAI
 
 
-def test_name_and_parent_headers_are_recorded(server: ServerProcess, fake: FakeProvider) -> None:
+def test_name_and_parent_headers_are_recorded(any_server: ServerProcess, fake: FakeProvider) -> None:
+    server = any_server
     parent = respond(server, {"model": OPENAI, "input": "hi"}).headers["x-opper-span-id"]
     for path, stream in ((PATHS[0], False), (PATHS[1], True)):
         child = respond(server, {"model": ANTHROPIC, "input": "hi", "stream": stream, "tags": {"team": "a"}}, path,
@@ -126,6 +127,21 @@ def test_structured_output_is_validated_and_reasked(server: ServerProcess, fake:
     fake.script("gpt-4o-mini", *[Behaviour(json={"city": 1})] * 5)
     failed = respond(server, {"model": OPENAI, "input": "Oslo?", "text": text})
     assert failed.status == 400 and failed.json()["error"]["code"] == "structured_generation_failed"
+
+
+@pytest.mark.parametrize("model", [OPENAI, ANTHROPIC])
+def test_streamed_structured_output_is_held_until_valid(server: ServerProcess, fake: FakeProvider,
+                                                         model: str) -> None:
+    upstream = model.split("/", 1)[1]
+    fake.script(upstream, Behaviour(json={"city": "Oslo"}), Behaviour(json={"city": "Oslo", "population": 7}))
+    text = {"format": {"type": "json_schema", "name": "answer", "schema": SCHEMA}}
+    events = events_of(respond(server, {"model": model, "input": "Oslo?", "text": text, "stream": True},
+                               PATHS[1]))
+    deltas = [data["delta"] for kind, data in events if kind == "response.output_text.delta"]
+    assert len(deltas) == 1 and orjson.loads(deltas[0]) == {"city": "Oslo", "population": 7}
+    assert events[-1][0] == "response.completed"
+    assert orjson.loads(events[-1][1]["response"]["output_text"]) == {"city": "Oslo", "population": 7}
+    assert len(fake.requests) == 2
 
 
 def test_options_reach_the_upstream(server: ServerProcess, fake: FakeProvider) -> None:

@@ -91,6 +91,7 @@ def parse_responses_request(body: Mapping[str, Any], headers: Mapping[str, str],
         options=options,
         span_type="responses",
         record_function=False,
+        hold_structured_text=True,  # the JSON goes out once it validated, so misfits are asked again
     )
     echo = {
         "instructions": instructions,

@@ -9,6 +9,9 @@ or `.failed`). Every event has a `sequence_number` and, as OpenAI sends them, an
 The openai client's stream helper needs the content part opened before the first text delta,
 and the 2.1.1 Agent runs a tool as soon as its arguments are done, so neither step is skipped.
 
+A structured answer is held back by the engine until it validates (so a misfit is asked again,
+as `/call` asks it) and goes out as one delta when the call finishes.
+
 Items stay open until the answer ends: an upstream may interleave text and calls, and each event
 names its item by output index, so closing them in order at the end is always well formed.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskgate.api.openai.chat_stream import answer_content
 from taskgate.api.openai.responses_body import ResponseShape, function_call_item, message_item
 from taskgate.engine.task import Event, Failed, Finished, TextDelta, ToolCallDelta
 from taskgate.errors import TaskgateError
@@ -44,8 +48,9 @@ class _Item:
 class ResponseEvents:
     """Turns one call's engine events into encoded Responses stream events."""
 
-    def __init__(self, shape: ResponseShape) -> None:
+    def __init__(self, shape: ResponseShape, structured: bool) -> None:
         self._shape = shape
+        self._structured = structured
         self._sequence = 0
         self._items: list[_Item] = []
         self._message: _Item | None = None
@@ -131,7 +136,12 @@ class ResponseEvents:
     # ---- the end
 
     def _finish(self, event: Finished) -> list[bytes]:
-        frames = [frame for item in self._items for frame in self._close(item)]
+        frames: list[bytes] = []
+        if self._message is None and self._structured:  # held back until it validated: sent whole now
+            text = answer_content(event.result, structured=True)
+            if text:
+                frames += self._text(text)
+        frames += [frame for item in self._items for frame in self._close(item)]
         body = self._shape.finished(event.result, [item.shape("completed") for item in self._items])
         frames.append(self._event(f"response.{body['status']}", response=body))
         return frames

@@ -54,7 +54,8 @@ async def responses(ctx: AppContext, request: Request) -> Response:
                             headers=_span_headers(result.span_id, result.cost))
 
     first, events = await _started(request, ctx.engine.stream(call.task))
-    mapping = ResponseEvents(ResponseShape(first.span_id, call.echo, call.model_label))
+    mapping = ResponseEvents(ResponseShape(first.span_id, call.echo, call.model_label),
+                             structured=call.task.output_schema is not None)
     return _event_stream(ctx, event_frames(events, mapping, mapping.head()), first.span_id)
 
 
