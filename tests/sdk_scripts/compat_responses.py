@@ -10,8 +10,8 @@ import json
 import sys
 from typing import Any
 
+from compat_openai import CityAnswer  # beside this script
 from openai import OpenAI
-from pydantic import BaseModel
 
 WEATHER_TOOL = {
     "type": "function",
@@ -19,11 +19,6 @@ WEATHER_TOOL = {
     "description": "Current weather for a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
-
-
-class CityAnswer(BaseModel):
-    city: str
-    population: int
 
 
 def weather(arguments: str) -> str:

@@ -105,26 +105,29 @@ def parse_chat_request(body: Mapping[str, Any], headers: Mapping[str, str], proj
     options = _options(body)
     output_schema = _output_schema(body, options)
     stream = optional(body, "stream", bool, "a boolean", name="stream") or False
-    task = Task(
-        project_id=project_id,
-        function_name=header_name(headers, DEFAULT_FUNCTION_NAME),
-        instructions="",
-        output_schema=output_schema,
-        models=models,
-        tags=dict(optional(body, "tags", dict, "an object", name="tags") or {}),
-        parent_span_id=parent_span(headers, body),
-        messages=messages,
-        tools=tools,
-        tool_choice=tool_choice,
-        options=options,
-        span_type="chat",
-        record_function=False,
-    )
+    task = compat_task(body, headers, project_id, DEFAULT_FUNCTION_NAME, "chat", output_schema=output_schema,
+                       models=models, messages=messages, tools=tools, tool_choice=tool_choice, options=options)
     return ChatCall(
         task=task,
         stream=stream,
         include_usage=_include_usage(body, stream),
         model_label=models[0].name if models else default_model,
+    )
+
+
+def compat_task(body: Mapping[str, Any], headers: Mapping[str, str], project_id: str, default_name: str,
+                span_type: str, **conversation: Any) -> Task:
+    """A compat dialect's chat-mode Task (`conversation`: its messages, tools, models, options...):
+    named and parented by the X-Opper headers, tagged by the body, and never a stored function."""
+    return Task(
+        project_id=project_id,
+        function_name=header_name(headers, default_name),
+        instructions="",
+        tags=dict(optional(body, "tags", dict, "an object", name="tags") or {}),
+        parent_span_id=parent_span(headers, body),
+        span_type=span_type,
+        record_function=False,
+        **conversation,
     )
 
 
@@ -239,15 +242,20 @@ def _tools(value: Any) -> list[dict[str, Any]] | None:
         function = tool.get("function")
         if not isinstance(function, dict):
             raise BadRequestError(f"{where}.function must be an object")
-        name = function.get("name")
-        if not isinstance(name, str) or not TOOL_NAME.match(name):
-            raise BadRequestError(f"{where}.function.name must match ^[a-zA-Z0-9_-]{{1,64}}$, got {name!r}")
-        if name in names:
-            raise BadRequestError(f"{where}.function.name '{name}' is declared twice")
-        names.add(name)
+        check_tool_name(function.get("name"), f"{where}.function.name", names)
         optional(function, "description", str, "a string", name=f"{where}.function.description")
         optional(function, "parameters", dict, "a JSON Schema object", name=f"{where}.function.parameters")
     return value
+
+
+def check_tool_name(name: Any, where: str, names: set[str]) -> str:
+    """A tool's name as every upstream takes it, declared once in `names` (the request's so far)."""
+    if not isinstance(name, str) or not TOOL_NAME.match(name):
+        raise BadRequestError(f"{where} must match ^[a-zA-Z0-9_-]{{1,64}}$, got {name!r}")
+    if name in names:
+        raise BadRequestError(f"{where} '{name}' is declared twice")
+    names.add(name)
+    return name
 
 
 def check_tool_choice(value: Any, tools: list[dict[str, Any]] | None) -> Any:

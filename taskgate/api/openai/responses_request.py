@@ -16,11 +16,10 @@ from typing import Any
 
 from taskgate.api.openai.chat_request import (
     PASS_THROUGH,
-    TOOL_NAME,
     check_tool_choice,
-    header_name,
+    check_tool_name,
+    compat_task,
     model_chain,
-    parent_span,
     pass_through,
 )
 from taskgate.api.openai.responses_input import input_messages
@@ -77,22 +76,9 @@ def parse_responses_request(body: Mapping[str, Any], headers: Mapping[str, str],
     reasoning = _reasoning(body, options)
     text = optional(body, "text", dict, "an object", name="text") or {}
     output_schema = _output_schema(text, options)
-    task = Task(
-        project_id=project_id,
-        function_name=header_name(headers, DEFAULT_FUNCTION_NAME),
-        instructions="",
-        output_schema=output_schema,
-        models=models,
-        tags=dict(optional(body, "tags", dict, "an object", name="tags") or {}),
-        parent_span_id=parent_span(headers, body),
-        messages=messages,
-        tools=tools,
-        tool_choice=tool_choice,
-        options=options,
-        span_type="responses",
-        record_function=False,
-        hold_structured_text=True,  # the JSON goes out once it validated, so misfits are asked again
-    )
+    task = compat_task(body, headers, project_id, DEFAULT_FUNCTION_NAME, "responses", output_schema=output_schema,
+                       models=models, messages=messages, tools=tools, tool_choice=tool_choice, options=options,
+                       hold_structured_text=True)  # the JSON goes out once it validated: misfits are re-asked
     echo = {
         "instructions": instructions,
         "max_output_tokens": max_output_tokens,
@@ -142,13 +128,7 @@ def _tools(value: Any) -> list[dict[str, Any]] | None:
         if tool.get("type") != "function":
             raise BadRequestError(f"{where}.type must be 'function' (hosted tools are not supported), "
                                   f"got {tool.get('type')!r}")
-        name = tool.get("name")
-        if not isinstance(name, str) or not TOOL_NAME.match(name):
-            raise BadRequestError(f"{where}.name must match ^[a-zA-Z0-9_-]{{1,64}}$, got {name!r}")
-        if name in names:
-            raise BadRequestError(f"{where}.name '{name}' is declared twice")
-        names.add(name)
-        function: dict[str, Any] = {"name": name}
+        function: dict[str, Any] = {"name": check_tool_name(tool.get("name"), f"{where}.name", names)}
         for key, kind, label in (("description", str, "a string"), ("parameters", dict, "a JSON Schema object"),
                                  ("strict", bool, "a boolean")):
             field = optional(tool, key, kind, label, name=f"{where}.{key}")
