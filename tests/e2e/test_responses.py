@@ -234,6 +234,8 @@ BAD_BODIES: list[tuple[dict[str, Any], str]] = [
     ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}, "input[0].content[0]"),
     ({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]}, "input_image"),
     ({"input": [{"type": "mystery"}]}, "input[0].type"),
+    ({"input": [{"type": "response.output_text.delta", "delta": "x"}]}, "input[0].type"),
+    ({"input": [{"type": "function_call_output", "call_id": ["c1"], "output": "x"}]}, "call_id"),
     ({"input": [{"type": "reasoning", "summary": []}]}, "reasoning"),
     ({"input": [{"type": "item_reference", "id": "x"}]}, "item_reference"),
     ({"input": [{"type": "function_call_output", "call_id": "c1", "output": "x"}]}, "has no function_call"),
