@@ -6,7 +6,8 @@ surface's percentile minus chat completions' over the same run: `/v3/compat/resp
 the first content delta of a streamed one. The sides alternate request by request so that other load
 lands on all of them alike. Target: within 0.2 ms at p50. Gateway CPU per request is measured per
 surface in runs of its own afterwards (one server serves every side, so an interleaved run cannot
-split it), and moves far less than latency on a busy machine. Prints a table, then one JSON line.
+split it), and moves far less than latency on a busy machine; so does the last figure, the dialect's
+own work per call (parse, shape, encode) timed in this process. Prints a table, then one JSON line.
 
     .venv/bin/python -m bench.surfaces [--requests 1000] [--warmup 200]
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import timeit
 from typing import Any
 
 import orjson
@@ -37,6 +39,13 @@ from bench.common import (
     stack_ready,
     streamer,
 )
+from taskgate.api.openai.chat_request import parse_chat_request
+from taskgate.api.openai.chat_stream import completion_body
+from taskgate.api.openai.responses_body import ResponseShape
+from taskgate.api.openai.responses_request import parse_responses_request
+from taskgate.engine.task import Result
+from taskgate.providers.base import Usage
+from taskgate.server.request_io import dumps
 
 TARGET_ADDED_P50_MS = 0.2
 GATEWAY_MODEL = f"openai/{MODEL}"
@@ -53,6 +62,28 @@ def responses_delta(data: bytes) -> bool:
     """A Responses stream event carrying answer text."""
     return any(event.get("type") == "response.output_text.delta" and event.get("delta")
                for event in sse_payloads(data))
+
+
+def dialect_us(rounds: int = 20000) -> dict[str, float]:
+    """Median µs of the dialect's own work per non-streamed call, in this process (no server, no
+    network: what the surfaces can differ by, and a figure other load barely moves): parse the body
+    into a Task, then shape a result into the answer body and encode it."""
+    result = Result(span_id="0b0e6c1e-1111-2222-3333-444455556666", trace_id="t", text="Hello there!",
+                    usage=Usage(10, 5), cost=0.00001, model=GATEWAY_MODEL)
+
+    def chat() -> None:
+        parse_chat_request(CHAT[1], {}, "p", GATEWAY_MODEL)
+        dumps(completion_body(result, False))
+
+    def responses() -> None:
+        call = parse_responses_request(SURFACES["responses"][1], {}, "p", GATEWAY_MODEL)
+        dumps(ResponseShape(result.span_id, call.echo, call.model_label).answer(result, False))
+
+    figures = {}
+    for name, work in (("chat", chat), ("responses", responses)):
+        samples = sorted(min(timeit.repeat(work, number=10, repeat=1)) / 10 for _ in range(rounds // 10))
+        figures[name] = round(samples[len(samples) // 2] * 1e6, 2)
+    return figures
 
 
 def _row(chat: list[float], surface: list[float]) -> dict[str, float]:
@@ -96,6 +127,7 @@ async def measure(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         summary["gateway_cpu_ms_per_call"] = {name: await _cpu_ms(stack, call, args.requests)
                                               for name, call in plain.items()}
         rows = [key for key in summary if key.endswith(("_completion", "_first_content"))]
+        summary["dialect_us_per_call"] = dialect_us()
         summary["meets_target"] = all(summary[key]["added_p50_ms"] <= TARGET_ADDED_P50_MS for key in rows)
         return summary
 
@@ -120,6 +152,9 @@ def main() -> None:
                   f"{figures['surface_p99_ms']:9.3f} {figures['added_p99_ms']:+8.3f}  {verdict}")
     cpu = summary["gateway_cpu_ms_per_call"]
     print("gateway CPU ms per non-streamed call: " + ", ".join(f"{name} {ms:.3f}" for name, ms in cpu.items()))
+    work = summary["dialect_us_per_call"]
+    print("dialect work per call in-process (parse + shape + encode), median µs: "
+          + ", ".join(f"{name} {us:.1f}" for name, us in work.items()))
     print(orjson.dumps(summary).decode())
 
 
