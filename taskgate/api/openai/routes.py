@@ -72,6 +72,7 @@ async def _started(request: Request, events: Events) -> tuple[Started, Events]:
 
 
 def _event_stream(ctx: AppContext, frames: AsyncGenerator[bytes, None], span_id: str) -> Response:
+    """The SSE response, naming its span in a header as the plain answers do (no cost yet: it is not known)."""
     response = sse_response(frames, ctx.settings.heartbeat_s)
     response.headers["x-opper-span-id"] = span_id
     return response
