@@ -147,7 +147,9 @@ class Engine:
         A stream cannot take back what it has sent. So a misfit is asked again only while no
         TextDelta or ToolCallDelta has gone out (the model answered with nothing, or only with a
         finish), and then exactly as `run` would; once a delta has gone out, the stream ends with
-        Failed. Errors before Started are raised; after it, they end the events as Failed.
+        Failed. A task with `hold_structured_text` sends no structured TextDelta at all, so its
+        misfits are always asked again; its dialect sends the validated answer from Finished.
+        Errors before Started are raised; after it, they end the events as Failed.
         """
         call = await self._prepare(task)
         try:
@@ -165,6 +167,7 @@ class Engine:
                 return
             messages, routes = call.messages, call.routes
             started = sent = False  # whether Started, and whether any delta, went out
+            hold_text = task.hold_structured_text and call.validator is not None
             while True:
                 build = self._request_builder(call, messages)
                 try:
@@ -191,7 +194,7 @@ class Engine:
                             yield Started(call.span_id, call.trace_id)  # inside the try: stopping here closes `chunks`
                         async for chunk in chunks:
                             collector.add(chunk)
-                            if chunk.text:
+                            if chunk.text and not hold_text:
                                 sent = True
                                 yield TextDelta(chunk.text)
                             if chunk.tool_index is not None:

@@ -74,6 +74,9 @@ class Task:
     # A stored function called as it is stored (v2 `/functions/{id}/call[/{revision_id}]`), at the
     # revision it shows: its definition is not written again, and its few-shot count is this one's.
     stored: FunctionRecord | None = None
+    # Streaming with an output schema: keep the answer text back until it validates, so that a misfit
+    # is asked again as `run` asks it; the dialect then sends the validated answer whole.
+    hold_structured_text: bool = False
 
 
 @dataclass(slots=True)

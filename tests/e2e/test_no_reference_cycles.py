@@ -54,6 +54,14 @@ CALLS: dict[str, tuple[str, dict[str, Any]]] = {
                                   {"model": "openai/cycles-midway", "stream": True, **CHAT}),
     "upstream error mid-stream, v2": ("/v2/call/stream", {"name": "t", "input": "hi",
                                                           "model": "openai/cycles-midway"}),
+    "responses": ("/v3/compat/responses", {"model": "openai/gpt-4o-mini", "input": "hi"}),
+    "responses stream": ("/v3/compat/responses", {"model": "openai/gpt-4o-mini", "input": "hi", "stream": True}),
+    "openresponses stream, output_schema": ("/v3/compat/openresponses", {
+        "model": "anthropic/claude-3-5-haiku-latest", "input": "hi", "stream": True,
+        "text": {"format": {"type": "json_schema", "name": "output", "schema": SCHEMA}}}),
+    "responses, bad item": ("/v3/compat/responses", {"input": [{"type": "function_call_output", "call_id": "c"}]}),
+    "responses, error mid-stream": ("/v3/compat/responses",
+                                    {"model": "openai/cycles-midway", "input": "hi", "stream": True}),
 }
 SCRIPTED = {"cycles-500": Behaviour(status=500), "cycles-midway": Behaviour(fail_after=2)}
 

@@ -13,7 +13,7 @@ import pytest_asyncio
 
 from taskgate.config import Settings
 from taskgate.engine.engine import Engine
-from taskgate.engine.task import ModelChoice, Started, Task, TaskConfig
+from taskgate.engine.task import Failed, Finished, ModelChoice, Started, Task, TaskConfig, TextDelta
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.store import open_store
 from taskgate.telemetry import SpanRecorder
@@ -64,3 +64,18 @@ async def test_a_cache_hit_is_recorded_even_when_the_consumer_stops_at_started(w
     await events.aclose()
     span = await wired.recorder.find_span(wired.project, first.span_id)
     assert span is not None and span.status == "ok" and span.meta["cached"] is True
+
+
+async def test_held_structured_text_lets_a_streamed_misfit_be_asked_again(wired: Wired, fake: FakeProvider) -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    for hold in (False, True):
+        fake.script("held", Behaviour(json={"n": "one"}), Behaviour(json={"n": 1}))
+        task = wired.task("openai/held")
+        task.output_schema, task.hold_structured_text = schema, hold
+        events = [event async for event in wired.engine.stream(task)]
+        if hold:  # nothing went out before it validated, so the misfit was asked again
+            assert [type(event) for event in events] == [Started, Finished]
+            assert events[-1].result.payload == {"n": 1} and events[-1].result.attempts == 2
+        else:  # the misfit's text went out: a stream cannot take it back
+            assert isinstance(events[1], TextDelta) and isinstance(events[-1], Failed)
+        fake.clear()

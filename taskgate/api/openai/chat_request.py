@@ -9,7 +9,7 @@ understands better than we do (model-specific ranges, reasoning levels) are pass
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,31 +99,34 @@ def parse_chat_request(body: Mapping[str, Any], headers: Mapping[str, str], proj
     """Validate `body` and build the Task; raises BadRequestError with the offending field named."""
     messages = _messages(body.get("messages"))
     tools = _tools(body.get("tools"))
-    tool_choice = _tool_choice(body.get("tool_choice"), tools)
-    models = _models(body.get("model"), body.get("fallback_models"))
+    tool_choice = check_tool_choice(body.get("tool_choice"), tools)
+    models = model_chain(body.get("model"), body.get("fallback_models"))
     options = _options(body)
     output_schema = _output_schema(body, options)
     stream = optional(body, "stream", bool, "a boolean", name="stream") or False
-    task = Task(
-        project_id=project_id,
-        function_name=header_name(headers, DEFAULT_FUNCTION_NAME),
-        instructions="",
-        output_schema=output_schema,
-        models=models,
-        tags=dict(optional(body, "tags", dict, "an object", name="tags") or {}),
-        parent_span_id=_parent(headers, body),
-        messages=messages,
-        tools=tools,
-        tool_choice=tool_choice,
-        options=options,
-        span_type="chat",
-        record_function=False,
-    )
+    task = compat_task(body, headers, project_id, DEFAULT_FUNCTION_NAME, "chat", output_schema=output_schema,
+                       models=models, messages=messages, tools=tools, tool_choice=tool_choice, options=options)
     return ChatCall(
         task=task,
         stream=stream,
         include_usage=_include_usage(body, stream),
         model_label=models[0].name if models else default_model,
+    )
+
+
+def compat_task(body: Mapping[str, Any], headers: Mapping[str, str], project_id: str, default_name: str,
+                span_type: str, **conversation: Any) -> Task:
+    """A compat dialect's chat-mode Task (`conversation`: its messages, tools, models, options...):
+    named and parented by the X-Opper headers, tagged by the body, and never a stored function."""
+    return Task(
+        project_id=project_id,
+        function_name=header_name(headers, default_name),
+        instructions="",
+        tags=dict(optional(body, "tags", dict, "an object", name="tags") or {}),
+        parent_span_id=parent_span(headers, body),
+        span_type=span_type,
+        record_function=False,
+        **conversation,
     )
 
 
@@ -139,7 +142,8 @@ def header_parent(headers: Mapping[str, str]) -> str | None:
     return span_id(parent, "the X-Opper-Parent-Span-Id header") if parent else None
 
 
-def _parent(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
+def parent_span(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
+    """The parent span from the header, else from Opper's `parent_span_id` body extra."""
     if (parent := header_parent(headers)) is not None:
         return parent
     value = optional(body, "parent_span_id", str, "a string", name="parent_span_id")
@@ -237,18 +241,24 @@ def _tools(value: Any) -> list[dict[str, Any]] | None:
         function = tool.get("function")
         if not isinstance(function, dict):
             raise BadRequestError(f"{where}.function must be an object")
-        name = function.get("name")
-        if not isinstance(name, str) or not TOOL_NAME.match(name):
-            raise BadRequestError(f"{where}.function.name must match ^[a-zA-Z0-9_-]{{1,64}}$, got {name!r}")
-        if name in names:
-            raise BadRequestError(f"{where}.function.name '{name}' is declared twice")
-        names.add(name)
+        check_tool_name(function.get("name"), f"{where}.function.name", names)
         optional(function, "description", str, "a string", name=f"{where}.function.description")
         optional(function, "parameters", dict, "a JSON Schema object", name=f"{where}.function.parameters")
     return value
 
 
-def _tool_choice(value: Any, tools: list[dict[str, Any]] | None) -> Any:
+def check_tool_name(name: Any, where: str, names: set[str]) -> str:
+    """A tool's name as every upstream takes it, declared once in `names` (the request's so far)."""
+    if not isinstance(name, str) or not TOOL_NAME.match(name):
+        raise BadRequestError(f"{where} must match ^[a-zA-Z0-9_-]{{1,64}}$, got {name!r}")
+    if name in names:
+        raise BadRequestError(f"{where} '{name}' is declared twice")
+    names.add(name)
+    return name
+
+
+def check_tool_choice(value: Any, tools: list[dict[str, Any]] | None) -> Any:
+    """`value` when it is a word or names one of `tools` (OpenAI chat shapes); else a 400."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -269,7 +279,8 @@ def _tool_choice(value: Any, tools: list[dict[str, Any]] | None) -> Any:
 # ---- model, options, structured output
 
 
-def _models(model: Any, fallbacks: Any) -> list[ModelChoice]:
+def model_chain(model: Any, fallbacks: Any) -> list[ModelChoice]:
+    """`model` (a TModel) then Opper's `fallback_models`, each a known `provider/model`."""
     chain = parse_model_field(model)
     if fallbacks is not None:
         if not isinstance(fallbacks, list):
@@ -278,12 +289,22 @@ def _models(model: Any, fallbacks: Any) -> list[ModelChoice]:
     return chain  # names are the engine's to resolve: `provider/model`, or a project's custom model or alias
 
 
-def _options(body: Mapping[str, Any]) -> dict[str, Any]:
-    options = {key: value for key, value in body.items() if key in PASS_THROUGH and value is not None}
-    for key, value in options.items():
+def pass_through(body: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """The `names` present in `body`, each checked against its PASS_THROUGH kind, for the upstream."""
+    options = {}
+    for key in names:
+        value = body.get(key)
+        if value is None:
+            continue
         kind = PASS_THROUGH[key]
         if not kind.fits(value):
             raise BadRequestError(f"{key} must be {kind.label}")
+        options[key] = value
+    return options
+
+
+def _options(body: Mapping[str, Any]) -> dict[str, Any]:
+    options = pass_through(body, PASS_THROUGH)
     n = body.get("n")
     if n is not None and not (_is_integer(n) and n == 1):
         raise BadRequestError("n must be 1: one choice per completion is supported")

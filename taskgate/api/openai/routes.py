@@ -1,10 +1,13 @@
-"""The OpenAI-compatible dialect: chat completions and embeddings over the shared engine (spec §8).
+"""The OpenAI-compatible dialect: chat completions, Responses (and OpenResponses, the same body
+the 2.1.1 Agent sends) and embeddings over the shared engine (spec §8).
 
 Only parsing and shaping live here; validation, fallback, structured output, pricing and recording
 are the engine's, so a compat chat behaves exactly like a `/call` with the caller's conversation.
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncGenerator
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,13 +16,16 @@ from starlette.routing import BaseRoute
 from taskgate.api.openai import embeddings as emb
 from taskgate.api.openai.chat_request import parse_chat_request
 from taskgate.api.openai.chat_stream import ChunkStream, chunk_frames, completion_body
+from taskgate.api.openai.responses_body import ResponseShape
+from taskgate.api.openai.responses_request import parse_responses_request
+from taskgate.api.openai.responses_stream import ResponseEvents
 from taskgate.context import AppContext
-from taskgate.engine.task import Started
+from taskgate.engine.task import Event, Started
 from taskgate.errors import TaskgateError
 from taskgate.server.disconnect import until_client_leaves
 from taskgate.server.dispatch import Endpoint, endpoint_routes
 from taskgate.server.request_io import JSONResponse, header_map, read_json_object
-from taskgate.server.sse import sse_response
+from taskgate.server.sse import event_frames, sse_response
 
 
 async def chat_completions(ctx: AppContext, request: Request) -> Response:
@@ -31,15 +37,44 @@ async def chat_completions(ctx: AppContext, request: Request) -> Response:
         result = await until_client_leaves(request, ctx.engine.run(call.task))
         return JSONResponse(completion_body(result, structured), headers=_span_headers(result.span_id, result.cost))
 
-    events = ctx.engine.stream(call.task)
-    # Errors before any output are raised here, so they go out as a plain HTTP error.
+    first, events = await _started(request, ctx.engine.stream(call.task))
+    frames = chunk_frames(first, events, ChunkStream(first.span_id, call.model_label, call.include_usage))
+    return _event_stream(ctx, frames, first.span_id)
+
+
+async def responses(ctx: AppContext, request: Request) -> Response:
+    """`/v3/compat/responses` and `/v3/compat/openresponses`: one body, one answer shape."""
+    project_id = await ctx.auth.project_for(request)
+    body = await read_json_object(request, ctx.settings.max_body_bytes)
+    call = parse_responses_request(body, header_map(request), project_id, ctx.settings.default_model)
+    if not call.stream:
+        result = await until_client_leaves(request, ctx.engine.run(call.task))
+        shape = ResponseShape(result.span_id, call.echo, call.model_label)
+        return JSONResponse(shape.answer(result, call.task.output_schema is not None),
+                            headers=_span_headers(result.span_id, result.cost))
+
+    first, events = await _started(request, ctx.engine.stream(call.task))
+    mapping = ResponseEvents(ResponseShape(first.span_id, call.echo, call.model_label),
+                             structured=call.task.output_schema is not None)
+    return _event_stream(ctx, event_frames(events, mapping, mapping.head()), first.span_id)
+
+
+Events = AsyncGenerator[Event, None]
+
+
+async def _started(request: Request, events: Events) -> tuple[Started, Events]:
+    """The stream's `Started`, awaited here so that errors before any output go out as a plain HTTP error."""
     first = await until_client_leaves(request, anext(events, None))
     if not isinstance(first, Started):
         await events.aclose()
         raise TaskgateError("the engine stream did not start with its span")
-    frames = chunk_frames(first, events, ChunkStream(first.span_id, call.model_label, call.include_usage))
+    return first, events
+
+
+def _event_stream(ctx: AppContext, frames: AsyncGenerator[bytes, None], span_id: str) -> Response:
+    """The SSE response, naming its span in a header as the plain answers do (no cost yet: it is not known)."""
     response = sse_response(frames, ctx.settings.heartbeat_s)
-    response.headers["x-opper-span-id"] = first.span_id
+    response.headers["x-opper-span-id"] = span_id
     return response
 
 
@@ -65,6 +100,8 @@ ROUTES = [
     Endpoint("POST", "/v2/openai/chat/completions", chat_completions),
     Endpoint("POST", "/openai/chat/completions", chat_completions),
     Endpoint("POST", "/v3/compat/embeddings", embeddings),
+    Endpoint("POST", "/v3/compat/responses", responses),
+    Endpoint("POST", "/v3/compat/openresponses", responses),
 ]
 
 
