@@ -29,7 +29,7 @@ async def chat_completions(ctx: AppContext, request: Request) -> Response:
     structured = call.task.output_schema is not None
     if not call.stream:
         result = await until_client_leaves(request, ctx.engine.run(call.task))
-        return JSONResponse(completion_body(result, structured), headers=_span_headers(result.span_id, result.cost))
+        return JSONResponse(completion_body(result, structured), headers=span_headers(result.span_id, result.cost))
 
     events = ctx.engine.stream(call.task)
     # Errors before any output are raised here, so they go out as a plain HTTP error.
@@ -49,10 +49,10 @@ async def embeddings(ctx: AppContext, request: Request) -> Response:
     call = emb.parse_embedding_request(body)
     task = emb.embedding_task(call, project_id, header_map(request))
     result = await until_client_leaves(request, ctx.engine.embed(task))
-    return JSONResponse(emb.embedding_body(call, result.response), headers=_span_headers(result.span_id, result.cost))
+    return JSONResponse(emb.embedding_body(call, result.response), headers=span_headers(result.span_id, result.cost))
 
 
-def _span_headers(span_id: str, cost: float | None) -> dict[str, str]:
+def span_headers(span_id: str, cost: float | None) -> dict[str, str]:
     """Where the answer was recorded, and what it cost when a price is known."""
     headers = {"x-opper-span-id": span_id}
     if cost is not None:
