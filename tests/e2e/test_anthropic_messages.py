@@ -12,7 +12,7 @@ from taskgate.api.anthropic.messages_request import parse_messages_request
 from taskgate.errors import BadRequestError
 from tests.fakes.provider import Behaviour, FakeProvider
 from tests.harness import ServerProcess
-from tests.http_client import Reply, get, post, request
+from tests.http_client import Reply, get, post
 
 PATH = "/v3/compat/v1/messages"
 OPENAI = "openai/gpt-4o-mini"
@@ -49,7 +49,8 @@ def test_a_tool_loop_becomes_the_openai_conversation() -> None:
         {"role": "system", "content": "Be brief.\n\nBe kind."},
         {"role": "user", "content": "hi"},
         {"role": "assistant", "content": "Let me see.", "tool_calls": [
-            {"id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+            {"id": "toolu_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
         {"role": "tool", "tool_call_id": "toolu_1", "content": "Sunny"},  # results first, as OpenAI needs
         {"role": "user", "content": "and?"},
     ]
