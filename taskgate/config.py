@@ -32,6 +32,7 @@ KEYED_DEFAULT_MODELS = (
     ("anthropic", "ANTHROPIC_API_KEY", "anthropic/claude-haiku-4-5"),
 )
 PROVIDER_VARIABLE_SUFFIXES = ("_API_KEY", "_BASE_URL")
+ROUTE_PREFERENCES = ("fast", "cheap", "quality", "balanced")  # a v3 call's `route.prefer` values
 PROVIDERS = "TASKGATE_PROVIDERS"
 PROVIDERS_FILE = "TASKGATE_PROVIDERS_FILE"
 
@@ -70,6 +71,16 @@ def _named_paths(raw: object) -> object:
     return paths
 
 
+def _route_models(raw: object) -> object:
+    """`fast=openai/gpt-4o-mini,quality=...` -> {preference: model}; a preference v3 does not know
+    would never be asked for, so it is refused rather than kept unused."""
+    models = _named_paths(raw)
+    if isinstance(models, dict) and (unknown := set(models) - set(ROUTE_PREFERENCES)):
+        raise PydanticCustomError("route_preference", "{unknown}: not one of {known}",
+                                  {"unknown": ", ".join(sorted(unknown)), "known": ", ".join(ROUTE_PREFERENCES)})
+    return models
+
+
 def _half_the_cores() -> int:
     """llama-cpp-python's own default: on a busy machine, threads that wait on each other at every
     layer barrier turn a 20 tokens/s model into a 2 tokens/s one."""
@@ -94,6 +105,9 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], BeforeValidator(_comma_list)] = Field(
         default_factory=list, validation_alias="TASKGATE_API_KEYS", repr=False)
     default_model: str = Field(LOCAL_DEFAULT_MODEL, validation_alias="TASKGATE_DEFAULT_MODEL")
+    # The model each v3 `route.prefer` value picks for a call that names none (api/v3/preferences.py).
+    route_models: Annotated[dict[str, str], BeforeValidator(_route_models)] = Field(
+        default_factory=dict, validation_alias="TASKGATE_ROUTE_MODELS")
     max_body_bytes: Amount = Field(10 * 1024 * 1024, validation_alias="TASKGATE_MAX_BODY_BYTES")
     request_timeout_s: Seconds = Field(120.0, validation_alias="TASKGATE_REQUEST_TIMEOUT")
     heartbeat_s: Seconds = Field(15.0, validation_alias="TASKGATE_HEARTBEAT_SECONDS")
