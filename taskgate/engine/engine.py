@@ -110,6 +110,17 @@ class Engine:
             raise AssertionError("a call ends with its result or an error")
         return result
 
+    async def run_choices(self, task: Task, n: int) -> list[Result]:
+        """`n` independent answers to one task (OpenAI's `n`), each priced and recorded as its own
+        span. They are generated at once, so the caller waits for one call rather than n; the
+        first failure stops the others (recorded as cancelled) and is raised as it is."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                runs = [group.create_task(self.run(task)) for _ in range(n)]
+        except BaseExceptionGroup as failures:
+            raise failures.exceptions[0] from None
+        return [run.result() for run in runs]
+
     def stream(self, task: Task) -> AsyncGenerator[Event, None]:
         """Started, deltas, then Finished or Failed; errors before Started are raised instead.
 
@@ -184,7 +195,7 @@ class Engine:
                             collector.add(chunk)
                             if chunk.text:
                                 sent = True
-                                yield TextDelta(chunk.text)
+                                yield TextDelta(chunk.text, chunk.logprobs)
                             if chunk.tool_index is not None:
                                 sent = True
                                 yield ToolCallDelta(chunk.tool_index, chunk.tool_id, chunk.tool_name,
@@ -322,6 +333,7 @@ class Engine:
             payload=payload,
             tool_calls=response.tool_calls,
             finish_reason=response.finish_reason,
+            logprobs=response.logprobs,
             usage=call.usage,
             cost=call.cost,
             model=outcome.route.choice.name,

@@ -67,6 +67,7 @@ class Result:
     payload: Any = None  # the validated object when there is one
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish_reason: str = "stop"
+    logprobs: list[dict[str, Any]] | None = None  # per-token, when asked for and the upstream gave them
     usage: Usage = field(default_factory=Usage)
     cost: float | None = None  # USD; None when no price is known
     model: str = ""  # `provider/model` that answered
@@ -92,6 +93,7 @@ class TextDelta:
     """A fragment of the answer text; with an output schema, a fragment of its JSON text."""
 
     text: str
+    logprobs: list[dict[str, Any]] | None = None  # the fragment's per-token log probabilities, when asked for
 
 
 @dataclass(slots=True)

@@ -27,6 +27,7 @@ TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 TOOL_CHOICE_WORDS = frozenset({"auto", "none", "required"})
 
 MAX_COUNT = 2**31 - 1  # a token or log-probability count: beyond any model, and within every upstream's int32
+MAX_CHOICES = 16  # `n`: each choice is one upstream call, made at once; more is a flood, not a completion
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,7 @@ class ChatCall:
     stream: bool
     include_usage: bool
     model_label: str  # shown in stream chunks until the answering model is known
+    n: int = 1  # how many choices: each its own engine call (Engine.run_choices)
 
 
 def parse_chat_request(body: Mapping[str, Any], headers: Mapping[str, str], project_id: str,
@@ -125,6 +127,7 @@ def parse_chat_request(body: Mapping[str, Any], headers: Mapping[str, str], proj
         stream=stream,
         include_usage=_include_usage(body, stream),
         model_label=models[0].name if models else default_model,
+        n=_choices(body.get("n"), stream),
     )
 
 
@@ -287,10 +290,17 @@ def _options(body: Mapping[str, Any]) -> dict[str, Any]:
         kind = PASS_THROUGH[key]
         if not kind.fits(value):
             raise BadRequestError(f"{key} must be {kind.label}")
-    n = body.get("n")
-    if n is not None and not (_is_integer(n) and n == 1):
-        raise BadRequestError("n must be 1: one choice per completion is supported")
     return options
+
+
+def _choices(n: Any, stream: bool) -> int:
+    if n is None:
+        return 1
+    if not (_is_integer(n) and 1 <= n <= MAX_CHOICES):
+        raise BadRequestError(f"n must be an integer from 1 to {MAX_CHOICES}")
+    if n > 1 and stream:
+        raise BadRequestError("n > 1 is not supported with stream: true; ask without streaming, or once per choice")
+    return n  # type: ignore[no-any-return]
 
 
 def _output_schema(body: Mapping[str, Any], options: dict[str, Any]) -> dict[str, Any] | None:

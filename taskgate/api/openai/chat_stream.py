@@ -17,6 +17,7 @@ import orjson
 from taskgate.api.usage_bodies import chat_usage
 from taskgate.engine.task import Event, Failed, Finished, Result, Started, TextDelta, ToolCallDelta
 from taskgate.errors import TaskgateError
+from taskgate.providers.base import Usage
 from taskgate.server.sse import DONE, data_frame, event_frames
 
 
@@ -33,25 +34,39 @@ def answer_content(result: Result, structured: bool) -> str | None:
     return result.text or ""
 
 
-def completion_body(result: Result, structured: bool) -> dict[str, Any]:
-    """The non-streamed ChatCompletion, plus Opper's `cost`."""
-    content = answer_content(result, structured)
-    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+def logprobs_object(logprobs: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """A choice's `logprobs`: null unless the caller asked and the upstream answered with them."""
+    return None if logprobs is None else {"content": logprobs, "refusal": None}
+
+
+def completion_body(results: list[Result], structured: bool) -> dict[str, Any]:
+    """The non-streamed ChatCompletion with one choice per result (`n`), plus Opper's `cost`:
+    usage and cost are the sum over the choices, each of which was its own upstream call."""
+    first = results[0]
+    usage = Usage()
+    for result in results:
+        usage.add(result.usage)
+    costs = [result.cost for result in results]
+    return {
+        "id": completion_id(first.span_id),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": first.model,
+        "choices": [_choice(index, result, structured) for index, result in enumerate(results)],
+        "usage": chat_usage(usage),
+        "cost": None if None in costs else sum(costs),  # type: ignore[arg-type]
+    }
+
+
+def _choice(index: int, result: Result, structured: bool) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": answer_content(result, structured), "refusal": None}
     if result.tool_calls:
         message["tool_calls"] = [
             {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
             for call in result.tool_calls
         ]
-    return {
-        "id": completion_id(result.span_id),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": result.model,
-        "choices": [{"index": 0, "message": message, "finish_reason": result.finish_reason,
-                     "logprobs": None}],
-        "usage": chat_usage(result.usage),
-        "cost": result.cost,
-    }
+    return {"index": index, "message": message, "finish_reason": result.finish_reason,
+            "logprobs": logprobs_object(result.logprobs)}
 
 
 def error_object(error: BaseException) -> dict[str, Any]:
@@ -72,17 +87,18 @@ class ChunkStream:
         self._include_usage = include_usage
         self._indices: dict[int, int] = {}  # engine tool index -> dense OpenAI index
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None,
+               logprobs: dict[str, Any] | None = None) -> bytes:
         return data_frame({
             "id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self._model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": logprobs}],
         })
 
     def role(self) -> bytes:
         return self._chunk({"role": "assistant", "content": ""})
 
-    def text(self, text: str) -> bytes:
-        return self._chunk({"content": text})
+    def text(self, delta: TextDelta) -> bytes:
+        return self._chunk({"content": delta.text}, logprobs=logprobs_object(delta.logprobs))
 
     def tool(self, delta: ToolCallDelta) -> list[bytes]:
         index = self._indices.get(delta.index)
@@ -117,7 +133,7 @@ class ChunkStream:
     def frames(self, event: Event) -> list[bytes]:
         """The frames for one engine event."""
         if isinstance(event, TextDelta):
-            return [self.text(event.text)] if event.text else []
+            return [self.text(event)] if event.text else []
         if isinstance(event, ToolCallDelta):
             return self.tool(event)
         if isinstance(event, Finished):

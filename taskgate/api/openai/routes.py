@@ -28,8 +28,15 @@ async def chat_completions(ctx: AppContext, request: Request) -> Response:
     call = parse_chat_request(body, header_map(request), project_id, ctx.settings.default_model)
     structured = call.task.output_schema is not None
     if not call.stream:
-        result = await until_client_leaves(request, ctx.engine.run(call.task))
-        return JSONResponse(completion_body(result, structured), headers=span_headers(result.span_id, result.cost))
+        if call.n == 1:
+            results = [await until_client_leaves(request, ctx.engine.run(call.task))]
+        else:
+            results = await until_client_leaves(request, ctx.engine.run_choices(call.task, call.n))
+        body = completion_body(results, structured)
+        headers = span_headers(results[0].span_id, body["cost"])
+        if call.n > 1:
+            headers["x-opper-span-ids"] = ",".join(result.span_id for result in results)
+        return JSONResponse(body, headers=headers)
 
     events = ctx.engine.stream(call.task)
     # Errors before any output are raised here, so they go out as a plain HTTP error.
