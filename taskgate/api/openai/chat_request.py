@@ -300,7 +300,7 @@ def _choices(n: Any, stream: bool) -> int:
         raise BadRequestError(f"n must be an integer from 1 to {MAX_CHOICES}")
     if n > 1 and stream:
         raise BadRequestError("n > 1 is not supported with stream: true; ask without streaming, or once per choice")
-    return n  # type: ignore[no-any-return]
+    return n
 
 
 def _output_schema(body: Mapping[str, Any], options: dict[str, Any]) -> dict[str, Any] | None:

@@ -54,7 +54,7 @@ def completion_body(results: list[Result], structured: bool) -> dict[str, Any]:
         "model": first.model,
         "choices": [_choice(index, result, structured) for index, result in enumerate(results)],
         "usage": chat_usage(usage),
-        "cost": None if None in costs else sum(costs),  # type: ignore[arg-type]
+        "cost": None if None in costs else sum(costs),
     }
 
 
