@@ -7,6 +7,7 @@ itself lives here once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,3 +43,15 @@ def identifier(value: str, what: str, max_chars: int, *, error: type[TaskgateErr
     if 0 < len(value) <= max_chars and value.isprintable() and not value.isspace() and "\ufffd" not in value:
         return value
     raise error(f"{what} must be 1 to {max_chars} printable characters, not all spaces")
+
+
+def tool_name(value: Any, pattern: re.Pattern[str], seen: set[str], where: str) -> str:
+    """A declared tool's name: one `pattern` matches (each wire format bounds it its own way), and
+    not declared before in the same request (`seen`, which it joins): a model could not tell two
+    tools of one name apart."""
+    if not isinstance(value, str) or not pattern.match(value):
+        raise BadRequestError(f"{where} must match {pattern.pattern}, got {value!r}")
+    if value in seen:
+        raise BadRequestError(f"{where} '{value}' is declared twice")
+    seen.add(value)
+    return value

@@ -210,7 +210,7 @@ def test_a_bad_body_over_http_names_the_block(server: ServerProcess, fake: FakeP
 
 
 def test_a_huge_body_is_a_413_envelope(server: ServerProcess, fake: FakeProvider) -> None:
-    reply = messages(server, body(messages=[{"role": "user", "content": "x" * (64 * 1024 * 1024)}]))
+    reply = messages(server, body(messages=[{"role": "user", "content": "x" * (11 * 1024 * 1024)}]))
     assert reply.status == 413 and reply.json()["error"]["type"] == "request_too_large"
 
 

@@ -15,23 +15,15 @@ from typing import Any
 import orjson
 
 from taskgate.anthropic_wire import STOP_REASONS, error_type
+from taskgate.api.usage_bodies import anthropic_usage
 from taskgate.engine.task import Event, Failed, Finished, Result, TextDelta, ToolCallDelta
 from taskgate.errors import ProviderError, TaskgateError
-from taskgate.providers.base import ToolCall, Usage
+from taskgate.providers.base import ToolCall
 from taskgate.server.sse import named_frame
 
 
 def message_id(span_id: str) -> str:
     return "msg_" + span_id.replace("-", "")
-
-
-def anthropic_usage(usage: Usage) -> dict[str, int]:
-    return {
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cache_creation_input_tokens": usage.cache_write_tokens,
-        "cache_read_input_tokens": usage.cache_read_tokens,
-    }
 
 
 def tool_input(call: ToolCall) -> dict[str, Any]:

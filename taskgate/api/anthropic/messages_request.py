@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from taskgate.api.openai.chat_request import header_name, header_parent
+from taskgate.api.request_fields import tool_name
 from taskgate.engine.task import ModelChoice, Task
 from taskgate.errors import BadRequestError
 from taskgate.providers.catalog import split_model_name
@@ -56,7 +57,7 @@ def parse_messages_request(body: Mapping[str, Any], headers: Mapping[str, str], 
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise BadRequestError("stream must be a boolean")
-    messages = [*_system(body.get("system")), *conversation(body.get("messages"))]
+    messages = [*_system(body.get("system")), *_conversation(body.get("messages"))]
     task = Task(
         project_id=project_id,
         function_name=header_name(headers, DEFAULT_FUNCTION_NAME),
@@ -144,12 +145,7 @@ def _tools(value: Any) -> list[dict[str, Any]] | None:
             raise BadRequestError(f"{where} must be an object")
         if tool.get("type", "custom") != "custom":
             raise BadRequestError(f"{where}.type {tool['type']!r}: server tools are not supported, only client tools")
-        name = tool.get("name")
-        if not isinstance(name, str) or not TOOL_NAME.match(name):
-            raise BadRequestError(f"{where}.name must match ^[a-zA-Z0-9_-]{{1,128}}$, got {name!r}")
-        if name in names:
-            raise BadRequestError(f"{where}.name '{name}' is declared twice")
-        names.add(name)
+        name = tool_name(tool.get("name"), TOOL_NAME, names, f"{where}.name")
         schema = tool.get("input_schema")
         if not isinstance(schema, dict) or schema.get("type") != "object":
             raise BadRequestError(f"{where}.input_schema must be a JSON Schema object of type 'object'")
@@ -208,7 +204,7 @@ def _system(value: Any) -> list[dict[str, Any]]:
     return [{"role": "system", "content": "\n\n".join(texts)}] if texts else []
 
 
-def conversation(value: Any) -> list[dict[str, Any]]:
+def _conversation(value: Any) -> list[dict[str, Any]]:
     """The Messages `messages` as OpenAI chat messages. Every tool_result must answer a tool_use of
     the assistant turn just before it, and every tool_use of an earlier turn must be answered in
     the next: both APIs refuse anything else, and saying so here names the block."""

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from taskgate.api.request_fields import optional
+from taskgate.api.request_fields import optional, tool_name
 from taskgate.api.span_bodies import span_id
 from taskgate.api.v3.run_shapes import function_name
 from taskgate.engine.models import parse_model_field
@@ -241,12 +241,7 @@ def _tools(value: Any) -> list[dict[str, Any]] | None:
         function = tool.get("function")
         if not isinstance(function, dict):
             raise BadRequestError(f"{where}.function must be an object")
-        name = function.get("name")
-        if not isinstance(name, str) or not TOOL_NAME.match(name):
-            raise BadRequestError(f"{where}.function.name must match ^[a-zA-Z0-9_-]{{1,64}}$, got {name!r}")
-        if name in names:
-            raise BadRequestError(f"{where}.function.name '{name}' is declared twice")
-        names.add(name)
+        tool_name(function.get("name"), TOOL_NAME, names, f"{where}.function.name")
         optional(function, "description", str, "a string", name=f"{where}.function.description")
         optional(function, "parameters", dict, "a JSON Schema object", name=f"{where}.function.parameters")
     return value
