@@ -23,6 +23,7 @@ from typing import Any
 import jsonschema_rs
 
 from taskgate.engine.cache import ResultCache
+from taskgate.engine.choices import run_choices, stream_choices
 from taskgate.engine.cost import PriceBook
 from taskgate.engine.embeddings import Embedder, EmbeddingResult, EmbeddingTask
 from taskgate.engine.examples import ExampleService
@@ -34,6 +35,7 @@ from taskgate.engine.schemas import canonical, compile_schema, validation_errors
 from taskgate.engine.spans import SpanService
 from taskgate.engine.structured import check_answer
 from taskgate.engine.task import (
+    ChoiceEvent,
     Event,
     Failed,
     Finished,
@@ -111,15 +113,12 @@ class Engine:
         return result
 
     async def run_choices(self, task: Task, n: int) -> list[Result]:
-        """`n` independent answers to one task (OpenAI's `n`), each priced and recorded as its own
-        span. They are generated at once, so the caller waits for one call rather than n; the
-        first failure stops the others (recorded as cancelled) and is raised as it is."""
-        try:
-            async with asyncio.TaskGroup() as group:
-                runs = [group.create_task(self.run(task)) for _ in range(n)]
-        except BaseExceptionGroup as failures:
-            raise failures.exceptions[0] from None
-        return [run.result() for run in runs]
+        """`n` independent results of one task (OpenAI's `n`), made at once; see `engine.choices`."""
+        return await run_choices(self.run, task, n)
+
+    def stream_choices(self, task: Task, n: int) -> AsyncGenerator[ChoiceEvent, None]:
+        """`n` independent streams of one task, relayed as one; see `engine.choices`."""
+        return stream_choices(self.stream, task, n)
 
     def stream(self, task: Task) -> AsyncGenerator[Event, None]:
         """Started, deltas, then Finished or Failed; errors before Started are raised instead.

@@ -117,3 +117,11 @@ class Failed:
 
 
 Event = Started | TextDelta | ToolCallDelta | Finished | Failed
+
+
+@dataclass(slots=True)
+class ChoiceEvent:
+    """One choice's event in a stream of several answers to one task (OpenAI's `n`)."""
+
+    index: int
+    event: Event

@@ -44,6 +44,30 @@ def test_n_choices_are_separate_calls_priced_and_recorded(sdk_venv: SdkVenvs, se
     assert out["usage"]["completion_tokens"] == sum(span["usage"]["output_tokens"] for span in spans)
 
 
+@pytest.mark.parametrize("model", [OPENAI, ANTHROPIC])
+def test_streamed_choices_arrive_by_index(sdk_venv: SdkVenvs, server: ServerProcess, fake: FakeProvider,
+                                          model: str) -> None:
+    upstream = model.split("/", 1)[1]
+    fake.script(upstream, *(Behaviour(text=f"answer number {n}", event_delay_s=0.002) for n in range(3)))
+    out = run(sdk_venv, server, "streamed_choices", model=model, n=3)
+    assert sorted(out["texts"].values()) == [f"answer number {n}" for n in range(3)]
+    assert out["finishes"] == {"0": "stop", "1": "stop", "2": "stop"}
+    span_ids = out["span_ids"].split(",")
+    spans = [get(f"{server.url}/v3/spans/{span_id}").json()["data"] for span_id in span_ids]
+    assert sorted(span["output"] for span in spans) == sorted(out["texts"].values())
+    assert out["usage"]["completion_tokens"] == sum(span["usage"]["output_tokens"] for span in spans)
+    assert out["usage"]["cost"] == pytest.approx(sum(span["cost"] for span in spans))
+
+
+def test_a_choice_failing_mid_stream_ends_the_completion(sdk_venv: SdkVenvs, server: ServerProcess,
+                                                         fake: FakeProvider) -> None:
+    fake.script("gpt-4o-mini", Behaviour(text="Once upon a time there was a gateway", fail_after=4),
+                Behaviour(text="Once upon a time there was a gateway", event_delay_s=0.05))
+    out = run(sdk_venv, server, "streamed_failure", model=OPENAI, n=2)
+    assert out["raised"] == "APIError" and out["received"]
+    assert len(fake.requests) == 2
+
+
 def test_one_failed_choice_fails_the_completion(sdk_venv: SdkVenvs, server: ServerProcess, fake: FakeProvider) -> None:
     fake.script("gpt-4o-mini", Behaviour(text="fine"), Behaviour(status=400))
     config = {"base_url": f"{server.url}/v3/compat", "api_key": server.api_key, "scenario": "choices",

@@ -10,6 +10,7 @@ import json
 import sys
 from typing import Any
 
+import openai
 from openai import OpenAI
 
 QUESTION = [{"role": "user", "content": "Say hello."}]
@@ -27,6 +28,38 @@ def choices(client: OpenAI, cfg: dict[str, Any]) -> dict[str, Any]:
         "span_ids": raw.headers.get("x-opper-span-ids"),
         "header_cost": raw.headers.get("x-opper-cost"),
     }
+
+
+def streamed_choices(client: OpenAI, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The stream of several choices, gathered by each choice's index."""
+    texts: dict[int, str] = {}
+    finishes: dict[int, str | None] = {}
+    usage = None
+    with client.chat.completions.with_streaming_response.create(
+            model=cfg["model"], messages=QUESTION, n=cfg["n"], stream=True,
+            stream_options={"include_usage": True}) as raw:
+        span_ids = raw.headers.get("x-opper-span-ids")
+        for chunk in raw.parse():
+            for choice in chunk.choices:
+                texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+                if choice.finish_reason:
+                    finishes[choice.index] = choice.finish_reason
+            if chunk.usage:
+                usage = chunk.usage.model_dump()
+                usage["cost"] = (chunk.model_extra or {}).get("cost")
+    return {"texts": {str(index): text for index, text in sorted(texts.items())},
+            "finishes": {str(index): reason for index, reason in sorted(finishes.items())},
+            "usage": usage, "span_ids": span_ids}
+
+
+def streamed_failure(client: OpenAI, cfg: dict[str, Any]) -> dict[str, Any]:
+    received = []
+    try:
+        for chunk in client.chat.completions.create(model=cfg["model"], messages=QUESTION, n=cfg["n"], stream=True):
+            received.extend(choice.delta.content or "" for choice in chunk.choices)
+    except openai.APIError as exc:
+        return {"raised": type(exc).__name__, "message": exc.message, "received": "".join(received)}
+    return {"raised": None, "received": "".join(received)}
 
 
 def logprobs(client: OpenAI, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +81,7 @@ def logprobs(client: OpenAI, cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-SCENARIOS = {scenario.__name__: scenario for scenario in (choices, logprobs)}
+SCENARIOS = {scenario.__name__: scenario for scenario in (choices, streamed_choices, streamed_failure, logprobs)}
 
 
 def main() -> None:

@@ -94,7 +94,7 @@ class ChatCall:
     stream: bool
     include_usage: bool
     model_label: str  # shown in stream chunks until the answering model is known
-    n: int = 1  # how many choices: each its own engine call (Engine.run_choices)
+    n: int = 1  # how many choices: each its own engine call (engine/choices.py)
 
 
 def parse_chat_request(body: Mapping[str, Any], headers: Mapping[str, str], project_id: str,
@@ -127,7 +127,7 @@ def parse_chat_request(body: Mapping[str, Any], headers: Mapping[str, str], proj
         stream=stream,
         include_usage=_include_usage(body, stream),
         model_label=models[0].name if models else default_model,
-        n=_choices(body.get("n"), stream),
+        n=_choices(body.get("n")),
     )
 
 
@@ -288,13 +288,11 @@ def _options(body: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _choices(n: Any, stream: bool) -> int:
+def _choices(n: Any) -> int:
     if n is None:
         return 1
     if not (_is_integer(n) and 1 <= n <= MAX_CHOICES):
         raise BadRequestError(f"n must be an integer from 1 to {MAX_CHOICES}")
-    if n > 1 and stream:
-        raise BadRequestError("n > 1 is not supported with stream: true; ask without streaming, or once per choice")
     return n
 
 

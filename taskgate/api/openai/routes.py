@@ -11,15 +11,15 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from taskgate.api.openai import embeddings as emb
-from taskgate.api.openai.chat_request import parse_chat_request
-from taskgate.api.openai.chat_stream import ChunkStream, chunk_frames, completion_body
+from taskgate.api.openai.chat_request import ChatCall, parse_chat_request
+from taskgate.api.openai.chat_stream import ChoiceChunks, ChunkStream, chunk_frames, completion_body
 from taskgate.context import AppContext
 from taskgate.engine.task import Started
 from taskgate.errors import TaskgateError
 from taskgate.server.disconnect import until_client_leaves
 from taskgate.server.dispatch import Endpoint, endpoint_routes
 from taskgate.server.request_io import JSONResponse, header_map, read_json_object
-from taskgate.server.sse import sse_response
+from taskgate.server.sse import event_frames, sse_response
 
 
 async def chat_completions(ctx: AppContext, request: Request) -> Response:
@@ -38,6 +38,8 @@ async def chat_completions(ctx: AppContext, request: Request) -> Response:
             headers["x-opper-span-ids"] = ",".join(result.span_id for result in results)
         return JSONResponse(body, headers=headers)
 
+    if call.n > 1:
+        return await _stream_choices(ctx, request, call)
     events = ctx.engine.stream(call.task)
     # Errors before any output are raised here, so they go out as a plain HTTP error.
     first = await until_client_leaves(request, anext(events, None))
@@ -47,6 +49,27 @@ async def chat_completions(ctx: AppContext, request: Request) -> Response:
     frames = chunk_frames(first, events, ChunkStream(first.span_id, call.model_label, call.include_usage))
     response = sse_response(frames, ctx.settings.heartbeat_s)
     response.headers["x-opper-span-id"] = first.span_id
+    return response
+
+
+async def _stream_choices(ctx: AppContext, request: Request, call: ChatCall) -> Response:
+    """A streamed completion of several choices; as for one, errors before every choice has
+    started are a plain HTTP error."""
+    events = ctx.engine.stream_choices(call.task, call.n)
+    starts: list[Started] = []
+    try:
+        while len(starts) < call.n:
+            start = (await until_client_leaves(request, anext(events))).event
+            if not isinstance(start, Started):
+                raise TaskgateError("a choice's engine stream did not start with its span")
+            starts.append(start)
+    except BaseException:
+        await events.aclose()
+        raise
+    chunks = ChoiceChunks(starts, call.model_label, call.include_usage)
+    response = sse_response(event_frames(events, chunks, chunks.head()), ctx.settings.heartbeat_s)
+    response.headers["x-opper-span-id"] = starts[0].span_id
+    response.headers["x-opper-span-ids"] = ",".join(start.span_id for start in starts)
     return response
 
 
