@@ -83,6 +83,12 @@ def test_images_documents_errors_and_options_are_carried() -> None:
     assert task.messages[2] == {"role": "tool", "tool_call_id": "toolu_1", "content": "Error: Sunny"}
 
 
+def test_output_config_is_a_schema_and_an_effort() -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    task = parse(body(output_config={"format": {"type": "json_schema", "schema": schema}, "effort": "low"})).task
+    assert task.output_schema == schema and task.options["reasoning_effort"] == "low"
+
+
 def test_headers_name_the_span_and_its_parent() -> None:
     task = parse(body(), {"x-opper-name": "claude-code", "x-opper-parent-span-id": "parent-1"}).task
     assert task.function_name == "claude-code" and task.parent_span_id == "parent-1"
@@ -105,7 +111,11 @@ BAD_BODIES = [
     (body(metadata={"team": "a"}), "metadata"),
     (body(thinking={"type": "deep"}), "thinking"),
     (body(stream="yes"), "stream must be a boolean"),
-    (body(output_config={"effort": "high"}), "output_config: not supported"),
+    (body(output_config={"effort": "max"}), "output_config.effort must be one of low, medium, high"),
+    (body(output_config={"format": {"type": "json_object"}}), "output_config.format must be"),
+    (body(output_config={"format": {"type": "json_schema", "schema": "x"}}), "output_config.format must be"),
+    (body(output_config={"task_budget": 5}), "only format and effort"),
+    (body(output_config="json"), "only format and effort"),
     (body(container="c1", mcp_servers=[]), "container, mcp_servers: not supported"),
     (body(system=5), "system must be"),
     (body(system=[{"type": "image"}]), "system[0] must be a text block"),
@@ -243,3 +253,24 @@ def test_stream_event_names_match_their_types(server: ServerProcess, fake: FakeP
                         if name == "content_block_delta" and data["index"] == 1)
     assert orjson.loads(json_text) == {"city": "Oslo"}
     assert pairs[-2][1]["delta"]["stop_reason"] == "tool_use"
+
+
+CITY = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+        "additionalProperties": False}
+
+
+@pytest.mark.parametrize("model", [OPENAI, ANTHROPIC])
+def test_structured_output_is_validated_and_reasked(server: ServerProcess, fake: FakeProvider, model: str) -> None:
+    upstream = model.split("/", 1)[1]
+    structured = {"output_config": {"format": {"type": "json_schema", "schema": CITY}}, "model": model}
+    fake.script(upstream, Behaviour(json={"town": "Oslo"}), Behaviour(json={"city": "Oslo"}))
+    reply = messages(server, body(**structured))
+    assert reply.status == 200, reply.body
+    [block] = reply.json()["content"]
+    assert block["type"] == "text" and orjson.loads(block["text"]) == {"city": "Oslo"}
+    assert len(fake.requests) == 2  # the misfit was asked again
+    fake.script(upstream, Behaviour(json={"city": "Bergen"}))
+    streamed = messages(server, body(**structured, stream=True))
+    text = "".join(orjson.loads(line[6:])["delta"]["text"] for line in streamed.body.decode().split("\n")
+                   if line.startswith("data: ") and '"text_delta"' in line)
+    assert orjson.loads(text) == {"city": "Bergen"}

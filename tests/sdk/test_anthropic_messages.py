@@ -108,6 +108,16 @@ def test_stream_tool_use(sdk_venv: SdkVenvs, server: ServerProcess, fake: FakePr
     assert sent["tool_choice"] == ("required" if model == OPENAI else {"type": "any"})
 
 
+@pytest.mark.parametrize("model", UPSTREAMS)
+def test_parse_with_pydantic_reasks_until_valid(sdk_venv: SdkVenvs, server: ServerProcess, fake: FakeProvider,
+                                                model: str) -> None:
+    fake.script(upstream(model), Behaviour(json={"city": "Oslo", "population": "many"}),
+                Behaviour(json={"city": "Oslo", "population": 709000}))
+    out = run(sdk_venv, server, "parse", model=model)
+    assert out == {"parsed": {"city": "Oslo", "population": 709000}, "stop_reason": "end_turn"}
+    assert len(fake.requests) == 2
+
+
 def test_raw_stream_events_are_anthropics(sdk_venv: SdkVenvs, server: ServerProcess, fake: FakeProvider) -> None:
     out = run(sdk_venv, server, "create_stream_raw", model=OPENAI)
     events = out["events"]

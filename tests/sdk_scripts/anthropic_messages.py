@@ -12,6 +12,7 @@ from typing import Any
 
 import anthropic
 from anthropic import Anthropic
+from pydantic import BaseModel
 
 WEATHER_TOOL = {
     "name": "get_weather",
@@ -19,6 +20,11 @@ WEATHER_TOOL = {
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
 QUESTION = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+class City(BaseModel):
+    city: str
+    population: int
 
 
 def _blocks(message: Any) -> list[dict[str, Any]]:
@@ -94,6 +100,13 @@ def stream_error(client: Anthropic, cfg: dict[str, Any]) -> dict[str, Any]:
     return {"raised": None, "received": pieces}
 
 
+def parse(client: Anthropic, cfg: dict[str, Any]) -> dict[str, Any]:
+    """`messages.parse` with a pydantic model: structured output, checked on both sides."""
+    message = client.messages.parse(model=cfg["model"], max_tokens=200, messages=QUESTION, output_format=City)
+    return {"parsed": message.parsed_output.model_dump() if message.parsed_output else None,
+            "stop_reason": message.stop_reason}
+
+
 def bad_request(client: Anthropic, cfg: dict[str, Any]) -> list[dict[str, Any]]:
     outcomes = []
     for kwargs in cfg["cases"]:
@@ -116,7 +129,8 @@ def wrong_key(_: Anthropic, cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 SCENARIOS = {scenario.__name__: scenario for scenario in (
-    create_text, tool_round_trip, stream_text, stream_tools, create_stream_raw, stream_error, bad_request, wrong_key,
+    create_text, tool_round_trip, stream_text, stream_tools, create_stream_raw, stream_error, parse, bad_request,
+    wrong_key,
 )}
 
 

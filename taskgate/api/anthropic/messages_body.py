@@ -41,8 +41,9 @@ def tool_input(call: ToolCall) -> dict[str, Any]:
 def message_body(result: Result) -> dict[str, Any]:
     """The non-streamed Message."""
     content: list[dict[str, Any]] = []
-    if result.text:
-        content.append({"type": "text", "text": result.text})
+    text = result.text if result.payload is None else orjson.dumps(result.payload).decode()  # output_config.format
+    if text:
+        content.append({"type": "text", "text": text})
     content.extend({"type": "tool_use", "id": call.id, "name": call.name, "input": tool_input(call)}
                    for call in result.tool_calls)
     return {

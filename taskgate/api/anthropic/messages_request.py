@@ -32,8 +32,9 @@ MEDIA_SOURCES = ("base64", "url")
 # Top-level fields of a Messages request this endpoint carries out; any other is refused by name.
 KNOWN_FIELDS = frozenset({
     "model", "messages", "max_tokens", "system", "stop_sequences", "stream", "temperature", "top_p", "top_k",
-    "tools", "tool_choice", "metadata", "thinking",
+    "tools", "tool_choice", "metadata", "thinking", "output_config",
 })
+EFFORTS = ("low", "medium", "high")  # output_config.effort values every upstream has (OpenAI's reasoning_effort)
 
 
 @dataclass(slots=True)
@@ -62,6 +63,7 @@ def parse_messages_request(body: Mapping[str, Any], headers: Mapping[str, str], 
         project_id=project_id,
         function_name=header_name(headers, DEFAULT_FUNCTION_NAME),
         instructions="",
+        output_schema=_output_config(body.get("output_config"), options),
         models=[ModelChoice(model)],
         parent_span_id=header_parent(headers),
         messages=messages,
@@ -117,6 +119,27 @@ def _options(body: Mapping[str, Any]) -> dict[str, Any]:
             raise BadRequestError("thinking must be an object with type enabled, disabled or adaptive")
         options["thinking"] = thinking
     return options
+
+
+def _output_config(value: Any, options: dict[str, Any]) -> dict[str, Any] | None:
+    """Structured output (`format`), validated and re-asked like a `/call` with an output schema,
+    whichever provider answers; `effort` as OpenAI's reasoning_effort where both APIs have it."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - {"format", "effort"}:
+        raise BadRequestError("output_config must be an object with only format and effort")
+    effort = value.get("effort")
+    if effort is not None:
+        if effort not in EFFORTS:
+            raise BadRequestError(f"output_config.effort must be one of {', '.join(EFFORTS)}, got {effort!r}")
+        options["reasoning_effort"] = effort
+    spec = value.get("format")
+    if spec is None:
+        return None
+    schema = spec.get("schema") if isinstance(spec, dict) and spec.get("type") == "json_schema" else None
+    if not isinstance(schema, dict):
+        raise BadRequestError("output_config.format must be {type: 'json_schema', schema: <JSON Schema object>}")
+    return schema
 
 
 def _is_integer(value: Any) -> bool:
