@@ -71,8 +71,9 @@ class MessageEvents:
     def __init__(self, span_id: str, model: str) -> None:
         self._id = message_id(span_id)
         self._model = model
-        self._block = -1  # index of the open content block; -1 before the first
+        self._block = -1  # index of the latest content block; -1 before the first
         self._open: int | str | None = None  # "text", or the engine's tool index, of the open block
+        self._tool_blocks: dict[int, int] = {}  # engine tool index -> its block's index
 
     def start(self) -> bytes:
         return named_frame("message_start", {"type": "message_start", "message": {
@@ -100,13 +101,17 @@ class MessageEvents:
         return frames
 
     def _tool(self, delta: ToolCallDelta) -> list[bytes]:
+        """A tool call's fragment; its first opens its tool_use block. A fragment of a call whose
+        block another has followed (an upstream interleaving its calls) goes to that block still."""
         frames = []
-        if self._open != delta.index:
+        if delta.index not in self._tool_blocks:
             block = {"type": "tool_use", "id": delta.id or f"toolu_{self._id[4:]}_{delta.index}",
                      "name": delta.name or "", "input": {}}
             frames = self._open_block(delta.index, block)
+            self._tool_blocks[delta.index] = self._block
         if delta.arguments:
-            frames.append(self._delta({"type": "input_json_delta", "partial_json": delta.arguments}))
+            frames.append(self._delta({"type": "input_json_delta", "partial_json": delta.arguments},
+                                      self._tool_blocks[delta.index]))
         return frames
 
     def _open_block(self, kind: int | str, block: dict[str, Any]) -> list[bytes]:
@@ -123,8 +128,9 @@ class MessageEvents:
         self._open = None
         return [named_frame("content_block_stop", {"type": "content_block_stop", "index": self._block})]
 
-    def _delta(self, delta: dict[str, Any]) -> bytes:
-        return named_frame("content_block_delta", {"type": "content_block_delta", "index": self._block, "delta": delta})
+    def _delta(self, delta: dict[str, Any], block: int | None = None) -> bytes:
+        index = self._block if block is None else block
+        return named_frame("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
 
     def _finish(self, result: Result) -> list[bytes]:
         frames = self._close_block()
