@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from taskgate.api.openai.chat_request import header_name, header_parent
+from taskgate.api.openai.chat_request import chat_task, header_name, header_parent
 from taskgate.api.request_fields import tool_name
 from taskgate.engine.task import ModelChoice, Task
 from taskgate.errors import BadRequestError
@@ -59,19 +59,16 @@ def parse_messages_request(body: Mapping[str, Any], headers: Mapping[str, str], 
     if not isinstance(stream, bool):
         raise BadRequestError("stream must be a boolean")
     messages = [*_system(body.get("system")), *_conversation(body.get("messages"))]
-    task = Task(
-        project_id=project_id,
-        function_name=header_name(headers, DEFAULT_FUNCTION_NAME),
-        instructions="",
+    task = chat_task(
+        project_id,
+        header_name(headers, DEFAULT_FUNCTION_NAME),
+        header_parent(headers),
         output_schema=_output_config(body.get("output_config"), options),
         models=[ModelChoice(model)],
-        parent_span_id=header_parent(headers),
         messages=messages,
         tools=tools,
         tool_choice=tool_choice,
         options=options,
-        span_type="chat",
-        record_function=False,
     )
     return MessagesCall(task=task, stream=stream, model_label=model)
 

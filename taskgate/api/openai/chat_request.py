@@ -107,20 +107,17 @@ def parse_chat_request(body: Mapping[str, Any], headers: Mapping[str, str], proj
     options = _options(body)
     output_schema = _output_schema(body, options)
     stream = optional(body, "stream", bool, "a boolean", name="stream") or False
-    task = Task(
-        project_id=project_id,
-        function_name=header_name(headers, DEFAULT_FUNCTION_NAME),
-        instructions="",
+    task = chat_task(
+        project_id,
+        header_name(headers, DEFAULT_FUNCTION_NAME),
+        _parent(headers, body),
         output_schema=output_schema,
         models=models,
         tags=dict(optional(body, "tags", dict, "an object", name="tags") or {}),
-        parent_span_id=_parent(headers, body),
         messages=messages,
         tools=tools,
         tool_choice=tool_choice,
         options=options,
-        span_type="chat",
-        record_function=False,
     )
     return ChatCall(
         task=task,
@@ -129,6 +126,13 @@ def parse_chat_request(body: Mapping[str, Any], headers: Mapping[str, str], proj
         model_label=models[0].name if models else default_model,
         n=_choices(body.get("n")),
     )
+
+
+def chat_task(project_id: str, name: str, parent_span_id: str | None, **fields: Any) -> Task:
+    """A compat chat's Task: the caller's own conversation, sent as it is with no prompt of ours,
+    recorded as a `chat` span and not as a stored function."""
+    return Task(project_id=project_id, function_name=name, instructions="", parent_span_id=parent_span_id,
+                span_type="chat", record_function=False, **fields)
 
 
 def header_name(headers: Mapping[str, str], default: str) -> str:
