@@ -6,7 +6,9 @@ and in turn so drift hits both sides equally, the same one-message question aske
 the first content delta and to the end), once for each upstream wire format (an `openai/...` model
 and an `anthropic/...` one). Both surfaces run the same engine call, so the difference is the cost of
 parsing Anthropic's blocks and shaping Anthropic's answer and events. Target: within 0.2 ms at p50.
-Prints a table and, last, a one-line JSON summary.
+On a shared machine those figures move with other load, so the dialects' own work (parse the body,
+shape the answer, shape a 20-delta stream) is also timed in this process, where load barely moves
+it. Prints a table and, last, a one-line JSON summary.
 
     .venv/bin/python -m bench.messages [--requests 1000] [--warmup 200]
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import timeit
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -35,6 +39,12 @@ from bench.common import (
     stack_ready,
     streamer,
 )
+from taskgate.api.anthropic.messages_body import MessageEvents, message_body
+from taskgate.api.anthropic.messages_request import parse_messages_request
+from taskgate.api.openai.chat_request import parse_chat_request
+from taskgate.api.openai.chat_stream import ChunkStream, completion_body
+from taskgate.engine.task import Event, Finished, Result, TextDelta
+from taskgate.providers.base import Usage
 
 TARGET_ADDED_P50_MS = 0.2
 QUESTION = [{"role": "user", "content": "Say hello."}]
@@ -75,6 +85,44 @@ async def measure(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def dialect_work_us() -> dict[str, float]:
+    """Microseconds of each dialect's own work per request, in this process: parse, then shape a
+    whole answer, or a stream of 20 text deltas and its finish."""
+    body = {"model": UPSTREAMS[0], "messages": QUESTION, "max_tokens": MAX_TOKENS}
+    result = Result(span_id="0e6c11aa", trace_id="t", text="Hello there, how are you?", usage=Usage(9, 7),
+                    model=UPSTREAMS[0], cost=0.0001)
+    deltas: list[Event] = [TextDelta(f"word{n} ") for n in range(20)]
+    deltas.append(Finished(result))
+
+    def chat() -> None:
+        parse_chat_request(body, {}, "p", UPSTREAMS[0])
+        completion_body([result], False)
+
+    def messages() -> None:
+        parse_messages_request(body, {}, "p")
+        message_body(result)
+
+    def chat_stream() -> None:
+        chunks = ChunkStream("0e6c11aa", UPSTREAMS[0], True)
+        for event in deltas:
+            chunks.frames(event)
+
+    def messages_stream() -> None:
+        events = MessageEvents("0e6c11aa", UPSTREAMS[0])
+        events.start()
+        for event in deltas:
+            events.frames(event)
+
+    return {name: _best_us(work) for name, work in (("chat", chat), ("messages", messages),
+                                                    ("chat_stream", chat_stream),
+                                                    ("messages_stream", messages_stream))}
+
+
+def _best_us(work: Callable[[], None], number: int = 2000) -> float:
+    """The best of several runs, per call: the least disturbed by anything else on the machine."""
+    return round(min(timeit.repeat(work, number=number, repeat=7)) / number * 1e6, 2)
+
+
 def _compare(chat: list[float], messages: list[float]) -> dict[str, float]:
     c50, c99 = percentile_ms(chat, 0.5), percentile_ms(chat, 0.99)
     m50, m99 = percentile_ms(messages, 0.5), percentile_ms(messages, 0.99)
@@ -89,6 +137,7 @@ def main() -> None:
     args = parser.parse_args()
     with bench_stack() as stack:
         summary = run(measure(stack, args))
+    summary["dialect_work_us"] = work = dialect_work_us()
     print(f"/v3/compat/v1/messages vs /v3/compat/chat/completions, same gateway and fake upstream: concurrency 1, "
           f"{args.requests} requests each after {args.warmup} warm-up, alternating ({placement()}); ms")
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
@@ -99,6 +148,8 @@ def main() -> None:
             print(f"{key:<48} {figures['chat_p50_ms']:9.3f} {figures['messages_p50_ms']:9.3f} "
                   f"{figures['added_p50_ms']:+7.3f} {figures['chat_p99_ms']:9.3f} {figures['messages_p99_ms']:9.3f} "
                   f"{figures['added_p99_ms']:+7.3f}  {verdict}")
+    print(f"dialect work in process, us per request: chat {work['chat']}, messages {work['messages']}; "
+          f"a 20-delta stream: chat {work['chat_stream']}, messages {work['messages_stream']}")
     print(orjson.dumps(summary).decode())
 
 
