@@ -6,7 +6,8 @@ into them here: tool_use blocks become an assistant's `tool_calls`, tool_result 
 follows as content parts. Any provider then answers, and an Anthropic upstream gets its own shape
 back from the adapter. Everything the client may send is checked here, so that a malformed block
 is a 400 naming it rather than an upstream error; anything Anthropic defines that cannot be
-carried (server tools, containers, MCP servers) is a 400 too, never dropped.
+carried (server tools, containers, MCP servers, a top-level cache_control) is a 400 too, never
+dropped. `output_config.format` is an output schema, validated and re-asked like a `/call`'s.
 """
 
 from __future__ import annotations
