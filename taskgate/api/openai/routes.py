@@ -32,11 +32,11 @@ async def chat_completions(ctx: AppContext, request: Request) -> Response:
             results = [await until_client_leaves(request, ctx.engine.run(call.task))]
         else:
             results = await until_client_leaves(request, ctx.engine.run_choices(call.task, call.n))
-        body = completion_body(results, structured)
-        headers = span_headers(results[0].span_id, body["cost"])
+        answer = completion_body(results, structured)
+        headers = span_headers(results[0].span_id, answer["cost"])
         if call.n > 1:
             headers["x-opper-span-ids"] = ",".join(result.span_id for result in results)
-        return JSONResponse(body, headers=headers)
+        return JSONResponse(answer, headers=headers)
 
     if call.n > 1:
         return await _stream_choices(ctx, request, call)
