@@ -1,4 +1,4 @@
-"""Wiring: the store, span recorder, providers and engine behind the three HTTP dialects.
+"""Wiring: the store, span recorder, providers and engine behind the HTTP dialects.
 
 Each dialect is one package with one route table (`taskgate/api/<dialect>/routes.py`); a new wire
 format is one more entry in `DIALECTS`. How requests reach the handlers is `taskgate.server`'s.
@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 from starlette.types import ASGIApp
 
+from taskgate.api.anthropic import routes as anthropic
 from taskgate.api.openai import routes as openai
 from taskgate.api.v2 import routes as v2
 from taskgate.api.v3 import routes as v3
@@ -30,7 +31,7 @@ from taskgate.store.database import private_directory
 from taskgate.telemetry.periodic import every
 from taskgate.telemetry.recorder import SpanRecorder, peer_wait
 
-DIALECTS = (v2, openai, v3)  # each module's `routes(ctx)` is mounted in this order, and matched in it
+DIALECTS = (v2, openai, anthropic, v3)  # each module's `routes(ctx)` is mounted in this order, and matched in it
 
 
 def create_app(settings: Settings) -> ASGIApp:

@@ -33,6 +33,7 @@ KEYED_DEFAULT_MODELS = (
     ("anthropic", "ANTHROPIC_API_KEY", "anthropic/claude-haiku-4-5"),
 )
 PROVIDER_VARIABLE_SUFFIXES = ("_API_KEY", "_BASE_URL")
+ROUTE_PREFERENCES = ("fast", "cheap", "quality", "balanced")  # a v3 call's `route.prefer` values
 PROVIDERS = "TASKGATE_PROVIDERS"
 SECRET_VARIABLES = frozenset({"TASKGATE_SECRET_KEY"})  # a bad value is described, never printed
 FERNET_KEY_BYTES = 32
@@ -87,6 +88,14 @@ def _fernet_key(raw: str | None) -> str | None:
     if len(decoded) != FERNET_KEY_BYTES or len(key) != FERNET_KEY_CHARS:
         raise PydanticCustomError("fernet_key", "must be a Fernet key: 32 bytes in URL-safe base64 (44 characters)")
     return key
+def _route_models(raw: object) -> object:
+    """`fast=openai/gpt-4o-mini,quality=...` -> {preference: model}; a preference v3 does not know
+    would never be asked for, so it is refused rather than kept unused."""
+    models = _named_paths(raw)
+    if isinstance(models, dict) and (unknown := set(models) - set(ROUTE_PREFERENCES)):
+        raise PydanticCustomError("route_preference", "{unknown}: not one of {known}",
+                                  {"unknown": ", ".join(sorted(unknown)), "known": ", ".join(ROUTE_PREFERENCES)})
+    return models
 
 
 def _half_the_cores() -> int:
@@ -114,6 +123,9 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], BeforeValidator(_comma_list)] = Field(
         default_factory=list, validation_alias="TASKGATE_API_KEYS", repr=False)
     default_model: str = Field(LOCAL_DEFAULT_MODEL, validation_alias="TASKGATE_DEFAULT_MODEL")
+    # The model each v3 `route.prefer` value picks for a call that names none (api/v3/preferences.py).
+    route_models: Annotated[dict[str, str], BeforeValidator(_route_models)] = Field(
+        default_factory=dict, validation_alias="TASKGATE_ROUTE_MODELS")
     max_body_bytes: Amount = Field(10 * 1024 * 1024, validation_alias="TASKGATE_MAX_BODY_BYTES")
     request_timeout_s: Seconds = Field(120.0, validation_alias="TASKGATE_REQUEST_TIMEOUT")
     heartbeat_s: Seconds = Field(15.0, validation_alias="TASKGATE_HEARTBEAT_SECONDS")

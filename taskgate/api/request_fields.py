@@ -55,3 +55,13 @@ def stored_id(value: str, noun: str) -> str:
         return value
     shown = value if len(value) <= 40 else value[:40] + "..."
     raise NotFoundError(f"{noun} '{shown}' not found")
+def tool_name(value: Any, pattern: re.Pattern[str], seen: set[str], where: str) -> str:
+    """A declared tool's name: one `pattern` matches (each wire format bounds it its own way), and
+    not declared before in the same request (`seen`, which it joins): a model could not tell two
+    tools of one name apart."""
+    if not isinstance(value, str) or not pattern.match(value):
+        raise BadRequestError(f"{where} must match {pattern.pattern}, got {value!r}")
+    if value in seen:
+        raise BadRequestError(f"{where} '{value}' is declared twice")
+    seen.add(value)
+    return value

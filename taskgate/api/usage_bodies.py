@@ -2,8 +2,8 @@
 
 v2 and OpenAI chat completions write OpenAI's shape and differ only in its names (v2 follows the
 Responses API's input/output, chat completions say prompt/completion); v3 writes a flat shape of
-its own. A span records usage in the engine's shape (`taskgate.engine`), which the span bodies
-show as it is.
+its own, and Anthropic Messages theirs. A span records usage in the engine's shape
+(`taskgate.engine`), which the span bodies show as it is.
 """
 
 from __future__ import annotations
@@ -45,4 +45,14 @@ def v3_usage(usage: Usage) -> dict[str, int]:
         "reasoning_tokens": usage.reasoning_tokens,
         "cache_read_tokens": usage.cache_read_tokens,
         "cache_creation_tokens": usage.cache_write_tokens,
+    }
+
+
+def anthropic_usage(usage: Usage) -> dict[str, int]:
+    """The `usage` of an Anthropic Messages answer and of its stream's `message_delta`."""
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_creation_input_tokens": usage.cache_write_tokens,
+        "cache_read_input_tokens": usage.cache_read_tokens,
     }

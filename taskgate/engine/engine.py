@@ -24,6 +24,7 @@ import jsonschema_rs
 
 from taskgate.engine.cache import ResultCache
 from taskgate.engine.catalogue import ModelCatalogue
+from taskgate.engine.choices import run_choices, stream_choices
 from taskgate.engine.cost import PriceBook
 from taskgate.engine.datasets import DatasetService
 from taskgate.engine.embeddings import Embedder, EmbeddingResult, EmbeddingTask
@@ -39,6 +40,7 @@ from taskgate.engine.secret_box import SecretBox
 from taskgate.engine.spans import SpanService
 from taskgate.engine.structured import check_answer
 from taskgate.engine.task import (
+    ChoiceEvent,
     Event,
     Failed,
     Finished,
@@ -119,6 +121,14 @@ class Engine:
             raise AssertionError("a call ends with its result or an error")
         return result
 
+    async def run_choices(self, task: Task, n: int) -> list[Result]:
+        """`n` independent results of one task (OpenAI's `n`), made at once; see `engine.choices`."""
+        return await run_choices(self.run, task, n)
+
+    def stream_choices(self, task: Task, n: int) -> AsyncGenerator[ChoiceEvent, None]:
+        """`n` independent streams of one task, relayed as one; see `engine.choices`."""
+        return stream_choices(self.stream, task, n)
+
     def stream(self, task: Task) -> AsyncGenerator[Event, None]:
         """Started, deltas, then Finished or Failed; errors before Started are raised instead.
 
@@ -196,7 +206,7 @@ class Engine:
                             collector.add(chunk)
                             if chunk.text and not hold_text:
                                 sent = True
-                                yield TextDelta(chunk.text)
+                                yield TextDelta(chunk.text, chunk.logprobs)
                             if chunk.tool_index is not None:
                                 sent = True
                                 yield ToolCallDelta(chunk.tool_index, chunk.tool_id, chunk.tool_name,
@@ -334,6 +344,7 @@ class Engine:
             payload=payload,
             tool_calls=response.tool_calls,
             finish_reason=response.finish_reason,
+            logprobs=response.logprobs,
             usage=call.usage,
             cost=call.cost,
             model=outcome.route.choice.name,

@@ -87,6 +87,7 @@ class Result:
     payload: Any = None  # the validated object when there is one
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish_reason: str = "stop"
+    logprobs: list[dict[str, Any]] | None = None  # per-token, when asked for and the upstream gave them
     usage: Usage = field(default_factory=Usage)
     cost: float | None = None  # USD; None when no price is known
     model: str = ""  # `provider/model` that answered
@@ -112,6 +113,7 @@ class TextDelta:
     """A fragment of the answer text; with an output schema, a fragment of its JSON text."""
 
     text: str
+    logprobs: list[dict[str, Any]] | None = None  # the fragment's per-token log probabilities, when asked for
 
 
 @dataclass(slots=True)
@@ -135,3 +137,11 @@ class Failed:
 
 
 Event = Started | TextDelta | ToolCallDelta | Finished | Failed
+
+
+@dataclass(slots=True)
+class ChoiceEvent:
+    """One choice's event in a stream of several answers to one task (OpenAI's `n`)."""
+
+    index: int
+    event: Event

@@ -90,6 +90,7 @@ class ChatResponse:
     usage: Usage = field(default_factory=Usage)
     model: str = ""  # as reported by the upstream
     notes: list[str] = field(default_factory=list)  # adapter remarks worth a span attribute (e.g. a fallback)
+    logprobs: list[dict[str, Any]] | None = None  # per-token log probabilities (OpenAI's `logprobs.content`)
 
 
 @dataclass(slots=True)
@@ -108,6 +109,7 @@ class ChatChunk:
     finish_reason: str | None = None
     usage: Usage | None = None
     notes: Sequence[str] = ()  # set on the final chunk, as ChatResponse.notes (no list per piece)
+    logprobs: list[dict[str, Any]] | None = None  # the log probabilities of this piece's text, when asked for
 
 
 class ChunkCollector:
@@ -127,6 +129,10 @@ class ChunkCollector:
     def add(self, chunk: ChatChunk) -> None:
         if chunk.text:
             self._text.append(chunk.text)
+        if chunk.logprobs is not None:
+            if self._response.logprobs is None:
+                self._response.logprobs = []
+            self._response.logprobs.extend(chunk.logprobs)
         if chunk.tool_index is not None:
             tool = self._tools.get(chunk.tool_index)
             if tool is None:
@@ -212,13 +218,13 @@ def coalesce(chunks: list[ChatChunk]) -> list[ChatChunk]:
     Argument pieces are appended to the piece before them in place: pass pieces made for this call.
     """
     merged: list[ChatChunk] = []
-    text_run: list[str] = []  # the text of the text-only pieces since the last other piece
+    text_run: list[ChatChunk] = []  # the text-only pieces since the last other piece
     for chunk in chunks:
         if _text_only(chunk):
-            text_run.append(chunk.text)
+            text_run.append(chunk)
             continue
         if text_run:
-            merged.append(ChatChunk(text="".join(text_run)))
+            merged.append(_joined(text_run))
             text_run = []
         last = merged[-1] if merged else None
         if (
@@ -229,8 +235,18 @@ def coalesce(chunks: list[ChatChunk]) -> list[ChatChunk]:
         else:
             merged.append(chunk)
     if text_run:
-        merged.append(ChatChunk(text="".join(text_run)))
+        merged.append(_joined(text_run))
     return merged
+
+
+def _joined(run: list[ChatChunk]) -> ChatChunk:
+    """Text pieces as one, their log probabilities (when asked for) in order."""
+    if len(run) == 1:
+        return run[0]
+    text = "".join(chunk.text for chunk in run)
+    if all(chunk.logprobs is None for chunk in run):
+        return ChatChunk(text=text)
+    return ChatChunk(text=text, logprobs=[entry for chunk in run for entry in chunk.logprobs or ()])
 
 
 def _text_only(chunk: ChatChunk) -> bool:

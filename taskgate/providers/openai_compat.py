@@ -118,7 +118,16 @@ def parse_completion(data: Any, provider: str) -> ChatResponse:
         finish_reason=finish,
         usage=usage,
         model=str(data.get("model") or ""),
+        logprobs=_token_logprobs(choice),
     )
+
+
+def _token_logprobs(choice: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The per-token log probabilities of a choice or chunk choice, when the caller asked for them
+    (`logprobs: true`) and the upstream sent them; entries are passed on as the upstream gave them."""
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    return content if isinstance(content, list) else None
 
 
 def parse_embeddings(data: Any, provider: str) -> EmbeddingResponse:
@@ -186,7 +195,7 @@ def _chunk_pieces(chunk: dict[str, Any], seen_tools: set[int], provider: str) ->
         if content:
             if not isinstance(content, str):
                 raise TypeError("delta.content is not a string")
-            pieces.append(ChatChunk(text=content))
+            pieces.append(ChatChunk(text=content, logprobs=_token_logprobs(choice)))
         for position, call in enumerate(delta.get("tool_calls") or ()):
             pieces.append(_tool_piece(call, position, seen_tools, provider))
         if choice.get("finish_reason"):

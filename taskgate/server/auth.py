@@ -1,5 +1,6 @@
-"""Bearer-key authentication. Keys are stored as sha256 hashes (why: `store.accounts.key_hash`);
-lookups are cached in memory."""
+"""API-key authentication: `Authorization: Bearer <key>`, or `x-api-key: <key>` as Anthropic's
+clients send it. Keys are stored as sha256 hashes (why: `store.accounts.key_hash`); lookups are
+cached in memory."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ SEEN_MAX_BYTES = 4 * 1024 * 1024
 
 
 class Authenticator:
-    """Maps a request's bearer key to its project id, asking the store only on a cache miss."""
+    """Maps a request's key to its project id, asking the store only on a cache miss."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -35,10 +36,12 @@ class Authenticator:
             self._known[key_hash(key)] = project_id
 
     async def project_for(self, request: Request) -> str:
-        header = header_map(request).get("authorization", "")
-        scheme, _, key = header.partition(" ")
+        headers = header_map(request)
+        scheme, _, key = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
-            raise UnauthorizedError("missing bearer token: send 'Authorization: Bearer <key>'")
+            key = headers.get("x-api-key", "")
+            if not key.strip():
+                raise UnauthorizedError("missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
         seen = self._seen.get(key)
         if seen is not None:
             return seen

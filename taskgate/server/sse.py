@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from taskgate.engine.task import Event, Failed, Finished
+from taskgate.engine.task import Failed, Finished
 from taskgate.errors import TaskgateError
 from taskgate.server.request_io import dumps
 
@@ -28,6 +28,8 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 HEARTBEAT = b": keepalive\n\n"
 DONE = b"data: [DONE]\n\n"  # the end of a v3 or OpenAI stream
 LAST_EVENTS = (Finished, Failed)  # an engine stream's last event is one of these
+E = TypeVar("E")  # what a stream relays: engine events, or those of several choices (`ChoiceEvent`)
+E_contra = TypeVar("E_contra", contravariant=True)
 
 
 def data_frame(payload: Any) -> bytes:
@@ -40,10 +42,10 @@ def named_frame(event: str, payload: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
 
 
-class EventFrames(Protocol):
+class EventFrames(Protocol[E_contra]):
     """A dialect's stream format: the frames each engine event becomes, already encoded."""
 
-    def frames(self, event: Event) -> list[bytes]:
+    def frames(self, event: E_contra) -> list[bytes]:
         """The frames of one event; `Finished` and `Failed` end the stream, so theirs are the last."""
         ...
 
@@ -52,7 +54,7 @@ class EventFrames(Protocol):
         ...
 
 
-async def event_frames(events: AsyncGenerator[Event, None], mapping: EventFrames,
+async def event_frames(events: AsyncGenerator[E, None], mapping: EventFrames[E | Failed],
                        head: Sequence[bytes] = ()) -> AsyncGenerator[bytes, None]:
     """The frames of a stream's events after `Started`, one write per event.
 

@@ -124,7 +124,10 @@ def test_tool_round_trip_messages_are_accepted() -> None:
     ({"messages": USER, "temperature": "hot"}, "temperature must be a number"),
     ({"messages": USER, "max_tokens": 1.5}, "max_tokens must be an integer"),
     ({"messages": USER, "stop": [1]}, "stop must be"),
-    ({"messages": USER, "n": 2}, "n must be 1"),
+    ({"messages": USER, "n": 0}, "n must be an integer from 1 to 16"),
+    ({"messages": USER, "n": 17}, "n must be an integer from 1 to 16"),
+    ({"messages": USER, "n": True}, "n must be an integer"),
+    ({"messages": USER, "n": "2"}, "n must be an integer"),
     ({"messages": USER, "stream": "yes"}, "stream must be a boolean"),
     ({"messages": USER, "tags": ["a"]}, "tags must be an object"),
     ({"messages": USER, "response_format": {"type": "xml"}}, "response_format.type"),
@@ -147,7 +150,7 @@ def _result(**fields: Any) -> Result:
 
 
 def test_completion_body_shapes() -> None:
-    body = completion_body(_result(), structured=False)
+    body = completion_body([_result()], structured=False)
     assert body["id"] == "chatcmpl-0e6c11"
     assert body["object"] == "chat.completion"
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "hello", "refusal": None}
@@ -155,15 +158,26 @@ def test_completion_body_shapes() -> None:
                              "prompt_tokens_details": {"cached_tokens": 3},
                              "completion_tokens_details": {"reasoning_tokens": 1}}
     assert body["cost"] == 0.25
-    tools = completion_body(_result(text="", finish_reason="tool_calls",
-                                    tool_calls=[ToolCall("call_1", "f", '{"a":1}')]), structured=False)
+    tools = completion_body([_result(text="", finish_reason="tool_calls",
+                                     tool_calls=[ToolCall("call_1", "f", '{"a":1}')])], structured=False)
     message = tools["choices"][0]["message"]
     assert message["content"] is None
     assert message["tool_calls"] == [{"id": "call_1", "type": "function",
                                       "function": {"name": "f", "arguments": '{"a":1}'}}]
     assert tools["choices"][0]["finish_reason"] == "tool_calls"
-    structured = completion_body(_result(text=None, payload={"a": 1}), structured=True)
+    structured = completion_body([_result(text=None, payload={"a": 1})], structured=True)
     assert orjson.loads(structured["choices"][0]["message"]["content"]) == {"a": 1}
+
+
+def test_completion_body_of_several_choices_sums_usage_and_cost() -> None:
+    logprobs = [{"token": "hi", "logprob": -0.1, "bytes": [104, 105], "top_logprobs": []}]
+    body = completion_body([_result(), _result(text="bye", logprobs=logprobs)], structured=False)
+    assert [(c["index"], c["message"]["content"]) for c in body["choices"]] == [(0, "hello"), (1, "bye")]
+    assert body["choices"][0]["logprobs"] is None
+    assert body["choices"][1]["logprobs"] == {"content": logprobs, "refusal": None}
+    assert body["usage"]["prompt_tokens"] == 10 and body["usage"]["completion_tokens"] == 4
+    assert body["cost"] == 0.5
+    assert completion_body([_result(), _result(cost=None)], structured=False)["cost"] is None
 
 
 async def _frames(events: list[Any], include_usage: bool = False) -> list[Any]:

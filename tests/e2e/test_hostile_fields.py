@@ -183,7 +183,7 @@ CHAT_FIELDS: dict[str, list[Any]] = {
     **{key: NOT_NUMBERS for key in ("temperature", "top_p", "presence_penalty", "frequency_penalty")},
     **{key: NOT_INTEGERS for key in ("max_tokens", "max_completion_tokens", "seed", "top_logprobs")},
     "stop": [42, True, {}, [42], [None]],
-    "n": [2, 0, "1", True],
+    "n": [17, 0, -1, "1", True, 1.5, 2**40],
     "logprobs": ["yes", 1, []],
     "parallel_tool_calls": ["yes", 1, []],
     "store": ["yes", 1, []],

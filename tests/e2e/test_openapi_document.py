@@ -131,7 +131,7 @@ def test_what_the_sdks_send_passes_the_gate() -> None:
            "instructions": "Do it.", "model": ["openai/gpt-4o-mini", {"name": "anthropic/c", "options": {"t": 0},
                                                                        "extra_headers": {"x-a": "b"}}],
            "parent_span_id": "s1", "tools": [{"name": "t", "description": None, "parameters": None, "type": None}],
-           "reasoning_effort": "low", "reasoning_summary": "auto", "guard": {"input": []}, "route": {"prefer": "x"},
+           "reasoning_effort": "low", "reasoning_summary": None, "guard": {"input": []}, "route": {"prefer": "fast"},
            "hints": {}, "stream": None, "model_extra": "anything"}
     BodyGate(RUN_REQUEST).check(run)
     BodyGate(CALL_REQUEST).check({**run, "name": "team/fn"})
@@ -139,6 +139,9 @@ def test_what_the_sdks_send_passes_the_gate() -> None:
                                          "meta": {}, "tags": {"tool": True}, "trace_id": None, "parent_id": None})
     with pytest.raises(BadRequestError, match="'name' must not be blank"):
         BodyGate(CALL_REQUEST).check({**run, "name": "   "})
+    for unsupported in ({"reasoning_summary": "auto"}, {"route": {"prefer": "x"}}, {"hints": {"seed": 1}}):
+        with pytest.raises(BadRequestError):  # refused by name, never silently dropped (api/v3/preferences.py)
+            BodyGate(RUN_REQUEST).check({**run, **unsupported})
 
 
 def test_the_gate_never_echoes_the_value_and_walks_no_deeper_than_its_schema() -> None:

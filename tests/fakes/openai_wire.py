@@ -84,6 +84,13 @@ class ChatReply:
     tool_calls: list[tuple[str, str, str]]  # (id, name, arguments JSON text)
     finish_reason: str
     usage: dict[str, Any]
+    top_logprobs: int | None = None  # set when the request asked for `logprobs`: how many alternatives
+
+    def logprobs(self, text: str) -> dict[str, Any] | None:
+        """OpenAI's `logprobs` object for `text`, one entry per piece, or None when not asked for."""
+        if self.top_logprobs is None:
+            return None
+        return {"content": [token_logprob(piece, self.top_logprobs) for piece in pieces(text)], "refusal": None}
 
     def body(self) -> bytes:
         message: dict[str, Any] = {"role": "assistant", "content": self.text, "refusal": None, "annotations": []}
@@ -97,7 +104,8 @@ class ChatReply:
             "object": "chat.completion",
             "created": self.created,
             "model": self.model,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": self.finish_reason}],
+            "choices": [{"index": 0, "message": message, "logprobs": self.logprobs(self.text or ""),
+                         "finish_reason": self.finish_reason}],
             "usage": self.usage,
             "service_tier": "default",
             "system_fingerprint": "fp_fake",
@@ -113,7 +121,11 @@ class ChatReply:
         tail = b',"logprobs":null,"finish_reason":null}]' + usage_null + b"}\n\n"
         events = [head + b'{"role":"assistant","content":"","refusal":null}' + tail]
         for piece in pieces(self.text or ""):
-            events.append(head + b'{"content":' + orjson.dumps(piece) + b"}" + tail)
+            if self.top_logprobs is None:
+                events.append(head + b'{"content":' + orjson.dumps(piece) + b"}" + tail)
+            else:
+                events.append(head + b'{"content":' + orjson.dumps(piece) + b'},"logprobs":'
+                              + orjson.dumps(self.logprobs(piece)) + b',"finish_reason":null}]' + usage_null + b"}\n\n")
         for index, (cid, name, args) in enumerate(self.tool_calls):
             first = {"index": index, "id": cid, "type": "function", "function": {"name": name, "arguments": ""}}
             events.append(head + b'{"tool_calls":[' + orjson.dumps(first) + b"]}" + tail)
@@ -165,7 +177,17 @@ def chat_reply(body: dict[str, Any], behaviour: Behaviour | None, default_text: 
     }, behaviour.usage if behaviour else None)
     if behaviour and behaviour.usage and "total_tokens" not in behaviour.usage:
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-    return ChatReply(f"chatcmpl-fake{seq}", model, int(time.time()), text, tool_calls, finish, usage)
+    top_logprobs = (body.get("top_logprobs") or 0) if body.get("logprobs") is True else None
+    return ChatReply(f"chatcmpl-fake{seq}", model, int(time.time()), text, tool_calls, finish, usage, top_logprobs)
+
+
+def token_logprob(token: str, alternatives: int) -> dict[str, Any]:
+    """A made-up but stable log probability for `token`, with `alternatives` runner-up tokens."""
+    logprob = -round(len(token) / 100, 4)
+    raw = list(token.encode())
+    top = [{"token": token, "logprob": logprob, "bytes": raw}]
+    top += [{"token": f"{token}~{n}", "logprob": logprob - n, "bytes": [*raw, 126]} for n in range(1, alternatives)]
+    return {"token": token, "logprob": logprob, "bytes": raw, "top_logprobs": top[:alternatives]}
 
 
 def _default_answer(body: dict[str, Any], default_text: str) -> tuple[str | None, list[tuple[str, Any]]]:

@@ -1,7 +1,7 @@
 """The layout's rules, read from the source: no import cycle, no layer importing one above it, and
 no module named after a stdlib one.
 
-Layers, bottom to top: the leaves (config, errors, ids, lru, json_text: they import nothing from
+Layers, bottom to top: the leaves (config, errors, ids, lru, json_text, anthropic_wire: they import nothing from
 taskgate); providers and store; telemetry (beside the engine, which records through it); the
 engine; server (the HTTP machinery); context (what every dialect is handed); api (the dialects);
 app (wiring) and cli. A module may import its own package or a lower layer. Every import counts,
@@ -21,6 +21,7 @@ import taskgate
 PACKAGE = Path(taskgate.__file__).parent
 RANKS = {
     "taskgate": 0, "config": 0, "errors": 0, "ids": 0, "lru": 0, "json_text": 0, "schema_bounds": 0,
+    "anthropic_wire": 0,
     "providers": 1, "store": 1,
     "telemetry": 2,
     "engine": 3,

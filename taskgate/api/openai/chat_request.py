@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from taskgate.api.request_fields import optional
+from taskgate.api.request_fields import optional, tool_name
 from taskgate.api.span_bodies import span_id
 from taskgate.api.v3.run_shapes import function_name
 from taskgate.engine.models import parse_model_field
@@ -26,6 +26,7 @@ TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 TOOL_CHOICE_WORDS = frozenset({"auto", "none", "required"})
 
 MAX_COUNT = 2**31 - 1  # a token or log-probability count: beyond any model, and within every upstream's int32
+MAX_CHOICES = 16  # `n`: each choice is one upstream call, made at once; more is a flood, not a completion
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ class ChatCall:
     stream: bool
     include_usage: bool
     model_label: str  # shown in stream chunks until the answering model is known
+    n: int = 1  # how many choices: each its own engine call (engine/choices.py)
 
 
 def parse_chat_request(body: Mapping[str, Any], headers: Mapping[str, str], project_id: str,
@@ -111,6 +113,7 @@ def parse_chat_request(body: Mapping[str, Any], headers: Mapping[str, str], proj
         stream=stream,
         include_usage=_include_usage(body, stream),
         model_label=models[0].name if models else default_model,
+        n=_choices(body.get("n")),
     )
 
 
@@ -241,20 +244,10 @@ def _tools(value: Any) -> list[dict[str, Any]] | None:
         function = tool.get("function")
         if not isinstance(function, dict):
             raise BadRequestError(f"{where}.function must be an object")
-        check_tool_name(function.get("name"), f"{where}.function.name", names)
+        tool_name(function.get("name"), TOOL_NAME, names, f"{where}.function.name")
         optional(function, "description", str, "a string", name=f"{where}.function.description")
         optional(function, "parameters", dict, "a JSON Schema object", name=f"{where}.function.parameters")
     return value
-
-
-def check_tool_name(name: Any, where: str, names: set[str]) -> str:
-    """A tool's name as every upstream takes it, declared once in `names` (the request's so far)."""
-    if not isinstance(name, str) or not TOOL_NAME.match(name):
-        raise BadRequestError(f"{where} must match ^[a-zA-Z0-9_-]{{1,64}}$, got {name!r}")
-    if name in names:
-        raise BadRequestError(f"{where} '{name}' is declared twice")
-    names.add(name)
-    return name
 
 
 def check_tool_choice(value: Any, tools: list[dict[str, Any]] | None) -> Any:
@@ -304,11 +297,15 @@ def pass_through(body: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any
 
 
 def _options(body: Mapping[str, Any]) -> dict[str, Any]:
-    options = pass_through(body, PASS_THROUGH)
-    n = body.get("n")
-    if n is not None and not (_is_integer(n) and n == 1):
-        raise BadRequestError("n must be 1: one choice per completion is supported")
-    return options
+    return pass_through(body, PASS_THROUGH)
+
+
+def _choices(n: Any) -> int:
+    if n is None:
+        return 1
+    if not (_is_integer(n) and 1 <= n <= MAX_CHOICES):
+        raise BadRequestError(f"n must be an integer from 1 to {MAX_CHOICES}")
+    return n
 
 
 def _output_schema(body: Mapping[str, Any], options: dict[str, Any]) -> dict[str, Any] | None:

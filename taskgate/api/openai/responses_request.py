@@ -16,14 +16,14 @@ from typing import Any
 
 from taskgate.api.openai.chat_request import (
     PASS_THROUGH,
+    TOOL_NAME,
     check_tool_choice,
-    check_tool_name,
     compat_task,
     model_chain,
     pass_through,
 )
 from taskgate.api.openai.responses_input import input_messages
-from taskgate.api.request_fields import optional
+from taskgate.api.request_fields import optional, tool_name
 from taskgate.engine.task import Task
 from taskgate.errors import BadRequestError
 
@@ -128,7 +128,7 @@ def _tools(value: Any) -> list[dict[str, Any]] | None:
         if tool.get("type") != "function":
             raise BadRequestError(f"{where}.type must be 'function' (hosted tools are not supported), "
                                   f"got {tool.get('type')!r}")
-        function: dict[str, Any] = {"name": check_tool_name(tool.get("name"), f"{where}.name", names)}
+        function: dict[str, Any] = {"name": tool_name(tool.get("name"), TOOL_NAME, names, f"{where}.name")}
         for key, kind, label in (("description", str, "a string"), ("parameters", dict, "a JSON Schema object"),
                                  ("strict", bool, "a boolean")):
             field = optional(tool, key, kind, label, name=f"{where}.{key}")

@@ -14,8 +14,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from taskgate.api.openai import embeddings as emb
-from taskgate.api.openai.chat_request import parse_chat_request
-from taskgate.api.openai.chat_stream import ChunkStream, chunk_frames, completion_body
+from taskgate.api.openai.chat_request import ChatCall, parse_chat_request
+from taskgate.api.openai.chat_stream import ChoiceChunks, ChunkStream, chunk_frames, completion_body
 from taskgate.api.openai.responses_body import ResponseShape
 from taskgate.api.openai.responses_request import parse_responses_request
 from taskgate.api.openai.responses_stream import ResponseEvents
@@ -34,9 +34,18 @@ async def chat_completions(ctx: AppContext, request: Request) -> Response:
     call = parse_chat_request(body, header_map(request), project_id, ctx.settings.default_model)
     structured = call.task.output_schema is not None
     if not call.stream:
-        result = await until_client_leaves(request, ctx.engine.run(call.task))
-        return JSONResponse(completion_body(result, structured), headers=_span_headers(result.span_id, result.cost))
+        if call.n == 1:
+            results = [await until_client_leaves(request, ctx.engine.run(call.task))]
+        else:
+            results = await until_client_leaves(request, ctx.engine.run_choices(call.task, call.n))
+        answer = completion_body(results, structured)
+        headers = span_headers(results[0].span_id, answer["cost"])
+        if call.n > 1:
+            headers["x-opper-span-ids"] = ",".join(result.span_id for result in results)
+        return JSONResponse(answer, headers=headers)
 
+    if call.n > 1:
+        return await _stream_choices(ctx, request, call)
     first, events = await _started(request, ctx.engine.stream(call.task))
     frames = chunk_frames(first, events, ChunkStream(first.span_id, call.model_label, call.include_usage))
     return _event_stream(ctx, frames, first.span_id)
@@ -51,7 +60,7 @@ async def responses(ctx: AppContext, request: Request) -> Response:
         result = await until_client_leaves(request, ctx.engine.run(call.task))
         shape = ResponseShape(result.span_id, call.echo, call.model_label)
         return JSONResponse(shape.answer(result, call.task.output_schema is not None),
-                            headers=_span_headers(result.span_id, result.cost))
+                            headers=span_headers(result.span_id, result.cost))
 
     first, events = await _started(request, ctx.engine.stream(call.task))
     mapping = ResponseEvents(ResponseShape(first.span_id, call.echo, call.model_label),
@@ -78,16 +87,37 @@ def _event_stream(ctx: AppContext, frames: AsyncGenerator[bytes, None], span_id:
     return response
 
 
+async def _stream_choices(ctx: AppContext, request: Request, call: ChatCall) -> Response:
+    """A streamed completion of several choices; as for one, errors before every choice has
+    started are a plain HTTP error."""
+    events = ctx.engine.stream_choices(call.task, call.n)
+    starts: list[Started] = []
+    try:
+        while len(starts) < call.n:
+            start = (await until_client_leaves(request, anext(events))).event
+            if not isinstance(start, Started):
+                raise TaskgateError("a choice's engine stream did not start with its span")
+            starts.append(start)
+    except BaseException:
+        await events.aclose()
+        raise
+    chunks = ChoiceChunks(starts, call.model_label, call.include_usage)
+    response = sse_response(event_frames(events, chunks, chunks.head()), ctx.settings.heartbeat_s)
+    response.headers["x-opper-span-id"] = starts[0].span_id
+    response.headers["x-opper-span-ids"] = ",".join(start.span_id for start in starts)
+    return response
+
+
 async def embeddings(ctx: AppContext, request: Request) -> Response:
     project_id = await ctx.auth.project_for(request)
     body = await read_json_object(request, ctx.settings.max_body_bytes)
     call = emb.parse_embedding_request(body)
     task = emb.embedding_task(call, project_id, header_map(request))
     result = await until_client_leaves(request, ctx.engine.embed(task))
-    return JSONResponse(emb.embedding_body(call, result.response), headers=_span_headers(result.span_id, result.cost))
+    return JSONResponse(emb.embedding_body(call, result.response), headers=span_headers(result.span_id, result.cost))
 
 
-def _span_headers(span_id: str, cost: float | None) -> dict[str, str]:
+def span_headers(span_id: str, cost: float | None) -> dict[str, str]:
     """Where the answer was recorded, and what it cost when a price is known."""
     headers = {"x-opper-span-id": span_id}
     if cost is not None:

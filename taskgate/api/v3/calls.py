@@ -10,6 +10,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from taskgate.api.usage_bodies import v3_usage
+from taskgate.api.v3.preferences import apply_preferences
 from taskgate.api.v3.routing import EVENT_STREAM, JSON, Operation, V3Request
 from taskgate.api.v3.run_shapes import (
     CALL_REQUEST,
@@ -34,6 +35,7 @@ async def _prepare(req: V3Request, name: str | None) -> tuple[Task, bool]:
     name = function_name(body.get("name") if name is None else name)
     stored = await req.ctx.engine.functions.current(req.project_id, name)
     task = task_from_run_request(body, req.project_id, name, stored)
+    apply_preferences(task, body, req.ctx.settings.route_models)
     return task, body.get("stream") is True
 
 

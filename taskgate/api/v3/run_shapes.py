@@ -30,6 +30,7 @@ from taskgate.api.body_schemas import (
 from taskgate.api.request_fields import identifier, optional
 from taskgate.api.span_bodies import optional_span_id
 from taskgate.api.usage_bodies import v3_usage
+from taskgate.api.v3.preferences import HINTS_SCHEMA, REASONING_EFFORTS, REASONING_SUMMARY_SCHEMA, ROUTE_SCHEMA
 from taskgate.api.v3.routing import JSON, Param
 from taskgate.engine.models import parse_model_field
 from taskgate.engine.task import DEFAULT_INSTRUCTIONS, Result, Task
@@ -38,7 +39,6 @@ from taskgate.json_text import depth_over
 from taskgate.providers.base import ToolCall
 from taskgate.store.base import FunctionRecord
 
-REASONING_EFFORTS = ("low", "medium", "high")
 MAX_NAME_LENGTH = 256
 
 # ---- the JSON Schemas of the bodies below; the router checks every request body against its schema
@@ -77,10 +77,10 @@ _RUN_FIELDS: dict[str, JsonSchema] = {
     "parent_span_id": nullable(text("A span to record this call under, in its trace")),
     "reasoning_effort": nullable({"type": "string", "enum": list(REASONING_EFFORTS)}),
     "stream": nullable({**BOOLEAN, "description": "true answers with the event stream of the /stream operation"}),
-    "reasoning_summary": {"description": _IGNORED},
+    "reasoning_summary": REASONING_SUMMARY_SCHEMA,
     "guard": {"description": _IGNORED},
-    "route": {"description": _IGNORED},
-    "hints": {"description": _IGNORED},
+    "route": ROUTE_SCHEMA,
+    "hints": HINTS_SCHEMA,
 }
 RUN_REQUEST: JsonSchema = obj(_RUN_FIELDS, required=("input",), title="RunRequest")
 CALL_REQUEST: JsonSchema = obj({**_RUN_FIELDS, "name": FUNCTION_NAME_SCHEMA}, required=("name", "input"),
@@ -179,7 +179,7 @@ def _tools(value: Any) -> list[dict[str, Any]] | None:
 
 def task_from_run_request(body: dict[str, Any], project_id: str, name: str,
                           stored: FunctionRecord | None) -> Task:
-    """Validate a RunRequest into a Task. Unknown fields (guard, route, hints...) are accepted.
+    """Validate a RunRequest into a Task. Preferences (route, hints) are `preferences.apply_preferences`'s.
 
     Behind the router every body has already passed RUN_REQUEST; these checks stay so that the
     parser holds on its own, in the words its callers know."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from taskgate.anthropic_wire import ERROR_STATUS, FINISH_REASONS
 from taskgate.errors import BadRequestError, TaskgateError, UpstreamProtocolError, classify_upstream_status
 from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, StructuredOutput, ToolCall, Usage
 from taskgate.providers.schema_support import safe_schema_name
@@ -19,25 +20,6 @@ from taskgate.providers.upstream_http import event_object
 DEFAULT_MAX_TOKENS = 4096
 STRUCTURED_TOOL_DESCRIPTION = "Respond with the result"
 _PASSTHROUGH_OPTIONS = ("temperature", "top_p", "top_k", "thinking")
-_STOP_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
-_ERROR_STATUS = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "overloaded_error": 529,
-}
 
 
 # ---- request ----------------------------------------------------------------------------------
@@ -267,7 +249,7 @@ def parse_usage(raw: Any) -> Usage:
 
 
 def finish_reason(stop_reason: Any, structured: bool) -> str:
-    reason = _STOP_REASONS.get(stop_reason, "stop")
+    reason = FINISH_REASONS.get(stop_reason, "stop")
     # The forced output tool is the answer itself, not a call the caller must run.
     return "stop" if structured and reason == "tool_calls" else reason
 
@@ -309,7 +291,7 @@ def error_from_event(error: Any, provider: str) -> TaskgateError:
     """Map an Anthropic error object (`{"type": "overloaded_error", "message": ...}`) to our errors."""
     if not isinstance(error, dict):
         return classify_upstream_status(500, f"{provider}: {error}")
-    status = _ERROR_STATUS.get(str(error.get("type")), 500)
+    status = ERROR_STATUS.get(str(error.get("type")), 500)
     return classify_upstream_status(status, f"{provider}: {error.get('message') or error.get('type')}")
 
 
