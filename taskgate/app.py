@@ -44,7 +44,8 @@ def create_app(settings: Settings) -> ASGIApp:
         await auth.bootstrap(settings.api_keys)
         providers = ProviderRegistry(settings)
         limits = CallLimits(settings.max_attempts, settings.max_upstream_calls, settings.max_request_tokens)
-        engine = Engine(store, recorder, providers, settings.default_model, limits)
+        engine = Engine(store, recorder, providers, settings.default_model, limits,
+                        feedback_autosave_score=settings.feedback_autosave_score)
         ctx = AppContext(settings, auth, engine)
         for dialect in DIALECTS:
             app.mount(dialect.routes(ctx))

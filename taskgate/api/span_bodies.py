@@ -223,3 +223,23 @@ def v2_span(span: SpanRecord) -> dict[str, Any]:
         "meta": user_meta(span),
         "score": span.meta.get(SCORE_KEY),
     }
+
+
+def trace_head(trace_id: str, spans: list[SpanRecord]) -> dict[str, Any]:
+    """A trace's own fields from its spans (at least one): named after its root span, whose input
+    and output it shows, spanning the earliest start to the latest end, failed if any span failed."""
+    ids = {span.id for span in spans}
+    root = next((span for span in spans if span.parent_id is None or span.parent_id not in ids), spans[0])
+    starts = [span.start_time for span in spans if span.start_time is not None]
+    ends = [span.end_time for span in spans if span.end_time is not None]
+    start, end = (min(starts) if starts else None), (max(ends) if ends else None)
+    return {
+        "id": trace_id,
+        "name": root.name,
+        "start_time": start,
+        "end_time": end,
+        "duration_ms": duration_ms(start, end),
+        "status": "error" if any(span.status == "error" for span in spans) else "ok",
+        "input": root.input,
+        "output": root.output,
+    }

@@ -26,6 +26,7 @@ from taskgate.engine.cache import ResultCache
 from taskgate.engine.cost import PriceBook
 from taskgate.engine.embeddings import Embedder, EmbeddingResult, EmbeddingTask
 from taskgate.engine.examples import ExampleService
+from taskgate.engine.feedback import DEFAULT_AUTOSAVE_SCORE, FeedbackService
 from taskgate.engine.functions import FunctionService
 from taskgate.engine.limits import Budget, CallLimits
 from taskgate.engine.prompt import build_messages, reask_message, render_value
@@ -86,7 +87,7 @@ class Call:
 
 class Engine:
     def __init__(self, store: Store, recorder: SpanRecorder, registry: ProviderRegistry, default_model: str,
-                 limits: CallLimits | None = None) -> None:
+                 limits: CallLimits | None = None, *, feedback_autosave_score: float = DEFAULT_AUTOSAVE_SCORE) -> None:
         self._limits = limits or CallLimits()
         self._router = Router(registry, default_model)
         self.providers = registry  # what can be routed to, for the model listing
@@ -95,6 +96,7 @@ class Engine:
         self.functions = FunctionService(store)
         self.examples = ExampleService(store)
         self.spans = SpanService(store, recorder)
+        self.feedback = FeedbackService(store, self.spans, self.functions, self.examples, feedback_autosave_score)
         self._embedder = Embedder(registry, self.price, self.spans)
 
     # ------------------------------------------------------------------ public

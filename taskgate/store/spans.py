@@ -153,37 +153,55 @@ def delete_trace(conn: Connection, project_id: str, trace_id: str) -> bool:
     return result.rowcount > 0
 
 
+def trace_exists(conn: Connection, project_id: str, trace_id: str) -> bool:
+    query = sa.select(spans.c.id).where(spans.c.project_id == project_id, spans.c.trace_id == trace_id).limit(1)
+    return conn.execute(query).first() is not None
+
+
+def _first_roots(project_id: str) -> sa.Select[Any]:
+    """The root spans of the project's traces: spans without a parent, read through the partial
+    index `ix_spans_roots`; a trace with several (spans made with a `trace_id` and no parent) is
+    listed once, by its earliest."""
+    earlier = spans.alias("earlier")
+    later_root = sa.exists().where(
+        earlier.c.project_id == spans.c.project_id, earlier.c.trace_id == spans.c.trace_id,
+        earlier.c.parent_id.is_(None), earlier.c.id != spans.c.id,
+        sa.or_(earlier.c.start_time < spans.c.start_time,
+               sa.and_(earlier.c.start_time == spans.c.start_time, earlier.c.id < spans.c.id)))
+    return sa.select(spans.c.trace_id).where(spans.c.project_id == project_id, spans.c.parent_id.is_(None),
+                                            ~later_root)
+
+
 def list_traces(conn: Connection, project_id: str, name: str | None, limit: int,
                 offset: int) -> tuple[list[TraceSummary], int]:
-    """Newest first (by the trace's earliest start); `name` is a case-insensitive substring of the
-    root span's name. Returns one page and the total count for the same filter."""
-    in_project = spans.c.project_id == project_id
-    order = sa.func.row_number().over(
-        partition_by=spans.c.trace_id,
-        order_by=(sa.case((spans.c.parent_id.is_(None), 0), else_=1), spans.c.start_time.asc().nulls_last(),
-                  spans.c.id),
-    )
-    ranked = (sa.select(spans.c.trace_id, spans.c.name, spans.c.status, spans.c.input, spans.c.output,
-                        order.label("position"))
-              .where(in_project).subquery("ranked"))
-    roots = sa.select(ranked).where(ranked.c.position == 1).subquery("roots")
-    totals = (sa.select(spans.c.trace_id, sa.func.count().label("span_count"),
-                        sa.func.min(spans.c.start_time).label("start_time"),
-                        sa.func.max(spans.c.end_time).label("end_time"),
-                        sa.func.sum(spans.c.total_tokens).label("total_tokens"))
-              .where(in_project).group_by(spans.c.trace_id).subquery("totals"))
-    joined = totals.join(roots, roots.c.trace_id == totals.c.trace_id)
-    conditions = [roots.c.name.icontains(name, autoescape=True)] if name else []
+    """Newest first (by the root span's start); `name` is a case-insensitive substring of the root
+    span's name. Returns one page and the total count for the same filter.
 
-    total = conn.execute(sa.select(sa.func.count()).select_from(joined).where(*conditions)).scalar_one()
-    page = (sa.select(totals, roots.c.name, roots.c.status, roots.c.input, roots.c.output)
-            .select_from(joined).where(*conditions)
-            .order_by(totals.c.start_time.desc().nulls_last(), totals.c.trace_id)
-            .limit(limit).offset(offset))
-    items = [
-        TraceSummary(id=row["trace_id"], name=row["name"], span_count=row["span_count"],
-                     start_time=row["start_time"], end_time=row["end_time"], status=row["status"],
-                     input=row["input"], output=row["output"], total_tokens=int(row["total_tokens"] or 0))
-        for row in conn.execute(page).mappings()
-    ]
+    A trace is listed by its root span, so a page and its count read the roots' index and never
+    every span; only the page's own traces are then summed over their spans. A trace whose root
+    is gone (deleted) is not listed, though it can still be read by its id.
+    """
+    roots = _first_roots(project_id)
+    if name:
+        roots = roots.where(spans.c.name.icontains(name, autoescape=True))
+    total = conn.execute(sa.select(sa.func.count()).select_from(roots.subquery())).scalar_one()
+    page = (roots.add_columns(spans.c.name, spans.c.status, spans.c.input, spans.c.output)
+            .order_by(spans.c.start_time.desc(), spans.c.trace_id.desc()).limit(limit).offset(offset))
+    heads = list(conn.execute(page).mappings())
+    if not heads:
+        return [], total
+    totals_query = (sa.select(spans.c.trace_id, sa.func.count().label("span_count"),
+                              sa.func.min(spans.c.start_time).label("start_time"),
+                              sa.func.max(spans.c.end_time).label("end_time"),
+                              sa.func.sum(spans.c.total_tokens).label("total_tokens"))
+                    .where(spans.c.project_id == project_id, spans.c.trace_id.in_([h["trace_id"] for h in heads]))
+                    .group_by(spans.c.trace_id))
+    sums = {row["trace_id"]: row for row in conn.execute(totals_query).mappings()}
+    items = []
+    for head in heads:
+        row = sums[head["trace_id"]]
+        items.append(TraceSummary(
+            id=head["trace_id"], name=head["name"], span_count=row["span_count"],
+            start_time=row["start_time"], end_time=row["end_time"], status=head["status"],
+            input=head["input"], output=head["output"], total_tokens=int(row["total_tokens"] or 0)))
     return items, total

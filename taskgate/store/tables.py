@@ -175,3 +175,26 @@ cache_entries = sa.Table(
     sa.PrimaryKeyConstraint("project_id", "key"),
     sa.Index(None, "expires_at"),
 )
+
+# ---- what is said about a span after it ran (issue 15): feedback, metrics and events, one row each.
+# `origin` says which API made a row, so each reads back only its own: a v2 metric (`metric`), the
+# v2 feedback (`feedback`, one per span) or a v3 event (`event`). All three are events to v3 readers.
+span_events = sa.Table(
+    "span_events", metadata,
+    sa.Column("id", sa.String(UUID_LEN), primary_key=True),
+    _project_fk(),
+    sa.Column("span_id", sa.Text, nullable=False),
+    sa.Column("trace_id", sa.Text, nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("data", JSONType, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "project_id", "span_id", "origin", "created_at"),
+    sa.Index(None, "project_id", "trace_id", "created_at"),
+)
+# Trace listings page over root spans only: their own index, newest first, never all spans.
+SPAN_ROOTS = sa.Index(
+    "ix_spans_roots", spans.c.project_id, spans.c.start_time, spans.c.trace_id,
+    sqlite_where=spans.c.parent_id.is_(None), postgresql_where=spans.c.parent_id.is_(None),
+)
