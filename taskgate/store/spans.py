@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from taskgate.store.base import SpanRecord, TraceSummary
 from taskgate.store.codec import json_dumps, pg_json_dumps, span_from_row, span_to_row, strip_nul
-from taskgate.store.tables import JSONType, UTCDateTime, spans
+from taskgate.store.tables import JSONType, UTCDateTime, root_span_counts, spans
 
 _COLUMNS = tuple(column.name for column in spans.columns)
 _JSON_COLUMNS = frozenset(column.name for column in spans.columns if column.type is JSONType)
@@ -164,37 +164,27 @@ def trace_exists(conn: Connection, project_id: str, trace_id: str) -> bool:
     return conn.execute(query).first() is not None
 
 
-def _roots(project_id: str, name: str | None) -> sa.Select[Any]:
-    """The project's root spans (without a parent), read through their partial indexes, whose
-    name holds `name` (case-insensitive) when it is given."""
-    query = sa.select(spans.c.trace_id).where(spans.c.project_id == project_id, spans.c.parent_id.is_(None))
-    return query.where(spans.c.name.icontains(name, autoescape=True)) if name else query
-
-
-def _earliest(roots: sa.Select[Any]) -> sa.Select[Any]:
-    """Of a trace with several roots (spans made with a `trace_id` and no parent), only its earliest."""
-    earlier = spans.alias("earlier")
-    return roots.where(~sa.exists().where(
-        earlier.c.project_id == spans.c.project_id, earlier.c.trace_id == spans.c.trace_id,
-        earlier.c.parent_id.is_(None), earlier.c.id != spans.c.id,
-        sa.or_(earlier.c.start_time < spans.c.start_time,
-               sa.and_(earlier.c.start_time == spans.c.start_time, earlier.c.id < spans.c.id))))
-
-
 def list_traces(conn: Connection, project_id: str, name: str | None, limit: int,
                 offset: int) -> tuple[list[TraceSummary], int]:
     """Newest first (by the root span's start); `name` is a case-insensitive substring of the root
     span's name. Returns one page and the total count for the same filter.
 
-    A trace is listed by its root span, so a page and its count read the roots' indexes and never
-    every span; only the page's own traces are then summed over their spans. A trace whose root
-    is gone (deleted) is not listed, though it can still be read by its id. Its count is of
-    distinct traces, which the index ordered by trace id gives without sorting.
+    A trace is listed by its root span (one without a parent), so a page reads the roots' partial
+    index and never every span, and only the page's own traces are then summed over their spans.
+    Without a filter the total is one row kept by triggers (`root_span_counts`); with one, it is
+    counted over the roots. A trace whose root is gone (deleted) is not listed, though it can
+    still be read by its id; one with two roots (spans made with a `trace_id` and no parent) is
+    listed once for each.
     """
-    roots = _roots(project_id, name)
-    total = conn.execute(sa.select(sa.func.count()).select_from(roots.distinct().subquery())).scalar_one()
-    page = (_earliest(roots).add_columns(spans.c.name, spans.c.status, spans.c.input, spans.c.output)
-            .order_by(spans.c.start_time.desc(), spans.c.trace_id.desc()).limit(limit).offset(offset))
+    roots = sa.select(spans.c.trace_id, spans.c.name, spans.c.status, spans.c.input, spans.c.output).where(
+        spans.c.project_id == project_id, spans.c.parent_id.is_(None))
+    if name:
+        roots = roots.where(spans.c.name.icontains(name, autoescape=True))
+        total = conn.execute(sa.select(sa.func.count()).select_from(roots.subquery())).scalar_one()
+    else:
+        counted = sa.select(root_span_counts.c.roots).where(root_span_counts.c.project_id == project_id)
+        total = conn.execute(counted).scalar_one_or_none() or 0
+    page = roots.order_by(spans.c.start_time.desc(), spans.c.trace_id.desc()).limit(limit).offset(offset)
     heads = list(conn.execute(page).mappings())
     if not heads:
         return [], total

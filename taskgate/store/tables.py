@@ -193,13 +193,15 @@ span_events = sa.Table(
     sa.Index(None, "project_id", "span_id", "origin", "created_at"),
     sa.Index(None, "project_id", "trace_id", "created_at"),
 )
-# Trace listings read root spans only, never all spans: they page by start time over the first
-# index, and count distinct traces (and find a trace's earliest root) over the second.
+# Trace listings read root spans only, never all spans: a page walks this index newest first.
 SPAN_ROOTS = sa.Index(
     "ix_spans_roots", spans.c.project_id, spans.c.start_time, spans.c.trace_id,
     sqlite_where=spans.c.parent_id.is_(None), postgresql_where=spans.c.parent_id.is_(None),
 )
-SPAN_ROOT_TRACES = sa.Index(
-    "ix_spans_root_traces", spans.c.project_id, spans.c.trace_id, spans.c.start_time, spans.c.id,
-    sqlite_where=spans.c.parent_id.is_(None), postgresql_where=spans.c.parent_id.is_(None),
+# How many root spans each project has, so an unfiltered listing's total is one row, not a count
+# over every root. Database triggers on `spans` (migration 0003) keep it, whichever writer writes.
+root_span_counts = sa.Table(
+    "root_span_counts", metadata,
+    sa.Column("project_id", sa.String(UUID_LEN), primary_key=True),
+    sa.Column("roots", sa.Integer, nullable=False),
 )

@@ -312,20 +312,31 @@ async def test_traces_summarise_filter_and_page(store: SqlStore, project: str) -
     assert count == 3 and [t.name for t in page] == ["Job_1"]
 
 
-async def test_traces_are_listed_once_by_their_earliest_root(store: SqlStore, project: str) -> None:
-    """Listing reads root spans only (their index, never every span): a trace with two roots is
-    listed once, by the earlier; one whose root is gone stays readable by id but is not listed."""
-    twice, orphan = f"twice-{project}", f"orphan-{project}"
+async def test_traces_are_listed_by_their_root_spans_and_counted_as_they_change(store: SqlStore,
+                                                                                project: str) -> None:
+    """Listing reads root spans only (their index, never every span), and the unfiltered total is
+    the count the triggers keep: it follows inserts, rewrites that change parenthood, and deletes.
+    A trace whose root is gone stays readable by id but is not listed."""
+    trace, orphan = f"t-{project}", f"orphan-{project}"
     await store.write_spans([
-        _span(project, f"second-{project}", twice, name="second", start_time=T0 + timedelta(seconds=2)),
-        _span(project, f"first-{project}", twice, name="first", start_time=T0),
-        _span(project, f"child-{project}", twice, name="child", parent_id=f"first-{project}", start_time=T0),
+        _span(project, f"root-{project}", trace, name="root", start_time=T0),
+        _span(project, f"child-{project}", trace, name="child", parent_id=f"root-{project}", start_time=T0),
         _span(project, f"stray-{project}", orphan, name="stray", parent_id="gone", start_time=T0),
     ])
     items, total = await store.list_traces(project)
-    assert total == 1 and [(t.id, t.name, t.span_count) for t in items] == [(twice, "first", 3)]
+    assert total == 1 and [(t.id, t.name, t.span_count) for t in items] == [(trace, "root", 2)]
     assert [span.name for span in await store.get_trace(project, orphan)] == ["stray"]
     assert await store.trace_exists(project, orphan) and not await store.trace_exists(project, "nothing")
+
+    adopted = _span(project, f"stray-{project}", orphan, name="stray", start_time=T0 + timedelta(seconds=1))
+    await store.write_spans([adopted, adopted])  # a rewrite that makes it a root, twice in one batch
+    assert (await store.list_traces(project))[1] == 2
+    assert (await store.list_traces(project, name="STRAY"))[1] == 1
+    await store.delete_span(project, f"root-{project}")
+    items, total = await store.list_traces(project)
+    assert total == 1 and [t.id for t in items] == [orphan]
+    await store.delete_trace(project, orphan)
+    assert await store.list_traces(project) == ([], 0)
 
 
 async def test_span_roundtrip_upsert_and_delete(store: SqlStore, project: str) -> None:
