@@ -170,15 +170,17 @@ def list_traces(conn: Connection, project_id: str, name: str | None, limit: int,
 
     A page is read from `trace_roots` (one row per trace with a root, kept by triggers), then only
     its own traces' spans are read: never all spans. Without a filter the total is the one row of
-    `trace_counts`; with one, it is counted over the traces, looking up each one's roots. A trace
+    `trace_counts`; with one, the roots are searched by name (a scan of the project's roots: a
+    substring has no index), and the page is their traces in `trace_roots` order. A trace
     whose roots are all gone (deleted) is not listed, though it can still be read by its id.
     """
     conditions = [trace_roots.c.project_id == project_id]
     if name:
-        conditions.append(sa.exists().where(
-            spans.c.project_id == trace_roots.c.project_id, spans.c.trace_id == trace_roots.c.trace_id,
-            spans.c.parent_id.is_(None), spans.c.name.icontains(name, autoescape=True)))
-        total = conn.execute(sa.select(sa.func.count()).select_from(trace_roots).where(*conditions)).scalar_one()
+        named = (sa.select(spans.c.trace_id).distinct()
+                 .where(spans.c.project_id == project_id, spans.c.parent_id.is_(None),
+                        spans.c.name.icontains(name, autoescape=True)))
+        conditions.append(trace_roots.c.trace_id.in_(named))
+        total = conn.execute(sa.select(sa.func.count()).select_from(named.subquery())).scalar_one()
     else:
         counted = sa.select(trace_counts.c.traces).where(trace_counts.c.project_id == project_id)
         total = conn.execute(counted).scalar_one_or_none() or 0
