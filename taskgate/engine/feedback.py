@@ -92,9 +92,10 @@ class FeedbackService:
         return Feedback(event=event, example_saved=save_to_dataset)
 
     async def feedback_of(self, span: SpanRecord) -> SpanEvent | None:
+        """The latest feedback (two given at the same moment on Postgres may both stay stored)."""
         found, _ = await self._store.list_span_events(span.project_id, EventFilter(span_id=span.id, origin=FEEDBACK),
-                                                      limit=1)
-        return found[0] if found else None
+                                                      limit=None)
+        return found[-1] if found else None
 
     # ---- metrics
 
