@@ -53,8 +53,10 @@ def create_app(settings: Settings) -> ASGIApp:
                 "replica sharing this database must use the same key, so set TASKGATE_SECRET_KEY on all of them",
                 settings.data_dir)
         secrets = SecretBox(load_secret_key(settings.secret_key, settings.data_dir))
-        engine = Engine(store, recorder, providers, settings.default_model, limits, secrets, settings.local_models,
-                        dataset_embedding_model=settings.dataset_embedding_model)
+        engine = Engine(store, recorder, providers, settings.default_model, limits, secrets=secrets,
+                        local_models=settings.local_models,
+                        dataset_embedding_model=settings.dataset_embedding_model,
+                        feedback_autosave_score=settings.feedback_autosave_score)
         ctx = AppContext(settings, auth, engine)
         for dialect in DIALECTS:
             app.mount(dialect.routes(ctx))

@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     local_threads: WholeNumber = Field(default_factory=_half_the_cores, validation_alias="TASKGATE_LOCAL_THREADS")
     # `provider/model` embedding dataset entries for semantic search (entries query, few-shot); unset: full text.
     dataset_embedding_model: ModelName | None = Field(None, validation_alias="TASKGATE_DATASET_EMBEDDING_MODEL")
+    # Feedback with no `save_to_dataset` saves its span as an example when its score is at least this.
+    feedback_autosave_score: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
+        0.8, validation_alias="TASKGATE_FEEDBACK_AUTOSAVE_SCORE")
     # Vendors beyond the presets, by name (TASKGATE_PROVIDERS_FILE's table, then TASKGATE_PROVIDERS),
     # and the provider key and base-URL variables that are set.
     provider_entries: dict[str, dict[str, Any]] = Field(default_factory=dict)

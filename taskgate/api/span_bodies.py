@@ -17,7 +17,7 @@ from taskgate.api.request_fields import identifier, optional
 from taskgate.engine.spans import SpanService
 from taskgate.errors import BadRequestError, ConflictError, NotFoundError, TaskgateError
 from taskgate.ids import new_id
-from taskgate.store.base import SpanRecord
+from taskgate.store.base import SpanRecord, TraceSummary
 
 METADATA_KEY = "_metadata"
 SCORE_KEY = "_score"
@@ -222,4 +222,40 @@ def v2_span(span: SpanRecord) -> dict[str, Any]:
         "error": span.error,
         "meta": user_meta(span),
         "score": span.meta.get(SCORE_KEY),
+    }
+
+
+def trace_head(trace_id: str, spans: list[SpanRecord]) -> dict[str, Any]:
+    """A trace's own fields from its spans (at least one): named after its root span, whose input
+    and output it shows, spanning the earliest start to the latest end, failed if any span failed."""
+    ids = {span.id for span in spans}
+    root = next((span for span in spans if span.parent_id is None or span.parent_id not in ids), spans[0])
+    starts = [span.start_time for span in spans if span.start_time is not None]
+    ends = [span.end_time for span in spans if span.end_time is not None]
+    start, end = (min(starts) if starts else None), (max(ends) if ends else None)
+    return {
+        "id": trace_id,
+        "name": root.name,
+        "start_time": start,
+        "end_time": end,
+        "duration_ms": duration_ms(start, end),
+        "status": "error" if any(span.status == "error" for span in spans) else "ok",
+        "input": root.input,
+        "output": root.output,
+    }
+
+
+def trace_item(summary: TraceSummary) -> dict[str, Any]:
+    """A trace as a listing shows it (v3; v2 the same with text input and output)."""
+    return {
+        "id": summary.id,
+        "name": summary.name,
+        "span_count": summary.span_count,
+        "start_time": summary.start_time,
+        "end_time": summary.end_time,
+        "duration_ms": duration_ms(summary.start_time, summary.end_time),
+        "status": summary.status,
+        "input": summary.input,
+        "output": summary.output,
+        "total_tokens": summary.total_tokens,
     }

@@ -30,6 +30,7 @@ from taskgate.engine.datasets import DatasetService
 from taskgate.engine.embeddings import Embedder, EmbeddingResult, EmbeddingTask
 from taskgate.engine.entry_search import EntrySearch
 from taskgate.engine.examples import ExampleService
+from taskgate.engine.feedback import DEFAULT_AUTOSAVE_SCORE, FeedbackService
 from taskgate.engine.functions import FunctionService
 from taskgate.engine.limits import Budget, CallLimits
 from taskgate.engine.model_names import ModelNames
@@ -94,8 +95,9 @@ class Call:
 
 class Engine:
     def __init__(self, store: Store, recorder: SpanRecorder, registry: ProviderRegistry, default_model: str,
-                 limits: CallLimits | None = None, secrets: SecretBox | None = None,
-                 local_models: Iterable[str] = (), dataset_embedding_model: str | None = None) -> None:
+                 limits: CallLimits | None = None, *, secrets: SecretBox | None = None,
+                 local_models: Iterable[str] = (), dataset_embedding_model: str | None = None,
+                 feedback_autosave_score: float = DEFAULT_AUTOSAVE_SCORE) -> None:
         """`dataset_embedding_model` (`provider/model`) turns on semantic search over dataset entries."""
         self._limits = limits or CallLimits()
         self._router = Router(registry, default_model)
@@ -108,6 +110,7 @@ class Engine:
         self._embedder = Embedder(self._router, self.model_names, self.price, self.spans)
         self.examples = ExampleService(store, EntrySearch(store, self._embedder.embed, dataset_embedding_model))
         self.datasets = DatasetService(self.functions, self.examples)
+        self.feedback = FeedbackService(store, self.spans, self.functions, self.examples, feedback_autosave_score)
 
     # ------------------------------------------------------------------ public
 

@@ -77,6 +77,10 @@ class SpanService:
         await self._recorder.flush()
         return await self._store.get_trace(project_id, trace_id)
 
+    async def trace_exists(self, project_id: str, trace_id: str) -> bool:
+        await self._recorder.flush()
+        return await self._store.trace_exists(project_id, trace_id)
+
     async def delete_trace(self, project_id: str, trace_id: str) -> bool:
         await self._recorder.flush()
         return await self._store.delete_trace(project_id, trace_id)

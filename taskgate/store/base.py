@@ -132,6 +132,31 @@ ModelNameKind = Literal["custom_model", "model_alias"]
 ModelNameRecord = CustomModelRecord | ModelAliasRecord
 
 
+@dataclass(slots=True)
+class SpanEvent:
+    """Something said about a span after it ran: a v2 metric or feedback, or a v3 event.
+    `origin` is the API that made it ("metric", "feedback" or "event"): each reads back its own."""
+
+    id: str
+    span_id: str
+    trace_id: str
+    origin: str
+    kind: str  # guardrail | feedback | evaluation
+    source: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which of a project's span events to read: of one span or one trace, of one origin or kind."""
+
+    span_id: str | None = None
+    trace_id: str | None = None
+    origin: str | None = None
+    kind: str | None = None
+
+
 class Store(Protocol):
     # ---- projects and keys
     async def ensure_project(self, name: str) -> str: ...
@@ -240,3 +265,17 @@ class Store(Protocol):
     async def all_model_names(self, project_id: str) -> tuple[list[CustomModelRecord], list[ModelAliasRecord]]:
         """Every custom model and alias of the project: what resolution looks names up in."""
         ...
+    # ---- span events (v2 metrics and feedback, v3 events)
+    async def add_span_event(self, project_id: str, event: SpanEvent, *, replace: bool = False) -> SpanEvent:
+        """Store `event`; with `replace`, the span's earlier events of the same origin go in the
+        same transaction (feedback: the latest replaces the one before)."""
+        ...
+    async def list_span_events(self, project_id: str, which: EventFilter, limit: int | None = 100,
+                               offset: int = 0) -> tuple[list[SpanEvent], int]:
+        """Oldest first, one page (every one with `limit` None), and how many match in all."""
+        ...
+    async def get_span_event(self, project_id: str, span_id: str, origin: str, event_id: str) -> SpanEvent | None: ...
+    async def update_span_event(self, project_id: str, span_id: str, origin: str, event_id: str,
+                                data: dict[str, Any]) -> SpanEvent | None: ...
+    async def delete_span_event(self, project_id: str, span_id: str, origin: str, event_id: str) -> bool: ...
+    async def trace_exists(self, project_id: str, trace_id: str) -> bool: ...

@@ -19,9 +19,11 @@ from sqlalchemy.exc import IntegrityError
 from taskgate.errors import BadRequestError, ConflictError, NotFoundError
 from taskgate.store import accounts, cache, datasets, functions, model_names
 from taskgate.store import examples as example_rows
+from taskgate.store import span_events as event_rows
 from taskgate.store import spans as span_rows
 from taskgate.store.base import (
     CustomModelRecord,
+    EventFilter,
     ExampleRecord,
     FunctionDefinition,
     FunctionRecord,
@@ -29,6 +31,7 @@ from taskgate.store.base import (
     ModelNameKind,
     ModelNameRecord,
     RevisionRecord,
+    SpanEvent,
     SpanRecord,
     TraceSummary,
 )
@@ -157,7 +160,11 @@ class SqlStore:
         return await self.database.read(lambda c: span_rows.get_span(c, project_id, span_id))
 
     async def delete_span(self, project_id: str, span_id: str) -> bool:
-        return await self.database.write(lambda c: span_rows.delete_span(c, project_id, span_id))
+        def _delete(conn: Connection) -> bool:
+            event_rows.delete_events_of_span(conn, project_id, span_id)
+            return span_rows.delete_span(conn, project_id, span_id)
+
+        return await self.database.write(_delete)
 
     async def list_traces(self, project_id: str, name: str | None = None, limit: int = 100,
                           offset: int = 0) -> tuple[list[TraceSummary], int]:
@@ -168,7 +175,11 @@ class SqlStore:
         return await self.database.read(lambda c: span_rows.get_trace(c, project_id, trace_id))
 
     async def delete_trace(self, project_id: str, trace_id: str) -> bool:
-        return await self.database.write(lambda c: span_rows.delete_trace(c, project_id, trace_id))
+        def _delete(conn: Connection) -> bool:
+            event_rows.delete_events_of_trace(conn, project_id, trace_id)
+            return span_rows.delete_trace(conn, project_id, trace_id)
+
+        return await self.database.write(_delete)
 
     # ---- result cache
     async def cache_get(self, project_id: str, key: str) -> dict[str, Any] | None:
@@ -268,6 +279,30 @@ class SqlStore:
             return await self.database.write(fn)
         except IntegrityError as exc:
             raise ConflictError("a custom model or model alias with this name already exists") from exc
+    # ---- span events
+    async def add_span_event(self, project_id: str, event: SpanEvent, *, replace: bool = False) -> SpanEvent:
+        await self.database.write(lambda c: event_rows.add_event(c, project_id, event, replace))
+        return event
+
+    async def list_span_events(self, project_id: str, which: EventFilter, limit: int | None = 100,
+                               offset: int = 0) -> tuple[list[SpanEvent], int]:
+        if limit is not None:
+            limit, offset = _page(limit, offset)
+        return await self.database.read(lambda c: event_rows.list_events(c, project_id, which, limit, offset))
+
+    async def get_span_event(self, project_id: str, span_id: str, origin: str, event_id: str) -> SpanEvent | None:
+        return await self.database.read(lambda c: event_rows.get_event(c, project_id, span_id, origin, event_id))
+
+    async def update_span_event(self, project_id: str, span_id: str, origin: str, event_id: str,
+                                data: dict[str, Any]) -> SpanEvent | None:
+        return await self.database.write(
+            lambda c: event_rows.update_event(c, project_id, span_id, origin, event_id, data))
+
+    async def delete_span_event(self, project_id: str, span_id: str, origin: str, event_id: str) -> bool:
+        return await self.database.write(lambda c: event_rows.delete_event(c, project_id, span_id, origin, event_id))
+
+    async def trace_exists(self, project_id: str, trace_id: str) -> bool:
+        return await self.database.read(lambda c: span_rows.trace_exists(c, project_id, trace_id))
 
 
 async def _encoded(spans: list[SpanRecord], encode: Callable[[SpanRecord], T]) -> list[T]:

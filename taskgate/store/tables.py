@@ -181,6 +181,7 @@ examples.append_column(sa.Column("expected", JSONType, nullable=True))  # an edi
 examples.append_column(sa.Column("embedding", JSONType, nullable=True))  # the input's vector, for semantic search
 examples.append_column(sa.Column("embedding_model", sa.Text, nullable=True))  # the model that made it
 FUNCTION_DATASET = sa.Index("ix_functions_project_id_dataset_id", functions.c.project_id, functions.c.dataset_id)
+
 # ---- custom models and model aliases (issue 15): both named per project, names unique per project.
 custom_models = sa.Table(
     "custom_models", metadata,
@@ -205,4 +206,45 @@ model_aliases = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("project_id", "name"),
+)
+
+# ---- what is said about a span after it ran (issue 15): feedback, metrics and events, one row each.
+# `origin` says which API made a row, so each reads back only its own: a v2 metric (`metric`), the
+# v2 feedback (`feedback`, one per span) or a v3 event (`event`). All three are events to v3 readers.
+span_events = sa.Table(
+    "span_events", metadata,
+    sa.Column("id", sa.String(UUID_LEN), primary_key=True),
+    _project_fk(),
+    sa.Column("span_id", sa.Text, nullable=False),
+    sa.Column("trace_id", sa.Text, nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("data", JSONType, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "project_id", "span_id", "origin", "created_at"),
+    sa.Index(None, "project_id", "trace_id", "created_at"),
+)
+# Traces as listings read them, one row per trace that has a root span (one without a parent),
+# with its earliest root and that root's start, and each project's count of them: database triggers on `spans`
+# keep both (migration 0003), whichever writer writes, so a listing pages this table's index and
+# reads its total from one row, never going over all spans. The roots' partial index serves the
+# triggers' look-ups and a listing's own.
+trace_roots = sa.Table(
+    "trace_roots", metadata,
+    sa.Column("project_id", sa.String(UUID_LEN), nullable=False),
+    sa.Column("trace_id", sa.Text, nullable=False),
+    sa.Column("root_id", sa.Text, nullable=False),  # the earliest root span: by start, then id
+    sa.Column("start_time", UTCDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint("project_id", "trace_id"),
+    sa.Index(None, "project_id", "start_time", "trace_id"),
+)
+trace_counts = sa.Table(
+    "trace_counts", metadata,
+    sa.Column("project_id", sa.String(UUID_LEN), primary_key=True),
+    sa.Column("traces", sa.Integer, nullable=False),
+)
+SPAN_ROOTS = sa.Index(
+    "ix_spans_roots", spans.c.project_id, spans.c.trace_id, spans.c.start_time,
+    sqlite_where=spans.c.parent_id.is_(None), postgresql_where=spans.c.parent_id.is_(None),
 )

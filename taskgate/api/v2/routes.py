@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from taskgate.api.v2 import calls, datasets, functions, model_names, models, spans
+from taskgate.api.v2 import calls, datasets, feedback, functions, metrics, model_names, models, spans, traces
 from taskgate.server.dispatch import Endpoint, endpoint_routes
 
 if TYPE_CHECKING:
@@ -48,6 +48,15 @@ _UNDER_V2 = [
     Endpoint("GET", "/v2/models", models.list_models),
     *model_names.endpoints("/v2/models/custom", "model_id", model_names.CUSTOM),
     *model_names.endpoints("/v2/models/aliases", "alias_id", model_names.ALIASES),
+    Endpoint("POST", "/v2/spans/{span_id}/save_examples", feedback.save_examples),
+    Endpoint("POST", "/v2/spans/{span_id}/feedback", feedback.submit),
+    Endpoint("POST", "/v2/spans/{span_id}/metrics", metrics.create),
+    Endpoint("GET", "/v2/spans/{span_id}/metrics", metrics.list_metrics),
+    Endpoint("GET", "/v2/spans/{span_id}/metrics/{metric_id}", metrics.get),
+    Endpoint("PATCH", "/v2/spans/{span_id}/metrics/{metric_id}", metrics.update),
+    Endpoint("DELETE", "/v2/spans/{span_id}/metrics/{metric_id}", metrics.delete),
+    Endpoint("GET", "/v2/traces", traces.list_traces),
+    Endpoint("GET", "/v2/traces/{trace_id}", traces.get_trace),
 ]
 ROUTES = _UNDER_V2 + [replace(entry, path=entry.path.removeprefix("/v2")) for entry in _UNDER_V2]
 

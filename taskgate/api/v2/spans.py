@@ -23,8 +23,12 @@ async def create(ctx: AppContext, request: Request) -> Response:
 
 
 async def get(ctx: AppContext, request: Request) -> Response:
+    """The span with its feedback, when it has been given (`POST /v2/spans/{id}/feedback`)."""
     project_id = await ctx.auth.project_for(request)
-    return JSONResponse(v2_span(await find_span(ctx.engine.spans, project_id, request.path_params["span_id"])))
+    span = await find_span(ctx.engine.spans, project_id, request.path_params["span_id"])
+    given = await ctx.engine.feedback.feedback_of(span)
+    feedback = {"score": given.data["score"], "comment": given.data["comment"]} if given else None
+    return JSONResponse({**v2_span(span), "feedback": feedback})
 
 
 async def update(ctx: AppContext, request: Request) -> Response:

@@ -32,16 +32,18 @@ from taskgate.api.span_bodies import (
     SCORE_KEY,
     create_span,
     delete_span,
-    duration_ms,
     find_span,
     span_id,
+    trace_head,
+    trace_item,
     update_span,
     v3_span,
 )
 from taskgate.api.v3.routing import JSON, OFFSET, Operation, Param, V3Request, limit_param
+from taskgate.engine.feedback import EVENT_KINDS
 from taskgate.errors import NotFoundError
 from taskgate.server.request_io import JSONResponse
-from taskgate.store.base import SpanRecord, TraceSummary
+from taskgate.store.base import SpanEvent, SpanRecord
 
 _ID = "1 to 255 printable characters, without `/`"
 _NAME: JsonSchema = {"type": "string", "minLength": 1, "maxLength": MAX_SPAN_NAME_CHARS, "pattern": NON_BLANK}
@@ -107,7 +109,25 @@ _TRACE_HEAD: dict[str, JsonSchema] = {
 }
 TRACE_SUMMARY: JsonSchema = obj({**_TRACE_HEAD, "name": nullable(STRING), "total_tokens": INTEGER},
                                 required=(*_TRACE_HEAD, "name", "total_tokens"), title="TraceSummary")
-_TRACE = {**_TRACE_HEAD, "name": text("The root span's name"), "spans": array(SPAN), "events": array(ANY)}
+MAX_SOURCE_CHARS = 256
+_EVENT: dict[str, JsonSchema] = {
+    "id": STRING,
+    "span_id": STRING,
+    "kind": {"type": "string", "enum": list(EVENT_KINDS)},
+    "source": STRING,
+    "data": OBJECT,
+    "created_at": DATE_TIME,
+}
+EVENT: JsonSchema = obj(_EVENT, required=tuple(_EVENT), title="SpanEvent",
+                        description="Something recorded about a span; v2 feedback and metrics show here too "
+                                    "(source `feedback` and `metric`)")
+CREATE_EVENT_REQUEST: JsonSchema = obj({
+    "kind": {"type": "string", "enum": list(EVENT_KINDS)},
+    "source": nullable(text("Who or what made the event (default `api`)", minLength=1,
+                            maxLength=MAX_SOURCE_CHARS, pattern=NON_BLANK)),
+    "data": nullable({"type": "object", "description": "The event's content, free-form (default `{}`)"}),
+}, required=("kind",), title="CreateSpanEventRequest")
+_TRACE = {**_TRACE_HEAD, "name": text("The root span's name"), "spans": array(SPAN), "events": array(EVENT)}
 TRACE: JsonSchema = obj(_TRACE, required=tuple(_TRACE), title="Trace")
 _ENVELOPE = "The object itself, both at the top level (2.1.1 reads it there) and under `data` (the spec's place)"
 
@@ -145,48 +165,57 @@ async def remove_span(req: V3Request) -> Response:
     return Response(status_code=204)
 
 
-def _trace_item(summary: TraceSummary) -> dict[str, Any]:
-    return {
-        "id": summary.id,
-        "name": summary.name,
-        "span_count": summary.span_count,
-        "start_time": summary.start_time,
-        "end_time": summary.end_time,
-        "duration_ms": duration_ms(summary.start_time, summary.end_time),
-        "status": summary.status,
-        "input": summary.input,
-        "output": summary.output,
-        "total_tokens": summary.total_tokens,
-    }
+def trace_body(trace_id: str, spans: list[SpanRecord], events: list[SpanEvent]) -> dict[str, Any]:
+    """A trace from its spans (see `trace_head`), with them and every event on them."""
+    return {**trace_head(trace_id, spans), "span_count": len(spans), "spans": [v3_span(span) for span in spans],
+            "events": [event_body(event) for event in events]}
 
 
-def trace_body(trace_id: str, spans: list[SpanRecord]) -> dict[str, Any]:
-    """A trace from its spans: named after its root span, spanning the earliest start to the latest end."""
-    ids = {span.id for span in spans}
-    root = next((span for span in spans if span.parent_id is None or span.parent_id not in ids), spans[0])
-    starts = [span.start_time for span in spans if span.start_time is not None]
-    ends = [span.end_time for span in spans if span.end_time is not None]
-    start, end = (min(starts) if starts else None), (max(ends) if ends else None)
-    return {
-        "id": trace_id,
-        "name": root.name,
-        "span_count": len(spans),
-        "start_time": start,
-        "end_time": end,
-        "duration_ms": duration_ms(start, end),
-        "status": "error" if any(span.status == "error" for span in spans) else "ok",
-        "input": root.input,
-        "output": root.output,
-        "spans": [v3_span(span) for span in spans],
-        "events": [],
-    }
+def event_body(event: SpanEvent) -> dict[str, Any]:
+    return {"id": event.id, "span_id": event.span_id, "kind": event.kind, "source": event.source,
+            "data": event.data, "created_at": event.created_at}
+
+
+def _events_page(events: list[SpanEvent], total: int, req: V3Request) -> Response:
+    return JSONResponse({
+        "data": [event_body(event) for event in events],
+        "meta": {"total_count": total, "total": total, "limit": req.query["limit"], "offset": req.query["offset"]},
+    })
+
+
+async def post_span_event(req: V3Request) -> Response:
+    source = req.body.get("source") or "api"
+    event = await req.ctx.engine.feedback.add_event(req.project_id, span_id(req.params["id"], "a span id"),
+                                                    req.body["kind"], source, req.body.get("data") or {})
+    return JSONResponse({"data": event_body(event)})
+
+
+async def list_span_events(req: V3Request) -> Response:
+    events, total = await req.ctx.engine.feedback.span_events(
+        req.project_id, span_id(req.params["id"], "a span id"), req.query["kind"], req.query["limit"],
+        req.query["offset"])
+    return _events_page(events, total, req)
+
+
+async def list_trace_events(req: V3Request) -> Response:
+    trace_id = await _existing_trace(req)
+    events, total = await req.ctx.engine.feedback.trace_events(
+        req.project_id, trace_id, kind=req.query["kind"], limit=req.query["limit"], offset=req.query["offset"])
+    return _events_page(events, total, req)
+
+
+async def _existing_trace(req: V3Request) -> str:
+    trace_id = span_id(req.params["id"], "a trace id")
+    if not await req.ctx.engine.spans.trace_exists(req.project_id, trace_id):
+        raise NotFoundError(f"trace '{trace_id}' was not found")
+    return trace_id
 
 
 async def list_traces(req: V3Request) -> Response:
     limit, offset = req.query["limit"], req.query["offset"]
     summaries, total = await req.ctx.engine.spans.list_traces(req.project_id, req.query["name"], limit, offset)
     return JSONResponse({
-        "data": [_trace_item(summary) for summary in summaries],
+        "data": [trace_item(summary) for summary in summaries],
         "meta": {"total_count": total, "total": total, "limit": limit, "offset": offset},
     })
 
@@ -196,7 +225,8 @@ async def get_trace(req: V3Request) -> Response:
     spans = await req.ctx.engine.spans.get_trace(req.project_id, trace_id)
     if not spans:
         raise NotFoundError(f"trace '{trace_id}' was not found")
-    body = trace_body(trace_id, spans)
+    events, _ = await req.ctx.engine.feedback.trace_events(req.project_id, trace_id)
+    body = trace_body(trace_id, spans, events)
     return JSONResponse({"data": body, **body})
 
 
@@ -211,6 +241,9 @@ _SPAN_ID = (Param("id", STRING, "The span's id"),)
 _TRACE_ID = (Param("id", STRING, "The trace's id"),)
 _PAGE_META = obj({key: INTEGER for key in ("total_count", "total", "limit", "offset")},
                  required=("total_count", "total", "limit", "offset"))
+_EVENT_PAGE = obj({"data": array(EVENT), "meta": _PAGE_META}, required=("data", "meta"), title="SpanEventPage")
+_EVENT_QUERY = (Param("kind", {"type": "string", "enum": list(EVENT_KINDS)}, "Only events of this kind"),
+                limit_param(100, 100), OFFSET)
 OPERATIONS = [
     Operation("POST", "/v3/spans", "Create a span", post_span,
               {JSON: obj({"data": _CREATED}, required=("data",), title="CreateSpanResponse")},
@@ -221,6 +254,13 @@ OPERATIONS = [
               request=UPDATE_SPAN_REQUEST, tags=("spans",)),
     Operation("DELETE", "/v3/spans/{id}", "Delete a span", remove_span, {}, status=204, path_params=_SPAN_ID,
               tags=("spans",)),
+    Operation("POST", "/v3/spans/{id}/events", "Record an event (guardrail, feedback, evaluation) on a span",
+              post_span_event, {JSON: obj({"data": EVENT}, required=("data",), title="SpanEventResponse")},
+              path_params=_SPAN_ID, request=CREATE_EVENT_REQUEST, tags=("spans",)),
+    Operation("GET", "/v3/spans/{id}/events", "List a span's events, oldest first", list_span_events,
+              {JSON: _EVENT_PAGE}, path_params=_SPAN_ID, query=_EVENT_QUERY, tags=("spans",)),
+    Operation("GET", "/v3/traces/{id}/events", "List the events of every span in a trace, oldest first",
+              list_trace_events, {JSON: _EVENT_PAGE}, path_params=_TRACE_ID, query=_EVENT_QUERY, tags=("traces",)),
     Operation("GET", "/v3/traces", "List traces", list_traces,
               {JSON: obj({"data": array(TRACE_SUMMARY), "meta": _PAGE_META}, required=("data", "meta"))},
               query=(Param("name", STRING, "Only traces whose name contains this, ignoring case"),
