@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskgate.providers.base import ToolCall, Usage
+
+if TYPE_CHECKING:
+    from taskgate.engine.guards.spec import Guards
 
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant"
 DEFAULT_MAX_ATTEMPTS = 5  # the spec's default; the operator's TASKGATE_MAX_ATTEMPTS may lower it
@@ -57,6 +60,7 @@ class Task:
     options: dict[str, Any] = field(default_factory=dict)  # request-level options, under model options
     span_type: str = "call"
     record_function: bool = True  # False for compat chats: they are not stored functions
+    guards: Guards | None = None  # None: no guard asked, and none runs
 
 
 @dataclass(slots=True)
@@ -76,6 +80,7 @@ class Result:
     script_cached: bool = False  # the function's current revision existed before this call (v3 meta)
     duration_ms: float = 0.0
     generation_ms: float = 0.0
+    guards: list[dict[str, Any]] = field(default_factory=list)  # one report per guard rule (CallGuard.reports)
 
 
 # ---- stream events, emitted by Engine.stream() in this order: Started, deltas..., Finished | Failed
@@ -85,6 +90,7 @@ class Result:
 class Started:
     span_id: str
     trace_id: str
+    guards: list[dict[str, Any]] = field(default_factory=list)  # what the input guards found
 
 
 @dataclass(slots=True)

@@ -92,6 +92,7 @@ def _compile_all() -> tuple[tuple[str, re.Pattern[str], bool], ...]:
 
 
 _PATTERNS = _compile_all()
+SECRET_KINDS = frozenset({kind for kind, _, _ in _PATTERNS} | {"high_entropy_token"})
 # Literals without which a kind's patterns cannot match: a substring test is far cheaper than a
 # pattern that begins with a character class.
 _NEEDS: dict[str, tuple[str, ...]] = {
