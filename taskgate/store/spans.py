@@ -126,6 +126,9 @@ def _column_values(span: SpanRecord, postgres: bool) -> tuple[Any, ...]:
     return tuple(values)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _utc(value: datetime) -> datetime:
     """Naive times are taken as UTC, as the UTCDateTime column type does."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -143,9 +146,12 @@ def delete_span(conn: Connection, project_id: str, span_id: str) -> bool:
 
 
 def get_trace(conn: Connection, project_id: str, trace_id: str) -> list[SpanRecord]:
-    query = (sa.select(spans).where(spans.c.project_id == project_id, spans.c.trace_id == trace_id)
-             .order_by(spans.c.start_time.asc().nulls_last(), spans.c.id))
-    return [span_from_row(row) for row in conn.execute(query).mappings()]
+    """The trace's spans by start (those without one last), then id. Sorted here, not in SQL: with
+    an ORDER BY on start_time, SQLite (holding no statistics) walks the project's start-time index
+    rather than the trace's, reading every span of the project (30 ms at 200,000 spans, not 1)."""
+    query = sa.select(spans).where(spans.c.project_id == project_id, spans.c.trace_id == trace_id)
+    found = [span_from_row(row) for row in conn.execute(query).mappings()]
+    return sorted(found, key=lambda span: (span.start_time is None, span.start_time or _EPOCH, span.id))
 
 
 def delete_trace(conn: Connection, project_id: str, trace_id: str) -> bool:
@@ -158,18 +164,21 @@ def trace_exists(conn: Connection, project_id: str, trace_id: str) -> bool:
     return conn.execute(query).first() is not None
 
 
-def _first_roots(project_id: str) -> sa.Select[Any]:
-    """The root spans of the project's traces: spans without a parent, read through the partial
-    index `ix_spans_roots`; a trace with several (spans made with a `trace_id` and no parent) is
-    listed once, by its earliest."""
+def _roots(project_id: str, name: str | None) -> sa.Select[Any]:
+    """The project's root spans (without a parent), read through their partial indexes, whose
+    name holds `name` (case-insensitive) when it is given."""
+    query = sa.select(spans.c.trace_id).where(spans.c.project_id == project_id, spans.c.parent_id.is_(None))
+    return query.where(spans.c.name.icontains(name, autoescape=True)) if name else query
+
+
+def _earliest(roots: sa.Select[Any]) -> sa.Select[Any]:
+    """Of a trace with several roots (spans made with a `trace_id` and no parent), only its earliest."""
     earlier = spans.alias("earlier")
-    later_root = sa.exists().where(
+    return roots.where(~sa.exists().where(
         earlier.c.project_id == spans.c.project_id, earlier.c.trace_id == spans.c.trace_id,
         earlier.c.parent_id.is_(None), earlier.c.id != spans.c.id,
         sa.or_(earlier.c.start_time < spans.c.start_time,
-               sa.and_(earlier.c.start_time == spans.c.start_time, earlier.c.id < spans.c.id)))
-    return sa.select(spans.c.trace_id).where(spans.c.project_id == project_id, spans.c.parent_id.is_(None),
-                                            ~later_root)
+               sa.and_(earlier.c.start_time == spans.c.start_time, earlier.c.id < spans.c.id))))
 
 
 def list_traces(conn: Connection, project_id: str, name: str | None, limit: int,
@@ -177,15 +186,14 @@ def list_traces(conn: Connection, project_id: str, name: str | None, limit: int,
     """Newest first (by the root span's start); `name` is a case-insensitive substring of the root
     span's name. Returns one page and the total count for the same filter.
 
-    A trace is listed by its root span, so a page and its count read the roots' index and never
+    A trace is listed by its root span, so a page and its count read the roots' indexes and never
     every span; only the page's own traces are then summed over their spans. A trace whose root
-    is gone (deleted) is not listed, though it can still be read by its id.
+    is gone (deleted) is not listed, though it can still be read by its id. Its count is of
+    distinct traces, which the index ordered by trace id gives without sorting.
     """
-    roots = _first_roots(project_id)
-    if name:
-        roots = roots.where(spans.c.name.icontains(name, autoescape=True))
-    total = conn.execute(sa.select(sa.func.count()).select_from(roots.subquery())).scalar_one()
-    page = (roots.add_columns(spans.c.name, spans.c.status, spans.c.input, spans.c.output)
+    roots = _roots(project_id, name)
+    total = conn.execute(sa.select(sa.func.count()).select_from(roots.distinct().subquery())).scalar_one()
+    page = (_earliest(roots).add_columns(spans.c.name, spans.c.status, spans.c.input, spans.c.output)
             .order_by(spans.c.start_time.desc(), spans.c.trace_id.desc()).limit(limit).offset(offset))
     heads = list(conn.execute(page).mappings())
     if not heads:

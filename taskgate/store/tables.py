@@ -193,8 +193,13 @@ span_events = sa.Table(
     sa.Index(None, "project_id", "span_id", "origin", "created_at"),
     sa.Index(None, "project_id", "trace_id", "created_at"),
 )
-# Trace listings page over root spans only: their own index, newest first, never all spans.
+# Trace listings read root spans only, never all spans: they page by start time over the first
+# index, and count distinct traces (and find a trace's earliest root) over the second.
 SPAN_ROOTS = sa.Index(
     "ix_spans_roots", spans.c.project_id, spans.c.start_time, spans.c.trace_id,
+    sqlite_where=spans.c.parent_id.is_(None), postgresql_where=spans.c.parent_id.is_(None),
+)
+SPAN_ROOT_TRACES = sa.Index(
+    "ix_spans_root_traces", spans.c.project_id, spans.c.trace_id, spans.c.start_time, spans.c.id,
     sqlite_where=spans.c.parent_id.is_(None), postgresql_where=spans.c.parent_id.is_(None),
 )

@@ -312,14 +312,20 @@ async def test_traces_summarise_filter_and_page(store: SqlStore, project: str) -
     assert count == 3 and [t.name for t in page] == ["Job_1"]
 
 
-async def test_trace_without_recorded_root_uses_earliest_span(store: SqlStore, project: str) -> None:
-    trace = f"orphan-{project}"
+async def test_traces_are_listed_once_by_their_earliest_root(store: SqlStore, project: str) -> None:
+    """Listing reads root spans only (their index, never every span): a trace with two roots is
+    listed once, by the earlier; one whose root is gone stays readable by id but is not listed."""
+    twice, orphan = f"twice-{project}", f"orphan-{project}"
     await store.write_spans([
-        _span(project, f"late-{project}", trace, name="late", parent_id="gone", start_time=T0 + timedelta(seconds=2)),
-        _span(project, f"early-{project}", trace, name="early", parent_id="gone", start_time=T0),
+        _span(project, f"second-{project}", twice, name="second", start_time=T0 + timedelta(seconds=2)),
+        _span(project, f"first-{project}", twice, name="first", start_time=T0),
+        _span(project, f"child-{project}", twice, name="child", parent_id=f"first-{project}", start_time=T0),
+        _span(project, f"stray-{project}", orphan, name="stray", parent_id="gone", start_time=T0),
     ])
     items, total = await store.list_traces(project)
-    assert total == 1 and items[0].name == "early" and items[0].span_count == 2
+    assert total == 1 and [(t.id, t.name, t.span_count) for t in items] == [(twice, "first", 3)]
+    assert [span.name for span in await store.get_trace(project, orphan)] == ["stray"]
+    assert await store.trace_exists(project, orphan) and not await store.trace_exists(project, "nothing")
 
 
 async def test_span_roundtrip_upsert_and_delete(store: SqlStore, project: str) -> None:

@@ -202,8 +202,7 @@ async def post_span_event(req: V3Request) -> Response:
     source = req.body.get("source") or "api"
     event = await req.ctx.engine.feedback.add_event(req.project_id, span_id(req.params["id"], "a span id"),
                                                     req.body["kind"], source, req.body.get("data") or {})
-    body = event_body(event)
-    return JSONResponse({"data": body, **body})
+    return JSONResponse({"data": event_body(event)})
 
 
 async def list_span_events(req: V3Request) -> Response:
@@ -271,8 +270,8 @@ OPERATIONS = [
     Operation("DELETE", "/v3/spans/{id}", "Delete a span", remove_span, {}, status=204, path_params=_SPAN_ID,
               tags=("spans",)),
     Operation("POST", "/v3/spans/{id}/events", "Record an event (guardrail, feedback, evaluation) on a span",
-              post_span_event, {JSON: _enveloped(_EVENT, EVENT, "SpanEventResponse")}, path_params=_SPAN_ID,
-              request=CREATE_EVENT_REQUEST, tags=("spans",)),
+              post_span_event, {JSON: obj({"data": EVENT}, required=("data",), title="SpanEventResponse")},
+              path_params=_SPAN_ID, request=CREATE_EVENT_REQUEST, tags=("spans",)),
     Operation("GET", "/v3/spans/{id}/events", "List a span's events, oldest first", list_span_events,
               {JSON: _EVENT_PAGE}, path_params=_SPAN_ID, query=_EVENT_QUERY, tags=("spans",)),
     Operation("GET", "/v3/traces/{id}/events", "List the events of every span in a trace, oldest first",

@@ -43,8 +43,11 @@ def upgrade() -> None:
                     ["project_id", "trace_id", "created_at"])
     op.create_index("ix_spans_roots", "spans", ["project_id", "start_time", "trace_id"],
                     sqlite_where=ROOTS, postgresql_where=ROOTS)
+    op.create_index("ix_spans_root_traces", "spans", ["project_id", "trace_id", "start_time", "id"],
+                    sqlite_where=ROOTS, postgresql_where=ROOTS)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_spans_root_traces", "spans")
     op.drop_index("ix_spans_roots", "spans")
     op.drop_table("span_events")
