@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from taskgate.api.guard_fields import guards_from_headers
 from taskgate.api.request_fields import optional
 from taskgate.api.span_bodies import span_id
 from taskgate.api.v3.run_shapes import function_name
@@ -119,6 +120,7 @@ def parse_chat_request(body: Mapping[str, Any], headers: Mapping[str, str], proj
         options=options,
         span_type="chat",
         record_function=False,
+        guards=guards_from_headers(headers),
     )
     return ChatCall(
         task=task,

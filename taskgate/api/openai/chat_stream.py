@@ -54,6 +54,23 @@ def completion_body(result: Result, structured: bool) -> dict[str, Any]:
     }
 
 
+def guard_headers(reports: list[dict[str, Any]]) -> dict[str, str]:
+    """What the guards found, for a client that only sees headers: `X-Opper-Guard-Flagged: true`
+    and `X-Opper-Guard-Findings: input/pii/email=2, ...` (counts; positions are in the span's
+    guardrail events). A stream's last chunk carries every report under `guards`."""
+    if not reports:
+        return {}
+    counts: dict[str, int] = {}
+    for report in reports:
+        for finding in report["findings"]:
+            key = f"{report['direction']}/{report['type']}/{finding['kind']}"
+            counts[key] = counts.get(key, 0) + 1
+    headers = {"x-opper-guard-flagged": "true" if counts else "false"}
+    if counts:
+        headers["x-opper-guard-findings"] = ", ".join(f"{key}={count}" for key, count in counts.items())
+    return headers
+
+
 def error_object(error: BaseException) -> dict[str, Any]:
     """The `error` member of an OpenAI error chunk; details of unexpected errors stay in the log."""
     if isinstance(error, TaskgateError):
@@ -65,17 +82,18 @@ def error_object(error: BaseException) -> dict[str, Any]:
 class ChunkStream:
     """Turns engine events into encoded `chat.completion.chunk` frames for one completion."""
 
-    def __init__(self, span_id: str, model: str, include_usage: bool) -> None:
+    def __init__(self, span_id: str, model: str, include_usage: bool, *, guarded: bool = False) -> None:
         self._id = completion_id(span_id)
         self._created = int(time.time())
         self._model = model
         self._include_usage = include_usage
+        self._guarded = guarded  # the last chunk carries the guards' reports (an Opper extra, as `cost`)
         self._indices: dict[int, int] = {}  # engine tool index -> dense OpenAI index
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> bytes:
         return data_frame({
             "id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self._model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}], **extra,
         })
 
     def role(self) -> bytes:
@@ -101,7 +119,8 @@ class ChunkStream:
 
     def finish(self, result: Result) -> list[bytes]:
         self._model = result.model or self._model
-        frames = [self._chunk({}, result.finish_reason)]
+        extra = {"guards": result.guards} if self._guarded else {}
+        frames = [self._chunk({}, result.finish_reason, **extra)]
         if self._include_usage:
             frames.append(data_frame({
                 "id": self._id, "object": "chat.completion.chunk", "created": self._created,

@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute
 
 from taskgate.api.openai import embeddings as emb
 from taskgate.api.openai.chat_request import parse_chat_request
-from taskgate.api.openai.chat_stream import ChunkStream, chunk_frames, completion_body
+from taskgate.api.openai.chat_stream import ChunkStream, chunk_frames, completion_body, guard_headers
 from taskgate.context import AppContext
 from taskgate.engine.task import Started
 from taskgate.errors import TaskgateError
@@ -29,7 +29,8 @@ async def chat_completions(ctx: AppContext, request: Request) -> Response:
     structured = call.task.output_schema is not None
     if not call.stream:
         result = await until_client_leaves(request, ctx.engine.run(call.task))
-        return JSONResponse(completion_body(result, structured), headers=_span_headers(result.span_id, result.cost))
+        headers = {**_span_headers(result.span_id, result.cost), **guard_headers(result.guards)}
+        return JSONResponse(completion_body(result, structured), headers=headers)
 
     events = ctx.engine.stream(call.task)
     # Errors before any output are raised here, so they go out as a plain HTTP error.
@@ -37,9 +38,11 @@ async def chat_completions(ctx: AppContext, request: Request) -> Response:
     if not isinstance(first, Started):
         await events.aclose()
         raise TaskgateError("the engine stream did not start with its span")
-    frames = chunk_frames(first, events, ChunkStream(first.span_id, call.model_label, call.include_usage))
-    response = sse_response(frames, ctx.settings.heartbeat_s)
-    response.headers["x-opper-span-id"] = first.span_id
+    chunks = ChunkStream(first.span_id, call.model_label, call.include_usage, guarded=call.task.guards is not None)
+    response = sse_response(chunk_frames(first, events, chunks), ctx.settings.heartbeat_s)
+    # The headers go out before the answer: they can tell only what the input guards found.
+    input_reports = [report for report in first.guards if report["direction"] == "input"]
+    response.headers.update({"x-opper-span-id": first.span_id, **guard_headers(input_reports)})
     return response
 
 

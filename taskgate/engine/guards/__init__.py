@@ -2,6 +2,6 @@
 provider and in what comes back, then flagged, blocked or redacted (see `call`)."""
 
 from taskgate.engine.guards.call import CallGuard
-from taskgate.engine.guards.spec import Guards, GuardRule, guard_rule
+from taskgate.engine.guards.spec import GuardRule, Guards, guard_rule
 
 __all__ = ["CallGuard", "GuardRule", "Guards", "guard_rule"]

@@ -84,7 +84,7 @@ class CallGuard:
     # ---- scanning
 
     def _found(self, direction: str, text: str) -> list[_Found]:
-        found = []
+        found: list[_Found] = []
         for index, rule in enumerate(self._rules[direction]):
             scanner = self._scanners.get((direction, index))
             findings = scanner.scan(text) if scanner is not None else _SCANS[rule.type](text)
@@ -94,7 +94,8 @@ class CallGuard:
 
     def _note(self, direction: str, found: list[_Found], where: str, offset: int = 0) -> list[Hit]:
         hits = [Hit(direction, item.rule, item.guard.type, item.finding.kind, item.guard.action, where,
-                    offset + item.finding.start, offset + item.finding.end) for item in found]
+                    offset + item.finding.start, offset + item.finding.end)
+                for item in sorted(found, key=lambda item: item.finding.start)]
         self.hits.extend(hits[:max(0, MAX_HITS - len(self.hits))])
         return hits
 

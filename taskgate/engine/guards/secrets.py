@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from detect_secrets.plugins.artifactory import ArtifactoryDetector
 from detect_secrets.plugins.aws import AWSKeyDetector
 from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
-from detect_secrets.plugins.basic_auth import BasicAuthDetector
 from detect_secrets.plugins.base import RegexBasedDetector
+from detect_secrets.plugins.basic_auth import BasicAuthDetector
 from detect_secrets.plugins.discord import DiscordBotTokenDetector
 from detect_secrets.plugins.github_token import GitHubTokenDetector
 from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
@@ -86,7 +86,8 @@ _DELIMITERS = " \t\r\n\"'=:"  # what some plugin patterns match around a token
 
 def _compile_all() -> tuple[tuple[str, re.Pattern[str], bool], ...]:
     """(kind, pattern, whether its first non-empty group is the secret) for every pattern."""
-    plugins = ((kind, pattern, plugin in _GROUPED) for kind, plugin in _PLUGINS for pattern in plugin.denylist)
+    plugins = ((kind, pattern, plugin in _GROUPED) for kind, plugin in _PLUGINS
+               for pattern in plugin().denylist)
     own = ((kind, pattern, pattern.groups > 0) for kind, pattern in _OWN_PATTERNS)
     return (*plugins, *own)
 

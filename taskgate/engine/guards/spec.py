@@ -41,14 +41,16 @@ class Guards:
 def _one_of(value: Any, allowed: tuple[str, ...], what: str) -> str:
     if value not in allowed:
         raise BadRequestError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
-    return value  # type: ignore[no-any-return]
+    return str(value)
 
 
 def guard_rule(kind: Any, action: Any, where: str, *, patterns: Any = None, presets: Any = None,
-               replacement: Any = None) -> GuardRule:
-    """A checked rule; `where` names it in errors (`guard.input[0]`, `the X-Opper-Guard-Input header`)."""
-    kind = _one_of(kind, GUARD_TYPES, f"{where}.type")
-    action = _one_of(FLAG if action is None else action, ACTIONS, f"{where}.action")
+               replacement: Any = None, type_field: str | None = None, action_field: str | None = None) -> GuardRule:
+    """A checked rule; `where` names it in errors (`guard.input[0]`), and `type_field` and
+    `action_field` name where its type and action came from when that is not `where.type` and
+    `where.action` (a header)."""
+    kind = _one_of(kind, GUARD_TYPES, type_field or f"{where}.type")
+    action = _one_of(FLAG if action is None else action, ACTIONS, action_field or f"{where}.action")
     compiled: tuple[Any, ...] = ()
     if kind == CUSTOM_PATTERNS:
         if not isinstance(patterns, list):
@@ -65,7 +67,8 @@ def guard_rule(kind: Any, action: Any, where: str, *, patterns: Any = None, pres
             raise BadRequestError(f"{where}.presets must be a non-empty list of strings")
         unknown = sorted(set(presets) - known)
         if unknown:
-            raise BadRequestError(f"{where}.presets has unknown {kind} kinds {unknown}; known: {', '.join(sorted(known))}")
+            raise BadRequestError(f"{where}.presets has unknown {kind} kinds {unknown}; "
+                                  f"known: {', '.join(sorted(known))}")
         kinds = frozenset(presets)
     if replacement is not None:
         if not isinstance(replacement, str) or len(replacement) > MAX_REPLACEMENT_CHARS:
