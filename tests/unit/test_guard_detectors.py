@@ -63,24 +63,26 @@ def test_pii_near_misses(text: str) -> None:
     assert found(scan_pii, text) == []
 
 
-@pytest.mark.parametrize(("text", "kind", "value"), [
-    ("aws AKIAIOSFODNN7EXAMPLE here", "aws_key", "AKIAIOSFODNN7EXAMPLE"),
-    ("gh ghp_abcdefghijklmnopqrstuvwxyz0123456789 x", "github_token", "ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
-    ("k sk-ant-api03-abcdefghijklmnopqrstuvwxyz012345 x", "anthropic_key", "sk-ant-api03-abcdefghijklmnopqrstuvwxyz012345"),
-    ("k sk-proj-abcdefghijklmnopqrstuvwxyz0123456789AB x", "openai_key", "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789AB"),
-    ("g AIzaSyA1234567890abcdefghijklmnopqrstuv x", "google_api_key", "AIzaSyA1234567890abcdefghijklmnopqrstuv"),
-    ("stripe sk_live_abcdefghijklmnopqrstuvwx", "stripe_key", "sk_live_abcdefghijklmnopqrstuvwx"),
-    ("slack xoxb-123456789012-abcdefghij", "slack_token", "xoxb-123456789012-abcdefghij"),
-    ("db postgres://app:hunter2@db.internal/app", "connection_string_password", "hunter2"),
-    ("Server=db;User Id=sa;Password=Pa55word!;", "connection_string_password", "Pa55word!"),
-    ("t eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
-     "jwt", "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
-    ("token aZ3kP9qLm2Xv7RtY8wB4nC6dE1fG done", "high_entropy_token", "aZ3kP9qLm2Xv7RtY8wB4nC6dE1fG"),
-    ("hex 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "high_entropy_token",
-     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
+JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+       "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U")
+
+
+@pytest.mark.parametrize(("kind", "value", "around"), [
+    ("aws_key", "AKIAIOSFODNN7EXAMPLE", "aws {} here"),
+    ("github_token", "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "gh {} x"),
+    ("anthropic_key", "sk-ant-api03-abcdefghijklmnopqrstuvwxyz012345", "k {} x"),
+    ("openai_key", "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789AB", "k {} x"),
+    ("google_api_key", "AIzaSyA1234567890abcdefghijklmnopqrstuv", "g {} x"),
+    ("stripe_key", "sk_live_abcdefghijklmnopqrstuvwx", "stripe {}"),
+    ("slack_token", "xoxb-123456789012-abcdefghij", "slack {}"),
+    ("connection_string_password", "hunter2", "db postgres://app:{}@db.internal/app"),
+    ("connection_string_password", "Pa55word!", "Server=db;User Id=sa;Password={};"),
+    ("jwt", JWT, "t {}"),
+    ("high_entropy_token", "aZ3kP9qLm2Xv7RtY8wB4nC6dE1fG", "token {} done"),
+    ("high_entropy_token", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "hex {}"),
 ])
-def test_secret_true_positives(text: str, kind: str, value: str) -> None:
-    assert (kind, value) in found(scan_secrets, text)
+def test_secret_true_positives(kind: str, value: str, around: str) -> None:
+    assert (kind, value) in found(scan_secrets, around.format(value))
 
 
 def test_a_private_key_is_found_whole() -> None:
