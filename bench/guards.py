@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 
 from taskgate.engine.guards.findings import Finding
-from taskgate.engine.guards.pii import scan_pii
-from taskgate.engine.guards.secrets import scan_secrets
+from taskgate.engine.guards.pii_scan import scan_pii
+from taskgate.engine.guards.secret_scan import scan_secrets
 
 PROSE = (
     "On 2024-05-12 at 10:30 the team met to review order 88213 and the Q2 budget of 14,500 EUR. "

@@ -9,8 +9,8 @@ import pytest
 
 from taskgate.engine.guards.findings import Finding, without_overlaps
 from taskgate.engine.guards.patterns import PatternScanner, compile_patterns
-from taskgate.engine.guards.pii import scan_pii
-from taskgate.engine.guards.secrets import scan_secrets
+from taskgate.engine.guards.pii_scan import scan_pii
+from taskgate.engine.guards.secret_scan import scan_secrets
 from taskgate.errors import BadRequestError
 
 

@@ -23,9 +23,9 @@ from typing import Any
 
 from taskgate.engine.guards.findings import Finding, without_overlaps
 from taskgate.engine.guards.patterns import PatternScanner
-from taskgate.engine.guards.pii import PII, scan_pii
+from taskgate.engine.guards.pii_scan import PII, scan_pii
 from taskgate.engine.guards.placeholders import LONGEST_PLACEHOLDER, PARTIAL_PLACEHOLDER, Placeholders
-from taskgate.engine.guards.secrets import SECRETS, scan_secrets
+from taskgate.engine.guards.secret_scan import SECRETS, scan_secrets
 from taskgate.engine.guards.spec import BLOCK, REDACT, GuardRule, Guards
 from taskgate.engine.task import Result
 from taskgate.errors import GuardBlockedError
