@@ -13,6 +13,7 @@ Every call that gets past its preparation is recorded exactly once, as ok, error
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -176,11 +177,11 @@ class Engine:
         try:
             if guard is not None:
                 guard.span_id = call.span_id
-                call.messages = self._screened(call, guard.screen_input, call.messages)
+                call.messages = await self._screened(call, guard.screen_input, call.messages)
             cached = await self._cache.get(task.project_id, call.cache_key)
             if cached is not None:
                 if guard is not None:
-                    cached = self._screened(call, guard.screen_output, cached)
+                    cached = await self._screened(call, guard.screen_output, cached)
                 result = self._finish(call, cached)  # recorded before the first yield, which may be the last
                 if streaming:
                     yield Started(call.span_id, call.trace_id, result.guards)
@@ -256,7 +257,8 @@ class Engine:
                     result = self._result(call, response, outcome, payload)
                     await self._cache.put(task.project_id, call.cache_key, result, task.config.cache_ttl)
                     if guard is not None:  # a stream's channels screened what they sent
-                        result = self._screened(call, lambda r: guard.screen_output(r, scan=not streaming), result)
+                        result = await self._screened(call, functools.partial(guard.screen_output, scan=not streaming),
+                                                      result)
                     yield Finished(self._finish(call, result))
                     return
                 if sent or call.attempts >= call.max_attempts:
@@ -274,10 +276,11 @@ class Engine:
             self._record_cancelled(call)
             raise
 
-    def _screened(self, call: Call, screen: Callable[[T], T], value: T) -> T:
-        """`screen(value)`; a guard's refusal is recorded as the call's error."""
+    async def _screened(self, call: Call, screen: Callable[[T], T], value: T) -> T:
+        """`screen(value)`, in a worker thread: a whole conversation or answer may be megabytes, and
+        its scan must not hold up the other requests. A guard's refusal is recorded as the call's error."""
         try:
-            return screen(value)
+            return await asyncio.to_thread(screen, value)
         except TaskgateError as exc:
             self._record(call, call.last_model, error=exc, output=call.last_output)
             raise

@@ -338,3 +338,16 @@ def test_calls_without_guards_are_unchanged(server: ServerProcess, fake: FakePro
     compat = post(f"{server.url}/v3/compat/chat/completions",
                   {"model": MODEL, "messages": [{"role": "user", "content": "x"}]})
     assert not any(name.startswith("x-opper-guard") for name in compat.headers)
+
+
+def test_a_held_back_misfit_is_asked_again_and_never_sent(server: ServerProcess, fake: FakeProvider) -> None:
+    """With output guards a stream holds back its last stretch: an answer that misfits the schema
+    while all of it is still held back is asked again, as a call would be, and none of it is sent."""
+    schema = {"type": "object", "properties": {"to": {"type": "string"}}, "required": ["to"]}
+    fake.script(FAKE_MODEL, Behaviour(text="not json, jane.doe@example.com"), Behaviour(json={"to": "ops"}))
+    reply = post(f"{server.url}/v3/call/stream", {
+        "name": unique("reask"), "input": "x", "model": MODEL, "output_schema": schema,
+        "guard": {"output": [{"type": "pii", "action": "flag"}]}})
+    chunks = [json.loads(e) for e in sse_events(reply) if e != "[DONE]"]
+    assert "".join(c["delta"] for c in chunks if c.get("type") == "content") == '{"to":"ops"}'
+    assert chunks[-1]["data"] == {"to": "ops"} and len(fake.requests) == 2
