@@ -178,6 +178,8 @@ class Engine:
             if guard is not None:
                 guard.span_id = call.span_id
                 call.messages = await self._screened(call, guard.screen_input, call.messages)
+                if call.cache_key is not None:  # what is cached is what the provider was asked
+                    call.cache_key = _cache_key(task, call.messages, call.routes)
             cached = await self._cache.get(task.project_id, call.cache_key)
             if cached is not None:
                 if guard is not None:
