@@ -128,7 +128,8 @@ class CallGuard:
             kinds = sorted({f"{hit.type}/{hit.kind}" for hit in blocked})
             raise GuardBlockedError(f"an {direction} guard blocked the call: found {', '.join(kinds)}",
                                     details={"direction": direction,
-                                             "findings": [{"type": hit.type, **hit.public()} for hit in blocked]})
+                                             "findings": [{"type": hit.type, **hit.public()}
+                                                          for hit in blocked[:MAX_HITS]]})
 
     # ---- input
 
