@@ -17,7 +17,7 @@ from taskgate.api.request_fields import identifier, optional
 from taskgate.engine.spans import SpanService
 from taskgate.errors import BadRequestError, ConflictError, NotFoundError, TaskgateError
 from taskgate.ids import new_id
-from taskgate.store.base import SpanRecord
+from taskgate.store.base import SpanRecord, TraceSummary
 
 METADATA_KEY = "_metadata"
 SCORE_KEY = "_score"
@@ -242,4 +242,20 @@ def trace_head(trace_id: str, spans: list[SpanRecord]) -> dict[str, Any]:
         "status": "error" if any(span.status == "error" for span in spans) else "ok",
         "input": root.input,
         "output": root.output,
+    }
+
+
+def trace_item(summary: TraceSummary) -> dict[str, Any]:
+    """A trace as a listing shows it (v3; v2 the same with text input and output)."""
+    return {
+        "id": summary.id,
+        "name": summary.name,
+        "span_count": summary.span_count,
+        "start_time": summary.start_time,
+        "end_time": summary.end_time,
+        "duration_ms": duration_ms(summary.start_time, summary.end_time),
+        "status": summary.status,
+        "input": summary.input,
+        "output": summary.output,
+        "total_tokens": summary.total_tokens,
     }

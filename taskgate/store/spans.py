@@ -1,8 +1,7 @@
 """Spans and the traces they form. Blocking calls on one connection.
 
-A trace's summary comes from its root span: the span without a parent or, while that one is not
-recorded yet, the earliest one. One window-function query picks the roots and one aggregate
-query counts and sums per trace, for SQLite and Postgres alike.
+A trace's summary comes from its earliest root span (one without a parent). Listings page the
+`trace_roots` table that triggers keep (see `list_traces`), then read only the page's spans.
 """
 
 from __future__ import annotations
@@ -15,11 +14,11 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 
 from taskgate.store.base import SpanRecord, TraceSummary
 from taskgate.store.codec import json_dumps, pg_json_dumps, span_from_row, span_to_row, strip_nul
-from taskgate.store.tables import JSONType, UTCDateTime, spans
+from taskgate.store.tables import JSONType, UTCDateTime, spans, trace_counts, trace_roots
 
 _COLUMNS = tuple(column.name for column in spans.columns)
 _JSON_COLUMNS = frozenset(column.name for column in spans.columns if column.type is JSONType)
@@ -164,52 +163,56 @@ def trace_exists(conn: Connection, project_id: str, trace_id: str) -> bool:
     return conn.execute(query).first() is not None
 
 
-def _roots(project_id: str, name: str | None) -> sa.Select[Any]:
-    """The project's root spans (without a parent), read through their partial indexes, whose
-    name holds `name` (case-insensitive) when it is given."""
-    query = sa.select(spans.c.trace_id).where(spans.c.project_id == project_id, spans.c.parent_id.is_(None))
-    return query.where(spans.c.name.icontains(name, autoescape=True)) if name else query
-
-
-def _earliest(roots: sa.Select[Any]) -> sa.Select[Any]:
-    """Of a trace with several roots (spans made with a `trace_id` and no parent), only its earliest."""
-    earlier = spans.alias("earlier")
-    return roots.where(~sa.exists().where(
-        earlier.c.project_id == spans.c.project_id, earlier.c.trace_id == spans.c.trace_id,
-        earlier.c.parent_id.is_(None), earlier.c.id != spans.c.id,
-        sa.or_(earlier.c.start_time < spans.c.start_time,
-               sa.and_(earlier.c.start_time == spans.c.start_time, earlier.c.id < spans.c.id))))
-
-
 def list_traces(conn: Connection, project_id: str, name: str | None, limit: int,
                 offset: int) -> tuple[list[TraceSummary], int]:
-    """Newest first (by the root span's start); `name` is a case-insensitive substring of the root
-    span's name. Returns one page and the total count for the same filter.
+    """Newest first (by the start of the trace's earliest root span); `name` is a case-insensitive
+    substring of a root span's name. Returns one page and the total count for the same filter.
 
-    A trace is listed by its root span, so a page and its count read the roots' indexes and never
-    every span; only the page's own traces are then summed over their spans. A trace whose root
-    is gone (deleted) is not listed, though it can still be read by its id. Its count is of
-    distinct traces, which the index ordered by trace id gives without sorting.
+    A page is read from `trace_roots` (one row per trace with a root, kept by triggers), then only
+    its own traces' spans are read: never all spans. Without a filter the total is the one row of
+    `trace_counts`; with one, it is counted over the traces, looking up each one's roots. A trace
+    whose roots are all gone (deleted) is not listed, though it can still be read by its id.
     """
-    roots = _roots(project_id, name)
-    total = conn.execute(sa.select(sa.func.count()).select_from(roots.distinct().subquery())).scalar_one()
-    page = (_earliest(roots).add_columns(spans.c.name, spans.c.status, spans.c.input, spans.c.output)
-            .order_by(spans.c.start_time.desc(), spans.c.trace_id.desc()).limit(limit).offset(offset))
-    heads = list(conn.execute(page).mappings())
-    if not heads:
+    conditions = [trace_roots.c.project_id == project_id]
+    if name:
+        conditions.append(sa.exists().where(
+            spans.c.project_id == trace_roots.c.project_id, spans.c.trace_id == trace_roots.c.trace_id,
+            spans.c.parent_id.is_(None), spans.c.name.icontains(name, autoescape=True)))
+        total = conn.execute(sa.select(sa.func.count()).select_from(trace_roots).where(*conditions)).scalar_one()
+    else:
+        counted = sa.select(trace_counts.c.traces).where(trace_counts.c.project_id == project_id)
+        total = conn.execute(counted).scalar_one_or_none() or 0
+    page = (sa.select(trace_roots.c.trace_id).where(*conditions)
+            .order_by(trace_roots.c.start_time.desc(), trace_roots.c.trace_id.desc()).limit(limit).offset(offset))
+    trace_ids = list(conn.execute(page).scalars())
+    if not trace_ids:
         return [], total
-    totals_query = (sa.select(spans.c.trace_id, sa.func.count().label("span_count"),
-                              sa.func.min(spans.c.start_time).label("start_time"),
-                              sa.func.max(spans.c.end_time).label("end_time"),
-                              sa.func.sum(spans.c.total_tokens).label("total_tokens"))
-                    .where(spans.c.project_id == project_id, spans.c.trace_id.in_([h["trace_id"] for h in heads]))
-                    .group_by(spans.c.trace_id))
-    sums = {row["trace_id"]: row for row in conn.execute(totals_query).mappings()}
-    items = []
-    for head in heads:
-        row = sums[head["trace_id"]]
-        items.append(TraceSummary(
-            id=head["trace_id"], name=head["name"], span_count=row["span_count"],
-            start_time=row["start_time"], end_time=row["end_time"], status=head["status"],
-            input=head["input"], output=head["output"], total_tokens=int(row["total_tokens"] or 0)))
-    return items, total
+    in_page = (spans.c.project_id == project_id, spans.c.trace_id.in_(trace_ids))
+    roots: dict[str, RowMapping] = {}
+    for row in conn.execute(sa.select(spans.c.trace_id, spans.c.id, spans.c.start_time, spans.c.name,
+                                      spans.c.status, spans.c.input, spans.c.output)
+                            .where(*in_page, spans.c.parent_id.is_(None))).mappings():
+        known = roots.get(row["trace_id"])
+        if known is None or _earlier(row, known):
+            roots[row["trace_id"]] = row
+    sums = {row["trace_id"]: row for row in conn.execute(
+        sa.select(spans.c.trace_id, sa.func.count().label("span_count"),
+                  sa.func.min(spans.c.start_time).label("start_time"),
+                  sa.func.max(spans.c.end_time).label("end_time"),
+                  sa.func.sum(spans.c.total_tokens).label("total_tokens"))
+        .where(*in_page).group_by(spans.c.trace_id)).mappings()}
+    return [_summary(trace_id, roots[trace_id], sums[trace_id]) for trace_id in trace_ids
+            if trace_id in roots and trace_id in sums], total
+
+
+def _earlier(row: RowMapping, than: RowMapping) -> bool:
+    """Whether root `row` starts before root `than` (one without a start last; then by id)."""
+    def key(root: RowMapping) -> tuple[bool, datetime, str]:
+        return root["start_time"] is None, root["start_time"] or _EPOCH, root["id"]
+    return key(row) < key(than)
+
+
+def _summary(trace_id: str, root: RowMapping, sums: RowMapping) -> TraceSummary:
+    return TraceSummary(id=trace_id, name=root["name"], span_count=sums["span_count"],
+                        start_time=sums["start_time"], end_time=sums["end_time"], status=root["status"],
+                        input=root["input"], output=root["output"], total_tokens=int(sums["total_tokens"] or 0))

@@ -193,13 +193,25 @@ span_events = sa.Table(
     sa.Index(None, "project_id", "span_id", "origin", "created_at"),
     sa.Index(None, "project_id", "trace_id", "created_at"),
 )
-# Trace listings read root spans only, never all spans: they page by start time over the first
-# index, and count distinct traces (and find a trace's earliest root) over the second.
-SPAN_ROOTS = sa.Index(
-    "ix_spans_roots", spans.c.project_id, spans.c.start_time, spans.c.trace_id,
-    sqlite_where=spans.c.parent_id.is_(None), postgresql_where=spans.c.parent_id.is_(None),
+# Traces as listings read them, one row per trace that has a root span (one without a parent),
+# with its earliest root's start, and each project's count of them: database triggers on `spans`
+# keep both (migration 0003), whichever writer writes, so a listing pages this table's index and
+# reads its total from one row, never going over all spans. The roots' partial index serves the
+# triggers' look-ups and a listing's own.
+trace_roots = sa.Table(
+    "trace_roots", metadata,
+    sa.Column("project_id", sa.String(UUID_LEN), nullable=False),
+    sa.Column("trace_id", sa.Text, nullable=False),
+    sa.Column("start_time", UTCDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint("project_id", "trace_id"),
+    sa.Index(None, "project_id", "start_time", "trace_id"),
 )
-SPAN_ROOT_TRACES = sa.Index(
-    "ix_spans_root_traces", spans.c.project_id, spans.c.trace_id, spans.c.start_time, spans.c.id,
+trace_counts = sa.Table(
+    "trace_counts", metadata,
+    sa.Column("project_id", sa.String(UUID_LEN), primary_key=True),
+    sa.Column("traces", sa.Integer, nullable=False),
+)
+SPAN_ROOTS = sa.Index(
+    "ix_spans_roots", spans.c.project_id, spans.c.trace_id, spans.c.start_time,
     sqlite_where=spans.c.parent_id.is_(None), postgresql_where=spans.c.parent_id.is_(None),
 )

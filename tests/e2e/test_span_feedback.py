@@ -121,7 +121,7 @@ def test_feedback_on_a_span_without_a_function(any_server: ServerProcess) -> Non
     ({"score": -0.1}, "from 0 to 1"),
     ({"score": "high"}, "'score' must be a number"),
     ({"score": True}, "'score' must be a number"),
-    ({"score": 10**30}, "from 0 to 1"),
+    ({"score": 1e30}, "from 0 to 1"),
     ({"score": 0.5, "comment": 5}, "'comment'"),
     ({"score": 0.5, "comment": "x" * 10_001}, "at most 10000"),
     ({"score": 0.5, "save_to_dataset": "yes"}, "'save_to_dataset'"),

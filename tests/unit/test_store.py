@@ -312,20 +312,36 @@ async def test_traces_summarise_filter_and_page(store: SqlStore, project: str) -
     assert count == 3 and [t.name for t in page] == ["Job_1"]
 
 
-async def test_traces_are_listed_once_by_their_earliest_root(store: SqlStore, project: str) -> None:
-    """Listing reads root spans only (their index, never every span): a trace with two roots is
-    listed once, by the earlier; one whose root is gone stays readable by id but is not listed."""
-    twice, orphan = f"twice-{project}", f"orphan-{project}"
+async def test_traces_are_listed_by_their_roots_and_counted_as_they_change(store: SqlStore, project: str) -> None:
+    """Listing reads the trigger-kept `trace_roots` (never every span): a trace is listed once, by
+    its earliest root, and the unfiltered total follows inserts, rewrites that change parenthood or
+    start, and deletes. A trace whose root is gone stays readable by id but is not listed."""
+    trace, orphan = f"t-{project}", f"orphan-{project}"
     await store.write_spans([
-        _span(project, f"second-{project}", twice, name="second", start_time=T0 + timedelta(seconds=2)),
-        _span(project, f"first-{project}", twice, name="first", start_time=T0),
-        _span(project, f"child-{project}", twice, name="child", parent_id=f"first-{project}", start_time=T0),
+        _span(project, f"second-{project}", trace, name="second", start_time=T0 + timedelta(seconds=2)),
+        _span(project, f"first-{project}", trace, name="first", start_time=T0 + timedelta(seconds=1)),
+        _span(project, f"child-{project}", trace, name="child", parent_id=f"first-{project}", start_time=T0),
         _span(project, f"stray-{project}", orphan, name="stray", parent_id="gone", start_time=T0),
     ])
     items, total = await store.list_traces(project)
-    assert total == 1 and [(t.id, t.name, t.span_count) for t in items] == [(twice, "first", 3)]
+    assert total == 1 and [(t.id, t.name, t.span_count, t.start_time) for t in items] == [(trace, "first", 3, T0)]
     assert [span.name for span in await store.get_trace(project, orphan)] == ["stray"]
     assert await store.trace_exists(project, orphan) and not await store.trace_exists(project, "nothing")
+    assert (await store.list_traces(project, name="SECOND"))[1] == 1  # any root's name matches
+
+    adopted = _span(project, f"stray-{project}", orphan, name="stray", start_time=T0 + timedelta(seconds=3))
+    await store.write_spans([adopted, adopted])  # a rewrite that makes it a root, twice in one batch
+    items, total = await store.list_traces(project)
+    assert total == 2 and [t.id for t in items] == [orphan, trace]
+    moved = _span(project, f"stray-{project}", orphan, name="stray", start_time=T0)
+    await store.write_spans([moved])  # its start moved before the other trace's: the order follows
+    assert [t.id for t in (await store.list_traces(project))[0]] == [trace, orphan]
+    await store.delete_span(project, f"first-{project}")
+    items, total = await store.list_traces(project)
+    assert total == 2 and [(t.id, t.name) for t in items] == [(trace, "second"), (orphan, "stray")]
+    await store.delete_span(project, f"second-{project}")
+    await store.delete_trace(project, orphan)
+    assert await store.list_traces(project) == ([], 0)
 
 
 async def test_span_roundtrip_upsert_and_delete(store: SqlStore, project: str) -> None:

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from taskgate.api.span_bodies import MAX_SPAN_NAME_CHARS, SCORE_KEY, duration_ms, span_id, trace_head, user_meta
+from taskgate.api.span_bodies import (
+    MAX_SPAN_NAME_CHARS,
+    SCORE_KEY,
+    duration_ms,
+    span_id,
+    trace_head,
+    trace_item,
+    user_meta,
+)
 from taskgate.api.v2.metrics import metric_body
 from taskgate.api.v2.paging import page_of, paged
 from taskgate.api.v2.wire_text import wire_text
@@ -23,17 +31,7 @@ if TYPE_CHECKING:
     from taskgate.context import AppContext
 
 def _summary(summary: TraceSummary) -> dict[str, Any]:
-    return {
-        "id": summary.id,
-        "name": summary.name,
-        "start_time": summary.start_time,
-        "end_time": summary.end_time,
-        "duration_ms": duration_ms(summary.start_time, summary.end_time),
-        "status": summary.status,
-        "input": wire_text(summary.input),
-        "output": wire_text(summary.output),
-        "total_tokens": summary.total_tokens,
-    }
+    return {**trace_item(summary), "input": wire_text(summary.input), "output": wire_text(summary.output)}
 
 
 def _score(span: SpanRecord) -> int | None:

@@ -32,10 +32,10 @@ from taskgate.api.span_bodies import (
     SCORE_KEY,
     create_span,
     delete_span,
-    duration_ms,
     find_span,
     span_id,
     trace_head,
+    trace_item,
     update_span,
     v3_span,
 )
@@ -43,7 +43,7 @@ from taskgate.api.v3.routing import JSON, OFFSET, Operation, Param, V3Request, l
 from taskgate.engine.feedback import EVENT_KINDS
 from taskgate.errors import NotFoundError
 from taskgate.server.request_io import JSONResponse
-from taskgate.store.base import SpanEvent, SpanRecord, TraceSummary
+from taskgate.store.base import SpanEvent, SpanRecord
 
 _ID = "1 to 255 printable characters, without `/`"
 _NAME: JsonSchema = {"type": "string", "minLength": 1, "maxLength": MAX_SPAN_NAME_CHARS, "pattern": NON_BLANK}
@@ -165,21 +165,6 @@ async def remove_span(req: V3Request) -> Response:
     return Response(status_code=204)
 
 
-def _trace_item(summary: TraceSummary) -> dict[str, Any]:
-    return {
-        "id": summary.id,
-        "name": summary.name,
-        "span_count": summary.span_count,
-        "start_time": summary.start_time,
-        "end_time": summary.end_time,
-        "duration_ms": duration_ms(summary.start_time, summary.end_time),
-        "status": summary.status,
-        "input": summary.input,
-        "output": summary.output,
-        "total_tokens": summary.total_tokens,
-    }
-
-
 def trace_body(trace_id: str, spans: list[SpanRecord], events: list[SpanEvent]) -> dict[str, Any]:
     """A trace from its spans (see `trace_head`), with them and every event on them."""
     return {**trace_head(trace_id, spans), "span_count": len(spans), "spans": [v3_span(span) for span in spans],
@@ -230,7 +215,7 @@ async def list_traces(req: V3Request) -> Response:
     limit, offset = req.query["limit"], req.query["offset"]
     summaries, total = await req.ctx.engine.spans.list_traces(req.project_id, req.query["name"], limit, offset)
     return JSONResponse({
-        "data": [_trace_item(summary) for summary in summaries],
+        "data": [trace_item(summary) for summary in summaries],
         "meta": {"total_count": total, "total": total, "limit": limit, "offset": offset},
     })
 
