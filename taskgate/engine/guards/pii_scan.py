@@ -41,21 +41,21 @@ _STATED_NAME = re.compile(r"(?:[Mm]y name is|[Nn]ame:|I am called|[Rr]egards,|[S
 # The kinds written with digits (cards, phones, national IDs, IPv4 addresses) are looked for only
 # inside runs of digits and separators, found in one pass: prose has few runs, so the patterns
 # below mostly read a few short strings instead of the whole text each.
-_DIGIT_RUN = re.compile(r"[+(]?\d[\d .()/:+A-Z-]*[\dA-Z]")
-_SHORTEST_RUN = 7  # "1.1.1.1"; every other kind is longer
+# Runs of at least 7 characters ("1.1.1.1", the shortest kind); "A" is a Finnish ID's century sign.
+_DIGIT_RUN = re.compile(r"[+(]?\d[\dA .()/:+-]{5,}\d[A-Z]?")
 _CARD = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
 _PHONE = re.compile(r"(?<![\w+])(?:\+|00)[1-9][\d\s().-]{5,18}\d(?!\w)"  # international
                     r"|(?<![\w+-])(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-])")  # US national
 # National IDs whose number carries a check digit or a checked date, in a shape distinctive
-# enough to look for, each with its `stdnum` validator.
-_NATIONAL_IDS: tuple[tuple[re.Pattern[str], Callable[[str], bool]], ...] = (
-    (re.compile(r"\b\d{6}[-+A]\d{3}[0-9A-Y]\b"), hetu.is_valid),  # Finland
-    (re.compile(r"\b(?:\d{2})?\d{6}[-+]\d{4}\b"), personnummer.is_valid),  # Sweden
-    (re.compile(r"\b\d{6} ?\d{5}\b"), fodselsnummer.is_valid),  # Norway
-    (re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), ssn.is_valid),  # United States
-    (re.compile(r"\b\d{8}-?[A-Z]\b"), dni.is_valid),  # Spain
-    (re.compile(r"\b[12] ?\d{2} ?\d{2} ?\d{2} ?\d{3} ?\d{3} ?\d{2}\b"), nir.is_valid),  # France
+# enough to look for: (shortest match, pattern, `stdnum` validator).
+_NATIONAL_IDS: tuple[tuple[int, re.Pattern[str], Callable[[str], bool]], ...] = (
+    (11, re.compile(r"\b\d{6}[-+A]\d{3}[0-9A-Y]\b"), hetu.is_valid),  # Finland
+    (11, re.compile(r"\b(?:\d{2})?\d{6}[-+]\d{4}\b"), personnummer.is_valid),  # Sweden
+    (11, re.compile(r"\b\d{6} ?\d{5}\b"), fodselsnummer.is_valid),  # Norway
+    (11, re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), ssn.is_valid),  # United States
+    (9, re.compile(r"\b\d{8}-?[A-Z]\b"), dni.is_valid),  # Spain
+    (15, re.compile(r"\b[12] ?\d{2} ?\d{2} ?\d{2} ?\d{3} ?\d{3} ?\d{2}\b"), nir.is_valid),  # France
 )
 
 
@@ -124,20 +124,22 @@ def _is_phone(text: str) -> bool:
     return phonenumbers.is_valid_number(number)
 
 
-_IN_RUNS: tuple[tuple[str, re.Pattern[str], Callable[[str], bool]], ...] = (
-    ("card", _CARD, _is_card),
-    ("ip_address", _IPV4, _is_ip),
-    ("phone", _PHONE, _is_phone),
-    *(("national_id", pattern, is_valid) for pattern, is_valid in _NATIONAL_IDS),
+# (kind, the shortest text it can be, pattern, check): a run shorter than a kind's shortest is
+# not even read by its pattern.
+_IN_RUNS: tuple[tuple[str, int, re.Pattern[str], Callable[[str], bool]], ...] = (
+    ("card", 13, _CARD, _is_card),
+    ("ip_address", 7, _IPV4, _is_ip),
+    ("phone", 8, _PHONE, _is_phone),
+    *(("national_id", shortest, pattern, is_valid) for shortest, pattern, is_valid in _NATIONAL_IDS),
 )
 
 
 def _numbers(text: str) -> Iterator[Finding]:
     for run in _DIGIT_RUN.finditer(text):
-        if run.end() - run.start() < _SHORTEST_RUN:
-            continue
         offset, value = run.start(), run.group()
-        for kind, pattern, is_valid in _IN_RUNS:
+        for kind, shortest, pattern, is_valid in _IN_RUNS:
+            if len(value) < shortest:
+                continue
             for match in pattern.finditer(value):
                 if is_valid(match.group()):
                     yield Finding(PII, kind, offset + match.start(), offset + match.end())
