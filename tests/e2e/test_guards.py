@@ -351,3 +351,18 @@ def test_a_held_back_misfit_is_asked_again_and_never_sent(server: ServerProcess,
     chunks = [json.loads(e) for e in sse_events(reply) if e != "[DONE]"]
     assert "".join(c["delta"] for c in chunks if c.get("type") == "content") == '{"to":"ops"}'
     assert chunks[-1]["data"] == {"to": "ops"} and len(fake.requests) == 2
+
+
+def test_function_paths_take_guards_too(server: ServerProcess, fake: FakeProvider) -> None:
+    name = unique("fn-guarded")
+    guard = {"input": [{"type": "secrets", "action": "redact"}], "output": [{"type": "pii", "action": "redact"}]}
+    fake.script(FAKE_MODEL, Behaviour(text="Stored [SECRET_1] for jane.doe@example.com, as you asked me to."),
+                Behaviour(text="Stored [SECRET_1] again."))
+    for path in ("call", "stream"):
+        reply = post(f"{server.url}/v3/functions/{name}/{path}",
+                     {"input": "keep AKIAIOSFODNN7EXAMPLE", "model": MODEL, "guard": guard})
+        assert reply.status == 200
+        text = reply.json()["data"] if path == "call" else "".join(
+            chunk["delta"] for chunk in map(json.loads, sse_events(reply)[:-1]) if chunk.get("type") == "content")
+        assert "AKIAIOSFODNN7EXAMPLE" in text and "jane.doe" not in text
+    assert "AKIA" not in sent_to_provider(fake)
