@@ -182,34 +182,23 @@ def list_traces(conn: Connection, project_id: str, name: str | None, limit: int,
     else:
         counted = sa.select(trace_counts.c.traces).where(trace_counts.c.project_id == project_id)
         total = conn.execute(counted).scalar_one_or_none() or 0
-    page = (sa.select(trace_roots.c.trace_id).where(*conditions)
+    page = (sa.select(trace_roots.c.trace_id, trace_roots.c.root_id).where(*conditions)
             .order_by(trace_roots.c.start_time.desc(), trace_roots.c.trace_id.desc()).limit(limit).offset(offset))
-    trace_ids = list(conn.execute(page).scalars())
-    if not trace_ids:
+    root_ids: dict[str, str] = {trace_id: root_id for trace_id, root_id in conn.execute(page)}
+    if not root_ids:
         return [], total
-    in_page = (spans.c.project_id == project_id, spans.c.trace_id.in_(trace_ids))
-    roots: dict[str, RowMapping] = {}
-    for row in conn.execute(sa.select(spans.c.trace_id, spans.c.id, spans.c.start_time, spans.c.name,
-                                      spans.c.status, spans.c.input, spans.c.output)
-                            .where(*in_page, spans.c.parent_id.is_(None))).mappings():
-        known = roots.get(row["trace_id"])
-        if known is None or _earlier(row, known):
-            roots[row["trace_id"]] = row
+    roots = {row["id"]: row for row in conn.execute(
+        sa.select(spans.c.id, spans.c.name, spans.c.status, spans.c.input, spans.c.output)
+        .where(spans.c.project_id == project_id, spans.c.id.in_(list(root_ids.values())))).mappings()}
     sums = {row["trace_id"]: row for row in conn.execute(
         sa.select(spans.c.trace_id, sa.func.count().label("span_count"),
                   sa.func.min(spans.c.start_time).label("start_time"),
                   sa.func.max(spans.c.end_time).label("end_time"),
                   sa.func.sum(spans.c.total_tokens).label("total_tokens"))
-        .where(*in_page).group_by(spans.c.trace_id)).mappings()}
-    return [_summary(trace_id, roots[trace_id], sums[trace_id]) for trace_id in trace_ids
-            if trace_id in roots and trace_id in sums], total
-
-
-def _earlier(row: RowMapping, than: RowMapping) -> bool:
-    """Whether root `row` starts before root `than` (one without a start last; then by id)."""
-    def key(root: RowMapping) -> tuple[bool, datetime, str]:
-        return root["start_time"] is None, root["start_time"] or _EPOCH, root["id"]
-    return key(row) < key(than)
+        .where(spans.c.project_id == project_id, spans.c.trace_id.in_(list(root_ids)))
+        .group_by(spans.c.trace_id)).mappings()}
+    return [_summary(trace_id, roots[root_id], sums[trace_id]) for trace_id, root_id in root_ids.items()
+            if root_id in roots and trace_id in sums], total
 
 
 def _summary(trace_id: str, root: RowMapping, sums: RowMapping) -> TraceSummary:

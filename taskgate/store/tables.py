@@ -194,7 +194,7 @@ span_events = sa.Table(
     sa.Index(None, "project_id", "trace_id", "created_at"),
 )
 # Traces as listings read them, one row per trace that has a root span (one without a parent),
-# with its earliest root's start, and each project's count of them: database triggers on `spans`
+# with its earliest root and that root's start, and each project's count of them: database triggers on `spans`
 # keep both (migration 0003), whichever writer writes, so a listing pages this table's index and
 # reads its total from one row, never going over all spans. The roots' partial index serves the
 # triggers' look-ups and a listing's own.
@@ -202,6 +202,7 @@ trace_roots = sa.Table(
     "trace_roots", metadata,
     sa.Column("project_id", sa.String(UUID_LEN), nullable=False),
     sa.Column("trace_id", sa.Text, nullable=False),
+    sa.Column("root_id", sa.Text, nullable=False),  # the earliest root span: by start, then id
     sa.Column("start_time", UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint("project_id", "trace_id"),
     sa.Index(None, "project_id", "start_time", "trace_id"),

@@ -47,6 +47,7 @@ def upgrade() -> None:
         "trace_roots",
         sa.Column("project_id", ID, nullable=False),
         sa.Column("trace_id", sa.Text, nullable=False),
+        sa.Column("root_id", sa.Text, nullable=False),
         sa.Column("start_time", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("project_id", "trace_id", name="pk_trace_roots"),
     )
@@ -58,9 +59,10 @@ def upgrade() -> None:
         sa.Column("traces", sa.Integer, nullable=False),
         sa.PrimaryKeyConstraint("project_id", name="pk_trace_counts"),
     )
-    op.execute("INSERT INTO trace_roots (project_id, trace_id, start_time) "
-               "SELECT project_id, trace_id, min(start_time) FROM spans WHERE parent_id IS NULL "
-               "GROUP BY project_id, trace_id")
+    op.execute(f"INSERT INTO trace_roots (project_id, trace_id, root_id, start_time) "
+               f"SELECT project_id, trace_id, id, start_time FROM (SELECT project_id, trace_id, id, start_time, "
+               f"row_number() OVER (PARTITION BY project_id, trace_id ORDER BY {_EARLIEST}) AS position "
+               f"FROM spans WHERE parent_id IS NULL) AS roots WHERE position = 1")
     op.execute("INSERT INTO trace_counts (project_id, traces) "
                "SELECT project_id, count(*) FROM trace_roots GROUP BY project_id")
     if op.get_bind().dialect.name == "postgresql":
@@ -69,16 +71,17 @@ def upgrade() -> None:
         _keep_trace_roots_sqlite()
 
 
-# A trace's row, made again from its root spans as they are now: the earliest root's start, or no
-# row when it has none left. Recomputing rather than adjusting makes every firing idempotent, in
-# whatever order the span rows of a batch arrive.
-_RECOMPUTE = """
-    DELETE FROM trace_roots WHERE project_id = {p} AND trace_id = {t} AND NOT EXISTS (
-        SELECT 1 FROM spans WHERE project_id = {p} AND trace_id = {t} AND parent_id IS NULL);
-    INSERT INTO trace_roots (project_id, trace_id, start_time)
-        SELECT {p}, {t}, min(start_time) FROM spans WHERE project_id = {p} AND trace_id = {t} AND parent_id IS NULL
-        GROUP BY project_id, trace_id
-        ON CONFLICT (project_id, trace_id) DO UPDATE SET start_time = excluded.start_time;
+# A trace's row, made again from its root spans as they are now: its earliest root (by start, one
+# without a start last, then by id), or no row when it has none left. Recomputing rather than
+# adjusting makes every firing idempotent, in whatever order the span rows of a batch arrive.
+_EARLIEST = "start_time IS NULL, start_time, id"
+_RECOMPUTE = f"""
+    DELETE FROM trace_roots WHERE project_id = {{p}} AND trace_id = {{t}} AND NOT EXISTS (
+        SELECT 1 FROM spans WHERE project_id = {{p}} AND trace_id = {{t}} AND parent_id IS NULL);
+    INSERT INTO trace_roots (project_id, trace_id, root_id, start_time)
+        SELECT project_id, trace_id, id, start_time FROM spans
+        WHERE project_id = {{p}} AND trace_id = {{t}} AND parent_id IS NULL ORDER BY {_EARLIEST} LIMIT 1
+        ON CONFLICT (project_id, trace_id) DO UPDATE SET root_id = excluded.root_id, start_time = excluded.start_time;
 """
 _COUNT_UP = "INSERT INTO trace_counts (project_id, traces) VALUES ({p}, 1) " \
             "ON CONFLICT (project_id) DO UPDATE SET traces = trace_counts.traces + 1;"
