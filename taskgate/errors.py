@@ -72,6 +72,15 @@ class CallBudgetExceededError(BadRequestError):
     default_message = "The request used its upstream budget"
 
 
+class GuardBlockedError(BadRequestError):
+    """A guard whose action is block found something: in the input, before any provider call; in
+    the output, instead of the answer. `details` names each finding's kind and position only."""
+
+    type_name = "GuardBlockedError"
+    code = "guard_blocked"
+    default_message = "A guard blocked the call"
+
+
 class ProviderNotConfiguredError(BadRequestError):
     code = "provider_not_configured"
 

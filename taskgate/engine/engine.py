@@ -13,12 +13,13 @@ Every call that gets past its preparation is recorded exactly once, as ok, error
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import jsonschema_rs
 
@@ -32,6 +33,7 @@ from taskgate.engine.entry_search import EntrySearch
 from taskgate.engine.examples import ExampleService
 from taskgate.engine.feedback import DEFAULT_AUTOSAVE_SCORE, FeedbackService
 from taskgate.engine.functions import FunctionService
+from taskgate.engine.guards import CallGuard
 from taskgate.engine.limits import Budget, CallLimits
 from taskgate.engine.model_names import ModelNames
 from taskgate.engine.prompt import build_messages, reask_message, render_value
@@ -64,6 +66,8 @@ from taskgate.providers.base import ChatRequest, ChatResponse, ChunkCollector, S
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.store.base import SpanRecord, Store
 from taskgate.telemetry.recorder import SpanRecorder
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -117,7 +121,7 @@ class Engine:
     async def run(self, task: Task) -> Result:
         """The call's result; every failure is raised."""
         result: Result | None = None
-        async for event in self._events(task, streaming=False):
+        async for event in self._call_events(task, streaming=False):
             if isinstance(event, Finished):  # without streaming the only event: failures are raised
                 result = event.result
         if result is None:
@@ -139,7 +143,7 @@ class Engine:
         the upstream stream is closed. A structured answer that misfits is asked again, as `run`
         asks, only while no delta has gone out (see `_events`).
         """
-        return self._events(task, streaming=True)
+        return self._call_events(task, streaming=True)
 
     def price(self, provider: str, model: str, usage: Usage) -> float | None:
         """USD for `usage` on `provider`'s `model`: None when no price is known, 0.0 for a model that
@@ -148,7 +152,31 @@ class Engine:
 
     # ------------------------------------------------------------------ the attempt loop
 
-    async def _events(self, task: Task, streaming: bool) -> AsyncGenerator[Event, None]:
+    def _call_events(self, task: Task, streaming: bool) -> AsyncGenerator[Event, None]:
+        """The attempt loop, with the task's guards when it asks for any: a call without them takes
+        the loop as it is, and pays nothing for guards."""
+        if task.guards is None:
+            return self._events(task, streaming, None)
+        return self._guarded_events(task, streaming, CallGuard(task.guards, json_output=task.output_schema is not None))
+
+    async def _guarded_events(self, task: Task, streaming: bool, guard: CallGuard) -> AsyncGenerator[Event, None]:
+        """The attempt loop under `guard`; what it found is stored as `guardrail` events of the call's
+        span before the call's last event (or error) goes out, so a reader who has the answer finds them."""
+        try:
+            async for event in self._events(task, streaming, guard):
+                if isinstance(event, Finished | Failed):
+                    await self._save_hits(task, guard)
+                yield event
+        except TaskgateError:
+            await self._save_hits(task, guard)
+            raise
+
+    async def _save_hits(self, task: Task, guard: CallGuard) -> None:
+        if guard.span_id is not None and guard.hits:
+            await self.feedback.add_events(task.project_id, guard.span_id, "guardrail", "guard",
+                                           [hit.event() for hit in guard.hits])
+
+    async def _events(self, task: Task, streaming: bool, guard: CallGuard | None) -> AsyncGenerator[Event, None]:
         """The one attempt loop: `run` collects it and `stream` relays it.
 
         An attempt's answer comes whole from the provider's `complete()` (cheaper than collecting a
@@ -163,14 +191,25 @@ class Engine:
         Failed. A task with `hold_structured_text` sends no structured TextDelta at all, so its
         misfits are always asked again; its dialect sends the validated answer from Finished.
         Errors before Started are raised; after it, they end the events as Failed.
+
+        With a `guard`, the conversation is screened before anything else (a block is raised, and
+        recorded), streamed deltas pass through it, and the answer is restored and screened before
+        it is recorded (see `taskgate.engine.guards.call`).
         """
         call = await self._prepare(task)
         try:
+            if guard is not None:
+                guard.span_id = call.span_id
+                call.messages = await self._screened(call, guard.screen_input, call.messages)
+                if call.cache_key is not None:  # what is cached is what the provider was asked
+                    call.cache_key = _cache_key(task, call.messages, call.routes)
             cached = await self._cache.get(task.project_id, call.cache_key)
             if cached is not None:
+                if guard is not None:
+                    cached = await self._screened(call, guard.screen_output, cached)
                 result = self._finish(call, cached)  # recorded before the first yield, which may be the last
                 if streaming:
-                    yield Started(call.span_id, call.trace_id)
+                    yield Started(call.span_id, call.trace_id, result.guards)
                     replay = cached.text if cached.payload is None else render_value(cached.payload)
                     if replay:
                         yield TextDelta(replay)
@@ -204,16 +243,23 @@ class Engine:
                     try:
                         if not started:
                             started = True
-                            yield Started(call.span_id, call.trace_id)  # inside the try: stopping here closes `chunks`
+                            # inside the try: stopping here closes `chunks`
+                            yield Started(call.span_id, call.trace_id, guard.reports() if guard is not None else [])
                         async for chunk in chunks:
                             collector.add(chunk)
-                            if chunk.text and not hold_text:
+                            text, arguments = chunk.text, chunk.tool_arguments
+                            if guard is not None:
+                                text = guard.stream_text(text) if text else text
+                                if chunk.tool_index is not None:
+                                    arguments = guard.stream_tool(chunk.tool_index, arguments)
+                            if text and not hold_text:
                                 sent = True
-                                yield TextDelta(chunk.text, chunk.logprobs)
-                            if chunk.tool_index is not None:
+                                # a guard may have changed the text: the tokens' logprobs would tell what it was
+                                yield TextDelta(text, chunk.logprobs if guard is None else None)
+                            if chunk.tool_index is not None and (guard is None or arguments or chunk.tool_id
+                                                                 or chunk.tool_name):
                                 sent = True
-                                yield ToolCallDelta(chunk.tool_index, chunk.tool_id, chunk.tool_name,
-                                                    chunk.tool_arguments)
+                                yield ToolCallDelta(chunk.tool_index, chunk.tool_id, chunk.tool_name, arguments)
                     except TaskgateError as exc:
                         self._account(call, outcome.route, collector.response())
                         self._record(call, call.last_model, error=exc, output=call.last_output)
@@ -227,9 +273,24 @@ class Engine:
                     response = collector.response()
                 self._account(call, outcome.route, response)
                 payload, errors = self._check(call, response)
+                if not errors and streaming and guard is not None:  # an answer that stands: send what was held back
+                    try:
+                        rests = guard.flush_stream()
+                    except TaskgateError as exc:
+                        self._record(call, call.last_model, error=exc, output=call.last_output)
+                        yield Failed(exc)
+                        return
+                    for key, rest in rests:
+                        if key != "text":
+                            yield ToolCallDelta(int(key), None, None, rest)
+                        elif not hold_text:
+                            yield TextDelta(rest)
                 if not errors:
                     result = self._result(call, response, outcome, payload)
                     await self._cache.put(task.project_id, call.cache_key, result, task.config.cache_ttl)
+                    if guard is not None:  # a stream's channels screened what they sent
+                        result = await self._screened(call, functools.partial(guard.screen_output, scan=not streaming),
+                                                      result)
                     yield Finished(self._finish(call, result))
                     return
                 if sent or call.attempts >= call.max_attempts:
@@ -239,10 +300,21 @@ class Engine:
                         raise error
                     yield Failed(error)
                     return
+                if guard is not None:
+                    guard.reset_stream()
                 messages = [*messages, {"role": "assistant", "content": response.text}, reask_message(errors)]
                 routes = routes[routes.index(outcome.route):]  # a re-ask goes to the model that answered
         except (asyncio.CancelledError, GeneratorExit):
             self._record_cancelled(call)
+            raise
+
+    async def _screened(self, call: Call, screen: Callable[[T], T], value: T) -> T:
+        """`screen(value)`, in a worker thread: a whole conversation or answer may be megabytes, and
+        its scan must not hold up the other requests. A guard's refusal is recorded as the call's error."""
+        try:
+            return await asyncio.to_thread(screen, value)
+        except TaskgateError as exc:
+            self._record(call, call.last_model, error=exc, output=call.last_output)
             raise
 
     async def embed(self, task: EmbeddingTask) -> EmbeddingResult:

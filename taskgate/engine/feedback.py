@@ -139,6 +139,13 @@ class FeedbackService:
         span = await self.span(project_id, span_id)
         return await self._store.add_span_event(project_id, self._event(span, EVENT, kind, source, data))
 
+    async def add_events(self, project_id: str, span_id: str, kind: str, source: str,
+                         datas: list[dict[str, Any]]) -> list[SpanEvent]:
+        """Several events of one kind on one span (a call's guard findings), with one look-up of it."""
+        span = await self.span(project_id, span_id)
+        return [await self._store.add_span_event(project_id, self._event(span, EVENT, kind, source, data))
+                for data in datas]
+
     async def span_events(self, project_id: str, span_id: str, kind: str | None, limit: int,
                           offset: int) -> tuple[list[SpanEvent], int]:
         await self.span(project_id, span_id)

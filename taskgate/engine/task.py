@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskgate.providers.base import Adapter, ToolCall, Usage
 from taskgate.store.base import FunctionRecord
+
+if TYPE_CHECKING:
+    from taskgate.engine.guards.spec import Guards
 
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant"
 DEFAULT_MAX_ATTEMPTS = 5  # the spec's default; the operator's TASKGATE_MAX_ATTEMPTS may lower it
@@ -77,6 +80,7 @@ class Task:
     # Streaming with an output schema: keep the answer text back until it validates, so that a misfit
     # is asked again as `run` asks it; the dialect then sends the validated answer whole.
     hold_structured_text: bool = False
+    guards: Guards | None = None  # None: no guard asked, and none runs
 
 
 @dataclass(slots=True)
@@ -97,6 +101,7 @@ class Result:
     script_cached: bool = False  # the function's current revision existed before this call (v3 meta)
     duration_ms: float = 0.0
     generation_ms: float = 0.0
+    guards: list[dict[str, Any]] = field(default_factory=list)  # one report per guard rule (CallGuard.reports)
 
 
 # ---- stream events, emitted by Engine.stream() in this order: Started, deltas..., Finished | Failed
@@ -106,6 +111,7 @@ class Result:
 class Started:
     span_id: str
     trace_id: str
+    guards: list[dict[str, Any]] = field(default_factory=list)  # what the input guards found
 
 
 @dataclass(slots=True)

@@ -14,14 +14,13 @@ from starlette.routing import BaseRoute
 
 from taskgate.api.anthropic.messages_body import MessageEvents, error_body, message_body
 from taskgate.api.anthropic.messages_request import parse_messages_request
-from taskgate.api.openai.routes import span_headers
+from taskgate.api.openai.routes import event_stream, span_headers, started
 from taskgate.context import AppContext
-from taskgate.engine.task import Started
 from taskgate.errors import TaskgateError
 from taskgate.server.disconnect import until_client_leaves
 from taskgate.server.dispatch import Endpoint, endpoint_routes
 from taskgate.server.request_io import JSONResponse, header_map, read_json_object
-from taskgate.server.sse import event_frames, sse_response
+from taskgate.server.sse import event_frames
 
 
 async def messages(ctx: AppContext, request: Request) -> Response:
@@ -37,18 +36,11 @@ async def _messages(ctx: AppContext, request: Request) -> Response:
     call = parse_messages_request(body, header_map(request), project_id)
     if not call.stream:
         result = await until_client_leaves(request, ctx.engine.run(call.task))
-        return JSONResponse(message_body(result), headers=span_headers(result.span_id, result.cost))
+        return JSONResponse(message_body(result), headers=span_headers(result.span_id, result.cost, result.guards))
 
-    events = ctx.engine.stream(call.task)
-    # Errors before any output are raised here, so they go out as a plain HTTP error.
-    first = await until_client_leaves(request, anext(events, None))
-    if not isinstance(first, Started):
-        await events.aclose()
-        raise TaskgateError("the engine stream did not start with its span")
+    first, events = await started(request, ctx.engine.stream(call.task))
     shapes = MessageEvents(first.span_id, call.model_label)
-    response = sse_response(event_frames(events, shapes, [shapes.start()]), ctx.settings.heartbeat_s)
-    response.headers["x-opper-span-id"] = first.span_id
-    return response
+    return event_stream(ctx, event_frames(events, shapes, [shapes.start()]), first)
 
 
 ROUTES = [

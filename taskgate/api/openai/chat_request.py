@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from taskgate.api.guard_fields import guards_from_headers
 from taskgate.api.request_fields import optional, tool_name
 from taskgate.api.span_bodies import span_id
 from taskgate.api.v3.run_shapes import function_name
@@ -129,6 +130,7 @@ def compat_task(body: Mapping[str, Any], headers: Mapping[str, str], project_id:
         parent_span_id=parent_span(headers, body),
         span_type=span_type,
         record_function=False,
+        guards=guards_from_headers(headers),
         **conversation,
     )
 

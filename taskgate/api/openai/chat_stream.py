@@ -75,6 +75,23 @@ def _choice(index: int, result: Result, structured: bool) -> dict[str, Any]:
             "logprobs": logprobs_object(result.logprobs)}
 
 
+def guard_headers(reports: list[dict[str, Any]]) -> dict[str, str]:
+    """What the guards found, for a client that only sees headers: `X-Opper-Guard-Flagged: true`
+    and `X-Opper-Guard-Findings: input/pii/email=2, ...` (counts; positions are in the span's
+    guardrail events). A stream's last chunk carries every report under `guards`."""
+    if not reports:
+        return {}
+    counts: dict[str, int] = {}
+    for report in reports:
+        for finding in report["findings"]:
+            key = f"{report['direction']}/{report['type']}/{finding['kind']}"
+            counts[key] = counts.get(key, 0) + 1
+    headers = {"x-opper-guard-flagged": "true" if counts else "false"}
+    if counts:
+        headers["x-opper-guard-findings"] = ", ".join(f"{key}={count}" for key, count in counts.items())
+    return headers
+
+
 def error_object(error: BaseException) -> dict[str, Any]:
     """The `error` member of an OpenAI error chunk; details of unexpected errors stay in the log."""
     if isinstance(error, TaskgateError):
@@ -87,20 +104,22 @@ class ChunkStream:
     """Turns engine events into encoded `chat.completion.chunk` frames for one completion, or for
     one choice (`choice`) of a completion of several."""
 
-    def __init__(self, span_id: str, model: str, include_usage: bool, choice: int = 0) -> None:
+    def __init__(self, span_id: str, model: str, include_usage: bool, choice: int = 0, *,
+                 guarded: bool = False) -> None:
         self._id = completion_id(span_id)
         self._created = int(time.time())
         self._model = model
         self._include_usage = include_usage
         self._choice = choice
+        self._guarded = guarded  # the finish chunk carries the guards' reports (an Opper extra, as `cost`)
         self._indices: dict[int, int] = {}  # engine tool index -> dense OpenAI index
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None,
-               logprobs: dict[str, Any] | None = None) -> bytes:
+               logprobs: dict[str, Any] | None = None, **extra: Any) -> bytes:
         return data_frame({
             "id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self._model,
             "choices": [{"index": self._choice, "delta": delta, "finish_reason": finish_reason,
-                         "logprobs": logprobs}],
+                         "logprobs": logprobs}], **extra,
         })
 
     def role(self) -> bytes:
@@ -129,7 +148,8 @@ class ChunkStream:
 
     def finish_chunk(self, result: Result) -> bytes:
         self._model = result.model or self._model
-        return self._chunk({}, result.finish_reason)
+        extra: dict[str, Any] = {"guards": result.guards} if self._guarded else {}
+        return self._chunk({}, result.finish_reason, **extra)
 
     def closing(self, usage: Usage, cost: float | None) -> list[bytes]:
         """The usage chunk when asked for, and `[DONE]`."""
@@ -172,8 +192,9 @@ class ChoiceChunks:
     choice's chunks carry its index, and the usage chunk (all choices together) and `[DONE]`
     follow the last choice's finish. A failure of any choice ends the completion with its error."""
 
-    def __init__(self, starts: list[Started], model: str, include_usage: bool) -> None:
-        self._choices = [ChunkStream(starts[0].span_id, model, include_usage, index) for index in range(len(starts))]
+    def __init__(self, starts: list[Started], model: str, include_usage: bool, *, guarded: bool = False) -> None:
+        self._choices = [ChunkStream(starts[0].span_id, model, include_usage, index, guarded=guarded)
+                         for index in range(len(starts))]
         self._results: dict[int, Result] = {}
         self._failed = False
 

@@ -8,6 +8,7 @@ are the engine's, so a compat chat behaves exactly like a `/call` with the calle
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,12 +16,12 @@ from starlette.routing import BaseRoute
 
 from taskgate.api.openai import embeddings as emb
 from taskgate.api.openai.chat_request import ChatCall, parse_chat_request
-from taskgate.api.openai.chat_stream import ChoiceChunks, ChunkStream, chunk_frames, completion_body
+from taskgate.api.openai.chat_stream import ChoiceChunks, ChunkStream, chunk_frames, completion_body, guard_headers
 from taskgate.api.openai.responses_body import ResponseShape
 from taskgate.api.openai.responses_request import parse_responses_request
 from taskgate.api.openai.responses_stream import ResponseEvents
 from taskgate.context import AppContext
-from taskgate.engine.task import Event, Started
+from taskgate.engine.task import Event, Result, Started
 from taskgate.errors import TaskgateError
 from taskgate.server.disconnect import until_client_leaves
 from taskgate.server.dispatch import Endpoint, endpoint_routes
@@ -39,16 +40,16 @@ async def chat_completions(ctx: AppContext, request: Request) -> Response:
         else:
             results = await until_client_leaves(request, ctx.engine.run_choices(call.task, call.n))
         answer = completion_body(results, structured)
-        headers = span_headers(results[0].span_id, answer["cost"])
+        headers = span_headers(results[0].span_id, answer["cost"], _reports(results))
         if call.n > 1:
             headers["x-opper-span-ids"] = ",".join(result.span_id for result in results)
         return JSONResponse(answer, headers=headers)
 
     if call.n > 1:
         return await _stream_choices(ctx, request, call)
-    first, events = await _started(request, ctx.engine.stream(call.task))
-    frames = chunk_frames(first, events, ChunkStream(first.span_id, call.model_label, call.include_usage))
-    return _event_stream(ctx, frames, first.span_id)
+    first, events = await started(request, ctx.engine.stream(call.task))
+    chunks = ChunkStream(first.span_id, call.model_label, call.include_usage, guarded=call.task.guards is not None)
+    return event_stream(ctx, chunk_frames(first, events, chunks), first)
 
 
 async def responses(ctx: AppContext, request: Request) -> Response:
@@ -60,18 +61,18 @@ async def responses(ctx: AppContext, request: Request) -> Response:
         result = await until_client_leaves(request, ctx.engine.run(call.task))
         shape = ResponseShape(result.span_id, call.echo, call.model_label)
         return JSONResponse(shape.answer(result, call.task.output_schema is not None),
-                            headers=span_headers(result.span_id, result.cost))
+                            headers=span_headers(result.span_id, result.cost, result.guards))
 
-    first, events = await _started(request, ctx.engine.stream(call.task))
+    first, events = await started(request, ctx.engine.stream(call.task))
     mapping = ResponseEvents(ResponseShape(first.span_id, call.echo, call.model_label),
                              structured=call.task.output_schema is not None)
-    return _event_stream(ctx, event_frames(events, mapping, mapping.head()), first.span_id)
+    return event_stream(ctx, event_frames(events, mapping, mapping.head()), first)
 
 
 Events = AsyncGenerator[Event, None]
 
 
-async def _started(request: Request, events: Events) -> tuple[Started, Events]:
+async def started(request: Request, events: Events) -> tuple[Started, Events]:
     """The stream's `Started`, awaited here so that errors before any output go out as a plain HTTP error."""
     first = await until_client_leaves(request, anext(events, None))
     if not isinstance(first, Started):
@@ -80,10 +81,19 @@ async def _started(request: Request, events: Events) -> tuple[Started, Events]:
     return first, events
 
 
-def _event_stream(ctx: AppContext, frames: AsyncGenerator[bytes, None], span_id: str) -> Response:
-    """The SSE response, naming its span in a header as the plain answers do (no cost yet: it is not known)."""
+def _reports(results: list[Result]) -> list[dict[str, Any]]:
+    """The guards' reports of a completion: the input's once (every choice screened the same
+    conversation), each choice's output."""
+    return [*results[0].guards,
+            *(report for result in results[1:] for report in result.guards if report["direction"] == "output")]
+
+
+def event_stream(ctx: AppContext, frames: AsyncGenerator[bytes, None], first: Started) -> Response:
+    """The SSE response, naming its span in a header as the plain answers do (no cost yet: it is not
+    known). The headers go out before the answer: of the guards, they can tell only what the input's found."""
     response = sse_response(frames, ctx.settings.heartbeat_s)
-    response.headers["x-opper-span-id"] = span_id
+    input_reports = [report for report in first.guards if report["direction"] == "input"]
+    response.headers.update({"x-opper-span-id": first.span_id, **guard_headers(input_reports)})
     return response
 
 
@@ -101,9 +111,8 @@ async def _stream_choices(ctx: AppContext, request: Request, call: ChatCall) -> 
     except BaseException:
         await events.aclose()
         raise
-    chunks = ChoiceChunks(starts, call.model_label, call.include_usage)
-    response = sse_response(event_frames(events, chunks, chunks.head()), ctx.settings.heartbeat_s)
-    response.headers["x-opper-span-id"] = starts[0].span_id
+    chunks = ChoiceChunks(starts, call.model_label, call.include_usage, guarded=call.task.guards is not None)
+    response = event_stream(ctx, event_frames(events, chunks, chunks.head()), starts[0])
     response.headers["x-opper-span-ids"] = ",".join(start.span_id for start in starts)
     return response
 
@@ -117,9 +126,9 @@ async def embeddings(ctx: AppContext, request: Request) -> Response:
     return JSONResponse(emb.embedding_body(call, result.response), headers=span_headers(result.span_id, result.cost))
 
 
-def span_headers(span_id: str, cost: float | None) -> dict[str, str]:
-    """Where the answer was recorded, and what it cost when a price is known."""
-    headers = {"x-opper-span-id": span_id}
+def span_headers(span_id: str, cost: float | None, guards: list[dict[str, Any]] | None = None) -> dict[str, str]:
+    """Where the answer was recorded, what it cost when a price is known, and what its guards found."""
+    headers = {"x-opper-span-id": span_id, **guard_headers(guards or [])}
     if cost is not None:
         headers["x-opper-cost"] = repr(cost)
     return headers

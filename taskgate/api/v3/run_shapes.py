@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 
 from taskgate.api.body_schemas import (
-    ANY,
     BOOLEAN,
     INTEGER,
     NON_BLANK,
@@ -27,6 +26,7 @@ from taskgate.api.body_schemas import (
     obj,
     text,
 )
+from taskgate.api.guard_fields import GUARD_SCHEMA, guards_from_body
 from taskgate.api.request_fields import identifier, optional
 from taskgate.api.span_bodies import optional_span_id
 from taskgate.api.usage_bodies import v3_usage
@@ -78,7 +78,7 @@ _RUN_FIELDS: dict[str, JsonSchema] = {
     "reasoning_effort": nullable({"type": "string", "enum": list(REASONING_EFFORTS)}),
     "stream": nullable({**BOOLEAN, "description": "true answers with the event stream of the /stream operation"}),
     "reasoning_summary": REASONING_SUMMARY_SCHEMA,
-    "guard": {"description": _IGNORED},
+    "guard": GUARD_SCHEMA,
     "route": ROUTE_SCHEMA,
     "hints": HINTS_SCHEMA,
 }
@@ -110,7 +110,14 @@ _RUN_META: JsonSchema = obj({
     "tool_calls": array(_TOOL_CALL),
     "trace_uuid": STRING,
     "status": {"type": "string", "enum": ["completed"]},
-    "guards": array(ANY),
+    "guards": array(obj({
+        "type": STRING, "direction": {"type": "string", "enum": ["input", "output"]}, "action": STRING,
+        "flagged": BOOLEAN,
+        "findings": array(obj({"kind": STRING, "where": text("Which text: a message's content, the answer, "
+                                                              "a path in the structured answer"),
+                               "start": INTEGER, "end": INTEGER}, required=("kind", "where", "start", "end"))),
+    }, required=("type", "direction", "action", "flagged", "findings"),
+        description="What one guard found; positions only, never the text")),
     "model_warnings": array(STRING),
 }, required=("function_name", "script_cached", "execution_ms", "llm_calls", "tts_calls", "image_gen_calls",
              "generation_ms", "cost", "usage", "models_used", "tool_calls", "trace_uuid", "status", "guards",
@@ -203,6 +210,7 @@ def task_from_run_request(body: dict[str, Any], project_id: str, name: str,
         parent_span_id=optional_span_id(body, "parent_span_id"),
         options={"reasoning_effort": effort} if effort is not None else {},
         record_function=True,
+        guards=guards_from_body(body.get("guard")),
     )
 
 
@@ -240,7 +248,7 @@ def run_response(result: Result, task: Task) -> dict[str, Any]:
             "tool_calls": [tool_call_body(call) for call in result.tool_calls],
             "trace_uuid": result.trace_id,
             "status": "completed",
-            "guards": [],
+            "guards": result.guards,
             "model_warnings": [],
         },
     }
