@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute
 
 from taskgate.api.anthropic.messages_body import MessageEvents, error_body, message_body
 from taskgate.api.anthropic.messages_request import parse_messages_request
-from taskgate.api.openai.routes import event_stream, span_headers, started
+from taskgate.api.compat_http import event_stream, span_headers, started
 from taskgate.context import AppContext
 from taskgate.errors import TaskgateError
 from taskgate.server.disconnect import until_client_leaves

@@ -75,23 +75,6 @@ def _choice(index: int, result: Result, structured: bool) -> dict[str, Any]:
             "logprobs": logprobs_object(result.logprobs)}
 
 
-def guard_headers(reports: list[dict[str, Any]]) -> dict[str, str]:
-    """What the guards found, for a client that only sees headers: `X-Opper-Guard-Flagged: true`
-    and `X-Opper-Guard-Findings: input/pii/email=2, ...` (counts; positions are in the span's
-    guardrail events). A stream's last chunk carries every report under `guards`."""
-    if not reports:
-        return {}
-    counts: dict[str, int] = {}
-    for report in reports:
-        for finding in report["findings"]:
-            key = f"{report['direction']}/{report['type']}/{finding['kind']}"
-            counts[key] = counts.get(key, 0) + 1
-    headers = {"x-opper-guard-flagged": "true" if counts else "false"}
-    if counts:
-        headers["x-opper-guard-findings"] = ", ".join(f"{key}={count}" for key, count in counts.items())
-    return headers
-
-
 def error_object(error: BaseException) -> dict[str, Any]:
     """The `error` member of an OpenAI error chunk; details of unexpected errors stay in the log."""
     if isinstance(error, TaskgateError):

@@ -7,26 +7,26 @@ are the engine's, so a compat chat behaves exactly like a `/call` with the calle
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from taskgate.api.compat_http import event_stream, span_headers, started
 from taskgate.api.openai import embeddings as emb
 from taskgate.api.openai.chat_request import ChatCall, parse_chat_request
-from taskgate.api.openai.chat_stream import ChoiceChunks, ChunkStream, chunk_frames, completion_body, guard_headers
+from taskgate.api.openai.chat_stream import ChoiceChunks, ChunkStream, chunk_frames, completion_body
 from taskgate.api.openai.responses_body import ResponseShape
 from taskgate.api.openai.responses_request import parse_responses_request
 from taskgate.api.openai.responses_stream import ResponseEvents
 from taskgate.context import AppContext
-from taskgate.engine.task import Event, Result, Started
+from taskgate.engine.task import Result, Started
 from taskgate.errors import TaskgateError
 from taskgate.server.disconnect import until_client_leaves
 from taskgate.server.dispatch import Endpoint, endpoint_routes
 from taskgate.server.request_io import JSONResponse, header_map, read_json_object
-from taskgate.server.sse import event_frames, sse_response
+from taskgate.server.sse import event_frames
 
 
 async def chat_completions(ctx: AppContext, request: Request) -> Response:
@@ -69,32 +69,11 @@ async def responses(ctx: AppContext, request: Request) -> Response:
     return event_stream(ctx, event_frames(events, mapping, mapping.head()), first)
 
 
-Events = AsyncGenerator[Event, None]
-
-
-async def started(request: Request, events: Events) -> tuple[Started, Events]:
-    """The stream's `Started`, awaited here so that errors before any output go out as a plain HTTP error."""
-    first = await until_client_leaves(request, anext(events, None))
-    if not isinstance(first, Started):
-        await events.aclose()
-        raise TaskgateError("the engine stream did not start with its span")
-    return first, events
-
-
 def _reports(results: list[Result]) -> list[dict[str, Any]]:
     """The guards' reports of a completion: the input's once (every choice screened the same
     conversation), each choice's output."""
     return [*results[0].guards,
             *(report for result in results[1:] for report in result.guards if report["direction"] == "output")]
-
-
-def event_stream(ctx: AppContext, frames: AsyncGenerator[bytes, None], first: Started) -> Response:
-    """The SSE response, naming its span in a header as the plain answers do (no cost yet: it is not
-    known). The headers go out before the answer: of the guards, they can tell only what the input's found."""
-    response = sse_response(frames, ctx.settings.heartbeat_s)
-    input_reports = [report for report in first.guards if report["direction"] == "input"]
-    response.headers.update({"x-opper-span-id": first.span_id, **guard_headers(input_reports)})
-    return response
 
 
 async def _stream_choices(ctx: AppContext, request: Request, call: ChatCall) -> Response:
@@ -124,14 +103,6 @@ async def embeddings(ctx: AppContext, request: Request) -> Response:
     task = emb.embedding_task(call, project_id, header_map(request))
     result = await until_client_leaves(request, ctx.engine.embed(task))
     return JSONResponse(emb.embedding_body(call, result.response), headers=span_headers(result.span_id, result.cost))
-
-
-def span_headers(span_id: str, cost: float | None, guards: list[dict[str, Any]] | None = None) -> dict[str, str]:
-    """Where the answer was recorded, what it cost when a price is known, and what its guards found."""
-    headers = {"x-opper-span-id": span_id, **guard_headers(guards or [])}
-    if cost is not None:
-        headers["x-opper-cost"] = repr(cost)
-    return headers
 
 
 ROUTES = [
