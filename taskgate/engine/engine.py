@@ -22,6 +22,7 @@ from typing import Any
 
 import jsonschema_rs
 
+from taskgate.engine.analytics import UsageService
 from taskgate.engine.cache import ResultCache
 from taskgate.engine.cost import PriceBook
 from taskgate.engine.embeddings import Embedder, EmbeddingResult, EmbeddingTask
@@ -96,6 +97,7 @@ class Engine:
         self.examples = ExampleService(store)
         self.spans = SpanService(store, recorder)
         self._embedder = Embedder(registry, self.price, self.spans)
+        self.usage = UsageService(store, recorder)
 
     # ------------------------------------------------------------------ public
 

@@ -100,6 +100,34 @@ class TraceSummary:
     total_tokens: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class UsageQuery:
+    """One usage report, already checked by the engine (`taskgate.engine.analytics`): spans that
+    started in [start, end), summed per `granularity` bucket and per value of each `group_by` key."""
+
+    start: datetime
+    end: datetime  # exclusive
+    granularity: str  # one of USAGE_GRANULARITIES
+    group_by: tuple[str, ...] = ()  # "model", "function", or a tag key
+    fields: tuple[str, ...] = ()  # counters of USAGE_FIELDS summed beyond the tokens
+    max_rows: int = 10_000  # the store answers at most this many plus one, so overflow can be told
+
+
+USAGE_GRANULARITIES = ("minute", "hour", "day", "month", "year")
+USAGE_TOKENS = ("input_tokens", "output_tokens", "total_tokens")  # always in a report
+USAGE_FIELDS = (*USAGE_TOKENS, "reasoning_tokens", "cache_read_tokens", "cache_write_tokens", "calls")
+GROUP_BY_MODEL = "model"
+GROUP_BY_FUNCTION = "function"
+
+
+@dataclass(slots=True)
+class UsageRow:
+    time_bucket: datetime  # the bucket's start, UTC
+    groups: dict[str, str | None]  # group_by key -> its value (None: spans without one)
+    cost: float  # USD; spans whose price is unknown add nothing
+    counters: dict[str, int]  # USAGE_TOKENS plus the query's fields
+
+
 class Store(Protocol):
     # ---- projects and keys
     async def ensure_project(self, name: str) -> str: ...
@@ -153,3 +181,8 @@ class Store(Protocol):
     async def cache_put(self, project_id: str, key: str, payload: dict[str, Any], ttl_seconds: int) -> None: ...
 
     async def close(self) -> None: ...
+
+    # ---- analytics
+    async def usage_report(self, project_id: str, query: UsageQuery) -> list[UsageRow]:
+        """Cost and token sums per time bucket and group, aggregated by the database."""
+        ...

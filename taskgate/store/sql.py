@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from taskgate.errors import BadRequestError, ConflictError, NotFoundError
 from taskgate.store import accounts, cache, functions
+from taskgate.store import analytics as usage_rows
 from taskgate.store import examples as example_rows
 from taskgate.store import spans as span_rows
 from taskgate.store.base import (
@@ -27,6 +28,8 @@ from taskgate.store.base import (
     RevisionRecord,
     SpanRecord,
     TraceSummary,
+    UsageQuery,
+    UsageRow,
 )
 from taskgate.store.database import Database
 
@@ -180,6 +183,10 @@ class SqlStore:
     async def close(self) -> None:
         # Joining the pool's threads blocks: do it off the loop.
         await asyncio.to_thread(self.database.close)
+
+    # ---- analytics
+    async def usage_report(self, project_id: str, query: UsageQuery) -> list[UsageRow]:
+        return await self.database.read(lambda c: usage_rows.usage_report(c, project_id, query))
 
 
 async def _encoded(spans: list[SpanRecord], encode: Callable[[SpanRecord], T]) -> list[T]:
