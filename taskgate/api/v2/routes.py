@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from taskgate.api.v2 import analytics, calls, spans
+from taskgate.api.v2 import analytics, calls, embeddings, spans
 from taskgate.server.dispatch import Endpoint, endpoint_routes
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ _UNDER_V2 = [
     Endpoint("PATCH", "/v2/spans/{span_id}", spans.update),
     Endpoint("DELETE", "/v2/spans/{span_id}", spans.delete),
     Endpoint("GET", "/v2/analytics/usage", analytics.usage),
+    Endpoint("POST", "/v2/embeddings", embeddings.create),
 ]
 ROUTES = _UNDER_V2 + [replace(entry, path=entry.path.removeprefix("/v2")) for entry in _UNDER_V2]
 
