@@ -25,6 +25,7 @@ from taskgate.server.auth import Authenticator
 from taskgate.server.dispatch import App
 from taskgate.store import open_store
 from taskgate.store.database import private_directory
+from taskgate.telemetry.generations import GenerationRecorder
 from taskgate.telemetry.periodic import every
 from taskgate.telemetry.recorder import SpanRecorder, peer_wait
 
@@ -44,13 +45,15 @@ def create_app(settings: Settings) -> ASGIApp:
         await auth.bootstrap(settings.api_keys)
         providers = ProviderRegistry(settings)
         limits = CallLimits(settings.max_attempts, settings.max_upstream_calls, settings.max_request_tokens)
-        engine = Engine(store, recorder, providers, settings.default_model, limits)
+        generations = GenerationRecorder(store)
+        engine = Engine(store, recorder, providers, settings.default_model, limits, generations)
         ctx = AppContext(settings, auth, engine)
         for dialect in DIALECTS:
             app.mount(dialect.routes(ctx))
         PriceBook.warm()
         try:
-            async with every(0.25, flush_log), every(2.0, engine.functions.flush_hits):
+            async with every(0.25, flush_log), every(2.0, engine.functions.flush_hits), \
+                    every(settings.span_flush_interval_s, generations.flush):
                 yield
         finally:
             await recorder.close()  # spans already accepted are written before exit

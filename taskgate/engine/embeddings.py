@@ -19,6 +19,7 @@ from taskgate.errors import StreamCancelledError, TaskgateError
 from taskgate.ids import new_id
 from taskgate.providers.base import EmbeddingResponse, Usage
 from taskgate.providers.registry import ProviderRegistry
+from taskgate.providers.wire_capture import CaptureScope, capturing
 from taskgate.store.base import SpanRecord
 
 DEFAULT_EMBEDDING_NAME = "embeddings"
@@ -46,29 +47,34 @@ class EmbeddingResult:
 
 
 Pricer = Callable[[str, str, Usage], float | None]  # (provider, model, usage) -> USD: `Engine.price`
+CaptureFor = Callable[[str, str, str], CaptureScope | None]  # (project, span, trace): `GenerationService.scope`
 
 
 class Embedder:
-    def __init__(self, registry: ProviderRegistry, price: Pricer, spans: SpanService) -> None:
+    def __init__(self, registry: ProviderRegistry, price: Pricer, spans: SpanService, capture_for: CaptureFor) -> None:
         self._registry = registry
         self._price = price
         self._spans = spans
+        self._capture_for = capture_for
 
     async def embed(self, task: EmbeddingTask) -> EmbeddingResult:
         """The vectors, once the span is recorded. An unknown parent or an unconfigured provider is
         refused before anything is recorded."""
         trace_id = await self._spans.trace_for(task.project_id, task.parent_span_id)
+        span_id = new_id()
         started = datetime.now(UTC)
         adapter = self._registry.adapter_for(task.provider)
         try:
-            response = await adapter.embed(task.provider_model, task.inputs, task.options)
+            with capturing(self._capture_for(task.project_id, span_id, trace_id)):
+                response = await adapter.embed(task.provider_model, task.inputs, task.options)
         except TaskgateError as exc:
-            self._spans.record(_span(task, trace_id, started, None, exc))
+            self._spans.record(_span(task, span_id, trace_id, started, None, exc))
             raise
         except asyncio.CancelledError:
-            self._spans.record(_span(task, trace_id, started, None, StreamCancelledError(), status="cancelled"))
+            self._spans.record(_span(task, span_id, trace_id, started, None, StreamCancelledError(),
+                                     status="cancelled"))
             raise
-        span = _span(task, trace_id, started, response, None)
+        span = _span(task, span_id, trace_id, started, response, None)
         span.cost = self._price(task.provider, task.provider_model, response.usage)
         self._spans.record(span)
         return EmbeddingResult(span_id=span.id, trace_id=trace_id, response=response, cost=span.cost)
@@ -81,11 +87,11 @@ def _summary(response: EmbeddingResponse | None) -> dict[str, int] | None:
     return {"count": len(response.vectors), "dimensions": len(response.vectors[0]) if response.vectors else 0}
 
 
-def _span(task: EmbeddingTask, trace_id: str, started: datetime, response: EmbeddingResponse | None,
-          error: TaskgateError | None, status: str | None = None) -> SpanRecord:
+def _span(task: EmbeddingTask, span_id: str, trace_id: str, started: datetime,
+          response: EmbeddingResponse | None, error: TaskgateError | None, status: str | None = None) -> SpanRecord:
     tokens = response.usage.input_tokens if response else 0
     return SpanRecord(
-        id=new_id(),
+        id=span_id,
         trace_id=trace_id,
         project_id=task.project_id,
         name=task.name,

@@ -28,6 +28,7 @@ from taskgate.engine.cost import PriceBook
 from taskgate.engine.embeddings import Embedder, EmbeddingResult, EmbeddingTask
 from taskgate.engine.examples import ExampleService
 from taskgate.engine.functions import FunctionService
+from taskgate.engine.generations import GenerationService
 from taskgate.engine.limits import Budget, CallLimits
 from taskgate.engine.prompt import build_messages, reask_message, render_value
 from taskgate.engine.router import Outcome, RequestBuilder, Route, Router
@@ -54,7 +55,9 @@ from taskgate.errors import (
 from taskgate.ids import new_id
 from taskgate.providers.base import ChatRequest, ChatResponse, ChunkCollector, StructuredOutput, Usage
 from taskgate.providers.registry import ProviderRegistry
+from taskgate.providers.wire_capture import CaptureScope, capturing
 from taskgate.store.base import SpanRecord, Store
+from taskgate.telemetry.generations import GenerationRecorder
 from taskgate.telemetry.recorder import SpanRecorder
 
 
@@ -75,6 +78,7 @@ class Call:
     max_attempts: int
     usage: Usage
     budget: Budget
+    capture: CaptureScope | None  # where its upstream exchanges are recorded, as generations
     script_cached: bool = False
     cost: float | None = 0.0
     attempts: int = 0
@@ -87,7 +91,7 @@ class Call:
 
 class Engine:
     def __init__(self, store: Store, recorder: SpanRecorder, registry: ProviderRegistry, default_model: str,
-                 limits: CallLimits | None = None) -> None:
+                 limits: CallLimits | None = None, generations: GenerationRecorder | None = None) -> None:
         self._limits = limits or CallLimits()
         self._router = Router(registry, default_model)
         self.providers = registry  # what can be routed to, for the model listing
@@ -96,7 +100,8 @@ class Engine:
         self.functions = FunctionService(store)
         self.examples = ExampleService(store)
         self.spans = SpanService(store, recorder)
-        self._embedder = Embedder(registry, self.price, self.spans)
+        self.generations = GenerationService(store, generations)
+        self._embedder = Embedder(registry, self.price, self.spans, self.generations.scope)
         self.usage = UsageService(store, recorder)
 
     # ------------------------------------------------------------------ public
@@ -160,10 +165,11 @@ class Engine:
             while True:
                 build = self._request_builder(call, messages)
                 try:
-                    if streaming:
-                        chunks, outcome = await self._router.open_stream(routes, build, call.budget)
-                    else:
-                        response, outcome = await self._router.complete(routes, build, call.budget)
+                    with capturing(call.capture):  # a stream is marked as it opens, for all its reads
+                        if streaming:
+                            chunks, outcome = await self._router.open_stream(routes, build, call.budget)
+                        else:
+                            response, outcome = await self._router.complete(routes, build, call.budget)
                 except TaskgateError as exc:
                     self._record(call, call.last_model, error=exc, output=call.last_output)
                     if not started:
@@ -253,9 +259,10 @@ class Engine:
                 )
         messages = build_messages(task, examples)
         usage = Usage()
+        span_id = new_id()
         call = Call(
             task=task,
-            span_id=new_id(),
+            span_id=span_id,
             trace_id=trace_id,
             started_at=started_at,
             clock=clock,
@@ -267,6 +274,7 @@ class Engine:
             max_attempts=max_attempts,
             usage=usage,
             budget=Budget(self._limits, usage),
+            capture=self.generations.scope(task.project_id, span_id, trace_id),
             script_cached=script_cached,
         )
         return call

@@ -128,6 +128,29 @@ class UsageRow:
     counters: dict[str, int]  # USAGE_TOKENS plus the query's fields
 
 
+@dataclass(slots=True)
+class GenerationRecord:
+    """One raw provider exchange of a call (v3 `/v3/generations`): the body sent and the body (or
+    the stream's events) received, each as JSON text cut at a bound (`*_truncated` then says so)."""
+
+    id: str  # uuid
+    project_id: str
+    span_id: str | None
+    trace_id: str | None
+    provider: str
+    model: str | None
+    path: str  # the upstream path, e.g. /chat/completions (the base URL is configuration)
+    stream: bool
+    status_code: int | None
+    error: str | None
+    request: str
+    response: str | None
+    request_truncated: bool
+    response_truncated: bool
+    duration_ms: int
+    created_at: datetime
+
+
 class Store(Protocol):
     # ---- projects and keys
     async def ensure_project(self, name: str) -> str: ...
@@ -186,3 +209,14 @@ class Store(Protocol):
     async def usage_report(self, project_id: str, query: UsageQuery) -> list[UsageRow]:
         """Cost and token sums per time bucket and group, aggregated by the database."""
         ...
+
+    # ---- generations (raw provider exchanges)
+    async def write_generations(self, records: list[GenerationRecord]) -> None:
+        """Insert a batch in one transaction, on the store's low-priority writer thread."""
+        ...
+    async def list_generations(self, project_id: str, query: str | None, limit: int,
+                               offset: int) -> tuple[list[GenerationRecord], int]:
+        """Newest first; `query` is a case-insensitive substring of the model, bodies or error."""
+        ...
+    async def get_generation(self, project_id: str, generation_id: str) -> GenerationRecord | None: ...
+    async def delete_generation(self, project_id: str, generation_id: str) -> bool: ...

@@ -175,3 +175,27 @@ cache_entries = sa.Table(
     sa.PrimaryKeyConstraint("project_id", "key"),
     sa.Index(None, "expires_at"),
 )
+
+# Raw provider exchanges (v3 generations). Like spans, no foreign key: they are written in batches
+# off the request path, and one row of a stale project must not sink its batch.
+generations = sa.Table(
+    "generations", metadata,
+    sa.Column("id", sa.String(UUID_LEN), primary_key=True),
+    sa.Column("project_id", sa.String(UUID_LEN), nullable=False),
+    sa.Column("span_id", sa.Text, nullable=True),
+    sa.Column("trace_id", sa.Text, nullable=True),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("model", sa.Text, nullable=True),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("stream", sa.Boolean, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("request", sa.Text, nullable=False),
+    sa.Column("response", sa.Text, nullable=True),
+    sa.Column("request_truncated", sa.Boolean, nullable=False),
+    sa.Column("response_truncated", sa.Boolean, nullable=False),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "project_id", "created_at"),
+    sa.Index(None, "project_id", "span_id"),
+)
