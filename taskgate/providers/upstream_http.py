@@ -127,13 +127,6 @@ def _failure_text(failure: BaseException | None) -> str | None:
     return f"stopped ({type(failure).__name__})"
 
 
-def _tap(exchange: Exchange | None, events: list[SSEEvent]) -> None:
-    """Keep a stream's events for its captured exchange, if it has one."""
-    if exchange is not None:
-        for event in events:
-            exchange.add_event(event.event, event.data)
-
-
 async def _release_after_tail(resp: aiohttp.ClientResponse) -> None:
     """Read what is left of a finished stream's body, then give its connection back to the pool;
     a tail that is long, slow or broken closes the connection instead."""
@@ -351,15 +344,15 @@ class UpstreamHTTP:
         decoder = SSEDecoder()
         try:
             async for chunk in resp.content.iter_any():
+                if exchange is not None:
+                    exchange.add_chunk(chunk)
                 if events := decoder.feed(chunk):
-                    _tap(exchange, events)
                     yield events
         except aiohttp.ClientPayloadError as exc:
             raise UpstreamProtocolError(f"{self.provider}: stream ended early: {exc}") from exc
         except Exception as exc:
             raise self._transport_error(exc, timeout_s) from exc
         if events := decoder.flush():
-            _tap(exchange, events)
             yield events
 
     async def _read_error_body(self, resp: aiohttp.ClientResponse, timeout_s: float) -> bytes:

@@ -6,10 +6,10 @@ router calls; the HTTP layer reads that mark once, when the request starts (`beg
 read over many later steps still knows its call. Without a mark (an adapter used on its own) there
 is nothing to capture and nothing is spent.
 
-What is kept: the body sent (the very bytes, already encoded for the wire), the body received, or
-each event of a stream, and the status or transport error. Headers are never kept, so no API key
-or authorization can end up in a record. A stream keeps at most MAX_CAPTURE_BYTES of events; the
-rest is counted as cut. On the request path this costs a few attribute writes and list appends;
+What is kept: the body sent (the very bytes, already encoded for the wire), the body received (a
+stream's raw bytes as they came, up to MAX_CAPTURE_BYTES; the rest is counted as cut), and the
+status or transport error. Headers are never kept, so no API key or authorization can end up in a
+record. On the request path this costs a few attribute writes and list appends;
 encoding and storing happen later, in the recorder's batches.
 """
 
@@ -40,18 +40,21 @@ class Exchange:
     clock: float
     status: int | None = None
     response: bytes | None = None  # a whole body (JSON, or an error's text)
-    events: list[tuple[str, bytes]] = field(default_factory=list)  # a stream's (event name, data)
-    events_size: int = 0
-    events_cut: bool = False
+    chunks: list[bytes] = field(default_factory=list)  # a stream's body, as read
+    chunks_size: int = 0
+    chunks_cut: bool = False
     error: str | None = None
     duration_ms: int = 0
 
-    def add_event(self, name: str, data: bytes) -> None:
-        if self.events_size + len(data) > MAX_CAPTURE_BYTES:
-            self.events_cut = True
-            return
-        self.events_size += len(data)
-        self.events.append((name, data))
+    def add_chunk(self, chunk: bytes) -> None:
+        """Keep a read of a stream's body, while the bound allows (a cut read is kept in part)."""
+        room = MAX_CAPTURE_BYTES - self.chunks_size
+        if room <= 0 or len(chunk) > room:
+            self.chunks_cut = True
+            chunk = chunk[:max(room, 0)]
+        if chunk:
+            self.chunks_size += len(chunk)
+            self.chunks.append(chunk)
 
     def finish(self, *, status: int | None = None, response: bytes | None = None, error: str | None = None) -> None:
         """Hand the exchange to its call's sink; the first finish counts."""

@@ -11,9 +11,6 @@ failed batch is logged and dropped rather than retried, so they can never hold m
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-import orjson
 
 from taskgate.ids import new_id
 from taskgate.providers.wire_capture import MAX_CAPTURE_BYTES, CaptureScope, Exchange
@@ -31,18 +28,10 @@ def bounded_text(raw: bytes) -> tuple[str, bool]:
     return raw[:MAX_CAPTURE_BYTES].decode("utf-8", "ignore"), True
 
 
-def _event_data(data: bytes) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return data.decode("utf-8", "replace")  # e.g. OpenAI's closing "[DONE]"
-
-
 def _response(exchange: Exchange) -> tuple[str | None, bool]:
     if exchange.stream and exchange.response is None:
-        events = [{"event": name, "data": _event_data(data)} for name, data in exchange.events]
-        text, cut = bounded_text(orjson.dumps(events))
-        return text, cut or exchange.events_cut
+        text, cut = bounded_text(b"".join(exchange.chunks))
+        return text, cut or exchange.chunks_cut
     if exchange.response is None:
         return None, False
     return bounded_text(exchange.response)

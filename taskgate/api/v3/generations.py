@@ -3,8 +3,8 @@ request and response of each upstream call, linked to the call's span.
 
 Bodies come back as the JSON they were, or, when cut at the capture bound, as the text kept with
 `request_truncated` / `response_truncated` set. A stream's response is its events, in order, each
-`{event, data}`. Paged by `page` and `page_size`; the meta carries `total` (spec) and
-`total_count` (what 2.1.1 reads).
+`{event, data}`, read from the body as it was received (a cut one gives the events it holds).
+Paged by `page` and `page_size`; the meta carries `total` (spec) and `total_count` (2.1.1 reads it).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from starlette.responses import Response
 from taskgate.api.body_schemas import ANY, BOOLEAN, DATE_TIME, INTEGER, STRING, JsonSchema, array, nullable, obj
 from taskgate.api.v3.routing import JSON, Operation, Param, V3Request
 from taskgate.errors import BadRequestError, NotFoundError
+from taskgate.providers.upstream_http import SSEDecoder
 from taskgate.server.request_io import MAX_SQL_INT, JSONResponse
 from taskgate.store.base import GenerationRecord
 
@@ -52,13 +53,28 @@ _PAGE_SIZE = Param("page_size", {"type": "integer", "minimum": 1, "maximum": MAX
                    "Items per page")
 
 
-def _body(text: str | None, truncated: bool) -> Any:
-    if text is None or truncated:
-        return text
+def _json_or_text(raw: str | bytes) -> Any:
     try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return text  # an error page that was not JSON
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:  # an error page that was not JSON, OpenAI's closing [DONE]
+        return raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+
+
+def _body(text: str | None, truncated: bool) -> Any:
+    return text if text is None or truncated else _json_or_text(text)
+
+
+def _events(text: str) -> list[dict[str, Any]]:
+    """A stream's body (kept as received) read into its events; a cut body gives those it holds."""
+    decoder = SSEDecoder()
+    events = decoder.feed(text.encode()) + decoder.flush()
+    return [{"event": event.event, "data": _json_or_text(event.data)} for event in events]
+
+
+def _response(record: GenerationRecord) -> Any:
+    if record.stream and record.status_code is not None and record.status_code < 400 and record.response is not None:
+        return _events(record.response)
+    return _body(record.response, record.response_truncated)
 
 
 def generation_body(record: GenerationRecord) -> dict[str, Any]:
@@ -66,7 +82,7 @@ def generation_body(record: GenerationRecord) -> dict[str, Any]:
         "id": record.id, "span_id": record.span_id, "trace_id": record.trace_id, "provider": record.provider,
         "model": record.model, "path": record.path, "stream": record.stream, "status_code": record.status_code,
         "error": record.error, "request": _body(record.request, record.request_truncated),
-        "response": _body(record.response, record.response_truncated),
+        "response": _response(record),
         "request_truncated": record.request_truncated, "response_truncated": record.response_truncated,
         "duration_ms": record.duration_ms, "created_at": record.created_at.isoformat(),
     }
