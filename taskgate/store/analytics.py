@@ -1,7 +1,10 @@
 """Usage analytics: cost and tokens per time bucket and group, summed by the database itself.
 
-One GROUP BY over the spans of a project in a time range (the `(project_id, start_time)` index
-finds them), never spans loaded into Python. Buckets are made in SQL: SQLite keeps times as
+One GROUP BY over the spans of a project in a time range, never spans loaded into Python. The
+`ix_spans_usage` index (project_id, start_time, model_used, function_name, cost, total_tokens) finds
+them and, for a report of cost, total tokens and calls by time, model or function, holds every
+column it reads, so the rows themselves are not touched. Tag groups and the other token counts
+(`fields`) come from the rows' JSON. Buckets are made in SQL: SQLite keeps times as
 "YYYY-MM-DD HH:MM:SS.ffffff" text in UTC, so a bucket is a prefix of it; Postgres truncates the
 UTC time with `date_trunc`. Tag values come out by JSON extraction (`json_extract`, `->>`).
 
@@ -18,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from taskgate.store.base import GROUP_BY_FUNCTION, GROUP_BY_MODEL, UsageQuery, UsageRow
+from taskgate.store.base import GROUP_BY_FUNCTION, GROUP_BY_MODEL, USAGE_TOKENS, UsageQuery, UsageRow
 from taskgate.store.tables import spans
 
 # SQLite: how many characters of the stored time text name a bucket, and how to read them back.
@@ -72,7 +75,7 @@ def usage_report(conn: Connection, project_id: str, query: UsageQuery) -> list[U
     """At most `query.max_rows + 1` rows, ordered by bucket then group values. Only the spans that
     used anything count (a price or tokens), so plain trace spans make no empty groups."""
     dialect = conn.dialect.name
-    counters = tuple(dict.fromkeys(("input_tokens", "output_tokens", "total_tokens", *query.fields)))
+    counters = tuple(dict.fromkeys((*USAGE_TOKENS, *query.fields)))
     columns = [_bucket(dialect, query.granularity).label("bucket")]
     columns += [_group(dialect, key).label(f"g{index}") for index, key in enumerate(query.group_by)]
     columns.append(sa.func.sum(spans.c.cost).label("cost"))

@@ -114,8 +114,9 @@ class UsageQuery:
 
 
 USAGE_GRANULARITIES = ("minute", "hour", "day", "month", "year")
-USAGE_TOKENS = ("input_tokens", "output_tokens", "total_tokens")  # always in a report
-USAGE_FIELDS = (*USAGE_TOKENS, "reasoning_tokens", "cache_read_tokens", "cache_write_tokens", "calls")
+USAGE_TOKENS = ("total_tokens",)  # always in a report (with the cost): both are read from an index alone
+USAGE_FIELDS = (*USAGE_TOKENS, "input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens",
+                "cache_write_tokens", "calls")
 GROUP_BY_MODEL = "model"
 GROUP_BY_FUNCTION = "function"
 

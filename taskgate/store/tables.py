@@ -163,7 +163,9 @@ spans = sa.Table(
     sa.Column("function_name", sa.Text, nullable=True),
     sa.PrimaryKeyConstraint("project_id", "id"),  # client-chosen ids must not collide across projects
     sa.Index(None, "project_id", "trace_id"),
-    sa.Index(None, "project_id", "start_time"),
+    # (project_id, start_time) first, as every time-range read wants; the rest lets a usage report
+    # by time, model or function be answered from this index alone (see store/analytics.py)
+    sa.Index("ix_spans_usage", "project_id", "start_time", "model_used", "function_name", "cost", "total_tokens"),
 )
 
 cache_entries = sa.Table(
@@ -197,5 +199,4 @@ generations = sa.Table(
     sa.Column("duration_ms", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Index(None, "project_id", "created_at"),
-    sa.Index(None, "project_id", "span_id"),
 )

@@ -20,7 +20,8 @@ def usage() -> None:
         opper.call(name="sdk-usage", input="hi", model=model, tags={"customer": customer})
     now = datetime.now(timezone.utc)
     window = dict(from_date=now - timedelta(hours=1), to_date=now + timedelta(hours=1))
-    by_model = opper.analytics.get_usage(**window, granularity="hour", group_by=["model"])
+    by_model = opper.analytics.get_usage(**window, granularity="hour", group_by=["model"],
+                                         fields=["input_tokens", "output_tokens"])
     by_tag = opper.analytics.get_usage(**window, granularity="day", group_by=["customer"], fields=["calls"])
     try:
         opper.analytics.get_usage(from_date=now, to_date=now - timedelta(days=1))

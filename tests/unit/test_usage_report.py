@@ -50,7 +50,8 @@ async def seeded(store: SqlStore, project: str) -> str:
     return project
 
 
-def _query(granularity: str = "day", group_by: tuple[str, ...] = (), fields: tuple[str, ...] = (),
+def _query(granularity: str = "day", group_by: tuple[str, ...] = (),
+           fields: tuple[str, ...] = ("input_tokens", "output_tokens"),
            start: datetime = T0 - DAY, end: datetime = T0 + 4 * DAY) -> UsageQuery:
     return UsageQuery(start=start, end=end, granularity=granularity, group_by=group_by, fields=fields)
 
@@ -85,7 +86,8 @@ async def test_group_by_model_and_function(store: SqlStore, seeded: str) -> None
 
 async def test_group_by_tag_and_extra_fields(store: SqlStore, seeded: str) -> None:
     rows = await store.usage_report(seeded, _query(granularity="month", group_by=("customer",),
-                                                   fields=("reasoning_tokens", "calls")))
+                                                   fields=("input_tokens", "output_tokens", "reasoning_tokens",
+                                                           "calls")))
     month = T0.replace(day=1, hour=0)
     by_customer = {row.groups["customer"]: (round(row.cost, 9), row.counters) for row in rows}
     assert {row.time_bucket for row in rows} == {month}
@@ -120,6 +122,12 @@ async def test_range_is_half_open_and_may_be_empty(store: SqlStore, seeded: str)
     assert [(row.time_bucket, row.counters["total_tokens"]) for row in only_first] == [(T0, 15)]
     assert await store.usage_report(seeded, _query(start=T0 + 10 * DAY, end=T0 + 11 * DAY)) == []
     assert await store.usage_report("no-such-project", _query()) == []
+
+
+async def test_default_counters_are_cost_and_total_tokens(store: SqlStore, seeded: str) -> None:
+    [row] = await store.usage_report(seeded, _query("year", group_by=("function",), fields=(),
+                                                    start=T0 + DAY, end=T0 + 2 * DAY))
+    assert (row.groups, row.counters, round(row.cost, 9)) == ({"function": "classify"}, {"total_tokens": 22}, 0.002)
 
 
 async def test_rows_are_capped_one_past_the_limit(store: SqlStore, seeded: str) -> None:

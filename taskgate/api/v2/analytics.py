@@ -1,8 +1,9 @@
 """`GET /v2/analytics/usage` (opperai 1.7.2 `analytics.get_usage`): cost and tokens over time.
 
 The query is read here, its rules are the engine's (`taskgate.engine.analytics`) and the sums are
-the database's. Each item is `{time_bucket, cost, input_tokens, output_tokens, total_tokens}`,
-plus the requested `fields` and one key per `group_by` key; only buckets with usage appear.
+the database's. Each item is `{time_bucket, cost, total_tokens}`, plus the requested `fields`
+(input_tokens, output_tokens, reasoning_tokens, cache_read_tokens, cache_write_tokens, calls) and one
+key per `group_by` key; only buckets with usage appear.
 `cost` is text, as 1.7.2 types it (`GetUsageResultItem.cost: str`).
 """
 
