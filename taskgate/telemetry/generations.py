@@ -4,7 +4,8 @@
 (run every span-flush interval by the app, and at shutdown) turns the waiting exchanges into rows
 and writes them in one transaction on the store's low-priority thread. Each body is kept up to
 MAX_CAPTURE_BYTES and marked truncated beyond it. These are debugging records, not accounts: if
-more than MAX_PENDING wait (the store is down or slow), new ones are dropped and counted, and a
+more than MAX_PENDING, or MAX_PENDING_BYTES of bodies, wait (the store is down or slow, or the
+bodies are huge), new ones are dropped and counted, and a
 failed batch is logged and dropped rather than retried, so they can never hold memory without bound.
 """
 
@@ -18,6 +19,7 @@ from taskgate.store.base import GenerationRecord, Store
 
 log = logging.getLogger("taskgate.generations")
 MAX_PENDING = 5000
+MAX_PENDING_BYTES = 64 * 1024 * 1024  # bodies are held whole until their batch cuts them
 BATCH = 200
 
 
@@ -54,6 +56,7 @@ class GenerationRecorder:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._pending: list[Exchange] = []
+        self._pending_bytes = 0
         self.dropped = 0
 
     def scope(self, project_id: str, span_id: str, trace_id: str) -> CaptureScope:
@@ -61,14 +64,16 @@ class GenerationRecorder:
         return CaptureScope(project_id, span_id, trace_id, self.record)
 
     def record(self, exchange: Exchange) -> None:
-        if len(self._pending) >= MAX_PENDING:
+        size = len(exchange.request) + len(exchange.response or b"") + exchange.chunks_size
+        if len(self._pending) >= MAX_PENDING or self._pending_bytes + size > MAX_PENDING_BYTES:
             self.dropped += 1
             return
         self._pending.append(exchange)
+        self._pending_bytes += size
 
     async def flush(self) -> None:
         """Write what waits now, BATCH rows to a transaction; a failing batch is logged and dropped."""
-        waiting, self._pending = self._pending, []
+        waiting, self._pending, self._pending_bytes = self._pending, [], 0
         for start in range(0, len(waiting), BATCH):
             records = [generation_record(exchange) for exchange in waiting[start:start + BATCH]]
             try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from opperai import Opper, errors
 
@@ -18,7 +18,7 @@ def usage() -> None:
     for model, customer in [("openai/gpt-4o-mini", "acme"), ("openai/gpt-4o-mini", "acme"),
                             ("anthropic/claude-haiku-4-5", "globex")]:
         opper.call(name="sdk-usage", input="hi", model=model, tags={"customer": customer})
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     window = dict(from_date=now - timedelta(hours=1), to_date=now + timedelta(hours=1))
     by_model = opper.analytics.get_usage(**window, granularity="hour", group_by=["model"],
                                          fields=["input_tokens", "output_tokens"])
