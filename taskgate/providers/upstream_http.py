@@ -257,6 +257,7 @@ class UpstreamHTTP:
             if exchange is not None:
                 exchange.finish(status=status, response=raw if status is not None else None,
                                 error=_failure_text(failure))
+            failure = None  # the exception's traceback holds this frame: a cycle, left for the collector
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -297,6 +298,7 @@ class UpstreamHTTP:
         finally:
             if exchange is not None and failure is not None:
                 exchange.finish(error=_failure_text(failure))
+            failure = None  # see post_json
         raw: bytes | None = None
         try:
             if resp.status >= 400:
@@ -314,6 +316,7 @@ class UpstreamHTTP:
         finally:
             if exchange is not None:
                 exchange.finish(status=resp.status, response=raw, error=_failure_text(failure))
+            failure = None  # see post_json
             if resp.content.at_eof():
                 resp.release()
             elif finished():
