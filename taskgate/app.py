@@ -28,6 +28,7 @@ from taskgate.server.auth import Authenticator
 from taskgate.server.dispatch import App
 from taskgate.store import open_store
 from taskgate.store.database import private_directory
+from taskgate.telemetry.generations import GenerationRecorder
 from taskgate.telemetry.periodic import every
 from taskgate.telemetry.recorder import SpanRecorder, peer_wait
 
@@ -53,7 +54,9 @@ def create_app(settings: Settings) -> ASGIApp:
                 "replica sharing this database must use the same key, so set TASKGATE_SECRET_KEY on all of them",
                 settings.data_dir)
         secrets = SecretBox(load_secret_key(settings.secret_key, settings.data_dir))
+        generations = GenerationRecorder(store)
         engine = Engine(store, recorder, providers, settings.default_model, limits, secrets=secrets,
+                        generations=generations,
                         local_models=settings.local_models,
                         dataset_embedding_model=settings.dataset_embedding_model,
                         feedback_autosave_score=settings.feedback_autosave_score)
@@ -62,7 +65,8 @@ def create_app(settings: Settings) -> ASGIApp:
             app.mount(dialect.routes(ctx))
         PriceBook.warm()
         try:
-            async with every(0.25, flush_log), every(2.0, engine.functions.flush_hits):
+            async with every(0.25, flush_log), every(2.0, engine.functions.flush_hits), \
+                    every(settings.span_flush_interval_s, generations.flush):
                 yield
         finally:
             await recorder.close()  # spans already accepted are written before exit

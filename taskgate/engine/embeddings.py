@@ -22,6 +22,7 @@ from taskgate.engine.task import ModelChoice
 from taskgate.errors import ProviderError, StreamCancelledError, TaskgateError
 from taskgate.ids import new_id
 from taskgate.providers.base import EmbeddingResponse, Usage
+from taskgate.providers.wire_capture import CaptureScope, capturing
 from taskgate.store.base import SpanRecord
 
 DEFAULT_EMBEDDING_NAME = "embeddings"
@@ -47,14 +48,18 @@ class EmbeddingResult:
 
 
 Pricer = Callable[[str, str, Usage], float | None]  # (provider, model, usage) -> USD: `Engine.price`
+CaptureFor = Callable[[str, str, str], CaptureScope | None]  # (project, span, trace): `GenerationService.scope`
 
 
 class Embedder:
-    def __init__(self, router: Router, names: ModelNames, price: Pricer, spans: SpanService) -> None:
+    def __init__(self, router: Router, names: ModelNames, price: Pricer, spans: SpanService,
+                 capture_for: CaptureFor) -> None:
         self._router = router
         self._names = names
+        self._capture_for = capture_for
         self._price = price
         self._spans = spans
+        self._capture_for = capture_for
 
     async def embed(self, task: EmbeddingTask) -> EmbeddingResult:
         """The vectors, once the span is recorded. An unknown parent, model name or an unconfigured
@@ -65,7 +70,8 @@ class Embedder:
         attempt = _Attempt(task, trace_id, started, [route.choice.name for route in routes])
         for position, route in enumerate(routes):
             try:
-                response = await route.adapter.embed(route.model, task.inputs, task.options)
+                with capturing(self._capture_for(task.project_id, attempt.span_id, trace_id)):
+                    response = await route.adapter.embed(route.model, task.inputs, task.options)
             except ProviderError as exc:
                 attempt.failed.append(route.choice.name)
                 if position < len(routes) - 1:
@@ -103,13 +109,14 @@ class _Attempt:
     started: datetime
     chain: list[str]
     failed: list[str] = field(default_factory=list)
+    span_id: str = field(default_factory=new_id)  # fixed first: the upstream exchange is captured under it
 
     def span(self, used: str | None, response: EmbeddingResponse | None, error: TaskgateError | None,
              status: str | None = None) -> SpanRecord:
         tokens = response.usage.input_tokens if response else 0
         task = self.task
         return SpanRecord(
-            id=new_id(),
+            id=self.span_id,
             trace_id=self.trace_id,
             project_id=task.project_id,
             name=task.name,

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import jsonschema_rs
 
+from taskgate.engine.analytics import UsageService
 from taskgate.engine.cache import ResultCache
 from taskgate.engine.catalogue import ModelCatalogue
 from taskgate.engine.choices import run_choices, stream_choices
@@ -33,6 +34,7 @@ from taskgate.engine.entry_search import EntrySearch
 from taskgate.engine.examples import ExampleService
 from taskgate.engine.feedback import DEFAULT_AUTOSAVE_SCORE, FeedbackService
 from taskgate.engine.functions import FunctionService
+from taskgate.engine.generations import GenerationService
 from taskgate.engine.guards import CallGuard
 from taskgate.engine.limits import Budget, CallLimits
 from taskgate.engine.model_names import ModelNames
@@ -64,7 +66,9 @@ from taskgate.errors import (
 from taskgate.ids import new_id
 from taskgate.providers.base import ChatRequest, ChatResponse, ChunkCollector, StructuredOutput, Usage
 from taskgate.providers.registry import ProviderRegistry
+from taskgate.providers.wire_capture import CaptureScope, capturing
 from taskgate.store.base import SpanRecord, Store
+from taskgate.telemetry.generations import GenerationRecorder
 from taskgate.telemetry.recorder import SpanRecorder
 
 T = TypeVar("T")
@@ -87,6 +91,7 @@ class Call:
     max_attempts: int
     usage: Usage
     budget: Budget
+    capture: CaptureScope | None  # where its upstream exchanges are recorded, as generations
     script_cached: bool = False
     cost: float | None = 0.0
     attempts: int = 0
@@ -101,7 +106,8 @@ class Engine:
     def __init__(self, store: Store, recorder: SpanRecorder, registry: ProviderRegistry, default_model: str,
                  limits: CallLimits | None = None, *, secrets: SecretBox | None = None,
                  local_models: Iterable[str] = (), dataset_embedding_model: str | None = None,
-                 feedback_autosave_score: float = DEFAULT_AUTOSAVE_SCORE) -> None:
+                 feedback_autosave_score: float = DEFAULT_AUTOSAVE_SCORE,
+                 generations: GenerationRecorder | None = None) -> None:
         """`dataset_embedding_model` (`provider/model`) turns on semantic search over dataset entries."""
         self._limits = limits or CallLimits()
         self._router = Router(registry, default_model)
@@ -111,10 +117,12 @@ class Engine:
         self.functions = FunctionService(store)
         self.spans = SpanService(store, recorder)
         self.model_names = ModelNames(store, registry, secrets or SecretBox.ephemeral())
-        self._embedder = Embedder(self._router, self.model_names, self.price, self.spans)
+        self.generations = GenerationService(store, generations)
+        self._embedder = Embedder(self._router, self.model_names, self.price, self.spans, self.generations.scope)
         self.examples = ExampleService(store, EntrySearch(store, self._embedder.embed, dataset_embedding_model))
         self.datasets = DatasetService(self.functions, self.examples)
         self.feedback = FeedbackService(store, self.spans, self.functions, self.examples, feedback_autosave_score)
+        self.usage = UsageService(store, recorder)
 
     # ------------------------------------------------------------------ public
 
@@ -223,10 +231,11 @@ class Engine:
             while True:
                 build = self._request_builder(call, messages)
                 try:
-                    if streaming:
-                        chunks, outcome = await self._router.open_stream(routes, build, call.budget)
-                    else:
-                        response, outcome = await self._router.complete(routes, build, call.budget)
+                    with capturing(call.capture):  # a stream is marked as it opens, for all its reads
+                        if streaming:
+                            chunks, outcome = await self._router.open_stream(routes, build, call.budget)
+                        else:
+                            response, outcome = await self._router.complete(routes, build, call.budget)
                 except TaskgateError as exc:
                     if isinstance(exc, ProviderError):
                         call.models_failed.extend(exc.models_failed)
@@ -351,9 +360,10 @@ class Engine:
                 )
         messages = build_messages(task, examples)
         usage = Usage()
+        span_id = new_id()
         call = Call(
             task=task,
-            span_id=new_id(),
+            span_id=span_id,
             trace_id=trace_id,
             started_at=started_at,
             clock=clock,
@@ -365,6 +375,7 @@ class Engine:
             max_attempts=max_attempts,
             usage=usage,
             budget=Budget(self._limits, usage),
+            capture=self.generations.scope(task.project_id, span_id, trace_id),
             script_cached=script_cached,
         )
         return call

@@ -27,6 +27,7 @@ from taskgate.errors import (
     classify_upstream_status,
 )
 from taskgate.providers.base import ChatChunk, PieceReader
+from taskgate.providers.wire_capture import Exchange, begin
 
 # What a caller's `extra_headers` may never set: credentials (the adapter's own above all), the
 # upstream's identity and the body's framing, and hop-by-hop headers (RFC 9110 §7.6.1: they
@@ -115,6 +116,15 @@ class SSEDecoder:
         elif name == b"event":
             self._event = value.decode("utf-8", "replace")
         return None
+
+
+def _failure_text(failure: BaseException | None) -> str | None:
+    """How a captured exchange ended when it did not end well."""
+    if failure is None:
+        return None
+    if isinstance(failure, TaskgateError):
+        return failure.detail
+    return f"stopped ({type(failure).__name__})"
 
 
 async def _release_after_tail(resp: aiohttp.ClientResponse) -> None:
@@ -223,18 +233,34 @@ class UpstreamHTTP:
         """
         timeout_s = request_timeout(options, self._timeout_s)
         timeout = aiohttp.ClientTimeout(total=timeout_s, connect=timeout_s)
+        payload = orjson.dumps(body)
+        exchange = begin(self.provider, path, body, payload, stream=False)
+        status: int | None = None
+        raw = b""
+        failure: BaseException | None = None
         try:
             async with self._client().post(
-                self.base_url + path, data=orjson.dumps(body), headers=self._caller_headers(headers), timeout=timeout,
+                self.base_url + path, data=payload, headers=self._caller_headers(headers), timeout=timeout,
                 params=self._query
             ) as resp:
+                status = resp.status
                 raw = await resp.read()
                 if resp.status >= 400:
                     raise self._status_error(resp.status, raw)
-        except TaskgateError:
+        except TaskgateError as exc:
+            failure = exc
             raise
         except Exception as exc:
-            raise self._transport_error(exc, timeout_s) from exc
+            failure = self._transport_error(exc, timeout_s)
+            raise failure from exc
+        except BaseException as exc:  # cancelled: the exchange is recorded as such
+            failure = exc
+            raise
+        finally:
+            if exchange is not None:
+                exchange.finish(status=status, response=raw if status is not None else None,
+                                error=_failure_text(failure))
+            failure = None  # the exception's traceback holds this frame: a cycle, left for the collector
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -259,13 +285,25 @@ class UpstreamHTTP:
         """
         timeout_s = request_timeout(options, self._timeout_s)
         timeout = aiohttp.ClientTimeout(total=None, connect=timeout_s, sock_read=timeout_s)
+        payload = orjson.dumps(body)
+        exchange = begin(self.provider, path, body, payload, stream=True)
+        failure: BaseException | None = None
         try:
             resp = await self._client().post(
-                self.base_url + path, data=orjson.dumps(body), headers=self._caller_headers(headers), timeout=timeout,
+                self.base_url + path, data=payload, headers=self._caller_headers(headers), timeout=timeout,
                 params=self._query
             )
         except Exception as exc:
-            raise self._transport_error(exc, timeout_s) from exc
+            failure = self._transport_error(exc, timeout_s)
+            raise failure from exc
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            if exchange is not None and failure is not None:
+                exchange.finish(error=_failure_text(failure))
+            failure = None  # see post_json
+        raw: bytes | None = None
         try:
             if resp.status >= 400:
                 raw = await self._read_error_body(resp, timeout_s)
@@ -275,8 +313,14 @@ class UpstreamHTTP:
                 raise UpstreamProtocolError(
                     f"{self.provider}: expected an event stream, got JSON: {upstream_message(raw)}"
                 )
-            yield self._events(resp, timeout_s)
+            yield self._events(resp, timeout_s, exchange)
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
+            if exchange is not None:
+                exchange.finish(status=resp.status, response=raw, error=_failure_text(failure))
+            failure = None  # see post_json
             if resp.content.at_eof():
                 resp.release()
             elif finished():
@@ -302,10 +346,13 @@ class UpstreamHTTP:
                     return
         raise UpstreamProtocolError(f"{self.provider}: stream ended early (no {last_event})")
 
-    async def _events(self, resp: aiohttp.ClientResponse, timeout_s: float) -> AsyncIterator[list[SSEEvent]]:
+    async def _events(self, resp: aiohttp.ClientResponse, timeout_s: float,
+                      exchange: Exchange | None) -> AsyncIterator[list[SSEEvent]]:
         decoder = SSEDecoder()
         try:
             async for chunk in resp.content.iter_any():
+                if exchange is not None:
+                    exchange.add_chunk(chunk)
                 if events := decoder.feed(chunk):
                     yield events
         except aiohttp.ClientPayloadError as exc:

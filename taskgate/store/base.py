@@ -155,6 +155,56 @@ class EventFilter:
     trace_id: str | None = None
     origin: str | None = None
     kind: str | None = None
+@dataclass(frozen=True, slots=True)
+class UsageQuery:
+    """One usage report, already checked by the engine (`taskgate.engine.analytics`): spans that
+    started in [start, end), summed per `granularity` bucket and per value of each `group_by` key."""
+
+    start: datetime
+    end: datetime  # exclusive
+    granularity: str  # one of USAGE_GRANULARITIES
+    group_by: tuple[str, ...] = ()  # "model", "function", or a tag key
+    fields: tuple[str, ...] = ()  # counters of USAGE_FIELDS summed beyond the tokens
+    max_rows: int = 10_000  # the store answers at most this many plus one, so overflow can be told
+
+
+USAGE_GRANULARITIES = ("minute", "hour", "day", "month", "year")
+USAGE_TOKENS = ("total_tokens",)  # always in a report (with the cost): both are read from an index alone
+USAGE_FIELDS = (*USAGE_TOKENS, "input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens",
+                "cache_write_tokens", "calls")
+GROUP_BY_MODEL = "model"
+GROUP_BY_FUNCTION = "function"
+
+
+@dataclass(slots=True)
+class UsageRow:
+    time_bucket: datetime  # the bucket's start, UTC
+    groups: dict[str, str | None]  # group_by key -> its value (None: spans without one)
+    cost: float  # USD; spans whose price is unknown add nothing
+    counters: dict[str, int]  # USAGE_TOKENS plus the query's fields
+
+
+@dataclass(slots=True)
+class GenerationRecord:
+    """One raw provider exchange of a call (v3 `/v3/generations`): the body sent and the body (or
+    the stream's events) received, each as JSON text cut at a bound (`*_truncated` then says so)."""
+
+    id: str  # uuid
+    project_id: str
+    span_id: str | None
+    trace_id: str | None
+    provider: str
+    model: str | None
+    path: str  # the upstream path, e.g. /chat/completions (the base URL is configuration)
+    stream: bool
+    status_code: int | None
+    error: str | None
+    request: str
+    response: str | None
+    request_truncated: bool
+    response_truncated: bool
+    duration_ms: int
+    created_at: datetime
 
 
 class Store(Protocol):
@@ -279,3 +329,18 @@ class Store(Protocol):
                                 data: dict[str, Any]) -> SpanEvent | None: ...
     async def delete_span_event(self, project_id: str, span_id: str, origin: str, event_id: str) -> bool: ...
     async def trace_exists(self, project_id: str, trace_id: str) -> bool: ...
+    # ---- analytics
+    async def usage_report(self, project_id: str, query: UsageQuery) -> list[UsageRow]:
+        """Cost and token sums per time bucket and group, aggregated by the database."""
+        ...
+
+    # ---- generations (raw provider exchanges)
+    async def write_generations(self, records: list[GenerationRecord]) -> None:
+        """Insert a batch in one transaction, on the store's low-priority writer thread."""
+        ...
+    async def list_generations(self, project_id: str, query: str | None, limit: int,
+                               offset: int) -> tuple[list[GenerationRecord], int]:
+        """Newest first; `query` is a case-insensitive substring of the model, bodies or error."""
+        ...
+    async def get_generation(self, project_id: str, generation_id: str) -> GenerationRecord | None: ...
+    async def delete_generation(self, project_id: str, generation_id: str) -> bool: ...

@@ -18,7 +18,9 @@ from sqlalchemy.exc import IntegrityError
 
 from taskgate.errors import BadRequestError, ConflictError, NotFoundError
 from taskgate.store import accounts, cache, datasets, functions, model_names
+from taskgate.store import analytics as usage_rows
 from taskgate.store import examples as example_rows
+from taskgate.store import generations as generation_rows
 from taskgate.store import span_events as event_rows
 from taskgate.store import spans as span_rows
 from taskgate.store.base import (
@@ -27,6 +29,7 @@ from taskgate.store.base import (
     ExampleRecord,
     FunctionDefinition,
     FunctionRecord,
+    GenerationRecord,
     ModelAliasRecord,
     ModelNameKind,
     ModelNameRecord,
@@ -34,6 +37,8 @@ from taskgate.store.base import (
     SpanEvent,
     SpanRecord,
     TraceSummary,
+    UsageQuery,
+    UsageRow,
 )
 from taskgate.store.database import Database
 
@@ -303,6 +308,25 @@ class SqlStore:
 
     async def trace_exists(self, project_id: str, trace_id: str) -> bool:
         return await self.database.read(lambda c: span_rows.trace_exists(c, project_id, trace_id))
+    # ---- analytics
+    async def usage_report(self, project_id: str, query: UsageQuery) -> list[UsageRow]:
+        return await self.database.read(lambda c: usage_rows.usage_report(c, project_id, query))
+
+    # ---- generations
+    async def write_generations(self, records: list[GenerationRecord]) -> None:
+        await self.database.write(lambda c: generation_rows.write_generations(c, records), background=True)
+
+    async def list_generations(self, project_id: str, query: str | None, limit: int,
+                               offset: int) -> tuple[list[GenerationRecord], int]:
+        limit, offset = _page(limit, offset)
+        return await self.database.read(
+            lambda c: generation_rows.list_generations(c, project_id, query, limit, offset))
+
+    async def get_generation(self, project_id: str, generation_id: str) -> GenerationRecord | None:
+        return await self.database.read(lambda c: generation_rows.get_generation(c, project_id, generation_id))
+
+    async def delete_generation(self, project_id: str, generation_id: str) -> bool:
+        return await self.database.write(lambda c: generation_rows.delete_generation(c, project_id, generation_id))
 
 
 async def _encoded(spans: list[SpanRecord], encode: Callable[[SpanRecord], T]) -> list[T]:

@@ -163,7 +163,9 @@ spans = sa.Table(
     sa.Column("function_name", sa.Text, nullable=True),
     sa.PrimaryKeyConstraint("project_id", "id"),  # client-chosen ids must not collide across projects
     sa.Index(None, "project_id", "trace_id"),
-    sa.Index(None, "project_id", "start_time"),
+    # (project_id, start_time) first, as every time-range read wants; the rest lets a usage report
+    # by time, model or function be answered from this index alone (see store/analytics.py)
+    sa.Index("ix_spans_usage", "project_id", "start_time", "model_used", "function_name", "cost", "total_tokens"),
 )
 
 cache_entries = sa.Table(
@@ -247,4 +249,27 @@ trace_counts = sa.Table(
 SPAN_ROOTS = sa.Index(
     "ix_spans_roots", spans.c.project_id, spans.c.trace_id, spans.c.start_time,
     sqlite_where=spans.c.parent_id.is_(None), postgresql_where=spans.c.parent_id.is_(None),
+)
+
+# Raw provider exchanges (v3 generations). Like spans, no foreign key: they are written in batches
+# off the request path, and one row of a stale project must not sink its batch.
+generations = sa.Table(
+    "generations", metadata,
+    sa.Column("id", sa.String(UUID_LEN), primary_key=True),
+    sa.Column("project_id", sa.String(UUID_LEN), nullable=False),
+    sa.Column("span_id", sa.Text, nullable=True),
+    sa.Column("trace_id", sa.Text, nullable=True),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("model", sa.Text, nullable=True),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("stream", sa.Boolean, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("request", sa.Text, nullable=False),
+    sa.Column("response", sa.Text, nullable=True),
+    sa.Column("request_truncated", sa.Boolean, nullable=False),
+    sa.Column("response_truncated", sa.Boolean, nullable=False),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "project_id", "created_at"),
 )

@@ -149,3 +149,11 @@ def test_upstream_failures_are_documented_answers(contract_server: ServerProcess
 def test_the_served_document_is_the_one_tested(contract_server: ServerProcess) -> None:
     served = request("GET", f"{contract_server.url}/v3/openapi.json", key=None).json()
     assert served == json.loads(json.dumps(DOCUMENT))
+
+
+def test_recorded_generations_fit_the_document(contract_server: ServerProcess, fake: FakeProvider) -> None:
+    _call(contract_server, "POST", "/v3/call", body={"name": "generations", "input": "x"})
+    listed = _call(contract_server, "GET", "/v3/generations", query={"query": "gpt-4o-mini", "page_size": 5}).json()
+    generation_id = listed["data"][0]["id"]
+    _call(contract_server, "GET", "/v3/generations/{id}", id=generation_id)
+    _call(contract_server, "DELETE", "/v3/generations/{id}", id=generation_id)

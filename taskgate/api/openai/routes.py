@@ -100,8 +100,7 @@ async def embeddings(ctx: AppContext, request: Request) -> Response:
     project_id = await ctx.auth.project_for(request)
     body = await read_json_object(request, ctx.settings.max_body_bytes)
     call = emb.parse_embedding_request(body)
-    task = emb.embedding_task(call, project_id, header_map(request))
-    result = await until_client_leaves(request, ctx.engine.embed(task))
+    result = await emb.run_embedding(ctx, request, project_id, call)
     return JSONResponse(emb.embedding_body(call, result.response), headers=span_headers(result.span_id, result.cost))
 
 

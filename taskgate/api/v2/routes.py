@@ -9,7 +9,19 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from taskgate.api.v2 import calls, datasets, feedback, functions, metrics, model_names, models, spans, traces
+from taskgate.api.v2 import (
+    analytics,
+    calls,
+    datasets,
+    embeddings,
+    feedback,
+    functions,
+    metrics,
+    model_names,
+    models,
+    spans,
+    traces,
+)
 from taskgate.server.dispatch import Endpoint, endpoint_routes
 
 if TYPE_CHECKING:
@@ -57,6 +69,8 @@ _UNDER_V2 = [
     Endpoint("DELETE", "/v2/spans/{span_id}/metrics/{metric_id}", metrics.delete),
     Endpoint("GET", "/v2/traces", traces.list_traces),
     Endpoint("GET", "/v2/traces/{trace_id}", traces.get_trace),
+    Endpoint("GET", "/v2/analytics/usage", analytics.usage),
+    Endpoint("POST", "/v2/embeddings", embeddings.create),
 ]
 ROUTES = _UNDER_V2 + [replace(entry, path=entry.path.removeprefix("/v2")) for entry in _UNDER_V2]
 

@@ -21,6 +21,7 @@ from taskgate.api.body_schemas import OBJECT, STRING, obj
 from taskgate.api.v3 import calls as v3_calls
 from taskgate.api.v3 import examples as v3_examples
 from taskgate.api.v3 import functions as v3_functions
+from taskgate.api.v3 import generations as v3_generations
 from taskgate.api.v3 import models as v3_models
 from taskgate.api.v3 import spans as v3_spans
 from taskgate.api.v3.routing import JSON, Operation, V3Request, build_routes, openapi_document
@@ -79,6 +80,7 @@ ROUTES: list[Operation] = [
     *v3_examples.OPERATIONS,
     *v3_spans.OPERATIONS,
     *v3_models.OPERATIONS,
+    *v3_generations.OPERATIONS,
 ]
 
 

@@ -1,0 +1,105 @@
+"""Usage analytics: cost and tokens per time bucket and group, summed by the database itself.
+
+One GROUP BY over the spans of a project in a time range, never spans loaded into Python. The
+`ix_spans_usage` index (project_id, start_time, model_used, function_name, cost, total_tokens) finds
+them and, for a report of cost, total tokens and calls by time, model or function, holds every
+column it reads, so the rows themselves are not touched. Tag groups and the other token counts
+(`fields`) come from the rows' JSON. Buckets are made in SQL: SQLite keeps times as
+"YYYY-MM-DD HH:MM:SS.ffffff" text in UTC, so a bucket is a prefix of it; Postgres truncates the
+UTC time with `date_trunc`. Tag values come out by JSON extraction (`json_extract`, `->>`).
+
+Groups are referred to by position (GROUP BY 1, 2, ...): Postgres takes two bound parameters as
+two different expressions, so `tags ->> $1` in the select list would not match `tags ->> $2` in
+the GROUP BY.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from taskgate.store.base import GROUP_BY_FUNCTION, GROUP_BY_MODEL, USAGE_TOKENS, UsageQuery, UsageRow
+from taskgate.store.tables import spans
+
+# SQLite: how many characters of the stored time text name a bucket, and how to read them back.
+_SQLITE_PREFIX = {"minute": (16, "%Y-%m-%d %H:%M"), "hour": (13, "%Y-%m-%d %H"), "day": (10, "%Y-%m-%d"),
+                  "month": (7, "%Y-%m"), "year": (4, "%Y")}
+
+
+def _bucket(dialect: str, granularity: str) -> sa.ColumnElement[Any]:
+    if dialect == "postgresql":
+        # `granularity` is one of five fixed words (UsageQuery is checked before it gets here)
+        return sa.func.date_trunc(sa.literal_column(f"'{granularity}'"), sa.func.timezone("UTC", spans.c.start_time))
+    length, _ = _SQLITE_PREFIX[granularity]
+    return sa.func.substr(sa.type_coerce(spans.c.start_time, sa.String), 1, length)
+
+
+def _bucket_time(dialect: str, granularity: str, value: Any) -> datetime:
+    if dialect == "postgresql":
+        return value.replace(tzinfo=UTC)
+    return datetime.strptime(value, _SQLITE_PREFIX[granularity][1]).replace(tzinfo=UTC)
+
+
+def _group(dialect: str, key: str) -> sa.ColumnElement[Any]:
+    if key == GROUP_BY_MODEL:
+        return spans.c.model_used
+    if key == GROUP_BY_FUNCTION:
+        return spans.c.function_name
+    if dialect == "postgresql":
+        return sa.type_coerce(spans.c.tags, sa.JSON).op("->>")(sa.literal(key, sa.String))
+    # The key holds no `"` or `\` (checked by the engine), so it can be quoted as a path label.
+    return sa.func.json_extract(sa.type_coerce(spans.c.tags, sa.String), sa.literal(f'$."{key}"', sa.String))
+
+
+def _counter(dialect: str, name: str) -> sa.ColumnElement[Any]:
+    """The sum of one usage counter; `total_tokens` has its own column, `calls` counts spans."""
+    if name == "total_tokens":
+        return sa.func.coalesce(sa.func.sum(spans.c.total_tokens), 0)
+    if name == "calls":
+        return sa.func.count()
+    value: sa.ColumnElement[Any]
+    if dialect == "postgresql":
+        # a value that is not a number (never written by the engine) counts as nothing, not as an error
+        usage = sa.type_coerce(spans.c.usage, sa.JSON)
+        value = sa.case((sa.func.jsonb_typeof(usage.op("->")(sa.literal(name))) == "number",
+                         sa.cast(usage.op("->>")(sa.literal(name)), sa.Numeric)), else_=None)
+    else:
+        value = sa.func.json_extract(sa.type_coerce(spans.c.usage, sa.String), sa.literal(f"$.{name}"))
+    return sa.func.coalesce(sa.func.sum(value), 0)
+
+
+def usage_report(conn: Connection, project_id: str, query: UsageQuery) -> list[UsageRow]:
+    """At most `query.max_rows + 1` rows, ordered by bucket then group values. Only the spans that
+    used anything count (a price or tokens), so plain trace spans make no empty groups."""
+    dialect = conn.dialect.name
+    counters = tuple(dict.fromkeys((*USAGE_TOKENS, *query.fields)))
+    columns = [_bucket(dialect, query.granularity).label("bucket")]
+    columns += [_group(dialect, key).label(f"g{index}") for index, key in enumerate(query.group_by)]
+    columns.append(sa.func.sum(spans.c.cost).label("cost"))
+    columns += [_counter(dialect, name).label(f"c{index}") for index, name in enumerate(counters)]
+    positions: list[sa.ColumnElement[Any]] = [sa.literal_column(str(position))
+                                              for position in range(1, len(query.group_by) + 2)]
+    statement = (
+        sa.select(*columns)
+        .where(spans.c.project_id == project_id, spans.c.start_time >= query.start, spans.c.start_time < query.end,
+               sa.or_(spans.c.cost.is_not(None), spans.c.total_tokens > 0))
+        .group_by(*positions).order_by(*positions).limit(query.max_rows + 1)
+    )
+    rows = []
+    for row in conn.execute(statement).mappings():
+        groups = {key: _text(row[f"g{index}"]) for index, key in enumerate(query.group_by)}
+        rows.append(UsageRow(
+            time_bucket=_bucket_time(dialect, query.granularity, row["bucket"]),
+            groups=groups,
+            cost=float(row["cost"] or 0.0),
+            counters={name: int(row[f"c{index}"] or 0) for index, name in enumerate(counters)},
+        ))
+    return rows
+
+
+def _text(value: Any) -> str | None:
+    """A group's value as text: SQLite's JSON extraction gives numbers as numbers, Postgres' `->>` as text."""
+    return None if value is None else str(value)
