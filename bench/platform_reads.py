@@ -10,12 +10,9 @@ the load, as autovacuum would; dropped at the end). Then
 starts `taskgate serve` on each (pinned to CPU 0, this client on CPU 1) and times, one request at
 a time (at most `--budget-s` seconds per endpoint), p50 and p99 of:
 
-* `GET TRACES_PATH` (the newest page; target p99 <= 50 ms),
-* `GET TRACE_PATH` of the 50-span trace (<= 20 ms),
+* `GET /v2/traces` (the newest page; target p99 <= 50 ms),
+* `GET /v2/traces/{id}` of the 50-span trace (<= 20 ms),
 * `GET /v2/analytics/usage` over the last 30 days, by day, grouped by model (<= 200 ms).
-
-TRACES_PATH and TRACE_PATH are the v2 trace endpoints once they are merged; until then they are the
-v3 ones (same store queries), so edit the two constants to switch.
 """
 
 from __future__ import annotations
@@ -41,8 +38,8 @@ from taskgate.store import SqlStore, open_store
 from taskgate.store.accounts import key_hash
 from taskgate.store.base import SpanRecord
 
-TRACES_PATH = "/v3/traces"  # becomes "/v2/traces" once the v2 trace endpoints are merged
-TRACE_PATH = "/v3/traces/{id}"  # becomes "/v2/traces/{id}"
+TRACES_PATH = "/v2/traces"
+TRACE_PATH = "/v2/traces/{id}"
 TARGETS_MS = {"usage 30 days by model": 200.0, "get 50-span trace": 20.0, "list traces": 50.0}
 MODELS = ("openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-haiku-4-5", "anthropic/claude-sonnet-4-5",
           "local/gemma-3-270m")
