@@ -3,10 +3,16 @@ fails its checksum, a date, an order number, an ordinary long word."""
 
 from __future__ import annotations
 
+import re
+import sys
 import time
 
 import pytest
+import re2
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from taskgate.engine.guards import pii_scan
 from taskgate.engine.guards.findings import Finding, without_overlaps
 from taskgate.engine.guards.patterns import PatternScanner, compile_patterns
 from taskgate.engine.guards.pii_scan import scan_pii
@@ -36,6 +42,9 @@ def found(scan, text: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-
     ("cf RCCMNL83S18D969H here", "national_id", "RCCMNL83S18D969H"),
     ("host 192.168.10.254 is up", "ip_address", "192.168.10.254"),
     ("host 2001:db8::8a2e:370:7334 is up", "ip_address", "2001:db8::8a2e:370:7334"),
+    ("host 2001:0db8:85a3:0000:0000:8a2e:0370:7334 up", "ip_address", "2001:0db8:85a3:0000:0000:8a2e:0370:7334"),
+    ("loopback ::1 is up", "ip_address", "::1"),
+    ("prefix fe80:: is local", "ip_address", "fe80::"),
     ("Thanks, Dr. Jane Smith will call", "person_name", "Jane Smith"),
     ("Hello, my name is Alice Walker.", "person_name", "Alice Walker"),
 ])
@@ -54,6 +63,12 @@ def test_pii_true_positives(text: str, kind: str, value: str) -> None:
     "meeting on 2024-05-12 at 10:30 with 3 people",  # date and time
     "version 4.2.1 and 1.2.3.999",  # not an IPv4 address
     "the ratio was 12:30:45",  # not an IPv6 address
+    "groups 1:2:3:4:5:6:7 only",  # seven groups and no "::": not an IPv6 address
+    "groups 1:2:3:4:5:6:7:8:9 too many",  # nine groups
+    "fe80::1::2 twice",  # two "::"
+    "row 2024-05-12 10:30:00,14500.00,4.2.1 and again 2024-05-12 10:30:00,14500.00,4.2.1",  # a repeated run
+    "card 4111 1111 1111 1112, again 4111 1111 1111 1112",  # a repeated number that fails Luhn
+    "call +46 70 123 45 6 or +46 70 123 45 6",  # a repeated number one digit short of a phone
     "call 555-0100",  # too short for a phone number
     "call +1 555 555 5555",  # no such US number
     "write to me at example dot com",
@@ -61,6 +76,53 @@ def test_pii_true_positives(text: str, kind: str, value: str) -> None:
 ])
 def test_pii_near_misses(text: str) -> None:
     assert found(scan_pii, text) == []
+
+
+def test_a_repeated_number_is_found_at_each_place() -> None:
+    """A run is read once per scan; each place it stands is still a finding of its own."""
+    text = "call +46 70 123 45 67, card 4111 1111 1111 1111; call +46 70 123 45 67, card 4111 1111 1111 1111"
+    findings = without_overlaps(scan_pii(text))
+    assert [(f.kind, text[f.start:f.end]) for f in findings] == [
+        ("phone", "+46 70 123 45 67"), ("card", "4111 1111 1111 1111")] * 2
+    assert findings[0].start != findings[2].start and findings[1].start != findings[3].start
+
+
+# Inside a run: digits (ASCII and others), its separators, "A" and a last letter.
+_RUN_CHARS = st.sampled_from("0123456789" * 3 + "٣۷१" + " .()/:+-A" + "KTX")
+
+
+def _every_kind_read(run: str) -> tuple[tuple[str, int, int], ...]:
+    """What `_in_run` finds, read the slow way: every pattern over the whole run."""
+    return tuple((kind, *match.span()) for kind, pattern, is_valid in pii_scan._IN_RUNS
+                 for match in pattern.finditer(run) if is_valid(match.group()))
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(_RUN_CHARS, st.sampled_from(["+46 70 123 45 67", "4111 1111 1111 1111", "536-90-4399",
+                                                       "131052-308T", "54362315K", "192.168.10.254", "(415) 555-2671",
+                                                       "1 85 05 78 006 084 36", "0046 70 123 45 67"])),
+                max_size=12).map("".join))
+def test_the_shape_filter_drops_no_run_a_pattern_matches(run: str) -> None:
+    """RE2 decides which patterns read a run: each pattern's shape must match wherever the pattern
+    does (the matches found are then the same as with every pattern read)."""
+    matching = pii_scan._SHAPES.Match(run) or []
+    for index, (_, pattern, _) in enumerate(pii_scan._IN_RUNS):
+        if pattern.search(run):
+            assert index in matching, (run, pattern.pattern)
+    assert pii_scan._in_run(run) == _every_kind_read(run)
+
+
+def test_the_shapes_know_every_digit_re_knows() -> None:
+    """The shapes spell `re`'s \\d as RE2's \\p{Nd}: a digit RE2 did not know would hide a run."""
+    digits = "".join(ch for ch in map(chr, range(sys.maxunicode + 1)) if ch.isdecimal())
+    assert re.fullmatch(r"\d+", digits)
+    assert re2.fullmatch(r"\p{Nd}+", digits)
+
+
+def test_a_long_run_is_read_whole() -> None:
+    """A run has no length limit; the shape set must not give up on a long one."""
+    run = "12 34 " * 20_000 + "+46 70 123 45 67"
+    assert pii_scan._in_run(run) == _every_kind_read(run) != ()
 
 
 JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
