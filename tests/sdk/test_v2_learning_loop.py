@@ -36,7 +36,8 @@ def test_the_learning_loop(sdk_venv: SdkVenvs, any_server: ServerProcess, fake: 
     shown = json.dumps(prompts[1])
     assert "Sweden" in shown and "Stockholm" in shown
     assert "Norway" in shown and "Oslo" in shown
-    assert "Sweden" not in json.dumps(prompts[0])
+    assert [message["role"] for message in prompts[0]] == ["system", "user"]  # the dataset was empty then
+    assert len(prompts[1]) == len(prompts[0]) + 4  # two examples, each a user and an assistant turn
 
     assert seen["feedback"] == {"span_id": second["span_id"], "score": 1.0, "example_saved": False,
                                 "comment": "right"}
