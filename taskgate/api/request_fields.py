@@ -8,7 +8,7 @@ itself lives here once.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from taskgate.errors import BadRequestError, NotFoundError, TaskgateError
@@ -65,3 +65,16 @@ def tool_name(value: Any, pattern: re.Pattern[str], seen: set[str], where: str) 
         raise BadRequestError(f"{where} '{value}' is declared twice")
     seen.add(value)
     return value
+
+
+def object_items(value: Any, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The members of the array field `name`, each with the place it names in an error (`tools[2]`):
+    every dialect's tools and items are checked this way, and a member that is not an object, or a
+    `value` that is not an array, is a 400 saying so."""
+    if not isinstance(value, list):
+        raise BadRequestError(f"{name} must be an array")
+    for index, item in enumerate(value):
+        where = f"{name}[{index}]"
+        if not isinstance(item, dict):
+            raise BadRequestError(f"{where} must be an object")
+        yield where, item

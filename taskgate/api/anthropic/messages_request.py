@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from taskgate.api.openai.chat_request import compat_task
-from taskgate.api.request_fields import tool_name
+from taskgate.api.request_fields import object_items, tool_name
 from taskgate.engine.task import ModelChoice, Task
 from taskgate.errors import BadRequestError
 from taskgate.providers.catalog import split_model_name
@@ -154,14 +154,9 @@ def _tools(value: Any) -> list[dict[str, Any]] | None:
     ...) run at Anthropic and no other provider has them, so they are refused."""
     if value is None:
         return None
-    if not isinstance(value, list):
-        raise BadRequestError("tools must be an array")
     tools: list[dict[str, Any]] = []
     names: set[str] = set()
-    for index, tool in enumerate(value):
-        where = f"tools[{index}]"
-        if not isinstance(tool, dict):
-            raise BadRequestError(f"{where} must be an object")
+    for where, tool in object_items(value, "tools"):
         if tool.get("type", "custom") != "custom":
             raise BadRequestError(f"{where}.type {tool['type']!r}: server tools are not supported, only client tools")
         name = tool_name(tool.get("name"), TOOL_NAME, names, f"{where}.name")

@@ -23,7 +23,7 @@ from taskgate.api.openai.chat_request import (
     pass_through,
 )
 from taskgate.api.openai.responses_input import input_messages
-from taskgate.api.request_fields import optional, tool_name
+from taskgate.api.request_fields import object_items, optional, tool_name
 from taskgate.engine.task import Task
 from taskgate.errors import BadRequestError
 
@@ -117,14 +117,9 @@ def _tools(value: Any) -> list[dict[str, Any]] | None:
     """Function tools, in the chat shape the engine and every adapter take."""
     if value is None:
         return None
-    if not isinstance(value, list):
-        raise BadRequestError("tools must be an array")
     tools: list[dict[str, Any]] = []
     names: set[str] = set()
-    for index, tool in enumerate(value):
-        where = f"tools[{index}]"
-        if not isinstance(tool, dict):
-            raise BadRequestError(f"{where} must be an object")
+    for where, tool in object_items(value, "tools"):
         if tool.get("type") != "function":
             raise BadRequestError(f"{where}.type must be 'function' (hosted tools are not supported), "
                                   f"got {tool.get('type')!r}")
