@@ -51,8 +51,10 @@ def pg_server(fake_provider: FakeProvider, postgres: PostgresDatabases | str,
     if isinstance(postgres, str):
         pytest.skip(postgres)
     url = postgres.create()
+    # A short flush interval: on a shared store, a span id not found yet is looked for again for up to
+    # that long (another replica may hold it), which every 404 test would otherwise wait out.
     process = ServerProcess(fake_provider, tmp_path_factory.mktemp("taskgate-pg-server"),
-                            env={"TASKGATE_DATABASE_URL": url})
+                            env={"TASKGATE_DATABASE_URL": url, "TASKGATE_SPAN_FLUSH_SECONDS": "0.2"})
     process.start()
     yield process
     process.stop()
