@@ -10,8 +10,8 @@ and the best round is the least disturbed).
 
 `table` repeats one row, and the pii scan reads a run of digits it has already seen in the same text
 once: `unique` is the same table with every row different (its own date, amount, phone number and
-card), so nothing repeats. It is there to show the cost of the checks themselves (phonenumbers'
-validation is about 20 µs per phone number); the target is set on `prose` and `table`.
+card), so nothing repeats. It is there to show the cost of the checks themselves (a phone number's plan and a card's
+Luhn check, a few µs each); the target is set on `prose` and `table`.
 
 Run from a checkout: `python -m bench.guards [--kb 64] [--rounds 7]`.
 """
