@@ -2,9 +2,10 @@
 
 Requests already use this shape, so the body is a pass-through: every option the caller gave
 (temperature, seed, logprobs, reasoning_effort, ...) reaches the upstream untouched, which is what
-the compat endpoint promises its callers. Structured output asks for OpenAI's strict mode when the
-caller's schema can be made to fit its subset (`schema_support.openai_json_schema`): a decision of
-this wire format, not of the engine.
+the compat endpoint promises its callers. Anthropic's `thinking` and `top_k`, which Chat Completions
+has no exact equivalent for, are refused with a 400 of ours that names them before any call.
+Structured output asks for OpenAI's strict mode when the caller's schema can be made to fit its
+subset (`schema_support.openai_json_schema`): a decision of this wire format, not of the engine.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from array import array
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from taskgate.errors import TaskgateError, UpstreamProtocolError, classify_upstream_status
+from taskgate.errors import BadRequestError, TaskgateError, UpstreamProtocolError, classify_upstream_status
 from taskgate.providers.base import (
     ChatChunk,
     ChatRequest,
@@ -29,6 +30,9 @@ from taskgate.providers.upstream_http import SSEEvent, UpstreamHTTP, event_objec
 
 # Body keys the adapter owns; an option of the same name must not clobber them.
 _RESERVED = frozenset({"timeout", "model", "messages", "stream", "stream_options"})
+# Anthropic Messages options with no exact Chat Completions equivalent (thinking's budget_tokens has
+# none; reasoning_effort is not the same knob): refused by name here, not by the vendor's own 400.
+_ANTHROPIC_ONLY = ("thinking", "top_k")
 
 
 class OpenAICompatAdapter:
@@ -45,12 +49,12 @@ class OpenAICompatAdapter:
         self._http = UpstreamHTTP(preset.name, resolved.base_url, headers, timeout_s=timeout_s, query=resolved.query)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        data = await self._http.post_json("/chat/completions", build_body(request), request.options,
-                                          request.extra_headers)
+        body = build_body(request, self._http.provider)
+        data = await self._http.post_json("/chat/completions", body, request.options, request.extra_headers)
         return parse_completion(data, self._http.provider)
 
     def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        body = build_body(request)
+        body = build_body(request, self._http.provider)
         body["stream"] = True
         caller_options = request.options.get("stream_options")
         body["stream_options"] = {**(caller_options if isinstance(caller_options, dict) else {}), "include_usage": True}
@@ -69,7 +73,12 @@ class OpenAICompatAdapter:
         await self._http.aclose()
 
 
-def build_body(request: ChatRequest) -> dict[str, Any]:
+def build_body(request: ChatRequest, provider: str) -> dict[str, Any]:
+    """The Chat Completions body: the caller's options as they are, the adapter's own keys over them."""
+    for name in _ANTHROPIC_ONLY:
+        if request.options.get(name) is not None:
+            raise BadRequestError(f"option '{name}' is not supported by provider '{provider}' "
+                                  "(OpenAI-compatible chat completions); send it to an anthropic/... model")
     body = {k: v for k, v in request.options.items() if k not in _RESERVED}
     body["model"] = request.model
     body["messages"] = request.messages
