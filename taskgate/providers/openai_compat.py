@@ -2,8 +2,8 @@
 
 Requests already use this shape, so the body is a pass-through: every option the caller gave
 (temperature, seed, logprobs, reasoning_effort, ...) reaches the upstream untouched, which is what
-the compat endpoint promises its callers. Anthropic's `thinking` and `top_k`, which Chat Completions
-has no exact equivalent for, are refused with a 400 of ours that names them before any call.
+the compat endpoint promises its callers, except the options a vendor's preset lists as refused
+(OpenAI's refuses Anthropic's `thinking` and `top_k`): those are a 400 of ours, naming them, before any call.
 Structured output asks for OpenAI's strict mode when the caller's schema can be made to fit its
 subset (`schema_support.openai_json_schema`): a decision of this wire format, not of the engine.
 """
@@ -30,9 +30,6 @@ from taskgate.providers.upstream_http import SSEEvent, UpstreamHTTP, event_objec
 
 # Body keys the adapter owns; an option of the same name must not clobber them.
 _RESERVED = frozenset({"timeout", "model", "messages", "stream", "stream_options"})
-# Anthropic Messages options with no exact Chat Completions equivalent (thinking's budget_tokens has
-# none; reasoning_effort is not the same knob): refused by name here, not by the vendor's own 400.
-_ANTHROPIC_ONLY = ("thinking", "top_k")
 
 
 class OpenAICompatAdapter:
@@ -46,15 +43,16 @@ class OpenAICompatAdapter:
                 headers["api-key"] = resolved.api_key
             else:
                 headers["authorization"] = f"Bearer {resolved.api_key}"
+        self._refused = preset.refused_options
         self._http = UpstreamHTTP(preset.name, resolved.base_url, headers, timeout_s=timeout_s, query=resolved.query)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        body = build_body(request, self._http.provider)
+        body = build_body(request, self._http.provider, self._refused)
         data = await self._http.post_json("/chat/completions", body, request.options, request.extra_headers)
         return parse_completion(data, self._http.provider)
 
     def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        body = build_body(request, self._http.provider)
+        body = build_body(request, self._http.provider, self._refused)
         body["stream"] = True
         caller_options = request.options.get("stream_options")
         body["stream_options"] = {**(caller_options if isinstance(caller_options, dict) else {}), "include_usage": True}
@@ -73,9 +71,10 @@ class OpenAICompatAdapter:
         await self._http.aclose()
 
 
-def build_body(request: ChatRequest, provider: str) -> dict[str, Any]:
-    """The Chat Completions body: the caller's options as they are, the adapter's own keys over them."""
-    for name in _ANTHROPIC_ONLY:
+def build_body(request: ChatRequest, provider: str, refused: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The Chat Completions body: the caller's options as they are, the adapter's own keys over them;
+    an option the vendor refuses (its preset's `refused_options`) is a 400 of ours."""
+    for name in refused:
         if request.options.get(name) is not None:
             raise BadRequestError(f"option '{name}' is not supported by provider '{provider}' "
                                   "(OpenAI-compatible chat completions); send it to an anthropic/... model")
