@@ -41,6 +41,7 @@ class ResultCache:
             payload=stored.get("payload"),
             tool_calls=[ToolCall(**t) for t in stored.get("tool_calls", [])],
             finish_reason=stored.get("finish_reason", "stop"),
+            stop_sequence=stored.get("stop_sequence"),
             usage=Usage(),
             cost=0.0,
             model=stored.get("model", ""),
@@ -56,6 +57,7 @@ class ResultCache:
             "payload": result.payload,
             "tool_calls": [asdict(t) for t in result.tool_calls],
             "finish_reason": result.finish_reason,
+            "stop_sequence": result.stop_sequence,
             "model": result.model,
         }
         try:

@@ -430,6 +430,7 @@ class Engine:
             payload=payload,
             tool_calls=response.tool_calls,
             finish_reason=response.finish_reason,
+            stop_sequence=response.stop_sequence,
             logprobs=response.logprobs,
             usage=call.usage,
             cost=call.cost,

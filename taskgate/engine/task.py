@@ -91,6 +91,7 @@ class Result:
     payload: Any = None  # the validated object when there is one
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish_reason: str = "stop"
+    stop_sequence: str | None = None  # the stop sequence the answer ended on, when the upstream said which
     logprobs: list[dict[str, Any]] | None = None  # per-token, when asked for and the upstream gave them
     usage: Usage = field(default_factory=Usage)
     cost: float | None = None  # USD; None when no price is known

@@ -91,6 +91,9 @@ class ChatResponse:
     model: str = ""  # as reported by the upstream
     notes: list[str] = field(default_factory=list)  # adapter remarks worth a span attribute (e.g. a fallback)
     logprobs: list[dict[str, Any]] | None = None  # per-token log probabilities (OpenAI's `logprobs.content`)
+    # The stop sequence the answer ended on, when the upstream says which (Anthropic's `stop_sequence`;
+    # OpenAI's finish_reason "stop" does not tell a stop sequence from the model's own end).
+    stop_sequence: str | None = None
 
 
 @dataclass(slots=True)
@@ -110,6 +113,7 @@ class ChatChunk:
     usage: Usage | None = None
     notes: Sequence[str] = ()  # set on the final chunk, as ChatResponse.notes (no list per piece)
     logprobs: list[dict[str, Any]] | None = None  # the log probabilities of this piece's text, when asked for
+    stop_sequence: str | None = None  # set with the finish, as ChatResponse.stop_sequence
 
 
 class ChunkCollector:
@@ -142,6 +146,8 @@ class ChunkCollector:
             tool.arguments += chunk.tool_arguments
         if chunk.finish_reason:
             self._response.finish_reason = chunk.finish_reason
+        if chunk.stop_sequence is not None:
+            self._response.stop_sequence = chunk.stop_sequence
         if chunk.usage is not None:
             self._response.usage.add(chunk.usage)
         if chunk.notes:

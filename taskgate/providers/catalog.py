@@ -27,17 +27,23 @@ class ProviderPreset:
     key_required: bool = True
     auth_header: str = "authorization"  # "authorization" (Bearer) or "api-key" (Azure)
     price_provider: str | None = None  # genai-prices provider id, or FREE; None: prices unknown
+    # Options the vendor's API refuses, refused by name before any call instead of by the vendor's
+    # own 400. Vendors whose servers take them (vLLM's and Together's `top_k`) list none.
+    refused_options: tuple[str, ...] = ()
 
 
+# Anthropic Messages options that OpenAI's Chat Completions has no exact equivalent for (thinking's
+# budget_tokens has none; reasoning_effort is not the same knob), and which its API refuses.
+OPENAI_REFUSED = ("thinking", "top_k")
 PRESETS: dict[str, ProviderPreset] = {
     p.name: p
     for p in (
         ProviderPreset("openai", "openai", "https://api.openai.com/v1", "OPENAI_API_KEY", "OPENAI_BASE_URL",
-                       price_provider="openai"),
+                       price_provider="openai", refused_options=OPENAI_REFUSED),
         ProviderPreset("anthropic", "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY",
                        "ANTHROPIC_BASE_URL", price_provider="anthropic"),
         ProviderPreset("azure", "openai", "", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_BASE_URL",
-                       auth_header="api-key", price_provider="azure"),
+                       auth_header="api-key", price_provider="azure", refused_options=OPENAI_REFUSED),
         ProviderPreset("groq", "openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY", "GROQ_BASE_URL",
                        price_provider="groq"),
         ProviderPreset("mistral", "openai", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", "MISTRAL_BASE_URL",

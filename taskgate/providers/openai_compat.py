@@ -2,9 +2,10 @@
 
 Requests already use this shape, so the body is a pass-through: every option the caller gave
 (temperature, seed, logprobs, reasoning_effort, ...) reaches the upstream untouched, which is what
-the compat endpoint promises its callers. Structured output asks for OpenAI's strict mode when the
-caller's schema can be made to fit its subset (`schema_support.openai_json_schema`): a decision of
-this wire format, not of the engine.
+the compat endpoint promises its callers, except the options a vendor's preset lists as refused
+(OpenAI's refuses Anthropic's `thinking` and `top_k`): those are a 400 of ours, naming them, before any call.
+Structured output asks for OpenAI's strict mode when the caller's schema can be made to fit its
+subset (`schema_support.openai_json_schema`): a decision of this wire format, not of the engine.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from array import array
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from taskgate.errors import TaskgateError, UpstreamProtocolError, classify_upstream_status
+from taskgate.errors import BadRequestError, TaskgateError, UpstreamProtocolError, classify_upstream_status
 from taskgate.providers.base import (
     ChatChunk,
     ChatRequest,
@@ -42,15 +43,16 @@ class OpenAICompatAdapter:
                 headers["api-key"] = resolved.api_key
             else:
                 headers["authorization"] = f"Bearer {resolved.api_key}"
+        self._refused = preset.refused_options
         self._http = UpstreamHTTP(preset.name, resolved.base_url, headers, timeout_s=timeout_s, query=resolved.query)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        data = await self._http.post_json("/chat/completions", build_body(request), request.options,
-                                          request.extra_headers)
+        body = build_body(request, self._http.provider, self._refused)
+        data = await self._http.post_json("/chat/completions", body, request.options, request.extra_headers)
         return parse_completion(data, self._http.provider)
 
     def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        body = build_body(request)
+        body = build_body(request, self._http.provider, self._refused)
         body["stream"] = True
         caller_options = request.options.get("stream_options")
         body["stream_options"] = {**(caller_options if isinstance(caller_options, dict) else {}), "include_usage": True}
@@ -69,7 +71,13 @@ class OpenAICompatAdapter:
         await self._http.aclose()
 
 
-def build_body(request: ChatRequest) -> dict[str, Any]:
+def build_body(request: ChatRequest, provider: str, refused: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The Chat Completions body: the caller's options as they are, the adapter's own keys over them;
+    an option the vendor refuses (its preset's `refused_options`) is a 400 of ours."""
+    for name in refused:
+        if request.options.get(name) is not None:
+            raise BadRequestError(f"option '{name}' is not supported by provider '{provider}' "
+                                  "(OpenAI-compatible chat completions); send it to an anthropic/... model")
     body = {k: v for k, v in request.options.items() if k not in _RESERVED}
     body["model"] = request.model
     body["messages"] = request.messages

@@ -12,7 +12,7 @@ from taskgate.api.anthropic.messages_request import parse_messages_request
 from taskgate.errors import BadRequestError
 from tests.fakes.provider import Behaviour, FakeProvider
 from tests.harness import ServerProcess
-from tests.http_client import Reply, get, post
+from tests.http_client import Reply, get, post, sse_events
 
 PATH = "/v3/compat/v1/messages"
 OPENAI = "openai/gpt-4o-mini"
@@ -274,3 +274,63 @@ def test_structured_output_is_validated_and_reasked(server: ServerProcess, fake:
     text = "".join(orjson.loads(line[6:])["delta"]["text"] for line in streamed.body.decode().split("\n")
                    if line.startswith("data: ") and '"text_delta"' in line)
     assert orjson.loads(text) == {"city": "Bergen"}
+
+
+# ---- stop sequences, and the options only Anthropic takes
+
+
+def _events(reply: Reply) -> list[dict[str, Any]]:
+    return [orjson.loads(data) for data in sse_events(reply)]
+
+
+def test_an_anthropic_stop_sequence_is_named_plain_and_streamed(server: ServerProcess, fake: FakeProvider) -> None:
+    stopped = body(model=ANTHROPIC, stop_sequences=["STOP", "END"])
+    fake.script("claude-haiku-4-5", Behaviour(text="One, two END three"), Behaviour(text="One, two END three"))
+    reply = messages(server, stopped)
+    assert reply.status == 200, reply.body
+    answer = reply.json()
+    assert (answer["stop_reason"], answer["stop_sequence"]) == ("stop_sequence", "END")
+    assert answer["content"] == [{"type": "text", "text": "One, two "}]
+    assert fake.requests[-1].json["stop_sequences"] == ["STOP", "END"]
+    events = _events(messages(server, {**stopped, "stream": True}))
+    [delta] = [event for event in events if event["type"] == "message_delta"]
+    assert delta["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "END"}
+    fake.script("claude-haiku-4-5", Behaviour(text="One END"))
+    compat = post(server.url + "/v3/compat/chat/completions", {"model": ANTHROPIC, "messages": USER, "stop": ["END"]})
+    assert compat.status == 200, compat.body
+    [choice] = compat.json()["choices"]
+    assert choice["finish_reason"] == "stop" and choice["message"]["content"] == "One "  # compat is unchanged
+
+
+def test_an_openai_stop_is_an_end_turn(server: ServerProcess, fake: FakeProvider) -> None:
+    """finish_reason "stop" does not say whether a stop sequence ended the answer."""
+    stopped = body(stop_sequences=["END"])
+    answer = messages(server, stopped).json()
+    assert (answer["stop_reason"], answer["stop_sequence"]) == ("end_turn", None)
+    assert fake.requests[-1].json["stop"] == ["END"]
+    [delta] = [event for event in _events(messages(server, {**stopped, "stream": True}))
+               if event["type"] == "message_delta"]
+    assert delta["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
+
+
+THINKING = {"type": "enabled", "budget_tokens": 1024}
+
+
+@pytest.mark.parametrize(("option", "value"), [("thinking", THINKING), ("top_k", 5)])
+def test_anthropic_only_options_are_refused_for_an_openai_upstream(server: ServerProcess, fake: FakeProvider,
+                                                                   option: str, value: Any) -> None:
+    for stream in (False, True):
+        reply = messages(server, body(stream=stream, **{option: value}))
+        assert reply.status == 400, reply.body
+        error = reply.json()["error"]
+        assert error["type"] == "invalid_request_error"
+        assert f"'{option}'" in error["message"] and "'openai'" in error["message"]
+    assert fake.requests == []
+
+
+def test_anthropic_only_options_reach_an_anthropic_upstream(server: ServerProcess, fake: FakeProvider) -> None:
+    for stream in (False, True):
+        reply = messages(server, body(model=ANTHROPIC, stream=stream, thinking=THINKING, top_k=5, max_tokens=2048))
+        assert reply.status == 200, reply.body
+        sent = fake.requests[-1].json
+        assert sent["thinking"] == THINKING and sent["top_k"] == 5

@@ -79,6 +79,7 @@ class MessageReply:
     tool_uses: list[tuple[str, str, Any]]  # (id, name, input object)
     stop_reason: str
     usage: dict[str, Any]
+    stop_sequence: str | None = None  # the request's stop sequence the text ended on
 
     def body(self) -> bytes:
         content: list[dict[str, Any]] = []
@@ -93,7 +94,7 @@ class MessageReply:
             "model": self.model,
             "content": content,
             "stop_reason": self.stop_reason,
-            "stop_sequence": None,
+            "stop_sequence": self.stop_sequence,
             "usage": self.usage,
         })
 
@@ -132,7 +133,7 @@ class MessageReply:
             index += 1
         events.append(_event("message_delta", {
             "type": "message_delta",
-            "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
+            "delta": {"stop_reason": self.stop_reason, "stop_sequence": self.stop_sequence},
             "usage": {"output_tokens": self.usage["output_tokens"]},
         }))
         events.append(MESSAGE_STOP)
@@ -167,8 +168,12 @@ def message_reply(body: dict[str, Any], behaviour: Behaviour | None, default_tex
         calls.append((forced["name"], instance_for(forced.get("input_schema") or {"type": "object"})))
     else:
         text = default_text
+    text, sequence = _cut_at_stop(text, body.get("stop_sequences"))
+    if sequence is not None:
+        calls = []  # the answer ended in its text, before any call
     tool_uses = [(f"toolu_fake{seq}_{i}", name, args) for i, (name, args) in enumerate(calls)]
-    stop = (behaviour.finish_reason if behaviour else None) or ("tool_use" if tool_uses else "end_turn")
+    stop = (behaviour.finish_reason if behaviour else None) or (
+        "stop_sequence" if sequence is not None else "tool_use" if tool_uses else "end_turn")
     chars = content_chars(body.get("system")) + sum(
         content_chars(m.get("content")) for m in body["messages"] if isinstance(m, dict)
     )
@@ -180,7 +185,19 @@ def message_reply(body: dict[str, Any], behaviour: Behaviour | None, default_tex
         "output_tokens": output,
         "service_tier": "standard",
     }, behaviour.usage if behaviour else None)
-    return MessageReply(f"msg_fake{seq}", body["model"], text, tool_uses, stop, usage)
+    return MessageReply(f"msg_fake{seq}", body["model"], text, tool_uses, stop, usage, sequence)
+
+
+def _cut_at_stop(text: str | None, stops: Any) -> tuple[str | None, str | None]:
+    """The text up to the first of the request's stop sequences it holds, and that sequence; as
+    Anthropic does, the sequence itself is left out of the text."""
+    if text is None or not isinstance(stops, list):
+        return text, None
+    found = [(text.find(stop), stop) for stop in stops if isinstance(stop, str) and stop and stop in text]
+    if not found:
+        return text, None
+    position, stop = min(found, key=lambda hit: hit[0])
+    return text[:position], stop
 
 
 def _forced_tool(body: dict[str, Any]) -> dict[str, Any] | None:

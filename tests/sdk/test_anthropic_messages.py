@@ -94,6 +94,21 @@ def test_stream_text(sdk_venv: SdkVenvs, server: ServerProcess, fake: FakeProvid
 
 
 @pytest.mark.parametrize("model", UPSTREAMS)
+def test_stop_sequence_is_named_when_the_upstream_names_it(sdk_venv: SdkVenvs, server: ServerProcess,
+                                                           fake: FakeProvider, model: str) -> None:
+    """Anthropic says which sequence stopped the answer; an OpenAI finish_reason "stop" does not."""
+    fake.script(upstream(model), Behaviour(text="Rain, then END sun"), Behaviour(text="Rain, then END sun"))
+    out = run(sdk_venv, server, "stop_sequence", model=model, stop_sequences=["END"])
+    if model == ANTHROPIC:
+        expected = {"content": [{"type": "text", "text": "Rain, then "}], "stop_reason": "stop_sequence",
+                    "stop_sequence": "END"}
+    else:
+        expected = {"content": [{"type": "text", "text": "Rain, then END sun"}], "stop_reason": "end_turn",
+                    "stop_sequence": None}
+    assert out == {"created": expected, "streamed": expected}
+
+
+@pytest.mark.parametrize("model", UPSTREAMS)
 def test_stream_tool_use(sdk_venv: SdkVenvs, server: ServerProcess, fake: FakeProvider, model: str) -> None:
     calls = [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Oslo, Norway"})]
     fake.script(upstream(model), Behaviour(tool_calls=calls))

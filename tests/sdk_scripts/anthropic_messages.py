@@ -107,6 +107,18 @@ def parse(client: Anthropic, cfg: dict[str, Any]) -> dict[str, Any]:
             "stop_reason": message.stop_reason}
 
 
+def stop_sequence(client: Anthropic, cfg: dict[str, Any]) -> dict[str, Any]:
+    """`stop_sequences`, and which one ended the answer, created and streamed."""
+    kwargs: dict[str, Any] = {"model": cfg["model"], "max_tokens": 200, "messages": QUESTION,
+                              "stop_sequences": cfg["stop_sequences"]}
+    created = client.messages.create(**kwargs)
+    with client.messages.stream(**kwargs) as stream:
+        streamed = stream.get_final_message()
+    return {name: {"content": _blocks(message), "stop_reason": message.stop_reason,
+                   "stop_sequence": message.stop_sequence}
+            for name, message in (("created", created), ("streamed", streamed))}
+
+
 def bad_request(client: Anthropic, cfg: dict[str, Any]) -> list[dict[str, Any]]:
     outcomes = []
     for kwargs in cfg["cases"]:
@@ -129,8 +141,8 @@ def wrong_key(_: Anthropic, cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 SCENARIOS = {scenario.__name__: scenario for scenario in (
-    create_text, tool_round_trip, stream_text, stream_tools, create_stream_raw, stream_error, parse, bad_request,
-    wrong_key,
+    create_text, tool_round_trip, stream_text, stream_tools, create_stream_raw, stream_error, parse, stop_sequence,
+    bad_request, wrong_key,
 )}
 
 

@@ -22,7 +22,7 @@ from taskgate.providers.anthropic.translate import (
     translate_options,
     translate_tool_choice,
 )
-from taskgate.providers.base import ChatRequest, StructuredOutput
+from taskgate.providers.base import ChatRequest, ChunkCollector, StructuredOutput
 
 PNG = "iVBORw0KGgo="
 
@@ -232,6 +232,24 @@ def test_response_text_tool_use_and_usage() -> None:
 def test_stop_reasons(stop_reason: str, expected: str) -> None:
     data = {"type": "message", "content": [{"type": "text", "text": "x"}], "stop_reason": stop_reason}
     assert parse_message(data, None, "anthropic").finish_reason == expected
+
+
+@pytest.mark.parametrize(("stop_reason", "sequence", "expected"), [
+    ("stop_sequence", "END", "END"), ("end_turn", None, None), ("stop_sequence", None, None),
+    ("end_turn", "END", None),  # only stop_reason stop_sequence names one
+])
+def test_the_stop_sequence_is_carried_plain_and_streamed(stop_reason: str, sequence: str | None,
+                                                         expected: str | None) -> None:
+    data = {"type": "message", "content": [{"type": "text", "text": "x"}], "stop_reason": stop_reason,
+            "stop_sequence": sequence}
+    assert parse_message(data, None, "anthropic").stop_sequence == expected
+    translator = StreamTranslator(None, "anthropic")
+    [chunk] = translator.feed(*sse("message_delta", {"delta": {"stop_reason": stop_reason, "stop_sequence": sequence},
+                                                     "usage": {"output_tokens": 1}}))
+    assert (chunk.finish_reason, chunk.stop_sequence) == ("stop", expected)
+    collector = ChunkCollector()
+    collector.add(chunk)
+    assert collector.response().stop_sequence == expected
 
 
 def test_structured_response_text_is_the_forced_tool_input() -> None:

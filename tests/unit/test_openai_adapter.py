@@ -10,6 +10,7 @@ import pytest
 import pytest_asyncio
 
 from taskgate.errors import (
+    BadRequestError,
     ModelRejectedError,
     ProviderError,
     UpstreamProtocolError,
@@ -19,7 +20,7 @@ from taskgate.errors import (
 )
 from taskgate.providers.base import ChatChunk, ChatRequest, StructuredOutput
 from taskgate.providers.catalog import PRESETS, ResolvedProvider
-from taskgate.providers.openai_compat import OpenAICompatAdapter, parse_completion
+from taskgate.providers.openai_compat import OpenAICompatAdapter, build_body, parse_completion
 from tests.fakes import openai_wire
 from tests.fakes.provider import REJECTED_MODEL, Behaviour, FakeProvider
 from tests.fakes.raw_sse import raw_sse_upstream
@@ -341,3 +342,10 @@ async def test_embedding_errors_are_mapped(fake: FakeProvider, adapter: OpenAICo
         await adapter.embed("emb-2", ["x"], {})
     with pytest.raises(ModelRejectedError):
         await adapter.embed(REJECTED_MODEL, ["x"], {})
+
+
+def test_only_a_preset_that_refuses_an_option_turns_it_away() -> None:
+    request = ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}], options={"top_k": 5})
+    assert build_body(request, "vllm", PRESETS["vllm"].refused_options)["top_k"] == 5  # vLLM takes top_k
+    with pytest.raises(BadRequestError, match="top_k"):
+        build_body(request, "openai", PRESETS["openai"].refused_options)

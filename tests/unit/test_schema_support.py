@@ -115,7 +115,7 @@ def test_safe_schema_name(name: str | None, expected: str) -> None:
 
 def test_the_adapter_asks_for_strict_mode_with_the_strict_form_when_the_schema_can_fit() -> None:
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **obj({"a": {"type": "string"}})}
-    body = build_body(ChatRequest(model="m", messages=[], structured=StructuredOutput(schema, "answer")))
+    body = build_body(ChatRequest(model="m", messages=[], structured=StructuredOutput(schema, "answer")), "openai")
     assert body["response_format"] == {"type": "json_schema", "json_schema": {
         "name": "answer", "schema": obj({"a": {"type": "string"}}, additionalProperties=False), "strict": True}}
     assert "additionalProperties" not in schema  # the caller's schema is left as it was

@@ -52,10 +52,22 @@ def message_body(result: Result) -> dict[str, Any]:
         "role": "assistant",
         "model": result.model,
         "content": content,
-        "stop_reason": STOP_REASONS.get(result.finish_reason, "end_turn"),
-        "stop_sequence": None,
+        **stop_fields(result),
         "usage": anthropic_usage(result.usage),
     }
+
+
+def stop_fields(result: Result) -> dict[str, Any]:
+    """`stop_reason` and `stop_sequence`, as a Message and its stream's `message_delta` carry them.
+
+    `stop_sequence` is told only when the upstream named the sequence (Anthropic does). An
+    OpenAI-compatible upstream's finish_reason "stop" is the same for a stop sequence and for the
+    model's own end, and the sequence is left out of its text, so nothing tells which it was: such
+    an answer says `end_turn`.
+    """
+    if result.stop_sequence is not None:
+        return {"stop_reason": "stop_sequence", "stop_sequence": result.stop_sequence}
+    return {"stop_reason": STOP_REASONS.get(result.finish_reason, "end_turn"), "stop_sequence": None}
 
 
 def error_body(error: BaseException) -> dict[str, Any]:
@@ -136,7 +148,7 @@ class MessageEvents:
         frames = self._close_block()
         frames.append(named_frame("message_delta", {
             "type": "message_delta",
-            "delta": {"stop_reason": STOP_REASONS.get(result.finish_reason, "end_turn"), "stop_sequence": None},
+            "delta": stop_fields(result),
             "usage": anthropic_usage(result.usage),
         }))
         frames.append(named_frame("message_stop", {"type": "message_stop"}))

@@ -284,7 +284,13 @@ def parse_message(data: Any, structured_name: str | None, provider: str) -> Chat
         finish_reason=finish,
         usage=usage,
         model=str(data.get("model") or ""),
+        stop_sequence=stop_sequence(data.get("stop_reason"), data.get("stop_sequence")),
     )
+
+
+def stop_sequence(stop_reason: Any, sequence: Any) -> str | None:
+    """The stop sequence an answer ended on: Anthropic names it only with stop_reason `stop_sequence`."""
+    return sequence if stop_reason == "stop_sequence" and isinstance(sequence, str) else None
 
 
 def error_from_event(error: Any, provider: str) -> TaskgateError:
@@ -331,10 +337,12 @@ class StreamTranslator:
             return []
         if kind == "message_delta":
             self._merge_usage(payload.get("usage"))
-            reason = payload["delta"].get("stop_reason")
+            delta = payload["delta"]
+            reason = delta.get("stop_reason")
             if reason is None:
                 return []
-            return [ChatChunk(finish_reason=finish_reason(reason, self.structured_name is not None))]
+            return [ChatChunk(finish_reason=finish_reason(reason, self.structured_name is not None),
+                              stop_sequence=stop_sequence(reason, delta.get("stop_sequence")))]
         if kind == "message_stop":
             self.done = True
             return [ChatChunk(usage=self._usage)]
