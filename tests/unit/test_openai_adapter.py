@@ -344,7 +344,7 @@ async def test_embedding_errors_are_mapped(fake: FakeProvider, adapter: OpenAICo
         await adapter.embed(REJECTED_MODEL, ["x"], {})
 
 
-def test_only_a_preset_that_refuses_an_option_turns_it_away() -> None:
+async def test_only_a_preset_that_refuses_an_option_turns_it_away() -> None:
     request = ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}], options={"top_k": 5})
     assert build_body(request, "vllm", PRESETS["vllm"].refused_options)["top_k"] == 5  # vLLM takes top_k
     with pytest.raises(BadRequestError, match="top_k"):
