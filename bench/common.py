@@ -176,7 +176,7 @@ def upstream_body(v2_call: dict[str, Any], *, stream: bool = False) -> dict[str,
     """
     task = parse_call(v2_call, "bench")
     structured = StructuredOutput(task.output_schema) if task.output_schema is not None else None
-    body = build_body(ChatRequest(model=MODEL, messages=build_messages(task, []), structured=structured))
+    body = build_body(ChatRequest(model=MODEL, messages=build_messages(task, []), structured=structured), "openai")
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
@@ -320,6 +320,16 @@ def percentile_ms(samples: list[float], q: float) -> float:
     """Nearest-rank percentile of samples in seconds, in milliseconds."""
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+
+def added_over_chat(chat: list[float], surface: list[float], name: str = "surface") -> dict[str, float]:
+    """p50/p99 of Chat Completions and of another compat surface (`name`) on the same gateway and
+    upstream, in ms, what the surface adds, and its p50 ratio."""
+    c50, s50 = percentile_ms(chat, 0.5), percentile_ms(surface, 0.5)
+    c99, s99 = percentile_ms(chat, 0.99), percentile_ms(surface, 0.99)
+    return {"chat_p50_ms": round(c50, 3), f"{name}_p50_ms": round(s50, 3), "added_p50_ms": round(s50 - c50, 3),
+            "chat_p99_ms": round(c99, 3), f"{name}_p99_ms": round(s99, 3), "added_p99_ms": round(s99 - c99, 3),
+            "p50_ratio": round(s50 / c50, 3)}
 
 
 def added(direct: list[float], floor: list[float], gateway: list[float]) -> dict[str, float]:

@@ -26,12 +26,12 @@ import orjson
 from bench.common import (
     MODEL,
     Stack,
+    added_over_chat,
     bench_stack,
     gateway_headers,
     interleaved,
     keepalive_session,
     openai_delta,
-    percentile_ms,
     placement,
     poster,
     run,
@@ -73,13 +73,14 @@ async def measure(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
             chat, messages = await interleaved((poster(session, chat_url, body, headers),
                                                 poster(session, messages_url, body, headers)),
                                                args.warmup, args.requests, 1)
-            summary[f"{model} completion"] = _compare(chat, messages)
+            summary[f"{model} completion"] = added_over_chat(chat, messages, "messages")
             chat_s, messages_s = await interleaved((streamer(session, chat_url, streamed, headers, openai_delta),
                                                     streamer(session, messages_url, streamed, headers,
                                                              anthropic_delta)),
                                                    args.warmup, args.requests, 1)
-            summary[f"{model} stream first content"] = _compare([t[1] for t in chat_s], [t[1] for t in messages_s])
-            summary[f"{model} stream whole"] = _compare([t[2] for t in chat_s], [t[2] for t in messages_s])
+            for label, at in (("first content", 1), ("whole", 2)):
+                summary[f"{model} stream {label}"] = added_over_chat([t[at] for t in chat_s],
+                                                                     [t[at] for t in messages_s], "messages")
     rows = [key for key in summary if isinstance(summary[key], dict)]
     summary["meets_target"] = all(summary[key]["added_p50_ms"] <= TARGET_ADDED_P50_MS for key in rows)
     return summary
@@ -121,13 +122,6 @@ def dialect_work_us() -> dict[str, float]:
 def _best_us(work: Callable[[], None], number: int = 2000) -> float:
     """The best of several runs, per call: the least disturbed by anything else on the machine."""
     return round(min(timeit.repeat(work, number=number, repeat=7)) / number * 1e6, 2)
-
-
-def _compare(chat: list[float], messages: list[float]) -> dict[str, float]:
-    c50, c99 = percentile_ms(chat, 0.5), percentile_ms(chat, 0.99)
-    m50, m99 = percentile_ms(messages, 0.5), percentile_ms(messages, 0.99)
-    return {"chat_p50_ms": round(c50, 3), "chat_p99_ms": round(c99, 3), "messages_p50_ms": round(m50, 3),
-            "messages_p99_ms": round(m99, 3), "added_p50_ms": round(m50 - c50, 3), "added_p99_ms": round(m99 - c99, 3)}
 
 
 def main() -> None:

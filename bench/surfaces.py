@@ -25,13 +25,13 @@ from bench.common import (
     MODEL,
     Stack,
     Timed,
+    added_over_chat,
     bench_stack,
     cpu_seconds,
     gateway_headers,
     interleaved,
     keepalive_session,
     openai_delta,
-    percentile_ms,
     placement,
     poster,
     run,
@@ -73,7 +73,7 @@ def dialect_us(rounds: int = 20000) -> dict[str, float]:
 
     def chat() -> None:
         parse_chat_request(CHAT[1], {}, "p", GATEWAY_MODEL)
-        dumps(completion_body(result, False))
+        dumps(completion_body([result], False))
 
     def responses() -> None:
         call = parse_responses_request(SURFACES["responses"][1], {}, "p", GATEWAY_MODEL)
@@ -84,14 +84,6 @@ def dialect_us(rounds: int = 20000) -> dict[str, float]:
         samples = sorted(min(timeit.repeat(work, number=10, repeat=1)) / 10 for _ in range(rounds // 10))
         figures[name] = round(samples[len(samples) // 2] * 1e6, 2)
     return figures
-
-
-def _row(chat: list[float], surface: list[float]) -> dict[str, float]:
-    c50, s50 = percentile_ms(chat, 0.5), percentile_ms(surface, 0.5)
-    c99, s99 = percentile_ms(chat, 0.99), percentile_ms(surface, 0.99)
-    return {"chat_p50_ms": round(c50, 3), "surface_p50_ms": round(s50, 3), "added_p50_ms": round(s50 - c50, 3),
-            "chat_p99_ms": round(c99, 3), "surface_p99_ms": round(s99, 3), "added_p99_ms": round(s99 - c99, 3),
-            "p50_ratio": round(s50 / c50, 3)}
 
 
 async def _cpu_ms(stack: Stack, call: Timed, count: int) -> float:
@@ -119,11 +111,11 @@ async def measure(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         samples = await interleaved(list(plain.values()), args.warmup, args.requests, 1)
         timed = dict(zip(plain, samples, strict=True))
         for name in SURFACES:
-            summary[f"{name}_completion"] = _row(timed["chat"], timed[name])
+            summary[f"{name}_completion"] = added_over_chat(timed["chat"], timed[name])
         stream_samples = await interleaved(list(streamed.values()), args.warmup, args.requests, 1)
         firsts = {name: [t[FIRST_DELTA] for t in side] for name, side in zip(streamed, stream_samples, strict=True)}
         for name in SURFACES:
-            summary[f"{name}_stream_first_content"] = _row(firsts["chat"], firsts[name])
+            summary[f"{name}_stream_first_content"] = added_over_chat(firsts["chat"], firsts[name])
         summary["gateway_cpu_ms_per_call"] = {name: await _cpu_ms(stack, call, args.requests)
                                               for name, call in plain.items()}
         rows = [key for key in summary if key.endswith(("_completion", "_first_content"))]
