@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from taskgate.api.request_fields import optional, stored_id
 from taskgate.api.v2.paging import MAX_LIMIT, page_of, paged
+from taskgate.api.v2.wire_text import wire_text
 from taskgate.errors import BadRequestError, RequestValidationError
 from taskgate.server.request_io import JSONResponse, query_int, read_json_object
 from taskgate.store.base import ExampleRecord
@@ -29,13 +29,15 @@ _VALUES = ("input", "output", "expected")
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
+    """A required string field of 1.7.2's entry: a null value goes out as JSON's `null`, as text."""
+    text = wire_text(value)
+    return "null" if text is None else text
 
 
 def entry_body(entry: ExampleRecord) -> dict[str, Any]:
     """GetDatasetEntryResponse: `{id, input, output, expected?, comment?}`, values as strings."""
     return {"id": entry.id, "input": _text(entry.input), "output": _text(entry.output),
-            "expected": None if entry.expected is None else _text(entry.expected), "comment": entry.comment}
+            "expected": wire_text(entry.expected), "comment": entry.comment}
 
 
 def _comment(body: dict[str, Any]) -> str | None:
