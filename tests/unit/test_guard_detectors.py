@@ -11,6 +11,7 @@ import pytest
 import re2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from stdnum import luhn
 
 from taskgate.engine.guards import pii_scan
 from taskgate.engine.guards.findings import Finding, without_overlaps
@@ -117,6 +118,34 @@ def test_the_shapes_know_every_digit_re_knows() -> None:
     digits = "".join(ch for ch in map(chr, range(sys.maxunicode + 1)) if ch.isdecimal())
     assert re.fullmatch(r"\d+", digits)
     assert re2.fullmatch(r"\p{Nd}+", digits)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="0123456789", max_size=25) | st.text(alphabet="0123456789٠١٢٣٤٥٦٧٨٩", max_size=25))
+def test_the_luhn_check_agrees_with_stdnum(number: str) -> None:
+    """`_luhn_valid` sums in C what `stdnum.luhn.is_valid` sums in Python: the verdicts must be the same."""
+    assert pii_scan._luhn_valid(number) == luhn.is_valid(number)
+
+
+_IPV6_TEXT = st.lists(st.sampled_from(["::", ":", "1", "ab", "fe80", "2001", "db8", " ", "x", "10:30:00", "g"]),
+                      max_size=30).map("".join)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_IPV6_TEXT)
+def test_the_ipv6_shortcut_skips_no_address(text: str) -> None:
+    """A text without "::" or seven colon groups is not read for addresses: reading it would find none."""
+    every = [Finding("pii", "ip_address", *match.span()) for match in pii_scan._IPV6.finditer(text)
+             if (match.group().count(":") == 7 or "::" in match.group()) and pii_scan._is_ip(match.group())]
+    assert list(pii_scan._ipv6(text)) == every
+
+
+@pytest.mark.parametrize("text", ["My name is Anna Berg.", "my name is Anna", "Name: Olof Palme", "I am called Bo",
+                                  "Regards, Karin", "regards, Karin", "Sincerely, Erik Lund", "sincerely, Erik"])
+def test_each_stated_name_opening_has_its_cue(text: str) -> None:
+    """_names reads _STATED_NAME only where a cue is: every opening it knows must carry one."""
+    assert [finding.kind for finding in pii_scan._names(text)] == ["person_name"]
+    assert any(cue in text for cue in pii_scan._STATED_CUES)
 
 
 def test_a_long_run_is_read_whole() -> None:
