@@ -10,7 +10,8 @@ the load, as autovacuum would; dropped at the end). Then
 starts `taskgate serve` on each (pinned to CPU 0, this client on CPU 1) and times, one request at
 a time (at most `--budget-s` seconds per endpoint), p50 and p99 of:
 
-* `GET /v2/traces` (the newest page; target p99 <= 50 ms),
+* `GET /v2/traces` (the newest page; target p99 <= 50 ms), also filtered by a name that a tenth of
+  the traces carry and by one that most carry (the same target),
 * `GET /v2/traces/{id}` of the 50-span trace (<= 20 ms),
 * `GET /v2/analytics/usage` over the last 30 days, by day, grouped by model (<= 200 ms).
 """
@@ -40,7 +41,8 @@ from taskgate.store.base import SpanRecord
 
 TRACES_PATH = "/v2/traces"
 TRACE_PATH = "/v2/traces/{id}"
-TARGETS_MS = {"usage 30 days by model": 200.0, "get 50-span trace": 20.0, "list traces": 50.0}
+TARGETS_MS = {"usage 30 days by model": 200.0, "get 50-span trace": 20.0, "list traces": 50.0,
+              "list traces named like one function": 50.0, "list traces named like most": 50.0}
 MODELS = ("openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-haiku-4-5", "anthropic/claude-sonnet-4-5",
           "local/gemma-3-270m")
 FUNCTIONS = tuple(f"fn-{index}" for index in range(10))
@@ -152,6 +154,10 @@ async def measure(database_url: str, data_dir: str, spans: int, samples: int,
         "usage 30 days by model": f"/v2/analytics/usage?{usage_query}",
         "get 50-span trace": TRACE_PATH.format(id=big_trace),
         "list traces": TRACES_PATH,
+        # A name filter is a substring: one function's name (a tenth of the traces), and one that
+        # every function's name holds (most of them).
+        "list traces named like one function": f"{TRACES_PATH}?name=FN-3",
+        "list traces named like most": f"{TRACES_PATH}?name=fn-",
     }
     figures = {}
     with subprocess_server("taskgate", command, env, f"http://127.0.0.1:{port}", GATEWAY_CPU) as server:

@@ -229,26 +229,33 @@ span_events = sa.Table(
 )
 # Traces as listings read them, one row per trace that has a root span (one without a parent),
 # with its earliest root and that root's start, and each project's count of them: database triggers on `spans`
-# keep both (migration 0003), whichever writer writes, so a listing pages this table's index and
-# reads its total from one row, never going over all spans. The roots' partial index serves the
-# triggers' look-ups and a listing's own.
+# keep both (migrations 0003 and 0006), whichever writer writes, so a listing pages this table's index and
+# reads its total from one row, never going over all spans.
 trace_roots = sa.Table(
     "trace_roots", metadata,
     sa.Column("project_id", sa.String(UUID_LEN), nullable=False),
     sa.Column("trace_id", sa.Text, nullable=False),
     sa.Column("root_id", sa.Text, nullable=False),  # the earliest root span: by start, then id
     sa.Column("start_time", UTCDateTime(), nullable=True),
+    sa.Column("name", sa.Text, nullable=True),  # the trace's name: its earliest root's (migration 0006)
     sa.PrimaryKeyConstraint("project_id", "trace_id"),
     sa.Index(None, "project_id", "start_time", "trace_id"),
+    sa.Index(None, "project_id", "name", "start_time", "trace_id"),
 )
 trace_counts = sa.Table(
     "trace_counts", metadata,
     sa.Column("project_id", sa.String(UUID_LEN), primary_key=True),
     sa.Column("traces", sa.Integer, nullable=False),
 )
-SPAN_ROOTS = sa.Index(
-    "ix_spans_roots", spans.c.project_id, spans.c.trace_id, spans.c.start_time,
-    sqlite_where=spans.c.parent_id.is_(None), postgresql_where=spans.c.parent_id.is_(None),
+# Each project's distinct trace names and how many traces carry each (kept by the same triggers): a
+# name filter, a substring no index serves, is matched against these few rows instead of every root.
+trace_names = sa.Table(
+    "trace_names", metadata,
+    sa.Column("project_id", sa.String(UUID_LEN), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("traces", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("project_id", "name"),
+    sqlite_with_rowid=False,
 )
 
 # Raw provider exchanges (v3 generations). Like spans, no foreign key: they are written in batches

@@ -11,6 +11,7 @@ failed batch is logged and dropped rather than retried, so they can never hold m
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from taskgate.ids import new_id
@@ -57,6 +58,7 @@ class GenerationRecorder:
         self._store = store
         self._pending: list[Exchange] = []
         self._pending_bytes = 0
+        self._flushing = asyncio.Lock()
         self.dropped = 0
 
     def scope(self, project_id: str, span_id: str, trace_id: str) -> CaptureScope:
@@ -72,12 +74,15 @@ class GenerationRecorder:
         self._pending_bytes += size
 
     async def flush(self) -> None:
-        """Write what waits now, BATCH rows to a transaction; a failing batch is logged and dropped."""
-        waiting, self._pending, self._pending_bytes = self._pending, [], 0
-        for start in range(0, len(waiting), BATCH):
-            records = [generation_record(exchange) for exchange in waiting[start:start + BATCH]]
-            try:
-                await self._store.write_generations(records)
-            except Exception:
-                self.dropped += len(records)
-                log.warning("writing %d generations failed; they are dropped", len(records), exc_info=True)
+        """Write what waits now, BATCH rows to a transaction; a failing batch is logged and dropped.
+        Flushes run one at a time: a reader's flush returns only once a periodic one that had already
+        taken the waiting exchanges has written them, so the reader finds them."""
+        async with self._flushing:
+            waiting, self._pending, self._pending_bytes = self._pending, [], 0
+            for start in range(0, len(waiting), BATCH):
+                records = [generation_record(exchange) for exchange in waiting[start:start + BATCH]]
+                try:
+                    await self._store.write_generations(records)
+                except Exception:
+                    self.dropped += len(records)
+                    log.warning("writing %d generations failed; they are dropped", len(records), exc_info=True)

@@ -93,3 +93,31 @@ async def test_scope_is_frozen() -> None:
     scope = CaptureScope("p", "s", "t", lambda exchange: None)
     with pytest.raises(AttributeError):
         scope.span_id = "other"  # type: ignore[misc]
+
+
+async def test_a_readers_flush_waits_for_the_batch_already_being_written() -> None:
+    """A periodic flush that has taken the waiting exchanges and is still writing them: a reader's
+    flush (before a listing) must return only once they are in the store, or the reader misses them."""
+    import asyncio
+
+    class SlowStore(FakeStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.release = asyncio.Event()
+
+        async def write_generations(self, records: list[GenerationRecord]) -> None:
+            await self.release.wait()
+            await super().write_generations(records)
+
+    store = SlowStore()
+    recorder = GenerationRecorder(store)  # type: ignore[arg-type]
+    _exchange(recorder).finish(status=200, response=b"{}")
+    periodic = asyncio.create_task(recorder.flush())
+    await asyncio.sleep(0)  # it has taken the exchange and waits on the store
+    reader = asyncio.create_task(recorder.flush())
+    await asyncio.sleep(0.01)
+    assert not reader.done()
+    store.release.set()
+    await reader
+    assert len(store.written) == 1
+    await periodic

@@ -120,8 +120,11 @@ def test_the_shapes_know_every_digit_re_knows() -> None:
     assert re2.fullmatch(r"\p{Nd}+", digits)
 
 
+ARABIC_INDIC_DIGITS = "".join(map(chr, range(0x660, 0x66A)))  # another script's digits: stdnum decides
+
+
 @settings(max_examples=3000, deadline=None)
-@given(st.text(alphabet="0123456789", max_size=25) | st.text(alphabet="0123456789٠١٢٣٤٥٦٧٨٩", max_size=25))
+@given(st.text(alphabet="0123456789", max_size=25) | st.text(alphabet="0123456789" + ARABIC_INDIC_DIGITS, max_size=25))
 def test_the_luhn_check_agrees_with_stdnum(number: str) -> None:
     """`_luhn_valid` sums in C what `stdnum.luhn.is_valid` sums in Python: the verdicts must be the same."""
     assert pii_scan._luhn_valid(number) == luhn.is_valid(number)

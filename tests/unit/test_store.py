@@ -327,7 +327,8 @@ async def test_traces_are_listed_by_their_roots_and_counted_as_they_change(store
     assert total == 1 and [(t.id, t.name, t.span_count, t.start_time) for t in items] == [(trace, "first", 3, T0)]
     assert [span.name for span in await store.get_trace(project, orphan)] == ["stray"]
     assert await store.trace_exists(project, orphan) and not await store.trace_exists(project, "nothing")
-    assert (await store.list_traces(project, name="SECOND"))[1] == 1  # any root's name matches
+    assert (await store.list_traces(project, name="FIRS"))[1] == 1  # the trace's name: its earliest root's
+    assert (await store.list_traces(project, name="SECOND"))[1] == 0  # a later root does not name it
 
     adopted = _span(project, f"stray-{project}", orphan, name="stray", start_time=T0 + timedelta(seconds=3))
     await store.write_spans([adopted, adopted])  # a rewrite that makes it a root, twice in one batch
@@ -339,9 +340,28 @@ async def test_traces_are_listed_by_their_roots_and_counted_as_they_change(store
     await store.delete_span(project, f"first-{project}")
     items, total = await store.list_traces(project)
     assert total == 2 and [(t.id, t.name) for t in items] == [(trace, "second"), (orphan, "stray")]
+    assert (await store.list_traces(project, name="second"))[1] == 1  # the next root named it
+    assert (await store.list_traces(project, name="first")) == ([], 0)
+    renamed = _span(project, f"stray-{project}", orphan, name="renamed", start_time=T0)
+    await store.write_spans([renamed])
+    assert [t.id for t in (await store.list_traces(project, name="RENAMED"))[0]] == [orphan]
+    assert (await store.list_traces(project, name="stray")) == ([], 0)
     await store.delete_span(project, f"second-{project}")
     await store.delete_trace(project, orphan)
     assert await store.list_traces(project) == ([], 0)
+
+
+@pytest.mark.parametrize("matching", [1, 40, 119])
+async def test_a_name_filter_pages_alike_however_it_is_read(store: SqlStore, project: str, matching: int) -> None:
+    """A filtered page is read by walking all traces or by gathering the named ones, whichever is
+    cheaper for how many match (`_named_page`); the pages and totals must be the same either way."""
+    spans = [_span(project, f"r{n}-{project}", f"t{n}-{project}", start_time=T0 + timedelta(seconds=n),
+                   name="wanted" if n < matching else f"other{n % 7}") for n in range(120)]
+    await store.write_spans(spans)
+    expected = [span.trace_id for span in reversed(spans) if span.name == "wanted"]
+    for limit, offset in ((10, 0), (7, 3), (100, 0), (5, 200)):
+        page, total = await store.list_traces(project, name="WANT", limit=limit, offset=offset)
+        assert total == matching and [t.id for t in page] == expected[offset:offset + limit]
 
 
 async def test_span_roundtrip_upsert_and_delete(store: SqlStore, project: str) -> None:
@@ -487,3 +507,32 @@ async def test_a_replica_does_not_restore_a_prompt_changed_elsewhere(store: SqlS
     assert record.revision_id == changed.revision_id
     assert [r.definition.instructions for r in await store.list_revisions(project, "fn")] in (
         ["old", "new"], ["new", "old"])
+
+
+async def test_migration_0006_names_the_traces_already_stored(fresh_url: Callable[[], str]) -> None:
+    """Going up from 0005 on a database that holds traces gives each its name and count, so a
+    filtered listing finds what was written before the upgrade; going down and up again keeps it."""
+    from alembic import command
+
+    store = await open_store(fresh_url())
+    assert isinstance(store, SqlStore)
+    try:
+        project = await store.ensure_project("p")
+
+        def migrate(revision: str) -> None:
+            def run(conn: sa.Connection) -> None:
+                config = alembic_config()
+                config.attributes["connection"] = conn
+                command.downgrade(config, revision) if revision != "head" else command.upgrade(config, revision)
+            store.database.transaction(run, write=True)
+
+        await asyncio.to_thread(migrate, "0005")
+        await store.write_spans([_span(project, f"r{n}", f"t{n}", name=f"job-{n % 2}", start_time=T0 + timedelta(n))
+                                 for n in range(5)])
+        await asyncio.to_thread(migrate, "head")
+        page, total = await store.list_traces(project, name="JOB-0")
+        assert total == 3 and [t.id for t in page] == ["t4", "t2", "t0"]
+        await store.write_spans([_span(project, "r5", "t5", name="job-0", start_time=T0 + timedelta(9))])
+        assert (await store.list_traces(project, name="job-0"))[1] == 4  # the triggers keep it from here
+    finally:
+        await store.close()
