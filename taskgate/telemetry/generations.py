@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 from taskgate.ids import new_id
 from taskgate.providers.wire_capture import MAX_CAPTURE_BYTES, CaptureScope, Exchange
@@ -49,7 +50,7 @@ def generation_record(exchange: Exchange) -> GenerationRecord:
         provider=exchange.provider, model=exchange.model, path=exchange.path, stream=exchange.stream,
         status_code=exchange.status, error=exchange.error, request=request, response=response,
         request_truncated=request_cut, response_truncated=response_cut, duration_ms=exchange.duration_ms,
-        created_at=exchange.started_at,
+        created_at=datetime.fromtimestamp(exchange.started_at, UTC),
     )
 
 
