@@ -92,6 +92,8 @@ class OcrService:
         if len(compact) // 4 * 3 > self.limits.max_bytes:  # refused before anything is decoded
             raise BadRequestError(f"the document is larger than {self.limits.max_bytes} bytes (TASKGATE_OCR_MAX_BYTES)")
         try:
+            if len(compact) % 4:  # b64decode lets stray padding pass
+                raise ValueError("not a whole number of base64 quads")
             data = base64.b64decode(compact, validate=True)
         except (binascii.Error, ValueError):
             raise BadRequestError("the document is not valid base64") from None
