@@ -173,6 +173,7 @@ def body_with(**changes: Any) -> dict[str, Any]:
     (body_with(mistral_extra={"table_format": "html"}), "mistral_extra"),
     (body_with(model=None), "model is required"),
     (body_with(model=7), "model"),
+    (body_with(model="openai/" + "m" * 300), "256"),
     (body_with(model="nowhere/model"), "nowhere"),
 ])
 def test_refuses_bad_bodies(ocr_server: ServerProcess, fake: FakeProvider, body: dict[str, Any], needle: str) -> None:

@@ -3,6 +3,7 @@ wire (Cohere's v2 and the token-billed v1 of Jina and Together), with the hostil
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from tests.fakes.common import Behaviour
 from tests.fakes.provider import REJECTED_MODEL, FakeProvider
 from tests.harness import ServerProcess
 from tests.http_client import Reply, get, post
-from tests.span_lookup import wait_until
+from tests.span_lookup import recorded_span, wait_until
 
 DOCS = ["the cat sat on the mat", "stockholm is the capital of sweden", "paris is the capital of france",
         "a capital letter"]
@@ -131,9 +132,10 @@ def good(**changes: Any) -> dict[str, Any]:
     (good(documents=[{"text": "a" * 40_000}]), "documents[0] is longer"),
     (good(query="q" * 40_000), "query may be at most"),
     (good(query="  "), "query"),
-    (good(query=None), "required"),
+    (good(query=None), "query is required"),
     (good(query=7), "query"),
-    (good(model=None), "required"),
+    (good(model=None), "model is required"),
+    (good(model="jina/a\x00b"), "printable"),
     (good(model=["jina/a"]), "model"),
     (good(top_k=0), "top_k"),
     (good(top_k=2), "top_k"),
@@ -188,3 +190,35 @@ def test_unknown_upstream_model_is_its_error_and_recorded(rerank_server: ServerP
     reply = rerank(rerank_server, good(model=f"jina/{REJECTED_MODEL}"))
     assert reply.status == 400, reply.body
     assert REJECTED_MODEL in reply.json()["detail"]
+
+
+def test_an_alias_falls_back_to_its_next_reranker(rerank_server: ServerProcess, fake: FakeProvider) -> None:
+    name = f"rerankers-{uuid.uuid4().hex[:8]}"
+    made = post(rerank_server.url + "/v2/models/aliases",
+                {"name": name, "fallback_models": ["jina/down-reranker", "cohere/rerank-v3.5"]})
+    assert made.status == 200, made.body
+    fake.script("down-reranker", Behaviour(status=503))
+    reply = rerank(rerank_server, {"query": QUERY, "model": name, "documents": [{"text": text} for text in DOCS]})
+    assert reply.status == 200, reply.body
+    body = reply.json()
+    assert body["model"] == "cohere/rerank-v3.5" and body["results"][0]["index"] == 1
+    assert [r.path for r in fake.requests] == ["/jina/v1/rerank", "/cohere/v2/rerank"]
+    recorded = span(rerank_server, body["id"])
+    assert recorded["model_chain"] == ["jina/down-reranker", "cohere/rerank-v3.5"]
+    assert recorded["models_failed"] == ["jina/down-reranker"] and recorded["model"] == "cohere/rerank-v3.5"
+
+
+def test_a_failed_rerank_is_recorded_as_an_error_span(rerank_server: ServerProcess, fake: FakeProvider) -> None:
+    name = f"failing-{uuid.uuid4().hex[:8]}"
+    fake.script("broken-reranker", Behaviour(status=500))
+    reply = rerank(rerank_server, good(model="jina/broken-reranker"), headers={"X-Opper-Name": name})
+    assert reply.status == 502, reply.body
+    recorded = recorded_span(rerank_server, name)
+    assert recorded["type"] == "rerank" and recorded["status"] == "error" and recorded["cost"] is None
+
+
+def test_a_huge_model_name_is_refused(rerank_server: ServerProcess, fake: FakeProvider) -> None:
+    reply = rerank(rerank_server, good(model="jina/" + "m" * 100_000))
+    assert reply.status == 400, reply.body
+    assert "256" in reply.json()["detail"]
+    assert not fake.requests

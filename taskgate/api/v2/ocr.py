@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from taskgate.api.openai.chat_request import header_name, header_parent
 from taskgate.api.request_fields import optional
-from taskgate.api.v2.rerank import cost_body, listed_models
+from taskgate.api.v2.single_model import cost_body, listed_models, model_name
 from taskgate.engine.ocr import DEFAULT_OCR_NAME, OcrDocument, OcrTask, media_type_of_name
 from taskgate.errors import BadRequestError
 from taskgate.server.disconnect import until_client_leaves
@@ -65,9 +65,7 @@ def _pages(raw: Any) -> list[int] | None:
 async def process(ctx: AppContext, request: Request) -> Response:
     project_id = await ctx.auth.project_for(request)
     body = await read_json_object(request, ctx.settings.max_body_bytes)
-    model = optional(body, "model", str, "a 'provider/model' name")
-    if model is None or not model.strip():
-        raise BadRequestError("model is required: a vision model, e.g. openai/gpt-4o-mini")
+    model = model_name(body, "openai/gpt-4o-mini")
     if optional(body, "include_image_base64", bool, "a boolean"):
         raise BadRequestError("'include_image_base64' is not supported: embedded images are not extracted")
     for key in UNSUPPORTED:
@@ -76,7 +74,7 @@ async def process(ctx: AppContext, request: Request) -> Response:
                                   "and no Mistral OCR options apply")
     document = _document(ctx, body.get("document"))
     headers = header_map(request)
-    task = OcrTask(project_id=project_id, model=model.strip(), document=document, pages=_pages(body.get("pages")),
+    task = OcrTask(project_id=project_id, model=model, document=document, pages=_pages(body.get("pages")),
                    name=header_name(headers, DEFAULT_OCR_NAME), parent_span_id=header_parent(headers))
     result = await until_client_leaves(request, ctx.engine.ocr.read(task))
     call = result.call

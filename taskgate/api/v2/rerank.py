@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from taskgate.api.openai.chat_request import header_name, header_parent
 from taskgate.api.request_fields import optional
-from taskgate.api.v2.paging import page_of, paged
+from taskgate.api.v2.single_model import cost_body, listed_models, model_name
 from taskgate.engine.rerank import DEFAULT_RERANK_NAME, RerankTask
 from taskgate.errors import BadRequestError
 from taskgate.server.disconnect import until_client_leaves
@@ -47,15 +47,15 @@ async def documents(ctx: AppContext, request: Request) -> Response:
     project_id = await ctx.auth.project_for(request)
     body = await read_json_object(request, ctx.settings.max_body_bytes)
     query = optional(body, "query", str, "a string")
-    model = optional(body, "model", str, "a 'provider/model' name")
-    if query is None or model is None or not model.strip():
-        raise BadRequestError("query and model are required")
+    if query is None:
+        raise BadRequestError("query is required")
+    model = model_name(body, "cohere/rerank-v3.5")
     docs = _documents(body.get("documents"))
     return_documents = optional(body, "return_documents", bool, "a boolean")
     if body.get("max_chunks_per_doc") is not None:
         raise BadRequestError("'max_chunks_per_doc' is not supported: documents are ranked whole")
     headers = header_map(request)
-    task = RerankTask(project_id=project_id, model=model.strip(), query=query,
+    task = RerankTask(project_id=project_id, model=model, query=query,
                       documents=[document["text"] for document in docs], top_n=_count(body, "top_k"),
                       name=header_name(headers, DEFAULT_RERANK_NAME), parent_span_id=header_parent(headers))
     result = await until_client_leaves(request, ctx.engine.reranker.rerank(task))
@@ -74,19 +74,6 @@ async def documents(ctx: AppContext, request: Request) -> Response:
         "usage": {"input_tokens": tokens, "total_tokens": tokens, "search_units": response.search_units},
         "cost": cost_body(result.cost),
     })
-
-
-def cost_body(cost: float | None) -> dict[str, float] | None:
-    """v2's `{generation, platform, total}`: this server adds no platform fee; unknown stays null."""
-    return None if cost is None else {"generation": cost, "platform": 0.0, "total": cost}
-
-
-def listed_models(ctx: AppContext, request: Request, names: tuple[str, ...], price_key: str) -> Response:
-    """A page of the configured models among `names`; no price table knows their per-request price."""
-    page = page_of(request)
-    models = [{"hosting_provider": provider, "name": name, "location": "remote", price_key: None}
-              for provider, name in ctx.engine.catalogue.configured(names)]
-    return JSONResponse(paged(models[page.offset:page.offset + page.limit], len(models)))
 
 
 async def list_models(ctx: AppContext, request: Request) -> Response:
