@@ -21,6 +21,8 @@ from taskgate.context import AppContext
 from taskgate.engine.cost import PriceBook
 from taskgate.engine.engine import Engine
 from taskgate.engine.limits import CallLimits
+from taskgate.engine.ocr import OcrLimits
+from taskgate.engine.rerank import RerankLimits
 from taskgate.engine.secret_box import SecretBox, load_secret_key
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.server.access_log import flush_log
@@ -59,7 +61,10 @@ def create_app(settings: Settings) -> ASGIApp:
                         generations=generations,
                         local_models=settings.local_models,
                         dataset_embedding_model=settings.dataset_embedding_model,
-                        feedback_autosave_score=settings.feedback_autosave_score)
+                        feedback_autosave_score=settings.feedback_autosave_score,
+                        rerank_limits=RerankLimits(settings.rerank_max_documents, settings.rerank_max_text_chars,
+                                                   tuple(settings.rerank_models)),
+                        ocr_limits=OcrLimits(settings.ocr_max_bytes, tuple(settings.ocr_models)))
         ctx = AppContext(settings, auth, engine)
         for dialect in DIALECTS:
             app.mount(dialect.routes(ctx))

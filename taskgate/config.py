@@ -39,6 +39,14 @@ SECRET_VARIABLES = frozenset({"TASKGATE_SECRET_KEY"})  # a bad value is describe
 FERNET_KEY_BYTES = 32
 FERNET_KEY_CHARS = 44
 PROVIDERS_FILE = "TASKGATE_PROVIDERS_FILE"
+# Rerank and OCR: the bounds of a rerank request, and the models each `GET .../models` lists when
+# their provider is configured (any other model with a rerank API or vision may still be named).
+DEFAULT_RERANK_MAX_DOCUMENTS = 1000
+DEFAULT_RERANK_MAX_TEXT_CHARS = 32_768
+DEFAULT_RERANK_MODELS = ("cohere/rerank-v3.5", "jina/jina-reranker-v2-base-multilingual",
+                         "together/Salesforce/Llama-Rank-V1")
+DEFAULT_OCR_MAX_BYTES = 8 * 1024 * 1024
+DEFAULT_OCR_MODELS = ("openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-sonnet-4-5")
 
 
 class ConfigError(ValueError):
@@ -148,6 +156,16 @@ class Settings(BaseSettings):
     local_threads: WholeNumber = Field(default_factory=_half_the_cores, validation_alias="TASKGATE_LOCAL_THREADS")
     # `provider/model` embedding dataset entries for semantic search (entries query, few-shot); unset: full text.
     dataset_embedding_model: ModelName | None = Field(None, validation_alias="TASKGATE_DATASET_EMBEDDING_MODEL")
+    # Rerank: documents per request, characters of the query and of each document, the listed models.
+    rerank_max_documents: Amount = Field(DEFAULT_RERANK_MAX_DOCUMENTS, validation_alias="TASKGATE_RERANK_MAX_DOCUMENTS")
+    rerank_max_text_chars: Amount = Field(DEFAULT_RERANK_MAX_TEXT_CHARS,
+                                          validation_alias="TASKGATE_RERANK_MAX_TEXT_CHARS")
+    rerank_models: Annotated[list[ModelName], BeforeValidator(_comma_list)] = Field(
+        default_factory=lambda: list(DEFAULT_RERANK_MODELS), validation_alias="TASKGATE_RERANK_MODELS")
+    # OCR: the largest document (decoded bytes), and the vision models `GET /v2/ocr/models` lists.
+    ocr_max_bytes: Amount = Field(DEFAULT_OCR_MAX_BYTES, validation_alias="TASKGATE_OCR_MAX_BYTES")
+    ocr_models: Annotated[list[ModelName], BeforeValidator(_comma_list)] = Field(
+        default_factory=lambda: list(DEFAULT_OCR_MODELS), validation_alias="TASKGATE_OCR_MODELS")
     # Feedback with no `save_to_dataset` saves its span as an example when its score is at least this.
     feedback_autosave_score: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
         0.8, validation_alias="TASKGATE_FEEDBACK_AUTOSAVE_SCORE")

@@ -30,6 +30,17 @@ class ModelCatalogue:
         self._default_model = default_model
         self._local_models = tuple(local_models)
 
+    def configured(self, names: Iterable[str]) -> list[tuple[str, str]]:
+        """(provider, `provider/model`) for each of `names` whose provider is configured: how the rerank
+        and OCR model lists, which have no price table to enumerate, say what can be called."""
+        providers = set(self._registry.configured())
+        listed = []
+        for name in names:
+            provider = name.partition("/")[0]
+            if provider in providers:
+                listed.append((provider, name))
+        return listed
+
     async def models(self) -> tuple[dict[str, Any], ...]:
         """Every listed model, in ModelInfo shape, for the configuration as it is now."""
         providers, local = _configuration(self._registry, self._local_models, self._default_model)

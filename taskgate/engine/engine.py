@@ -38,7 +38,10 @@ from taskgate.engine.generations import GenerationService
 from taskgate.engine.guards import CallGuard
 from taskgate.engine.limits import Budget, CallLimits
 from taskgate.engine.model_names import ModelNames
+from taskgate.engine.ocr import OcrLimits, OcrService
 from taskgate.engine.prompt import build_messages, reask_message, render_value
+from taskgate.engine.provider_calls import ProviderCalls
+from taskgate.engine.rerank import Reranker, RerankLimits
 from taskgate.engine.router import Outcome, RequestBuilder, Route, Router
 from taskgate.engine.schemas import canonical, compile_schema, validation_errors
 from taskgate.engine.secret_box import SecretBox
@@ -107,7 +110,8 @@ class Engine:
                  limits: CallLimits | None = None, *, secrets: SecretBox | None = None,
                  local_models: Iterable[str] = (), dataset_embedding_model: str | None = None,
                  feedback_autosave_score: float = DEFAULT_AUTOSAVE_SCORE,
-                 generations: GenerationRecorder | None = None) -> None:
+                 generations: GenerationRecorder | None = None, rerank_limits: RerankLimits | None = None,
+                 ocr_limits: OcrLimits | None = None) -> None:
         """`dataset_embedding_model` (`provider/model`) turns on semantic search over dataset entries."""
         self._limits = limits or CallLimits()
         self._router = Router(registry, default_model)
@@ -118,7 +122,10 @@ class Engine:
         self.spans = SpanService(store, recorder)
         self.model_names = ModelNames(store, registry, secrets or SecretBox.ephemeral())
         self.generations = GenerationService(store, generations)
-        self._embedder = Embedder(self._router, self.model_names, self.price, self.spans, self.generations.scope)
+        calls = ProviderCalls(self._router, self.model_names, self.price, self.spans, self.generations.scope)
+        self._embedder = Embedder(calls)
+        self.reranker = Reranker(calls, rerank_limits or RerankLimits())
+        self.ocr = OcrService(self.run, ocr_limits or OcrLimits())
         self.examples = ExampleService(store, EntrySearch(store, self._embedder.embed, dataset_embedding_model))
         self.datasets = DatasetService(self.functions, self.examples)
         self.feedback = FeedbackService(store, self.spans, self.functions, self.examples, feedback_autosave_score)

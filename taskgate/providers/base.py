@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequen
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from taskgate.errors import TaskgateError
+from taskgate.errors import BadRequestError, TaskgateError
 
 E = TypeVar("E")
 
@@ -272,6 +272,34 @@ class EmbeddingResponse:
     model: str = ""
 
 
+@dataclass(slots=True)
+class RerankRequest:
+    """Documents to order by relevance to `query` (the Cohere-style rerank wire's fields)."""
+
+    model: str  # the provider's own model id
+    query: str
+    documents: list[str]
+    top_n: int | None = None  # None: every document, ranked
+    options: dict[str, Any] = field(default_factory=dict)  # timeout; vendor extras such as max_chunks_per_doc
+
+
+@dataclass(slots=True)
+class RerankResponse:
+    """Each document's relevance, most relevant first: `(index into the request's documents, score)`."""
+
+    ranking: list[tuple[int, float]]
+    usage: Usage = field(default_factory=Usage)  # tokens, when the vendor counts them
+    search_units: int = 0  # what Cohere bills by, when the vendor reports it
+    model: str = ""
+
+
+def no_rerank(provider: str, why: str) -> BadRequestError:
+    """The 400 of a provider without a rerank API, saying which providers have one."""
+    return BadRequestError(f"provider '{provider}' {why} has no rerank API; rerank through a provider "
+                           "that offers one (cohere/..., jina/..., together/..., vllm/... or one configured "
+                           "with `rerank_path`); GET /v2/rerank/models lists the configured rerank models")
+
+
 class Adapter(Protocol):
     """A provider wire format. Raise only `taskgate.errors` types (ProviderError and friends)."""
 
@@ -280,5 +308,7 @@ class Adapter(Protocol):
     def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]: ...
 
     async def embed(self, model: str, inputs: list[str], options: dict[str, Any]) -> EmbeddingResponse: ...
+
+    async def rerank(self, request: RerankRequest) -> RerankResponse: ...
 
     async def aclose(self) -> None: ...

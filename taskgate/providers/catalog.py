@@ -1,7 +1,7 @@
 """Provider presets: a vendor that speaks a known wire format is configuration, not code.
 
 Extra OpenAI-compatible vendors come from `TASKGATE_PROVIDERS` (a JSON object) or the TOML file
-named by `TASKGATE_PROVIDERS_FILE`, each entry `{base_url, key_env, kind?, base_url_env?}`; config.py
+named by `TASKGATE_PROVIDERS_FILE`, each entry `{base_url, key_env, kind?, base_url_env?, rerank_path?}`; config.py
 reads both, and the variables the presets and entries name, into `Settings`. Nothing here reads
 the environment.
 """
@@ -30,6 +30,8 @@ class ProviderPreset:
     # Options the vendor's API refuses, refused by name before any call instead of by the vendor's
     # own 400. Vendors whose servers take them (vLLM's and Together's `top_k`) list none.
     refused_options: tuple[str, ...] = ()
+    # Where the vendor serves the Cohere-style rerank wire, under base_url; None: it has no rerank API.
+    rerank_path: str | None = None
 
 
 # Anthropic Messages options that OpenAI's Chat Completions has no exact equivalent for (thinking's
@@ -51,13 +53,19 @@ PRESETS: dict[str, ProviderPreset] = {
         ProviderPreset("openrouter", "openai", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY",
                        "OPENROUTER_BASE_URL", price_provider="openrouter"),
         ProviderPreset("together", "openai", "https://api.together.xyz/v1", "TOGETHER_API_KEY",
-                       "TOGETHER_BASE_URL", price_provider="together"),
+                       "TOGETHER_BASE_URL", price_provider="together", rerank_path="/rerank"),
         ProviderPreset("deepseek", "openai", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY",
                        "DEEPSEEK_BASE_URL", price_provider="deepseek"),
         ProviderPreset("ollama", "openai", "http://127.0.0.1:11434/v1", "OLLAMA_API_KEY", "OLLAMA_BASE_URL",
                        key_required=False),
         ProviderPreset("vllm", "openai", "http://127.0.0.1:8000/v1", "VLLM_API_KEY", "VLLM_BASE_URL",
-                       key_required=False),
+                       key_required=False, rerank_path="/rerank"),
+        # Rerank vendors: Cohere's own API serves rerank only here (see providers/cohere.py); Jina's
+        # embeddings are OpenAI-shaped. genai-prices has no rerank prices for either: costs are unknown.
+        ProviderPreset("cohere", "cohere", "https://api.cohere.com/v2", "COHERE_API_KEY", "COHERE_BASE_URL",
+                       rerank_path="/rerank"),
+        ProviderPreset("jina", "openai", "https://api.jina.ai/v1", "JINA_API_KEY", "JINA_BASE_URL",
+                       rerank_path="/rerank"),
         ProviderPreset("local", "local", "", None, key_required=False, price_provider=FREE),
     )
 }
@@ -84,6 +92,7 @@ def load_presets(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Provider
             "key_env": entry.get("key_env", base.key_env if base else None),
             "base_url_env": entry.get("base_url_env", base.base_url_env if base else None),
             "key_required": entry.get("key_required", bool(entry.get("key_env", base and base.key_env))),
+            "rerank_path": entry.get("rerank_path", base.rerank_path if base else None),
         }
         presets[name] = replace(base, **fields) if base else ProviderPreset(name=name, **fields)
     return presets

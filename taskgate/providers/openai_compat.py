@@ -21,10 +21,14 @@ from taskgate.providers.base import (
     ChatRequest,
     ChatResponse,
     EmbeddingResponse,
+    RerankRequest,
+    RerankResponse,
     ToolCall,
     Usage,
+    no_rerank,
 )
 from taskgate.providers.catalog import ResolvedProvider
+from taskgate.providers.rerank_wire import post_rerank
 from taskgate.providers.schema_support import openai_json_schema
 from taskgate.providers.upstream_http import SSEEvent, UpstreamHTTP, event_object
 
@@ -33,7 +37,7 @@ _RESERVED = frozenset({"timeout", "model", "messages", "stream", "stream_options
 
 
 class OpenAICompatAdapter:
-    """An `Adapter` for any `/chat/completions` + `/embeddings` upstream."""
+    """An `Adapter` for any `/chat/completions` + `/embeddings` upstream, and its rerank endpoint if it has one."""
 
     def __init__(self, resolved: ResolvedProvider, *, timeout_s: float):
         preset = resolved.preset
@@ -44,6 +48,7 @@ class OpenAICompatAdapter:
             else:
                 headers["authorization"] = f"Bearer {resolved.api_key}"
         self._refused = preset.refused_options
+        self._rerank_path = preset.rerank_path
         self._http = UpstreamHTTP(preset.name, resolved.base_url, headers, timeout_s=timeout_s, query=resolved.query)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
@@ -66,6 +71,11 @@ class OpenAICompatAdapter:
         body["input"] = inputs
         data = await self._http.post_json("/embeddings", body, options)
         return parse_embeddings(data, self._http.provider)
+
+    async def rerank(self, request: RerankRequest) -> RerankResponse:
+        if self._rerank_path is None:
+            raise no_rerank(self._http.provider, "(OpenAI-compatible, configured without `rerank_path`)")
+        return await post_rerank(self._http, self._rerank_path, request)
 
     async def aclose(self) -> None:
         await self._http.aclose()

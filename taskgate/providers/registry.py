@@ -15,6 +15,7 @@ from taskgate.errors import BadRequestError
 from taskgate.providers.anthropic.adapter import AnthropicAdapter
 from taskgate.providers.base import Adapter
 from taskgate.providers.catalog import ResolvedProvider, configured_providers, load_presets, resolve_provider
+from taskgate.providers.cohere import CohereAdapter
 from taskgate.providers.openai_compat import OpenAICompatAdapter
 
 AdapterFactory = Callable[[ResolvedProvider, Settings], Adapter]
@@ -37,6 +38,7 @@ def _local_adapter(resolved: ResolvedProvider, settings: Settings) -> Adapter:
 ADAPTER_KINDS: dict[str, AdapterFactory] = {
     "openai": lambda resolved, settings: OpenAICompatAdapter(resolved, timeout_s=settings.request_timeout_s),
     "anthropic": lambda resolved, settings: AnthropicAdapter(resolved, timeout_s=settings.request_timeout_s),
+    "cohere": lambda resolved, settings: CohereAdapter(resolved, timeout_s=settings.request_timeout_s),
     "local": _local_adapter,
 }
 

@@ -19,7 +19,17 @@ from dataclasses import replace
 from typing import Any
 
 from taskgate.errors import ProviderError, TaskgateError
-from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, ChunkCollector, EmbeddingResponse, Usage
+from taskgate.providers.base import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    ChunkCollector,
+    EmbeddingResponse,
+    RerankRequest,
+    RerankResponse,
+    Usage,
+    no_rerank,
+)
 
 Piece = ChatChunk | TaskgateError  # an error among the pieces fails the stream after what came before it
 Answer = ChatResponse | Sequence[Piece]
@@ -71,6 +81,9 @@ class ScriptedAdapter:
         self.embeddings.append(list(inputs))
         vectors = [[float(len(text)), float(sum(map(ord, text)) % 997)] for text in inputs]
         return EmbeddingResponse(vectors=vectors, usage=Usage(input_tokens=sum(len(t) for t in inputs)), model=model)
+
+    async def rerank(self, request: RerankRequest) -> RerankResponse:
+        raise no_rerank("scripted", "(a scripted test double)")
 
     async def aclose(self) -> None:
         self.closed = True

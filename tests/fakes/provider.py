@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes import anthropic_wire, openai_wire
+from tests.fakes import anthropic_wire, openai_wire, rerank_wire
 from tests.fakes.common import Behaviour, pieces
 
 __all__ = ["Behaviour", "FakeProvider", "RecordedRequest"]
@@ -72,6 +72,11 @@ class FakeProvider:
     def anthropic_base_url(self) -> str:
         return f"{self.url}/anthropic"
 
+    def rerank_base_url(self, vendor: str) -> str:
+        """A base URL whose `/rerank` answers like `vendor`'s: `cohere` (v2, search units) or any
+        other name (v1, tokens: Jina, Together, vLLM)."""
+        return f"{self.url}/cohere/v2" if vendor == "cohere" else f"{self.url}/{vendor}/v1"
+
     def script(self, model: str, *behaviours: Behaviour) -> None:
         """Queue answers for `model`, one per request, first in first out; then the default resumes."""
         with self._lock:
@@ -107,6 +112,8 @@ class FakeProvider:
         app.router.add_post("/openai/v1/chat/completions", self._openai_chat)
         app.router.add_post("/openai/v1/embeddings", self._openai_embeddings)
         app.router.add_post("/anthropic/v1/messages", self._anthropic_messages)
+        app.router.add_post("/cohere/v2/rerank", self._cohere_rerank)
+        app.router.add_post("/{vendor}/v1/rerank", self._tokens_rerank)
         return app
 
     def start(self) -> None:
@@ -284,6 +291,25 @@ class FakeProvider:
         if behaviour is not None and (failure := self._failure(behaviour, openai_wire.error_body)):
             return failure
         status, payload = openai_wire.embeddings_body(body)
+        return web.Response(body=payload, status=status, content_type=_JSON)
+
+    # ----- rerank -----
+
+    async def _cohere_rerank(self, request: web.Request) -> web.Response:
+        return await self._rerank(request, "search_units")
+
+    async def _tokens_rerank(self, request: web.Request) -> web.Response:
+        return await self._rerank(request, "tokens")
+
+    async def _rerank(self, request: web.Request, billing: str) -> web.Response:
+        body, behaviour = await self._receive(request)
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            return _openai_error(401, "You didn't provide an API key.")
+        if isinstance(body, dict) and body.get("model") == REJECTED_MODEL:
+            return web.Response(body=openai_wire.unknown_model_body(body["model"]), status=404, content_type=_JSON)
+        if behaviour is not None and (failure := self._failure(behaviour, openai_wire.error_body)):
+            return failure
+        status, payload = rerank_wire.rerank_body(body, billing)
         return web.Response(body=payload, status=status, content_type=_JSON)
 
     # ----- Anthropic -----

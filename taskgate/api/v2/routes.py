@@ -19,6 +19,8 @@ from taskgate.api.v2 import (
     metrics,
     model_names,
     models,
+    ocr,
+    rerank,
     spans,
     traces,
 )
@@ -71,6 +73,10 @@ _UNDER_V2 = [
     Endpoint("GET", "/v2/traces/{trace_id}", traces.get_trace),
     Endpoint("GET", "/v2/analytics/usage", analytics.usage),
     Endpoint("POST", "/v2/embeddings", embeddings.create),
+    Endpoint("POST", "/v2/rerank", rerank.documents),
+    Endpoint("GET", "/v2/rerank/models", rerank.list_models),
+    Endpoint("POST", "/v2/ocr", ocr.process),
+    Endpoint("GET", "/v2/ocr/models", ocr.list_models),
 ]
 ROUTES = _UNDER_V2 + [replace(entry, path=entry.path.removeprefix("/v2")) for entry in _UNDER_V2]
 

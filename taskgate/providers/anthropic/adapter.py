@@ -12,7 +12,15 @@ from taskgate.providers.anthropic.translate import (
     parse_message,
     structured_tool_name,
 )
-from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse
+from taskgate.providers.base import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingResponse,
+    RerankRequest,
+    RerankResponse,
+    no_rerank,
+)
 from taskgate.providers.catalog import ResolvedProvider
 from taskgate.providers.upstream_http import SSEEvent, UpstreamHTTP
 
@@ -52,6 +60,9 @@ class AnthropicAdapter:
             f"provider '{self._http.provider}' (Anthropic) has no embeddings API; "
             "use an OpenAI-compatible provider"
         )
+
+    async def rerank(self, request: RerankRequest) -> RerankResponse:
+        raise no_rerank(self._http.provider, "(Anthropic)")
 
     async def aclose(self) -> None:
         await self._http.aclose()

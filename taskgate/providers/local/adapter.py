@@ -22,7 +22,16 @@ from typing import Any
 
 from taskgate.config import Settings
 from taskgate.errors import BadRequestError, OverloadedError, ProviderError
-from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, Usage
+from taskgate.providers.base import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingResponse,
+    RerankRequest,
+    RerankResponse,
+    Usage,
+    no_rerank,
+)
 from taskgate.providers.local.grammar import GrammarCache, GrammarUnavailable
 from taskgate.providers.local.model_files import (
     BUNDLED_MODEL,
@@ -286,6 +295,10 @@ class LocalAdapter:
 
     async def embed(self, model: str, inputs: list[str], options: dict[str, Any]) -> EmbeddingResponse:
         raise BadRequestError("local models do not support embeddings")
+
+    async def rerank(self, request: RerankRequest) -> RerankResponse:
+        # Ranking by the default embedding model comes with the knowledge bases; until then, a clear no.
+        raise no_rerank("local", "(llama.cpp)")
 
     async def aclose(self) -> None:
         runners, self._runners = list(self._runners.values()), {}

@@ -1,0 +1,51 @@
+"""opperai==1.7.2's `rerank` and `ocr` methods against taskgate.
+
+Usage: v2_rerank_ocr.py '<json config>' with rerank_model, ocr_model and png_base64.
+Prints one JSON document with what the client saw.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from opperai import Opper, errors
+
+URL = os.environ["TASKGATE_URL"]
+opper = Opper(http_bearer=os.environ["OPPER_HTTP_BEARER"], server_url=f"{URL}/v2")
+
+
+def plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda o: o.model_dump() if hasattr(o, "model_dump") else str(o)))
+
+
+def refused(call: Any) -> dict[str, Any]:
+    try:
+        call()
+    except errors.OpperError as exc:
+        return {"class": type(exc).__name__, "status": getattr(exc, "status_code", None)}
+    return {"class": None, "status": None}
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    seen: dict[str, Any] = {}
+    ranked = opper.rerank.documents(query="capital of sweden", model=cfg["rerank_model"], top_k=2,
+                                    documents=[{"text": "the cat sat"}, {"text": "stockholm is the capital of sweden",
+                                                                         "metadata": {"id": "s"}}])
+    seen["rerank"] = plain(ranked)
+    seen["rerank_models"] = plain(opper.rerank.list_models())
+    seen["rerank_empty"] = refused(lambda: opper.rerank.documents(query="q", model=cfg["rerank_model"], documents=[]))
+    read = opper.ocr.process_ocr_ocr_post(model=cfg["ocr_model"], document={
+        "type": "base64", "content": cfg["png_base64"], "document_name": "scan.png"})
+    seen["ocr"] = plain(read)
+    seen["ocr_models"] = plain(opper.ocr.list_ocr_models_ocr_models_get())
+    seen["ocr_bad"] = refused(lambda: opper.ocr.process_ocr_ocr_post(model=cfg["ocr_model"], document={
+        "type": "base64", "content": "%%%"}))
+    print(json.dumps(seen))
+
+
+if __name__ == "__main__":
+    main()
