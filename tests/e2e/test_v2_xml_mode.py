@@ -67,7 +67,7 @@ def glue(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def span(server: ServerProcess, span_id: str) -> dict[str, Any]:
-    return get(f"{server.url}/v3/spans/{span_id}").json()["data"]  # type: ignore[no-any-return]
+    return get(f"{server.url}/v3/spans/{span_id}").json()["data"]
 
 
 @pytest.mark.parametrize("model", ["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5"])
