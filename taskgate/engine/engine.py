@@ -74,6 +74,7 @@ from taskgate.telemetry.generations import GenerationRecorder
 from taskgate.telemetry.recorder import SpanRecorder
 
 T = TypeVar("T")
+XML_THREAD_CHARS = 32 * 1024  # an XML answer longer than this is read off the event loop (at most ~11 ms)
 
 
 @dataclass(slots=True)
@@ -285,7 +286,7 @@ class Engine:
                         await chunks.aclose()
                     response = collector.response()
                 self._account(call, outcome.route, response)
-                payload, errors = self._check(call, response)
+                payload, errors = await self._checked(call, response)
                 if not errors and streaming and guard is not None:  # an answer that stands: send what was held back
                     try:
                         rests = guard.flush_stream()
@@ -420,6 +421,13 @@ class Engine:
         call.usage.add(response.usage)
         cost = self.price(route.provider, route.model, response.usage)
         call.cost = None if cost is None or call.cost is None else call.cost + cost
+
+    async def _checked(self, call: Call, response: ChatResponse) -> tuple[Any, list[str]]:
+        """`_check`, in a worker thread for a long XML answer: reading one takes up to 0.35 ms per
+        KB (bench/xml_mode.py), which must not hold up the other requests."""
+        if call.xml is not None and len(response.text) > XML_THREAD_CHARS:
+            return await asyncio.to_thread(self._check, call, response)
+        return self._check(call, response)
 
     def _check(self, call: Call, response: ChatResponse) -> tuple[Any, list[str]]:
         """(the validated payload, []) or (None, what is wrong with the answer, to show the model)."""

@@ -33,9 +33,10 @@ from taskgate.engine.xml_shapes import ROOT, Shape, attribute_text, enum_value
 from taskgate.json_text import EXACT_INTEGERS, MAX_JSON_DEPTH, depth_over
 
 MAX_XML_DEPTH = MAX_JSON_DEPTH  # elements, <response> being level 1: a JSON value nests no deeper
-# About 0.2 s of parsing and converting at the worst (an element per few characters); far beyond
-# any model's answer (128k tokens is about 500 KB).
-MAX_XML_CHARS = 1024 * 1024
+# Beyond any model's answer (128k tokens is about 500 KB). Reading takes 0.13 ms per KB for a list
+# of numbers and up to 0.35 for an element every four characters (bench/xml_mode.py), so the
+# longest answer costs about 180 ms at the worst: the engine reads long answers in a worker thread.
+MAX_XML_CHARS = 512 * 1024
 
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?").fullmatch
 _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)").fullmatch

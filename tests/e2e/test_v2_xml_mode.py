@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from taskgate.engine.xml_answer import MAX_XML_CHARS
 from tests.fakes.provider import Behaviour, FakeProvider
 from tests.harness import ServerProcess
 from tests.http_client import Reply, get, post, sse_events
@@ -105,7 +106,7 @@ def test_a_malformed_answer_is_asked_again_with_the_reason(server: ServerProcess
 
 
 @pytest.mark.parametrize("hostile", [LAUGHS, PASSWD_ENTITY, "<response>" + "<x>" * 5000,
-                                     "<response><thoughts>" + "x" * (1024 * 1024 + 10) + "</thoughts></response>"])
+                                     "<response><thoughts>" + "x" * (MAX_XML_CHARS + 10) + "</thoughts></response>"])
 def test_hostile_xml_is_a_misfit_never_expanded_nor_read(server: ServerProcess, fake: FakeProvider,
                                                          hostile: str) -> None:
     fake.script("gpt-4o-mini", Behaviour(text=hostile), Behaviour(text=hostile))
@@ -122,6 +123,18 @@ def test_hostile_xml_is_a_misfit_never_expanded_nor_read(server: ServerProcess, 
 def test_a_hostile_answer_then_a_good_one_succeeds(server: ServerProcess, fake: FakeProvider) -> None:
     fake.script("gpt-4o-mini", Behaviour(text=PASSWD_ENTITY), Behaviour(text=XML_ANSWER))
     assert call(server).json()["json_payload"] == PAYLOAD
+
+
+def test_a_long_answer_is_read_whole(server: ServerProcess, fake: FakeProvider) -> None:
+    """Over the engine's XML_THREAD_CHARS, read in a worker thread; under the reader's limit."""
+    people = "".join(f"<item><name>person {i}</name><active>{str(i % 2 == 0).lower()}</active></item>"
+                     for i in range(4000))
+    text = "x" * 100_000
+    fake.script("gpt-4o-mini", Behaviour(text=f"<response><thoughts>{text}</thoughts><answer>4000</answer>"
+                                              f"<people>{people}</people></response>"))
+    payload = call(server).json()["json_payload"]
+    assert payload["thoughts"] == text and payload["answer"] == 4000 and len(payload["people"]) == 4000
+    assert payload["people"][3999] == {"name": "person 3999", "active": False}
 
 
 def test_xml_mode_without_an_output_schema_is_a_400(server: ServerProcess, fake: FakeProvider) -> None:
