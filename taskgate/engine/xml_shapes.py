@@ -259,7 +259,7 @@ def _template(name: str, shape: Shape, indent: int, open_shapes: set[int]) -> li
             if marks:
                 body[-1] += f" ({', '.join(marks)})"
             lines.extend(body)
-        if shape.extra is not None or not shape.properties:
+        if shape.extra is not None:
             lines.append(f"{pad}  (other fields, each as an element named after it)")
         open_shapes.discard(id(shape))
         lines.append(f"{pad}</{name}>{_null_mark(shape)}")
