@@ -17,7 +17,6 @@ from xml.sax.saxutils import escape, quoteattr
 
 import orjson
 
-from taskgate.engine.schemas import canonical
 from taskgate.errors import BadRequestError
 from taskgate.lru import BoundedLRU
 
@@ -67,8 +66,9 @@ def xml_shape(output_schema: dict[str, Any] | None) -> Shape:
 
 
 def shape_of(schema: Any) -> Shape:
-    """The shape of a checked schema, cached by its canonical JSON."""
-    key = canonical(schema)
+    """The shape of a checked schema, cached by its JSON as written: its property order is the
+    elements' order, so two orders are two shapes."""
+    key = orjson.dumps(schema, option=orjson.OPT_NON_STR_KEYS)
     entry = _shapes.get(key)
     if entry is None:
         try:

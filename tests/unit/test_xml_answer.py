@@ -299,3 +299,12 @@ def test_a_ref_beside_its_own_properties_leaves_the_definition_as_it_is() -> Non
     shape = shape_of(schema)
     assert list(shape.properties["base"].properties) == ["b"]
     assert list(shape.properties["more"].properties) == ["b", "extra"]
+
+
+def test_two_property_orders_are_two_shapes() -> None:
+    forward = {"type": "object", "properties": {"thoughts": {"type": "string"}, "answer": {"type": "string"}}}
+    backward = {"type": "object", "properties": {"answer": {"type": "string"}, "thoughts": {"type": "string"}}}
+    assert list(shape_of(forward).properties) == ["thoughts", "answer"]
+    assert list(shape_of(backward).properties) == ["answer", "thoughts"]
+    text = xml_instructions(shape_of(backward))
+    assert text.index("<answer>") < text.index("<thoughts>")
