@@ -75,7 +75,7 @@ class _Text:
     with whitespace held back until more text follows it (at the end it is dropped)."""
 
     parts: list[str] = field(default_factory=list)  # what went out
-    held: str = ""
+    held: list[str] = field(default_factory=list)  # pieces, so that a long run of them costs no copies
     started: bool = False
 
     def add(self, text: str) -> str:
@@ -86,12 +86,19 @@ class _Text:
             self.started = True
         body = text.rstrip()
         if not body:
-            self.held += text
+            self.held.append(text)
             return ""
-        out = self.held + body
-        self.held = text[len(body):]
+        out = self.release() + body
+        if len(body) < len(text):
+            self.held.append(text[len(body):])
         self.parts.append(out)
         return out
+
+    def release(self) -> str:
+        """The whitespace held back, now that text follows it."""
+        held = "".join(self.held) if self.held else ""
+        self.held.clear()
+        return held
 
 
 @dataclass(slots=True)
@@ -192,8 +199,23 @@ class XmlAnswerReader:
             raise XmlAnswerError(f"the answer is not well-formed XML ({exc}){_HINT}") from None
 
     def _take_events(self) -> list[PathEvent]:
+        """The events since the last call; a text field's fragments in a row go as one delta, as
+        JsonPathStream sends one per piece fed."""
         events, self._events = self._events, []
-        return events
+        if len(events) < 2:
+            return events
+        merged: list[PathEvent] = []
+        run: list[str] = []
+        for index, (path, delta) in enumerate(events):
+            if isinstance(delta, str):
+                run.append(delta)
+                following = events[index + 1] if index + 1 < len(events) else None
+                if following is not None and following[0] == path and isinstance(following[1], str):
+                    continue
+                delta = "".join(run)
+                run.clear()
+            merged.append((path, delta))
+        return merged
 
     # ---- expat's handlers
 
@@ -324,9 +346,10 @@ class XmlAnswerReader:
     def _emit_markup(self, frame: _Frame, markup: str) -> None:
         text = frame.text
         assert text is not None
-        held, text.held, text.started = text.held, "", True
-        text.parts.append(held + markup)
-        self._text_event(frame.path, held + markup)
+        text.started = True
+        out = text.release() + markup
+        text.parts.append(out)
+        self._text_event(frame.path, out)
 
     def _emit_text(self, frame: _Frame, data: str) -> None:
         assert frame.text is not None
@@ -335,13 +358,8 @@ class XmlAnswerReader:
             self._text_event(frame.path, out)
 
     def _text_event(self, path: str, out: str) -> None:
-        """A text field's characters; those of one piece fed go as one delta, as JsonPathStream sends them."""
         if self._events_on:
-            events = self._events
-            if events and events[-1][0] == path and isinstance(events[-1][1], str):
-                events[-1] = (path, events[-1][1] + out)
-            else:
-                events.append((path, out))
+            self._events.append((path, out))
 
     def _where(self, frame: _Frame) -> str:
         return f"<{frame.name}> (at {frame.path})"

@@ -3,7 +3,6 @@ stream's json_path events, and hostile XML (entities, DTDs, depth, size) refused
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
@@ -157,9 +156,7 @@ BILLION_LAUGHS = ('<?xml version="1.0"?><!DOCTYPE response [<!ENTITY lol0 "lol">
     '<response><!ENTITY x "y"></response>',
 ])
 def test_entities_are_never_expanded_nor_files_read(xml: str) -> None:
-    started = time.perf_counter()
     problem = problem_of(xml, {"type": "string"})
-    assert time.perf_counter() - started < 0.5
     assert "root:" not in problem and "lol" * 3 not in problem
 
 
@@ -308,3 +305,17 @@ def test_two_property_orders_are_two_shapes() -> None:
     assert list(shape_of(backward).properties) == ["answer", "thoughts"]
     text = xml_instructions(shape_of(backward))
     assert text.index("<answer>") < text.index("<thoughts>")
+
+
+def test_whitespace_in_many_pieces_is_held_until_text_follows() -> None:
+    reader = XmlAnswerReader(shape_of({"type": "string"}))
+    reader.feed("<response>a")
+    events = [event for _ in range(10_000) for event in reader.feed(" \n")]
+    assert events == []
+    assert reader.feed("b</response>") == [("response", " \n" * 10_000 + "b")]
+    assert reader.finish() == [] and reader.value == "a" + " \n" * 10_000 + "b"
+
+
+def test_one_piece_with_much_markup_is_one_delta() -> None:
+    reader = XmlAnswerReader(shape_of({"type": "string"}))
+    assert reader.feed("<response>" + "a<b/>" * 1000 + "</response>") == [("response", "a<b/>" * 1000)]
