@@ -39,14 +39,14 @@ from taskgate.engine.guards import CallGuard
 from taskgate.engine.limits import Budget, CallLimits
 from taskgate.engine.model_names import ModelNames
 from taskgate.engine.ocr import OcrLimits, OcrService
-from taskgate.engine.prompt import build_messages, reask_message, render_value
+from taskgate.engine.prompt import build_messages, reask_message, render_answer
 from taskgate.engine.provider_calls import ProviderCalls
 from taskgate.engine.rerank import Reranker, RerankLimits
 from taskgate.engine.router import Outcome, RequestBuilder, Route, Router
 from taskgate.engine.schemas import canonical, compile_schema, validation_errors
 from taskgate.engine.secret_box import SecretBox
 from taskgate.engine.spans import SpanService
-from taskgate.engine.structured import check_answer
+from taskgate.engine.structured import AnswerParser, check_answer, parse_json_answer
 from taskgate.engine.task import (
     ChoiceEvent,
     Event,
@@ -59,6 +59,8 @@ from taskgate.engine.task import (
     TextDelta,
     ToolCallDelta,
 )
+from taskgate.engine.xml_answer import parse_xml_answer
+from taskgate.engine.xml_shapes import Shape, xml_shape
 from taskgate.errors import (
     InputValidationError,
     ProviderError,
@@ -75,6 +77,7 @@ from taskgate.telemetry.generations import GenerationRecorder
 from taskgate.telemetry.recorder import SpanRecorder
 
 T = TypeVar("T")
+XML_THREAD_CHARS = 32 * 1024  # an XML answer longer than this is read off the event loop (at most ~11 ms)
 
 
 @dataclass(slots=True)
@@ -89,7 +92,9 @@ class Call:
     routes: list[Route]
     messages: list[dict[str, Any]]
     validator: jsonschema_rs.Draft202012Validator | None
-    structured: StructuredOutput | None
+    structured: StructuredOutput | None  # None in XML mode: the provider's JSON mode is not asked for
+    parse_answer: AnswerParser  # the answer's text into JSON: JSON itself, or XML in XML mode
+    xml: Shape | None  # XML mode: how the answer's XML is shaped
     cache_key: str | None
     max_attempts: int
     usage: Usage
@@ -225,7 +230,7 @@ class Engine:
                 result = self._finish(call, cached)  # recorded before the first yield, which may be the last
                 if streaming:
                     yield Started(call.span_id, call.trace_id, result.guards)
-                    replay = cached.text if cached.payload is None else render_value(cached.payload)
+                    replay = cached.text if cached.payload is None else render_answer(cached.payload, call.xml)
                     if replay:
                         yield TextDelta(replay)
                     for index, tool in enumerate(cached.tool_calls):  # as the live stream gave them
@@ -288,7 +293,7 @@ class Engine:
                         await chunks.aclose()
                     response = collector.response()
                 self._account(call, outcome.route, response)
-                payload, errors = self._check(call, response)
+                payload, errors = await self._checked(call, response)
                 if not errors and streaming and guard is not None:  # an answer that stands: send what was held back
                     try:
                         rests = guard.flush_stream()
@@ -318,7 +323,8 @@ class Engine:
                     return
                 if guard is not None:
                     guard.reset_stream()
-                messages = [*messages, {"role": "assistant", "content": response.text}, reask_message(errors)]
+                messages = [*messages, {"role": "assistant", "content": response.text},
+                            reask_message(errors, xml=call.xml is not None)]
                 routes = routes[routes.index(outcome.route):]  # a re-ask goes to the model that answered
         except (asyncio.CancelledError, GeneratorExit):
             self._record_cancelled(call)
@@ -343,11 +349,16 @@ class Engine:
         max_attempts = self._limits.attempts(task.config.max_attempts)  # first: a refused call stores nothing
         clock = time.perf_counter()
         started_at = datetime.now(UTC)
-        validator, structured = None, None
+        validator, structured, xml = None, None, None
+        parse_answer: AnswerParser = parse_json_answer
         if task.output_schema is not None:
             output = compile_schema(task.output_schema, "output_schema")
+            validator = output.validator
             # The caller's schema: how a vendor is made to follow it is its adapter's business.
-            validator, structured = output.validator, StructuredOutput(task.output_schema, key=output.source)
+            structured = StructuredOutput(task.output_schema, key=output.source)
+        if task.config.xml_mode:  # the model is asked for XML instead, in the prompt
+            xml, structured = xml_shape(task.output_schema), None
+            parse_answer = functools.partial(parse_xml_answer, shape=xml)
         if task.input_schema is not None:
             input_schema = compile_schema(task.input_schema, "input_schema")
             if task.config.validate_input:
@@ -365,7 +376,7 @@ class Engine:
                 examples += await self.examples.select(
                     task.project_id, function.id, task.input, function.few_shot_count
                 )
-        messages = build_messages(task, examples)
+        messages = build_messages(task, examples, xml)
         usage = Usage()
         span_id = new_id()
         call = Call(
@@ -378,6 +389,8 @@ class Engine:
             messages=messages,
             validator=validator,
             structured=structured,
+            parse_answer=parse_answer,
+            xml=xml,
             cache_key=_cache_key(task, messages, routes) if task.config.cache_ttl > 0 else None,
             max_attempts=max_attempts,
             usage=usage,
@@ -416,11 +429,18 @@ class Engine:
         cost = self.price(route.provider, route.model, response.usage)
         call.cost = None if cost is None or call.cost is None else call.cost + cost
 
+    async def _checked(self, call: Call, response: ChatResponse) -> tuple[Any, list[str]]:
+        """`_check`, in a worker thread for a long XML answer: reading one takes up to 0.35 ms per
+        KB (bench/xml_mode.py), which must not hold up the other requests."""
+        if call.xml is not None and len(response.text) > XML_THREAD_CHARS:
+            return await asyncio.to_thread(self._check, call, response)
+        return self._check(call, response)
+
     def _check(self, call: Call, response: ChatResponse) -> tuple[Any, list[str]]:
         """(the validated payload, []) or (None, what is wrong with the answer, to show the model)."""
         if not self._expects_json(call, response):
             return None, []
-        return check_answer(response.text, call.validator)  # type: ignore[arg-type]
+        return check_answer(response.text, call.validator, call.parse_answer)  # type: ignore[arg-type]
 
     @staticmethod
     def _expects_json(call: Call, response: ChatResponse) -> bool:

@@ -46,9 +46,12 @@ def definition_of(task: Task) -> FunctionDefinition:
 
 def stored_configuration(config: TaskConfig) -> dict[str, Any]:
     """A call's settings as a definition keeps them. An unset max_attempts is stored as the spec's
-    default, as it always was, so that functions stored before it could be unset do not get a new
-    revision for it."""
-    return asdict(replace(config, max_attempts=config.max_attempts or DEFAULT_MAX_ATTEMPTS))
+    default, as it always was, and XML mode only when it is on, so that functions stored before
+    either existed do not get a new revision for it."""
+    stored = asdict(replace(config, max_attempts=config.max_attempts or DEFAULT_MAX_ATTEMPTS))
+    if not config.xml_mode:
+        del stored["xml_mode"]
+    return stored
 
 
 def config_of(definition: FunctionDefinition) -> TaskConfig:
@@ -88,7 +91,7 @@ def fingerprint(task: Task) -> bytes:
         task.input_schema,
         task.output_schema,
         [(m.name, m.options) for m in task.models],
-        (config.cache_ttl, config.max_attempts, config.few_shot_count, config.validate_input),
+        (config.cache_ttl, config.max_attempts, config.few_shot_count, config.validate_input, config.xml_mode),
     ))
 
 

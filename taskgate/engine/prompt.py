@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from taskgate.engine.task import Example, Task
+from taskgate.engine.xml_shapes import Shape, to_xml, xml_instructions
 
 MEDIA_KEYS = ("_opper_media_input", "_opper_image_input")
 
@@ -18,11 +19,26 @@ def render_value(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def system_prompt(task: Task) -> str:
+def render_answer(value: Any, xml: Shape | None) -> str:
+    """An answer as the model is asked to write it: in XML mode as XML of `xml`'s shape (as JSON
+    when it cannot be one), otherwise as `render_value` writes it."""
+    if xml is not None:
+        try:
+            return to_xml(value, xml)
+        except ValueError:
+            pass
+    return render_value(value)
+
+
+def system_prompt(task: Task, xml: Shape | None = None) -> str:
+    """Instructions, the input's schema, and how to answer: JSON of the output schema, or in XML
+    mode XML shaped by it (see `xml_shapes`)."""
     parts = [task.instructions]
     if task.input_schema is not None:
         parts.append("The input follows this JSON Schema:\n" + render_value(task.input_schema))
-    if task.output_schema is not None:
+    if xml is not None:
+        parts.append(xml_instructions(xml))
+    elif task.output_schema is not None:
         parts.append(
             "Respond only with a JSON value that matches this JSON Schema, with no other text:\n"
             + render_value(task.output_schema)
@@ -43,27 +59,34 @@ def user_content(value: Any) -> str | list[dict[str, Any]]:
     return render_value(value) if value is not None else "(no input)"
 
 
-def build_messages(task: Task, examples: list[Example]) -> list[dict[str, Any]]:
-    """The whole conversation for a task: system, demonstrations as turns, then the input.
+def build_messages(task: Task, examples: list[Example], xml: Shape | None = None) -> list[dict[str, Any]]:
+    """The whole conversation for a task: system, demonstrations as turns, then the input. In XML
+    mode (`xml`), the demonstrations answer in XML too.
 
     In chat mode (compat), the caller's messages are used as they are.
     """
     if task.messages is not None:
         return list(task.messages)
-    messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt(task)}]
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt(task, xml)}]
     for example in examples:
         shown = render_value(example.input)
         if example.comment:
             shown = f"{shown}\n(Example: {example.comment})"
         messages.append({"role": "user", "content": shown})
-        messages.append({"role": "assistant", "content": render_value(example.output)})
+        messages.append({"role": "assistant", "content": render_answer(example.output, xml)})
     messages.append({"role": "user", "content": user_content(task.input)})
     return messages
 
 
-def reask_message(errors: list[str]) -> dict[str, Any]:
-    """What the model sees after an answer that broke the schema."""
+def reask_message(errors: list[str], *, xml: bool = False) -> dict[str, Any]:
+    """What the model sees after an answer that broke the schema (in XML mode: the XML asked for)."""
     listed = "\n".join(f"- {error}" for error in errors)
+    if xml:
+        return {
+            "role": "user",
+            "content": "Your previous answer is not the XML asked for, or its values do not match the "
+            f"required schema:\n{listed}\nReply again with only the corrected <response> element.",
+        }
     return {
         "role": "user",
         "content": "Your previous answer does not match the required JSON Schema:\n"

@@ -1,7 +1,12 @@
-"""Reading a model's JSON answer and checking it against the output schema."""
+"""Reading a model's answer and checking it against the output schema.
+
+The answer is JSON, or in XML mode XML (`xml_answer.parse_xml_answer`); either way it is read into
+a JSON value by an `AnswerParser`, and that value is what the schema check sees.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jsonschema_rs
@@ -9,6 +14,8 @@ import orjson
 
 from taskgate.engine.schemas import validation_errors
 from taskgate.json_text import MAX_JSON_DEPTH, depth_over
+
+AnswerParser = Callable[[str], tuple[Any, "str | None"]]  # (value, None) or (None, why the text is not one)
 
 
 def parse_json_answer(text: str) -> tuple[Any, str | None]:
@@ -41,9 +48,10 @@ def parse_json_answer(text: str) -> tuple[Any, str | None]:
     return None, f"the answer is not valid JSON ({first_error})"
 
 
-def check_answer(text: str, validator: jsonschema_rs.Draft202012Validator) -> tuple[Any, list[str]]:
+def check_answer(text: str, validator: jsonschema_rs.Draft202012Validator,
+                 parse: AnswerParser = parse_json_answer) -> tuple[Any, list[str]]:
     """(the validated value, []) or (None, the problems to show the model)."""
-    value, problem = parse_json_answer(text)
+    value, problem = parse(text)
     if problem is not None:
         return None, [problem]
     errors = validation_errors(validator, value)

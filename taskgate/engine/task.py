@@ -52,6 +52,7 @@ class TaskConfig:
     max_attempts: int | None = None  # None: the server's default (see CallLimits.attempts)
     few_shot_count: int = 3
     validate_input: bool = False
+    xml_mode: bool = False  # the model answers in XML shaped by the output schema (engine/xml_shapes.py)
 
 
 @dataclass(slots=True)

@@ -234,7 +234,9 @@ def test_duplicate_names_are_409(any_server: ServerProcess, fake: FakeProvider) 
     ({"name": "x", "instructions": "x", "configuration": []}, 422, "configuration"),
     ({"name": "x", "instructions": "x", "configuration": {"invocation.few_shot.count": -1}}, 422, "few_shot"),
     ({"name": "x", "instructions": "x", "configuration": {"invocation.few_shot.count": 10**6}}, 422, "few_shot"),
-    ({"name": "x", "instructions": "x", "configuration": {"beta.invocation.xml_mode.enabled": True}}, 400, "xml"),
+    ({"name": "x", "instructions": "x", "configuration": {"beta.invocation.xml_mode.enabled": True}}, 400,
+     "needs an output_schema"),
+    ({"name": "x", "instructions": "x", "configuration": {"beta.invocation.xml_mode.enabled": 1}}, 422, "boolean"),
 ])
 def test_malformed_create_bodies(any_server: ServerProcess, fake: FakeProvider, body: dict[str, Any], status: int,
                                  needle: str) -> None:

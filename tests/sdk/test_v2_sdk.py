@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import jsonschema_rs
 import pytest
 
 from tests.fakes.common import Behaviour
+from tests.fakes.provider import FakeProvider
+from tests.fixtures import SdkVenvs
+from tests.harness import ServerProcess
 from tests.http_client import get
 
 pytestmark = pytest.mark.sdk
@@ -89,3 +93,23 @@ def span_of(completion_id: str) -> str:
     """The span id a completion id is made from (`chatcmpl-` and the id without its hyphens)."""
     hex_id = completion_id.removeprefix("chatcmpl-")
     return "-".join((hex_id[:8], hex_id[8:12], hex_id[12:16], hex_id[16:20], hex_id[20:]))
+
+
+def test_xml_mode_through_the_client(sdk_venv: SdkVenvs, server: ServerProcess, fake: FakeProvider) -> None:
+    answer = ("<response><thoughts>Two words: one, two &amp; done.</thoughts><answer>2</answer>"
+              "<tags><item>count</item></tags></response>")
+    fake.script("gpt-4o-mini", Behaviour(text="<response><answer>two</answer>"), Behaviour(text=answer),
+                Behaviour(text=answer))
+    seen = run(sdk_venv, server, "xml_mode")
+    payload = {"thoughts": "Two words: one, two & done.", "answer": 2, "tags": ["count"]}
+    assert seen["json_payload"] == payload and seen["verdict"] == payload
+    assert list(seen["json_payload"]) == ["thoughts", "answer", "tags"]
+    assert len(fake.requests) == 3  # the first answer was asked again
+    sent = fake.requests[0].json
+    assert "response_format" not in sent and "<thoughts>" in sent["messages"][0]["content"]
+    deltas: dict[str, Any] = {}
+    for e in seen["events"][1:]:
+        if e.get("chunk_type") == "json":  # text fragments glued per path, as a UI would
+            deltas[e["json_path"]] = deltas.get(e["json_path"], "") + e["delta"] if isinstance(e["delta"], str) \
+                else e["delta"]
+    assert deltas == {"response.thoughts": payload["thoughts"], "response.answer": 2, "response.tags[0]": "count"}

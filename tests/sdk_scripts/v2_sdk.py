@@ -157,8 +157,32 @@ def openai_helper() -> None:
     dump(seen)
 
 
+class Verdict(BaseModel):
+    thoughts: str = Field(description="Reason step by step first")
+    answer: int
+    tags: list[str] = Field(default_factory=list)
+
+
+XML_ARGS = dict(
+    name="xml_verdict", instructions="Count the words.", input="one two", output_schema=Verdict,
+    model="openai/gpt-4o-mini",
+    configuration=models.FunctionCallConfigurationInput(beta_invocation_xml_mode_enabled=True),
+)
+
+
+def xml_mode() -> None:
+    """`beta.invocation.xml_mode.enabled` on, as the client sends it: a call, then a stream."""
+    res = opper.call(**XML_ARGS)
+    events = []
+    with opper.stream(**XML_ARGS).result as event_stream:
+        for event in event_stream:
+            events.append(event.data.model_dump())
+    dump({"json_payload": res.json_payload, "verdict": Verdict.model_validate(res.json_payload).model_dump(),
+          "events": events})
+
+
 SCENARIOS = {f.__name__: f for f in (get_capital, add_numbers, add_numbers_stream, creative_writer, error_classes,
-                                     openai_helper)}
+                                     openai_helper, xml_mode)}
 
 if __name__ == "__main__":
     SCENARIOS[sys.argv[1]]()

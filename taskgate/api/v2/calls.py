@@ -37,7 +37,9 @@ from taskgate.engine.task import (
     TaskConfig,
     TextDelta,
 )
-from taskgate.errors import BadRequestError, RequestValidationError, TaskgateError
+from taskgate.engine.xml_answer import XmlAnswerError, XmlAnswerReader
+from taskgate.engine.xml_shapes import XML_MODE_KEY, Shape, xml_shape
+from taskgate.errors import RequestValidationError, TaskgateError
 from taskgate.server.disconnect import until_client_leaves
 from taskgate.server.request_io import JSONResponse, read_json_object
 from taskgate.server.sse import data_frame, event_frames, sse_response
@@ -52,8 +54,8 @@ CONFIGURATION_KEYS = {
     "invocation.structured_generation.max_attempts": "max_attempts",
     "invocation.cache.ttl": "cache_ttl",
     "beta.invocation.input_validation.enabled": "validate_input",
+    XML_MODE_KEY: "xml_mode",
 }
-XML_MODE = "beta.invocation.xml_mode.enabled"
 
 
 def parse_call(body: dict[str, Any], project_id: str) -> Task:
@@ -129,7 +131,7 @@ def parse_configuration(config: dict[str, Any], base: TaskConfig | None = None, 
     accepted and ignored.
 
     `invocation.few_shot.count` is a function's setting, ignored on /call as in Opper, and read
-    only for the function API (`function_setting`), which also refuses XML mode: it is not supported.
+    only for the function API (`function_setting`).
     """
     parsed = replace(base) if base is not None else TaskConfig()
     ttl = config.get("invocation.cache.ttl")
@@ -143,9 +145,10 @@ def parse_configuration(config: dict[str, Any], base: TaskConfig | None = None, 
         parsed.max_attempts = _int_key("invocation.structured_generation.max_attempts", attempts, minimum=1)
     validate = config.get("beta.invocation.input_validation.enabled")
     if validate is not None:
-        if not isinstance(validate, bool):
-            raise RequestValidationError("configuration 'beta.invocation.input_validation.enabled' must be a boolean")
-        parsed.validate_input = validate
+        parsed.validate_input = _bool_key("beta.invocation.input_validation.enabled", validate)
+    xml_mode = config.get(XML_MODE_KEY)
+    if xml_mode is not None:
+        parsed.xml_mode = _bool_key(XML_MODE_KEY, xml_mode)
     if function_setting:
         count = config.get("invocation.few_shot.count")
         if count is not None:
@@ -153,15 +156,19 @@ def parse_configuration(config: dict[str, Any], base: TaskConfig | None = None, 
             if parsed.few_shot_count > MAX_FEW_SHOT_COUNT:
                 raise RequestValidationError(f"configuration 'invocation.few_shot.count' must be at most "
                                              f"{MAX_FEW_SHOT_COUNT}")
-        if config.get(XML_MODE) not in (None, False):
-            raise BadRequestError(f"configuration '{XML_MODE}' is not supported: only false is accepted")
     return parsed
 
 
 def configuration_body(config: TaskConfig) -> dict[str, Any]:
     """A function's settings as the dotted keys of spec §5 (FunctionCallConfigurationOutput)."""
     values = stored_configuration(config)
-    return {key: values[name] for key, name in CONFIGURATION_KEYS.items()} | {XML_MODE: False}
+    return {key: values.get(name, False) for key, name in CONFIGURATION_KEYS.items()}
+
+
+def _bool_key(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise RequestValidationError(f"configuration '{key}' must be a boolean")
+    return value
 
 
 def _int_key(key: str, value: Any, minimum: int) -> int:
@@ -192,22 +199,22 @@ def error_chunk(error: Exception) -> dict[str, Any]:
 
 
 def v2_frames(first: Event, events: AsyncGenerator[Event, None], structured: bool,
-              text_deltas: bool = False) -> AsyncGenerator[bytes, None]:
+              text_deltas: bool = False, xml: Shape | None = None) -> AsyncGenerator[bytes, None]:
     """StreamingChunks: the span id first, then text or json_path deltas, or an error chunk last.
 
     The span id rides with the first frames: the engine starts only once the upstream has output,
     but in structured mode the first pieces of JSON (`{"ti`) may not make a delta yet.
-    `text_deltas`: every delta a string (see `FieldStream`).
+    `text_deltas`: every delta a string (see `FieldStream`); `xml`: the answer is XML of this shape.
     """
     head = [data_frame({"span_id": first.span_id})] if isinstance(first, Started) else []
-    return event_frames(events, ChunkFrames(structured, text_deltas), head)
+    return event_frames(events, ChunkFrames(structured, text_deltas, xml), head)
 
 
 class ChunkFrames:
     """The StreamingChunks of one stream: text deltas, or with an output schema `json_path` deltas."""
 
-    def __init__(self, structured: bool, text_deltas: bool = False) -> None:
-        self._fields = FieldStream(text_deltas) if structured else None
+    def __init__(self, structured: bool, text_deltas: bool = False, xml: Shape | None = None) -> None:
+        self._fields = FieldStream(text_deltas, xml) if structured else None
 
     def frames(self, event: Event) -> list[bytes]:
         if isinstance(event, TextDelta):
@@ -225,17 +232,20 @@ class ChunkFrames:
 
 
 class FieldStream:
-    """Structured mode: JSON text in, `json_path` chunks out (scalars only; the SDK drops containers).
+    """Structured mode: JSON text in (in XML mode XML, read by `XmlAnswerReader`), `json_path`
+    chunks out (scalars only; the SDK drops containers).
 
     A delta is the scalar itself (a number stays a number), as `/call/stream` sends it. A stored
     function's stream is typed `delta: str` in 1.7.2, which refuses a number: with `text_deltas`
     a number, boolean or null goes as its JSON text.
     """
 
-    def __init__(self, text_deltas: bool = False) -> None:
+    def __init__(self, text_deltas: bool = False, xml: Shape | None = None) -> None:
         self._text_deltas = text_deltas
-        self._parser: JsonPathStream | None = JsonPathStream()
-        self._in_preamble = True  # a prompted model may open with a code fence before the JSON
+        self._parser: JsonPathStream | XmlAnswerReader | None = (
+            JsonPathStream() if xml is None else XmlAnswerReader(xml))
+        # a prompted model may open with a code fence before the JSON; the XML reader skips its own
+        self._in_preamble = xml is None
         self._emitted = False
 
     def feed(self, text: str) -> list[bytes]:
@@ -248,14 +258,14 @@ class FieldStream:
             text, self._in_preamble = text[start:], False
         try:
             return self._frames(self._parser.feed(text))
-        except JSONStreamError:
+        except (JSONStreamError, XmlAnswerError):
             self._parser = None  # stop emitting; the engine's final schema check decides the outcome
             return []
 
     def finish(self, payload: Any) -> list[bytes]:
         frames: list[bytes] = []
         if self._parser is not None and not self._parser.done:
-            with contextlib.suppress(JSONStreamError):
+            with contextlib.suppress(JSONStreamError, XmlAnswerError):
                 frames = self._frames(self._parser.finish())
         if not self._emitted and not isinstance(payload, dict | list):
             frames.append(self._frame("response", payload))
@@ -281,7 +291,8 @@ async def answer_stream(ctx: AppContext, request: Request, task: Task, *, text_d
     """The v2 event stream of `task`; errors before any output are plain HTTP errors."""
     events = ctx.engine.stream(task)
     first = await until_client_leaves(request, anext(events))
-    return sse_response(v2_frames(first, events, task.output_schema is not None, text_deltas),
+    xml = xml_shape(task.output_schema) if task.config.xml_mode else None  # the engine has checked it
+    return sse_response(v2_frames(first, events, task.output_schema is not None, text_deltas, xml),
                         ctx.settings.heartbeat_s)
 
 

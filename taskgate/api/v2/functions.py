@@ -22,6 +22,7 @@ from taskgate.engine.functions import config_of, stored_configuration
 from taskgate.engine.models import parse_model_field
 from taskgate.engine.schemas import compile_schema
 from taskgate.engine.task import Task, TaskConfig
+from taskgate.engine.xml_shapes import xml_shape
 from taskgate.errors import BadRequestError, NotFoundError, RequestValidationError
 from taskgate.server.request_io import JSONResponse, read_json_object
 from taskgate.store.base import FunctionDefinition, FunctionRecord, RevisionRecord
@@ -110,6 +111,8 @@ def _definition(body: dict[str, Any], base: FunctionRecord | None) -> tuple[Func
         description=description if "description" in body else current.description,
         source=current.source,
     )
+    if config.xml_mode:
+        xml_shape(definition.output_schema)
     return definition, config
 
 
