@@ -4,8 +4,9 @@ Requests already use this shape, so the body is a pass-through: every option the
 (temperature, seed, logprobs, reasoning_effort, ...) reaches the upstream untouched, which is what
 the compat endpoint promises its callers, except the options a vendor's preset lists as refused
 (OpenAI's refuses Anthropic's `thinking` and `top_k`): those are a 400 of ours, naming them, before any call.
-Structured output asks for OpenAI's strict mode when the caller's schema can be made to fit its
-subset (`schema_support.openai_json_schema`): a decision of this wire format, not of the engine.
+Structured output is asked for as the model's traits say (`model_traits.StructuredMode`): OpenAI's
+strict mode when the caller's schema can be made to fit its subset (`schema_support.openai_json_schema`),
+a non-strict schema, JSON mode, or nothing for models whose API refuses `response_format`.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from taskgate.providers.base import (
     ChatRequest,
     ChatResponse,
     EmbeddingResponse,
+    StructuredOutput,
     ToolCall,
     Usage,
 )
-from taskgate.providers.catalog import ResolvedProvider
+from taskgate.providers.catalog import ResolvedProvider, preset_family
+from taskgate.providers.model_traits import StructuredMode, model_traits
 from taskgate.providers.schema_support import openai_json_schema
 from taskgate.providers.upstream_http import SSEEvent, UpstreamHTTP, event_object
 
@@ -44,15 +47,16 @@ class OpenAICompatAdapter:
             else:
                 headers["authorization"] = f"Bearer {resolved.api_key}"
         self._refused = preset.refused_options
+        self._family = preset_family(preset)
         self._http = UpstreamHTTP(preset.name, resolved.base_url, headers, timeout_s=timeout_s, query=resolved.query)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        body = build_body(request, self._http.provider, self._refused)
+        body = build_body(request, self._http.provider, self._refused, self._structured_mode(request.model))
         data = await self._http.post_json("/chat/completions", body, request.options, request.extra_headers)
         return parse_completion(data, self._http.provider)
 
     def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        body = build_body(request, self._http.provider, self._refused)
+        body = build_body(request, self._http.provider, self._refused, self._structured_mode(request.model))
         body["stream"] = True
         caller_options = request.options.get("stream_options")
         body["stream_options"] = {**(caller_options if isinstance(caller_options, dict) else {}), "include_usage": True}
@@ -70,8 +74,12 @@ class OpenAICompatAdapter:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    def _structured_mode(self, model: str) -> StructuredMode:
+        return model_traits(self._family, model).structured
 
-def build_body(request: ChatRequest, provider: str, refused: tuple[str, ...] = ()) -> dict[str, Any]:
+
+def build_body(request: ChatRequest, provider: str, refused: tuple[str, ...] = (),
+               structured_mode: StructuredMode = StructuredMode.STRICT) -> dict[str, Any]:
     """The Chat Completions body: the caller's options as they are, the adapter's own keys over them;
     an option the vendor refuses (its preset's `refused_options`) is a 400 of ours."""
     for name in refused:
@@ -85,9 +93,18 @@ def build_body(request: ChatRequest, provider: str, refused: tuple[str, ...] = (
         body["tools"] = request.tools
     if request.tool_choice is not None:
         body["tool_choice"] = request.tool_choice
-    if request.structured is not None:
-        body["response_format"] = {"type": "json_schema", "json_schema": openai_json_schema(request.structured)}
+    if request.structured is not None and structured_mode is not StructuredMode.PROMPT:
+        body["response_format"] = _response_format(request.structured, structured_mode)
     return body
+
+
+def _response_format(structured: StructuredOutput, mode: StructuredMode) -> dict[str, Any]:
+    if mode is StructuredMode.JSON_OBJECT:
+        return {"type": "json_object"}
+    schema = openai_json_schema(structured)
+    if mode is StructuredMode.JSON_SCHEMA and schema["strict"]:
+        schema = {"name": schema["name"], "schema": structured.schema, "strict": False}
+    return {"type": "json_schema", "json_schema": schema}
 
 
 def parse_usage(raw: Any) -> Usage:
