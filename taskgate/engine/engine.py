@@ -37,6 +37,7 @@ from taskgate.engine.functions import FunctionService
 from taskgate.engine.generations import GenerationService
 from taskgate.engine.guards import CallGuard
 from taskgate.engine.limits import Budget, CallLimits
+from taskgate.engine.media import MediaSeen, summarised, typed_messages
 from taskgate.engine.model_names import ModelNames
 from taskgate.engine.prompt import build_messages, reask_message, render_value
 from taskgate.engine.router import Outcome, RequestBuilder, Route, Router
@@ -57,6 +58,7 @@ from taskgate.engine.task import (
     ToolCallDelta,
 )
 from taskgate.errors import (
+    BadRequestError,
     InputValidationError,
     ProviderError,
     StreamCancelledError,
@@ -65,6 +67,7 @@ from taskgate.errors import (
 )
 from taskgate.ids import new_id
 from taskgate.providers.base import ChatRequest, ChatResponse, ChunkCollector, StructuredOutput, Usage
+from taskgate.providers.model_traits import MEDIA_CAPABILITY
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.providers.wire_capture import CaptureScope, capturing
 from taskgate.store.base import SpanRecord, Store
@@ -93,6 +96,7 @@ class Call:
     budget: Budget
     capture: CaptureScope | None  # where its upstream exchanges are recorded, as generations
     script_cached: bool = False
+    has_media: bool = False  # its input carries media: the span stores it by digest
     cost: float | None = 0.0
     attempts: int = 0
     models_failed: list[str] = field(default_factory=list)
@@ -358,7 +362,9 @@ class Engine:
                 examples += await self.examples.select(
                     task.project_id, function.id, task.input, function.few_shot_count
                 )
-        messages = build_messages(task, examples)
+        messages, media = typed_messages(build_messages(task, examples), self._limits.max_media_bytes)
+        if media.types:
+            self._check_media(routes, media)
         usage = Usage()
         span_id = new_id()
         call = Call(
@@ -377,8 +383,21 @@ class Engine:
             budget=Budget(self._limits, usage),
             capture=self.generations.scope(task.project_id, span_id, trace_id),
             script_cached=script_cached,
+            has_media=bool(media.types),
         )
         return call
+
+    def _check_media(self, routes: list[Route], media: MediaSeen) -> None:
+        """Every model of the chain must take the call's media: a 400 naming the model and the type
+        before any upstream call, rather than the vendor's refusal (or a fallback's) after one."""
+        for route in routes:
+            traits = self._router.traits(route)
+            for kind, types in sorted(media.types.items()):
+                capability = MEDIA_CAPABILITY[kind]
+                if traits.refuses(capability):
+                    raise BadRequestError(
+                        f"model '{route.choice.name}' cannot take {kind} input ({', '.join(sorted(types))}); "
+                        f"GET /v3/models?capability={capability} lists the models that can")
 
     # ------------------------------------------------------------------ generation
 
@@ -485,7 +504,7 @@ class Engine:
                 parent_id=task.parent_span_id,
                 start_time=call.started_at,
                 end_time=datetime.now(UTC),
-                input=task.input if task.messages is None else {"messages": task.messages},
+                input=_span_input(call),
                 output=output,
                 error=error.detail if error is not None else None,
                 status=status or ("error" if error is not None else "ok"),
@@ -500,6 +519,13 @@ class Engine:
                 function_name=task.function_name if task.record_function else None,
             )
         )
+
+
+def _span_input(call: Call) -> Any:
+    """What the span keeps of the input: media by its digest (`media.summarised`), never its base64."""
+    task = call.task
+    value = task.input if task.messages is None else {"messages": task.messages}
+    return summarised(value) if call.has_media else value
 
 
 def _misfit(errors: list[str], attempts: int, sent: bool) -> StructuredGenerationError:

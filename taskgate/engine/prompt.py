@@ -31,7 +31,8 @@ def system_prompt(task: Task) -> str:
 
 
 def user_content(value: Any) -> str | list[dict[str, Any]]:
-    """The input as a user message; a v2 media data URL becomes an image part next to the rest."""
+    """The input as a user message; a v2 media data URL becomes a media part next to the rest, which
+    the engine types by its content (`engine.media`: image, audio or file)."""
     if isinstance(value, dict):
         media = next((value[key] for key in MEDIA_KEYS if isinstance(value.get(key), str)), None)
         if media is not None:

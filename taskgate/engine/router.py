@@ -16,6 +16,7 @@ from taskgate.engine.task import ModelChoice
 from taskgate.errors import ProviderError
 from taskgate.providers.base import Adapter, ChatChunk, ChatRequest, ChatResponse
 from taskgate.providers.catalog import split_model_name
+from taskgate.providers.model_traits import UNKNOWN, ModelTraits
 from taskgate.providers.registry import ProviderRegistry
 
 CUSTOM_PROVIDER = "custom"  # the provider of a project's custom models: no preset, so no price
@@ -53,6 +54,10 @@ class Router:
             provider, model = split_model_name(choice.name)
             routes.append(Route(choice, provider, model, self._registry.adapter_for(provider)))
         return routes
+
+    def traits(self, route: Route) -> ModelTraits:
+        """What the route's model can take (`model_traits`); a custom model's are unknown."""
+        return UNKNOWN if route.provider == CUSTOM_PROVIDER else self._registry.traits(route.provider, route.model)
 
     def price_provider(self, provider: str) -> str | None:
         return None if provider == CUSTOM_PROVIDER else self._registry.price_provider(provider)
