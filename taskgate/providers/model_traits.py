@@ -29,6 +29,14 @@ class StructuredMode(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class ImageWire:
+    """How an images-API model is asked for inline images of a format."""
+
+    inline_option: str | None = "b64_json"  # the `response_format` that asks for base64; None: always inline
+    formats: tuple[str, ...] = ("png",)  # the `output_format`s it makes, its default first
+
+
+@dataclass(frozen=True, slots=True)
 class TraitRule:
     family: str  # a price provider id ("openai", "anthropic", ...) or "local"
     prefix: str  # matches model ids starting with it; the longest match wins
@@ -36,6 +44,7 @@ class TraitRule:
     structured: StructuredMode = StructuredMode.STRICT
     image_price: float | None = None  # USD per generated image, for models billed per image
     listed: tuple[str, ...] = ()  # model ids listed even where the price table has none
+    images: ImageWire | None = None  # how an image model is asked for its images
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +53,7 @@ class ModelTraits:
     structured: StructuredMode
     known: bool
     image_price: float | None = None
+    images: ImageWire | None = None
 
     def refuses(self, capability: str) -> bool:
         """True only when the model is known not to have `capability`."""
@@ -51,11 +61,17 @@ class ModelTraits:
 
 
 def _rule(family: str, prefix: str, *capabilities: str, structured: StructuredMode = StructuredMode.STRICT,
-          image_price: float | None = None, listed: tuple[str, ...] = ()) -> TraitRule:
+          image_price: float | None = None, listed: tuple[str, ...] = (), images: ImageWire | None = None) -> TraitRule:
     unknown = set(capabilities) - set(CAPABILITIES)
     if unknown:
         raise ValueError(f"unknown capabilities {sorted(unknown)}")
-    return TraitRule(family, prefix, frozenset(capabilities), structured, image_price, listed)
+    if ("image_generation" in capabilities) != (images is not None):
+        raise ValueError("an image generation rule says how its images are asked for, and only it")
+    return TraitRule(family, prefix, frozenset(capabilities), structured, image_price, listed, images)
+
+
+_DALL_E = ImageWire()
+_GPT_IMAGE = ImageWire(inline_option=None, formats=("png", "jpeg", "webp"))
 
 
 _CHAT = ("tools", "json_schema")
@@ -74,17 +90,20 @@ RULES: tuple[TraitRule, ...] = (
     _rule("openai", "o3-mini", *_CHAT, "reasoning"),
     _rule("openai", "o4-mini", *_MULTIMODAL, "reasoning"),
     _rule("openai", "text-embedding", "embeddings", structured=StructuredMode.PROMPT),
-    _rule("openai", "gpt-image", "image_generation", structured=StructuredMode.PROMPT),
+    _rule("openai", "gpt-image", "image_generation", structured=StructuredMode.PROMPT, images=_GPT_IMAGE),
     _rule("openai", "dall-e-3", "image_generation", structured=StructuredMode.PROMPT, image_price=0.04,
-          listed=("dall-e-3",)),
+          listed=("dall-e-3",), images=_DALL_E),
     _rule("openai", "dall-e-2", "image_generation", structured=StructuredMode.PROMPT, image_price=0.02,
-          listed=("dall-e-2",)),
+          listed=("dall-e-2",), images=_DALL_E),
     # Anthropic: structured output is its adapter's forced tool, so the mode is not consulted
     _rule("anthropic", "claude-", *_MULTIMODAL),
     _rule("anthropic", "claude-3-7", *_MULTIMODAL, "reasoning"),
     _rule("anthropic", "claude-sonnet-4", *_MULTIMODAL, "reasoning"),
     _rule("anthropic", "claude-opus-4", *_MULTIMODAL, "reasoning"),
     _rule("anthropic", "claude-haiku-4", *_MULTIMODAL, "reasoning"),
+    # OpenAI-compatible vendors with the images API
+    _rule("together", "black-forest-labs/FLUX", "image_generation", structured=StructuredMode.PROMPT,
+          images=_DALL_E),
     # Vendors whose APIs take only JSON mode
     _rule("deepseek", "deepseek-chat", "tools", structured=StructuredMode.JSON_OBJECT),
     _rule("deepseek", "deepseek-reasoner", "reasoning", structured=StructuredMode.JSON_OBJECT),
@@ -115,4 +134,5 @@ def model_traits(family: str | None, model: str) -> ModelTraits:
     rule = rule_for(family, model)
     if rule is None:
         return UNKNOWN
-    return ModelTraits(rule.capabilities, rule.structured, known=True, image_price=rule.image_price)
+    return ModelTraits(rule.capabilities, rule.structured, known=True, image_price=rule.image_price,
+                       images=rule.images)

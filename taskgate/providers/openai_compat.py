@@ -22,6 +22,9 @@ from taskgate.providers.base import (
     ChatRequest,
     ChatResponse,
     EmbeddingResponse,
+    GeneratedImage,
+    ImageRequest,
+    ImageResponse,
     StructuredOutput,
     ToolCall,
     Usage,
@@ -70,6 +73,14 @@ class OpenAICompatAdapter:
         body["input"] = inputs
         data = await self._http.post_json("/embeddings", body, options)
         return parse_embeddings(data, self._http.provider)
+
+    async def generate_images(self, request: ImageRequest) -> ImageResponse:
+        """`/images/generations`: the engine's options as they are (n, size, quality, response_format, ...)."""
+        body = {k: v for k, v in request.options.items() if k not in _RESERVED and k != "prompt"}
+        body["model"] = request.model
+        body["prompt"] = request.prompt
+        data = await self._http.post_json("/images/generations", body, request.options, request.extra_headers)
+        return parse_images(data, self._http.provider)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -153,6 +164,26 @@ def _token_logprobs(choice: dict[str, Any]) -> list[dict[str, Any]] | None:
     logprobs = choice.get("logprobs")
     content = logprobs.get("content") if isinstance(logprobs, dict) else None
     return content if isinstance(content, list) else None
+
+
+def parse_images(data: Any, provider: str) -> ImageResponse:
+    try:
+        images = [_image(item) for item in data["data"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UpstreamProtocolError(f"{provider} sent an images response without image data") from exc
+    if not images:
+        raise UpstreamProtocolError(f"{provider} sent an images response with no images")
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    return ImageResponse(images, Usage(input_tokens=int(usage.get("input_tokens") or 0),
+                                       output_tokens=int(usage.get("output_tokens") or 0)))
+
+
+def _image(item: Any) -> GeneratedImage:
+    b64, url, revised = item.get("b64_json"), item.get("url"), item.get("revised_prompt")
+    if not isinstance(b64, str) and not isinstance(url, str):
+        raise ValueError("an image needs b64_json or url")
+    return GeneratedImage(b64=b64 if isinstance(b64, str) else None, url=url if isinstance(url, str) else None,
+                          revised_prompt=revised if isinstance(revised, str) else None)
 
 
 def parse_embeddings(data: Any, provider: str) -> EmbeddingResponse:

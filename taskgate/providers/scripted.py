@@ -13,13 +13,25 @@ begun and not yet closed, so a test can see that a caller who left closed the up
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 from collections import deque
 from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from taskgate.errors import ProviderError, TaskgateError
-from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, ChunkCollector, EmbeddingResponse, Usage
+from taskgate.providers.base import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    ChunkCollector,
+    EmbeddingResponse,
+    GeneratedImage,
+    ImageRequest,
+    ImageResponse,
+    Usage,
+)
 
 Piece = ChatChunk | TaskgateError  # an error among the pieces fails the stream after what came before it
 Answer = ChatResponse | Sequence[Piece]
@@ -34,6 +46,7 @@ class ScriptedAdapter:
         self.delay_s = delay_s  # wait before answering, to let a caller leave or a timeout pass
         self.requests: list[ChatRequest] = []
         self.embeddings: list[list[str]] = []
+        self.image_requests: list[ImageRequest] = []
         self.streams_open = 0
         self.closed = False
 
@@ -71,6 +84,13 @@ class ScriptedAdapter:
         self.embeddings.append(list(inputs))
         vectors = [[float(len(text)), float(sum(map(ord, text)) % 997)] for text in inputs]
         return EmbeddingResponse(vectors=vectors, usage=Usage(input_tokens=sum(len(t) for t in inputs)), model=model)
+
+    async def generate_images(self, request: ImageRequest) -> ImageResponse:
+        """One inline image per `n`, its bytes a digest of the prompt, enough to tell prompts apart."""
+        self.image_requests.append(request)
+        count = request.options.get("n", 1)
+        digest = base64.b64encode(hashlib.sha256(request.prompt.encode()).digest()).decode()
+        return ImageResponse([GeneratedImage(b64=digest) for _ in range(count if isinstance(count, int) else 1)])
 
     async def aclose(self) -> None:
         self.closed = True

@@ -29,6 +29,7 @@ EXPECTED: list[tuple[str, str, set[str], StructuredMode, float | None]] = [
     ("openai", "gpt-image-1", {"image_generation"}, S.PROMPT, None),
     ("openai", "dall-e-3", {"image_generation"}, S.PROMPT, 0.04),
     ("openai", "dall-e-2", {"image_generation"}, S.PROMPT, 0.02),
+    ("together", "black-forest-labs/FLUX.1-schnell", {"image_generation"}, S.PROMPT, None),
     ("anthropic", "claude-3-5-haiku-latest", {"tools", "json_schema", "vision", "files"}, S.STRICT, None),
     ("anthropic", "claude-3-7-sonnet-latest", {"tools", "json_schema", "vision", "files", "reasoning"}, S.STRICT,
      None),

@@ -12,7 +12,7 @@ from taskgate.providers.anthropic.translate import (
     parse_message,
     structured_tool_name,
 )
-from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse
+from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, ImageRequest, ImageResponse
 from taskgate.providers.catalog import ResolvedProvider
 from taskgate.providers.upstream_http import SSEEvent, UpstreamHTTP
 
@@ -52,6 +52,10 @@ class AnthropicAdapter:
             f"provider '{self._http.provider}' (Anthropic) has no embeddings API; "
             "use an OpenAI-compatible provider"
         )
+
+    async def generate_images(self, request: ImageRequest) -> ImageResponse:
+        raise BadRequestError(f"provider '{self._http.provider}' (Anthropic) has no image generation API; "
+                              "use an OpenAI-compatible provider's image model, e.g. openai/gpt-image-1")
 
     async def aclose(self) -> None:
         await self._http.aclose()

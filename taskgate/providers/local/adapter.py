@@ -22,7 +22,15 @@ from typing import Any
 
 from taskgate.config import Settings
 from taskgate.errors import BadRequestError, OverloadedError, ProviderError
-from taskgate.providers.base import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, Usage
+from taskgate.providers.base import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingResponse,
+    ImageRequest,
+    ImageResponse,
+    Usage,
+)
 from taskgate.providers.local.grammar import GrammarCache, GrammarUnavailable
 from taskgate.providers.local.model_files import (
     BUNDLED_MODEL,
@@ -286,6 +294,9 @@ class LocalAdapter:
 
     async def embed(self, model: str, inputs: list[str], options: dict[str, Any]) -> EmbeddingResponse:
         raise BadRequestError("local models do not support embeddings")
+
+    async def generate_images(self, request: ImageRequest) -> ImageResponse:
+        raise BadRequestError("local models do not generate images; use e.g. openai/gpt-image-1")
 
     async def aclose(self) -> None:
         runners, self._runners = list(self._runners.values()), {}
