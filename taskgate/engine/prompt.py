@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from taskgate.engine.task import Example, Task
+from taskgate.errors import BadRequestError
 
 MEDIA_KEYS = ("_opper_media_input", "_opper_image_input")
 
@@ -34,8 +35,11 @@ def user_content(value: Any) -> str | list[dict[str, Any]]:
     """The input as a user message; a v2 media data URL becomes a media part next to the rest, which
     the engine types by its content (`engine.media`: image, audio or file)."""
     if isinstance(value, dict):
-        media = next((value[key] for key in MEDIA_KEYS if isinstance(value.get(key), str)), None)
+        media = next((value[key] for key in MEDIA_KEYS if key in value), None)
         if media is not None:
+            if not isinstance(media, str) or not media:
+                raise BadRequestError(f"input.{MEDIA_KEYS[0]} must be a media data URL "
+                                      "('data:<type>;base64,<data>') or an http(s) image URL")
             rest = {k: v for k, v in value.items() if k not in MEDIA_KEYS}
             return [
                 {"type": "text", "text": render_value(rest) if rest else "See the attached media."},

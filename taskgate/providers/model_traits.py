@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 CAPABILITIES = ("tools", "vision", "audio", "files", "json_schema", "reasoning", "embeddings", "image_generation")
 MEDIA_CAPABILITY = {"image": "vision", "audio": "audio", "file": "files"}  # media kind -> the capability it needs
@@ -116,6 +117,7 @@ _BY_FAMILY: dict[str, list[TraitRule]] = {}
 for _entry in sorted(RULES, key=lambda rule: len(rule.prefix), reverse=True):
     _BY_FAMILY.setdefault(_entry.family, []).append(_entry)
 
+TRAITS_KEPT = 4096  # model names come from callers: a bounded number of answers is kept
 SAME_MODELS = {"azure": "openai"}  # price providers that serve another family's models under its names
 UNKNOWN = ModelTraits(frozenset(), StructuredMode.STRICT, known=False)
 
@@ -129,8 +131,10 @@ def rule_for(family: str | None, model: str) -> TraitRule | None:
     return None
 
 
+@lru_cache(maxsize=TRAITS_KEPT)
 def model_traits(family: str | None, model: str) -> ModelTraits:
-    """What `model` of the provider family `family` (its price provider, or "local") can do."""
+    """What `model` of the provider family `family` (its price provider, or "local") can do; asked
+    on every call, so the answers for the latest few thousand names are kept."""
     rule = rule_for(family, model)
     if rule is None:
         return UNKNOWN

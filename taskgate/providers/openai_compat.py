@@ -54,12 +54,12 @@ class OpenAICompatAdapter:
         self._http = UpstreamHTTP(preset.name, resolved.base_url, headers, timeout_s=timeout_s, query=resolved.query)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        body = build_body(request, self._http.provider, self._refused, self._structured_mode(request.model))
+        body = build_body(request, self._http.provider, self._refused, self._structured_mode(request))
         data = await self._http.post_json("/chat/completions", body, request.options, request.extra_headers)
         return parse_completion(data, self._http.provider)
 
     def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        body = build_body(request, self._http.provider, self._refused, self._structured_mode(request.model))
+        body = build_body(request, self._http.provider, self._refused, self._structured_mode(request))
         body["stream"] = True
         caller_options = request.options.get("stream_options")
         body["stream_options"] = {**(caller_options if isinstance(caller_options, dict) else {}), "include_usage": True}
@@ -85,8 +85,10 @@ class OpenAICompatAdapter:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def _structured_mode(self, model: str) -> StructuredMode:
-        return model_traits(self._family, model).structured
+    def _structured_mode(self, request: ChatRequest) -> StructuredMode:
+        if request.structured is None:
+            return StructuredMode.STRICT  # not consulted
+        return model_traits(self._family, request.model).structured
 
 
 def build_body(request: ChatRequest, provider: str, refused: tuple[str, ...] = (),

@@ -146,6 +146,29 @@ def test_bad_media_is_a_400(server: ServerProcess, fake: FakeProvider, media: st
     assert not fake.requests
 
 
+@pytest.mark.parametrize("media", [12, ["data:image/png;base64,AA=="], {"url": "x"}, ""])
+def test_media_input_that_is_not_a_string_is_a_400(server: ServerProcess, fake: FakeProvider, media: Any) -> None:
+    for reply in (v2_call(server, OPENAI, media), v3_call(server, OPENAI, media)):
+        assert "_opper_media_input must be" in refusal(reply)
+    assert not fake.requests
+
+
+def test_responses_and_messages_dialects_type_their_files(server: ServerProcess, fake: FakeProvider) -> None:
+    file = {"type": "input_file", "file_data": PDF_URL, "filename": "q.pdf"}
+    reply = post(f"{server.url}/v3/compat/responses", {"model": OPENAI, "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": "Summarise"}, file]}]})
+    assert reply.status == 200, reply.body
+    assert sent_parts(fake) == [{"type": "file", "file": {"file_data": PDF_URL, "filename": "q.pdf"}}]
+    document = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": b64(PDF)}}
+    reply = post(f"{server.url}/v3/compat/v1/messages", {"model": OPENAI, "max_tokens": 50, "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "Summarise"}, document]}]})
+    assert reply.status == 200, reply.body
+    assert sent_parts(fake) == [{"type": "file", "file": {"file_data": PDF_URL, "filename": "input.pdf"}}]
+    bad = {"type": "input_file", "file_id": "file-1"}
+    assert "input_file" in refusal(post(f"{server.url}/v3/compat/responses", {"model": OPENAI, "input": [
+        {"role": "user", "content": [bad]}]}))
+
+
 @pytest.mark.parametrize("part", [
     {"type": "input_audio", "input_audio": {"data": b64(WAV), "format": "flac"}},
     {"type": "input_audio", "input_audio": {"data": 5, "format": "wav"}},
