@@ -40,7 +40,7 @@ from taskgate.engine.images import image_payload, image_request, image_summary, 
 from taskgate.engine.limits import Budget, CallLimits
 from taskgate.engine.media import MediaSeen, summarised, typed_messages
 from taskgate.engine.model_names import ModelNames
-from taskgate.engine.prompt import build_messages, reask_message, render_value
+from taskgate.engine.prompt import build_messages, input_turns, reask_message, render_value
 from taskgate.engine.router import Outcome, RequestBuilder, Route, Router
 from taskgate.engine.schemas import canonical, compile_schema, validation_errors
 from taskgate.engine.secret_box import SecretBox
@@ -404,6 +404,10 @@ class Engine:
         _check_tool_schemas(task.tools)
         routes = self._router.resolve(await self.model_names.resolve(task.project_id, task.models))
         image_model = self._image_chain(routes, task, streaming)
+        # The caller's media checked before anything is stored for the call (its function, its span).
+        turns, media = typed_messages(input_turns(task), self._limits.max_media_bytes)
+        if media.types:
+            self._check_media(routes, media)
         trace_id = await self.spans.trace_for(task.project_id, task.parent_span_id)
         examples = list(task.examples)
         script_cached = False
@@ -413,9 +417,7 @@ class Engine:
                 examples += await self.examples.select(
                     task.project_id, function.id, task.input, function.few_shot_count
                 )
-        messages, media = typed_messages(build_messages(task, examples), self._limits.max_media_bytes)
-        if media.types:
-            self._check_media(routes, media)
+        messages = build_messages(task, examples, turns)
         usage = Usage()
         span_id = new_id()
         call = Call(

@@ -48,13 +48,23 @@ def user_content(value: Any) -> str | list[dict[str, Any]]:
     return render_value(value) if value is not None else "(no input)"
 
 
-def build_messages(task: Task, examples: list[Example]) -> list[dict[str, Any]]:
-    """The whole conversation for a task: system, demonstrations as turns, then the input.
+def input_turns(task: Task) -> list[dict[str, Any]]:
+    """The caller's own part of the conversation: its messages in chat mode, else the input as a user turn."""
+    if task.messages is not None:
+        return list(task.messages)
+    return [{"role": "user", "content": user_content(task.input)}]
+
+
+def build_messages(task: Task, examples: list[Example],
+                   turns: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The whole conversation for a task: system, demonstrations as turns, then the input
+    (`turns`, when the engine has already worked them out, else `input_turns`).
 
     In chat mode (compat), the caller's messages are used as they are.
     """
+    turns = input_turns(task) if turns is None else turns
     if task.messages is not None:
-        return list(task.messages)
+        return turns
     messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt(task)}]
     for example in examples:
         shown = render_value(example.input)
@@ -62,7 +72,7 @@ def build_messages(task: Task, examples: list[Example]) -> list[dict[str, Any]]:
             shown = f"{shown}\n(Example: {example.comment})"
         messages.append({"role": "user", "content": shown})
         messages.append({"role": "assistant", "content": render_value(example.output)})
-    messages.append({"role": "user", "content": user_content(task.input)})
+    messages.extend(turns)
     return messages
 
 

@@ -891,3 +891,4 @@ async def test_a_media_kind_the_model_cannot_take_is_refused_before_any_request(
     with pytest.raises(BadRequestError, match="model 'openai/gpt-4o-mini' cannot take audio input"):
         await rig.engine.run(rig.task(input={"_opper_media_input": audio}))
     assert not rig.primary.requests and not rig.recorder.recorded
+    assert await rig.engine.functions.get(rig.project, "spec") is None  # nothing stored for it
