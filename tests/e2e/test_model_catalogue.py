@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from taskgate.providers.model_traits import CAPABILITIES
+from tests.fakes.common import Behaviour
+from tests.fakes.provider import FakeProvider
 from tests.harness import ServerProcess
-from tests.http_client import Reply, get, request
+from tests.http_client import Reply, get, post, request
 
 
 def models(server: ServerProcess, query: str = "") -> list[dict[str, Any]]:
@@ -61,3 +63,26 @@ def test_an_unknown_capability_is_a_400_listing_the_known_ones(server: ServerPro
                   get(f"{server.url}/v2/models?capability={value}")):
         detail = refused(reply)
         assert all(name in detail for name in CAPABILITIES), detail
+
+
+SCHEMA = {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]}
+
+
+@pytest.mark.parametrize(("model", "response_format"), [
+    ("openai/gpt-4o-mini", {"type": "json_schema", "strict": True}),
+    ("openai/gpt-3.5-turbo", {"type": "json_object"}),
+    ("openai/gpt-4-0613", None),
+])
+def test_the_catalogue_decides_the_structured_output_mode_sent(server: ServerProcess, fake: FakeProvider, model: str,
+                                                               response_format: dict[str, Any] | None) -> None:
+    fake.script(model.partition("/")[2], Behaviour(json={"message": "hi"}))
+    reply = post(f"{server.url}/v2/call", {"name": "mode", "input": "x", "output_schema": SCHEMA, "model": model})
+    assert reply.status == 200, reply.body
+    assert reply.json()["json_payload"] == {"message": "hi"}
+    sent = fake.requests[-1].json.get("response_format")
+    if response_format is None:
+        assert sent is None
+    elif response_format["type"] == "json_object":
+        assert sent == response_format
+    else:
+        assert sent["type"] == "json_schema" and sent["json_schema"]["strict"] is True
