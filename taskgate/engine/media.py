@@ -136,6 +136,7 @@ def media_part(url: str, where: str, max_bytes: int, seen: MediaSeen, filename: 
     media_type = _checked_type(url, where, max_bytes)
     spec = MEDIA_TYPES[media_type]
     seen.add(spec.kind, media_type)
+    url = f"data:{media_type};base64,{url.partition(',')[2]}"  # in the one form every adapter reads
     if spec.kind == "image":
         return {"type": "image_url", "image_url": {"url": url}}
     if spec.kind == "audio":
@@ -146,8 +147,9 @@ def media_part(url: str, where: str, max_bytes: int, seen: MediaSeen, filename: 
 def _checked_type(url: str, where: str, max_bytes: int) -> str:
     """The media type of a data URL whose payload passed every check."""
     header, comma, payload = url.partition(",")
-    media_type, _, encoding = header[5:].partition(";") if header.startswith("data:") else ("", "", "")
-    if not comma or encoding != "base64" or not media_type:
+    fields = header[5:].split(";") if header.startswith("data:") else [""]
+    media_type = fields[0]  # parameters between the type and `base64` (a name, a charset) are allowed
+    if not comma or len(fields) < 2 or fields[-1] != "base64" or not media_type:
         raise BadRequestError(f"{where}: media must be a base64 data URL, 'data:<type>;base64,<data>'")
     media_type = media_type.lower()
     spec = MEDIA_TYPES.get(media_type)

@@ -46,3 +46,13 @@ def test_summaries_replace_long_media_only() -> None:
     assert out["big"] == {"media_type": "image/png", "bytes": len(big), "sha256": hashlib.sha256(big).hexdigest()}
     assert out["messages"][0]["content"][0] == {"type": "input_audio", "input_audio": {
         "media_type": "audio/wav", "bytes": len(audio), "sha256": hashlib.sha256(audio).hexdigest()}}
+
+
+def test_data_url_parameters_are_allowed_and_dropped() -> None:
+    named = "data:IMAGE/PNG;name=cat.png;base64," + b64(PNG)
+    typed, _ = typed_messages([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": named}}]}],
+                              LIMIT)
+    assert typed[0]["content"][0]["image_url"]["url"] == PNG_URL
+    for bad in ("data:image/png;base64;name=x," + b64(PNG), "data:image/png;name=x," + b64(PNG)):
+        with pytest.raises(BadRequestError, match="base64 data URL"):
+            typed_messages([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": bad}}]}], LIMIT)
