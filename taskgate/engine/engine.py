@@ -38,7 +38,7 @@ from taskgate.engine.generations import GenerationService
 from taskgate.engine.guards import CallGuard
 from taskgate.engine.images import image_payload, image_request, image_summary, mime_type_of
 from taskgate.engine.limits import Budget, CallLimits
-from taskgate.engine.media import MediaSeen, summarised, typed_messages
+from taskgate.engine.media import MediaSeen, carries_media, summarised, typed_messages
 from taskgate.engine.model_names import ModelNames
 from taskgate.engine.prompt import build_messages, input_turns, reask_message, render_value
 from taskgate.engine.router import Outcome, RequestBuilder, Route, Router
@@ -97,7 +97,8 @@ class Call:
     budget: Budget
     capture: CaptureScope | None  # where its upstream exchanges are recorded, as generations
     script_cached: bool = False
-    has_media: bool = False  # its input carries media: the span stores it by digest
+    has_media: bool = False  # its input carries media: the span stores `span_input`, with media by digest
+    span_input: Any = None
     image_model: bool = False  # its chain generates images (`engine.images`), through the images API
     cost: float | None = 0.0
     attempts: int = 0
@@ -404,9 +405,11 @@ class Engine:
         _check_tool_schemas(task.tools)
         routes = self._router.resolve(await self.model_names.resolve(task.project_id, task.models))
         image_model = self._image_chain(routes, task, streaming)
-        # The caller's media checked before anything is stored for the call (its function, its span).
-        turns, media = typed_messages(input_turns(task), self._limits.max_media_bytes)
-        if media.types:
+        # The caller's media checked before anything is stored for the call (its function, its span),
+        # off the event loop: decoding and hashing cost a few ms per MB (bench.media).
+        turns, media, span_input = input_turns(task), MediaSeen(), None
+        if carries_media(turns):
+            turns, media, span_input = await asyncio.to_thread(self._typed_media, task, turns)
             self._check_media(routes, media)
         trace_id = await self.spans.trace_for(task.project_id, task.parent_span_id)
         examples = list(task.examples)
@@ -437,6 +440,7 @@ class Engine:
             capture=self.generations.scope(task.project_id, span_id, trace_id),
             script_cached=script_cached,
             has_media=bool(media.types),
+            span_input=span_input,
             image_model=image_model,
         )
         return call
@@ -457,6 +461,12 @@ class Engine:
             raise BadRequestError(f"model '{name}' generates images through its images API, which takes no "
                                   f"{refused}; call it with an input prompt (v2 or v3 call, not streamed)")
         return True
+
+    def _typed_media(self, task: Task, turns: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], MediaSeen, Any]:
+        """The caller's turns with their media checked and typed, what they carry, and the span's input
+        with the media by digest (`engine.media`)."""
+        typed, media = typed_messages(turns, self._limits.max_media_bytes)
+        return typed, media, summarised(task.input if task.messages is None else {"messages": task.messages})
 
     def _check_media(self, routes: list[Route], media: MediaSeen) -> None:
         """Every model of the chain must take the call's media: a 400 naming the model and the type
@@ -598,9 +608,10 @@ class Engine:
 
 def _span_input(call: Call) -> Any:
     """What the span keeps of the input: media by its digest (`media.summarised`), never its base64."""
+    if call.has_media:
+        return call.span_input
     task = call.task
-    value = task.input if task.messages is None else {"messages": task.messages}
-    return summarised(value) if call.has_media else value
+    return task.input if task.messages is None else {"messages": task.messages}
 
 
 def _misfit(errors: list[str], attempts: int, sent: bool) -> StructuredGenerationError:

@@ -97,6 +97,12 @@ def typed_messages(messages: list[dict[str, Any]], max_bytes: int) -> tuple[list
     return out, seen
 
 
+def carries_media(messages: list[dict[str, Any]]) -> bool:
+    """Whether any message has a media part: a cheap look before the costly checks."""
+    return any(isinstance(message, dict) and isinstance(message.get("content"), list)
+               and any(_is_media(part) for part in message["content"]) for message in messages)
+
+
 def _is_media(part: Any) -> bool:
     return isinstance(part, dict) and part.get("type") in ("image_url", "input_audio", "file")
 
