@@ -100,6 +100,7 @@ class Call:
     has_media: bool = False  # its input carries media: the span stores `span_input`, with media by digest
     span_input: Any = None
     image_model: bool = False  # its chain generates images (`engine.images`), through the images API
+    image_output: Any = None  # what the span keeps of its images (`images.image_summary`)
     cost: float | None = 0.0
     attempts: int = 0
     models_failed: list[str] = field(default_factory=list)
@@ -342,6 +343,7 @@ class Engine:
         task = call.task
         cached = await self._cache.get(task.project_id, call.cache_key)
         if cached is not None:
+            call.image_output = await asyncio.to_thread(image_summary, cached.images, cached.payload["mime_type"])
             return self._finish(call, cached)
         asked: list[ImageRequest] = []
 
@@ -379,6 +381,7 @@ class Engine:
                         models_failed=call.models_failed, attempts=call.attempts, script_cached=call.script_cached,
                         generation_ms=(time.perf_counter() - call.clock) * 1000)
         await self._cache.put(task.project_id, call.cache_key, result, task.config.cache_ttl)
+        call.image_output = await asyncio.to_thread(image_summary, result.images, payload["mime_type"])  # hashing
         return self._finish(call, result)
 
     async def embed(self, task: EmbeddingTask) -> EmbeddingResult:
@@ -568,7 +571,7 @@ class Engine:
         if result is not None:
             output = result.payload if result.payload is not None else result.text
             if result.images:  # never their base64
-                output = image_summary(result.images, result.payload["mime_type"])
+                output = call.image_output
         meta: dict[str, Any] = {"script_cached": call.script_cached}
         if result is not None:
             meta.update(cached=result.cached, finish_reason=result.finish_reason)

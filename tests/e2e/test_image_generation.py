@@ -95,6 +95,8 @@ def test_image_calls_are_cached_like_any(server: ServerProcess, fake: FakeProvid
     first = v2_call(server, "openai/dall-e-3", "a cached comet", configuration=config).json()
     again = v2_call(server, "openai/dall-e-3", "a cached comet", configuration=config).json()
     assert again["cached"] is True and again["images"] == first["images"] and len(fake.requests) == 1
+    image = base64.b64decode(first["images"][0])
+    assert span(server, again["span_id"])["output"]["images"][0]["sha256"] == hashlib.sha256(image).hexdigest()
 
 
 def test_fallback_along_an_image_chain(server: ServerProcess, fake: FakeProvider) -> None:
