@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -138,3 +140,25 @@ def test_streams_chats_and_upstream_refusals(server: ServerProcess, fake: FakePr
     bad_size = v2_call(server, "openai/dall-e-3", {"description": "x", "size": "9x9"})
     assert bad_size.status == 400 and "Invalid size" in bad_size.json()["detail"]
     assert fake.requests[-1].path == "/openai/v1/images/generations"
+
+
+@pytest.fixture(scope="module")
+def vendor_server(fake_provider: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server whose Together preset points at the fake: an OpenAI-compatible vendor with an images API."""
+    process = ServerProcess(fake_provider, Path(tmp_path_factory.mktemp("vendor-images")),
+                            env={"TOGETHER_API_KEY": "tg-fake", "TOGETHER_BASE_URL": fake_provider.openai_base_url})
+    process.start()
+    yield process
+    process.stop()
+
+
+def test_an_openai_compatible_vendor_with_an_images_api(vendor_server: ServerProcess, fake: FakeProvider) -> None:
+    reply = v3_call(vendor_server, "together/black-forest-labs/FLUX.1-schnell", "a quiet fjord")
+    assert reply.status == 200, reply.body
+    body = reply.json()
+    assert body["data"]["image"] == base64.b64encode(fake_png("a quiet fjord", 0)).decode()
+    assert body["meta"]["cost"] is None  # no price is known for it: never a guess
+    [sent] = fake.requests
+    assert sent.path == "/openai/v1/images/generations" and sent.headers["authorization"] == "Bearer tg-fake"
+    assert sent.json == {"model": "black-forest-labs/FLUX.1-schnell", "prompt": "a quiet fjord", "n": 1,
+                         "response_format": "b64_json"}

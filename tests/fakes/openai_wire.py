@@ -258,7 +258,8 @@ def embedding_vector(text: str, dims: int) -> list[float]:
 
 IMAGE_MODELS = {"gpt-image-1": ("1024x1024", "1536x1024", "1024x1536", "auto"),
                 "dall-e-3": ("1024x1024", "1792x1024", "1024x1792"),
-                "dall-e-2": ("256x256", "512x512", "1024x1024")}
+                "dall-e-2": ("256x256", "512x512", "1024x1024"),
+                "black-forest-labs/FLUX.1-schnell": ("1024x1024",)}  # as Together serves it
 IMAGE_OUTPUT_TOKENS = 272  # what gpt-image-1 bills for a low-quality square image
 
 
