@@ -49,7 +49,8 @@ def create_app(settings: Settings) -> ASGIApp:
         auth = Authenticator(store)
         await auth.bootstrap(settings.api_keys)
         providers = ProviderRegistry(settings)
-        limits = CallLimits(settings.max_attempts, settings.max_upstream_calls, settings.max_request_tokens)
+        limits = CallLimits(settings.max_attempts, settings.max_upstream_calls, settings.max_request_tokens,
+                            settings.max_media_bytes)
         if shared_store and not settings.secret_key:
             logging.getLogger("taskgate.serve").warning(
                 "TASKGATE_SECRET_KEY is unset: custom models' API keys are sealed with the key in %s; every "

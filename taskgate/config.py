@@ -143,6 +143,7 @@ class Settings(BaseSettings):
     max_attempts: WholeNumber = Field(10, validation_alias="TASKGATE_MAX_ATTEMPTS")
     max_upstream_calls: WholeNumber = Field(30, validation_alias="TASKGATE_MAX_UPSTREAM_CALLS")
     max_request_tokens: WholeNumber = Field(1_000_000, validation_alias="TASKGATE_MAX_REQUEST_TOKENS")
+    max_media_bytes: Amount = Field(5 * 1024 * 1024, validation_alias="TASKGATE_MAX_MEDIA_BYTES")
     # How large a request head may be and how long a request may take to arrive (slow clients).
     max_header_bytes: Amount = Field(64 * 1024, validation_alias="TASKGATE_MAX_HEADER_BYTES")
     header_timeout_s: Seconds = Field(10.0, validation_alias="TASKGATE_HEADER_TIMEOUT")

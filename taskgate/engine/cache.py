@@ -11,7 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from taskgate.engine.task import Result
-from taskgate.providers.base import ToolCall, Usage
+from taskgate.providers.base import GeneratedImage, ToolCall, Usage
 from taskgate.store.base import Store
 
 log = logging.getLogger("taskgate.cache")
@@ -47,6 +47,7 @@ class ResultCache:
             model=stored.get("model", ""),
             attempts=0,
             cached=True,
+            images=[GeneratedImage(**image) for image in stored.get("images", [])],
         )
 
     async def put(self, project_id: str, key: str | None, result: Result, ttl_s: int) -> None:
@@ -60,6 +61,8 @@ class ResultCache:
             "stop_sequence": result.stop_sequence,
             "model": result.model,
         }
+        if result.images:
+            payload["images"] = [asdict(image) for image in result.images]
         try:
             await self._store.cache_put(project_id, key, payload, ttl_s)
         except Exception:

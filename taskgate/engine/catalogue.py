@@ -3,8 +3,11 @@
 A provider is listed when its key is configured; its models and prices come from the price table
 Taskgate already uses for costs (`genai-prices`), so the catalogue and the billed cost agree.
 Providers without a price table (ollama, vllm, custom ones) cannot be enumerated and are left out;
-configured local models are listed at zero cost. Entries have v3's ModelInfo shape, the richest of
-the two; v2 takes its fields from them. The table is built once per configuration, off the event
+configured local models are listed at zero cost. Capabilities come from `model_traits` (the lookup
+the engine and adapters decide with, so what is listed is what is sent), with what the price table
+reveals (an audio input price means audio input); models billed per image that the price table
+lacks (`TraitRule.listed`) are added with their per-image price. Entries have v3's ModelInfo shape,
+the richest of the two; v2 takes its fields from them. The table is built once per configuration, off the event
 loop, because loading it takes a few hundred milliseconds.
 """
 
@@ -17,11 +20,13 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from taskgate.errors import BadRequestError
+from taskgate.providers.model_traits import CAPABILITIES, RULES, model_traits, rule_for
 from taskgate.providers.registry import ProviderRegistry
 
 LOCAL_PROVIDER = "local"
 LOCAL_DISPLAY_NAME = "Local (llama.cpp)"
-MODEL_TYPES = ("llm", "embedding")
+MODEL_TYPES = ("llm", "embedding", "image")
 
 
 class ModelCatalogue:
@@ -47,6 +52,15 @@ class ModelCatalogue:
         return await asyncio.to_thread(_catalogue, providers, local)
 
 
+def capability_filter(raw: str | None) -> str | None:
+    """A `?capability=` value: None for none, else one of CAPABILITIES; anything else is a 400 listing them."""
+    if raw is None or raw == "":
+        return None
+    if raw not in CAPABILITIES:
+        raise BadRequestError(f"query parameter 'capability' must be one of {', '.join(CAPABILITIES)}")
+    return raw
+
+
 def _model_type(model_id: str, prices: Any) -> str | None:
     """Chat models have token prices both ways; embedding models only an input price."""
     if getattr(prices, "input_mtok", None) is None:
@@ -54,6 +68,19 @@ def _model_type(model_id: str, prices: Any) -> str | None:
     if getattr(prices, "output_mtok", None) is not None:
         return "llm"
     return "embedding" if "embed" in model_id else None
+
+
+def _capabilities(family: str, model_id: str, kind: str, prices: Any) -> list[str]:
+    """The rule's capabilities, with what the prices reveal."""
+    rule = rule_for(family, model_id)
+    found = set(rule.capabilities) if rule is not None else set()
+    if kind == "embedding":
+        found.add("embeddings")
+    if getattr(prices, "input_audio_mtok", None) is not None:
+        found.add("audio")
+    if getattr(prices, "output_image_mtok", None) is not None or (rule and "image_generation" in rule.capabilities):
+        found.add("image_generation")
+    return sorted(found)
 
 
 def _current_prices(prices: Any, now: datetime) -> Any:
@@ -88,7 +115,7 @@ def _pricing(prices: Any) -> dict[str, Any]:
 
 
 def _entry(provider: str, display: str, model_id: str, name: str, kind: str, pricing: dict[str, Any],
-           context_window: int, description: str, deprecated: bool) -> dict[str, Any]:
+           context_window: int, description: str, deprecated: bool, capabilities: list[str]) -> dict[str, Any]:
     base_in = pricing["input"][0] if pricing["input"] else 0.0
     base_out = pricing["output"][0] if pricing["output"] else 0.0
     return {
@@ -99,7 +126,7 @@ def _entry(provider: str, display: str, model_id: str, name: str, kind: str, pri
         "provider_display_name": display,
         "model_id": model_id,
         "description": description,
-        "capabilities": [],
+        "capabilities": capabilities,
         "speed": "",
         "quality": "",
         "cost": base_in + base_out,  # USD per million input plus output tokens: one figure to sort by
@@ -124,6 +151,7 @@ def _catalogue(providers: tuple[tuple[str, str], ...], local_models: tuple[str, 
         table = by_id.get(price_id)
         if table is None:
             continue
+        seen = set()
         for model in table.models:
             if ":" in model.id or model.id.endswith(("-", ".")):
                 continue  # a match pattern for fine-tunes, not a model one can call
@@ -131,12 +159,34 @@ def _catalogue(providers: tuple[tuple[str, str], ...], local_models: tuple[str, 
             kind = _model_type(model.id, prices)
             if kind is None:
                 continue
-            models.append(_entry(provider, table.name, model.id, model.name or model.id, kind, _pricing(prices),
-                                 model.context_window or 0, model.description or "", bool(model.deprecated)))
+            capabilities = _capabilities(price_id, model.id, kind, prices)
+            if "image_generation" in capabilities:
+                kind = "image"
+            pricing = _pricing(prices)
+            rule = rule_for(price_id, model.id)
+            if rule is not None and rule.image_price is not None:
+                pricing["per_image"] = [rule.image_price]
+            seen.add(model.id)
+            models.append(_entry(provider, table.name, model.id, model.name or model.id, kind, pricing,
+                                 model.context_window or 0, model.description or "", bool(model.deprecated),
+                                 capabilities))
+        models.extend(_per_image_models(provider, table.name, price_id, seen))
     for name in local_models:
         models.append(_entry(LOCAL_PROVIDER, LOCAL_DISPLAY_NAME, name, name, "llm", {"input": [0.0], "output": [0.0]},
-                             0, "A local GGUF model served in-process by llama.cpp", False))
+                             0, "A local GGUF model served in-process by llama.cpp", False,
+                             sorted(model_traits(LOCAL_PROVIDER, name).capabilities)))
     return tuple(models)
+
+
+def _per_image_models(provider: str, display: str, family: str, seen: set[str]) -> list[dict[str, Any]]:
+    """The rules' listed models the price table lacks: billed per image, priced by the rule."""
+    return [
+        _entry(provider, display, model_id, model_id, "image",
+               {"input": [], "output": [], "per_image": [rule.image_price or 0.0]}, 0,
+               "An image generation model, billed per image", False, sorted(rule.capabilities))
+        for rule in RULES if rule.family == family
+        for model_id in rule.listed if model_id not in seen
+    ]
 
 
 def _configuration(registry: ProviderRegistry, local_models: Iterable[str],

@@ -36,10 +36,12 @@ from taskgate.engine.feedback import DEFAULT_AUTOSAVE_SCORE, FeedbackService
 from taskgate.engine.functions import FunctionService
 from taskgate.engine.generations import GenerationService
 from taskgate.engine.guards import CallGuard
+from taskgate.engine.images import image_payload, image_request, image_summary, mime_type_of
 from taskgate.engine.limits import Budget, CallLimits
+from taskgate.engine.media import MediaSeen, carries_media, summarised, typed_messages
 from taskgate.engine.model_names import ModelNames
 from taskgate.engine.ocr import OcrLimits, OcrService
-from taskgate.engine.prompt import build_messages, reask_message, render_answer
+from taskgate.engine.prompt import build_messages, input_turns, reask_message, render_answer
 from taskgate.engine.provider_calls import ProviderCalls
 from taskgate.engine.rerank import Reranker, RerankLimits
 from taskgate.engine.router import Outcome, RequestBuilder, Route, Router
@@ -62,6 +64,7 @@ from taskgate.engine.task import (
 from taskgate.engine.xml_answer import parse_xml_answer
 from taskgate.engine.xml_shapes import Shape, xml_shape
 from taskgate.errors import (
+    BadRequestError,
     InputValidationError,
     ProviderError,
     StreamCancelledError,
@@ -69,7 +72,8 @@ from taskgate.errors import (
     TaskgateError,
 )
 from taskgate.ids import new_id
-from taskgate.providers.base import ChatRequest, ChatResponse, ChunkCollector, StructuredOutput, Usage
+from taskgate.providers.base import ChatRequest, ChatResponse, ChunkCollector, ImageRequest, StructuredOutput, Usage
+from taskgate.providers.model_traits import MEDIA_CAPABILITY
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.providers.wire_capture import CaptureScope, capturing
 from taskgate.store.base import SpanRecord, Store
@@ -101,6 +105,10 @@ class Call:
     budget: Budget
     capture: CaptureScope | None  # where its upstream exchanges are recorded, as generations
     script_cached: bool = False
+    has_media: bool = False  # its input carries media: the span stores `span_input`, with media by digest
+    span_input: Any = None
+    image_model: bool = False  # its chain generates images (`engine.images`), through the images API
+    image_output: Any = None  # what the span keeps of its images (`images.image_summary`)
     cost: float | None = 0.0
     attempts: int = 0
     models_failed: list[str] = field(default_factory=list)
@@ -216,8 +224,11 @@ class Engine:
         recorded), streamed deltas pass through it, and the answer is restored and screened before
         it is recorded (see `taskgate.engine.guards.call`).
         """
-        call = await self._prepare(task)
+        call = await self._prepare(task, streaming)
         try:
+            if call.image_model:
+                yield Finished(await self._generated_images(call))
+                return
             if guard is not None:
                 guard.span_id = call.span_id
                 call.messages = await self._screened(call, guard.screen_input, call.messages)
@@ -339,13 +350,60 @@ class Engine:
             self._record(call, call.last_model, error=exc, output=call.last_output)
             raise
 
+    async def _generated_images(self, call: Call) -> Result:
+        """An image model's answer: from the cache, or from its images API with fallback along the
+        chain; priced per image where the model is billed so, else by its tokens; recorded once."""
+        task = call.task
+        cached = await self._cache.get(task.project_id, call.cache_key)
+        if cached is not None:
+            call.image_output = await asyncio.to_thread(image_summary, cached.images, cached.payload["mime_type"])
+            return self._finish(call, cached)
+        asked: list[ImageRequest] = []
+
+        def build(route: Route) -> ImageRequest:
+            wire = self._router.traits(route).images
+            if wire is None:
+                raise AssertionError("an image chain has only image models")
+            asked.append(image_request(task, route.model, wire))
+            return asked[-1]
+
+        try:
+            with capturing(call.capture):
+                response, outcome = await self._router.generate_images(call.routes, build, call.budget)
+        except TaskgateError as exc:
+            if isinstance(exc, ProviderError):
+                call.models_failed.extend(exc.models_failed)
+            self._record(call, call.last_model, error=exc)
+            raise
+        route = outcome.route
+        call.attempts += 1
+        call.models_failed.extend(outcome.failed)
+        call.last_model = route.choice.name
+        call.usage.add(response.usage)
+        per_image = self._router.traits(route).image_price
+        call.cost = (per_image * len(response.images) if per_image is not None
+                     else self.price(route.provider, route.model, response.usage))
+        payload = image_payload(response.images, mime_type_of(asked[-1]))
+        if call.validator is not None and (errors := validation_errors(call.validator, payload)):
+            error = StructuredGenerationError("the image answer {image, mime_type} does not match output_schema: "
+                                              + "; ".join(errors), details={"errors": errors})
+            self._record(call, call.last_model, error=error)
+            raise error
+        result = Result(span_id=call.span_id, trace_id=call.trace_id, text=None, payload=payload,
+                        images=response.images, usage=call.usage, cost=call.cost, model=route.choice.name,
+                        models_failed=call.models_failed, attempts=call.attempts, script_cached=call.script_cached,
+                        generation_ms=(time.perf_counter() - call.clock) * 1000)
+        await self._cache.put(task.project_id, call.cache_key, result, task.config.cache_ttl)
+        call.image_output = await asyncio.to_thread(image_summary, result.images, payload["mime_type"])  # hashing
+        return self._finish(call, result)
+
     async def embed(self, task: EmbeddingTask) -> EmbeddingResult:
         """Embeddings, priced and recorded like a call (see `taskgate.engine.embeddings`)."""
         return await self._embedder.embed(task)
 
     # ------------------------------------------------------------------ preparation
 
-    async def _prepare(self, task: Task) -> Call:
+    async def _prepare(self, task: Task, streaming: bool) -> Call:
         max_attempts = self._limits.attempts(task.config.max_attempts)  # first: a refused call stores nothing
         clock = time.perf_counter()
         started_at = datetime.now(UTC)
@@ -367,6 +425,13 @@ class Engine:
                     raise InputValidationError("input does not match input_schema: " + "; ".join(errors))
         _check_tool_schemas(task.tools)
         routes = self._router.resolve(await self.model_names.resolve(task.project_id, task.models))
+        image_model = self._image_chain(routes, task, streaming)
+        # The caller's media checked before anything is stored for the call (its function, its span),
+        # off the event loop: decoding and hashing cost a few ms per MB (bench.media).
+        turns, media, span_input = input_turns(task), MediaSeen(), None
+        if carries_media(turns):
+            turns, media, span_input = await asyncio.to_thread(self._typed_media, task, turns)
+            self._check_media(routes, media)
         trace_id = await self.spans.trace_for(task.project_id, task.parent_span_id)
         examples = list(task.examples)
         script_cached = False
@@ -376,7 +441,7 @@ class Engine:
                 examples += await self.examples.select(
                     task.project_id, function.id, task.input, function.few_shot_count
                 )
-        messages = build_messages(task, examples, xml)
+        messages = build_messages(task, examples, xml, turns)
         usage = Usage()
         span_id = new_id()
         call = Call(
@@ -397,8 +462,46 @@ class Engine:
             budget=Budget(self._limits, usage),
             capture=self.generations.scope(task.project_id, span_id, trace_id),
             script_cached=script_cached,
+            has_media=bool(media.types),
+            span_input=span_input,
+            image_model=image_model,
         )
         return call
+
+    def _image_chain(self, routes: list[Route], task: Task, streaming: bool) -> bool:
+        """Whether the chain's models generate images (`engine.images`); a 400 for what such a call
+        cannot do rather than a wrong answer: a chain mixing them with chat models, a stream, a
+        conversation, tools or guards."""
+        makers = [self._router.traits(route).images is not None for route in routes]
+        if not any(makers):
+            return False
+        name = routes[makers.index(True)].choice.name
+        if not all(makers):
+            raise BadRequestError(f"model '{name}' generates images: a model chain cannot mix it with chat models")
+        refused = ("streaming" if streaming else "a conversation (messages)" if task.messages is not None
+                   else "tools" if task.tools else "guards" if task.guards is not None else None)
+        if refused is not None:
+            raise BadRequestError(f"model '{name}' generates images through its images API, which takes no "
+                                  f"{refused}; call it with an input prompt (v2 or v3 call, not streamed)")
+        return True
+
+    def _typed_media(self, task: Task, turns: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], MediaSeen, Any]:
+        """The caller's turns with their media checked and typed, what they carry, and the span's input
+        with the media by digest (`engine.media`)."""
+        typed, media = typed_messages(turns, self._limits.max_media_bytes)
+        return typed, media, summarised(task.input if task.messages is None else {"messages": task.messages})
+
+    def _check_media(self, routes: list[Route], media: MediaSeen) -> None:
+        """Every model of the chain must take the call's media: a 400 naming the model and the type
+        before any upstream call, rather than the vendor's refusal (or a fallback's) after one."""
+        for route in routes:
+            traits = self._router.traits(route)
+            for kind, types in sorted(media.types.items()):
+                capability = MEDIA_CAPABILITY[kind]
+                if traits.refuses(capability):
+                    raise BadRequestError(
+                        f"model '{route.choice.name}' cannot take {kind} input ({', '.join(sorted(types))}); "
+                        f"GET /v3/models?capability={capability} lists the models that can")
 
     # ------------------------------------------------------------------ generation
 
@@ -494,11 +597,15 @@ class Engine:
         task = call.task
         if result is not None:
             output = result.payload if result.payload is not None else result.text
+            if result.images:  # never their base64
+                output = call.image_output
         meta: dict[str, Any] = {"script_cached": call.script_cached}
         if result is not None:
             meta.update(cached=result.cached, finish_reason=result.finish_reason)
             if result.tool_calls:
                 meta["tool_calls"] = [asdict(t) for t in result.tool_calls]
+            if result.images:
+                meta["images"] = len(result.images)
         if call.notes:
             meta["notes"] = call.notes
         call.recorded = True
@@ -512,7 +619,7 @@ class Engine:
                 parent_id=task.parent_span_id,
                 start_time=call.started_at,
                 end_time=datetime.now(UTC),
-                input=task.input if task.messages is None else {"messages": task.messages},
+                input=_span_input(call),
                 output=output,
                 error=error.detail if error is not None else None,
                 status=status or ("error" if error is not None else "ok"),
@@ -527,6 +634,14 @@ class Engine:
                 function_name=task.function_name if task.record_function else None,
             )
         )
+
+
+def _span_input(call: Call) -> Any:
+    """What the span keeps of the input: media by its digest (`media.summarised`), never its base64."""
+    if call.has_media:
+        return call.span_input
+    task = call.task
+    return task.input if task.messages is None else {"messages": task.messages}
 
 
 def _misfit(errors: list[str], attempts: int, sent: bool) -> StructuredGenerationError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taskgate.engine.media import DEFAULT_MAX_MEDIA_BYTES
 from taskgate.engine.task import DEFAULT_MAX_ATTEMPTS
 from taskgate.errors import CallBudgetExceededError, RequestValidationError
 from taskgate.providers.base import Usage
@@ -21,11 +22,12 @@ MAX_ATTEMPTS_KEY = "invocation.structured_generation.max_attempts"
 @dataclass(frozen=True, slots=True)
 class CallLimits:
     """The operator's ceilings for one request (TASKGATE_MAX_ATTEMPTS, TASKGATE_MAX_UPSTREAM_CALLS,
-    TASKGATE_MAX_REQUEST_TOKENS)."""
+    TASKGATE_MAX_REQUEST_TOKENS, TASKGATE_MAX_MEDIA_BYTES)."""
 
     max_attempts: int = 10
     max_upstream_calls: int = 30
     max_request_tokens: int = 1_000_000
+    max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES  # of each media part, decoded
 
     def attempts(self, asked: int | None) -> int:
         """How many schema attempts a call makes: the caller's number when it is within the cap (a

@@ -8,6 +8,7 @@ import orjson
 
 from taskgate.engine.task import Example, Task
 from taskgate.engine.xml_shapes import Shape, to_xml, xml_instructions
+from taskgate.errors import BadRequestError
 
 MEDIA_KEYS = ("_opper_media_input", "_opper_image_input")
 
@@ -47,10 +48,14 @@ def system_prompt(task: Task, xml: Shape | None = None) -> str:
 
 
 def user_content(value: Any) -> str | list[dict[str, Any]]:
-    """The input as a user message; a v2 media data URL becomes an image part next to the rest."""
+    """The input as a user message; a v2 media data URL becomes a media part next to the rest, which
+    the engine types by its content (`engine.media`: image, audio or file)."""
     if isinstance(value, dict):
-        media = next((value[key] for key in MEDIA_KEYS if isinstance(value.get(key), str)), None)
+        media = next((value[key] for key in MEDIA_KEYS if key in value), None)
         if media is not None:
+            if not isinstance(media, str) or not media:
+                raise BadRequestError(f"input.{MEDIA_KEYS[0]} must be a media data URL "
+                                      "('data:<type>;base64,<data>') or an http(s) image URL")
             rest = {k: v for k, v in value.items() if k not in MEDIA_KEYS}
             return [
                 {"type": "text", "text": render_value(rest) if rest else "See the attached media."},
@@ -59,14 +64,24 @@ def user_content(value: Any) -> str | list[dict[str, Any]]:
     return render_value(value) if value is not None else "(no input)"
 
 
-def build_messages(task: Task, examples: list[Example], xml: Shape | None = None) -> list[dict[str, Any]]:
-    """The whole conversation for a task: system, demonstrations as turns, then the input. In XML
-    mode (`xml`), the demonstrations answer in XML too.
+def input_turns(task: Task) -> list[dict[str, Any]]:
+    """The caller's own part of the conversation: its messages in chat mode, else the input as a user turn."""
+    if task.messages is not None:
+        return list(task.messages)
+    return [{"role": "user", "content": user_content(task.input)}]
+
+
+def build_messages(task: Task, examples: list[Example], xml: Shape | None = None,
+                   turns: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The whole conversation for a task: system, demonstrations as turns, then the input
+    (`turns`, when the engine has already worked them out, else `input_turns`). In XML mode
+    (`xml`), the demonstrations answer in XML too.
 
     In chat mode (compat), the caller's messages are used as they are.
     """
+    turns = input_turns(task) if turns is None else turns
     if task.messages is not None:
-        return list(task.messages)
+        return turns
     messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt(task, xml)}]
     for example in examples:
         shown = render_value(example.input)
@@ -74,7 +89,7 @@ def build_messages(task: Task, examples: list[Example], xml: Shape | None = None
             shown = f"{shown}\n(Example: {example.comment})"
         messages.append({"role": "user", "content": shown})
         messages.append({"role": "assistant", "content": render_answer(example.output, xml)})
-    messages.append({"role": "user", "content": user_content(task.input)})
+    messages.extend(turns)
     return messages
 
 

@@ -8,18 +8,21 @@ upstream call is counted against the request's budget before it is made.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from taskgate.engine.limits import Budget
 from taskgate.engine.task import ModelChoice
 from taskgate.errors import ProviderError
-from taskgate.providers.base import Adapter, ChatChunk, ChatRequest, ChatResponse
+from taskgate.providers.base import Adapter, ChatChunk, ChatRequest, ChatResponse, ImageRequest, ImageResponse
 from taskgate.providers.catalog import split_model_name
+from taskgate.providers.model_traits import UNKNOWN, ModelTraits
 from taskgate.providers.registry import ProviderRegistry
 
 CUSTOM_PROVIDER = "custom"  # the provider of a project's custom models: no preset, so no price
 RequestBuilder = Callable[[ModelChoice, str], ChatRequest]
+A = TypeVar("A")
 
 
 @dataclass(slots=True)
@@ -54,16 +57,30 @@ class Router:
             routes.append(Route(choice, provider, model, self._registry.adapter_for(provider)))
         return routes
 
+    def traits(self, route: Route) -> ModelTraits:
+        """What the route's model can take (`model_traits`); a custom model's are unknown."""
+        return UNKNOWN if route.provider == CUSTOM_PROVIDER else self._registry.traits(route.provider, route.model)
+
     def price_provider(self, provider: str) -> str | None:
         return None if provider == CUSTOM_PROVIDER else self._registry.price_provider(provider)
 
     async def complete(self, routes: list[Route], build: RequestBuilder,
                        budget: Budget) -> tuple[ChatResponse, Outcome]:
+        return await self._first_answer(routes, budget, lambda route: route.adapter.complete(
+            build(route.choice, route.model)))
+
+    async def generate_images(self, routes: list[Route], build: Callable[[Route], ImageRequest],
+                              budget: Budget) -> tuple[ImageResponse, Outcome]:
+        """Images from the first model of the chain that makes them; earlier failures fall back."""
+        return await self._first_answer(routes, budget, lambda route: route.adapter.generate_images(build(route)))
+
+    async def _first_answer(self, routes: list[Route], budget: Budget,
+                            ask: Callable[[Route], Awaitable[A]]) -> tuple[A, Outcome]:
         failed: list[str] = []
         for position, route in enumerate(routes):
             budget.take_call(failed)
             try:
-                response = await route.adapter.complete(build(route.choice, route.model))
+                response = await ask(route)
                 return response, Outcome(route, failed)
             except ProviderError as exc:
                 failed.append(f"{route.choice.name}: {exc.detail}")

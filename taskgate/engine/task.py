@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from taskgate.providers.base import Adapter, ToolCall, Usage
+from taskgate.providers.base import Adapter, GeneratedImage, ToolCall, Usage
 from taskgate.store.base import FunctionRecord
 
 if TYPE_CHECKING:
@@ -104,6 +104,7 @@ class Result:
     duration_ms: float = 0.0
     generation_ms: float = 0.0
     guards: list[dict[str, Any]] = field(default_factory=list)  # one report per guard rule (CallGuard.reports)
+    images: list[GeneratedImage] = field(default_factory=list)  # an image model's images (payload shows them)
 
 
 # ---- stream events, emitted by Engine.stream() in this order: Started, deltas..., Finished | Failed

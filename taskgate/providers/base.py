@@ -300,6 +300,27 @@ def no_rerank(provider: str, why: str) -> BadRequestError:
                            "with `rerank_path`); GET /v2/rerank/models lists the configured rerank models")
 
 
+@dataclass(slots=True)
+class ImageRequest:
+    model: str  # the provider's own model id
+    prompt: str
+    options: dict[str, Any] = field(default_factory=dict)  # n, size, quality, style, response_format, ...
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class GeneratedImage:
+    b64: str | None  # the image's base64, when the vendor sent it inline
+    url: str | None = None  # where the vendor put it, when it sent a link instead
+    revised_prompt: str | None = None
+
+
+@dataclass(slots=True)
+class ImageResponse:
+    images: list[GeneratedImage]
+    usage: Usage = field(default_factory=Usage)  # token-billed models report it; per-image ones do not
+
+
 class Adapter(Protocol):
     """A provider wire format. Raise only `taskgate.errors` types (ProviderError and friends)."""
 
@@ -310,5 +331,6 @@ class Adapter(Protocol):
     async def embed(self, model: str, inputs: list[str], options: dict[str, Any]) -> EmbeddingResponse: ...
 
     async def rerank(self, request: RerankRequest) -> RerankResponse: ...
+    async def generate_images(self, request: ImageRequest) -> ImageResponse: ...
 
     async def aclose(self) -> None: ...

@@ -71,6 +71,12 @@ PRESETS: dict[str, ProviderPreset] = {
 }
 
 
+def preset_family(preset: ProviderPreset) -> str | None:
+    """The model family a preset serves, as `model_traits` knows it: "local" for in-process models,
+    else its price provider (Azure serves OpenAI's models), else None (unknown models)."""
+    return "local" if preset.kind == "local" else preset.price_provider
+
+
 @dataclass(frozen=True, slots=True)
 class ResolvedProvider:
     """A preset with its variables applied: everything an adapter needs to connect."""

@@ -16,6 +16,8 @@ from taskgate.providers.base import (
     ChatRequest,
     ChatResponse,
     EmbeddingResponse,
+    ImageRequest,
+    ImageResponse,
     RerankRequest,
     RerankResponse,
 )
@@ -43,6 +45,9 @@ class CohereAdapter:
 
     async def rerank(self, request: RerankRequest) -> RerankResponse:
         return await post_rerank(self._http, self._rerank_path, request)
+
+    async def generate_images(self, request: ImageRequest) -> ImageResponse:
+        raise self._refused("image generation")
 
     async def aclose(self) -> None:
         await self._http.aclose()

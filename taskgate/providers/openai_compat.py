@@ -4,8 +4,9 @@ Requests already use this shape, so the body is a pass-through: every option the
 (temperature, seed, logprobs, reasoning_effort, ...) reaches the upstream untouched, which is what
 the compat endpoint promises its callers, except the options a vendor's preset lists as refused
 (OpenAI's refuses Anthropic's `thinking` and `top_k`): those are a 400 of ours, naming them, before any call.
-Structured output asks for OpenAI's strict mode when the caller's schema can be made to fit its
-subset (`schema_support.openai_json_schema`): a decision of this wire format, not of the engine.
+Structured output is asked for as the model's traits say (`model_traits.StructuredMode`): OpenAI's
+strict mode when the caller's schema can be made to fit its subset (`schema_support.openai_json_schema`),
+a non-strict schema, JSON mode, or nothing for models whose API refuses `response_format`.
 """
 
 from __future__ import annotations
@@ -21,13 +22,18 @@ from taskgate.providers.base import (
     ChatRequest,
     ChatResponse,
     EmbeddingResponse,
+    GeneratedImage,
+    ImageRequest,
+    ImageResponse,
     RerankRequest,
     RerankResponse,
+    StructuredOutput,
     ToolCall,
     Usage,
     no_rerank,
 )
-from taskgate.providers.catalog import ResolvedProvider
+from taskgate.providers.catalog import ResolvedProvider, preset_family
+from taskgate.providers.model_traits import StructuredMode, model_traits
 from taskgate.providers.rerank_wire import post_rerank
 from taskgate.providers.schema_support import openai_json_schema
 from taskgate.providers.upstream_http import SSEEvent, UpstreamHTTP, event_object
@@ -49,15 +55,16 @@ class OpenAICompatAdapter:
                 headers["authorization"] = f"Bearer {resolved.api_key}"
         self._refused = preset.refused_options
         self._rerank_path = preset.rerank_path
+        self._family = preset_family(preset)
         self._http = UpstreamHTTP(preset.name, resolved.base_url, headers, timeout_s=timeout_s, query=resolved.query)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        body = build_body(request, self._http.provider, self._refused)
+        body = build_body(request, self._http.provider, self._refused, self._structured_mode(request))
         data = await self._http.post_json("/chat/completions", body, request.options, request.extra_headers)
         return parse_completion(data, self._http.provider)
 
     def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        body = build_body(request, self._http.provider, self._refused)
+        body = build_body(request, self._http.provider, self._refused, self._structured_mode(request))
         body["stream"] = True
         caller_options = request.options.get("stream_options")
         body["stream_options"] = {**(caller_options if isinstance(caller_options, dict) else {}), "include_usage": True}
@@ -76,12 +83,25 @@ class OpenAICompatAdapter:
         if self._rerank_path is None:
             raise no_rerank(self._http.provider, "(OpenAI-compatible, configured without `rerank_path`)")
         return await post_rerank(self._http, self._rerank_path, request)
+    async def generate_images(self, request: ImageRequest) -> ImageResponse:
+        """`/images/generations`: the engine's options as they are (n, size, quality, response_format, ...)."""
+        body = {k: v for k, v in request.options.items() if k not in _RESERVED and k != "prompt"}
+        body["model"] = request.model
+        body["prompt"] = request.prompt
+        data = await self._http.post_json("/images/generations", body, request.options, request.extra_headers)
+        return parse_images(data, self._http.provider)
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    def _structured_mode(self, request: ChatRequest) -> StructuredMode:
+        if request.structured is None:
+            return StructuredMode.STRICT  # not consulted
+        return model_traits(self._family, request.model).structured
 
-def build_body(request: ChatRequest, provider: str, refused: tuple[str, ...] = ()) -> dict[str, Any]:
+
+def build_body(request: ChatRequest, provider: str, refused: tuple[str, ...] = (),
+               structured_mode: StructuredMode = StructuredMode.STRICT) -> dict[str, Any]:
     """The Chat Completions body: the caller's options as they are, the adapter's own keys over them;
     an option the vendor refuses (its preset's `refused_options`) is a 400 of ours."""
     for name in refused:
@@ -95,9 +115,18 @@ def build_body(request: ChatRequest, provider: str, refused: tuple[str, ...] = (
         body["tools"] = request.tools
     if request.tool_choice is not None:
         body["tool_choice"] = request.tool_choice
-    if request.structured is not None:
-        body["response_format"] = {"type": "json_schema", "json_schema": openai_json_schema(request.structured)}
+    if request.structured is not None and structured_mode is not StructuredMode.PROMPT:
+        body["response_format"] = _response_format(request.structured, structured_mode)
     return body
+
+
+def _response_format(structured: StructuredOutput, mode: StructuredMode) -> dict[str, Any]:
+    if mode is StructuredMode.JSON_OBJECT:
+        return {"type": "json_object"}
+    schema = openai_json_schema(structured)
+    if mode is StructuredMode.JSON_SCHEMA and schema["strict"]:
+        schema = {"name": schema["name"], "schema": structured.schema, "strict": False}
+    return {"type": "json_schema", "json_schema": schema}
 
 
 def parse_usage(raw: Any) -> Usage:
@@ -146,6 +175,26 @@ def _token_logprobs(choice: dict[str, Any]) -> list[dict[str, Any]] | None:
     logprobs = choice.get("logprobs")
     content = logprobs.get("content") if isinstance(logprobs, dict) else None
     return content if isinstance(content, list) else None
+
+
+def parse_images(data: Any, provider: str) -> ImageResponse:
+    try:
+        images = [_image(item) for item in data["data"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UpstreamProtocolError(f"{provider} sent an images response without image data") from exc
+    if not images:
+        raise UpstreamProtocolError(f"{provider} sent an images response with no images")
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    return ImageResponse(images, Usage(input_tokens=int(usage.get("input_tokens") or 0),
+                                       output_tokens=int(usage.get("output_tokens") or 0)))
+
+
+def _image(item: Any) -> GeneratedImage:
+    b64, url, revised = item.get("b64_json"), item.get("url"), item.get("revised_prompt")
+    if not isinstance(b64, str) and not isinstance(url, str):
+        raise ValueError("an image needs b64_json or url")
+    return GeneratedImage(b64=b64 if isinstance(b64, str) else None, url=url if isinstance(url, str) else None,
+                          revised_prompt=revised if isinstance(revised, str) else None)
 
 
 def parse_embeddings(data: Any, provider: str) -> EmbeddingResponse:

@@ -14,8 +14,15 @@ from taskgate.config import Settings
 from taskgate.errors import BadRequestError
 from taskgate.providers.anthropic.adapter import AnthropicAdapter
 from taskgate.providers.base import Adapter
-from taskgate.providers.catalog import ResolvedProvider, configured_providers, load_presets, resolve_provider
+from taskgate.providers.catalog import (
+    ResolvedProvider,
+    configured_providers,
+    load_presets,
+    preset_family,
+    resolve_provider,
+)
 from taskgate.providers.cohere import CohereAdapter
+from taskgate.providers.model_traits import ModelTraits, model_traits
 from taskgate.providers.openai_compat import OpenAICompatAdapter
 
 AdapterFactory = Callable[[ResolvedProvider, Settings], Adapter]
@@ -64,6 +71,15 @@ class ProviderRegistry:
         """The genai-prices provider id for `provider`, when prices are known."""
         preset = self._presets.get(provider)
         return preset.price_provider if preset else None
+
+    def family(self, provider: str) -> str | None:
+        """The model family `provider` serves (`catalog.preset_family`); None for an unknown one."""
+        preset = self._presets.get(provider)
+        return preset_family(preset) if preset is not None else None
+
+    def traits(self, provider: str, model: str) -> ModelTraits:
+        """What `provider`'s `model` can take and how it is asked for JSON (see `model_traits`)."""
+        return model_traits(self.family(provider), model)
 
     def configured(self) -> list[str]:
         """The providers whose credentials are set (the local one aside)."""

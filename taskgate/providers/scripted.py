@@ -13,6 +13,8 @@ begun and not yet closed, so a test can see that a caller who left closed the up
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 from collections import deque
 from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import replace
@@ -25,6 +27,9 @@ from taskgate.providers.base import (
     ChatResponse,
     ChunkCollector,
     EmbeddingResponse,
+    GeneratedImage,
+    ImageRequest,
+    ImageResponse,
     RerankRequest,
     RerankResponse,
     Usage,
@@ -44,6 +49,7 @@ class ScriptedAdapter:
         self.delay_s = delay_s  # wait before answering, to let a caller leave or a timeout pass
         self.requests: list[ChatRequest] = []
         self.embeddings: list[list[str]] = []
+        self.image_requests: list[ImageRequest] = []
         self.streams_open = 0
         self.closed = False
 
@@ -84,6 +90,12 @@ class ScriptedAdapter:
 
     async def rerank(self, request: RerankRequest) -> RerankResponse:
         raise no_rerank("scripted", "(a scripted test double)")
+    async def generate_images(self, request: ImageRequest) -> ImageResponse:
+        """One inline image per `n`, its bytes a digest of the prompt, enough to tell prompts apart."""
+        self.image_requests.append(request)
+        count = request.options.get("n", 1)
+        digest = base64.b64encode(hashlib.sha256(request.prompt.encode()).digest()).decode()
+        return ImageResponse([GeneratedImage(b64=digest) for _ in range(count if isinstance(count, int) else 1)])
 
     async def aclose(self) -> None:
         self.closed = True

@@ -21,6 +21,7 @@ from taskgate.providers.base import EmbeddingResponse, ToolCall, Usage
 from tests.fakes.provider import Behaviour, FakeProvider
 from tests.harness import ServerProcess
 from tests.http_client import Reply, get, post, sse_events
+from tests.media_samples import PNG_URL
 
 USER = [{"role": "user", "content": "hi"}]
 TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
@@ -407,7 +408,7 @@ def test_anthropic_translation_of_a_tool_round_trip(server: ServerProcess, fake:
     messages = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": [{"type": "text", "text": "Weather here?"},
-                                     {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}}]},
+                                     {"type": "image_url", "image_url": {"url": PNG_URL}}]},
         {"role": "assistant", "content": None, "tool_calls": [
             {"id": "toolu_1", "type": "function",
              "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]},

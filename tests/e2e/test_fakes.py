@@ -439,3 +439,31 @@ def test_official_anthropic_client_parses_the_fake(sdk_venv: Any, fake: FakeProv
     assert out["stream_stop"] == "tool_use" and min(out["stream_usage"]) > 0
     assert out["forced"][0]["type"] == "tool_use"
     assert jsonschema_rs.is_valid(WEATHER_TOOL, out["forced"][0]["input"])
+
+
+# ----- images -----
+
+async def test_images_answer_per_model_as_openai_does_and_are_logged(fake: FakeProvider) -> None:
+    url = f"{fake.openai_base_url}/images/generations"
+    status, _, raw = await post(url, {"model": "gpt-image-1", "prompt": "a kite", "n": 2}, OPENAI_HEADERS)
+    body = orjson.loads(raw)
+    assert status == 200 and len(body["data"]) == 2 and body["usage"]["output_tokens"] > 0
+    assert base64.b64decode(body["data"][0]["b64_json"]).startswith(b"\x89PNG")
+    status, _, raw = await post(url, {"model": "dall-e-3", "prompt": "a kite"}, OPENAI_HEADERS)
+    item = orjson.loads(raw)["data"][0]
+    assert status == 200 and item["url"].startswith("https://") and item["revised_prompt"]
+    assert "usage" not in orjson.loads(raw)
+    refused = [
+        {"model": "gpt-image-1", "prompt": "x", "response_format": "b64_json"},
+        {"model": "dall-e-3", "prompt": "x", "n": 2},
+        {"model": "dall-e-3", "prompt": "x", "size": "9x9"},
+        {"model": "dall-e-3", "prompt": "x", "output_format": "webp"},
+        {"model": "dall-e-3"},
+        {"model": "dall-e-3", "prompt": "x", "colour": "red"},
+    ]
+    for request in refused:
+        status, _, raw = await post(url, request, OPENAI_HEADERS)
+        assert status == 400 and orjson.loads(raw)["error"]["message"], request
+    assert (await post(url, {"model": "gpt-4o-mini", "prompt": "x"}, OPENAI_HEADERS))[0] == 404
+    assert (await post(url, {"model": "dall-e-3", "prompt": "x"}, {}))[0] == 401
+    assert [r.path for r in fake.requests] == ["/openai/v1/images/generations"] * (len(refused) + 4)

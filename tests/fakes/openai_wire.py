@@ -254,3 +254,61 @@ def embedding_vector(text: str, dims: int) -> list[float]:
     raw = [v / 32767.5 - 1.0 for v in struct.unpack(f"<{dims}H", digest)]
     norm = math.sqrt(sum(v * v for v in raw)) or 1.0
     return [v / norm for v in raw]
+
+
+IMAGE_MODELS = {"gpt-image-1": ("1024x1024", "1536x1024", "1024x1536", "auto"),
+                "dall-e-3": ("1024x1024", "1792x1024", "1024x1792"),
+                "dall-e-2": ("256x256", "512x512", "1024x1024"),
+                "black-forest-labs/FLUX.1-schnell": ("1024x1024",)}  # as Together serves it
+IMAGE_OUTPUT_TOKENS = 272  # what gpt-image-1 bills for a low-quality square image
+
+
+IMAGE_SIGNATURES = {"png": b"\x89PNG\r\n\x1a\n", "jpeg": b"\xff\xd8\xff\xe0", "webp": b"RIFF\x00\x00\x00\x00WEBP"}
+
+
+def fake_png(prompt: str, index: int, image_format: str = "png") -> bytes:
+    """An image-signed blob of `image_format` that depends only on the prompt and the image's position."""
+    return IMAGE_SIGNATURES[image_format] + hashlib.sha256(f"{index}:{prompt}".encode()).digest()
+
+
+def images_body(body: Any) -> tuple[int, bytes]:
+    """(status, body) for `/images/generations`, refusing what OpenAI refuses for each model."""
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return 400, error_body(400, "you must provide a model parameter")
+    model, prompt = body["model"], body.get("prompt")
+    sizes = IMAGE_MODELS.get(model)
+    if sizes is None:
+        return 404, unknown_model_body(model)
+    if not isinstance(prompt, str) or not prompt:
+        return 400, error_body(400, "'prompt' is a required property")
+    unknown = set(body) - {"model", "prompt", "n", "size", "quality", "style", "response_format", "output_format",
+                           "background", "user"}
+    if unknown:
+        return 400, error_body(400, f"Unknown parameter: '{sorted(unknown)[0]}'.", "unknown_parameter")
+    n = body.get("n", 1)
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= (1 if model == "dall-e-3" else 10):
+        return 400, error_body(400, f"Invalid 'n' for {model}", "invalid_value")
+    if body.get("size", sizes[0]) not in sizes:
+        return 400, error_body(400, f"Invalid size for {model}; supported: {', '.join(sizes)}", "invalid_value")
+    gpt_image = model.startswith("gpt-image")
+    if gpt_image and "response_format" in body:
+        return 400, error_body(400, "Unknown parameter: 'response_format'.", "unknown_parameter")
+    image_format = body.get("output_format", "png")
+    if image_format not in IMAGE_SIGNATURES or (image_format != "png" and not gpt_image):
+        return 400, error_body(400, f"Invalid output_format for {model}", "invalid_value")
+    as_b64 = gpt_image or body.get("response_format") == "b64_json"
+    data = []
+    for index in range(n):
+        image = fake_png(prompt, index, image_format)
+        item: dict[str, Any] = ({"b64_json": base64.b64encode(image).decode()} if as_b64
+                                else {"url": f"https://images.fake.test/{hashlib.sha256(image).hexdigest()}.png"})
+        if model == "dall-e-3":
+            item["revised_prompt"] = f"A picture of {prompt}"
+        data.append(item)
+    reply: dict[str, Any] = {"created": 1700000000, "data": data}
+    if gpt_image:
+        tokens = input_tokens(len(prompt))
+        reply["usage"] = {"input_tokens": tokens, "output_tokens": IMAGE_OUTPUT_TOKENS * n,
+                          "total_tokens": tokens + IMAGE_OUTPUT_TOKENS * n,
+                          "input_tokens_details": {"text_tokens": tokens, "image_tokens": 0}}
+    return 200, orjson.dumps(reply)

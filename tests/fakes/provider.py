@@ -111,6 +111,7 @@ class FakeProvider:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/openai/v1/chat/completions", self._openai_chat)
         app.router.add_post("/openai/v1/embeddings", self._openai_embeddings)
+        app.router.add_post("/openai/v1/images/generations", self._openai_images)
         app.router.add_post("/anthropic/v1/messages", self._anthropic_messages)
         app.router.add_post("/cohere/v2/rerank", self._cohere_rerank)
         app.router.add_post("/{vendor}/v1/rerank", self._tokens_rerank)
@@ -310,6 +311,15 @@ class FakeProvider:
         if behaviour is not None and (failure := self._failure(behaviour, openai_wire.error_body)):
             return failure
         status, payload = rerank_wire.rerank_body(body, billing)
+        return web.Response(body=payload, status=status, content_type=_JSON)
+
+    async def _openai_images(self, request: web.Request) -> web.Response:
+        body, behaviour = await self._receive(request)
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            return _openai_error(401, "You didn't provide an API key.")
+        if behaviour is not None and (failure := self._failure(behaviour, openai_wire.error_body)):
+            return failure
+        status, payload = openai_wire.images_body(body)
         return web.Response(body=payload, status=status, content_type=_JSON)
 
     # ----- Anthropic -----

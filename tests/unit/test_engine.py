@@ -14,6 +14,7 @@ Failed.
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -868,3 +869,26 @@ async def test_an_unknown_provider_anywhere_in_the_chain_is_refused_before_any_r
     with pytest.raises(ProviderNotConfiguredError, match="unknown provider 'nowhere'"):
         await rig.engine.run(rig.task(models=chain(PRIMARY, "nowhere/model")))
     assert rig.primary.requests == [] and rig.recorder.recorded == []
+
+
+# ---- image models and media
+
+
+async def test_an_image_model_is_asked_through_its_images_api_and_priced_per_image(rig: Rig) -> None:
+    result = await rig.engine.run(rig.task(input={"description": "a kite", "n": 2}, models=chain("openai/dall-e-3")))
+    [asked] = rig.primary.image_requests
+    assert asked.model == "dall-e-3" and asked.prompt == "a kite"
+    assert asked.options == {"n": 2, "response_format": "b64_json"}
+    assert not rig.primary.requests  # no chat request
+    assert len(result.images) == 2 and result.payload["image"] == result.images[0].b64
+    assert result.cost == pytest.approx(0.08) and result.text is None
+    span = await rig.only_span()
+    assert span.output["images"][0]["media_type"] == "image/png" and span.meta["images"] == 2
+
+
+async def test_a_media_kind_the_model_cannot_take_is_refused_before_any_request(rig: Rig) -> None:
+    audio = "data:audio/wav;base64," + base64.b64encode(b"RIFF\x00\x00\x00\x00WAVEfmt ").decode()
+    with pytest.raises(BadRequestError, match="model 'openai/gpt-4o-mini' cannot take audio input"):
+        await rig.engine.run(rig.task(input={"_opper_media_input": audio}))
+    assert not rig.primary.requests and not rig.recorder.recorded
+    assert await rig.engine.functions.get(rig.project, "spec") is None  # nothing stored for it

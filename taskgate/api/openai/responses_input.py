@@ -133,7 +133,14 @@ def _part(part: Any, where: str) -> dict[str, Any]:
                 raise BadRequestError(f"{where}.detail must be auto, low or high")
             image["detail"] = detail
         return {"type": "image_url", "image_url": image}
-    raise BadRequestError(f"{where}.type must be input_text, output_text or input_image, got {kind!r}")
+    if kind == "input_file":
+        data, filename = part.get("file_data"), part.get("filename")
+        if not isinstance(data, str) or not data:
+            raise BadRequestError(f"{where} has type 'input_file' and needs file_data, a base64 data URL "
+                                  "(file_id and file_url are not supported)")
+        file = {"file_data": data, **({"filename": filename} if isinstance(filename, str) else {})}
+        return {"type": "file", "file": file}
+    raise BadRequestError(f"{where}.type must be input_text, output_text, input_image or input_file, got {kind!r}")
 
 
 def _joined_text(parts: list[Any], where: str) -> str:

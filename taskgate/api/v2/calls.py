@@ -182,9 +182,9 @@ def call_body(result: Result) -> dict[str, Any]:
     return {
         "span_id": result.span_id,
         "message": result.text if result.payload is None else None,
-        "json_payload": result.payload,
+        "json_payload": None if result.images else result.payload,
         "cached": result.cached,
-        "images": None,
+        "images": [image.b64 if image.b64 is not None else image.url for image in result.images] or None,
         "usage": v2_usage(result.usage),
         "cost": None
         if result.cost is None

@@ -1,5 +1,6 @@
 """`GET /models`: the language models this server can route to, from the engine's catalogue (the
-list `GET /v3/models` serves too), in 1.7.2's ListLanguageModelsResponse shape."""
+list `GET /v3/models` serves too), in 1.7.2's ListLanguageModelsResponse shape; `?capability=`
+narrows them as it does on v3."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from taskgate.api.v2.paging import page_of, paged
-from taskgate.engine.catalogue import LOCAL_PROVIDER
+from taskgate.engine.catalogue import LOCAL_PROVIDER, capability_filter
 from taskgate.server.request_io import JSONResponse
 
 if TYPE_CHECKING:
@@ -36,5 +37,7 @@ def v2_model(model: dict[str, Any]) -> dict[str, Any]:
 async def list_models(ctx: AppContext, request: Request) -> Response:
     await ctx.auth.project_for(request)
     page = page_of(request)
-    models = [model for model in await ctx.engine.catalogue.models() if model["type"] == "llm"]
+    capability = capability_filter(request.query_params.get("capability"))
+    models = [model for model in await ctx.engine.catalogue.models()
+              if model["type"] == "llm" and (capability is None or capability in model["capabilities"])]
     return JSONResponse(paged([v2_model(m) for m in models[page.offset:page.offset + page.limit]], len(models)))

@@ -10,11 +10,13 @@ from starlette.responses import Response
 from taskgate.api.body_schemas import BOOLEAN, INTEGER, NUMBER, OBJECT, STRING, JsonSchema, array, obj, text
 from taskgate.api.v3.routing import JSON, OFFSET, Operation, Param, V3Request, limit_param
 from taskgate.engine.catalogue import MODEL_TYPES
+from taskgate.providers.model_traits import CAPABILITIES
 from taskgate.server.request_io import JSONResponse
 
 SORT_KEYS = ("id", "name", "provider", "cost", "context_window")
 _PRICES = array(NUMBER, description="USD per million tokens: the base price, then the price of each tier")
 _PRICING = obj({"input": _PRICES, "output": _PRICES, "cached_input": _PRICES, "cache_creation": _PRICES,
+                "per_image": array(NUMBER, description="USD per generated image, for models billed per image"),
                 "thresholds": array(INTEGER, description="The token counts where the tiers start")},
                required=("input", "output"))
 _MODEL_INFO: dict[str, JsonSchema] = {
@@ -25,7 +27,7 @@ _MODEL_INFO: dict[str, JsonSchema] = {
     "provider_display_name": STRING,
     "model_id": STRING,
     "description": STRING,
-    "capabilities": array(STRING),
+    "capabilities": array({"type": "string", "enum": list(CAPABILITIES)}),
     "speed": STRING,
     "quality": STRING,
     "cost": {**NUMBER, "description": "USD per million input plus output tokens: one figure to sort by"},
@@ -68,7 +70,7 @@ _QUERY = (
     Param("type", STRING, f"Only models of this type ({', '.join(MODEL_TYPES)} are listed here)"),
     Param("provider", STRING, "Only this provider's models, e.g. openai"),
     Param("q", STRING, "Only models whose id or name contains this, ignoring case"),
-    Param("capability", STRING, "Only models with this capability"),
+    Param("capability", {"type": "string", "enum": list(CAPABILITIES)}, "Only models with this capability"),
     Param("deprecated", BOOLEAN, "Only deprecated models (true) or only current ones (false)"),
     Param("sort", {"type": "string", "enum": list(SORT_KEYS), "default": "id"}, "The field to sort by"),
     Param("order", {"type": "string", "enum": ["asc", "desc"], "default": "asc"}, "The sort order"),

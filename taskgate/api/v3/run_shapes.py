@@ -228,7 +228,7 @@ def tool_call_body(call: ToolCall) -> dict[str, Any]:
 
 def run_response(result: Result, task: Task) -> dict[str, Any]:
     """The RunResponse `{data, meta}` of spec §3.3."""
-    if task.output_schema is not None:
+    if task.output_schema is not None or result.images:
         data = result.payload
     else:
         data = result.text if (result.text or not result.tool_calls) else None
@@ -238,9 +238,9 @@ def run_response(result: Result, task: Task) -> dict[str, Any]:
             "function_name": task.function_name,
             "script_cached": result.script_cached,
             "execution_ms": round(result.duration_ms),
-            "llm_calls": 0 if result.cached else result.attempts,
+            "llm_calls": 0 if result.cached or result.images else result.attempts,
             "tts_calls": 0,
-            "image_gen_calls": 0,
+            "image_gen_calls": result.attempts if result.images and not result.cached else 0,
             "generation_ms": round(result.generation_ms),
             "cost": result.cost,
             "usage": v3_usage(result.usage),

@@ -17,6 +17,8 @@ from taskgate.providers.base import (
     ChatRequest,
     ChatResponse,
     EmbeddingResponse,
+    ImageRequest,
+    ImageResponse,
     RerankRequest,
     RerankResponse,
     no_rerank,
@@ -63,6 +65,9 @@ class AnthropicAdapter:
 
     async def rerank(self, request: RerankRequest) -> RerankResponse:
         raise no_rerank(self._http.provider, "(Anthropic)")
+    async def generate_images(self, request: ImageRequest) -> ImageResponse:
+        raise BadRequestError(f"provider '{self._http.provider}' (Anthropic) has no image generation API; "
+                              "use an OpenAI-compatible provider's image model, e.g. openai/gpt-image-1")
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -7,6 +7,8 @@ max_tokens and tool calls as content blocks; the OpenAI shapes have none of thes
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 import orjson
@@ -179,8 +181,21 @@ def _part_block(part: Any, position: int) -> dict[str, Any] | None:
         return {"type": "image", "source": _media_source(url, position, "image")}
     if kind == "file":
         file = part.get("file") if isinstance(part.get("file"), dict) else {}
-        return {"type": "document", "source": _media_source(file.get("file_data"), position, "file")}
+        return {"type": "document", "source": _document_source(file.get("file_data"), position)}
     raise BadRequestError(f"messages[{position}]: content part type {kind!r} is not supported by Anthropic")
+
+
+def _document_source(url: Any, position: int) -> dict[str, Any]:
+    """A PDF goes as base64; a text file (the engine has checked it is UTF-8) as Anthropic's plain-text source."""
+    source = _media_source(url, position, "file")
+    media_type = source.get("media_type", "")
+    if media_type.startswith("text/") or media_type == "application/json":
+        try:
+            text = base64.b64decode(source["data"], validate=True).decode("utf-8")
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequestError(f"messages[{position}]: the file is not base64 UTF-8 text") from exc
+        return {"type": "text", "media_type": "text/plain", "data": text}
+    return source
 
 
 def _media_source(url: Any, position: int, what: str) -> dict[str, Any]:

@@ -27,6 +27,8 @@ from taskgate.providers.base import (
     ChatRequest,
     ChatResponse,
     EmbeddingResponse,
+    ImageRequest,
+    ImageResponse,
     RerankRequest,
     RerankResponse,
     Usage,
@@ -299,6 +301,8 @@ class LocalAdapter:
     async def rerank(self, request: RerankRequest) -> RerankResponse:
         # Ranking by the default embedding model comes with the knowledge bases; until then, a clear no.
         raise no_rerank("local", "(llama.cpp)")
+    async def generate_images(self, request: ImageRequest) -> ImageResponse:
+        raise BadRequestError("local models do not generate images; use e.g. openai/gpt-image-1")
 
     async def aclose(self) -> None:
         runners, self._runners = list(self._runners.values()), {}
