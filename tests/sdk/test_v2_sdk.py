@@ -89,3 +89,14 @@ def span_of(completion_id: str) -> str:
     """The span id a completion id is made from (`chatcmpl-` and the id without its hyphens)."""
     hex_id = completion_id.removeprefix("chatcmpl-")
     return "-".join((hex_id[:8], hex_id[8:12], hex_id[12:16], hex_id[16:20], hex_id[20:]))
+
+
+def test_json_payload_keys_come_in_the_order_of_the_callers_pydantic_model(sdk_venv, server, fake):
+    seen = run(sdk_venv, server, "reasoned_answer")
+    payload = seen["json_payload"]
+    assert list(payload) == ["thoughts", "steps", "answer"]
+    assert list(payload["steps"][0]) == ["why", "action"]
+    sent = fake.requests[-1].json["response_format"]["json_schema"]
+    assert sent["strict"] is True
+    assert list(sent["schema"]["properties"]) == ["thoughts", "steps", "answer"]
+    assert list(sent["schema"]["$defs"]["Step"]["properties"]) == ["why", "action"]
