@@ -18,10 +18,10 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from taskgate.store.base import SpanRecord, TraceSummary
 from taskgate.store.codec import json_dumps, pg_json_dumps, span_from_row, span_to_row, strip_nul
-from taskgate.store.tables import JSONType, UTCDateTime, spans, trace_counts, trace_roots
+from taskgate.store.tables import JSONAsWritten, JSONType, UTCDateTime, spans, trace_counts, trace_roots
 
 _COLUMNS = tuple(column.name for column in spans.columns)
-_JSON_COLUMNS = frozenset(column.name for column in spans.columns if column.type is JSONType)
+_JSON_COLUMNS = frozenset(column.name for column in spans.columns if column.type in (JSONType, JSONAsWritten))
 _TIME_COLUMNS = frozenset(column.name for column in spans.columns if isinstance(column.type, UTCDateTime))
 _KEYS = ("project_id", "id")
 

@@ -9,11 +9,12 @@ caller gets back shows which order reached the provider.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
 
-from tests.http_client import post, sse_events
+from tests.http_client import get, post, sse_events
 
 STEP: dict[str, Any] = {"type": "object", "required": ["why", "action", "effect"], "properties": {
     "why": {"type": "string"}, "action": {"type": "string"}, "effect": {"type": "string"}}}
@@ -162,3 +163,39 @@ def test_the_same_schema_in_two_orders_does_not_share_a_cache_entry(any_server: 
         assert value_order(hit["json_payload"]) == schema_order(schema)
     assert len(fake.requests) == 2
 
+
+
+def test_a_stored_function_and_its_examples_keep_the_callers_order(any_server: Any, fake: Any) -> None:
+    """What the store gives back (the function's schema, a dataset entry shown as a demonstration)
+    is in the order it was written, on Postgres too (where `jsonb` would reorder it)."""
+    made = post(f"{any_server.url}/v2/functions", {"name": f"ordered-{uuid.uuid4().hex[:8]}",
+                                                   "instructions": "Judge.", "output_schema": REASONED})
+    assert made.status == 201, made.body
+    function = made.json()
+    example = {"thoughts": "t", "steps": [{"why": "w", "action": "a", "effect": "e"}],
+               "verdict": {"score": 1, "label": "l", "reason": "r"}, "answer": "x"}
+    entry = post(f"{any_server.url}/v2/datasets/{function['dataset_id']}", {"input": "an example", "output": example})
+    assert entry.status == 200, entry.body
+    reply = post(f"{any_server.url}/v2/functions/{function['id']}/call", {"input": "judge this"})
+    assert reply.status == 200, reply.body
+    sent = fake.requests[-1].json
+    assert schema_order(sent["response_format"]["json_schema"]["schema"]) == schema_order(REASONED)
+    demonstration = next(message["content"] for message in sent["messages"] if message["role"] == "assistant")
+    assert value_order(json.loads(demonstration)) == value_order(example)
+    assert value_order(reply.json()["json_payload"]) == schema_order(REASONED)
+
+
+def test_calling_with_the_schema_in_another_order_makes_a_new_revision_in_that_order(any_server: Any,
+                                                                                     fake: Any) -> None:
+    """Only the property order differs (`required` is the same list), so only the order can tell them apart."""
+    name = f"ordered-{uuid.uuid4().hex[:8]}"
+    fields = {"thoughts": {"type": "string"}, "answer": {"type": "string"}}
+    first = {"type": "object", "properties": fields, "required": ["thoughts", "answer"]}
+    second = {**first, "properties": dict(reversed(fields.items()))}
+    for schema in (first, second):
+        reply = post(f"{any_server.url}/v2/call", {"name": name, "input": "judge this", "output_schema": schema})
+        assert reply.status == 200, reply.body
+        assert list(reply.json()["json_payload"]) == list(schema["properties"])
+    details = get(f"{any_server.url}/v3/functions/{name}").json()
+    assert details["revision_id"] == 2
+    assert list(details["output_schema"]["properties"]) == ["answer", "thoughts"]
