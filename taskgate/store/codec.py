@@ -80,7 +80,7 @@ def property_orders(schema: Any) -> list[list[str]]:
             properties = node.get("properties")
             if isinstance(properties, dict):
                 found.append(list(properties))
-                pending.extend(properties.values())  # schemas, never read as a node with a keyword "properties"
+                pending.extend(properties.values())  # schemas; the map is no node (a property may be "properties")
             pending.extend(value for key, value in node.items() if key != "properties")
     return found
 
