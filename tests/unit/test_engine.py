@@ -870,7 +870,7 @@ async def test_an_unknown_provider_anywhere_in_the_chain_is_refused_before_any_r
     assert rig.primary.requests == [] and rig.recorder.recorded == []
 
 
-def test_the_result_cache_key_tells_property_orders_apart_even_when_the_prompt_does_not() -> None:
+async def test_the_result_cache_key_tells_property_orders_apart_even_when_the_prompt_does_not() -> None:
     """In chat mode the schema is not in the messages: the key itself must carry the order."""
     from taskgate.engine.engine import _cache_key
 
