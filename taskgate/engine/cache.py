@@ -2,6 +2,9 @@
 
 It knows results and keys, not calls: the engine works out the key (`engine._cache_key`) and gives
 a hit its own span.
+
+The structured answer is stored as its JSON text, not as a JSON value: a hit must give the fields
+in the order the model wrote them (the schema's order), and Postgres `jsonb` reorders object keys.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from typing import Any
+
+import orjson
 
 from taskgate.engine.task import Result
 from taskgate.providers.base import GeneratedImage, ToolCall, Usage
@@ -32,13 +37,13 @@ class ResultCache:
         except Exception:
             log.exception("cache read failed; treating it as a miss")
             return None
-        if stored is None:
-            return None
+        if stored is None or not isinstance(stored.get("payload_json"), str):
+            return None  # absent, expired, or written in another layout: a miss
         return Result(
             span_id="",
             trace_id="",
             text=stored.get("text"),
-            payload=stored.get("payload"),
+            payload=orjson.loads(stored["payload_json"]),
             tool_calls=[ToolCall(**t) for t in stored.get("tool_calls", [])],
             finish_reason=stored.get("finish_reason", "stop"),
             stop_sequence=stored.get("stop_sequence"),
@@ -55,7 +60,7 @@ class ResultCache:
             return
         payload: dict[str, Any] = {
             "text": result.text,
-            "payload": result.payload,
+            "payload_json": orjson.dumps(result.payload, option=orjson.OPT_NON_STR_KEYS).decode(),
             "tool_calls": [asdict(t) for t in result.tool_calls],
             "finish_reason": result.finish_reason,
             "stop_sequence": result.stop_sequence,

@@ -45,7 +45,7 @@ from taskgate.engine.prompt import build_messages, input_turns, reask_message, r
 from taskgate.engine.provider_calls import ProviderCalls
 from taskgate.engine.rerank import Reranker, RerankLimits
 from taskgate.engine.router import Outcome, RequestBuilder, Route, Router
-from taskgate.engine.schemas import canonical, compile_schema, validation_errors
+from taskgate.engine.schemas import as_written, canonical, compile_schema, validation_errors
 from taskgate.engine.secret_box import SecretBox
 from taskgate.engine.spans import SpanService
 from taskgate.engine.structured import AnswerParser, check_answer, parse_json_answer
@@ -665,22 +665,24 @@ def _check_tool_schemas(tools: list[dict[str, Any]] | None) -> None:
 
 def _cache_key(task: Task, messages: list[dict[str, Any]], routes: list[Route]) -> str:
     """Project, function, effective prompt, schemas, input, tools and model chain (a custom model
-    by its version, so changing its endpoint or identifier is not answered from the cache)."""
-    material = canonical(
+    by its version, so changing its endpoint or identifier is not answered from the cache).
+
+    Sorted keys let equal values share a key, except in the schemas and tools, which are hashed as
+    written: the same schema in another property order asks for its fields in another order."""
+    digest = hashlib.sha256(canonical(
         [
             task.project_id,
             task.function_name,
             messages,
-            task.input_schema,
-            task.output_schema,
             task.input,
-            task.tools,
             task.tool_choice,
             task.options,
             [[r.choice.name, r.choice.options, *([r.choice.custom.version] if r.choice.custom else [])]
              for r in routes],
         ]
-    )
-    return hashlib.sha256(material).hexdigest()
+    ))
+    digest.update(b"\n")  # neither part holds a raw newline: the boundary is unambiguous
+    digest.update(as_written([task.input_schema, task.output_schema, task.tools]))
+    return digest.hexdigest()
 
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, fields, replace
 from typing import Any
 
 from taskgate.engine.models import parse_model_field
-from taskgate.engine.schemas import canonical
+from taskgate.engine.schemas import as_written, canonical
 from taskgate.engine.task import DEFAULT_INSTRUCTIONS, DEFAULT_MAX_ATTEMPTS, Task, TaskConfig
 from taskgate.lru import PARSED_JSON_FACTOR, BoundedLRU
 from taskgate.store.base import FunctionDefinition, FunctionRecord, RevisionRecord, Store
@@ -84,15 +84,14 @@ def at_revision(record: FunctionRecord, revision: RevisionRecord) -> FunctionRec
 
 
 def fingerprint(task: Task) -> bytes:
-    """The versioned fields of a task as bytes; cheap, because it runs on every call."""
+    """The versioned fields of a task as bytes; cheap, because it runs on every call. The schemas
+    as written: the same schema in another property order is another definition."""
     config = task.config
     return canonical((
         task.instructions,
-        task.input_schema,
-        task.output_schema,
         [(m.name, m.options) for m in task.models],
         (config.cache_ttl, config.max_attempts, config.few_shot_count, config.validate_input, config.xml_mode),
-    ))
+    )) + as_written((task.input_schema, task.output_schema))
 
 
 def _known_size(key: FunctionKey, known: Known) -> int:

@@ -2,8 +2,13 @@
 
 Every schema a caller sends (input and output schemas, tool parameters) goes through
 `compile_schema`, once per distinct content: callers send the same schemas on every call, and
-compiling costs far more than the ~1 µs a validation takes. A hit costs the canonical bytes
-(orjson, about 1 µs per KB) and a dict look-up; `bench/request_checks.py` measures it.
+compiling costs far more than the ~1 µs a validation takes. A hit costs the schema's JSON bytes
+(orjson, under 1 µs per KB) and a dict look-up; `bench/request_checks.py` measures it.
+
+A schema is known by its JSON as the caller wrote it, keys in the caller's order: property order is
+part of its meaning (a `thoughts` field before `answer` makes the model reason first), and the
+adapters derive what they send upstream from that identity (`StructuredOutput.key`). The same schema
+in two orders is two entries, each compiled once.
 
 Schemas are self-contained. jsonschema-rs resolves a `$ref` to `file:` or `http(s):` by reading
 the file or fetching the URL, on the event loop, and puts what it found in its error messages;
@@ -42,7 +47,7 @@ log = logging.getLogger("taskgate.engine")
 # Each limit bounds one driver of compile time, measured with jsonschema-rs 0.61 on this project's
 # 2-core VM (about 1 µs of compile per object or array, a superlinear cost for chains of
 # references, and up to 1.5 ms per distinct pattern at the regex size limit).
-MAX_SCHEMA_BYTES = 256 * 1024  # canonical JSON; a 1,000-field object schema is about 180 KB
+MAX_SCHEMA_BYTES = 256 * 1024  # compact JSON; a 1,000-field object schema is about 180 KB
 
 # The regex crate's default (10 MB compiled) took up to 50 ms per pattern to compile, and matching
 # such a pattern ran at 18 ms per KB of input; at 256 KiB, compiling takes about 1.5 ms at most.
@@ -68,17 +73,17 @@ _REGEX_HINT = (
 
 @dataclass(frozen=True, slots=True)
 class CompiledSchema:
-    """A checked schema's validator, and its canonical JSON: the schema's identity for the caches
-    that adapters keep per distinct schema (`StructuredOutput.key`)."""
+    """A checked schema's validator, and its compact JSON in the caller's key order: the schema's
+    identity for the caches that adapters keep per distinct schema (`StructuredOutput.key`)."""
 
     validator: jsonschema_rs.Draft202012Validator
     source: bytes
 
 
-# Every distinct schema seen lately, by canonical JSON: compiled, or refused and kept as the reason
+# Every distinct schema seen lately, by its JSON as written: compiled, or refused and kept as the reason
 # (without the field name, which differs between callers).
 def _entry_bytes(key: bytes, entry: CompiledSchema | str) -> int:
-    """What a cached schema holds: its canonical JSON, and a validator about 20 times that size."""
+    """What a cached schema holds: its JSON, and a validator about 20 times that size."""
     validator = len(key) * _VALIDATOR_BYTES_PER_SCHEMA_BYTE if isinstance(entry, CompiledSchema) else 0
     return len(key) + validator + _ENTRY_OVERHEAD_BYTES
 
@@ -87,8 +92,14 @@ checked_schemas: BoundedLRU[bytes, CompiledSchema | str] = BoundedLRU(CACHE_ENTR
 
 
 def canonical(value: Any) -> bytes:
-    """Stable bytes for hashing and cache keys: sorted keys, no whitespace."""
+    """Stable bytes for hashing and cache keys: sorted keys, no whitespace. Never what is sent or
+    shown: sorting loses the caller's property order (see `as_written`)."""
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+
+
+def as_written(value: Any) -> bytes:
+    """Compact JSON that keeps every object's keys in the caller's order: the identity of a schema."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
 
 
 def compile_schema(schema: Any, what: str) -> CompiledSchema:
@@ -96,11 +107,11 @@ def compile_schema(schema: Any, what: str) -> CompiledSchema:
 
     Refusals are cached like validators, so a repeated bad schema costs a look-up. A schema over
     `MAX_SCHEMA_BYTES` is refused without being cached (keeping it would hold its bytes); its
-    repeat costs the canonical bytes, which is less than parsing it from the body cost.
+    repeat costs its JSON bytes, which is less than parsing it from the body cost.
     """
     if not isinstance(schema, (dict, bool)):
         raise SchemaError(f"{what} must be a JSON Schema object, not {type(schema).__name__}")
-    key = canonical(schema)
+    key = as_written(schema)
     entry = checked_schemas.get(key)
     if entry is None:
         if len(key) > MAX_SCHEMA_BYTES:

@@ -59,9 +59,10 @@ class StructuredOutput:
     """Ask the adapter for native constrained JSON output matching the caller's `schema`.
 
     How a vendor is made to follow it (OpenAI's strict mode, Anthropic's forced tool, a llama.cpp
-    grammar) is the adapter's knowledge, not the engine's. `key` is the schema's canonical JSON when
-    the engine has it at hand: an adapter keeps what it derives from a schema per distinct `key`,
-    without serialising the schema again on every call.
+    grammar) is the adapter's knowledge, not the engine's. `key` is the schema's compact JSON, keys in
+    the caller's order, when the engine has it at hand: an adapter keeps what it derives from a schema
+    per distinct `key`, without serialising the schema again on every call. Whatever it derives keeps
+    the caller's property order, which is part of the schema's meaning.
     """
 
     schema: dict[str, Any]

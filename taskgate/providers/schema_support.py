@@ -4,6 +4,10 @@ OpenAI's strict mode accepts only a subset of JSON Schema and rejects the whole 
 schema strays outside it, so we ask for strict mode only when the schema provably fits; the
 engine validates the final object either way. Whether it fits is worked out once per distinct
 schema (`openai_json_schema`), since callers send the same schema with every call.
+
+The strict form keeps the caller's property order (and `required` as written): the model writes
+fields in the order the schema lists them, so sorting would change the answer. The schemas are
+therefore told apart by their JSON as written, never by a sorted form.
 """
 
 from __future__ import annotations
@@ -46,9 +50,10 @@ _strict_forms: BoundedLRU[bytes, dict[str, Any]] = BoundedLRU(STRICT_FORMS, STRI
 def openai_json_schema(structured: StructuredOutput) -> dict[str, Any]:
     """The `response_format.json_schema` for `structured`: its strict-mode form, marked strict, when
     the schema can be made to fit OpenAI's subset without changing its meaning, else the caller's
-    schema as it is. Decided once per distinct schema: a repeat costs a look-up by `structured.key`.
+    schema as it is. Decided once per distinct schema: a repeat costs a look-up by `structured.key`
+    (the schema's JSON as written, so two property orders are two entries).
     """
-    key = structured.key if structured.key is not None else orjson.dumps(structured.schema, option=orjson.OPT_SORT_KEYS)
+    key = structured.key if structured.key is not None else orjson.dumps(structured.schema)
     form = _strict_forms.get(key)
     if form is None:
         # Built from a private copy of the schema: the cached form must not share the caller's objects.

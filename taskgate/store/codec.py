@@ -60,7 +60,29 @@ def definition_from_json(data: dict[str, Any]) -> FunctionDefinition:
 
 
 def same_definition(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return canonical_json(a) == canonical_json(b)
+    """Equal whatever the key order, except the order of a schema's properties: that is part of its
+    meaning (the model writes the fields in it), so reordering them is a new revision."""
+    if canonical_json(a) != canonical_json(b):
+        return False
+    return all(property_orders(a.get(name)) == property_orders(b.get(name))
+               for name in ("input_schema", "output_schema"))
+
+
+def property_orders(schema: Any) -> list[list[str]]:
+    """The property names of every object schema inside `schema`, each list in its written order."""
+    found: list[list[str]] = []
+    pending = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            properties = node.get("properties")
+            if isinstance(properties, dict):
+                found.append(list(properties))
+                pending.extend(properties.values())  # schemas; the map is no node (a property may be "properties")
+            pending.extend(value for key, value in node.items() if key != "properties")
+    return found
 
 
 def schema_hash(definition: FunctionDefinition) -> str:

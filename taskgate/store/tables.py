@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON, JSONB
 from sqlalchemy.engine import Dialect
 
 from taskgate.store.codec import json_dumps
@@ -55,6 +55,10 @@ class JSONText(sa.TypeDecorator[Any]):
 
 # JSONB on Postgres (indexable, compact); JSON text on SQLite.
 JSONType = JSONText().with_variant(JSONB(), "postgresql")
+# What callers wrote (definitions with their schemas, inputs, answers) must read back as written:
+# property order is part of a schema's meaning, and an answer's keys come in its schema's order.
+# Postgres `jsonb` reorders object keys; `json` keeps the text. None of these is queried inside.
+JSONAsWritten = JSONText().with_variant(JSON(), "postgresql")
 UUID_LEN = 36
 
 metadata = sa.MetaData(
@@ -114,7 +118,7 @@ function_revisions = sa.Table(
     sa.Column("function_id", sa.String(UUID_LEN), sa.ForeignKey("functions.id", ondelete="CASCADE"),
               nullable=False),
     sa.Column("number", sa.Integer, nullable=False),
-    sa.Column("definition", JSONType, nullable=False),
+    sa.Column("definition", JSONAsWritten, nullable=False),
     sa.Column("schema_hash", sa.String(64), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("function_id", "number"),
@@ -126,8 +130,8 @@ examples = sa.Table(
     _project_fk(),
     sa.Column("function_id", sa.String(UUID_LEN), sa.ForeignKey("functions.id", ondelete="CASCADE"),
               nullable=False),
-    sa.Column("input", JSONType, nullable=True),
-    sa.Column("output", JSONType, nullable=True),
+    sa.Column("input", JSONAsWritten, nullable=True),
+    sa.Column("output", JSONAsWritten, nullable=True),
     sa.Column("search_text", sa.Text, nullable=False),  # the input's words, indexed for full-text search
     sa.Column("tag", sa.String(100), nullable=True),
     sa.Column("comment", sa.Text, nullable=True),
@@ -147,8 +151,8 @@ spans = sa.Table(
     sa.Column("type", sa.Text, nullable=False),
     sa.Column("start_time", UTCDateTime(), nullable=True),
     sa.Column("end_time", UTCDateTime(), nullable=True),
-    sa.Column("input", JSONType, nullable=True),
-    sa.Column("output", JSONType, nullable=True),
+    sa.Column("input", JSONAsWritten, nullable=True),
+    sa.Column("output", JSONAsWritten, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("model_chain", JSONType, nullable=False),
@@ -179,7 +183,7 @@ cache_entries = sa.Table(
 )
 
 # ---- datasets (issue 15, migration 0002): an entry is an example row, with these besides
-examples.append_column(sa.Column("expected", JSONType, nullable=True))  # an edited version of the output
+examples.append_column(sa.Column("expected", JSONAsWritten, nullable=True))  # an edited version of the output
 examples.append_column(sa.Column("embedding", JSONType, nullable=True))  # the input's vector, for semantic search
 examples.append_column(sa.Column("embedding_model", sa.Text, nullable=True))  # the model that made it
 FUNCTION_DATASET = sa.Index("ix_functions_project_id_dataset_id", functions.c.project_id, functions.c.dataset_id)

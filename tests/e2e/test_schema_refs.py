@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from taskgate.engine.schemas import canonical, checked_schemas, compile_schema, validation_errors
+from taskgate.engine.schemas import as_written, checked_schemas, compile_schema, validation_errors
 from taskgate.errors import SchemaError
 from taskgate.providers.schema_support import fits_openai_strict
 from taskgate.schema_bounds import (
@@ -358,10 +358,12 @@ def test_size_limits() -> None:
 
 def test_refusals_are_cached_like_validators() -> None:
     compiled = compile_schema({"type": "object", "required": ["a"]}, "output_schema")
-    assert compile_schema({"required": ["a"], "type": "object"}, "input_schema") is compiled  # key order is no matter
+    assert compile_schema({"type": "object", "required": ["a"]}, "input_schema") is compiled  # equal: a look-up
+    # Known as written: key order is part of a schema's meaning (its properties' order); another is another entry
+    assert compile_schema({"required": ["a"], "type": "object"}, "input_schema") is not compiled
     for schema, why in (({"$ref": "cached.json"}, "only references within"), ({"type": "strin"}, "does not compile")):
         assert why in refused(schema)
-        assert why in str(checked_schemas.get(canonical(schema)))  # a repeat is a look-up
+        assert why in str(checked_schemas.get(as_written(schema)))  # a repeat is a look-up
         assert refused(schema) == refused(schema)
 
 

@@ -101,3 +101,23 @@ def test_schema_the_grammar_cannot_express_falls_back_and_the_span_says_so(local
     spans = get(f"{local_server.url}/v3/traces/{traces[0]['id']}").json()["spans"]
     notes = spans[0]["meta"]["notes"]
     assert any("grammar unavailable for this schema" in note and "fell back to prompting" in note for note in notes)
+
+
+def test_each_property_order_is_written_in_its_own_order(local_server: ServerProcess) -> None:
+    """The grammar fixes the order the model writes the fields in; the same schema in two orders
+    must not share one. `required` stays as it is, so the two schemas differ in property order only."""
+    short = {"type": "string", "pattern": "^[A-Za-z ,.]{1,24}$"}  # no control characters: valid JSON
+    step = {"type": "object", "properties": {"why": short, "action": short}, "required": ["why", "action"]}
+    steps = {"type": "array", "items": step, "minItems": 1, "maxItems": 1}
+    fields = {"thoughts": short, "steps": steps, "answer": short}
+    orders = (["answer", "steps", "thoughts"], ["thoughts", "steps", "answer"])
+    for order in orders:
+        schema = {"type": "object", "properties": {name: fields[name] for name in order}, "required": orders[1]}
+        body = {"name": "ordered-local", "instructions": "Name the capital of the country.",
+                "input": {"country": "Sweden"}, "output_schema": schema,
+                "configuration": {"invocation.structured_generation.max_attempts": 1}}
+        reply = post(f"{local_server.url}/v2/call", body, timeout=120)
+        assert reply.status == 200, reply.body
+        payload = reply.json()["json_payload"]
+        assert list(payload) == order
+        assert list(payload["steps"][0]) == ["why", "action"]

@@ -113,3 +113,12 @@ def test_xml_mode_through_the_client(sdk_venv: SdkVenvs, server: ServerProcess, 
             deltas[e["json_path"]] = deltas.get(e["json_path"], "") + e["delta"] if isinstance(e["delta"], str) \
                 else e["delta"]
     assert deltas == {"response.thoughts": payload["thoughts"], "response.answer": 2, "response.tags[0]": "count"}
+def test_json_payload_keys_come_in_the_order_of_the_callers_pydantic_model(sdk_venv, server, fake):
+    seen = run(sdk_venv, server, "reasoned_answer")
+    payload = seen["json_payload"]
+    assert list(payload) == ["thoughts", "steps", "answer"]
+    assert list(payload["steps"][0]) == ["why", "action"]
+    sent = fake.requests[-1].json["response_format"]["json_schema"]
+    assert sent["strict"] is True
+    assert list(sent["schema"]["properties"]) == ["thoughts", "steps", "answer"]
+    assert list(sent["schema"]["$defs"]["Step"]["properties"]) == ["why", "action"]

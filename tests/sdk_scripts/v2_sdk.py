@@ -181,8 +181,28 @@ def xml_mode() -> None:
           "events": events})
 
 
+class Step(BaseModel):
+    why: str
+    action: str
+
+
+class ReasonedAnswer(BaseModel):
+    """Reasoning fields before the answer, as callers write them so that the model reasons first."""
+
+    thoughts: str
+    steps: list[Step]
+    answer: str
+
+
+def reasoned_answer() -> None:
+    """A pydantic output schema whose field order is not alphabetical, at the top and in a list item."""
+    response = opper.call(name="reasoned_answer", instructions="Answer after thinking it through.",
+                          output_schema=ReasonedAnswer, input="What is the capital of Sweden?")
+    dump({"json_payload": response.json_payload})
+
+
 SCENARIOS = {f.__name__: f for f in (get_capital, add_numbers, add_numbers_stream, creative_writer, error_classes,
-                                     openai_helper, xml_mode)}
+                                     openai_helper, xml_mode, reasoned_answer)}
 
 if __name__ == "__main__":
     SCENARIOS[sys.argv[1]]()

@@ -16,7 +16,7 @@ import pytest_asyncio
 
 from taskgate.config import Settings
 from taskgate.engine.engine import Engine
-from taskgate.engine.schemas import canonical
+from taskgate.engine.schemas import as_written
 from taskgate.engine.task import Event, Failed, Finished, ModelChoice, Result, Started, Task, TaskConfig, TextDelta
 from taskgate.errors import ProviderError, StructuredGenerationError, TaskgateError
 from taskgate.providers.base import ChatChunk, ChatResponse, Usage
@@ -145,12 +145,13 @@ async def test_a_reask_that_cannot_be_made_ends_the_stream_with_the_providers_er
 
 async def test_the_engine_hands_adapters_the_callers_schema(wired: Wired) -> None:
     """Strict-mode shaping is the OpenAI-compatible adapter's: the engine sends the schema as given,
-    with its canonical JSON as the key adapters cache their own forms by."""
+    with its JSON as written (the caller's property order kept) as the key adapters cache their own forms by."""
     await outcome(wired, "run", wired.task(), ChatResponse(text=FITS))
     structured = wired.adapters["openai"].requests[0].structured
     assert structured is not None
     assert structured.schema == SCHEMA and "additionalProperties" not in structured.schema
-    assert structured.key == canonical(SCHEMA)
+    assert structured.key == as_written(SCHEMA)
+    assert structured.key == b'{"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]}'
 
 
 async def test_prices_come_from_the_catalogue_a_local_model_costing_nothing(wired: Wired) -> None:

@@ -892,3 +892,21 @@ async def test_a_media_kind_the_model_cannot_take_is_refused_before_any_request(
         await rig.engine.run(rig.task(input={"_opper_media_input": audio}))
     assert not rig.primary.requests and not rig.recorder.recorded
     assert await rig.engine.functions.get(rig.project, "spec") is None  # nothing stored for it
+async def test_the_result_cache_key_tells_property_orders_apart_even_when_the_prompt_does_not() -> None:
+    """In chat mode the schema is not in the messages: the key itself must carry the order."""
+    from taskgate.engine.engine import _cache_key
+
+    messages = [{"role": "user", "content": "judge this"}]
+    thoughts, answer = {"thoughts": {"type": "string"}}, {"answer": {"type": "string"}}
+    schema: dict[str, Any] = {"type": "object", "properties": {**thoughts, **answer}}
+    flipped: dict[str, Any] = {"type": "object", "properties": {**answer, **thoughts}}
+
+    def key(output_schema: dict[str, Any], **extra: Any) -> str:
+        task = Task("p", "f", messages=messages, output_schema=output_schema, **extra)
+        return _cache_key(task, messages, [])
+
+    assert key(schema) == key({"type": "object", "properties": dict(schema["properties"])})
+    assert key(schema) != key(flipped)
+    assert key(schema, options={"a": 1, "b": 2}) == key(schema, options={"b": 2, "a": 1})  # the rest stays sorted
+    tool = {"type": "function", "function": {"name": "t", "parameters": schema}}
+    assert key(schema, tools=[tool]) != key(schema, tools=[{**tool, "function": {"name": "t", "parameters": flipped}}])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from typing import Any
 
 import pytest
 
@@ -71,10 +72,10 @@ def test_grammar_cache_hits_refusals_and_checks() -> None:
 
     cache = GrammarCache(maxsize=2, check=check)
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
-    same = {"required": ["a"], "properties": {"a": {"type": "integer"}}, "type": "object"}
+    same = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
     gbnf = cache.get(schema)
     assert gbnf.startswith("a-kv ::=") or "root ::=" in gbnf
-    assert cache.get(same) is gbnf  # key order does not matter
+    assert cache.get(same) is gbnf  # an equal schema (another object) is a hit
     assert len(checked) == 1
     with pytest.raises(GrammarUnavailable, match="Unrecognized schema"):
         cache.get({"not": {"type": "null"}})
@@ -83,3 +84,31 @@ def test_grammar_cache_hits_refusals_and_checks() -> None:
     assert len(cache) == 2  # LRU bound
     cache.get(schema)  # was evicted: converted and checked again
     assert len(checked) == 3
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed")
+def test_the_grammar_keeps_the_callers_property_order_and_each_order_has_its_own() -> None:
+    """The grammar fixes the order the model writes the fields in: one order must not get another's."""
+    from taskgate.providers.local.grammar import GrammarCache
+
+    step: dict[str, Any] = {"type": "object", "properties": {"why": {"type": "string"}, "action": {"type": "string"}},
+            "required": ["why", "action"]}
+    reasoned = {"type": "object", "required": ["thoughts", "steps", "answer"], "properties": {
+        "thoughts": {"type": "string"}, "steps": {"type": "array", "items": step}, "answer": {"type": "string"}}}
+    reversed_step = {**step, "properties": dict(reversed(step["properties"].items()))}
+    answer_first = {**reasoned, "properties": {"answer": {"type": "string"},
+                                               "steps": {"type": "array", "items": reversed_step},
+                                               "thoughts": {"type": "string"}}}
+    cache = GrammarCache()
+    for schema, root, item in (
+        (reasoned, "thoughts-kv \",\" space steps-kv \",\" space answer-kv",
+         "steps-item-why-kv \",\" space steps-item-action-kv"),
+        (answer_first, "answer-kv \",\" space steps-kv \",\" space thoughts-kv",
+         "steps-item-action-kv \",\" space steps-item-why-kv"),
+        (reasoned, "thoughts-kv \",\" space steps-kv \",\" space answer-kv",
+         "steps-item-why-kv \",\" space steps-item-action-kv"),
+    ):
+        gbnf = cache.get(schema)
+        rules = dict(line.split(" ::= ", 1) for line in gbnf.splitlines())
+        assert root in rules["root"] and item in rules["steps-item"]
+    assert len(cache) == 2

@@ -129,10 +129,41 @@ def test_a_schema_that_cannot_fit_goes_as_the_caller_wrote_it_without_strict_mod
 
 def test_the_decision_is_made_once_per_distinct_schema_and_kept_within_bounds() -> None:
     schema = obj({"n": {"type": "integer"}})
-    key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    key = orjson.dumps(schema)  # as the engine gives it: compact, in the caller's key order
     first = openai_json_schema(StructuredOutput(schema, key=key))["schema"]
     assert openai_json_schema(StructuredOutput(copy.deepcopy(schema), key=key))["schema"] is first  # a look-up
     assert openai_json_schema(StructuredOutput(schema))["schema"] is first  # no key: the same one, worked out
     for n in range(STRICT_FORMS + 50):  # schemas a caller made up
         openai_json_schema(StructuredOutput(obj({f"field{n}": {"type": "integer"}})))
     assert len(schema_support._strict_forms) == STRICT_FORMS
+
+
+def test_the_strict_form_keeps_the_callers_order_and_each_order_has_its_own() -> None:
+    """With keys as the engine gives them (`compile_schema(...).source`): two orders, two forms."""
+    from taskgate.engine.schemas import compile_schema
+
+    item = obj({"why": {"type": "string"}, "action": {"type": "string"}})
+    reasoned = obj({"thoughts": {"type": "string"}, "steps": {"type": "array", "items": item},
+                    "verdict": obj({"score": {"type": "integer"}, "label": {"type": "string"}}),
+                    "answer": {"type": "string"}})
+    flipped = copy.deepcopy(reasoned)
+    for node in (flipped, flipped["properties"]["steps"]["items"], flipped["properties"]["verdict"]):
+        node["properties"] = dict(reversed(node["properties"].items()))
+        node["required"].reverse()
+
+    def order(node: dict[str, Any]) -> list[Any]:
+        nested = [sub.get("items", sub) for sub in node["properties"].values()]
+        return [node["required"], *[(name, order(sub)) for name, sub in zip(node["properties"], nested, strict=True)
+                                    if "properties" in sub]]
+
+    only_properties = copy.deepcopy(flipped)  # `required` as in `reasoned`: the orders differ in properties only
+    for node, before in ((only_properties, reasoned), (only_properties["properties"]["steps"]["items"], item),
+                         (only_properties["properties"]["verdict"], reasoned["properties"]["verdict"])):
+        node["required"] = list(before["required"])
+    for schema in (reasoned, flipped, only_properties, reasoned):
+        key = compile_schema(schema, "output_schema").source
+        sent = openai_json_schema(StructuredOutput(schema, key=key))
+        assert sent["strict"] is True
+        assert order(sent["schema"]) == order(schema)
+        assert list(sent["schema"]["properties"]) == list(schema["properties"])
+    assert compile_schema(reasoned, "s").source != compile_schema(flipped, "s").source

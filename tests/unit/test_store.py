@@ -134,8 +134,8 @@ async def test_upsert_adds_revisions_only_on_change(store: SqlStore, project: st
     assert (first.revision_number, first.hit_count, first.few_shot_count) == (1, 0, 3)
     assert first.created_at.tzinfo is not None and first.created_at.utcoffset() == timedelta(0)
 
-    reordered = {"properties": {"b": {"type": "integer"}, "a": {"type": "string"}}, "type": "object"}
-    same = await store.upsert_function(project, "fn", _definition(input_schema=reordered))
+    keywords_moved = {"properties": {"a": {"type": "string"}, "b": {"type": "integer"}}, "type": "object"}
+    same = await store.upsert_function(project, "fn", _definition(input_schema=keywords_moved))
     assert (same.revision_id, same.revision_number) == (first.revision_id, 1)
 
     second = await store.upsert_function(project, "fn", _definition("Translate", input_schema=schema))
@@ -147,8 +147,17 @@ async def test_upsert_adds_revisions_only_on_change(store: SqlStore, project: st
                                                                    output_schema={"type": "string"}))
     assert third.schema_hash != second.schema_hash and len(third.schema_hash) == 16
 
+    # Property order is part of a schema's meaning: another order is another revision, read back as written.
+    reordered = {"type": "object", "properties": {"b": {"type": "integer"}, "a": {"type": "string"}}}
+    fourth = await store.upsert_function(project, "fn", _definition("Translate", input_schema=reordered,
+                                                                    output_schema={"type": "string"}))
+    assert fourth.revision_number == 4
+    current = await store.get_function(project, "fn")
+    assert current is not None and current.definition.input_schema is not None
+    assert list(current.definition.input_schema["properties"]) == ["b", "a"]
+
     revisions = await store.list_revisions(project, "fn")
-    assert [(r.number, r.is_current) for r in revisions] == [(1, False), (2, False), (3, True)]
+    assert [(r.number, r.is_current) for r in revisions] == [(1, False), (2, False), (3, False), (4, True)]
     old = await store.get_revision(project, "fn", 1)
     assert old is not None and old.definition.instructions == "Summarise" and not old.is_current
     assert await store.get_revision(project, "fn", 9) is None
@@ -536,3 +545,24 @@ async def test_migration_0006_names_the_traces_already_stored(fresh_url: Callabl
         assert (await store.list_traces(project, name="job-0"))[1] == 4  # the triggers keep it from here
     finally:
         await store.close()
+async def test_what_callers_wrote_reads_back_in_their_key_order(store: SqlStore, project: str) -> None:
+    """Examples and span inputs and outputs keep each object's key order (Postgres `jsonb` would not)."""
+    answer = {"thoughts": "first", "steps": [{"why": "w", "action": "a"}], "verdict": {"score": 1, "label": "x"},
+              "answer": "last"}
+    question = {"zeta": 1, "alpha": {"mid": 2, "b": 3}}
+
+    def order(value: object) -> object:
+        if isinstance(value, dict):
+            return [(key, order(item)) for key, item in value.items()]
+        return [order(item) for item in value] if isinstance(value, list) else None
+
+    function = await store.upsert_function(project, "ordered", _definition())
+    await store.add_examples(project, function.id, [
+        ExampleRecord(id="", function_id="", input=question, output=answer, expected=answer)])
+    stored = (await store.list_examples(project, function.id))[0]
+    assert [order(stored.input), order(stored.output), order(stored.expected)] == [order(question), order(answer),
+                                                                                   order(answer)]
+    await store.write_spans([_span(project, f"ordered-{project}", f"ordered-trace-{project}", input=question,
+                                   output=answer)])
+    span = await store.get_span(project, f"ordered-{project}")
+    assert span is not None and [order(span.input), order(span.output)] == [order(question), order(answer)]

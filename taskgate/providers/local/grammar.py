@@ -1,9 +1,11 @@
-"""JSON Schema -> GBNF grammar for llama.cpp, cached per canonical schema.
+"""JSON Schema -> GBNF grammar for llama.cpp, cached per schema as written.
 
 Converting a schema costs milliseconds of Python, and the same function's schema arrives with
-every call, so conversions (and refusals) are kept in a small LRU keyed by the schema's
-canonical JSON, bounded by entries and by bytes. A schema the converter cannot express raises
-`GrammarUnavailable`, which the local adapter turns into a fall-back to prompting plus a note.
+every call, so conversions (and refusals) are kept in a small LRU keyed by the schema's compact
+JSON in the caller's key order, bounded by entries and by bytes. The grammar makes the model write
+the properties in the schema's order, so the same schema in another order is another grammar.
+A schema the converter cannot express raises `GrammarUnavailable`, which the local adapter turns
+into a fall-back to prompting plus a note.
 
 llama.cpp's converter fetches a `$ref` to an `https:` URL when allowed to (llama-cpp-python
 0.3 does not allow it). Every schema reaching here has passed `compile_schema`, which refuses any
@@ -29,9 +31,9 @@ class GrammarUnavailable(Exception):
     """llama.cpp's grammar cannot express this schema; the reason is the message."""
 
 
-def canonical_schema(schema: dict[str, Any]) -> bytes:
-    """Key order and whitespace must not defeat the cache."""
-    return orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+def schema_key(schema: dict[str, Any]) -> bytes:
+    """Whitespace must not defeat the cache; key order must not be lost (it orders the grammar)."""
+    return orjson.dumps(schema)
 
 
 def schema_to_gbnf(schema: dict[str, Any]) -> str:
@@ -69,7 +71,7 @@ class GrammarCache:
 
     def get(self, schema: dict[str, Any]) -> str:
         """The GBNF for `schema`; raises GrammarUnavailable (also cached) when there is none."""
-        key = canonical_schema(schema)
+        key = schema_key(schema)
         with self._lock:
             entry = self._entries.get(key)
         if entry is None:
