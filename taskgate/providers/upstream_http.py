@@ -27,7 +27,7 @@ from taskgate.errors import (
     classify_upstream_status,
 )
 from taskgate.providers.base import ChatChunk, PieceReader
-from taskgate.providers.wire_capture import Exchange, begin
+from taskgate.providers.wire_capture import Exchange, begin, failure_text
 
 # What a caller's `extra_headers` may never set: credentials (the adapter's own above all), the
 # upstream's identity and the body's framing, and hop-by-hop headers (RFC 9110 §7.6.1: they
@@ -116,15 +116,6 @@ class SSEDecoder:
         elif name == b"event":
             self._event = value.decode("utf-8", "replace")
         return None
-
-
-def _failure_text(failure: BaseException | None) -> str | None:
-    """How a captured exchange ended when it did not end well."""
-    if failure is None:
-        return None
-    if isinstance(failure, TaskgateError):
-        return failure.detail
-    return f"stopped ({type(failure).__name__})"
 
 
 async def _release_after_tail(resp: aiohttp.ClientResponse) -> None:
@@ -259,7 +250,7 @@ class UpstreamHTTP:
         finally:
             if exchange is not None:
                 exchange.finish(status=status, response=raw if status is not None else None,
-                                error=_failure_text(failure))
+                                error=failure_text(failure))
             failure = None  # the exception's traceback holds this frame: a cycle, left for the collector
         try:
             return orjson.loads(raw)
@@ -301,7 +292,7 @@ class UpstreamHTTP:
             raise
         finally:
             if exchange is not None and failure is not None:
-                exchange.finish(error=_failure_text(failure))
+                exchange.finish(error=failure_text(failure))
             failure = None  # see post_json
         raw: bytes | None = None
         try:
@@ -319,7 +310,7 @@ class UpstreamHTTP:
             raise
         finally:
             if exchange is not None:
-                exchange.finish(status=resp.status, response=raw, error=_failure_text(failure))
+                exchange.finish(status=resp.status, response=raw, error=failure_text(failure))
             failure = None  # see post_json
             if resp.content.at_eof():
                 resp.release()

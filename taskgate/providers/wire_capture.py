@@ -21,6 +21,10 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import orjson
+
+from taskgate.errors import TaskgateError
+
 MAX_CAPTURE_BYTES = 64 * 1024  # of a stream's events, and what the store keeps of each body
 
 
@@ -109,3 +113,22 @@ def begin(provider: str, path: str, body: Mapping[str, Any], request: bytes, *, 
     model = body.get("model")
     return Exchange(scope, provider, path, model if isinstance(model, str) else None, request, stream,
                     time.time(), time.perf_counter())
+
+
+def begin_built(provider: str, path: str, build: Callable[[], Mapping[str, Any]], *,
+                stream: bool) -> Exchange | None:
+    """`begin` for an exchange with no wire of its own (the in-process local model): its body is
+    built and encoded only when a call is being captured."""
+    if _SCOPE.get() is None:
+        return None
+    body = build()
+    return begin(provider, path, body, orjson.dumps(body, default=str), stream=stream)
+
+
+def failure_text(failure: BaseException | None) -> str | None:
+    """How a captured exchange ended when it did not end well."""
+    if failure is None:
+        return None
+    if isinstance(failure, TaskgateError):
+        return failure.detail
+    return f"stopped ({type(failure).__name__})"

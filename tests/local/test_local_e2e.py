@@ -54,6 +54,28 @@ def test_v2_call_json_payload_validates(local_server: ServerProcess) -> None:
     assert body["cost"]["total"] == 0
 
 
+def test_local_calls_record_their_generations(local_server: ServerProcess) -> None:
+    """The in-process model's exchanges are generations too: what it was asked and what it answered,
+    for a call and for a stream."""
+    called = post(f"{local_server.url}/v2/call", {**SEED_002, "name": "local-generation"}, timeout=120).json()
+    streamed = post(f"{local_server.url}/v2/call/stream", {**SEED_002, "name": "local-generation-stream"},
+                    timeout=120)
+    stream_span = json.loads(next(iter(sse_events(streamed))))["span_id"]
+    listed = get(f"{local_server.url}/v3/generations?page_size=100").json()["data"]
+    for span_id, stream in ((called["span_id"], False), (stream_span, True)):
+        [item] = [item for item in listed if item["span_id"] == span_id]
+        assert (item["provider"], item["path"], item["stream"], item["status_code"]) == ("local", "llama.cpp",
+                                                                                         stream, 200)
+        request, response = item["request"], item["response"]  # bodies are shown as the JSON they are
+        assert request["model"] == "gemma-3-270m" and request["schema"] == SEED_002["output_schema"]
+        if stream:  # a stream's events: its pieces, then how it ended
+            *pieces, response = [event["data"] for event in response]
+            assert pieces and all("text" in piece for piece in pieces)
+        else:
+            assert json.loads(response["text"]) == called["json_payload"]
+        assert response["finish_reason"] and response["usage"]["output_tokens"] > 0
+
+
 def test_v2_stream_deltas_assemble_to_a_valid_object(local_server: ServerProcess) -> None:
     reply = post(f"{local_server.url}/v2/call/stream", SEED_002, timeout=120)
     assert reply.status == 200, reply.body

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from taskgate.config import Settings
 from taskgate.errors import BadRequestError, OverloadedError, ProviderError
 from taskgate.providers.base import (
@@ -42,8 +44,10 @@ from taskgate.providers.local.model_files import (
     ensure_bundled_model,
 )
 from taskgate.providers.local.prompt import TURN_STOP, OutputShaper, build_prompt
+from taskgate.providers.wire_capture import Exchange, begin_built, failure_text
 
 DEFAULT_MAX_TOKENS = 512
+LOCAL_PATH = "llama.cpp"  # a local generation's `path`: no HTTP, the model runs in process
 DEFAULT_TEXT_TEMPERATURE = 0.7
 CONTEXT_TOKENS = 8192
 
@@ -258,14 +262,22 @@ class LocalAdapter:
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         runner, plan = self._prepare(request)
-        await runner.admit()
-        cancel = threading.Event()
-        future = runner.start(plan, None, cancel)
+        exchange = _captured(runner.name, plan, stream=False)
         try:
-            outcome = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            cancel.set()
+            await runner.admit()
+            cancel = threading.Event()
+            future = runner.start(plan, None, cancel)
+            try:
+                outcome = await asyncio.shield(future)
+            except asyncio.CancelledError:
+                cancel.set()
+                raise
+        except BaseException as exc:
+            if exchange is not None:
+                exchange.finish(error=failure_text(exc))
             raise
+        if exchange is not None:
+            exchange.finish(status=200, response=_outcome_body(outcome))
         return ChatResponse(
             text=outcome.text,
             finish_reason=outcome.finish_reason,
@@ -276,24 +288,38 @@ class LocalAdapter:
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
         runner, plan = self._prepare(request)
-        await runner.admit()
-        loop = asyncio.get_running_loop()
-        pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        exchange = _captured(runner.name, plan, stream=True)
+        failure: BaseException | None = None
+        outcome: _Outcome | None = None
         cancel = threading.Event()
-
-        def emit(text: str) -> None:
-            loop.call_soon_threadsafe(pieces.put_nowait, text)
-
-        future = runner.start(plan, emit, cancel)
-        # Done callbacks run after every piece the worker scheduled, so None is always last.
-        future.add_done_callback(lambda _: pieces.put_nowait(None))
         try:
+            await runner.admit()
+            loop = asyncio.get_running_loop()
+            pieces: asyncio.Queue[str | None] = asyncio.Queue()
+
+            def emit(text: str) -> None:
+                loop.call_soon_threadsafe(pieces.put_nowait, text)
+
+            future = runner.start(plan, emit, cancel)
+            # Done callbacks run after every piece the worker scheduled, so None is always last.
+            future.add_done_callback(lambda _: pieces.put_nowait(None))
             while (text := await pieces.get()) is not None:
+                if exchange is not None:
+                    exchange.add_chunk(_event({"text": text}))
                 yield ChatChunk(text=text)
             outcome = future.result()
+            if exchange is not None:
+                exchange.add_chunk(_event(_outcome_fields(outcome)))
             yield ChatChunk(finish_reason=outcome.finish_reason, usage=outcome.usage, notes=outcome.notes)
+        except BaseException as exc:  # GeneratorExit too: a stream closed early is recorded as stopped
+            failure = exc
+            raise
         finally:
             cancel.set()
+            if exchange is not None:  # its events are the pieces as they came, then the outcome
+                exchange.finish(status=200 if outcome is not None else None,
+                                error=failure_text(failure) if outcome is None else None)
+            failure = None  # the exception's traceback holds this frame
 
     async def embed(self, model: str, inputs: list[str], options: dict[str, Any]) -> EmbeddingResponse:
         raise BadRequestError("local models do not support embeddings")
@@ -370,6 +396,29 @@ def _plan(request: ChatRequest) -> _Plan:
         sampling=sampling,
         seed=seed,
     )
+
+
+def _captured(model: str, plan: _Plan, *, stream: bool) -> Exchange | None:
+    """The call's exchange with the in-process model, recorded as a generation like an upstream's:
+    what the worker is asked (the conversation, schema and sampling) and what it answered."""
+    return begin_built("local", LOCAL_PATH, lambda: {
+        "model": model, "messages": plan.messages, "schema": plan.schema, "max_tokens": plan.max_tokens,
+        "stop": plan.stops, "sampling": plan.sampling, "seed": plan.seed, "stream": stream}, stream=stream)
+
+
+def _outcome_fields(outcome: _Outcome) -> dict[str, Any]:
+    usage = outcome.usage
+    return {"finish_reason": outcome.finish_reason,
+            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}}
+
+
+def _outcome_body(outcome: _Outcome) -> bytes:
+    return orjson.dumps({"text": outcome.text, **_outcome_fields(outcome)})
+
+
+def _event(data: dict[str, Any]) -> bytes:
+    """A local stream's piece as a server-sent event, so its generation reads like an upstream stream's."""
+    return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
 def _number(options: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
