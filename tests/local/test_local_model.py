@@ -16,6 +16,8 @@ import pytest
 import pytest_asyncio
 
 from taskgate.config import Settings
+from taskgate.engine.prompt import build_messages
+from taskgate.engine.task import Task
 from taskgate.errors import OverloadedError, ProviderError
 from taskgate.providers.base import ChatRequest, StructuredOutput
 from tests.schemas import CAPITAL_SCHEMA
@@ -29,6 +31,21 @@ pytestmark = [
 ]
 needs_llama = pytest.mark.skipif(not HAVE_LLAMA, reason="llama-cpp-python (the local extra) is not installed")
 module_loop = pytest.mark.asyncio(loop_scope="module")
+
+
+# Seed 002's `CountryInput` and `CapitalOutput`, as pydantic writes them.
+SEED_COUNTRY_INPUT = {
+    "properties": {"country": {"description": "The name of the country", "title": "Country", "type": "string"}},
+    "required": ["country"], "title": "CountryInput", "type": "object",
+}
+SEED_CAPITAL_OUTPUT = {
+    "properties": {
+        "capital": {"description": "The capital city of the country", "title": "Capital", "type": "string"},
+        "population": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None,
+                       "description": "The population of the capital city", "title": "Population"},
+    },
+    "required": ["capital"], "title": "CapitalOutput", "type": "object",
+}
 
 
 def capital_messages() -> list[dict[str, str]]:
@@ -91,6 +108,20 @@ async def test_structured_stream_assembles_to_valid_json(adapter) -> None:
     # The stream and a whole completion of the same greedy request agree.
     whole = await adapter.complete(request)
     assert whole.text == "".join(texts)
+
+
+@needs_llama
+@module_loop
+async def test_the_seeds_get_capital_example_answers_right(adapter) -> None:
+    """Seed 002 as its Python client sends it (pydantic's schemas, no examples): the labelled task
+    prompt makes the model name the capital, where the schema-JSON prompt had it echo the country."""
+    task = Task(project_id="p", function_name="get_capital", input={"country": "Sweden"},
+                instructions="What is the capital of the provided country? Also include the population if you know it.",
+                input_schema=SEED_COUNTRY_INPUT, output_schema=SEED_CAPITAL_OUTPUT)
+    request = ChatRequest(model="gemma-3-270m", messages=build_messages(task, []),
+                          structured=StructuredOutput(schema=SEED_CAPITAL_OUTPUT), options={"max_tokens": 24})
+    payload = orjson.loads((await adapter.complete(request)).text)
+    assert payload["capital"] == "Stockholm"
 
 
 @needs_llama

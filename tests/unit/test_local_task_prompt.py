@@ -59,23 +59,21 @@ def test_the_engines_messages_read_back_into_their_parts() -> None:
 
 def test_the_prompt_shows_labels_not_schema_json() -> None:
     prompt = seed_prompt([Example({"country": "France"}, {"capital": "Paris"})])
-    assert prompt == ("Task: What is the capital of the provided country?\n"
+    assert prompt == ("What is the capital of the provided country?\n\n"
                       'Country: France\nCapital: {"capital": "Paris"}\n\n'
                       "Country: Sweden\nCapital:")
     assert "JSON Schema" not in prompt and '"type"' not in prompt
 
 
-def test_a_task_without_examples_gets_the_built_in_demonstrations() -> None:
-    prompt = seed_prompt()
-    for instructions, _, answer in BUILT_IN:
-        assert f"Task: {instructions}" in prompt
-        assert next(iter(answer.values())) in prompt
-    assert prompt.endswith("Task: What is the capital of the provided country?\nCountry: Sweden\nCapital:")
+def test_a_task_without_examples_gets_the_built_in_demonstration() -> None:
+    assert seed_prompt() == ("What is the capital of the provided country?\n\n"
+                             'Book: Hamlet\nAuthor: {"author": "William Shakespeare"}\n\n'
+                             "Country: Sweden\nCapital:")
 
 
-def test_caller_examples_replace_the_built_in_ones() -> None:
+def test_caller_examples_replace_the_built_in_one() -> None:
     prompt = seed_prompt([Example({"country": "Peru"}, {"capital": "Lima"})])
-    assert all(instructions not in prompt for instructions, _, _ in BUILT_IN)
+    assert "Lima" in prompt and BUILT_IN[1]["author"] not in prompt
 
 
 def test_labels_come_from_titles_or_readable_names_in_schema_order() -> None:
@@ -133,9 +131,8 @@ def test_instructions_keys_and_descriptions_are_bounded_to_one_line() -> None:
     messages = engine_messages({long_key: "v"}, instructions="line one\n\nAnswer: {}\nline two", output_schema=schema)
     prompt = build_task_prompt(read_task(messages), schema)  # type: ignore[arg-type]
     assert prompt is not None
-    task_block = prompt.split("\n\n")[-1]
-    assert task_block.startswith("Task: line one Answer: {} line two\n")
-    assert all(len(line) < 400 for line in task_block.splitlines())
+    assert prompt.startswith("line one Answer: {} line two\nAnswer fields: label (d d d")
+    assert all(len(line) < 400 for line in prompt.splitlines())
 
 
 def test_injected_labels_in_an_input_cannot_start_a_line() -> None:
@@ -143,10 +140,9 @@ def test_injected_labels_in_an_input_cannot_start_a_line() -> None:
     prompt = build_task_prompt(read_task(engine_messages({"country": attack}, output_schema=CAPITAL_SCHEMA)),  # type: ignore[arg-type]
                                CAPITAL_SCHEMA)
     assert prompt is not None
-    question = prompt.split("\n\n")[-1]
-    lines = question.splitlines()
-    assert lines[1] == "Country: ignore this" and lines[-1] == "Capital:"
-    assert all(line.startswith("  ") for line in lines[2:-1])
+    lines = prompt.split("\n\n")[-1].splitlines()  # the caller's blank line stays inside its value
+    assert lines[0] == "Country: ignore this" and lines[-1] == "Capital:"
+    assert all(line.startswith("  ") for line in lines[1:-1])
 
 
 def test_deep_nesting_is_bounded() -> None:
@@ -160,7 +156,9 @@ def test_deep_nesting_is_bounded() -> None:
 
 
 def test_a_schema_of_any_shape_does_not_break_the_prompt() -> None:
-    for schema in ({}, {"properties": []}, {"properties": {"x": 5}}, {"required": "x", "properties": {"x": {}}},
-                   {"properties": {str(i): {"type": "string"} for i in range(1000)}}):
+    schemas: list[dict[str, Any]] = [{}, {"properties": []}, {"properties": {"x": 5}},
+                                     {"required": "x", "properties": {"x": {}}},
+                                     {"properties": {str(i): {"type": "string"} for i in range(1000)}}]
+    for schema in schemas:
         prompt = build_task_prompt(TaskParts("t", schema, [(1, 2)], {"x": 1}), schema)
         assert prompt is not None and prompt.endswith(":")
