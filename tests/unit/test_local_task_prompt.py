@@ -57,6 +57,13 @@ def test_the_engines_messages_read_back_into_their_parts() -> None:
     )
 
 
+def test_only_a_demonstration_loses_its_comment() -> None:
+    own_text = "a note\n(Example: written by the caller)"
+    task = read_task(engine_messages(own_text, [Example("in", "out", comment="why")]))
+    assert task is not None
+    assert task.demonstrations == [("in", "out")] and task.input == own_text
+
+
 def test_the_prompt_shows_labels_not_schema_json() -> None:
     prompt = seed_prompt([Example({"country": "France"}, {"capital": "Paris"})])
     assert prompt == ("What is the capital of the provided country?\n\n"

@@ -72,7 +72,7 @@ def read_task(messages: list[dict[str, Any]]) -> TaskParts | None:
     if texts[-1][1].startswith(REASK_LEAD):
         return None
     instructions, input_schema = _split_system(system)
-    values = [_value(text) for _, text in texts]
+    values = [_value(text, demonstration=i < len(texts) - 1) for i, (_, text) in enumerate(texts)]
     demonstrations = list(zip(values[:-1:2], values[1::2], strict=True))
     return TaskParts(instructions, input_schema, demonstrations, values[-1])
 
@@ -92,7 +92,7 @@ def build_task_prompt(task: TaskParts, output_schema: dict[str, Any]) -> str | N
                           for value, answer in task.demonstrations[-MAX_DEMONSTRATIONS:]]
         if not demonstrations:
             value, answer = BUILT_IN
-            demonstrations = [_block(value, None, answer, _answer_label({"properties": answer}))]
+            demonstrations = [_block(value, None, answer, _answer_label({"properties": {key: {} for key in answer}}))]
         blocks = ["\n".join(head)] if head else []
         blocks += [*demonstrations, _block(task.input, task.input_schema, None, label)]
         return "\n\n".join(blocks)
@@ -190,9 +190,9 @@ def _split_system(system: str) -> tuple[str, dict[str, Any] | None]:
     return system, None
 
 
-def _value(text: str) -> Any:
+def _value(text: str, *, demonstration: bool) -> Any:
     """A message's value: the engine writes structured values as JSON and strings as they are."""
-    at = text.rfind(COMMENT_LEAD)
+    at = text.rfind(COMMENT_LEAD) if demonstration else -1
     if at >= 0 and text.endswith(")"):
         text = text[:at]  # a demonstration's comment: context for hosted models, noise for this one
     parsed = _loads(text)
