@@ -19,6 +19,20 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     return True
 
 
+def span_by_id(server: ServerProcess, span_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The span `span_id` as `/v3/spans/{id}` shows it, waiting up to `timeout` for it to be recorded."""
+    found: list[dict[str, Any]] = []
+
+    def recorded() -> bool:
+        reply = get(f"{server.url}/v3/spans/{span_id}")
+        if reply.status == 200:
+            found.append(reply.json())
+        return bool(found)
+
+    assert wait_until(recorded, timeout), f"span {span_id} was not recorded"
+    return found[0]
+
+
 def recorded_span(server: ServerProcess, name: str, timeout: float = 5.0) -> dict[str, Any]:
     """The one span of the one trace named `name`, waiting up to `timeout` for it to be recorded."""
     traces: list[dict[str, Any]] = []

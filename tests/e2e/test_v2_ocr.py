@@ -16,7 +16,7 @@ from tests.fakes.common import Behaviour
 from tests.fakes.provider import FakeProvider
 from tests.harness import ServerProcess
 from tests.http_client import Reply, get, post
-from tests.span_lookup import wait_until
+from tests.span_lookup import span_by_id as span
 
 MAX_BYTES = 4096
 MODEL = "gpt-4o-mini"
@@ -55,19 +55,6 @@ def ocr_server(fake_provider: FakeProvider, tmp_path_factory: pytest.TempPathFac
 
 def ocr(server: ServerProcess, body: Any, **kw: Any) -> Reply:
     return post(server.url + "/v2/ocr", body, **kw)
-
-
-def span(server: ServerProcess, span_id: str) -> dict[str, Any]:
-    found: list[dict[str, Any]] = []
-
-    def recorded() -> bool:
-        reply = get(f"{server.url}/v3/spans/{span_id}")
-        if reply.status == 200:
-            found.append(reply.json())
-        return bool(found)
-
-    assert wait_until(recorded), f"span {span_id} was not recorded"
-    return found[0]
 
 
 def chat_requests(fake: FakeProvider) -> list[Any]:

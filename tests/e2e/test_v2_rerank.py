@@ -14,7 +14,8 @@ from tests.fakes.common import Behaviour
 from tests.fakes.provider import REJECTED_MODEL, FakeProvider
 from tests.harness import ServerProcess
 from tests.http_client import Reply, get, post
-from tests.span_lookup import recorded_span, wait_until
+from tests.span_lookup import recorded_span
+from tests.span_lookup import span_by_id as span
 
 DOCS = ["the cat sat on the mat", "stockholm is the capital of sweden", "paris is the capital of france",
         "a capital letter"]
@@ -43,19 +44,6 @@ def rerank_server(fake_provider: FakeProvider, tmp_path_factory: pytest.TempPath
 
 def rerank(server: ServerProcess, body: Any, **kw: Any) -> Reply:
     return post(server.url + "/v2/rerank", body, **kw)
-
-
-def span(server: ServerProcess, span_id: str) -> dict[str, Any]:
-    found: list[dict[str, Any]] = []
-
-    def recorded() -> bool:
-        reply = get(f"{server.url}/v3/spans/{span_id}")
-        if reply.status == 200:
-            found.append(reply.json())
-        return bool(found)
-
-    assert wait_until(recorded), f"span {span_id} was not recorded"
-    return found[0]
 
 
 def test_ranks_through_jina_most_relevant_first(rerank_server: ServerProcess, fake: FakeProvider) -> None:

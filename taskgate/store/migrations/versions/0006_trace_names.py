@@ -14,8 +14,14 @@ Create Date: 2026-12-03
 
 from __future__ import annotations
 
+from importlib import import_module
+
 import sqlalchemy as sa
 from alembic import op
+
+# 0003 is fixed history: its count statements and root order are this migration's too.
+_V0003 = import_module("taskgate.store.migrations.versions.0003_feedback_metrics_events")
+_EARLIEST, _COUNT_UP, _COUNT_DOWN = _V0003._EARLIEST, _V0003._COUNT_UP, _V0003._COUNT_DOWN
 
 revision = "0006"
 down_revision = "0005"
@@ -23,7 +29,6 @@ branch_labels = None
 depends_on = None
 
 ID = sa.String(36)
-_EARLIEST = "start_time IS NULL, start_time, id"
 
 
 def _recompute(p: str, t: str) -> str:
@@ -66,9 +71,6 @@ def _name_down(p: str, n: str) -> str:
             f"DELETE FROM trace_names WHERE project_id = {p} AND name = {n} AND traces <= 0;")
 
 
-_COUNT_UP = ("INSERT INTO trace_counts (project_id, traces) VALUES ({p}, 1) "
-             "ON CONFLICT (project_id) DO UPDATE SET traces = trace_counts.traces + 1;")
-_COUNT_DOWN = "UPDATE trace_counts SET traces = traces - 1 WHERE project_id = {p};"
 _SPAN_COLUMNS = "parent_id, trace_id, start_time, name"
 
 
@@ -170,9 +172,6 @@ def _postgres() -> None:
 
 def downgrade() -> None:
     """Back to 0003's triggers (their definitions are that migration's), without the names."""
-    from importlib import import_module
-
-    previous = import_module("taskgate.store.migrations.versions.0003_feedback_metrics_events")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER spans_trace_roots ON spans")
         op.execute("DROP FUNCTION taskgate_trace_roots()")
@@ -187,6 +186,6 @@ def downgrade() -> None:
     op.drop_index("ix_trace_roots_project_id_name_start_time_trace_id", "trace_roots")
     op.drop_column("trace_roots", "name")
     if op.get_bind().dialect.name == "postgresql":
-        previous._keep_trace_roots_postgres()
+        _V0003._keep_trace_roots_postgres()
     else:
-        previous._keep_trace_roots_sqlite()
+        _V0003._keep_trace_roots_sqlite()
