@@ -36,6 +36,8 @@ INSTALL_HINT = (
 _LAYERS = 6
 _HEADS = 12
 _EPS = 1e-12
+# query and value as (batch, heads, length, head), key as (batch, heads, head, length): contiguous for einsum
+_QKV_AXES = ((0, 2, 1, 3), (0, 2, 3, 1), (0, 2, 1, 3))
 _BATCH = 32  # texts per forward pass: bounds the attention scores' memory (batch x heads x 256 x 256)
 
 
@@ -74,9 +76,12 @@ class SentenceEncoder:
                    for name, value in load_file(str(folder / "model.safetensors")).items()
                    if name != "embeddings.position_ids"}
         for layer in range(_LAYERS):  # one (384, 1152) matrix for query, key and value: one matmul, not three
+            for dense in ("attention.output.dense", "intermediate.dense", "output.dense"):
+                name = f"encoder.layer.{layer}.{dense}.weight"
+                weights[name] = np.ascontiguousarray(weights[name].T)  # (in, out): x @ W, no transposed view
             prefix = f"encoder.layer.{layer}.attention.self."
-            weights[prefix + "qkv.weight"] = np.concatenate(
-                [weights.pop(prefix + part + ".weight").T for part in ("query", "key", "value")], axis=1)
+            weights[prefix + "qkv.weight"] = np.ascontiguousarray(np.concatenate(
+                [weights.pop(prefix + part + ".weight").T for part in ("query", "key", "value")], axis=1))
             weights[prefix + "qkv.bias"] = np.concatenate(
                 [weights.pop(prefix + part + ".bias") for part in ("query", "key", "value")])
         return cls(weights, tokenizer)
@@ -103,32 +108,38 @@ class SentenceEncoder:
             mask[row, :len(seq)] = 1.0
         x = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:length]
              + w["embeddings.token_type_embeddings.weight"][0])
-        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"]).reshape(-1, DIMENSIONS)
         blocked = (1.0 - mask)[:, None, None, :] * np.float32(-1e9)  # padding gets no attention
         for layer in range(_LAYERS):
             x = self._block(x, blocked, f"encoder.layer.{layer}.")
-        summed = (x * mask[:, :, None]).sum(axis=1)
+        summed = (x.reshape(len(sequences), length, DIMENSIONS) * mask[:, :, None]).sum(axis=1)
         pooled = summed / mask.sum(axis=1, keepdims=True)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
     def _block(self, x: np.ndarray, blocked: np.ndarray, p: str) -> np.ndarray:
+        """One encoder layer on (batch * length, width) rows. The dense products go to BLAS as 2-D
+        matmuls; the many small per-head products go to einsum's own loop, which is several times
+        faster here than stacked matmul (one BLAS call per head, each too small to pay its threads)."""
         w = self._w
-        batch, length, width = x.shape
+        batch, length = blocked.shape[0], blocked.shape[-1]
+        width = x.shape[-1]
         head = width // _HEADS
         qkv = x @ w[p + "attention.self.qkv.weight"] + w[p + "attention.self.qkv.bias"]
-        q, k, v = (qkv[..., i * width:(i + 1) * width].reshape(batch, length, _HEADS, head).transpose(0, 2, 1, 3)
-                   for i in range(3))
-        scores = (q @ k.transpose(0, 1, 3, 2)) * np.float32(1.0 / np.sqrt(head)) + blocked
-        scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        q, k, v = (np.ascontiguousarray(qkv[:, i * width:(i + 1) * width].reshape(batch, length, _HEADS, head)
+                                        .transpose(axes)) for i, axes in enumerate(_QKV_AXES))
+        scores = np.einsum("bhqd,bhdk->bhqk", q, k)
+        scores *= np.float32(1.0 / np.sqrt(head))
+        scores += blocked
+        scores -= scores.max(axis=-1, keepdims=True)
+        np.exp(scores, out=scores)
         scores /= scores.sum(axis=-1, keepdims=True)
-        context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, length, width)
-        attended = context @ w[p + "attention.output.dense.weight"].T + w[p + "attention.output.dense.bias"]
+        context = np.einsum("bhqk,bhkd->bqhd", scores, v).reshape(batch * length, width)
+        attended = context @ w[p + "attention.output.dense.weight"] + w[p + "attention.output.dense.bias"]
         x = _layer_norm(x + attended, w[p + "attention.output.LayerNorm.weight"],
                         w[p + "attention.output.LayerNorm.bias"])
-        hidden = _gelu(x @ w[p + "intermediate.dense.weight"].T + w[p + "intermediate.dense.bias"])
-        out = hidden @ w[p + "output.dense.weight"].T + w[p + "output.dense.bias"]
+        hidden = _gelu(x @ w[p + "intermediate.dense.weight"] + w[p + "intermediate.dense.bias"])
+        out = hidden @ w[p + "output.dense.weight"] + w[p + "output.dense.bias"]
         return _layer_norm(x + out, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])
-
 
 def model_folder() -> Path:
     """The installed snapshot's folder."""
@@ -160,10 +171,23 @@ def _layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray) -> np.ndarray
 
 def _gelu(x: np.ndarray) -> np.ndarray:
     """BERT's exact GELU, x * Phi(x), with erf by Abramowitz & Stegun 7.1.26 (error under 1.5e-7,
-    below float32's resolution here): numpy has no erf of its own."""
+    below float32's resolution here): numpy has no erf of its own. In place where it can: the
+    intermediate activations are the largest array of a layer."""
     z = np.abs(x) * np.float32(1 / np.sqrt(2))
-    t = 1.0 / (1.0 + np.float32(0.3275911) * z)
-    poly = t * (np.float32(0.254829592) + t * (np.float32(-0.284496736) + t * (
-        np.float32(1.421413741) + t * (np.float32(-1.453152027) + t * np.float32(1.061405429)))))
-    erf = np.sign(x) * (1.0 - poly * np.exp(-z * z))
-    return x * np.float32(0.5) * (1.0 + erf)
+    t = z * np.float32(0.3275911)
+    t += 1.0
+    np.reciprocal(t, out=t)
+    poly = t * np.float32(1.061405429)
+    for coefficient in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += np.float32(coefficient)
+        poly *= t
+    np.square(z, out=z)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    poly *= z  # 1 - erf(|x|)
+    poly *= np.sign(x)
+    np.subtract(np.sign(x), poly, out=poly)  # erf(x)
+    poly += 1.0
+    poly *= x
+    poly *= np.float32(0.5)
+    return poly
