@@ -124,3 +124,11 @@ async def test_concurrent_first_calls_load_once(monkeypatch: pytest.MonkeyPatch)
         embedder.close()
     assert len(loads) == 1 and loads[0] != loop_thread  # once, and off the event loop
     assert all(len(result.vectors[0]) == 384 for result in results)
+
+
+def test_the_catalogue_lists_the_model_when_it_is_installed() -> None:
+    from taskgate.engine.catalogue import _catalogue
+
+    listed = {m["id"]: m for m in _catalogue((), (), True)}["local/all-minilm-l6-v2"]
+    assert listed["type"] == "embedding" and listed["capabilities"] == ["embeddings"]
+    assert "local/all-minilm-l6-v2" not in {m["id"] for m in _catalogue((), (), False)}
