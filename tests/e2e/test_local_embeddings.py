@@ -72,3 +72,12 @@ def test_hostile_inputs_get_a_clear_400(server: ServerProcess, fake: FakeProvide
         reply = post(server.url + path, sent, key=server.api_key)
         assert reply.status == 400, (path, reply.body)
         assert message in reply.body.decode(), (path, reply.body)
+
+
+def test_odd_texts_embed_like_any_other(server: ServerProcess, fake: FakeProvider) -> None:
+    odd = ["", " ", "\x00\x01\x02", "😀" * 500, "\u202eevil rtl", "<script>alert(1)</script>'; DROP TABLE x;--",
+           "word " * 5000, "日本語のテキスト"]
+    reply = post(server.url + "/v3/compat/embeddings", {"input": odd, "model": MODEL}, key=server.api_key)
+    assert reply.status == 200, reply.body
+    vectors = np.array([item["embedding"] for item in reply.json()["data"]])
+    assert vectors.shape == (len(odd), 384) and np.isfinite(vectors).all()

@@ -132,3 +132,26 @@ def test_the_catalogue_lists_the_model_when_it_is_installed() -> None:
     listed = {m["id"]: m for m in _catalogue((), (), True)}["local/all-minilm-l6-v2"]
     assert listed["type"] == "embedding" and listed["capabilities"] == ["embeddings"]
     assert "local/all-minilm-l6-v2" not in {m["id"] for m in _catalogue((), (), False)}
+
+
+async def test_a_full_queue_is_a_503_with_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests beyond the bound are turned away at once; the slot of one that finishes is free again."""
+    from taskgate.errors import OverloadedError
+
+    release = threading.Event()
+    embedder = LocalEmbedder(queue_size=1)
+
+    def slow(inputs: list[str]) -> sentence_encoder.Encoded:
+        release.wait(10)
+        return sentence_encoder.Encoded(vectors=np.zeros((len(inputs), 384), dtype=np.float32), tokens=1)
+
+    monkeypatch.setattr(embedder, "_encode", slow)
+    waiting = [asyncio.ensure_future(embedder.embed(["a"], {})) for _ in range(2)]
+    await asyncio.sleep(0.05)
+    with pytest.raises(OverloadedError) as caught:
+        await embedder.embed(["a"], {})
+    assert caught.value.status == 503 and caught.value.headers["Retry-After"] == "1"
+    release.set()
+    assert [len((await task).vectors) for task in waiting] == [1, 1]
+    assert len((await embedder.embed(["a"], {})).vectors) == 1
+    embedder.close()

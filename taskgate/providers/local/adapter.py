@@ -249,7 +249,7 @@ class LocalAdapter:
     def __init__(self, settings: Settings):
         self._settings = settings
         self._runners: dict[str, _Runner] = {}
-        self._embedder = LocalEmbedder()
+        self._embedder = LocalEmbedder(settings.local_queue_size)
 
     @property
     def model_names(self) -> list[str]:

@@ -3,16 +3,18 @@
 A server that never embeds never imports the encoder's libraries nor reads its weights. The first
 calls share one load (on a worker thread, so the server keeps answering while it runs); every
 encoding then runs on one worker thread, where numpy's BLAS does the arithmetic on all cores.
+Requests beyond `queue_size` waiting for that thread are turned away with a 503 and a Retry-After,
+like the local chat models' queue, rather than piling up behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from taskgate.errors import BadRequestError
+from taskgate.errors import BadRequestError, OverloadedError
 from taskgate.providers.base import EmbeddingResponse, Usage
 
 if TYPE_CHECKING:
@@ -26,10 +28,13 @@ ACCEPTED_OPTIONS = frozenset({"dimensions", "user"})
 
 
 class LocalEmbedder:
-    def __init__(self) -> None:
+    def __init__(self, queue_size: int = 16) -> None:
         self._encoder: SentenceEncoder | None = None
         self._load_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="local-embed")
+        self._queue_size = queue_size
+        self._pending = 0  # requests handed to the worker and not yet done
+        self._count_lock = threading.Lock()
 
     @property
     def loaded(self) -> bool:
@@ -37,10 +42,20 @@ class LocalEmbedder:
 
     async def embed(self, inputs: list[str], options: dict[str, Any]) -> EmbeddingResponse:
         check_request(inputs, options)
-        loop = asyncio.get_running_loop()
-        encoded = await loop.run_in_executor(self._executor, self._encode, inputs)
+        if self._pending > self._queue_size:
+            raise OverloadedError(f"local/{EMBEDDING_MODEL} has {self._pending} requests queued; try again shortly",
+                                  retry_after=max(1, self._pending // 4))
+        with self._count_lock:
+            self._pending += 1
+        job = self._executor.submit(self._encode, inputs)
+        job.add_done_callback(self._done)  # when the worker is really done: a caller that left does not count
+        encoded = await asyncio.wrap_future(job)
         return EmbeddingResponse(vectors=encoded.vectors.tolist(), usage=Usage(input_tokens=encoded.tokens),
                                  model=EMBEDDING_MODEL)
+
+    def _done(self, _: Future[Any]) -> None:
+        with self._count_lock:
+            self._pending -= 1
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
