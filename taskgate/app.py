@@ -61,7 +61,7 @@ def create_app(settings: Settings) -> ASGIApp:
         engine = Engine(store, recorder, providers, settings.default_model, limits, secrets=secrets,
                         generations=generations,
                         local_models=settings.local_models,
-                        dataset_embedding_model=settings.dataset_embedding_model,
+                        dataset_embedding_model=settings.dataset_embedding_model or settings.default_embedding_model,
                         feedback_autosave_score=settings.feedback_autosave_score,
                         rerank_limits=RerankLimits(settings.rerank_max_documents, settings.rerank_max_text_chars,
                                                    tuple(settings.rerank_models)),

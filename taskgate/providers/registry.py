@@ -27,19 +27,12 @@ from taskgate.providers.openai_compat import OpenAICompatAdapter
 
 AdapterFactory = Callable[[ResolvedProvider, Settings], Adapter]
 
-LOCAL_INSTALL_HINT = (
-    "the local provider needs the local extra: run `pip install 'taskgate[local]'` "
-    "(or the setup command in the README)"
-)
-
-
 def _local_adapter(resolved: ResolvedProvider, settings: Settings) -> Adapter:
-    try:  # the module and its constructor both need the optional llama-cpp-python
-        from taskgate.providers.local.adapter import LocalAdapter
+    # Imported here: only a server that routes to `local/...` loads the local provider's modules. Its
+    # optional libraries (llama.cpp, the embedding model's) are imported on a model's first use.
+    from taskgate.providers.local.adapter import LocalAdapter
 
-        return LocalAdapter(settings)
-    except ImportError as exc:
-        raise BadRequestError(f"{LOCAL_INSTALL_HINT} ({exc})") from exc
+    return LocalAdapter(settings)
 
 
 ADAPTER_KINDS: dict[str, AdapterFactory] = {

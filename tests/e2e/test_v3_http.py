@@ -186,7 +186,9 @@ def test_openapi_yaml_is_the_same_document(server: ServerProcess, fake: FakeProv
 def test_models_filters_and_pages(server: ServerProcess, fake: FakeProvider) -> None:
     everything = request("GET", f"{server.url}/v3/models?limit=1000", key=None).json()
     providers = {m["provider"] for m in everything["models"]}
-    assert providers == {"openai", "anthropic"}  # the two with keys configured; no price table for others
+    assert providers - {"local"} == {"openai", "anthropic"}  # the two with keys configured; no price table for others
+    # local: only the offline embedding model, listed where its weights are installed
+    assert {m["id"] for m in everything["models"] if m["provider"] == "local"} <= {"local/all-minilm-l6-v2"}
     assert everything["total"] == len(everything["models"])
     page = request("GET", f"{server.url}/v3/models?provider=anthropic&limit=2&offset=1&sort=cost&order=desc",
                    key=None).json()

@@ -196,8 +196,20 @@ def embeddings(client: OpenAI, cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def local_embeddings(client: OpenAI, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The offline model through `embeddings.create` (base64 on the wire, as the client asks by default)."""
+    done = client.embeddings.create(model=cfg["model"], input=cfg["texts"])
+    try:
+        client.embeddings.create(model=cfg["model"], input="x", dimensions=64)
+        refused = None
+    except openai.BadRequestError as exc:
+        refused = str(exc)
+    return {"vectors": [item.embedding for item in done.data], "model": done.model,
+            "prompt_tokens": done.usage.prompt_tokens, "refused": refused}
+
+
 SCENARIOS = {f.__name__: f for f in (stream_text, stream_tools, tool_round_trip, stream_helper, parse,
-                                     mid_stream_error, bad_request, with_cost, embeddings)}
+                                     mid_stream_error, bad_request, with_cost, embeddings, local_embeddings)}
 
 
 def main() -> None:

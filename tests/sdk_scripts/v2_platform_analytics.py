@@ -48,5 +48,13 @@ def embeddings() -> None:
     print(json.dumps({"one": one.model_dump(), "many": many.model_dump(), "refused": refused}))
 
 
+def local_embeddings() -> None:
+    """The offline model, named as a string and as a Model object."""
+    texts = json.loads(os.environ["TEXTS"])
+    named = opper.embeddings.create(input=texts, model="local/all-minilm-l6-v2")
+    as_object = opper.embeddings.create(input=texts[0], model={"name": "local/all-minilm-l6-v2"})
+    print(json.dumps({"named": named.model_dump(), "as_object": as_object.model_dump()}))
+
+
 if __name__ == "__main__":
-    {"usage": usage, "embeddings": embeddings}[sys.argv[1]]()
+    {"usage": usage, "embeddings": embeddings, "local_embeddings": local_embeddings}[sys.argv[1]]()

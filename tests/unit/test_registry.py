@@ -107,11 +107,14 @@ async def test_price_provider() -> None:
 
 
 async def test_local_without_its_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Simulate an install without the optional dependency: importing it fails.
+    # Simulate an install without the optional dependency: importing it fails. The adapter is built all
+    # the same (the offline embedding model needs no llama.cpp); a chat call says how to install it.
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
     registry = ProviderRegistry(Settings.from_env({}))
+    adapter = registry.adapter_for("local")
     with pytest.raises(BadRequestError, match=r"pip install 'taskgate\[local\]'"):
-        registry.adapter_for("local")
+        await adapter.complete(ChatRequest(model="gemma-3-270m", messages=[{"role": "user", "content": "hi"}]))
+    await registry.aclose()
 
 
 async def test_local_kind_builds_the_local_adapter() -> None:

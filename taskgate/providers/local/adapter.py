@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from taskgate.config import Settings
-from taskgate.errors import BadRequestError, OverloadedError, ProviderError
+from taskgate.errors import BadRequestError, OverloadedError, ProviderError, ProviderNotConfiguredError
 from taskgate.providers.base import (
     ChatChunk,
     ChatRequest,
@@ -36,6 +36,7 @@ from taskgate.providers.base import (
     Usage,
     no_rerank,
 )
+from taskgate.providers.local.embedder import EMBEDDING_MODEL, LocalEmbedder
 from taskgate.providers.local.grammar import GrammarCache, GrammarUnavailable
 from taskgate.providers.local.model_files import (
     BUNDLED_MODEL,
@@ -247,15 +248,13 @@ class _Utf8:
 
 
 class LocalAdapter:
-    """The Adapter for `local/<name>`: the bundled Gemma 3 270M or any configured GGUF."""
+    """The Adapter for `local/<name>`: the bundled Gemma 3 270M or any configured GGUF, and the
+    offline embedding model (`local/all-minilm-l6-v2`, which needs no llama.cpp)."""
 
     def __init__(self, settings: Settings):
-        try:
-            import llama_cpp  # noqa: F401
-        except ImportError as exc:
-            raise ImportError(f"local models need llama-cpp-python; {INSTALL_HINT}") from exc
         self._settings = settings
         self._runners: dict[str, _Runner] = {}
+        self._embedder = LocalEmbedder(settings.local_queue_size)
 
     @property
     def model_names(self) -> list[str]:
@@ -323,7 +322,10 @@ class LocalAdapter:
             failure = None  # the exception's traceback holds this frame
 
     async def embed(self, model: str, inputs: list[str], options: dict[str, Any]) -> EmbeddingResponse:
-        raise BadRequestError("local models do not support embeddings")
+        if model != EMBEDDING_MODEL:
+            raise BadRequestError(f"local/{model[:100]} does not embed; the local embedding model is "
+                                  f"local/{EMBEDDING_MODEL}")
+        return await self._embedder.embed(inputs, options)
 
     async def rerank(self, request: RerankRequest) -> RerankResponse:
         # Ranking by the default embedding model comes with the knowledge bases; until then, a clear no.
@@ -335,6 +337,7 @@ class LocalAdapter:
         runners, self._runners = list(self._runners.values()), {}
         for runner in runners:
             await asyncio.to_thread(runner.close)
+        await asyncio.to_thread(self._embedder.close)
 
     # ---- request checks, on the loop
 
@@ -349,6 +352,10 @@ class LocalAdapter:
         runner = self._runners.get(name)
         if runner is not None:
             return runner
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError as exc:
+            raise ProviderNotConfiguredError(f"local chat models need llama-cpp-python; {INSTALL_HINT}") from exc
         configured = self._settings.local_models.get(name)
         if configured is not None:
             locate: Callable[[], Path] = lambda: configured_model_path(name, configured)  # noqa: E731
