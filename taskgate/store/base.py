@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from taskgate.store.knowledge import KnowledgeStore
 
 
 @dataclass(slots=True)
@@ -208,6 +211,8 @@ class GenerationRecord:
 
 
 class Store(Protocol):
+    knowledge: KnowledgeStore  # knowledge bases, their documents and their search (store/knowledge.py)
+
     # ---- projects and keys
     async def ensure_project(self, name: str) -> str: ...
     async def create_api_key(self, project_name: str) -> str:
