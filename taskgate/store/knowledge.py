@@ -2,10 +2,11 @@
 run through `KnowledgeStore` in the database's thread pool.
 
 Search has one interface (`ChunkSearch`) with an implementation per store, chosen by dialect:
-- vector ranking is exact on both: every chunk vector of the knowledge base is read and scored by
-  cosine similarity (vectors are stored unit length, so a dot product). There is no vector index: the
-  SQLite build this runs on cannot load extensions (sqlite-vec), and Postgres has no pgvector here.
-  The cost grows with the knowledge base's chunks: see the README's scale note.
+- vector ranking is exact on both: every chunk vector of the knowledge base is scored by cosine
+  similarity (vectors are stored unit length, so a dot product), from a matrix kept in memory per
+  base (`VectorMatrices`). There is no vector index: the SQLite build this runs on cannot load
+  extensions (sqlite-vec), and Postgres has no pgvector here. The cost grows with the knowledge
+  base's chunks: see the README's scale note.
 - full-text ranking is FTS5's bm25 on SQLite and ts_rank over `to_tsvector('simple', content)` on
   Postgres (the expression of migration 0008's GIN index). The query's words are OR-ed, each a quoted
   FTS5 string or a bind parameter, so no user text is read as query syntax.
@@ -13,6 +14,9 @@ Search has one interface (`ChunkSearch`) with an implementation per store, chose
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
@@ -79,24 +83,73 @@ class ChunkSearch(Protocol):
     def by_words(self, conn: Connection, base_id: str, terms: list[str], limit: int) -> list[int]: ...
 
 
-def _exact_nearest(conn: Connection, base_id: str, vector: np.ndarray, limit: int) -> list[int]:
-    """Every chunk vector of the base scored against `vector`; those of another length (another
-    model's) left out."""
+@dataclass(slots=True)
+class _Matrix:
+    version: int
+    ids: np.ndarray  # chunk ids, int64
+    vectors: np.ndarray  # float32, one unit row per chunk (rows of one width: the base's model's)
+
+
+class VectorMatrices:
+    """Each knowledge base's chunk vectors as one matrix in memory, for exact cosine search.
+
+    Reading 100,000 vectors row by row takes over a second; a matrix-vector product over them, a few
+    milliseconds. A matrix is kept with the base's `version`, which every write to the base bumps in
+    the same transaction, so a search (on any replica) that reads another version builds it again.
+    At most MAX_BYTES are kept, the least recently searched bases dropped first.
+    """
+
+    MAX_BYTES = 512 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self._matrices: OrderedDict[str, _Matrix] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def nearest(self, conn: Connection, base_id: str, vector: np.ndarray, limit: int) -> list[int]:
+        version = conn.execute(sa.select(bases.c.version).where(bases.c.id == base_id)).scalar_one_or_none()
+        if version is None:
+            return []
+        matrix = self._current(conn, base_id, int(version), vector.shape[0])
+        if matrix.ids.size == 0:
+            return []
+        scores = matrix.vectors @ vector.astype("<f4")
+        count = min(limit, scores.shape[0])
+        best = np.argpartition(-scores, count - 1)[:count]
+        best = best[np.lexsort((matrix.ids[best], -scores[best]))]
+        return [int(chunk_id) for chunk_id in matrix.ids[best]]
+
+    def _current(self, conn: Connection, base_id: str, version: int, dims: int) -> _Matrix:
+        with self._lock:
+            matrix = self._matrices.get(base_id)
+            if matrix is not None and matrix.version == version and matrix.vectors.shape[1] == dims:
+                self._matrices.move_to_end(base_id)
+                return matrix
+        matrix = _read_matrix(conn, base_id, version, dims)
+        with self._lock:
+            self._matrices[base_id] = matrix
+            self._matrices.move_to_end(base_id)
+            while len(self._matrices) > 1 and sum(m.vectors.nbytes for m in self._matrices.values()) > self.MAX_BYTES:
+                self._matrices.popitem(last=False)
+        return matrix
+
+
+def _read_matrix(conn: Connection, base_id: str, version: int, dims: int) -> _Matrix:
+    """The base's chunk vectors of `dims` dimensions (those of another model's width left out)."""
     rows = conn.execute(sa.select(chunks.c.id, chunks.c.embedding)
                         .where(chunks.c.knowledge_base_id == base_id)).all()
-    width = vector.shape[0] * 4
+    width = dims * 4
     kept = [(row.id, row.embedding) for row in rows if len(row.embedding) == width]
-    if not kept:
-        return []
-    matrix = np.frombuffer(b"".join(blob for _, blob in kept), dtype="<f4").reshape(len(kept), -1)
-    scores = matrix @ vector.astype("<f4")
-    best = np.argsort(-scores, kind="stable")[:limit]
-    return [int(kept[int(i)][0]) for i in best]
+    ids = np.fromiter((chunk_id for chunk_id, _ in kept), dtype=np.int64, count=len(kept))
+    vectors = np.frombuffer(b"".join(blob for _, blob in kept), dtype="<f4").reshape(len(kept), dims)
+    return _Matrix(version=version, ids=ids, vectors=vectors)
 
 
 class SqliteChunkSearch:
+    def __init__(self, matrices: VectorMatrices) -> None:
+        self._matrices = matrices
+
     def by_vector(self, conn: Connection, base_id: str, vector: np.ndarray, limit: int) -> list[int]:
-        return _exact_nearest(conn, base_id, vector, limit)
+        return self._matrices.nearest(conn, base_id, vector, limit)
 
     def by_words(self, conn: Connection, base_id: str, terms: list[str], limit: int) -> list[int]:
         query = (sa.select(_FTS.c.rowid).select_from(_FTS)
@@ -106,8 +159,11 @@ class SqliteChunkSearch:
 
 
 class PostgresChunkSearch:
+    def __init__(self, matrices: VectorMatrices) -> None:
+        self._matrices = matrices
+
     def by_vector(self, conn: Connection, base_id: str, vector: np.ndarray, limit: int) -> list[int]:
-        return _exact_nearest(conn, base_id, vector, limit)
+        return self._matrices.nearest(conn, base_id, vector, limit)
 
     def by_words(self, conn: Connection, base_id: str, terms: list[str], limit: int) -> list[int]:
         parts: list[sa.ColumnElement[Any]] = [sa.func.plainto_tsquery(_PG_CONFIG, term) for term in terms]
@@ -120,7 +176,8 @@ class PostgresChunkSearch:
 
 
 def search_for(dialect: str) -> ChunkSearch:
-    return PostgresChunkSearch() if dialect == "postgresql" else SqliteChunkSearch()
+    matrices = VectorMatrices()
+    return PostgresChunkSearch(matrices) if dialect == "postgresql" else SqliteChunkSearch(matrices)
 
 
 # ---- knowledge bases
@@ -169,9 +226,15 @@ def delete_base(conn: Connection, project_id: str, base_id: str) -> bool:
 # ---- documents
 
 
+def _changed(conn: Connection, base_id: str) -> None:
+    """Bump the base's version: a search's cached vectors of an older one are read again."""
+    conn.execute(bases.update().where(bases.c.id == base_id).values(version=bases.c.version + 1))
+
+
 def put_document(conn: Connection, base_id: str, key: str, metadata: dict[str, Any],
                  new_chunks: list[NewChunk]) -> str:
     """Store the document under `key`, replacing the one that had it (and its chunks); its id."""
+    _changed(conn, base_id)
     conn.execute(documents.delete().where(documents.c.knowledge_base_id == base_id, documents.c.key == key))
     document_id = new_id()
     conn.execute(documents.insert().values(id=document_id, knowledge_base_id=base_id, key=key, metadata=metadata,
@@ -204,6 +267,7 @@ def document_metadata(conn: Connection, base_id: str) -> list[tuple[str, dict[st
 
 def delete_documents(conn: Connection, base_id: str, document_ids: list[str] | None) -> int:
     """Delete these documents of the base (every one with None) and their chunks; how many went."""
+    _changed(conn, base_id)
     condition = documents.c.knowledge_base_id == base_id
     if document_ids is not None:
         if not document_ids:
@@ -264,13 +328,20 @@ class KnowledgeStore:
 
     async def ranked(self, base_id: str, vector: np.ndarray | None, terms: list[str],
                      limit: int) -> tuple[list[int], list[int]]:
-        """The `limit` best chunk ids by meaning (none without a vector) and by words, in one read."""
-        def _ranked(conn: Connection) -> tuple[list[int], list[int]]:
-            by_vector = self._search.by_vector(conn, base_id, vector, limit) if vector is not None else []
-            by_words = self._search.by_words(conn, base_id, terms, limit) if terms else []
-            return by_vector, by_words
+        """The `limit` best chunk ids by meaning (none without a vector) and by words, the two read at
+        once on two of the pool's threads (numpy's product and SQLite's search both let go of the GIL)."""
+        async def by_vector() -> list[int]:
+            if vector is None:
+                return []
+            return await self._database.read(lambda c: self._search.by_vector(c, base_id, vector, limit))
 
-        return await self._database.read(_ranked)
+        async def by_words() -> list[int]:
+            if not terms:
+                return []
+            return await self._database.read(lambda c: self._search.by_words(c, base_id, terms, limit))
+
+        meaning, words = await asyncio.gather(by_vector(), by_words())
+        return meaning, words
 
     async def chunk_hits(self, base_id: str, chunk_ids: list[int]) -> list[ChunkHit]:
         return await self._database.read(lambda c: chunk_hits(c, base_id, chunk_ids))

@@ -293,6 +293,7 @@ knowledge_bases = sa.Table(
     sa.Column("name", sa.String(300), nullable=False),
     sa.Column("embedding_model", sa.String(300), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),  # bumped by every change of its chunks
     sa.UniqueConstraint("project_id", "name"),
 )
 

@@ -55,7 +55,8 @@ def main() -> None:
     seen["delete_some"] = plain(opper.knowledge.delete_documents(
         knowledge_base_id=kb, filters=[{"field": "country", "operation": "=", "value": "fr"}]))
     seen["delete_rest"] = plain(opper.knowledge.delete_documents(knowledge_base_id=kb))
-    seen["duplicate"] = refused(lambda: opper.knowledge.create(name=cfg["name"], embedding_model=cfg["embedding_model"]))
+    seen["duplicate"] = refused(lambda: opper.knowledge.create(name=cfg["name"],
+                                                               embedding_model=cfg["embedding_model"]))
     seen["empty_query"] = refused(lambda: opper.knowledge.query(knowledge_base_id=kb, query=" "))
     seen["overlap_too_big"] = refused(lambda: opper.knowledge.add(knowledge_base_id=kb, content="x",
                                                                   configuration={"text_processing.chunk_size": 100}))

@@ -5,7 +5,9 @@ by rowid) keeps its text and its vector (float32 bytes, unit length) for exact c
 its words are indexed for full-text search: SQLite in the FTS5 table `knowledge_chunks_fts`, kept in
 step by triggers; Postgres through a GIN index on the `to_tsvector('simple', content)` expression
 that `taskgate.store.knowledge` queries (the expressions must match for the index to be used).
-Deleting a knowledge base or a document deletes its chunks (foreign keys, ON DELETE CASCADE).
+A knowledge base's `version` goes up with every change of its chunks, so a search's copy of its
+vectors in memory can tell it is stale. Deleting a knowledge base or a document deletes its chunks
+(foreign keys, ON DELETE CASCADE).
 
 Revision ID: 0008
 Revises: 0007
@@ -37,6 +39,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(300), nullable=False),
         sa.Column("embedding_model", sa.String(300), nullable=False),
         sa.Column("created_at", TIME, nullable=False),
+        sa.Column("version", sa.Integer, nullable=False, server_default="0"),
         sa.PrimaryKeyConstraint("id", name="pk_knowledge_bases"),
         sa.UniqueConstraint("project_id", "name", name="uq_knowledge_bases_project_id_name"),
     )
