@@ -107,7 +107,9 @@ class VectorMatrices:
 
     def nearest(self, conn: Connection, base_id: str, vector: np.ndarray, limit: int) -> list[int]:
         version = conn.execute(sa.select(bases.c.version).where(bases.c.id == base_id)).scalar_one_or_none()
-        if version is None:
+        if version is None:  # the base is gone: so is its matrix
+            with self._lock:
+                self._matrices.pop(base_id, None)
             return []
         matrix = self._current(conn, base_id, int(version), vector.shape[0])
         if matrix.ids.size == 0:
