@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from taskgate.errors import ConflictError
+from taskgate.errors import ConflictError, NotFoundError
 from taskgate.ids import new_id
 from taskgate.store.codec import utcnow
 from taskgate.store.database import Database
@@ -229,8 +229,12 @@ def delete_base(conn: Connection, project_id: str, base_id: str) -> bool:
 
 
 def _changed(conn: Connection, base_id: str) -> None:
-    """Bump the base's version: a search's cached vectors of an older one are read again."""
-    conn.execute(bases.update().where(bases.c.id == base_id).values(version=bases.c.version + 1))
+    """Bump the base's version, first in a write: a search's cached vectors of an older one are read
+    again, and the row lock it takes makes writes to one base wait their turn (on Postgres too, so
+    two adds of one key cannot both find nothing to replace). NotFoundError when the base is gone."""
+    bumped = conn.execute(bases.update().where(bases.c.id == base_id).values(version=bases.c.version + 1))
+    if not bumped.rowcount:
+        raise NotFoundError(f"knowledge base '{base_id}' not found")
 
 
 def put_document(conn: Connection, base_id: str, key: str, metadata: dict[str, Any],

@@ -4,10 +4,12 @@ nothing findable, and names unique per project."""
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
-from taskgate.errors import ConflictError
+from taskgate.errors import ConflictError, NotFoundError
 from taskgate.store import SqlStore, open_store
 from taskgate.store.knowledge import NewChunk
 
@@ -75,3 +77,19 @@ async def test_names_are_unique_per_project(store: SqlStore, project: str) -> No
     assert (await store.knowledge.create_base(other, "kb", "m")).name == "kb"
     assert await store.knowledge.get_base(other, name="kb") is not None
     assert (await store.knowledge.list_bases(project, 10, 0))[1] == 1
+
+
+async def test_adds_of_one_key_at_once_leave_one_document(store: SqlStore, project: str) -> None:
+    base = await store.knowledge.create_base(project, "kb", "m")
+    await asyncio.gather(*(store.knowledge.put_document(base.id, "same", {"n": n}, [_chunk(f"text {n}", 1, 0)])
+                           for n in range(8)))
+    assert (await store.knowledge.get_base(project, base_id=base.id)).count == 1  # type: ignore[union-attr]
+    by_vector, _ = await store.knowledge.ranked(base.id, _vector(1, 0), [], 10)
+    assert len(by_vector) == 1
+
+
+async def test_an_add_to_a_deleted_base_is_not_found(store: SqlStore, project: str) -> None:
+    base = await store.knowledge.create_base(project, "kb", "m")
+    assert await store.knowledge.delete_base(project, base.id)
+    with pytest.raises(NotFoundError):
+        await store.knowledge.put_document(base.id, "a", {}, [_chunk("x", 1, 0)])
