@@ -26,7 +26,7 @@ import numpy as np
 from taskgate.engine.knowledge.service import _fused
 from taskgate.store import SqlStore, open_store
 from taskgate.store.examples import query_terms
-from taskgate.store.knowledge import NewChunk
+from taskgate.store.knowledge_records import NewChunk
 
 VOCABULARY = [f"w{n}" for n in range(5000)]
 DOCUMENT_CHUNKS = 100  # chunks per stored document: one transaction each while filling

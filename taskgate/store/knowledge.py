@@ -18,7 +18,6 @@ import asyncio
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
 from functools import reduce
 from typing import Any, Protocol
 
@@ -32,6 +31,7 @@ from taskgate.ids import new_id
 from taskgate.store.codec import utcnow
 from taskgate.store.database import Database
 from taskgate.store.examples import fts5_query
+from taskgate.store.knowledge_records import ChunkHit, DocumentRecord, KnowledgeBaseRecord, NewChunk
 from taskgate.store.tables import knowledge_bases as bases
 from taskgate.store.tables import knowledge_chunks as chunks
 from taskgate.store.tables import knowledge_documents as documents
@@ -39,41 +39,6 @@ from taskgate.store.tables import knowledge_documents as documents
 _FTS = sa.table("knowledge_chunks_fts", sa.column("rowid"), sa.column("knowledge_base_id"))
 _FTS_TABLE: sa.ColumnClause[str] = sa.literal_column("knowledge_chunks_fts")
 _PG_CONFIG: sa.ColumnClause[str] = sa.literal_column("'simple'")  # must match migration 0008's index
-
-
-@dataclass(slots=True)
-class KnowledgeBaseRecord:
-    id: str
-    project_id: str
-    name: str
-    embedding_model: str
-    created_at: datetime
-    count: int = 0  # documents in it (filled by reads of one knowledge base)
-
-
-@dataclass(slots=True)
-class DocumentRecord:
-    id: str
-    key: str
-    metadata: dict[str, Any]
-    segments: list[tuple[int, str]]  # (chunk id, text), in order
-
-
-@dataclass(slots=True)
-class NewChunk:
-    content: str
-    vector: bytes  # little-endian float32, unit length
-
-
-@dataclass(slots=True)
-class ChunkHit:
-    """A chunk found by a search, with its document's key and metadata."""
-
-    chunk_id: int
-    document_id: str
-    key: str
-    content: str
-    metadata: dict[str, Any]
 
 
 class ChunkSearch(Protocol):
@@ -296,8 +261,9 @@ def chunk_hits(conn: Connection, base_id: str, chunk_ids: list[int]) -> list[Chu
     return [found[chunk_id] for chunk_id in chunk_ids if chunk_id in found]
 
 
-class KnowledgeStore:
-    """The async face of this module: each method one transaction in the database's pool."""
+class SqlKnowledgeStore:
+    """The store's `KnowledgeStore` (store/base.py) over this module: each method one transaction in
+    the database's pool."""
 
     def __init__(self, database: Database) -> None:
         self._database = database

@@ -11,7 +11,7 @@ import pytest
 
 from taskgate.errors import ConflictError, NotFoundError
 from taskgate.store import SqlStore, open_store
-from taskgate.store.knowledge import NewChunk
+from taskgate.store.knowledge_records import NewChunk
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -22,7 +22,7 @@ from taskgate.engine.knowledge.service import KnowledgeQuery
 from taskgate.errors import BadRequestError
 from taskgate.server.disconnect import until_client_leaves
 from taskgate.server.request_io import JSONResponse, parse_json_body, read_body, read_json_object
-from taskgate.store.knowledge import KnowledgeBaseRecord
+from taskgate.store.knowledge_records import KnowledgeBaseRecord
 
 if TYPE_CHECKING:
     from taskgate.context import AppContext

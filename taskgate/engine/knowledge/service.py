@@ -29,7 +29,7 @@ from taskgate.errors import BadRequestError, NotFoundError, TaskgateError
 from taskgate.ids import new_id
 from taskgate.store.base import SpanRecord, Store
 from taskgate.store.examples import query_terms
-from taskgate.store.knowledge import ChunkHit, DocumentRecord, KnowledgeBaseRecord, NewChunk
+from taskgate.store.knowledge_records import ChunkHit, DocumentRecord, KnowledgeBaseRecord, NewChunk
 
 Embed = Callable[[EmbeddingTask], Awaitable[EmbeddingResult]]
 
