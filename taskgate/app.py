@@ -65,7 +65,9 @@ def create_app(settings: Settings) -> ASGIApp:
                         feedback_autosave_score=settings.feedback_autosave_score,
                         rerank_limits=RerankLimits(settings.rerank_max_documents, settings.rerank_max_text_chars,
                                                    tuple(settings.rerank_models)),
-                        ocr_limits=OcrLimits(settings.ocr_max_bytes, tuple(settings.ocr_models)))
+                        ocr_limits=OcrLimits(settings.ocr_max_bytes, tuple(settings.ocr_models)),
+                        default_embedding_model=settings.default_embedding_model,
+                        knowledge_rerank_model=settings.knowledge_rerank_model)
         ctx = AppContext(settings, auth, engine)
         for dialect in DIALECTS:
             app.mount(dialect.routes(ctx))

@@ -21,6 +21,7 @@ class EmbeddingTask:
     tags: dict[str, Any] = field(default_factory=dict)
     name: str = DEFAULT_EMBEDDING_NAME
     parent_span_id: str | None = None
+    trace_id: str | None = None  # the parent's, when it is not stored yet (see ProviderCall.trace_id)
 
 
 @dataclass(slots=True)
@@ -38,7 +39,8 @@ class Embedder:
     async def embed(self, task: EmbeddingTask) -> EmbeddingResult:
         """The vectors, once the span is recorded."""
         call = ProviderCall(project_id=task.project_id, model=task.model, name=task.name, span_type="embedding",
-                            input=task.inputs, tags=task.tags, parent_span_id=task.parent_span_id)
+                            input=task.inputs, tags=task.tags, parent_span_id=task.parent_span_id,
+                            trace_id=task.trace_id)
         done = await self._calls.run(
             call, lambda route: route.adapter.embed(route.model, task.inputs, task.options), _summary)
         return EmbeddingResult(span_id=done.span_id, trace_id=done.trace_id, response=done.response, cost=done.cost)

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import jsonschema_rs
 
+from taskgate.config import DEFAULT_EMBEDDING_MODEL
 from taskgate.engine.analytics import UsageService
 from taskgate.engine.cache import ResultCache
 from taskgate.engine.catalogue import ModelCatalogue
@@ -37,6 +38,7 @@ from taskgate.engine.functions import FunctionService
 from taskgate.engine.generations import GenerationService
 from taskgate.engine.guards import CallGuard
 from taskgate.engine.images import image_payload, image_request, image_summary, mime_type_of
+from taskgate.engine.knowledge.service import KnowledgeService
 from taskgate.engine.limits import Budget, CallLimits
 from taskgate.engine.media import MediaSeen, carries_media, summarised, typed_messages
 from taskgate.engine.model_names import ModelNames
@@ -124,7 +126,8 @@ class Engine:
                  local_models: Iterable[str] = (), dataset_embedding_model: str | None = None,
                  feedback_autosave_score: float = DEFAULT_AUTOSAVE_SCORE,
                  generations: GenerationRecorder | None = None, rerank_limits: RerankLimits | None = None,
-                 ocr_limits: OcrLimits | None = None) -> None:
+                 ocr_limits: OcrLimits | None = None, default_embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+                 knowledge_rerank_model: str | None = None) -> None:
         """`dataset_embedding_model` (`provider/model`) turns on semantic search over dataset entries."""
         self._limits = limits or CallLimits()
         self._router = Router(registry, default_model)
@@ -143,6 +146,8 @@ class Engine:
         self.datasets = DatasetService(self.functions, self.examples)
         self.feedback = FeedbackService(store, self.spans, self.functions, self.examples, feedback_autosave_score)
         self.usage = UsageService(store, recorder)
+        self.knowledge = KnowledgeService(store, self._embedder.embed, self.reranker, self.spans,
+                                          default_embedding_model, knowledge_rerank_model)
 
     # ------------------------------------------------------------------ public
 

@@ -50,6 +50,9 @@ class ProviderCall:
     input: Any  # what the span keeps of the request
     tags: dict[str, Any] = field(default_factory=dict)
     parent_span_id: str | None = None
+    # The parent's trace when the caller knows it: a parent that is being made (a knowledge query's
+    # span, recorded once its search is done) is not in the store yet to be looked up.
+    trace_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -74,7 +77,7 @@ class ProviderCalls:
                   summary: Callable[[R], Any]) -> Answered[R]:
         """`send` to each model of the chain until one answers; `summary` is the span's output. An
         unknown parent, model name or an unconfigured provider is refused before anything is recorded."""
-        trace_id = await self._spans.trace_for(call.project_id, call.parent_span_id)
+        trace_id = call.trace_id or await self._spans.trace_for(call.project_id, call.parent_span_id)
         started = datetime.now(UTC)
         routes = self._router.resolve(await self._names.resolve(call.project_id, [ModelChoice(call.model)]))
         attempt = _Attempt(call, trace_id, started, [route.choice.name for route in routes])

@@ -40,6 +40,7 @@ class RerankTask:
     tags: dict[str, Any] = field(default_factory=dict)
     name: str = DEFAULT_RERANK_NAME
     parent_span_id: str | None = None
+    trace_id: str | None = None  # the parent's, when it is not stored yet (see ProviderCall.trace_id)
 
 
 @dataclass(slots=True)
@@ -62,7 +63,7 @@ class Reranker:
         self._check(task)
         call = ProviderCall(project_id=task.project_id, model=task.model, name=task.name, span_type="rerank",
                             input={"query": task.query, "documents": len(task.documents), "top_n": task.top_n},
-                            tags=task.tags, parent_span_id=task.parent_span_id)
+                            tags=task.tags, parent_span_id=task.parent_span_id, trace_id=task.trace_id)
 
         async def send(route: Route) -> RerankResponse:
             response = await route.adapter.rerank(RerankRequest(model=route.model, query=task.query,

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+import numpy as np
+
+from taskgate.store.knowledge_records import ChunkHit, DocumentRecord, KnowledgeBaseRecord, NewChunk
+
 
 @dataclass(slots=True)
 class FunctionDefinition:
@@ -207,7 +211,42 @@ class GenerationRecord:
     created_at: datetime
 
 
+class KnowledgeStore(Protocol):
+    """Knowledge bases, their documents and chunks, and the chunks' search (store/knowledge.py: one
+    interface, its search implemented for SQLite and for Postgres)."""
+
+    async def create_base(self, project_id: str, name: str, embedding_model: str) -> KnowledgeBaseRecord:
+        """ConflictError when the project has a knowledge base of that name."""
+        ...
+    async def get_base(self, project_id: str, *, base_id: str | None = None,
+                       name: str | None = None) -> KnowledgeBaseRecord | None:
+        """By id or by name, with its document count."""
+        ...
+    async def list_bases(self, project_id: str, limit: int, offset: int) -> tuple[list[KnowledgeBaseRecord], int]: ...
+    async def delete_base(self, project_id: str, base_id: str) -> bool: ...
+    async def put_document(self, base_id: str, key: str, metadata: dict[str, Any],
+                           new_chunks: list[NewChunk]) -> str:
+        """Store the document under `key`, replacing the one that had it; its id. NotFoundError
+        when the base is gone."""
+        ...
+    async def get_document(self, base_id: str, key: str) -> DocumentRecord | None: ...
+    async def document_metadata(self, base_id: str) -> list[tuple[str, dict[str, Any]]]: ...
+    async def delete_documents(self, base_id: str, document_ids: list[str] | None) -> int:
+        """These documents (every one with None) and their chunks; how many went."""
+        ...
+    async def ranked(self, base_id: str, vector: np.ndarray | None, terms: list[str],
+                     limit: int) -> tuple[list[int], list[int]]:
+        """The `limit` best chunk ids by cosine similarity to the unit `vector` and by full text."""
+        ...
+    async def chunk_hits(self, base_id: str, chunk_ids: list[int]) -> list[ChunkHit]:
+        """The chunks with these ids, in that order, with their documents' keys and metadata."""
+        ...
+
+
 class Store(Protocol):
+    @property
+    def knowledge(self) -> KnowledgeStore: ...
+
     # ---- projects and keys
     async def ensure_project(self, name: str) -> str: ...
     async def create_api_key(self, project_name: str) -> str:

@@ -41,6 +41,7 @@ from taskgate.store.base import (
     UsageRow,
 )
 from taskgate.store.database import Database
+from taskgate.store.knowledge import SqlKnowledgeStore
 
 T = TypeVar("T")
 log = logging.getLogger("taskgate.spans")
@@ -59,6 +60,7 @@ def _page(limit: int, offset: int) -> tuple[int, int]:
 class SqlStore:
     def __init__(self, database: Database) -> None:
         self.database = database
+        self.knowledge = SqlKnowledgeStore(database)
         self._cache_puts = itertools.count(1)
 
     async def _write_retrying(self, fn: Callable[[Connection], T]) -> T:

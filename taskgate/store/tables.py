@@ -284,3 +284,40 @@ generations = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Index(None, "project_id", "created_at"),
 )
+
+# ---- knowledge bases (issue 18, migration 0008): documents cut into chunks, each with its vector.
+knowledge_bases = sa.Table(
+    "knowledge_bases", metadata,
+    sa.Column("id", sa.String(UUID_LEN), primary_key=True),
+    _project_fk(),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("embedding_model", sa.String(300), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),  # bumped by every change of its chunks
+    sa.UniqueConstraint("project_id", "name"),
+)
+
+knowledge_documents = sa.Table(
+    "knowledge_documents", metadata,
+    sa.Column("id", sa.String(UUID_LEN), primary_key=True),
+    sa.Column("knowledge_base_id", sa.String(UUID_LEN), sa.ForeignKey("knowledge_bases.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("key", sa.String(1000), nullable=False),
+    sa.Column("metadata", JSONType, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("knowledge_base_id", "key"),
+)
+
+knowledge_chunks = sa.Table(
+    "knowledge_chunks", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),  # SQLite: the rowid, FTS5's rowid too
+    sa.Column("knowledge_base_id", sa.String(UUID_LEN), sa.ForeignKey("knowledge_bases.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("document_id", sa.String(UUID_LEN), sa.ForeignKey("knowledge_documents.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("embedding", sa.LargeBinary, nullable=False),  # little-endian float32, unit length
+    sa.Index(None, "knowledge_base_id"),
+    sa.Index(None, "document_id", "position"),
+)

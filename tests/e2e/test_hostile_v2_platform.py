@@ -33,7 +33,9 @@ pytestmark = pytest.mark.timeout(60)
 BODY_LIMIT = 256 * 1024
 SERVER_ENV = {"TASKGATE_MAX_BODY_BYTES": str(BODY_LIMIT)}
 NAMES = ("v2-function-create", "v2-function-update", "v2-function-call", "v2-function-stream",
-         "v2-function-call-revision", "v2-dataset-entry", "v2-dataset-entry-update")
+         "v2-function-call-revision", "v2-dataset-entry", "v2-dataset-entry-update", "v2-knowledge-create",
+         "v2-knowledge-add", "v2-knowledge-query")
+KNOWLEDGE = {"name": "hostile-kb", "embedding_model": "openai/text-embedding-3-small"}
 
 
 def _span_stored(probe: Probe, reply: Reply) -> None:
@@ -54,6 +56,21 @@ def _entry_stored(dataset_id: str) -> Any:
     return read_back
 
 
+def _knowledge_stored(probe: Probe, reply: Reply) -> None:
+    assert probe.readable(f"/v2/knowledge/{reply.json()['id']}")["name"] == reply.json()["name"]
+
+
+def _document_stored(base_id: str) -> Any:
+    def read_back(probe: Probe, reply: Reply) -> None:
+        assert probe.readable(f"/v2/knowledge/{base_id}/documents/{reply.json()['key']}")["id"] == reply.json()["id"]
+    return read_back
+
+
+def _query_span_stored(probe: Probe, reply: Reply) -> None:
+    assert isinstance(reply.json(), list)
+    probe.readable(f"/v3/spans/{reply.headers['x-opper-span-id']}")
+
+
 @pytest.fixture(scope="module")
 def endpoints(hostile_server: HostileServer, fake_provider: Any) -> dict[str, Endpoint]:
     """The endpoints, on the seeded function, its current revision and its dataset's seeded entry."""
@@ -61,6 +78,9 @@ def endpoints(hostile_server: HostileServer, fake_provider: Any) -> dict[str, En
     function = probe.readable(f"/v2/functions/by-name/{FUNCTION}")
     fid, did = function["id"], function["dataset_id"]
     entry = probe.readable(f"/v2/datasets/{did}/entries")["data"][0]["id"]
+    made = probe.send("POST", "/v2/knowledge", {**KNOWLEDGE, "name": f"hostile-{uuid.uuid4().hex[:8]}"})
+    assert made.status == 200, made.body
+    kb = made.json()["id"]
     return {endpoint.name: endpoint for endpoint in (
         Endpoint("v2-function-create", "POST", "/v2/functions", {"name": "hostile-v2-fn", "instructions": "Hi."},
                  _function_stored),
@@ -74,6 +94,10 @@ def endpoints(hostile_server: HostileServer, fake_provider: Any) -> dict[str, En
                  _entry_stored(did)),
         Endpoint("v2-dataset-entry-update", "PATCH", f"/v2/datasets/{did}/entries/{entry}", {"comment": "c"},
                  _entry_stored(did)),
+        Endpoint("v2-knowledge-create", "POST", "/v2/knowledge", KNOWLEDGE, _knowledge_stored),
+        Endpoint("v2-knowledge-add", "POST", f"/v2/knowledge/{kb}/add", {"content": "hello world", "key": "doc"},
+                 _document_stored(kb)),
+        Endpoint("v2-knowledge-query", "POST", f"/v2/knowledge/{kb}/query", {"query": "hello"}, _query_span_stored),
     )}
 
 
@@ -81,7 +105,7 @@ def endpoints(hostile_server: HostileServer, fake_provider: Any) -> dict[str, En
 def test_each_endpoint_accepts_its_plain_body(probe: Probe, endpoints: dict[str, Endpoint], name: str) -> None:
     endpoint = endpoints[name]
     body = endpoint.body
-    if name == "v2-function-create":  # a name can be created once
+    if name in ("v2-function-create", "v2-knowledge-create"):  # a name can be created once
         body = {**body, "name": f"hostile-{uuid.uuid4().hex[:8]}"}
     probe.stored(endpoint, probe.send(endpoint.method, endpoint.path, body))
 
@@ -123,6 +147,14 @@ def test_a_body_over_the_limit_is_413(probe: Probe, endpoints: dict[str, Endpoin
     ("v2-function-stream", "tags", "nope"),
     ("v2-dataset-entry", "comment", ["x"]),
     ("v2-dataset-entry-update", "comment", 7),
+    ("v2-knowledge-create", "name", "x" * 10_000),
+    ("v2-knowledge-create", "embedding_model", {"name": "openai/x"}),
+    ("v2-knowledge-add", "metadata", [1]),
+    ("v2-knowledge-add", "content", ""),
+    ("v2-knowledge-add", "configuration", {"text_processing": {"chunk_size": 10**12}}),
+    ("v2-knowledge-query", "top_k", 10_000),
+    ("v2-knowledge-query", "filters", [{"field": "a", "operation": "~", "value": 1}]),
+    ("v2-knowledge-query", "parent_span_id", "x" * 300),
 ])
 def test_a_wrong_value_is_refused(probe: Probe, endpoints: dict[str, Endpoint], name: str, field: str,
                                   value: Any) -> None:

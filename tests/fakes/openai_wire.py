@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import re
 import struct
 import time
 from dataclasses import dataclass
@@ -226,7 +227,8 @@ def embeddings_body(body: Any) -> tuple[int, bytes]:
     inputs = [raw] if isinstance(raw, str) else raw
     if not isinstance(inputs, list) or not inputs:
         return 400, error_body(400, "'input' is a required property")
-    dims = body.get("dimensions", 8)
+    words = body["model"].startswith(BAG_OF_WORDS_PREFIX)
+    dims = body.get("dimensions", BAG_OF_WORDS_DIMS if words else 8)
     if not isinstance(dims, int) or isinstance(dims, bool) or dims < 1:
         return 400, error_body(400, "'dimensions' must be a positive integer")
     as_base64 = body.get("encoding_format") == "base64"
@@ -235,7 +237,7 @@ def embeddings_body(body: Any) -> tuple[int, bytes]:
     for index, item in enumerate(inputs):
         text = item if isinstance(item, str) else dumps(item)
         tokens += input_tokens(len(text))
-        vector = embedding_vector(text, dims)
+        vector = bag_of_words_vector(text, dims) if words else embedding_vector(text, dims)
         encoded: Any = (
             base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode() if as_base64 else vector
         )
@@ -252,6 +254,23 @@ def embedding_vector(text: str, dims: int) -> list[float]:
     """A unit vector that depends only on the text, so tests can predict it."""
     digest = hashlib.shake_256(text.encode()).digest(2 * dims)
     raw = [v / 32767.5 - 1.0 for v in struct.unpack(f"<{dims}H", digest)]
+    norm = math.sqrt(sum(v * v for v in raw)) or 1.0
+    return [v / norm for v in raw]
+
+
+# Models named `text-embedding-bow…` embed by words: texts sharing words are near, so tests of
+# semantic ranking can predict what is found. Any other model gives a hash of the whole text.
+BAG_OF_WORDS_PREFIX = "text-embedding-bow"
+BAG_OF_WORDS_DIMS = 256
+_WORD = re.compile(r"\w+")
+
+
+def bag_of_words_vector(text: str, dims: int) -> list[float]:
+    """A unit vector summing one signed hashed direction per word (lower-cased)."""
+    raw = [0.0] * dims
+    for word in _WORD.findall(text.lower()):
+        digest = hashlib.shake_256(word.encode()).digest(5)
+        raw[int.from_bytes(digest[:4], "little") % dims] += 1.0 if digest[4] & 1 else -1.0
     norm = math.sqrt(sum(v * v for v in raw)) or 1.0
     return [v / norm for v in raw]
 

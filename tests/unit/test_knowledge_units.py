@@ -1,0 +1,83 @@
+"""The knowledge service's pure parts: chunking by size and overlap, metadata filters, and the
+fusion of two rankings by reciprocal rank."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from taskgate.engine.knowledge.chunking import Chunking, split
+from taskgate.engine.knowledge.filters import Filter, parse_filters, passes
+from taskgate.engine.knowledge.service import _fused
+from taskgate.errors import BadRequestError
+
+
+def test_short_text_is_one_chunk_and_blank_is_none() -> None:
+    assert split("  hello world \n", Chunking(100, 10)) == ["hello world"]
+    assert split(" \n\t ", Chunking(100, 10)) == []
+
+
+def test_chunks_break_at_spaces_and_overlap() -> None:
+    text = " ".join(f"w{n:03d}" for n in range(200))  # 999 characters
+    pieces = split(text, Chunking(100, 20))
+    assert all(len(piece) <= 100 for piece in pieces)
+    assert all(piece.startswith("w") and len(piece.split()[-1]) == 4 for piece in pieces)  # no word cut
+    for first, second in pairwise(pieces):
+        assert first.split()[-1] in second.split()  # the overlap carries the last word over
+    assert pieces[-1].endswith("w199")
+
+
+@given(st.text(min_size=1, max_size=3000), st.integers(1, 400), st.integers(0, 399))
+def test_every_character_is_in_some_chunk(text: str, size: int, overlap: int) -> None:
+    chunking = Chunking(size, min(overlap, size - 1))
+    pieces = split(text, chunking)
+    assert all(0 < len(piece) <= size for piece in pieces)
+    assert bool(pieces) == bool(text.strip())
+    remaining = "".join(text.split())
+    joined = "".join("".join(piece.split()) for piece in pieces)
+    for character in set(remaining):
+        assert character in joined
+
+
+DOCUMENT = {"country": "se", "year": 2020, "score": 0.5, "flag": True, "tags": None}
+
+
+@pytest.mark.parametrize(("field", "operation", "value", "expected"), [
+    ("country", "=", "se", True), ("country", "=", "fr", False), ("missing", "=", "se", False),
+    ("country", "!=", "fr", True), ("missing", "!=", "x", True), ("year", "=", 2020.0, True),
+    ("flag", "=", 1, False), ("flag", "=", True, True), ("year", ">", 2019, True), ("year", "<", 2020, False),
+    ("country", ">", "a", True), ("country", ">", 1, False), ("missing", "<", 5, False),
+    ("year", "in", [2019, 2020], True), ("country", "in", ["fr"], False), ("missing", "in", [None], False),
+    ("tags", "=", None, True), ("score", "<", 1, True),
+])
+def test_filters(field: str, operation: str, value: Any, expected: bool) -> None:
+    assert passes(DOCUMENT, [Filter(field, operation, value)]) is expected
+
+
+@pytest.mark.parametrize("raw", [
+    "x", [1], [{"field": "a", "operation": "~", "value": 1}], [{"field": 1, "operation": "=", "value": 1}],
+    [{"field": "a", "operation": "=", "value": {"b": 1}}], [{"field": "a", "operation": "in", "value": 1}],
+    [{"field": "a", "operation": "<", "value": None}], [{"field": "a", "operation": "="}],
+    [{"field": "a", "operation": "in", "value": list(range(1001))}],
+])
+def test_bad_filters_are_400(raw: Any) -> None:
+    with pytest.raises(BadRequestError):
+        parse_filters(raw)
+
+
+def test_filters_and_together() -> None:
+    filters = parse_filters([{"field": "country", "operation": "=", "value": "se"},
+                             {"field": "year", "operation": ">", "value": 2020}])
+    assert not passes(DOCUMENT, filters) and passes({**DOCUMENT, "year": 2021}, filters)
+    assert parse_filters(None) == []
+
+
+def test_fusion_rewards_agreement() -> None:
+    fused = _fused([[1, 2, 3], [3, 4]])
+    assert [chunk_id for chunk_id, _ in fused] == [3, 1, 2, 4]  # 3 is in both rankings
+    assert fused[0][1] == pytest.approx(1 / 63 + 1 / 61)
+    assert _fused([[], []]) == []
