@@ -26,7 +26,6 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 LOCAL_DEFAULT_MODEL = "local/gemma-3-270m"
-DEFAULT_EMBEDDING_MODEL = "local/all-minilm-l6-v2"
 # With no TASKGATE_DEFAULT_MODEL, the first of these whose provider key is set, else the local model:
 # (provider, the variable its preset reads the key from, model).
 KEYED_DEFAULT_MODELS = (
@@ -163,9 +162,6 @@ class Settings(BaseSettings):
     # `provider/model` embedding dataset entries for semantic search (entries query, few-shot); unset: the default
     # embedding model.
     dataset_embedding_model: ModelName | None = Field(None, validation_alias="TASKGATE_DATASET_EMBEDDING_MODEL")
-    # The embedding model of a knowledge base created without one (the offline local model by default).
-    default_embedding_model: ModelName = Field(DEFAULT_EMBEDDING_MODEL,
-                                               validation_alias="TASKGATE_DEFAULT_EMBEDDING_MODEL")
     # The rerank model a knowledge query with `rerank: true` is ordered by; unset: the hybrid order is kept.
     knowledge_rerank_model: ModelName | None = Field(None, validation_alias="TASKGATE_KNOWLEDGE_RERANK_MODEL")
     # Rerank: documents per request, characters of the query and of each document, the listed models.
