@@ -76,8 +76,9 @@ def test_filters_and_together() -> None:
     assert parse_filters(None) == []
 
 
-def test_fusion_rewards_agreement() -> None:
-    fused = _fused([[1, 2, 3], [3, 4]])
-    assert [chunk_id for chunk_id, _ in fused] == [3, 1, 2, 4]  # 3 is in both rankings
-    assert fused[0][1] == pytest.approx(1 / 63 + 1 / 61)
+def test_fusion_lets_words_reorder_close_vector_ranks_only() -> None:
+    fused = _fused([[1, 2, 3, 4, 5], [5, 6]])
+    assert [chunk_id for chunk_id, _ in fused] == [1, 2, 3, 5, 4, 6]  # 5 shares words: past 4, not past 3
+    assert dict(fused)[5] == pytest.approx(1 / 15 + 0.3 / 61)
+    assert _fused([[1, 2], [2]])[0][0] == 1  # the vectors' first place stays first
     assert _fused([[], []]) == []
