@@ -226,7 +226,7 @@ class _ShapeBuilder:
 
 def xml_instructions(shape: Shape) -> str:
     """The system prompt's part that asks for XML shaped like `shape`."""
-    template = "\n".join(_template(ROOT, shape, 0, set()))
+    template = "\n".join(_template(ROOT, shape, 0, set(), {}))
     return (
         "Respond only with one XML element <response> shaped like the template below, with no other text, "
         "no code fence, no XML declaration and no DOCTYPE:\n"
@@ -244,18 +244,26 @@ def xml_instructions(shape: Shape) -> str:
     )
 
 
-def _template(name: str, shape: Shape, indent: int, open_shapes: set[int]) -> list[str]:
+def _template(name: str, shape: Shape, indent: int, open_shapes: set[int], written: dict[int, str]) -> list[str]:
+    """`shape` as template lines. An object or list shape met again (one `$ref` used in several
+    places) points back to where it was written rather than being written again: written out each
+    time, a few kilobytes of schema whose definitions each use the next twice made a template of
+    gigabytes."""
     pad = "  " * indent
     lines = [f"{pad}<!-- {_comment(shape.description)} -->"] if shape.description else []
     if id(shape) in open_shapes:  # a recursive schema: this element repeats an enclosing one
         return [*lines, f"{pad}<{name}>(the same shape as the enclosing <{name}>)</{name}>"]
     kind = shape.kind
+    if (kind == "array" or (kind == "object" and shape.properties)) and (first := written.get(id(shape))):
+        return [*lines, f"{pad}<{name}>(the same shape as the <{first}> above)</{name}>{_null_mark(shape)}"]
+    if kind == "array" or (kind == "object" and shape.properties):
+        written[id(shape)] = name
     if kind == "object" and shape.properties:
         open_shapes.add(id(shape))
         lines.append(f"{pad}<{name}>")
         for child, sub in shape.properties.items():
             marks = [] if child in shape.required else ["optional"]
-            body = _template(child, sub, indent + 1, open_shapes)
+            body = _template(child, sub, indent + 1, open_shapes, written)
             if marks:
                 body[-1] += f" ({', '.join(marks)})"
             lines.extend(body)
@@ -267,9 +275,9 @@ def _template(name: str, shape: Shape, indent: int, open_shapes: set[int]) -> li
         open_shapes.add(id(shape))
         lines.append(f"{pad}<{name}>")
         for sub in shape.prefix:
-            lines.extend(_template(ITEM, sub, indent + 1, open_shapes))
+            lines.extend(_template(ITEM, sub, indent + 1, open_shapes, written))
         if shape.items is not None or not shape.prefix:
-            lines.extend(_template(ITEM, shape.items or Shape(), indent + 1, open_shapes))
+            lines.extend(_template(ITEM, shape.items or Shape(), indent + 1, open_shapes, written))
             lines.append(f"{pad}  (one <item> per entry)")
         open_shapes.discard(id(shape))
         lines.append(f"{pad}</{name}>{_null_mark(shape)}")

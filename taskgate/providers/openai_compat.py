@@ -180,13 +180,14 @@ def _token_logprobs(choice: dict[str, Any]) -> list[dict[str, Any]] | None:
 def parse_images(data: Any, provider: str) -> ImageResponse:
     try:
         images = [_image(item) for item in data["data"]]
-    except (KeyError, TypeError, ValueError) as exc:
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        tokens = Usage(input_tokens=int(usage.get("input_tokens") or 0),
+                       output_tokens=int(usage.get("output_tokens") or 0))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a vendor's odd answer is a 502, not a 500
         raise UpstreamProtocolError(f"{provider} sent an images response without image data") from exc
     if not images:
         raise UpstreamProtocolError(f"{provider} sent an images response with no images")
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-    return ImageResponse(images, Usage(input_tokens=int(usage.get("input_tokens") or 0),
-                                       output_tokens=int(usage.get("output_tokens") or 0)))
+    return ImageResponse(images, tokens)
 
 
 def _image(item: Any) -> GeneratedImage:

@@ -195,13 +195,14 @@ def list_traces(conn: Connection, project_id: str, name: str | None, limit: int,
     """
     conditions = [trace_roots.c.project_id == project_id]
     if name:
-        named = conn.execute(sa.select(trace_names.c.name, trace_names.c.traces).where(
-            trace_names.c.project_id == project_id, trace_names.c.traces > 0,
-            trace_names.c.name.icontains(name, autoescape=True))).all()
-        total = sum(traces for _, traces in named)
+        matching = (trace_names.c.project_id == project_id, trace_names.c.traces > 0,
+                    trace_names.c.name.icontains(name, autoescape=True))
+        total = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(trace_names.c.traces), 0))
+                             .where(*matching)).scalar_one()
         if not total:
             return [], 0
-        conditions.append(_named_page(conn, project_id, [matched for matched, _ in named], total, limit + offset))
+        names = sa.select(trace_names.c.name).where(*matching)  # a subquery: the names may be many
+        conditions.append(_named_page(conn, project_id, names, total, limit + offset))
     else:
         counted = sa.select(trace_counts.c.traces).where(trace_counts.c.project_id == project_id)
         total = conn.execute(counted).scalar_one_or_none() or 0
@@ -224,7 +225,7 @@ def list_traces(conn: Connection, project_id: str, name: str | None, limit: int,
             if root_id in roots and trace_id in sums], total
 
 
-def _named_page(conn: Connection, project_id: str, names: list[str], matching: int,
+def _named_page(conn: Connection, project_id: str, names: sa.Select[tuple[str]], matching: int,
                 reach: int) -> sa.ColumnElement[bool]:
     """The condition that keeps a filtered page's traces, shaped for the cheaper of two reads.
     Walking the project's traces newest first and keeping the named ones reads about

@@ -20,7 +20,7 @@ from taskgate.errors import (
 )
 from taskgate.providers.base import ChatChunk, ChatRequest, StructuredOutput
 from taskgate.providers.catalog import PRESETS, ResolvedProvider
-from taskgate.providers.openai_compat import OpenAICompatAdapter, build_body, parse_completion
+from taskgate.providers.openai_compat import OpenAICompatAdapter, build_body, parse_completion, parse_images
 from tests.fakes import openai_wire
 from tests.fakes.provider import REJECTED_MODEL, Behaviour, FakeProvider
 from tests.fakes.raw_sse import raw_sse_upstream
@@ -349,3 +349,13 @@ async def test_only_a_preset_that_refuses_an_option_turns_it_away() -> None:
     assert build_body(request, "vllm", PRESETS["vllm"].refused_options)["top_k"] == 5  # vLLM takes top_k
     with pytest.raises(BadRequestError, match="top_k"):
         build_body(request, "openai", PRESETS["openai"].refused_options)
+
+
+@pytest.mark.parametrize("data", [
+    {"data": ["not an object"]}, {"data": [{"url": "https://x/a.png"}], "usage": {"input_tokens": "many"}},
+    {"data": [{"b64_json": 7}]}, {"data": []}, {"data": None}, {}, [],
+])
+def test_an_odd_images_answer_is_a_protocol_error(data: object) -> None:
+    """Whatever a vendor's images answer holds, it is a clear upstream error (502), never a crash."""
+    with pytest.raises(UpstreamProtocolError):
+        parse_images(data, "openai")

@@ -25,7 +25,7 @@ from taskgate.store.base import ExampleRecord, FunctionDefinition, SpanRecord
 from taskgate.store.cache import cache_put
 from taskgate.store.database import BACKGROUND_NICE, normalize_url
 from taskgate.store.migrate import alembic_config, upgrade_to_head
-from taskgate.store.tables import api_keys, cache_entries
+from taskgate.store.tables import api_keys, cache_entries, trace_names
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -566,3 +566,26 @@ async def test_what_callers_wrote_reads_back_in_their_key_order(store: SqlStore,
                                    output=answer)])
     span = await store.get_span(project, f"ordered-{project}")
     assert span is not None and [order(span.input), order(span.output)] == [order(question), order(answer)]
+
+
+async def test_a_long_wide_root_name_is_kept_and_found(store: SqlStore, project: str) -> None:
+    """A name of 1024 four-byte characters is longer than a Postgres index entry may be: the name
+    tables keep its first 500 characters, so the batch is written and the trace found by them."""
+    name = "🦊" * 1024
+    await store.write_spans([_span(project, f"wide-{project}", f"wide-trace-{project}", name=name),
+                             _span(project, f"plain-{project}", f"plain-trace-{project}", name="plain")])
+    [found], total = await store.list_traces(project, name="🦊" * 10)
+    assert total == 1 and found.name == name  # the listing shows the whole name
+    assert (await store.list_traces(project, name="plain"))[1] == 1
+
+
+async def test_a_filter_matching_more_names_than_a_statement_may_bind(store: SqlStore, project: str) -> None:
+    """Postgres binds at most 65,535 parameters to a statement: the matching names are a subquery.
+    The name counts are written straight into `trace_names` (as its triggers would for that many
+    traces, which would take minutes), beside two real traces."""
+    await store.write_spans([_span(project, f"j{n}-{project}", f"jt{n}-{project}", name=f"job real {n}",
+                                   start_time=T0 + timedelta(seconds=n)) for n in range(2)])
+    rows = [{"project_id": project, "name": f"job {n}", "traces": 1} for n in range(66_000)]
+    await store.database.write(lambda conn: conn.execute(sa.insert(trace_names), rows))
+    page, total = await store.list_traces(project, name="job", limit=5)
+    assert total == 66_002 and [t.name for t in page] == ["job real 1", "job real 0"]

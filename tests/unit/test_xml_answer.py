@@ -319,3 +319,15 @@ def test_whitespace_in_many_pieces_is_held_until_text_follows() -> None:
 def test_one_piece_with_much_markup_is_one_delta() -> None:
     reader = XmlAnswerReader(shape_of({"type": "string"}))
     assert reader.feed("<response>" + "a<b/>" * 1000 + "</response>") == [("response", "a<b/>" * 1000)]
+
+
+def test_a_definition_used_in_many_places_is_written_once() -> None:
+    """Each of 30 definitions using the next twice: written out at each use, the template would
+    double with each level (gigabytes); each shape is written once and pointed back to after."""
+    defs = {f"L{i}": {"type": "object", "properties": {"a": {"$ref": f"#/$defs/L{i + 1}"},
+                                                        "b": {"$ref": f"#/$defs/L{i + 1}"}}} for i in range(30)}
+    defs["L30"] = {"type": "object", "properties": {"leaf": {"type": "string"}}}
+    schema = {"type": "object", "properties": {"x": {"$ref": "#/$defs/L0"}}, "$defs": defs}
+    instructions = xml_instructions(xml_shape(schema))
+    assert len(instructions) < 20_000
+    assert "<b>(the same shape as the <a> above)</b>" in instructions and "<leaf>(text)</leaf>" in instructions

@@ -29,6 +29,10 @@ branch_labels = None
 depends_on = None
 
 ID = sa.String(36)
+# What the name tables keep of a name: its first 500 characters. A name may be 1024 characters of
+# up to 4 UTF-8 bytes, and a Postgres btree entry holds at most 2704 bytes: a longer key would fail
+# the whole batch of spans. A filter matches within those characters.
+_KEPT_NAME = "substr({name}, 1, 500)"
 
 
 def _recompute(p: str, t: str) -> str:
@@ -37,7 +41,7 @@ def _recompute(p: str, t: str) -> str:
     DELETE FROM trace_roots WHERE project_id = {p} AND trace_id = {t} AND NOT EXISTS (
         SELECT 1 FROM spans WHERE project_id = {p} AND trace_id = {t} AND parent_id IS NULL);
     INSERT INTO trace_roots (project_id, trace_id, root_id, start_time, name)
-        SELECT project_id, trace_id, id, start_time, name FROM spans
+        SELECT project_id, trace_id, id, start_time, {_KEPT_NAME.format(name="name")} FROM spans
         WHERE project_id = {p} AND trace_id = {t} AND parent_id IS NULL ORDER BY {_EARLIEST} LIMIT 1
         ON CONFLICT (project_id, trace_id) DO UPDATE SET root_id = excluded.root_id,
             start_time = excluded.start_time, name = excluded.name;
@@ -55,7 +59,7 @@ _EARLIER = ("(excluded.start_time IS NOT NULL AND (trace_roots.start_time IS NUL
             " AND excluded.root_id < trace_roots.root_id)")
 _INSERTED_ROOT = f"""
     INSERT INTO trace_roots (project_id, trace_id, root_id, start_time, name)
-        VALUES (new.project_id, new.trace_id, new.id, new.start_time, new.name)
+        VALUES (new.project_id, new.trace_id, new.id, new.start_time, {_KEPT_NAME.format(name="new.name")})
         ON CONFLICT (project_id, trace_id) DO UPDATE SET root_id = excluded.root_id,
             start_time = excluded.start_time, name = excluded.name WHERE {_EARLIER};
 """
@@ -83,7 +87,7 @@ def upgrade() -> None:
     # write with every root span.
     op.drop_index("ix_spans_roots", "spans")
     op.add_column("trace_roots", sa.Column("name", sa.Text, nullable=True))
-    op.execute("UPDATE trace_roots SET name = (SELECT spans.name FROM spans "
+    op.execute(f"UPDATE trace_roots SET name = (SELECT {_KEPT_NAME.format(name='spans.name')} FROM spans "
                "WHERE spans.project_id = trace_roots.project_id AND spans.id = trace_roots.root_id)")
     op.create_index("ix_trace_roots_project_id_name_start_time_trace_id", "trace_roots",
                     ["project_id", "name", "start_time", "trace_id"])
