@@ -77,6 +77,7 @@ def create_app(settings: Settings) -> ASGIApp:
                     every(settings.span_flush_interval_s, generations.flush):
                 yield
         finally:
+            await engine.knowledge_files.close()
             await recorder.close()  # spans already accepted are written before exit
             await providers.aclose()
             await store.close()
