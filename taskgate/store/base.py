@@ -266,6 +266,9 @@ class KnowledgeFileStore(Protocol):
     async def delete_file(self, base_id: str, file_id: str) -> bool:
         """The file, its document and the document's chunks; whether the file was there."""
         ...
+    async def unfinished(self) -> list[tuple[str, FileRecord]]:
+        """(project id, file) of the registered files whose ingestion has not ended."""
+        ...
 
 
 class Store(Protocol):

@@ -17,6 +17,7 @@ from taskgate.store.codec import utcnow
 from taskgate.store.database import Database
 from taskgate.store.knowledge import mark_changed
 from taskgate.store.knowledge_records import FileRecord
+from taskgate.store.tables import knowledge_bases as bases
 from taskgate.store.tables import knowledge_documents as documents
 from taskgate.store.tables import knowledge_files as files
 
@@ -100,6 +101,13 @@ def set_status(conn: Connection, file_id: str, status: str, error: str | None) -
     return bool(conn.execute(files.update().where(files.c.id == file_id).values(status=status, error=error)).rowcount)
 
 
+def unfinished(conn: Connection) -> list[tuple[str, FileRecord]]:
+    """(project id, file) of every registered file whose ingestion has not ended, oldest first."""
+    rows = conn.execute(sa.select(bases.c.project_id, *_FIELDS).join(bases, bases.c.id == files.c.knowledge_base_id)
+                        .where(files.c.status.in_([PENDING, "processing"])).order_by(files.c.number)).all()
+    return [(row.project_id, _record(row)) for row in rows]
+
+
 def delete_file(conn: Connection, base_id: str, file_id: str) -> bool:
     """Delete the file and its document (with its chunks); whether the file was there."""
     mark_changed(conn, base_id)
@@ -141,3 +149,6 @@ class SqlKnowledgeFileStore:
 
     async def delete_file(self, base_id: str, file_id: str) -> bool:
         return await self._database.write(lambda c: delete_file(c, base_id, file_id))
+
+    async def unfinished(self) -> list[tuple[str, FileRecord]]:
+        return await self._database.read(unfinished)

@@ -5,6 +5,8 @@ chunks, and the hostile matrix."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,6 +14,7 @@ import pytest
 
 from tests.e2e.test_v2_functions import UNKNOWN, assert_error, other_key, v2
 from tests.e2e.test_v2_knowledge import make_base, query
+from tests.fakes.provider import FakeProvider
 from tests.file_samples import docx_with, multipart, pdf_with
 from tests.harness import ServerProcess
 from tests.http_client import KEY, Reply, get, post, request
@@ -256,3 +259,36 @@ def test_deleting_the_base_deletes_its_files(any_server: ServerProcess) -> None:
     download = get(v2(any_server, f"/knowledge/{base_id}/files/{made['id']}/download_url")).json()
     assert request("DELETE", v2(any_server, f"/knowledge/{base_id}")).status == 204
     assert_error(get(download["url"], key=None), 404)
+
+
+def test_a_restart_ingests_the_files_left_unfinished(fake: FakeProvider, tmp_path: Path) -> None:
+    """A server stopped mid-ingestion (made here by undoing a finished one in the stopped server's
+    database) leaves its file `processing`; the next start ingests it."""
+    server = ServerProcess(fake, tmp_path)
+    with server:
+        base_id = make_base(server)["id"]
+        made = upload(server, base_id, "moles.txt", b"Moles dig tunnels under gardens.").json()
+        assert settled(server, base_id, made["id"])["status"] == "completed"
+    with sqlite3.connect(tmp_path / "taskgate.db") as db:
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("DELETE FROM knowledge_documents WHERE key = ?", (made["key"],))
+        db.execute("UPDATE knowledge_files SET status = 'processing' WHERE id = ?", (made["id"],))
+    db.close()
+    with server:
+        assert settled(server, base_id, made["id"])["status"] == "completed"
+        assert [hit["key"] for hit in query(server, base_id, query="moles tunnels").json()] == [made["key"]]
+
+
+@pytest.mark.parametrize("extra", [
+    {"metadata": "{" * 5000 + "}" * 5000}, {f"field{n}": "x" for n in range(30)}, {"metadata": "x" * (2 * 1024 * 1024)},
+])
+def test_huge_and_deep_form_fields_are_400(any_server: ServerProcess, extra: dict[str, str]) -> None:
+    base_id = make_base(any_server)["id"]
+    assert_error(upload(any_server, base_id, "a.txt", b"hello", **extra), 400)
+
+
+def test_two_files_in_one_form_are_400(any_server: ServerProcess) -> None:
+    base_id = make_base(any_server)["id"]
+    body, form_type = multipart({}, {"file": ("a.txt", b"one", "text/plain"), "other": ("b.txt", b"two", "text/plain")})
+    assert_error(post(v2(any_server, f"/knowledge/{base_id}/upload"), raw=body, headers={"Content-Type": form_type}),
+                 400)

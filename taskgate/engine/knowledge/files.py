@@ -4,7 +4,10 @@ downloading and deleting them, and ingesting them off the request path.
 A registered file is `pending` until its ingestion task starts (`processing`); the task reads the
 file's text (`parsing`) in a worker thread and adds it through the knowledge service as the
 document whose key is the file's id, in one transaction, so a file is searchable whole or not at
-all. It ends `completed`, or `failed` with the reason in `error`.
+all. It ends `completed`, or `failed` with the reason in `error`. INGESTIONS_AT_ONCE run at a time
+(parsing and embedding are CPU work); the rest wait as `pending`. A server that stops mid-way
+leaves its files `pending` or `processing`, and the next start ingests them again (`resume`):
+adding a document under the file's key replaces whatever an earlier attempt stored.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from taskgate.store.knowledge_records import FileRecord
 
 PROCESSING, COMPLETED, FAILED = "processing", "completed", "failed"
 MAX_FILENAME_CHARS = 300
+INGESTIONS_AT_ONCE = 2
 
 log = logging.getLogger("taskgate.knowledge.files")
 
@@ -53,6 +57,7 @@ class KnowledgeFiles:
         self._knowledge = knowledge
         self._signer = signer
         self._ingesting: set[asyncio.Task[None]] = set()
+        self._turns = asyncio.Semaphore(INGESTIONS_AT_ONCE)
 
     # ---- uploads
 
@@ -118,6 +123,11 @@ class KnowledgeFiles:
         if not await self._files.delete_file(base.id, file_id):
             raise NotFoundError(f"knowledge base '{base_id}' has no file '{file_id}'")
 
+    async def resume(self) -> None:
+        """Ingest again the files a stopped server left unfinished."""
+        for project_id, record in await self._files.unfinished():
+            self._start(project_id, record)
+
     async def close(self) -> None:
         """Stop the ingestions under way (their files stay `processing` or `pending`)."""
         for task in list(self._ingesting):
@@ -132,6 +142,10 @@ class KnowledgeFiles:
         task.add_done_callback(self._ingesting.discard)
 
     async def _ingest(self, project_id: str, record: FileRecord) -> None:
+        async with self._turns:
+            await self._ingest_now(project_id, record)
+
+    async def _ingest_now(self, project_id: str, record: FileRecord) -> None:
         base_id, file_id = record.knowledge_base_id, record.id
         try:
             if not await self._files.set_status(file_id, PROCESSING, None):
