@@ -72,11 +72,13 @@ def create_app(settings: Settings) -> ASGIApp:
         for dialect in DIALECTS:
             app.mount(dialect.routes(ctx))
         PriceBook.warm()
+        await engine.knowledge_files.resume()
         try:
             async with every(0.25, flush_log), every(2.0, engine.functions.flush_hits), \
                     every(settings.span_flush_interval_s, generations.flush):
                 yield
         finally:
+            await engine.knowledge_files.close()
             await recorder.close()  # spans already accepted are written before exit
             await providers.aclose()
             await store.close()

@@ -143,6 +143,13 @@ class PayloadTooLargeError(TaskgateError):
     default_message = "The request body is too large"
 
 
+class UnsupportedMediaTypeError(TaskgateError):
+    status = 415
+    type_name = "UnsupportedMediaTypeError"
+    code = "unsupported_media_type"
+    default_message = "The file type is not supported"
+
+
 class RequestHeaderFieldsTooLargeError(TaskgateError):
     status = 431
     type_name = "RequestHeaderFieldsTooLargeError"

@@ -38,6 +38,8 @@ from taskgate.engine.functions import FunctionService
 from taskgate.engine.generations import GenerationService
 from taskgate.engine.guards import CallGuard
 from taskgate.engine.images import image_payload, image_request, image_summary, mime_type_of
+from taskgate.engine.knowledge.file_urls import FileUrlSigner
+from taskgate.engine.knowledge.files import KnowledgeFiles
 from taskgate.engine.knowledge.service import KnowledgeService
 from taskgate.engine.limits import Budget, CallLimits
 from taskgate.engine.media import MediaSeen, carries_media, summarised, typed_messages
@@ -136,7 +138,8 @@ class Engine:
         self._cache = ResultCache(store)
         self.functions = FunctionService(store)
         self.spans = SpanService(store, recorder)
-        self.model_names = ModelNames(store, registry, secrets or SecretBox.ephemeral())
+        secrets = secrets or SecretBox.ephemeral()
+        self.model_names = ModelNames(store, registry, secrets)
         self.generations = GenerationService(store, generations)
         calls = ProviderCalls(self._router, self.model_names, self.price, self.spans, self.generations.scope)
         self._embedder = Embedder(calls)
@@ -148,6 +151,8 @@ class Engine:
         self.usage = UsageService(store, recorder)
         self.knowledge = KnowledgeService(store, self._embedder.embed, self.reranker, self.spans,
                                           default_embedding_model, knowledge_rerank_model)
+        self.knowledge_files = KnowledgeFiles(store, self.knowledge,
+                                              FileUrlSigner(secrets.derived_key("knowledge file urls")))
 
     # ------------------------------------------------------------------ public
 

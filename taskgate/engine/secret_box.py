@@ -10,6 +10,8 @@ replaces an existing file, so the first writer wins and every other one reads th
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -26,6 +28,12 @@ class SecretBox:
 
     def __init__(self, key: str | bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key.encode("ascii") if isinstance(key, str) else key
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for `purpose` (signing file URLs) derived from this box's key, so replicas that share
+        TASKGATE_SECRET_KEY accept each other's signatures, and one use's key reveals nothing of another's."""
+        return hmac.new(self._key, purpose.encode(), hashlib.sha256).digest()
 
     @classmethod
     def ephemeral(cls) -> SecretBox:

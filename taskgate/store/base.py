@@ -12,7 +12,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from taskgate.store.knowledge_records import ChunkHit, DocumentRecord, KnowledgeBaseRecord, NewChunk
+from taskgate.store.knowledge_records import ChunkHit, DocumentRecord, FileRecord, KnowledgeBaseRecord, NewChunk
 
 
 @dataclass(slots=True)
@@ -243,9 +243,39 @@ class KnowledgeStore(Protocol):
         ...
 
 
+class KnowledgeFileStore(Protocol):
+    """Files uploaded to knowledge bases: their bytes and ingestion state (store/knowledge_files.py)."""
+
+    async def add_file(self, base_id: str, file_id: str, filename: str, content_type: str, content: bytes | None,
+                       metadata: dict[str, Any], chunk_size: int, chunk_overlap: int) -> FileRecord:
+        """A reserved file (not listed) when `content` is None, else a pending one."""
+        ...
+    async def put_content(self, base_id: str, file_id: str, content: bytes) -> bool:
+        """The bytes of a reserved file; False when the base has no such reserved file."""
+        ...
+    async def register(self, base_id: str, file_id: str, filename: str, content_type: str, metadata: dict[str, Any],
+                       chunk_size: int, chunk_overlap: int) -> FileRecord | None:
+        """Reserved and uploaded → pending; None when unknown, ConflictError when registered already."""
+        ...
+    async def get_file(self, base_id: str, file_id: str) -> FileRecord | None: ...
+    async def content_of(self, base_id: str, file_id: str) -> tuple[FileRecord, bytes] | None: ...
+    async def list_files(self, base_id: str, limit: int, offset: int) -> tuple[list[FileRecord], int]: ...
+    async def set_status(self, file_id: str, status: str, error: str | None) -> bool:
+        """False when the file is gone."""
+        ...
+    async def delete_file(self, base_id: str, file_id: str) -> bool:
+        """The file, its document and the document's chunks; whether the file was there."""
+        ...
+    async def unfinished(self) -> list[tuple[str, FileRecord]]:
+        """(project id, file) of the registered files whose ingestion has not ended."""
+        ...
+
+
 class Store(Protocol):
     @property
     def knowledge(self) -> KnowledgeStore: ...
+    @property
+    def knowledge_files(self) -> KnowledgeFileStore: ...
 
     # ---- projects and keys
     async def ensure_project(self, name: str) -> str: ...

@@ -193,7 +193,7 @@ def delete_base(conn: Connection, project_id: str, base_id: str) -> bool:
 # ---- documents
 
 
-def _changed(conn: Connection, base_id: str) -> None:
+def mark_changed(conn: Connection, base_id: str) -> None:
     """Bump the base's version, first in a write: a search's cached vectors of an older one are read
     again, and the row lock it takes makes writes to one base wait their turn (on Postgres too, so
     two adds of one key cannot both find nothing to replace). NotFoundError when the base is gone."""
@@ -205,7 +205,7 @@ def _changed(conn: Connection, base_id: str) -> None:
 def put_document(conn: Connection, base_id: str, key: str, metadata: dict[str, Any],
                  new_chunks: list[NewChunk]) -> str:
     """Store the document under `key`, replacing the one that had it (and its chunks); its id."""
-    _changed(conn, base_id)
+    mark_changed(conn, base_id)
     conn.execute(documents.delete().where(documents.c.knowledge_base_id == base_id, documents.c.key == key))
     document_id = new_id()
     conn.execute(documents.insert().values(id=document_id, knowledge_base_id=base_id, key=key, metadata=metadata,
@@ -238,7 +238,7 @@ def document_metadata(conn: Connection, base_id: str) -> list[tuple[str, dict[st
 
 def delete_documents(conn: Connection, base_id: str, document_ids: list[str] | None) -> int:
     """Delete these documents of the base (every one with None) and their chunks; how many went."""
-    _changed(conn, base_id)
+    mark_changed(conn, base_id)
     condition = documents.c.knowledge_base_id == base_id
     if document_ids is not None:
         if not document_ids:

@@ -41,3 +41,21 @@ class ChunkHit:
     key: str
     content: str
     metadata: dict[str, Any]
+
+
+@dataclass(slots=True)
+class FileRecord:
+    """A file uploaded to a knowledge base (its bytes are read apart: `file_content`)."""
+
+    id: str
+    number: int  # the integer `document_id` of the v2 wire
+    knowledge_base_id: str
+    original_filename: str
+    content_type: str
+    size: int
+    status: str  # reserved (upload URL given, not registered), pending, processing, completed, failed
+    error: str | None
+    metadata: dict[str, Any]
+    chunk_size: int
+    chunk_overlap: int
+    created_at: datetime

@@ -42,6 +42,7 @@ from taskgate.store.base import (
 )
 from taskgate.store.database import Database
 from taskgate.store.knowledge import SqlKnowledgeStore
+from taskgate.store.knowledge_files import SqlKnowledgeFileStore
 
 T = TypeVar("T")
 log = logging.getLogger("taskgate.spans")
@@ -61,6 +62,7 @@ class SqlStore:
     def __init__(self, database: Database) -> None:
         self.database = database
         self.knowledge = SqlKnowledgeStore(database)
+        self.knowledge_files = SqlKnowledgeFileStore(database)
         self._cache_puts = itertools.count(1)
 
     async def _write_retrying(self, fn: Callable[[Connection], T]) -> T:

@@ -321,3 +321,23 @@ knowledge_chunks = sa.Table(
     sa.Index(None, "knowledge_base_id"),
     sa.Index(None, "document_id", "position"),
 )
+
+# ---- knowledge files (migration 0009): uploaded files' bytes and their ingestion's state.
+knowledge_files = sa.Table(
+    "knowledge_files", metadata,
+    sa.Column("number", sa.Integer, primary_key=True, autoincrement=True),  # the wire's integer document_id
+    sa.Column("id", sa.String(UUID_LEN), nullable=False, unique=True),
+    sa.Column("knowledge_base_id", sa.String(UUID_LEN), sa.ForeignKey("knowledge_bases.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("original_filename", sa.String(300), nullable=False),
+    sa.Column("content_type", sa.String(200), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=True),  # None until uploaded
+    sa.Column("status", sa.String(20), nullable=False),  # reserved, pending, processing, completed, failed
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("metadata", JSONType, nullable=False),
+    sa.Column("chunk_size", sa.Integer, nullable=False),
+    sa.Column("chunk_overlap", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "knowledge_base_id"),
+)

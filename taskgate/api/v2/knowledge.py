@@ -59,7 +59,7 @@ def _int(body: dict[str, Any], key: str, default: int, low: int, high: int) -> i
     return value
 
 
-def _chunking(raw: Any) -> Chunking:
+def chunking_of(raw: Any) -> Chunking:
     """`configuration`: `{text_processing: {chunk_size, chunk_overlap}}`, `{"text_processing.chunk_size": …}`
     or 2.1.1's `{chunk_size, chunk_overlap}`."""
     if raw is None:
@@ -129,7 +129,7 @@ async def add(ctx: AppContext, request: Request) -> Response:
     if key is not None:
         key = identifier(key, "'key'", MAX_KEY_CHARS)
     metadata = optional(body, "metadata", dict, "an object or null") or {}
-    chunking = _chunking(body.get("configuration"))
+    chunking = chunking_of(body.get("configuration"))
     knowledge = ctx.engine.knowledge
     document_id, key = await until_client_leaves(
         request, knowledge.add(project_id, _base_id(request), content, key, metadata, chunking))

@@ -1,13 +1,15 @@
-"""Cutting a document into chunks of at most `chunk_size` characters that share `chunk_overlap`
+"""Cutting a document into chunks of at most `chunk_size` characters that share up to `chunk_overlap`
 characters with the one before (spec §5: `text_processing.chunk_size` 2000, `chunk_overlap` 200).
 
-A chunk ends at the last whitespace of its second half when there is one, so words are not cut
-where that can be helped; otherwise exactly at `chunk_size`.
+The cutting is langchain-text-splitters' recursive character splitter: it breaks at paragraphs first,
+then lines, then spaces, and only cuts inside a word when a word alone is longer than a chunk.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 DEFAULT_CHUNK_SIZE = 2000
 DEFAULT_CHUNK_OVERLAP = 200
@@ -21,20 +23,6 @@ class Chunking:
 
 def split(text: str, chunking: Chunking) -> list[str]:
     """The chunks of `text`, blank ones left out; `chunking` is already checked (0 <= overlap < size)."""
-    text = text.strip()
-    pieces: list[str] = []
-    start = 0
-    while start < len(text):
-        end = min(start + chunking.size, len(text))
-        if end < len(text):
-            half = start + chunking.size // 2
-            cut = max(text.rfind(" ", half, end), text.rfind("\n", half, end))
-            if cut > start:
-                end = cut
-        piece = text[start:end].strip()
-        if piece:
-            pieces.append(piece)
-        if end >= len(text):
-            break
-        start = max(end - chunking.overlap, start + 1)
-    return pieces
+    splitter = RecursiveCharacterTextSplitter(chunk_size=chunking.size, chunk_overlap=chunking.overlap,
+                                              length_function=len, strip_whitespace=True)
+    return [piece for piece in splitter.split_text(text) if piece.strip()]
