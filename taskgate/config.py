@@ -43,9 +43,9 @@ PROVIDERS_FILE = "TASKGATE_PROVIDERS_FILE"
 # their provider is configured (any other model with a rerank API or vision may still be named).
 DEFAULT_RERANK_MAX_DOCUMENTS = 1000
 DEFAULT_RERANK_MAX_TEXT_CHARS = 32_768
-DEFAULT_RERANK_MODELS = ("cohere/rerank-v3.5", "jina/jina-reranker-v2-base-multilingual",
-                         "together/Salesforce/Llama-Rank-V1")
 DEFAULT_EMBEDDING_MODEL = "local/all-minilm-l6-v2"  # taskgate/providers/local/sentence_encoder.py
+DEFAULT_RERANK_MODELS = ("cohere/rerank-v3.5", "jina/jina-reranker-v2-base-multilingual",
+                         "together/Salesforce/Llama-Rank-V1", DEFAULT_EMBEDDING_MODEL)
 DEFAULT_OCR_MAX_BYTES = 8 * 1024 * 1024
 DEFAULT_OCR_MODELS = ("openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-sonnet-4-5")
 

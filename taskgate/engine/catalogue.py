@@ -42,10 +42,11 @@ class ModelCatalogue:
         """(provider, `provider/model`) for each of `names` whose provider is configured: how the rerank
         and OCR model lists, which have no price table to enumerate, say what can be called."""
         providers = set(self._registry.configured())
+        local_embedding = f"local/{LOCAL_EMBEDDING_MODEL}"  # needs no key, only its weights installed
         listed = []
         for name in names:
             provider = name.partition("/")[0]
-            if provider in providers:
+            if provider in providers or (name == local_embedding and local_embedding_installed()):
                 listed.append((provider, name))
         return listed
 

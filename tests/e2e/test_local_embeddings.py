@@ -81,3 +81,23 @@ def test_odd_texts_embed_like_any_other(server: ServerProcess, fake: FakeProvide
     assert reply.status == 200, reply.body
     vectors = np.array([item["embedding"] for item in reply.json()["data"]])
     assert vectors.shape == (len(odd), 384) and np.isfinite(vectors).all()
+
+
+def test_local_rerank_orders_by_meaning(server: ServerProcess, fake: FakeProvider) -> None:
+    """The offline fallback of `/v2/rerank`: the local embedding model's cosine similarity, at zero cost."""
+    documents = ["The stock market fell sharply today.", "Steps to change a forgotten login password.",
+                 "A recipe for lemon cake."]
+    reply = post(server.url + "/v2/rerank", {"model": MODEL, "query": "I cannot sign in, how do I reset my password?",
+                                             "documents": [{"text": text} for text in documents], "top_k": 2},
+                 key=new_key(server))
+    assert reply.status == 200, reply.body
+    body = reply.json()
+    assert body["results"][0]["index"] == 1 and len(body["results"]) == 2
+    assert body["results"][0]["relevance_score"] > body["results"][1]["relevance_score"]
+    assert body["cost"]["total"] == 0 and fake.requests == []
+    listed = get(server.url + "/v2/rerank/models").json()["data"]
+    assert {"hosting_provider": "local", "name": MODEL, "location": "local", "cost_per_request": None} in listed
+    refused = post(server.url + "/v2/rerank", {"model": "local/gemma-3-270m", "query": "q",
+                                               "documents": [{"text": "d"}]})
+    assert refused.status == 400
+    assert "local reranking is by local/all-minilm-l6-v2" in refused.json()["error"]["message"]

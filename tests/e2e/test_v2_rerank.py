@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from taskgate.engine.catalogue import local_embedding_installed
 from tests.fakes.common import Behaviour
 from tests.fakes.provider import REJECTED_MODEL, FakeProvider
 from tests.harness import ServerProcess
@@ -95,14 +96,15 @@ def test_priced_by_tokens_and_recorded_with_its_cost(rerank_server: ServerProces
 def test_models_lists_the_configured_rerank_models(rerank_server: ServerProcess, server: ServerProcess) -> None:
     listed = get(rerank_server.url + "/v2/rerank/models").json()
     names = [model["name"] for model in listed["data"]]
+    local = ["local/all-minilm-l6-v2"] if local_embedding_installed() else []  # needs no key, only its weights
     assert names == ["cohere/rerank-v3.5", "jina/jina-reranker-v2-base-multilingual",
-                     "together/Salesforce/Llama-Rank-V1"]
-    assert listed["meta"]["total_count"] == 3
+                     "together/Salesforce/Llama-Rank-V1", *local]
+    assert listed["meta"]["total_count"] == 3 + len(local)
     assert listed["data"][0] == {"hosting_provider": "cohere", "name": "cohere/rerank-v3.5", "location": "remote",
                                  "cost_per_request": None}
     assert get(rerank_server.url + "/v2/rerank/models?limit=1").json()["data"] == listed["data"][:1]
     # the session's server configures no rerank vendor
-    assert get(server.url + "/v2/rerank/models").json() == {"meta": {"total_count": 0}, "data": []}
+    assert [model["name"] for model in get(server.url + "/v2/rerank/models").json()["data"]] == local
     assert get(rerank_server.url + "/v2/rerank/models", key=None).status == 401
 
 

@@ -36,6 +36,7 @@ def listed_models(ctx: AppContext, request: Request, names: tuple[str, ...], pri
     """A page of the configured models among `names`; no price table knows their price per request
     or page, so `price_key` is null."""
     page = page_of(request)
-    models = [{"hosting_provider": provider, "name": name, "location": "remote", price_key: None}
+    models = [{"hosting_provider": provider, "name": name, "location": "local" if provider == "local" else "remote",
+               price_key: None}
               for provider, name in ctx.engine.catalogue.configured(names)]
     return JSONResponse(paged(models[page.offset:page.offset + page.limit], len(models)))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from taskgate.config import Settings
@@ -328,8 +329,17 @@ class LocalAdapter:
         return await self._embedder.embed(inputs, options)
 
     async def rerank(self, request: RerankRequest) -> RerankResponse:
-        # Ranking by the default embedding model comes with the knowledge bases; until then, a clear no.
-        raise no_rerank("local", "(llama.cpp)")
+        """The offline fallback: the documents ranked by the cosine similarity of their embeddings to
+        the query's, on the local embedding model (its vectors are unit length, so a dot product)."""
+        if request.model != EMBEDDING_MODEL:
+            raise no_rerank("local", f"(local/{request.model[:100]}; local reranking is by local/{EMBEDDING_MODEL})")
+        embedded = await self._embedder.embed([request.query, *request.documents], {})
+        query, *documents = (np.asarray(vector, dtype=np.float32) for vector in embedded.vectors)
+        scores = np.stack(documents) @ query
+        order = np.argsort(-scores, kind="stable")[:request.top_n]
+        return RerankResponse(ranking=[(int(index), float(scores[index])) for index in order], usage=embedded.usage,
+                              model=EMBEDDING_MODEL)
+
     async def generate_images(self, request: ImageRequest) -> ImageResponse:
         raise BadRequestError("local models do not generate images; use e.g. openai/gpt-image-1")
 
