@@ -184,6 +184,21 @@ def test_unsupported_types_are_415(any_server: ServerProcess, filename: str) -> 
     assert files(any_server, base_id) == []
 
 
+@pytest.mark.parametrize(("content", "status", "answer"), [
+    (b"%PDF-1.4 not really", 201, "failed"), (b"Plain words about penguins.", 201, "completed"),
+    (b"<!DOCTYPE html><p>penguins</p>", 201, "completed"), (b"\x00\x01\x02", 415, None),
+    (b"\xff\xfe\xfd", 415, None), (b"PK\x03\x04zip of something else", 415, None),
+])
+def test_a_file_that_names_no_type_is_typed_by_its_bytes(any_server: ServerProcess, content: bytes, status: int,
+                                                          answer: str | None) -> None:
+    """As opperai 2.1.1 sends a file given without a name: `upload`, application/octet-stream."""
+    base_id = make_base(any_server)["id"]
+    reply = upload(any_server, base_id, "upload", content, "application/octet-stream")
+    assert reply.status == status, reply.body
+    if answer is not None:
+        assert settled(any_server, base_id, reply.json()["id"])["status"] == answer
+
+
 def test_path_traversal_names_are_only_labels(any_server: ServerProcess) -> None:
     base_id = make_base(any_server)["id"]
     reply = upload(any_server, base_id, "../../etc/passwd.txt", b"root is not here.")
@@ -191,7 +206,7 @@ def test_path_traversal_names_are_only_labels(any_server: ServerProcess) -> None
     assert reply.json()["original_filename"] == "passwd.txt"
     windows = upload(any_server, base_id, "..\\..\\boot.ini.md", b"nothing to see.")
     assert windows.status == 201 and windows.json()["original_filename"] == "boot.ini.md"
-    assert_error(upload(any_server, base_id, "../../etc/passwd", b"x", "application/octet-stream"), 415)
+    assert_error(upload(any_server, base_id, "../../etc/passwd", b"\x00\x01", "application/octet-stream"), 415)
     assert_error(upload(any_server, base_id, "../..", b"x"), 400)
     assert_error(get(v2(any_server, f"/knowledge/{base_id}/upload_url?filename=..%2F")), 400)
     assert_error(get(v2(any_server, f"/knowledge/{base_id}/upload_url?filename=a%0Ab.txt")), 400)

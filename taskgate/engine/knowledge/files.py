@@ -91,7 +91,7 @@ class KnowledgeFiles:
     async def upload(self, project_id: str, base_id: str, new: NewFile, content: bytes) -> FileRecord:
         base = await self._knowledge.get(project_id, base_id)
         name = file_name(new.filename)
-        file_format = format_of(name, new.content_type)
+        file_format = format_of(name, new.content_type, content)
         record = await self._files.add_file(base.id, new_id(), name, CONTENT_TYPES[file_format], content,
                                             new.metadata, new.chunking.size, new.chunking.overlap)
         self._start(project_id, record)

@@ -1,9 +1,11 @@
 """The text of a file uploaded to a knowledge base: plain text and Markdown as they are, HTML
 without its tags (the standard library's parser), PDF through pypdf and DOCX through python-docx.
 
-The format is told by the file name's extension, else by the content type the caller gave; any
-other is refused at upload (415). A file that then cannot be read raises `UnreadableFileError`,
-whose message becomes the file's `error`.
+The format is told by the file name's extension, else by the content type the caller gave, else, when
+neither says anything (no extension, no or a generic content type) and the bytes are at hand (a
+direct upload), by the bytes: opperai 2.1.1 sends a file without a name as `upload`,
+`application/octet-stream`. Any other is refused at upload (415). A file that
+then cannot be read raises `UnreadableFileError`, whose message becomes the file's `error`.
 """
 
 from __future__ import annotations
@@ -32,17 +34,36 @@ class UnreadableFileError(Exception):
     """The file is of a supported type but its content cannot be read as one."""
 
 
-def format_of(filename: str, content_type: str | None) -> str:
+def format_of(filename: str, content_type: str | None, content: bytes | None = None) -> str:
     """The file's format; UnsupportedMediaTypeError for any other."""
     extension = posixpath.splitext(filename.lower())[1]
     found = _BY_EXTENSION.get(extension)
     if found is None and content_type:
         found = _BY_CONTENT_TYPE.get(content_type.split(";")[0].strip().lower())
+    generic = not content_type or content_type.split(";")[0].strip().lower() == "application/octet-stream"
+    if found is None and content is not None and not extension and generic:  # nothing said: the bytes tell
+        found = _sniffed(content)
     if found is None:
         raise UnsupportedMediaTypeError(
             f"'{filename}' is not a supported file type: upload plain text (.txt), Markdown (.md), HTML (.html), "
             "PDF (.pdf) or Word (.docx)")
     return found
+
+
+def _sniffed(content: bytes) -> str | None:
+    """The format the bytes show: a PDF's header, a Word document's zip entry, else UTF-8 text without
+    NUL (HTML when it opens like a page); None for anything else."""
+    if content.startswith(b"%PDF-"):
+        return PDF
+    if content.startswith(b"PK\x03\x04"):
+        return DOCX if b"word/" in content[:65536] else None
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    if not text or "\x00" in text:
+        return None
+    return HTML if text[:1024].lstrip().lower().startswith(("<!doctype html", "<html")) else TEXT
 
 
 def text_of(file_format: str, content: bytes) -> str:
