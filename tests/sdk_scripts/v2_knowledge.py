@@ -7,26 +7,10 @@ Prints one JSON document with what the client saw.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
-from opperai import Opper, errors
-
-URL = os.environ["TASKGATE_URL"]
-opper = Opper(http_bearer=os.environ["OPPER_HTTP_BEARER"], server_url=f"{URL}/v2")
-
-
-def plain(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda o: o.model_dump() if hasattr(o, "model_dump") else str(o)))
-
-
-def refused(call: Any) -> dict[str, Any]:
-    try:
-        call()
-    except errors.OpperError as exc:
-        return {"class": type(exc).__name__, "status": getattr(exc, "status_code", None)}
-    return {"class": None, "status": None}
+from opperai_v2_client import opper, plain, refused
 
 
 def main() -> None:

@@ -8,29 +8,16 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import sys
 import time
 import urllib.request
 from typing import Any
 
-from opperai import Opper, errors
+from opperai_v2_client import opper, plain, refused
 
-URL = os.environ["TASKGATE_URL"]
-opper = Opper(http_bearer=os.environ["OPPER_HTTP_BEARER"], server_url=f"{URL}/v2")
 UNKNOWN = "0190a8c2-7d3e-7a1b-8c4d-5e6f7a8b9c0d"
 
 
-def plain(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda o: o.model_dump() if hasattr(o, "model_dump") else str(o)))
-
-
-def refused(call: Any) -> dict[str, Any]:
-    try:
-        call()
-    except errors.OpperError as exc:
-        return {"class": type(exc).__name__, "status": getattr(exc, "status_code", None)}
-    return {"class": None, "status": None}
 
 
 def settled(kb: str) -> list[dict[str, Any]]:
