@@ -25,6 +25,7 @@ import urllib.request
 from typing import Any
 
 from bench.common import ROOT, free_port
+from tests.file_samples import multipart, pdf_of
 
 KEY = "tg_bench_ingest"
 WORDS = ("river", "mountain", "library", "engine", "garden", "market", "winter", "signal", "harbour", "lantern",
@@ -40,31 +41,10 @@ def page_text(rng: random.Random, page: int) -> list[str]:
     return lines
 
 
-def pdf_of(pages: list[list[str]]) -> bytes:
-    """A valid PDF, one page per entry, each line shown in Helvetica (ASCII text without parentheses)."""
-    objects: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]  # the page tree is filled in below
-    font = 3
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    kids = []
-    for lines in pages:
-        shown = "".join(f"({line}) Tj 0 -14 Td " for line in lines)
-        stream = f"BT /F1 10 Tf 40 760 Td {shown}ET".encode("ascii")
-        objects.append(b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream")
-        contents = len(objects)
-        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {contents} 0 R "
-                       f"/Resources << /Font << /F1 {font} 0 R >> >> >>".encode())
-        kids.append(len(objects))
-    objects[1] = f"<< /Type /Pages /Kids [{' '.join(f'{kid} 0 R' for kid in kids)}] /Count {len(kids)} >>".encode()
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
+def pdf_pages(pages: list[list[str]]) -> bytes:
+    """The pages as a PDF, each line shown in Helvetica (ASCII text without parentheses)."""
+    return pdf_of(["BT /F1 10 Tf 40 760 Td " + "".join(f"({line}) Tj 0 -14 Td " for line in lines) + "ET"
+                   for lines in pages])
 
 
 def call(method: str, url: str, body: bytes | None = None, content_type: str = "application/json") -> Any:
@@ -72,17 +52,6 @@ def call(method: str, url: str, body: bytes | None = None, content_type: str = "
                                      headers={"Authorization": f"Bearer {KEY}", "Content-Type": content_type})
     with urllib.request.urlopen(request, timeout=600) as reply:
         return json.loads(reply.read() or b"null")
-
-
-def multipart(fields: dict[str, str], filename: str, content: bytes) -> tuple[bytes, str]:
-    boundary = "taskgate-bench-boundary"
-    out = bytearray()
-    for name, value in fields.items():
-        out += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-    out += (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-            "Content-Type: application/pdf\r\n\r\n").encode() + content + b"\r\n"
-    out += f"--{boundary}--\r\n".encode()
-    return bytes(out), f"multipart/form-data; boundary={boundary}"
 
 
 def wait_ready(url: str) -> None:
@@ -103,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(18)
     pages = [page_text(rng, number) for number in range(1, args.pages + 1)]
-    document = pdf_of(pages)
+    document = pdf_pages(pages)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as data_dir:
@@ -115,8 +84,8 @@ def main() -> None:
         try:
             wait_ready(url)
             base = call("POST", f"{url}/v2/knowledge", json.dumps({"name": "bench-ingest"}).encode())
-            body, content_type = multipart({"text_processing.chunk_size": str(args.chunk_size)}, "bench.pdf",
-                                           document)
+            body, content_type = multipart({"text_processing.chunk_size": str(args.chunk_size)},
+                                           {"file": ("bench.pdf", document, "application/pdf")})
             started = time.perf_counter()
             uploaded = call("POST", f"{url}/v2/knowledge/{base['id']}/upload", body, content_type)
             answered = time.perf_counter() - started

@@ -1,5 +1,5 @@
-"""Small files of each format a knowledge base ingests, made in the test: a one-page PDF written
-by hand (its cross-reference offsets computed), a Word document through python-docx, and a multipart
+"""Files of each format a knowledge base ingests, made in the test (and in bench.knowledge_ingest): a
+PDF written by hand, a Word document through python-docx, and a multipart
 body built byte by byte."""
 
 from __future__ import annotations
@@ -9,15 +9,22 @@ import io
 
 def pdf_with(text: str) -> bytes:
     """A valid one-page PDF showing `text` (ASCII, without parentheses or backslashes) in Helvetica."""
-    stream = f"BT /F1 12 Tf 72 712 Td ({text}) Tj ET".encode("ascii")
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
+    return pdf_of([f"BT /F1 12 Tf 72 712 Td ({text}) Tj ET"])
+
+
+def pdf_of(pages: list[str]) -> bytes:
+    """A valid PDF of one page per content stream in `pages` (ASCII operators; font /F1 is Helvetica),
+    its cross-reference offsets computed."""
+    objects: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>", b"",  # the page tree, filled in below
+                            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    kids = []
+    for page in pages:
+        stream = page.encode("ascii")
+        objects.append(b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream")
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {len(objects)} 0 R "
+                       f"/Resources << /Font << /F1 3 0 R >> >> >>".encode())
+        kids.append(len(objects))
+    objects[1] = f"<< /Type /Pages /Kids [{' '.join(f'{kid} 0 R' for kid in kids)}] /Count {len(kids)} >>".encode()
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
