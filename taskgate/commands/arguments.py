@@ -22,7 +22,7 @@ from taskgate.commands.console import CommandError
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # the server's default body limit: a larger file could not be sent anyway
 STDIN = "-"
-_DURATION = re.compile(r"(\d{1,9})([smhdw])")
+_DURATION = re.compile(r"([0-9]{1,9})([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 MAX_SINCE = timedelta(days=3650)
 

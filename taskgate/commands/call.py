@@ -90,7 +90,7 @@ async def _call(settings: Settings, make_body: Callable[[], dict[str, Any]], str
             with console.status(f"calling {body['name']}…"):
                 reply = await remote.call(body)
             answer, span = _answer_of(reply), _reply_facts(reply)
-        console.print(JSON.from_data(answer, indent=2))
+        console.print(Text(answer) if isinstance(answer, str) else JSON.from_data(answer, indent=2))
         _footer(span, time.monotonic() - started)
 
 
@@ -155,4 +155,4 @@ def _footer(facts: dict[str, Any], seconds: float) -> None:
         shown.append(f"{facts['tokens']} tokens")
     shown.append(money(facts.get("cost")))
     shown.append(f"{seconds:.2f} s")
-    stderr_console().print(" · ".join(shown), style="dim")
+    stderr_console().print(" · ".join(shown), style="dim", soft_wrap=True)

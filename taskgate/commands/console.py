@@ -22,6 +22,7 @@ T = TypeVar("T")
 
 FAILED = 1  # the command could not do what was asked (the server refused, nothing found, bad input)
 INTERRUPTED = 130  # Ctrl-C, as shells report it
+PIPED_WIDTH = 120
 
 
 class Format(enum.StrEnum):
@@ -42,9 +43,11 @@ def pretty(output_format: Format) -> bool:
 
 
 def stdout_console(output_format: Format) -> Console:
-    """A console on the current stdout (made per command: a test runner swaps stdout)."""
+    """A console on the current stdout (made per command: a test runner swaps stdout). Pretty output
+    forced into a pipe has no terminal width to fit, so it gets a wide one (a pager scrolls)."""
+    forced = output_format is Format.PRETTY and not sys.stdout.isatty()
     return Console(file=sys.stdout, force_terminal=True if output_format is Format.PRETTY else None,
-                   highlight=False, soft_wrap=False)
+                   width=PIPED_WIDTH if forced else None, highlight=False, soft_wrap=False)
 
 
 def stderr_console() -> Console:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -51,11 +52,12 @@ async def _functions(settings: Settings, project: str | None, since: str, output
         print_json(items)
         return
     table = Table(title=f"{len(items)} function{'s' if len(items) != 1 else ''}; calls and cost over {since}",
-                  title_justify="left")
-    for column in ("name", "revision", "model"):
-        table.add_column(column)
-    table.add_column("calls", justify="right")
-    table.add_column("cost", justify="right")
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("name")
+    table.add_column("revision", no_wrap=True)
+    table.add_column("model")
+    table.add_column("calls", justify="right", no_wrap=True)
+    table.add_column("cost", justify="right", no_wrap=True)
     for item in items:
         table.add_row(Text(str(item.get("name"))), Text(str(item.get("revision_id") or "-")),
                       Text(_model(item.get("model"))), count(item["calls"]), money(item["cost"]))

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -63,14 +64,16 @@ async def _traces(settings: Settings, project: str | None, function: str | None,
     if not pretty(output_format):
         print_json(found)
         return
-    table = Table(title=f"{len(found)} trace{'s' if len(found) != 1 else ''}", title_justify="left")
-    for column in ("started (UTC)", "trace", "name"):
-        table.add_column(column)
+    table = Table(title=f"{len(found)} trace{'s' if len(found) != 1 else ''}", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("started UTC", no_wrap=True)
+    table.add_column("trace", no_wrap=True, min_width=36)  # whole, to be copied into `taskgate trace`
+    table.add_column("name")
     for column in ("spans", "tokens", "latency"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", no_wrap=True)
     table.add_column("status")
     for item in found:
-        table.add_row(when(item.get("start_time")), Text(str(item.get("id"))), Text(str(item.get("name") or "-")),
+        table.add_row(when(item.get("start_time"))[5:], Text(str(item.get("id"))), Text(str(item.get("name") or "-")),
                       count(item.get("span_count")), count(item.get("total_tokens")), latency(item.get("duration_ms")),
                       _status(item.get("status")))
     stdout_console(output_format).print(table)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -24,7 +25,7 @@ from taskgate.commands.reading import UsageParams
 from taskgate.commands.tables import count, instant, money, sparkline
 from taskgate.config import Settings
 
-SPARK_WIDTH = 48
+SPARK_WIDTH = 24
 NO_VALUE = "(none)"
 FIELDS = ("calls", "input_tokens", "output_tokens")
 _STEPS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
@@ -90,11 +91,12 @@ async def _usage(settings: Settings, project: str | None, by: str | None, since:
         print_json(rows)
         return
     buckets = bucket_starts(start, end, size)
-    table = Table(title=f"usage since {start:%Y-%m-%d %H:%M} UTC, per {size}", title_justify="left")
+    table = Table(title=f"usage since {start:%Y-%m-%d %H:%M} UTC, per {size}", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column(by or "all")
     for column in ("calls", "input tokens", "output tokens", "cost"):
-        table.add_column(column, justify="right")
-    table.add_column(f"{spark.value} over time")
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column(f"{spark.value} over time", no_wrap=True, min_width=SPARK_WIDTH)
     for name, items in _groups(rows, key).items():
         table.add_row(Text(name), count(sum(_int(item, "calls") for item in items)),
                       count(sum(_int(item, "input_tokens") for item in items)),
