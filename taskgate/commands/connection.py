@@ -37,12 +37,14 @@ OutputFormat = Annotated[Format, typer.Option(
 def settings_for(url: str | None, data_dir: Path | None) -> Settings:
     """The environment's settings under the command line's; a bad one exits with status 2."""
     try:
+        if url is not None:  # checked alone first, so the message shows --url's value, not the variable's
+            try:
+                Settings.from_env({}, client_url=url)
+            except ConfigError as exc:
+                raise ConfigError(str(exc).replace("TASKGATE_URL", "--url")) from None
         return Settings.from_env(data_dir=data_dir, client_url=url)
     except ConfigError as exc:
-        message = str(exc)
-        if url is not None:
-            message = message.replace("TASKGATE_URL", "--url")
-        typer.echo(f"taskgate: {message}", err=True)
+        typer.echo(f"taskgate: {exc}", err=True)
         raise typer.Exit(CONFIG_ERROR) from None
 
 

@@ -35,6 +35,10 @@ class CommandError(Exception):
     """What went wrong, in words for the person who typed the command."""
 
 
+class NotFound(CommandError):
+    """The server (or the store) has no such thing: a caller may look for it another way."""
+
+
 def pretty(output_format: Format) -> bool:
     """Rich output, or JSON: `auto` is rich exactly when stdout is a terminal."""
     if output_format is Format.AUTO:

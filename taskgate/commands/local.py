@@ -25,7 +25,7 @@ from taskgate.api.v2.analytics import usage_item
 from taskgate.api.v2.functions import list_item
 from taskgate.api.v2.paging import MAX_LIMIT, paged
 from taskgate.api.v3.spans import trace_body
-from taskgate.commands.console import CommandError
+from taskgate.commands.console import CommandError, NotFound
 from taskgate.commands.reading import UsageParams
 from taskgate.config import Settings
 from taskgate.engine.analytics import UsageService, usage_query
@@ -94,6 +94,10 @@ class LocalData:
         events, _ = await self._store.list_span_events(self._project_id, EventFilter(trace_id=wanted), None)
         return _wire(trace_body(wanted, spans, events))
 
+    async def trace_of_span(self, span_id: str) -> str | None:
+        span = await self._spans.find(self._project_id, span_id, wait_for_peers=False)
+        return span.trace_id if span is not None else None
+
     async def usage(self, query: UsageParams) -> list[dict[str, Any]]:
         with _refusals():
             checked = usage_query(query.start, query.end, query.granularity, query.group_by, query.fields)
@@ -113,7 +117,8 @@ def _refusals() -> Iterator[None]:
     try:
         yield
     except TaskgateError as exc:
-        raise CommandError(f"{exc.type_name}: {exc.detail}") from None
+        failure = NotFound if isinstance(exc, NotFoundError) else CommandError
+        raise failure(f"{exc.type_name}: {exc.detail}") from None
 
 
 def _wire(body: T) -> T:

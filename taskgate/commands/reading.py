@@ -33,7 +33,11 @@ class Reader(Protocol):
         ...
 
     async def trace(self, trace_id: str) -> dict[str, Any]:
-        """`GET /v3/traces/{id}`: the trace with its spans and events (CommandError when unknown)."""
+        """`GET /v3/traces/{id}`: the trace with its spans and events (NotFound when unknown)."""
+        ...
+
+    async def trace_of_span(self, span_id: str) -> str | None:
+        """The id of the trace holding span `span_id`, None when there is no such span."""
         ...
 
     async def usage(self, query: UsageParams) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from taskgate.commands.console import CommandError
+from taskgate.commands.console import CommandError, NotFound
 from taskgate.commands.reading import UsageParams
 
 CONNECT_TIMEOUT_S = 10.0
@@ -89,6 +89,13 @@ class RemoteServer:
         finally:
             await response.aclose()
 
+    async def trace_of_span(self, span_id: str) -> str | None:
+        try:
+            span = await self.span(span_id)
+        except NotFound:
+            return None
+        return str(span["trace_id"]) if span.get("trace_id") else None
+
     async def span(self, span_id: str) -> dict[str, Any]:
         body = await self._json("GET", f"/v3/spans/{quote(span_id, safe='')}")
         span = body.get("data", body)
@@ -130,6 +137,8 @@ class RemoteServer:
             message = f"HTTP {status} from {self.url}{response.request.url.path}" + (f": {shown}" if shown else "")
         else:
             message = f"{message} (HTTP {status})"
+        if status == 404 and response.request.url.path.startswith(("/v3/traces/", "/v3/spans/")):
+            return NotFound(message)
         if status == 401:
             message += ("; set TASKGATE_API_KEY to a key of the project" if not self._has_key
                         else "; check TASKGATE_API_KEY")

@@ -19,7 +19,7 @@ from rich.tree import Tree
 
 from taskgate.commands.arguments import since as parse_since
 from taskgate.commands.connection import DataDir, OutputFormat, Project, Url, reader, settings_for
-from taskgate.commands.console import CommandError, Format, pretty, print_json, run, stdout_console
+from taskgate.commands.console import CommandError, Format, NotFound, pretty, print_json, run, stdout_console
 from taskgate.commands.reading import Reader
 from taskgate.commands.tables import count, instant, latency, money, when
 from taskgate.config import Settings
@@ -43,7 +43,8 @@ def traces(
 
 
 def trace(
-    trace_id: Annotated[str, typer.Argument(help="The trace's id (a call's span id is its trace's id too).")],
+    trace_id: Annotated[str, typer.Argument(help="The trace's id, or the id of a span in it (such as the span "
+                                                 "`taskgate call` prints).")],
     url: Url = None,
     data_dir: DataDir = None,
     project: Project = None,
@@ -101,10 +102,16 @@ async def _newest(source: Reader, function: str | None, cutoff: datetime | None,
 
 
 async def _trace(settings: Settings, project: str | None, trace_id: str, output_format: Format) -> None:
-    if not trace_id.strip():
-        raise CommandError("the trace id must not be empty")
+    if not trace_id.strip() or "/" in trace_id:  # as the server checks it: one segment of a path
+        raise CommandError("a trace id must be non-empty and must not contain '/'")
     async with reader(settings, project) as source:
-        body = await source.trace(trace_id)
+        try:
+            body = await source.trace(trace_id)
+        except NotFound:  # perhaps a span's id, such as the one `taskgate call` prints
+            owner = await source.trace_of_span(trace_id)
+            if owner is None:
+                raise
+            body = await source.trace(owner)
     if not pretty(output_format):
         print_json(body)
         return
