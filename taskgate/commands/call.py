@@ -87,7 +87,7 @@ async def _call(settings: Settings, make_body: Callable[[], dict[str, Any]], str
         if stream:
             answer, span = await _stream_live(remote, body, console)
         else:
-            with console.status(f"calling {body['name']}…"):
+            with console.status(Text(f"calling {body['name']}…")):
                 reply = await remote.call(body)
             answer, span = _answer_of(reply), _reply_facts(reply)
         console.print(Text(answer) if isinstance(answer, str) else JSON.from_data(answer, indent=2))
@@ -100,7 +100,7 @@ async def _stream_live(remote: RemoteServer, body: dict[str, Any], console: Cons
     assembly: JsonAssembly | None = JsonAssembly()
     text: list[str] = []
     span_id: str | None = None
-    spinner = Spinner("dots", text=f"streaming {body['name']}…")
+    spinner = Spinner("dots", text=Text(f"streaming {body['name']}…"))
     with Live(spinner, console=console, transient=True, refresh_per_second=12) as live:
         async for chunk in remote.call_stream(body):
             _raise_if_error(chunk)
@@ -155,4 +155,4 @@ def _footer(facts: dict[str, Any], seconds: float) -> None:
         shown.append(f"{facts['tokens']} tokens")
     shown.append(money(facts.get("cost")))
     shown.append(f"{seconds:.2f} s")
-    stderr_console().print(" · ".join(shown), style="dim", soft_wrap=True)
+    stderr_console().print(Text(" · ".join(shown), style="dim"), soft_wrap=True)

@@ -132,6 +132,14 @@ def test_call_with_a_spinner_at_a_terminal(server, fake):
     assert "tokens" in plain(result.stderr)
 
 
+@pytest.mark.parametrize("stream", [[], ["--stream"]])
+def test_names_with_markup_are_shown_as_written(server, fake, stream):
+    """rich reads `[...]` as markup: a name such as `a[/b]` must neither style nor break the output."""
+    name = unique("a[/b][bold]")
+    result = succeeded(run(["call", name, "--input", "x", "--format", "pretty", *stream], server=server))
+    assert name in plain(result.stdout)
+
+
 def test_call_reads_input_from_stdin(server, fake):
     result = succeeded(run(["call", unique("writer"), "--input", "@-"], server=server, stdin='{"from": "stdin"}'))
     assert orjson.loads(result.stdout) == "Hello from gpt-4o-mini! This is a fake reply."
