@@ -179,6 +179,18 @@ def test_bad_call_input_is_refused_before_anything_is_sent(server, fake, files, 
     assert len(fake.requests) == before
 
 
+def test_a_schema_ref_to_a_file_is_sent_as_written_and_refused_by_the_server(server, fake, tmp_path):
+    """The CLI reads the file the user named and follows nothing inside it: the server refuses the ref."""
+    target = tmp_path / "other.json"
+    target.write_text('{"type": "object"}')
+    schema = tmp_path / "schema.json"
+    schema.write_text(orjson.dumps({"$ref": f"file://{target}"}).decode())
+    before = len(fake.requests)
+    failed(run(["call", unique("ref"), "--input", "x", "--output-schema", f"@{schema}"], server=server),
+           "(HTTP 400)")
+    assert len(fake.requests) == before
+
+
 def test_call_needs_a_server(tmp_path):
     failed(run(["call", "x", "--input", "y", "--data-dir", str(tmp_path)]), "taskgate call needs a server")
 
