@@ -72,8 +72,11 @@ def unique(name: str) -> str:
 
 
 def local_env(server: ServerProcess) -> dict[str, str]:
-    """Reading the server's data directory with the server's own bootstrap key (project `default`)."""
-    return {"TASKGATE_DATA_DIR": str(server.data_dir), "TASKGATE_API_KEYS": API_KEY}
+    """Reading the server's store (its data directory, or its Postgres database) in process, with the
+    server's own bootstrap key (project `default`)."""
+    database = {"TASKGATE_DATABASE_URL": server.env["TASKGATE_DATABASE_URL"]} \
+        if "TASKGATE_DATABASE_URL" in server.env else {}
+    return {"TASKGATE_DATA_DIR": str(server.data_dir), "TASKGATE_API_KEYS": API_KEY, **database}
 
 
 @pytest.fixture
@@ -351,6 +354,24 @@ def test_functions_lists_revision_calls_and_cost(server, fake):
     table = plain(succeeded(run(["functions", "--format", "pretty"], server=server)).stdout)
     line = next(line for line in table.splitlines() if name in line)
     assert mine["revision_id"] in line and re.search(r"\s3\s", line)
+
+
+def test_both_stores_answer_alike_through_the_server_and_directly(any_server, fake):
+    """SQLite and Postgres: every read command gives the same JSON from the server and from the store."""
+    name = unique("stores")
+    span = make_calls(any_server, name, 2)[-1]
+    commands = [["traces", "--function", name], ["trace", span], ["functions"],
+                ["usage", "--since", "1h"], ["usage", "--by", "model", "--since", "1h"],
+                ["usage", "--by", "tag:customer", "--since", "2h"]]
+    for command in commands:
+        remote = orjson.loads(succeeded(run(command, server=any_server)).stdout)
+        local = orjson.loads(succeeded(run(command, env=local_env(any_server))).stdout)
+        if command[0] == "usage":
+            remote, local = sorted(remote, key=orjson.dumps), sorted(local, key=orjson.dumps)
+        assert local == remote, command
+        assert remote, command
+    totals = orjson.loads(succeeded(run(["usage", "--since", "1h"], server=any_server)).stdout)
+    assert all(set(row) >= {"time_bucket", "cost", "calls", "total_tokens"} for row in totals)
 
 
 # ---- which project a data directory is read for
