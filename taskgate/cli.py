@@ -1,5 +1,4 @@
-"""The `taskgate` command: `serve` runs the server, `keys create` mints a project API key; the everyday
-commands (`call`, `traces`, `usage`, ...) live in taskgate/commands."""
+"""The `taskgate` command: `serve` runs the server, `keys create` mints a project API key."""
 
 from __future__ import annotations
 
@@ -57,7 +56,7 @@ def serve(
     log.warning("taskgate serving on http://%s:%d; store %s; default model %s", host, port,
                 make_url(settings.effective_database_url).render_as_string(hide_password=True),
                 settings.default_model)
-    log.warning("the web UI is at http://%s:%d/ui", host, port)
+    log.warning("the web UI is at http://%s:%d/ui", f"[{host}]" if ":" in host else host, port)
     if not settings.api_keys:
         log.warning("TASKGATE_API_KEYS is empty: create a key with `taskgate keys create --project NAME`")
     uvicorn.run(create_app(settings), **server_options(settings))
