@@ -31,6 +31,7 @@ from taskgate.commands.tables import money
 from taskgate.config import Settings
 
 JsonOption = "inline JSON, @file for a file's JSON, or @- for stdin"
+REDRAW_S = 0.08  # the live view redraws at most this often
 
 
 def call(
@@ -101,6 +102,7 @@ async def _stream_live(remote: RemoteServer, body: dict[str, Any], console: Cons
     text: list[str] = []
     span_id: str | None = None
     spinner = Spinner("dots", text=Text(f"streaming {body['name']}…"))
+    shown_at = 0.0
     with Live(spinner, console=console, transient=True, refresh_per_second=12) as live:
         async for chunk in remote.call_stream(body):
             _raise_if_error(chunk)
@@ -112,14 +114,20 @@ async def _stream_live(remote: RemoteServer, body: dict[str, Any], console: Cons
                     assembly = None  # shown whole at the end instead
             elif chunk.get("chunk_type") == "text" and isinstance(chunk.get("delta"), str):
                 text.append(chunk["delta"])
-            so_far = assembly.value if assembly is not None and assembly.value is not None else None
-            live.update(Group(spinner, JSON.from_data(so_far, indent=2) if so_far is not None
-                              else Text("".join(text))))
+            if time.monotonic() - shown_at >= REDRAW_S:  # drawing the whole answer per delta would be quadratic
+                live.update(_so_far(spinner, assembly, text))
+                shown_at = time.monotonic()
     if span_id is None:
         raise CommandError(f"{remote.where} ended the stream without a span id")
     span = await remote.span(span_id)
     return span.get("output"), {"span_id": span_id, "model": span.get("model"), "cost": span.get("cost"),
                                 "tokens": _tokens(span.get("usage"))}
+
+
+def _so_far(spinner: Spinner, assembly: JsonAssembly | None, text: list[str]) -> Group:
+    if assembly is not None and assembly.value is not None:
+        return Group(spinner, JSON.from_data(assembly.value, indent=2))
+    return Group(spinner, Text("".join(text)))
 
 
 def _raise_if_error(chunk: dict[str, Any]) -> None:
