@@ -77,6 +77,7 @@ class ProviderCalls:
                   summary: Callable[[R], Any]) -> Answered[R]:
         """`send` to each model of the chain until one answers; `summary` is the span's output. An
         unknown parent, model name or an unconfigured provider is refused before anything is recorded."""
+        self._spans.admit()
         trace_id = call.trace_id or await self._spans.trace_for(call.project_id, call.parent_span_id)
         started = datetime.now(UTC)
         routes = self._router.resolve(await self._names.resolve(call.project_id, [ModelChoice(call.model)]))

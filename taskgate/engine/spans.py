@@ -33,6 +33,14 @@ class SpanService:
         """Keep a finished span for the next batch: never waits on the store."""
         self._recorder.record(span)
 
+    def admit(self) -> None:
+        """Refuse a new call with a 503 when its span could not be journaled (see `SpanRecorder.admit`)."""
+        self._recorder.admit()
+
+    def open(self, span: SpanRecord) -> None:
+        """Journal a stream's span before its first byte (see `SpanRecorder.open`); raises a 503 error."""
+        self._recorder.open(span)
+
     async def find(self, project_id: str, span_id: str, *, wait_for_peers: bool = True) -> SpanRecord | None:
         """The newest version of a span, written or not (see `SpanRecorder.find_span` for the peers)."""
         return await self._recorder.find_span(project_id, span_id, wait_for_peers=wait_for_peers)
