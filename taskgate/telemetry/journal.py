@@ -56,16 +56,19 @@ SPACE_CHECK_S = 0.05  # how long a free-space reading is trusted: statvfs once p
 INTERRUPTED = "the server stopped before this call finished; its answer may have been cut short"
 _OPEN, _DONE = "open", "span"
 _TIMES = ("start_time", "end_time")
+_STDLIB = "j"  # a line only the standard library can read exactly (big integers)
+_STDLIB_LINE = b'{"j":1,'
+
 
 
 def encode(kind: str, span: SpanRecord) -> bytes:
     """One journal line. A value orjson cannot encode (an integer beyond 64 bits) is written by the
-    standard library instead, as the store's own encoder would take it, rather than refused."""
+    standard library instead, on a line marked for it to read back exactly, rather than refused."""
     try:
         return orjson.dumps({"k": kind, "s": span}, option=orjson.OPT_APPEND_NEWLINE)
     except TypeError:
         record = {**dataclasses.asdict(span), **{name: _iso(getattr(span, name)) for name in _TIMES}}
-        return json.dumps({"k": kind, "s": record}, default=str, separators=(",", ":")).encode() + b"\n"
+        return json.dumps({_STDLIB: 1, "k": kind, "s": record}, default=str, separators=(",", ":")).encode() + b"\n"
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -75,13 +78,13 @@ def _iso(moment: datetime | None) -> str | None:
 def decode(line: bytes) -> tuple[str, SpanRecord] | None:
     """The kind and span of a journal line; None for a line that is torn or not ours."""
     try:
-        entry = orjson.loads(line)
+        entry = json.loads(line) if line.startswith(_STDLIB_LINE) else orjson.loads(line)
         fields: dict[str, Any] = entry["s"]
         for name in _TIMES:
             if fields.get(name) is not None:
                 fields[name] = datetime.fromisoformat(fields[name])
         return str(entry["k"]), SpanRecord(**fields)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return None
 
 
@@ -269,12 +272,16 @@ class SpanJournal:
                 sealed = self._rotate()
             except OSError as exc:  # no room for a new segment: the active one keeps taking appends
                 log.warning("cannot start a new journal segment: %s", exc)
+        self.discard_stored()
+        return sealed
+
+    def discard_stored(self) -> None:
+        """Delete the sealed segments whose spans are all in the store."""
         for number in [n for n, keys in self._holds.items() if not keys and n != self._active]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path(number))
             del self._holds[number]
             self._bytes -= self._sizes.pop(number, 0)
-        return sealed
 
     @staticmethod
     def sync_and_close(fd: int | None) -> None:

@@ -181,7 +181,9 @@ class SpanRecorder:
                 await asyncio.to_thread(SpanJournal.sync_and_close, self._journal.seal())
             for _ in range(-(-len(self._pending) // self._max_batch)):
                 if not self._pending or not await self._write_batch():
-                    return
+                    break
+            if self._journal is not None:
+                self._journal.discard_stored()
 
     async def close(self, deadline_s: float | None = None) -> None:
         """Stop the background task and write every accepted span. Without a journal each failing
