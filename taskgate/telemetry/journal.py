@@ -263,25 +263,31 @@ class SpanJournal:
             self._holds[number].discard(key)
 
     def seal(self) -> int | None:
-        """Start a new segment for the appends to come (if the active one holds anything), and
-        delete the sealed segments whose spans are all stored. Returns the sealed segment's file
-        descriptor, for `sync_and_close` to make durable off the event loop, or None."""
+        """Start a new segment for the appends to come (if the active one holds anything). Returns
+        the sealed segment's file descriptor, for `sync_and_close` to make durable off the event
+        loop, or None."""
         sealed = None
         if self._sizes.get(self._active, 0) > 0:
             try:
                 sealed = self._rotate()
             except OSError as exc:  # no room for a new segment: the active one keeps taking appends
                 log.warning("cannot start a new journal segment: %s", exc)
-        self.discard_stored()
         return sealed
 
-    def discard_stored(self) -> None:
-        """Delete the sealed segments whose spans are all in the store."""
-        for number in [n for n, keys in self._holds.items() if not keys and n != self._active]:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._path(number))
+    def discard_stored(self) -> list[Path]:
+        """Forget the sealed segments whose spans are all in the store, and return their files for
+        `remove` to delete off the event loop (an unlink can take milliseconds; one left behind by a
+        crash is read again at the next start, harmlessly)."""
+        done = [n for n, keys in self._holds.items() if not keys and n != self._active]
+        for number in done:
             del self._holds[number]
             self._bytes -= self._sizes.pop(number, 0)
+        return [self._path(number) for number in done]
+
+    @staticmethod
+    def remove(paths: list[Path]) -> None:
+        for path in paths:
+            path.unlink(missing_ok=True)
 
     @staticmethod
     def sync_and_close(fd: int | None) -> None:

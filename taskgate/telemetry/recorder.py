@@ -182,8 +182,8 @@ class SpanRecorder:
             for _ in range(-(-len(self._pending) // self._max_batch)):
                 if not self._pending or not await self._write_batch():
                     break
-            if self._journal is not None:
-                self._journal.discard_stored()
+            if self._journal is not None and (stored := self._journal.discard_stored()):
+                await asyncio.to_thread(SpanJournal.remove, stored)
 
     async def close(self, deadline_s: float | None = None) -> None:
         """Stop the background task and write every accepted span. Without a journal each failing

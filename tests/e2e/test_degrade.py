@@ -89,7 +89,7 @@ def _stored(url: str, span_ids: list[str]) -> set[str]:
     return set(rows) & set(span_ids)
 
 
-def _wait_for(check, timeout: float = 20.0) -> None:  # noqa: ANN001
+def _wait_for(check, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
@@ -143,11 +143,10 @@ def small_journal_disk(tmp_path: Path) -> Iterator[Path]:
 def _fill(directory: Path) -> Path:
     """Write a file until the disk is full."""
     filler = directory / "filler"
-    with filler.open("wb") as handle:
-        with contextlib.suppress(OSError):
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
+    with filler.open("wb") as handle, contextlib.suppress(OSError):
+        while True:
+            handle.write(b"\0" * 65536)
+            handle.flush()
     return filler
 
 

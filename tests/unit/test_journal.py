@@ -244,6 +244,7 @@ async def test_processes_sharing_a_data_directory_take_slots_and_adopt_a_dead_on
     _die(journal_one)
     three, journal_three = _recorder(store, directory)
     await three.start()  # takes the dead process's slot back, and adopts nothing of the live one's
+    assert journal_three.slot == journal_one.slot
     await three.flush()
     assert await _count(store, project, "span-1") == 1
     assert await store.get_span(project, "span-2") is None
