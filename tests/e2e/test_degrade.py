@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import pwd
 import shutil
+import signal
+import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,8 +23,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.fakes.common import Behaviour
 from tests.harness import ServerProcess, free_port
-from tests.http_client import get, post
+from tests.http_client import Reply, get, post, sse_events
+from tests.span_lookup import wait_until
 
 
 @dataclass
@@ -143,10 +149,9 @@ def small_journal_disk(tmp_path: Path) -> Iterator[Path]:
 def _fill(directory: Path) -> Path:
     """Write a file until the disk is full."""
     filler = directory / "filler"
-    with filler.open("wb") as handle, contextlib.suppress(OSError):
+    with contextlib.suppress(OSError), filler.open("wb", buffering=0) as handle:
         while True:
             handle.write(b"\0" * 65536)
-            handle.flush()
     return filler
 
 
@@ -177,3 +182,33 @@ def test_a_full_journal_disk_refuses_calls_with_503_until_there_is_room(fake_pro
         server.stop()
     stored = _stored(f"sqlite:///{small_journal_disk / 'taskgate.db'}", [first, second])
     assert stored == {first, second}
+
+
+def test_sigterm_lets_a_stream_in_flight_finish_and_leaves_the_journal_empty(fake_provider, tmp_path: Path) -> None:
+    """Within TASKGATE_SHUTDOWN_SECONDS a stream runs to its end; its span is stored, the journal drained."""
+    server = ServerProcess(fake_provider, tmp_path / "srv", env={"TASKGATE_SHUTDOWN_SECONDS": "8",
+                                                                  "TASKGATE_SPAN_FLUSH_SECONDS": "3600"})
+    server.start()
+    process = server.process
+    assert process is not None
+    fake_provider.script("slow-stream", Behaviour(event_delay_s=0.3))
+    replies: list[Reply] = []
+    body = {"name": "drained", "input": "x", "model": "openai/slow-stream"}
+    client = threading.Thread(target=lambda: replies.append(post(f"{server.url}/v2/call/stream", body)))
+    try:
+        client.start()
+        assert wait_until(lambda: any(r.model == "slow-stream" for r in fake_provider.requests))
+        time.sleep(0.3)  # the stream has begun answering
+        process.send_signal(signal.SIGTERM)
+        client.join(15)
+        process.wait(15)
+    finally:
+        server.stop()
+        fake_provider.clear()
+    events = sse_events(replies[0])
+    assert replies[0].status == 200 and '"error"' not in events[-1]
+    text = "".join(json.loads(event).get("delta", "") for event in events if event.startswith("{"))
+    assert text == fake_provider.default_text("slow-stream")  # every piece arrived
+    with sqlite3.connect(tmp_path / "srv" / "taskgate.db") as db:
+        assert db.execute("SELECT status FROM spans WHERE name = 'drained'").fetchall() == [("ok",)]
+    assert list((tmp_path / "srv" / "journal").glob("slot-*/spans-*")) == []
