@@ -130,13 +130,13 @@ def test_postgres_stopped_mid_run_degrades_and_catches_up(fake_provider, own_pos
 
 @pytest.fixture
 def small_journal_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB tmpfs mounted where the server's journal lives; unmounted afterwards."""
+    """A 4 MiB tmpfs mounted where the server's journal lives; unmounted afterwards."""
     data_dir = tmp_path / "srv"
     mount_point = data_dir / "journal"
     mount_point.mkdir(parents=True)
     if shutil.which("mount") is None:
         pytest.skip("no mount command: cannot give the journal a small disk")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mount_point)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mount_point)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs for the journal (needs root): {mounted.stderr.strip()}")
