@@ -191,6 +191,14 @@ class JournalUnavailableError(OverloadedError):
     default_message = "The server cannot record calls right now"
 
 
+class StoreUnavailableError(OverloadedError):
+    """The database cannot be reached, and the request needs it now (a span made through the span
+    API is answered only once stored); calls do not, and keep answering."""
+
+    code = "store_unavailable"
+    default_message = "The store cannot be reached"
+
+
 class ProviderError(TaskgateError):
     """An upstream provider failed; the router falls back to the next model on this class (and its
     subclasses) and on no other error."""

@@ -36,7 +36,7 @@ import contextlib
 import itertools
 import logging
 
-from taskgate.errors import JournalUnavailableError
+from taskgate.errors import JournalUnavailableError, StoreUnavailableError
 from taskgate.store.base import SpanRecord, Store
 from taskgate.telemetry.journal import SpanJournal
 from taskgate.telemetry.store_health import StoreHealth
@@ -124,7 +124,8 @@ class SpanRecorder:
         which a client may name as a parent, or look up, on another replica at once.
 
         Returns once the span is stored (or superseded by a newer version of it on its way). If
-        the store fails, the error is raised and the span is taken back, so the caller answers
+        the store fails, the error is raised (StoreUnavailableError, a 503, when the store cannot
+        be reached) and the span is taken back, so the caller answers
         with an error and the span never appears later behind its back; a version that was
         waiting for the batch before (a call's span being updated) waits there again.
         """
@@ -136,10 +137,12 @@ class SpanRecorder:
                 return  # a batch wrote it meanwhile, or a newer version is on its way
             try:
                 await self._store.write_spans([span])
-            except Exception:
+            except Exception as exc:
                 self.failed_writes += 1
                 if self._pending.get(key) is span:
                     self._take_back(key, before)
+                if not await self.health.reachable():
+                    raise StoreUnavailableError("the store cannot be reached; the span was not stored") from exc
                 raise
             if self._pending.get(key) is span:
                 del self._pending[key]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from taskgate.errors import JournalUnavailableError
+from taskgate.errors import JournalUnavailableError, StoreUnavailableError
 from taskgate.store import SqlStore
 from taskgate.store.base import SpanRecord
 from taskgate.store.database import Database, normalize_url
@@ -251,3 +251,20 @@ async def test_processes_sharing_a_data_directory_take_slots_and_adopt_a_dead_on
     await two.close()
     await three.close()
     assert await _count(store, project, "span-2") == 1
+
+
+async def test_a_span_api_write_with_the_store_down_is_a_503_and_keeps_nothing(store: DownStore,
+                                                                              tmp_path: Path) -> None:
+    project = await store.ensure_project("journal")
+    recorder, _ = _recorder(store, tmp_path / "journal")
+    await recorder.start()
+    store.down = True
+    with pytest.raises(StoreUnavailableError) as refused:
+        await recorder.write_through(_span(project, 1))
+    assert refused.value.status == 503 and refused.value.body()["error"]["code"] == "store_unavailable"
+    store.down = False
+    await recorder.flush()
+    assert await store.get_span(project, "span-1") is None  # refused means not stored, now or later
+    await recorder.write_through(_span(project, 1))
+    assert await _count(store, project, "span-1") == 1
+    await recorder.close()
