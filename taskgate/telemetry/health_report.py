@@ -33,5 +33,6 @@ class HealthReport:
             "status": "ready" if accepting else "not_ready",
             "store": "ok" if store_ok else "failing",
             "journal": {"state": "ok" if accepting else "full", "unstored_spans": self._journal.unstored(),
-                        "bytes": self._journal.size(), "max_bytes": self._journal.max_bytes},
+                        "bytes": self._journal.size(), "max_bytes": self._journal.max_bytes,
+                        "failed_appends": self._journal.failed_appends},
         }

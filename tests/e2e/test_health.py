@@ -17,6 +17,7 @@ def test_a_healthy_server_says_ok_and_ready(server: ServerProcess) -> None:
     assert (body["status"], body["store"], body["journal"]["state"]) == ("ready", "ok", "ok")
     assert body["journal"]["max_bytes"] == 256 * 1024 * 1024
     assert body["journal"]["unstored_spans"] >= 0 and body["journal"]["bytes"] >= 0
+    assert body["journal"]["failed_appends"] == 0
 
 
 @pytest.mark.parametrize("path", ["/health", "/ready"])

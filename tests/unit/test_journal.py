@@ -268,3 +268,30 @@ async def test_a_span_api_write_with_the_store_down_is_a_503_and_keeps_nothing(s
     await recorder.write_through(_span(project, 1))
     assert await _count(store, project, "span-1") == 1
     await recorder.close()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full to make a write fail with ENOSPC")
+async def test_a_refused_append_is_counted_and_the_next_one_starts_a_fresh_segment(store: DownStore,
+                                                                                   tmp_path: Path) -> None:
+    project = await store.ensure_project("journal")
+    recorder, journal = _recorder(store, tmp_path / "journal")
+    await recorder.start()
+    _fill_disk(journal)
+    recorder.record(_span(project, 1))  # not journaled, but kept for the batch: never lost while we run
+    assert journal.failed_appends == 1
+    recorder.record(_span(project, 3))  # the disk has room again: a fresh segment, after the torn one
+    assert journal.failed_appends == 1 and journal.unstored() == 1
+    _fill_disk(journal)
+    with pytest.raises(JournalUnavailableError):
+        recorder.open(_span(project, 2))  # a stream whose span cannot be journaled does not start
+    assert journal.failed_appends == 2
+    await recorder.flush()
+    assert await _count(store, project, "span-1") == 1 and await _count(store, project, "span-3") == 1
+    await recorder.close()
+
+
+def _fill_disk(journal: SpanJournal) -> None:
+    """Point the active segment at /dev/full: its next write fails with ENOSPC, as on a full disk."""
+    assert journal._fd is not None
+    os.close(journal._fd)
+    journal._fd = os.open("/dev/full", os.O_WRONLY)

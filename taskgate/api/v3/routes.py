@@ -81,8 +81,8 @@ _HEALTH = obj({"status": {"type": "string", "enum": ["ok", "degraded"]},
 _READY = obj({"status": {"type": "string", "enum": ["ready", "not_ready"]},
               "store": {"type": "string", "enum": ["ok", "failing"]},
               "journal": obj({"state": {"type": "string", "enum": ["ok", "full"]}, "unstored_spans": _COUNT,
-                              "bytes": _COUNT, "max_bytes": _COUNT},
-                             required=("state", "unstored_spans", "bytes", "max_bytes"))},
+                              "bytes": _COUNT, "max_bytes": _COUNT, "failed_appends": _COUNT},
+                             required=("state", "unstored_spans", "bytes", "max_bytes", "failed_appends"))},
              required=("status", "store", "journal"), title="Readiness")
 ROUTES: list[Operation] = [
     Operation("GET", "/health", "Health check", health, {JSON: _HEALTH}, auth=False, tags=_SYSTEM),
