@@ -70,6 +70,7 @@ from taskgate.engine.xml_shapes import Shape, xml_shape
 from taskgate.errors import (
     BadRequestError,
     InputValidationError,
+    JournalUnavailableError,
     ProviderError,
     StreamCancelledError,
     StructuredGenerationError,
@@ -340,7 +341,7 @@ class Engine:
                     if guard is not None:  # a stream's channels screened what they sent
                         result = await self._screened(call, functools.partial(guard.screen_output, scan=not streaming),
                                                       result)
-                    yield Finished(self._finish(call, result))
+                    yield Finished(self._finish(call, result, answering=streaming))
                     return
                 if sent or call.attempts >= call.max_attempts:
                     error = _misfit(errors, call.attempts, sent)
@@ -589,11 +590,18 @@ class Engine:
             generation_ms=(time.perf_counter() - call.clock) * 1000,
         )
 
-    def _finish(self, call: Call, result: Result) -> Result:
+    def _finish(self, call: Call, result: Result, *, answering: bool = False) -> Result:
+        """Record the call's answer. An answer whose span the journal refused (its disk filled
+        during the call) does not go out: the call is recorded and refused as a 503, unless it is
+        already `answering` (a stream under way, whose opening was journaled)."""
         result.span_id, result.trace_id = call.span_id, call.trace_id
         result.script_cached = call.script_cached
         result.duration_ms = (time.perf_counter() - call.clock) * 1000
-        self._record(call, result.model, result=result)
+        if not self._record(call, result.model, result=result) and not answering:
+            error = JournalUnavailableError("the call's record could not be journaled (the disk is full); "
+                                            "it was not answered; try again shortly")
+            self._record(call, result.model, error=error, output=None)
+            raise error
         return result
 
     def _record_cancelled(self, call: Call) -> None:
@@ -611,7 +619,8 @@ class Engine:
         error: TaskgateError | None = None,
         output: Any = None,
         status: str | None = None,
-    ) -> None:
+    ) -> bool:
+        """Record the call's span, once; whether it is journaled (see `SpanService.record`)."""
         if result is not None:
             output = result.payload if result.payload is not None else result.text
             if result.images:  # never their base64
@@ -626,7 +635,7 @@ class Engine:
         if call.notes:
             meta["notes"] = call.notes
         call.recorded = True
-        self.spans.record(self._span(call, model, output=output, error=error, status=status, meta=meta))
+        return self.spans.record(self._span(call, model, output=output, error=error, status=status, meta=meta))
 
     @staticmethod
     def _span(call: Call, model: str | None, *, output: Any, error: TaskgateError | None, status: str | None,

@@ -29,9 +29,10 @@ class SpanService:
         self._store = store
         self._recorder = recorder
 
-    def record(self, span: SpanRecord) -> None:
-        """Keep a finished span for the next batch: never waits on the store."""
-        self._recorder.record(span)
+    def record(self, span: SpanRecord) -> bool:
+        """Keep a finished span for the next batch: never waits on the store. Whether it is also
+        journaled, safe from a crash (see `SpanRecorder.record`)."""
+        return self._recorder.record(span)
 
     def admit(self) -> None:
         """Refuse a new call with a 503 when its span could not be journaled (see `SpanRecorder.admit`)."""

@@ -91,20 +91,25 @@ class SpanRecorder:
         if self._task is None and not self._closed:
             self._task = asyncio.create_task(self._run(), name="taskgate-span-recorder")
 
-    def record(self, span: SpanRecord) -> None:
-        """Accept `span` for writing; a later record of the same id replaces it. Never raises."""
+    def record(self, span: SpanRecord) -> bool:
+        """Accept `span` for writing; a later record of the same id replaces it. Never raises.
+
+        Returns whether the span is safe from a crash: journaled (always, without a journal). When
+        the journal refused it, it still waits here for its batch, and the caller decides whether
+        its answer may go out (see `Engine._finish`)."""
         try:
             if self._closed:
                 self.dropped_spans += 1
                 log.warning("span %s recorded after the recorder closed; not written", span.id)
-                return
-            if self._journal is not None:
-                self._journal.append(span)  # a refusal is logged; the span still waits here
+                return False
+            journaled = self._journal is None or self._journal.append(span)  # a refusal is logged
             self._pending[(span.project_id, span.id)] = span
             if len(self._pending) >= self._max_batch:
                 self._wake.set()
+            return journaled
         except Exception:
             log.exception("could not accept a span for recording")
+            return False
 
     def admit(self) -> None:
         """Refuse a new call (JournalUnavailableError, a 503) when its span could not be journaled."""

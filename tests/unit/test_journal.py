@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from taskgate.config import Settings
+from taskgate.engine.engine import Engine
+from taskgate.engine.task import Task
 from taskgate.errors import JournalUnavailableError, StoreUnavailableError
+from taskgate.providers.base import ChatResponse, Usage
+from taskgate.providers.registry import ProviderRegistry
+from taskgate.providers.scripted import ScriptedAdapter
 from taskgate.store import SqlStore
 from taskgate.store.base import SpanRecord
 from taskgate.store.database import Database, normalize_url
@@ -295,3 +301,27 @@ def _fill_disk(journal: SpanJournal) -> None:
     assert journal._fd is not None
     os.close(journal._fd)
     journal._fd = os.open("/dev/full", os.O_WRONLY)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full to make a write fail with ENOSPC")
+async def test_a_call_whose_span_the_full_disk_refuses_is_not_answered_but_recorded(store: DownStore,
+                                                                                    tmp_path: Path) -> None:
+    """The disk fills while the provider answers: the call is a 503, and its span says so."""
+    project = await store.ensure_project("journal")
+    recorder, journal = _recorder(store, tmp_path / "journal")
+    await recorder.start()
+    provider = ScriptedAdapter(delay_s=0.3)
+    provider.add(ChatResponse(text="an answer nobody may get", usage=Usage(input_tokens=3, output_tokens=4)))
+    registry = ProviderRegistry(Settings.from_env({}), adapters={"openai": provider})
+    engine = Engine(store, recorder, registry, "openai/gpt-4o-mini")
+    call = asyncio.create_task(engine.run(Task(project_id=project, function_name="full", input="hi")))
+    await asyncio.sleep(0.1)  # admitted, and waiting for the provider
+    _fill_disk(journal)
+    with pytest.raises(JournalUnavailableError) as refused:
+        await call
+    assert refused.value.status == 503
+    await recorder.flush()
+    spans = await store.get_trace(project, (await store.list_traces(project))[0][0].id)
+    assert [(span.status, span.error) for span in spans] == [("error", refused.value.detail)]
+    assert spans[0].usage["input_tokens"] == 3  # what the provider was paid for is still counted
+    await recorder.close()
