@@ -120,6 +120,11 @@ def test_postgres_stopped_mid_run_degrades_and_catches_up(fake_provider, own_pos
         ready = get(f"{server.url}/ready", key=None)
         assert ready.status == 200 and ready.json()["store"] == "failing"  # calls are still taken
         assert ready.json()["journal"]["state"] == "ok"
+        for path in ("/v2/traces", "/v2/functions", "/v3/spans/does-not-matter"):  # reads need the store
+            refused = get(f"{server.url}{path}")
+            assert refused.status == 503, (path, refused.status, refused.text)
+            assert refused.json()["error"]["code"] == "store_unavailable"
+            assert refused.headers["retry-after"]
         own_postgres.start()
         _wait_for(lambda: _stored(own_postgres.url, answered) == set(answered))
         _wait_for(lambda: get(f"{server.url}/health", key=None).json() == {"status": "ok"})
