@@ -15,6 +15,17 @@ import numpy as np
 from taskgate.store.knowledge_records import ChunkHit, DocumentRecord, FileRecord, KnowledgeBaseRecord, NewChunk
 
 
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """A stored key as it can be shown: its id, when it was made and the start of its hash (the key
+    itself is never stored, so never shown again)."""
+
+    id: str
+    project_id: str
+    key_hash: str
+    created_at: datetime
+
+
 @dataclass(slots=True)
 class FunctionDefinition:
     """The versioned part of a function: any change makes a new revision."""
@@ -283,6 +294,14 @@ class Store(Protocol):
         """Make a new key, store only its sha256, and return the plaintext once."""
         ...
     async def project_for_key_hash(self, key_hash: str) -> str | None: ...
+    async def add_api_key(self, project_id: str) -> tuple[ApiKeyRecord, str]:
+        """A new key of the project: its record and the plaintext, returned once."""
+        ...
+    async def list_api_keys(self, project_id: str) -> list[ApiKeyRecord]: ...
+    async def revoke_api_key(self, project_id: str, key_id: str) -> str | None:
+        """Delete the key; its hash, or None when the project has no such key."""
+        ...
+    async def project_name(self, project_id: str) -> str | None: ...
 
     # ---- functions and revisions
     async def upsert_function(self, project_id: str, name: str, definition: FunctionDefinition) -> FunctionRecord:
