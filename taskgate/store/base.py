@@ -114,6 +114,25 @@ class TraceSummary:
     input: Any = None
     output: Any = None
     total_tokens: int = 0
+    cost: float | None = None  # the spans' summed cost (None: none had a price); only find_traces sums it
+
+
+@dataclass(frozen=True, slots=True)
+class TraceFilter:
+    """Which traces a listing keeps: those with a span of this function, model, tag value and status,
+    started in [since, until). Every field is optional; the engine bounds their lengths."""
+
+    function: str | None = None
+    model: str | None = None
+    tag: tuple[str, str] | None = None  # key, value
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @property
+    def by_span(self) -> bool:
+        """Whether spans must be read to decide (the time range alone is the trace roots' own)."""
+        return any(value is not None for value in (self.function, self.model, self.tag, self.status))
 
 
 @dataclass(slots=True)
@@ -197,6 +216,15 @@ class UsageRow:
     groups: dict[str, str | None]  # group_by key -> its value (None: spans without one)
     cost: float  # USD; spans whose price is unknown add nothing
     counters: dict[str, int]  # USAGE_TOKENS plus the query's fields
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionStats:
+    """A function's calls over a time range: how many, how many failed, and their summed cost."""
+
+    calls: int
+    errors: int
+    cost: float | None  # None: no call had a price
 
 
 @dataclass(slots=True)
@@ -339,6 +367,11 @@ class Store(Protocol):
     async def list_traces(self, project_id: str, name: str | None = None, limit: int = 100,
                           offset: int = 0) -> tuple[list[TraceSummary], int]: ...
     async def get_trace(self, project_id: str, trace_id: str) -> list[SpanRecord]: ...
+    async def find_traces(self, project_id: str, which: TraceFilter, before: datetime | None,
+                          limit: int) -> tuple[list[TraceSummary], datetime | None]:
+        """Up to `limit` traces newest first, that started before `before` when given, and the
+        `before` of the next page (None when this is the last)."""
+        ...
     async def delete_trace(self, project_id: str, trace_id: str) -> bool: ...
 
     # ---- result cache
@@ -423,6 +456,9 @@ class Store(Protocol):
         ...
 
     # ---- generations (raw provider exchanges)
+    async def function_stats(self, project_id: str, names: list[str], since: datetime) -> dict[str, FunctionStats]:
+        """Per function name, its spans' calls, errors and cost since `since` (names without spans are absent)."""
+        ...
     async def write_generations(self, records: list[GenerationRecord]) -> None:
         """Insert a batch in one transaction, on the store's low-priority writer thread."""
         ...

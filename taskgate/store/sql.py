@@ -11,13 +11,14 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from taskgate.errors import BadRequestError, ConflictError, NotFoundError
-from taskgate.store import accounts, cache, datasets, functions, model_names
+from taskgate.store import accounts, cache, datasets, functions, model_names, trace_search
 from taskgate.store import analytics as usage_rows
 from taskgate.store import examples as example_rows
 from taskgate.store import generations as generation_rows
@@ -30,6 +31,7 @@ from taskgate.store.base import (
     ExampleRecord,
     FunctionDefinition,
     FunctionRecord,
+    FunctionStats,
     GenerationRecord,
     ModelAliasRecord,
     ModelNameKind,
@@ -37,6 +39,7 @@ from taskgate.store.base import (
     RevisionRecord,
     SpanEvent,
     SpanRecord,
+    TraceFilter,
     TraceSummary,
     UsageQuery,
     UsageRow,
@@ -196,6 +199,10 @@ class SqlStore:
     async def get_trace(self, project_id: str, trace_id: str) -> list[SpanRecord]:
         return await self.database.read(lambda c: span_rows.get_trace(c, project_id, trace_id))
 
+    async def find_traces(self, project_id: str, which: TraceFilter, before: datetime | None,
+                          limit: int) -> tuple[list[TraceSummary], datetime | None]:
+        return await self.database.read(lambda c: trace_search.find_traces(c, project_id, which, before, limit))
+
     async def delete_trace(self, project_id: str, trace_id: str) -> bool:
         def _delete(conn: Connection) -> bool:
             event_rows.delete_events_of_trace(conn, project_id, trace_id)
@@ -326,6 +333,9 @@ class SqlStore:
     async def trace_exists(self, project_id: str, trace_id: str) -> bool:
         return await self.database.read(lambda c: span_rows.trace_exists(c, project_id, trace_id))
     # ---- analytics
+    async def function_stats(self, project_id: str, names: list[str], since: datetime) -> dict[str, FunctionStats]:
+        return await self.database.read(lambda c: usage_rows.function_stats(c, project_id, names, since))
+
     async def usage_report(self, project_id: str, query: UsageQuery) -> list[UsageRow]:
         return await self.database.read(lambda c: usage_rows.usage_report(c, project_id, query))
 

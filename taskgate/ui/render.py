@@ -17,8 +17,7 @@ from taskgate.ui import display
 if TYPE_CHECKING:
     from taskgate.ui.guard import Visit
 
-NAV = (("traces", "Traces"), ("usage", "Usage"), ("functions", "Functions"), ("knowledge", "Knowledge"),
-       ("keys", "Keys"))
+NAV = (("traces", "Traces"), ("usage", "Usage"), ("functions", "Functions"), ("keys", "Keys"))
 
 
 def _when(value: datetime | None) -> str:
@@ -28,7 +27,7 @@ def _when(value: datetime | None) -> str:
 def _cost(value: float | None) -> str:
     if value is None:
         return "-"
-    return f"${value:.6f}".rstrip("0").rstrip(".") if value else "$0"
+    return f"${value:.8f}".rstrip("0").rstrip(".") if value else "$0"
 
 
 class Renderer:

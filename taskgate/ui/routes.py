@@ -10,7 +10,7 @@ from starlette.staticfiles import StaticFiles
 
 from taskgate.engine.secret_box import load_secret_key
 from taskgate.errors import NotFoundError
-from taskgate.ui import sign_in
+from taskgate.ui import functions, keys, sign_in, traces, usage
 from taskgate.ui.guard import Page, UiContext, Visit, guarded_page
 from taskgate.ui.render import Renderer
 from taskgate.ui.sessions import SessionSigner
@@ -25,6 +25,18 @@ PAGES: tuple[tuple[str, str, Page, bool], ...] = (
     ("GET", "/ui/sign-in", sign_in.sign_in_form, False),
     ("POST", "/ui/sign-in", sign_in.sign_in, False),
     ("POST", "/ui/sign-out", sign_in.sign_out, True),
+    ("GET", "/ui/traces", traces.trace_list, True),
+    ("GET", "/ui/traces/{trace_id}", traces.trace_page, True),
+    ("GET", "/ui/spans/{span_id}", traces.span_page, True),
+    ("POST", "/ui/spans/{span_id}/feedback", traces.give_feedback, True),
+    ("POST", "/ui/spans/{span_id}/save-example", traces.save_example, True),
+    ("GET", "/ui/usage", usage.usage_page, True),
+    ("GET", "/ui/keys", keys.key_list, True),
+    ("POST", "/ui/keys", keys.create_key, True),
+    ("POST", "/ui/keys/{key_id}/revoke", keys.revoke_key, True),
+    ("GET", "/ui/functions", functions.function_list, True),
+    ("GET", "/ui/functions/{function_id}", functions.function_page, True),
+    ("POST", "/ui/functions/{function_id}/stream", functions.playground_stream, True),
 )
 
 
