@@ -4,7 +4,8 @@ time, paged by time (keyset) so a late page costs what the first does.
 Without a span filter, pages are read from `trace_roots` by its (project, start time) index. With
 one, spans are walked newest first by `ix_spans_usage` (project, start time, model, function, ...),
 whose model and function columns decide without reading rows; status and tags are read from the
-rows the walk reaches. The walk stops once a page of distinct traces is found, or after
+rows the walk reaches (a filter for failed or cancelled spans walks only those, by the partial index
+`ix_spans_unsuccessful`). The walk stops once a page of distinct traces is found, or after
 MAX_WALKED spans (the page is then shorter, and the next one continues from where it stopped), so
 a rare value never costs a scan of the whole project. A trace is listed at the time of its newest
 matching span; one with matching spans on both sides of a page boundary can appear on both pages.
@@ -22,7 +23,7 @@ from taskgate.store.analytics import tag_value
 from taskgate.store.base import TraceFilter, TraceSummary
 from taskgate.store.tables import spans, trace_roots
 
-MAX_WALKED = 20_000
+MAX_WALKED = 5_000
 _CHUNK = 500
 
 
@@ -59,6 +60,8 @@ def _span_conditions(conn: Connection, project_id: str, which: TraceFilter) -> l
         conditions.append(spans.c.model_used == which.model)
     if which.status is not None:
         conditions.append(spans.c.status == which.status)
+        if which.status != "ok":  # the term ix_spans_unsuccessful is made for (see tables.UNSUCCESSFUL_SPANS)
+            conditions.append(spans.c.status != "ok")
     if which.tag is not None:
         key, value = which.tag
         conditions.append(sa.cast(tag_value(conn.dialect.name, key), sa.String) == value)

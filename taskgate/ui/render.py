@@ -17,7 +17,8 @@ from taskgate.ui import display
 if TYPE_CHECKING:
     from taskgate.ui.guard import Visit
 
-NAV = (("traces", "Traces"), ("usage", "Usage"), ("functions", "Functions"), ("keys", "Keys"))
+NAV = (("traces", "Traces"), ("usage", "Usage"), ("functions", "Functions"), ("knowledge", "Knowledge"),
+       ("keys", "Keys"))
 
 
 def _when(value: datetime | None) -> str:

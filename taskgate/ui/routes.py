@@ -10,7 +10,7 @@ from starlette.staticfiles import StaticFiles
 
 from taskgate.engine.secret_box import load_secret_key
 from taskgate.errors import NotFoundError
-from taskgate.ui import functions, keys, sign_in, traces, usage
+from taskgate.ui import functions, keys, knowledge, sign_in, traces, usage
 from taskgate.ui.guard import Page, UiContext, Visit, guarded_page
 from taskgate.ui.render import Renderer
 from taskgate.ui.sessions import SessionSigner
@@ -37,6 +37,9 @@ PAGES: tuple[tuple[str, str, Page, bool], ...] = (
     ("GET", "/ui/functions", functions.function_list, True),
     ("GET", "/ui/functions/{function_id}", functions.function_page, True),
     ("POST", "/ui/functions/{function_id}/stream", functions.playground_stream, True),
+    ("GET", "/ui/knowledge", knowledge.base_list, True),
+    ("GET", "/ui/knowledge/{base_id}", knowledge.base_page, True),
+    ("POST", "/ui/knowledge/{base_id}/query", knowledge.query_base, True),
 )
 
 

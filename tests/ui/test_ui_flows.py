@@ -151,3 +151,43 @@ def test_another_project_s_data_is_never_shown_even_by_url(page: Any, ui_server:
     posted = page.request.post(f"/ui/spans/{theirs['span_id']}/feedback", form={"csrf": csrf, "score": "1"})
     assert posted.status == 404
     assert api(ui_server, "GET", f"/v2/spans/{theirs['span_id']}", key=ui_server.other_key)[1]["feedback"] is None
+
+
+def test_a_knowledge_base_shows_documents_files_and_answers_a_query(page: Any, ui_server: UiServer,
+                                                                     watch: PageWatch) -> None:
+    import urllib.request
+
+    from tests.file_samples import multipart
+    from tests.span_lookup import wait_until
+
+    status, base = api(ui_server, "POST", "/v2/knowledge", {"name": "ui-kb",
+                                                            "embedding_model": "openai/text-embedding-bow-1"})
+    assert status == 200, base
+    for key, text in (("stockholm", "Stockholm is the capital of Sweden, on fourteen islands."),
+                      ("bread", "Sourdough bread needs flour, water, salt and a starter.")):
+        assert api(ui_server, "POST", f"/v2/knowledge/{base['id']}/add",
+                   {"key": key, "content": text, "metadata": {"topic": key}})[0] == 201
+    body, form_type = multipart({}, {"file": ("cats.txt", b"Cats sleep most of the day and hunt at night.",
+                                              "text/plain")})
+    upload = urllib.request.Request(f"{ui_server.url}/v2/knowledge/{base['id']}/upload", data=body, method="POST",
+                                    headers={"authorization": f"Bearer {ui_server.key}", "content-type": form_type})
+    with urllib.request.urlopen(upload, timeout=30) as answer:
+        assert answer.status == 201
+    assert wait_until(lambda: api(ui_server, "GET", f"/v2/knowledge/{base['id']}/files")[1]["data"][0]["status"]
+                      == "completed", timeout=30)
+    sign_in(page, ui_server.key)
+    page.get_by_role("link", name="Knowledge", exact=True).click()
+    page.get_by_role("link", name="ui-kb").click()
+    assert "cats.txt" in page.inner_text("main") and "completed" in page.inner_text("main")
+    assert "stockholm" in page.inner_text("main") and "bread" in page.inner_text("main")
+    page.fill("#kb-query", "capital of Sweden")
+    page.get_by_role("button", name="Search").click()
+    assert page.locator("#kb-results li").first.inner_text().startswith("stockholm")
+    screenshot(page, "knowledge")
+    watch.allow(404)
+    _, theirs = api(ui_server, "POST", "/v2/knowledge", {"name": "ui-their-kb",
+                                                         "embedding_model": "openai/text-embedding-bow-1"},
+                    ui_server.other_key)
+    assert page.goto(f"/ui/knowledge/{theirs['id']}").status == 404
+    page.goto("/ui/knowledge")
+    assert "ui-their-kb" not in page.content()
