@@ -69,7 +69,7 @@ async def trace_list(visit: Visit) -> Response:
         next_url = "/ui/traces?" + urlencode(query)
     rows = [{"summary": trace, "duration": duration_ms(trace.start_time, trace.end_time)} for trace in traces]
     return visit.page("traces.html", title="Traces", rows=rows, filters=kept, statuses=STATUSES,
-                      next_url=next_url, first_page=before is not None)
+                      next_url=next_url, paged_back=before is not None)
 
 
 def _path_id(visit: Visit, name: str) -> str:

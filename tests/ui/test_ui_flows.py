@@ -191,3 +191,34 @@ def test_a_knowledge_base_shows_documents_files_and_answers_a_query(page: Any, u
     assert page.goto(f"/ui/knowledge/{theirs['id']}").status == 404
     page.goto("/ui/knowledge")
     assert "ui-their-kb" not in page.content()
+
+
+def test_phone_width_dark_mode_and_keyboard(browser: Any, ui_server: UiServer) -> None:
+    """On a 390 px wide screen in dark mode no page scrolls sideways, and the keyboard reaches the
+    skip link first and signs in without a pointer."""
+    watch = PageWatch()
+    context = browser.new_context(base_url=ui_server.url, viewport={"width": 390, "height": 844},
+                                  color_scheme="dark")
+    phone = context.new_page()
+    phone.on("console", watch.console)
+    phone.on("response", watch.response)
+    try:
+        _call(ui_server, "ui-phone", {"person": "Katherine Johnson"})
+        phone.goto("/ui/sign-in")
+        phone.keyboard.type(ui_server.key)  # the key field has the focus on arrival
+        phone.keyboard.press("Enter")
+        phone.wait_for_url("**/ui/traces")
+        phone.keyboard.press("Tab")
+        assert phone.evaluate("() => document.activeElement.textContent") == "Skip to content"
+        background = phone.evaluate("() => getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(18, 19, 22)"  # the dark palette
+        for path in ("/ui/traces", "/ui/usage", "/ui/functions", "/ui/keys", "/ui/knowledge"):
+            phone.goto(path)
+            assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390, path
+        phone.goto("/ui/traces")
+        phone.get_by_role("link", name="ui-phone").first.click()
+        assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390
+        screenshot(phone, "trace-phone-dark")
+    finally:
+        context.close()
+    assert not watch.problems, watch.problems
