@@ -2,13 +2,13 @@
 time, paged by time (keyset) so a late page costs what the first does.
 
 Without a span filter, pages are read from `trace_roots` by its (project, start time) index. With
-one, spans are walked newest first by `ix_spans_usage` (project, start time, model, function, ...),
-whose model and function columns decide without reading rows; status and tags are read from the
-rows the walk reaches (a filter for failed or cancelled spans walks only those, by the partial index
-`ix_spans_unsuccessful`). The walk stops once a page of distinct traces is found, or after
-MAX_WALKED spans (the page is then shorter, and the next one continues from where it stopped), so
-a rare value never costs a scan of the whole project. A trace is listed at the time of its newest
-matching span; one with matching spans on both sides of a page boundary can appear on both pages.
+one, spans are walked newest first by the time index (`ix_spans_usage`; a filter for failed or
+cancelled spans walks only those, by the partial index `ix_spans_unsuccessful`) in windows, each
+span flagged by whether it passes the filters. The walk stops once a page of distinct traces is
+found, or after MAX_WALKED spans (the page is then shorter, and the next one continues from where
+it stopped), so a rare or absent value never costs a scan of the whole project. A trace is listed at
+the time of its newest matching span; one with matching spans on both sides of a page boundary can
+appear on both pages.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from taskgate.store.base import TraceFilter, TraceSummary
 from taskgate.store.tables import spans, trace_roots
 
 MAX_WALKED = 5_000
-_CHUNK = 500
+WINDOW = 1_000
 
 
 def find_traces(conn: Connection, project_id: str, which: TraceFilter, before: datetime | None,
@@ -52,44 +52,58 @@ def _roots_page(conn: Connection, project_id: str, which: TraceFilter, before: d
     return [trace_id for trace_id, _ in rows], (rows[-1][1] if more and rows else None)
 
 
-def _span_conditions(conn: Connection, project_id: str, which: TraceFilter) -> list[sa.ColumnElement[bool]]:
-    conditions: list[sa.ColumnElement[bool]] = [spans.c.project_id == project_id, spans.c.start_time.is_not(None)]
+def _walked_spans(project_id: str, which: TraceFilter) -> list[sa.ColumnElement[bool]]:
+    """Which spans the walk reads, newest first: the project's in the time range, and only the
+    unsuccessful ones for a status filter other than ok (the term the partial index
+    `ix_spans_unsuccessful` is made for; see tables.UNSUCCESSFUL_SPANS)."""
+    walked: list[sa.ColumnElement[bool]] = [spans.c.project_id == project_id, spans.c.start_time.is_not(None)]
+    if which.since is not None:
+        walked.append(spans.c.start_time >= which.since)
+    if which.until is not None:
+        walked.append(spans.c.start_time < which.until)
+    if which.status not in (None, "ok"):
+        walked.append(spans.c.status != "ok")
+    return walked
+
+
+def _matching(conn: Connection, which: TraceFilter) -> sa.ColumnElement[bool]:
+    """Whether a walked span passes every filter: decided for the rows of one window only."""
+    conditions: list[sa.ColumnElement[bool]] = []
     if which.function is not None:
         conditions.append(spans.c.function_name == which.function)
     if which.model is not None:
         conditions.append(spans.c.model_used == which.model)
     if which.status is not None:
         conditions.append(spans.c.status == which.status)
-        if which.status != "ok":  # the term ix_spans_unsuccessful is made for (see tables.UNSUCCESSFUL_SPANS)
-            conditions.append(spans.c.status != "ok")
     if which.tag is not None:
         key, value = which.tag
         conditions.append(sa.cast(tag_value(conn.dialect.name, key), sa.String) == value)
-    if which.since is not None:
-        conditions.append(spans.c.start_time >= which.since)
-    if which.until is not None:
-        conditions.append(spans.c.start_time < which.until)
-    return conditions
+    return sa.and_(*conditions)
 
 
 def _walk_spans(conn: Connection, project_id: str, which: TraceFilter, before: datetime | None,
                 limit: int) -> tuple[list[str], datetime | None]:
-    conditions = _span_conditions(conn, project_id, which)
+    """Windows of WINDOW spans newest first, each read by the time index with a flag saying whether
+    the span passes the filters (computed for those rows alone), until a page of distinct traces is
+    found or MAX_WALKED spans were read. A filter that matches nothing thus reads MAX_WALKED spans,
+    never the whole project."""
+    walked_spans = _walked_spans(project_id, which)
+    matched = sa.case((_matching(conn, which), 1), else_=0)
     found: dict[str, None] = {}
     cursor = before
     walked = 0
     while walked < MAX_WALKED:
-        bounded = [*conditions, spans.c.start_time < cursor] if cursor is not None else conditions
-        rows = conn.execute(sa.select(spans.c.trace_id, spans.c.start_time).where(*bounded)
-                            .order_by(spans.c.start_time.desc()).limit(_CHUNK)).all()
-        for trace_id, start_time in rows:
-            walked += 1
-            if trace_id not in found:
+        window = [*walked_spans, spans.c.start_time < cursor] if cursor is not None else walked_spans
+        rows = conn.execute(sa.select(spans.c.trace_id, spans.c.start_time, matched).where(*window)
+                            .order_by(spans.c.start_time.desc()).limit(WINDOW)).all()
+        for trace_id, start_time, passes in rows:
+            if passes and trace_id not in found:
                 if len(found) == limit:
-                    return list(found), cursor  # a next page exists: it starts before the last one kept
+                    return list(found), cursor  # a next page exists: it starts before the last span read
                 found[trace_id] = None
             cursor = start_time
-        if len(rows) < _CHUNK:
+        walked += len(rows)
+        if len(rows) < WINDOW:
             return list(found), None
     return list(found), cursor
 
