@@ -7,7 +7,8 @@ five models, ten functions, customers and environments as tags, over 35 days), s
 serve` (pinned to CPU 0, this client on CPU 1), signs in through the sign-in form and times each
 page one request at a time with the session cookie. The baseline, timed in the same run, is the
 API's own newest-page listing (`GET /v2/traces`); each page's p99 is also given as a ratio of it.
-A status filter no span matches walks the most a filtered listing ever walks (MAX_WALKED spans).
+A status filter no span matches reads the partial index of unsuccessful spans (none); a tag value no span
+has walks the most a filtered listing ever walks (MAX_WALKED spans).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def _pages(big_trace: str) -> dict[str, str]:
         "traces by tag": "/ui/traces?tag=customer:customer-7",
         "traces of the last day": f"/ui/traces?since={day_ago}",
         "traces by status none match": "/ui/traces?status=error",
+        "traces by a tag no span has": "/ui/traces?tag=customer:nobody",
         "trace of 50 spans": f"/ui/traces/{big_trace}",
         "usage 7 days by model": "/ui/usage",
         "usage 30 days by tag": "/ui/usage?" + urlencode({"range": "30d", "by": "tag:customer"}),
