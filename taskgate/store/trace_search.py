@@ -23,8 +23,8 @@ from taskgate.store.analytics import tag_value
 from taskgate.store.base import TraceFilter, TraceSummary
 from taskgate.store.tables import spans, trace_roots
 
-MAX_WALKED = 5_000
-WINDOW = 1_000
+MAX_WALKED = 2_000
+WINDOW = 500
 
 
 def find_traces(conn: Connection, project_id: str, which: TraceFilter, before: datetime | None,

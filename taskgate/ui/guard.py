@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
@@ -149,7 +149,14 @@ def _check_origin(request: Request) -> None:
     to bind a token to): browsers send `Origin` with every cross-site POST."""
     headers = header_map(request)
     origin = headers.get("origin")
-    if origin is not None and origin != f"{request.url.scheme}://{headers.get('host', '')}":
+    # The host alone is compared: behind a proxy that ends TLS, the page is https and the request http.
+    if origin is None:
+        return
+    try:
+        origin_host = urlsplit(origin).netloc
+    except ValueError:  # "http://[" and the like
+        origin_host = None
+    if origin_host != headers.get("host", ""):
         raise ForbiddenError("this form was sent from another site")
 
 

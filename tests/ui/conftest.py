@@ -43,8 +43,10 @@ def _ensure_chromium() -> str | None:
     return None if Path(CHROMIUM).exists() else "apt-get install chromium did not install /usr/bin/chromium"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module. Not for the session: Playwright's sync API keeps an event loop
+    running while it is started, and the async tests of a later module could not run their own."""
     playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the dev extra)")
     missing = _ensure_chromium()
     if missing:

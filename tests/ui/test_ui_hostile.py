@@ -74,8 +74,9 @@ def test_a_post_without_its_csrf_token_or_from_another_site_is_refused(page: Any
     for form in ({}, {"csrf": ""}, {"csrf": "forged"}, {"csrf": token + "x"}):
         answer = page.request.post("/ui/keys", form=form)
         assert answer.status == 403 and "Forbidden" in answer.text()
-    cross_site = page.request.post("/ui/keys", form={"csrf": token}, headers={"origin": "http://evil.example"})
-    assert cross_site.status == 403
+    for origin in ("http://evil.example", "null", "http://[", f"{ui_server.url}.evil.example"):
+        cross_site = page.request.post("/ui/keys", form={"csrf": token}, headers={"origin": origin})
+        assert cross_site.status == 403, origin
     login_csrf = page.request.post("/ui/sign-in", form={"key": ui_server.key},
                                    headers={"origin": "http://evil.example"})
     assert login_csrf.status == 403
