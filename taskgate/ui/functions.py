@@ -61,11 +61,12 @@ def definition_text(definition: FunctionDefinition) -> str:
 
 
 def revision_diff(old: RevisionRecord, new: RevisionRecord) -> list[tuple[str, str]]:
-    """The unified diff of two revisions as (kind, line): kind is ' ', '-', '+' or '@'."""
+    """The unified diff of two revisions as (kind, line): kind is '-' (removed), '+' (added) or ' '
+    (context, and the diff's own header lines)."""
     lines = difflib.unified_diff(definition_text(old.definition).splitlines(),
                                  definition_text(new.definition).splitlines(),
                                  f"revision {old.number}", f"revision {new.number}", lineterm="", n=3)
-    return [(line[:1] if line[:1] in "-+@" else " ", line) for line in lines]
+    return [(" " if line.startswith(("---", "+++")) or line[:1] not in "-+" else line[:1], line) for line in lines]
 
 
 def _revision_number(visit: Visit, name: str) -> int | None:

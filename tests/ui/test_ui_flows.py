@@ -222,3 +222,17 @@ def test_phone_width_dark_mode_and_keyboard(browser: Any, ui_server: UiServer) -
     finally:
         context.close()
     assert not watch.problems, watch.problems
+
+
+def test_two_revisions_of_a_function_are_compared(page: Any, ui_server: UiServer) -> None:
+    status, made = api(ui_server, "POST", "/v2/functions", {"name": "ui-revised", "instructions": "Be brief."})
+    assert status in (200, 201), made
+    status, _ = api(ui_server, "PATCH", f"/v2/functions/{made['id']}", {"instructions": "Be thorough."})
+    assert status == 200
+    sign_in(page, ui_server.key)
+    page.goto(f"/ui/functions/{made['id']}")
+    page.select_option("#rev-from", "1")
+    page.select_option("#rev-to", "2")
+    page.get_by_role("button", name="Compare").click()
+    assert page.locator("#revision-diff del").all_inner_texts() == ["-Be brief."]
+    assert page.locator("#revision-diff ins").all_inner_texts() == ["+Be thorough."]

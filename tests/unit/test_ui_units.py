@@ -92,5 +92,6 @@ def _revision(number: int, instructions: str, model: str) -> RevisionRecord:
 def test_a_revision_diff_shows_what_changed() -> None:
     lines = revision_diff(_revision(1, "Be brief.", "openai/gpt-4o"), _revision(2, "Be thorough.", "openai/gpt-4o"))
     assert ("-", "-Be brief.") in lines and ("+", "+Be thorough.") in lines
-    changed = [line for kind, line in lines if kind in "-+" and not line.startswith(("---", "+++"))]
+    assert (" ", "--- revision 1") in lines  # the header is no change
+    changed = [line for kind, line in lines if kind in "-+"]
     assert not [line for line in changed if "gpt-4o" in line]  # the model did not change
