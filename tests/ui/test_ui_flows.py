@@ -236,3 +236,14 @@ def test_two_revisions_of_a_function_are_compared(page: Any, ui_server: UiServer
     page.get_by_role("button", name="Compare").click()
     assert page.locator("#revision-diff del").all_inner_texts() == ["-Be brief."]
     assert page.locator("#revision-diff ins").all_inner_texts() == ["+Be thorough."]
+
+
+def test_a_span_shows_its_guard_findings(page: Any, ui_server: UiServer) -> None:
+    status, answer = api(ui_server, "POST", "/v3/call", {
+        "name": "ui-guarded", "input": "Write to ada@example.com about the meeting.", "model": "openai/gpt-4o-mini",
+        "guard": {"input": [{"type": "pii", "action": "flag"}]}})
+    assert status == 200, answer
+    sign_in(page, ui_server.key)
+    page.goto(f"/ui/traces/{answer['meta']['trace_uuid']}")
+    findings = page.inner_text("#span-guards")
+    assert "email" in findings and "ada@example.com" not in findings
