@@ -36,8 +36,9 @@ from taskgate.telemetry.journal import SpanJournal
 from taskgate.telemetry.periodic import every
 from taskgate.telemetry.recorder import SpanRecorder, peer_wait
 from taskgate.telemetry.store_health import StoreHealth
+from taskgate.ui import routes as ui
 
-DIALECTS = (v2, openai, anthropic, v3)  # each module's `routes(ctx)` is mounted in this order, and matched in it
+DIALECTS = (v2, openai, anthropic, v3, ui)  # each module's `routes(ctx)` is mounted in this order, and matched in it
 
 
 def create_app(settings: Settings) -> ASGIApp:

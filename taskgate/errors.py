@@ -98,6 +98,15 @@ class UnauthorizedError(TaskgateError):
     default_message = "The request is unauthorized"
 
 
+class ForbiddenError(TaskgateError):
+    """A request that is understood and authenticated but refused (a UI form without its CSRF token)."""
+
+    status = 403
+    type_name = "ForbiddenError"
+    code = "forbidden"
+    default_message = "Forbidden"
+
+
 class NotFoundError(TaskgateError):
     status = 404
     type_name = "NotFoundError"

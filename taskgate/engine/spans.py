@@ -10,12 +10,13 @@ the trace a new span joins is written here once, for calls, embeddings and the s
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import orjson
 
 from taskgate.errors import BadRequestError, NotFoundError
 from taskgate.ids import new_id
-from taskgate.store.base import SpanRecord, Store, TraceSummary
+from taskgate.store.base import SpanRecord, Store, TraceFilter, TraceSummary
 from taskgate.store.spans import check_storable
 from taskgate.telemetry.recorder import SpanRecorder
 
@@ -81,6 +82,12 @@ class SpanService:
                           offset: int) -> tuple[list[TraceSummary], int]:
         await self._recorder.flush()
         return await self._store.list_traces(project_id, name=name, limit=limit, offset=offset)
+
+    async def find_traces(self, project_id: str, which: TraceFilter, before: datetime | None,
+                          limit: int) -> tuple[list[TraceSummary], datetime | None]:
+        """A page of the UI's trace listing (see `taskgate.store.trace_search`)."""
+        await self._recorder.flush()
+        return await self._store.find_traces(project_id, which, before, limit)
 
     async def get_trace(self, project_id: str, trace_id: str) -> list[SpanRecord]:
         await self._recorder.flush()
