@@ -3,7 +3,7 @@
 A partial index (`WHERE status <> 'ok'`): the filter for failed or cancelled calls reads only those
 spans, newest first, and the spans that succeed, nearly all of them, cost nothing more to write.
 
-Revision ID: 0014
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-03
 """
