@@ -1,4 +1,5 @@
-"""Where a command's answers come from: the server `--url` (or TASKGATE_URL) names, else the data directory.
+"""Where a command's answers come from: the server `--url` (or TASKGATE_URL) names, else the data directory
+(read through `local.py`; a call runs the server's app in process, `in_process.py`).
 
 The options every command shares are declared here once. The key a server is sent is
 TASKGATE_API_KEY, read (like every variable) by taskgate/config.py; it is deliberately not an option,
