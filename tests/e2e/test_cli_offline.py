@@ -198,10 +198,24 @@ def test_a_schema_file_that_is_not_json(fake, data_dir, files):
 
 
 @pytest.mark.parametrize("body", [["--output-schema", '{"type": "no-such-type"}'], ["--model", "nope"],
-                                  ["--model", "openai/" + "m" * 5000]])
+                                  ["--model", "openai/" + "m" * 5000], ["--input", "[" * 200 + "]" * 200]])
 def test_what_the_server_refuses_is_refused_in_process_too(fake, data_dir, body):
     error = failed(offline(["call", unique("bad"), "--input", "y", *body], fake, data_dir), "(HTTP 4")
     assert len(error) < 2000
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("mode", ["server", "local"])
+def test_json_nested_deeper_than_can_be_sent_is_refused_before_sending(server, fake, data_dir, tmp_path, mode):
+    """orjson reads 1024 levels but writes 255: such an input must be a message, not a traceback."""
+    deep = "[" * 1000 + "]" * 1000
+    (tmp_path / "deep.json").write_text(deep)
+    target = {"server": server} if mode == "server" else {}
+    env = provider_env(fake, data_dir) if mode == "local" else {}
+    key = API_KEY if mode == "server" else None
+    failed(run(["call", "x", "--input", deep], key=key, env=env, **target), "--input: the JSON is nested too deeply")
+    failed(run(["call", "x", "--input", "y", "--output-schema", f"@{tmp_path}/deep.json"], key=key, env=env,
+               **target), "nested too deeply to send")
     assert fake.requests == []
 
 
