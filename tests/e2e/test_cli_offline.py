@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from taskgate.commands.json_assembly import JsonAssembly
-from tests.e2e.test_cli import ANSWER, PEOPLE, failed, make_key, plain, run, succeeded, unique
+from tests.e2e.test_cli import ANSWER, PEOPLE, failed, local_env, make_key, plain, run, succeeded, unique
 from tests.e2e.test_v2_knowledge import make_base
 from tests.e2e.test_v2_knowledge_files import settled, upload
 from tests.fakes.common import Behaviour
@@ -250,13 +250,14 @@ def test_project_with_a_server_is_refused(server):
            "--project reads a data directory")
 
 
-def test_a_call_beside_a_running_server_on_the_same_store(server, fake):
-    """SQLite in WAL mode: the server and the command both write; each sees the other's spans."""
+def test_a_call_beside_a_running_server_on_the_same_store(any_server, fake):
+    """SQLite in WAL mode (or a Postgres database): the server and the command both write; the
+    server reads the command's span."""
     name = unique("beside")
-    env = {**provider_env(fake, server.data_dir), "TASKGATE_API_KEYS": API_KEY}
+    env = {**provider_env(fake, any_server.data_dir), **local_env(any_server)}
     result = succeeded(run(["call", name, "--input", "hello", "--stream"], key=API_KEY, env=env))
     span_id = orjson.loads(result.stdout.splitlines()[0])["span_id"]
-    seen = get(f"{server.url}/v3/spans/{span_id}", headers={"Authorization": f"Bearer {API_KEY}"})
+    seen = get(f"{any_server.url}/v3/spans/{span_id}", headers={"Authorization": f"Bearer {API_KEY}"})
     assert seen.status == 200, seen.body
     body = seen.json()
     assert body.get("data", body)["name"] == name
