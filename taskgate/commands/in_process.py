@@ -11,7 +11,8 @@ The store must exist already (made by `taskgate serve` or `taskgate keys create`
 one the read commands would read (`local.py`): TASKGATE_API_KEY's, `--project`, or the only one.
 The app accepts a random key made for this process alone, so nothing is written to the store to
 let it in. A server may be running on the same data directory (SQLite's WAL lets both write): the
-app here leaves that server's background work alone (`Settings.serves_store`).
+app here leaves that server's background work alone (`Settings.serves_store`), and its span journal
+locks a slot of its own beside the server's (`telemetry/journal.py`), so neither touches the other's.
 """
 
 from __future__ import annotations

@@ -65,6 +65,11 @@ def trace_of(span_id: str, fake: FakeProvider, data_dir: Path) -> dict:  # type:
     return orjson.loads(succeeded(offline(["trace", span_id], fake, data_dir)).stdout)  # type: ignore[no-any-return]
 
 
+def journal_left(data_dir: Path) -> list[Path]:
+    """Journal segments left behind: a span the command accepted but did not get into the store."""
+    return sorted((data_dir / "journal").glob("slot-*/spans-*.log"))
+
+
 def span_in(trace: dict, span_id: str) -> dict:  # type: ignore[type-arg]
     return next(span for span in trace["spans"] if span["id"] == span_id)  # type: ignore[no-any-return]
 
@@ -81,6 +86,7 @@ def test_a_plain_call_runs_in_process_and_its_span_is_readable(fake, data_dir):
     assert "Greet" in sent and "hello" in sent
     assert fake.requests[0].headers["authorization"] == "Bearer sk-offline"  # the key came from the environment
     span_id = _SPAN.search(footer)[1]  # type: ignore[index]
+    assert journal_left(data_dir) == []  # the span went to the store before the command ended
     span = span_in(trace_of(span_id, fake, data_dir), span_id)
     assert span["name"] == name
     assert span["model"] == MODEL
@@ -114,6 +120,7 @@ def test_a_stream_in_a_pipe_then_its_span_in_the_store(fake, data_dir, files):
         assembly.add(chunk["json_path"], chunk["delta"])
     assert assembly.value == {key: value for key, value in ANSWER.items() if key != "tags"}
     span_id = chunks[0]["span_id"]
+    assert journal_left(data_dir) == []
     span = span_in(trace_of(span_id, fake, data_dir), span_id)
     assert span["output"] == ANSWER and span["name"] == name
 
@@ -312,6 +319,7 @@ def test_ctrl_c_cancels_the_call_and_records_it(fake, data_dir):
     assert process.returncode == 130, stderr
     assert time.monotonic() - interrupted < 10
     assert b"interrupted" in stderr and b"Traceback" not in stderr
+    assert journal_left(data_dir) == []
     traces = orjson.loads(succeeded(offline(["traces", "--function", name], fake, data_dir)).stdout)
     assert len(traces) == 1
     trace = orjson.loads(succeeded(offline(["trace", traces[0]["id"]], fake, data_dir)).stdout)
