@@ -36,23 +36,31 @@ async def lifespan(app: ASGIApp, where: str) -> AsyncIterator[None]:
         await inbox.put({"type": "lifespan.startup"})
         started = await _reply(task, replies)
         if started["type"] != "lifespan.startup.complete":
-            raise CommandError(f"cannot start Taskgate on {where}: {started.get('message') or 'startup failed'}")
+            raise CommandError(f"cannot start Taskgate on {where}: {_cause(started)}")
         try:
             yield
         finally:
             await inbox.put({"type": "lifespan.shutdown"})
             stopped = await _reply(task, replies)
             if stopped["type"] != "lifespan.shutdown.complete":
-                raise CommandError(f"Taskgate on {where} did not shut down cleanly: {stopped.get('message')}")
+                raise CommandError(f"Taskgate on {where} did not shut down cleanly: {_cause(stopped)}")
     finally:
         if not task.done():
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait({task})
+        if not task.cancelled():
+            task.exception()  # already reported above, in the words of the lifespan message it sent
 
 
 async def _run(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
     await app(scope, receive, send)
+
+
+def _cause(message: Message) -> str:
+    """The failure a lifespan message reports: Starlette sends the whole traceback; its last line
+    (`ValueError: ...`) is what the person can act on."""
+    lines = str(message.get("message") or "").strip().splitlines()
+    return lines[-1] if lines else "the app failed"
 
 
 async def _reply(task: asyncio.Task[None], replies: asyncio.Queue[Message]) -> Message:

@@ -195,6 +195,15 @@ def test_a_missing_data_directory_is_reported_not_created(fake, tmp_path):
     assert fake.requests == []
 
 
+def test_a_data_directory_the_app_cannot_start_on_is_named(fake, data_dir):
+    """A failure while the app starts (here a secret key file that holds no key) is one line naming
+    the directory and the cause, with nothing sent upstream."""
+    (data_dir / "secret.key").write_text("not a key")
+    error = failed(offline(["call", "x", "--input", "y"], fake, data_dir), f"cannot start Taskgate on {data_dir}")
+    assert "does not hold a Fernet key" in error
+    assert fake.requests == []
+
+
 def test_a_schema_file_that_is_not_json(fake, data_dir, files):
     failed(offline(["call", "x", "--input", "y", "--output-schema", f"@{files}/not-json.json"], fake, data_dir),
            "the file is not JSON")
@@ -296,14 +305,16 @@ def test_an_unfinished_ingestion_is_left_to_the_server(fake, tmp_path):
         assert settled(server, base_id, made["id"])["status"] == "completed"
 
 
-def test_ctrl_c_cancels_the_call_and_records_it(fake, data_dir):
+@pytest.mark.parametrize("stream", [[], ["--stream"]])
+def test_ctrl_c_cancels_the_call_and_records_it(fake, data_dir, stream):
     """SIGINT mid-call: status 130 at once, the upstream request dropped, the span written as cancelled."""
-    fake.script("gpt-4o-mini", Behaviour(delay_s=30))
+    fake.script("gpt-4o-mini", Behaviour(text="slow " * 20, delay_s=30) if not stream
+                else Behaviour(text="slow " * 20, event_delay_s=30))
     name = unique("interrupted")
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("TASKGATE_") and not key.endswith(("_API_KEY", "_BASE_URL"))}
     env.update(provider_env(fake, data_dir))
-    command = [sys.executable, "-c", "from taskgate.cli import main; main()", "call", name, "--input", "x"]
+    command = [sys.executable, "-c", "from taskgate.cli import main; main()", "call", name, "--input", "x", *stream]
     process = subprocess.Popen(command, cwd=ROOT,
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
