@@ -66,10 +66,13 @@ def _cause(message: Message) -> str:
 async def _reply(task: asyncio.Task[None], replies: asyncio.Queue[Message]) -> Message:
     """The app's next lifespan message; an app that ended without one failed to start or stop."""
     waiting = asyncio.ensure_future(replies.get())
-    await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
-    if waiting.done():
+    try:
+        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not waiting.done():
+            waiting.cancel()  # Ctrl-C while waiting, or the app ended: no getter is left behind
+    if not waiting.cancelled():
         return waiting.result()
-    waiting.cancel()
     failure = task.exception() if not task.cancelled() else None
     return {"type": "lifespan.failed", "message": str(failure) if failure else "the app ended"}
 
