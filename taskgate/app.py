@@ -54,7 +54,7 @@ def create_app(settings: Settings) -> ASGIApp:
                                 journal=journal, health=store_health)
         await recorder.start()  # first, what a process that died left in the journal
         auth = Authenticator(store)
-        await auth.bootstrap(settings.api_keys)
+        await auth.bootstrap(settings.api_keys, settings.session_keys)
         providers = ProviderRegistry(settings)
         limits = CallLimits(settings.max_attempts, settings.max_upstream_calls, settings.max_request_tokens,
                             settings.max_media_bytes)
@@ -79,7 +79,8 @@ def create_app(settings: Settings) -> ASGIApp:
         for dialect in DIALECTS:
             app.mount(dialect.routes(ctx))
         PriceBook.warm()
-        await engine.knowledge_files.resume()
+        if settings.serves_store:  # else a server on the same store resumes them, once
+            await engine.knowledge_files.resume()
         try:
             async with every(0.25, flush_log), every(2.0, engine.functions.flush_hits), \
                     every(settings.span_flush_interval_s, generations.flush):

@@ -211,6 +211,13 @@ class Settings(BaseSettings):
     # into the data directory on first start (engine/secret_box.py).
     secret_key: Annotated[str | None, AfterValidator(_fernet_key)] = Field(
         None, validation_alias="TASKGATE_SECRET_KEY", repr=False)
+    # Set by code, never by a variable. The app a CLI command runs in process (`taskgate call` with no
+    # server, taskgate/commands/in_process.py) does not take up the data directory's background work
+    # (resuming unfinished knowledge-file ingestions), which belongs to the server that may be running
+    # on the same store; and it accepts keys that exist only in that process (key -> project id),
+    # so a call needs no key written to the store.
+    serves_store: bool = True
+    session_keys: dict[str, str] = Field(default_factory=dict, repr=False)
 
     @property
     def effective_database_url(self) -> str:

@@ -4,6 +4,8 @@ cached in memory."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.requests import Request
 
 from taskgate.errors import UnauthorizedError
@@ -27,8 +29,11 @@ class Authenticator:
         # valid key can be presented in endless forms (surrounding spaces), each as long as a header.
         self._seen: BoundedLRU[str, str] = BoundedLRU(SEEN_MAX_ENTRIES, SEEN_MAX_BYTES, _seen_size)
 
-    async def bootstrap(self, keys: list[str]) -> None:
-        """Keys from TASKGATE_API_KEYS all belong to the `default` project."""
+    async def bootstrap(self, keys: list[str], session_keys: Mapping[str, str] | None = None) -> None:
+        """Keys from TASKGATE_API_KEYS all belong to the `default` project; `session_keys` (key ->
+        project id) are known to this process only (`Settings.session_keys`)."""
+        for key, project_id in (session_keys or {}).items():
+            self._known[key_hash(key)] = project_id
         if not keys:
             return
         project_id = await self._store.ensure_project(DEFAULT_PROJECT)
