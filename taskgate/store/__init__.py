@@ -4,6 +4,7 @@ newest schema."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from taskgate.store.base import Store
 from taskgate.store.database import Database, normalize_url
@@ -11,6 +12,8 @@ from taskgate.store.migrate import upgrade_to_head
 from taskgate.store.sql import SqlStore
 
 __all__ = ["SqlStore", "Store", "open_store"]
+
+log = logging.getLogger("taskgate.store")
 
 
 async def open_store(url: str, *, vector_extension: bool = True) -> Store:
@@ -22,6 +25,7 @@ async def open_store(url: str, *, vector_extension: bool = True) -> Store:
     try:
         await asyncio.to_thread(upgrade_to_head, database)
         await asyncio.to_thread(database.detect_pgvector)
+        log.info("knowledge vector search: %s", database.vector_extension or "exact, in memory")
     except BaseException:
         database.close()
         raise
