@@ -41,11 +41,15 @@ class PgvectorServer:
         if self._user is not None:
             os.chown(self._root, pwd.getpwnam(self._user).pw_uid, -1)
         self.port = free_port()
-        self._run("initdb", "-D", str(self._root / "data"), "-U", "postgres", "--auth=trust", "-E", "utf8")
-        self._run("pg_ctl", "-D", str(self._root / "data"), "-l", str(self._root / "log"), "-w",
-                  "-t", str(START_TIMEOUT_S), "-o", f"-p {self.port} -k {self._root} -c listen_addresses=127.0.0.1 "
-                  "-c fsync=off", "start")
         self._databases = 0
+        try:
+            self._run("initdb", "-D", str(self._root / "data"), "-U", "postgres", "--auth=trust", "-E", "utf8")
+            self._run("pg_ctl", "-D", str(self._root / "data"), "-l", str(self._root / "log"), "-w",
+                      "-t", str(START_TIMEOUT_S), "-o", f"-p {self.port} -k {self._root} "
+                      "-c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        except BaseException:
+            shutil.rmtree(self._root, ignore_errors=True)
+            raise
 
     def _run(self, tool: str, *args: str) -> None:
         command = [str(self._bin / tool), *args]
