@@ -38,6 +38,7 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 _WRITE = "taskgate_write"
+PGVECTOR_MIN_VERSION = (0, 8)  # iterative HNSW scans, so filtering by base does not cut a search short
 log = logging.getLogger("taskgate.store")
 
 
@@ -159,6 +160,14 @@ def lower_thread_priority() -> None:
                            os.getpriority(os.PRIO_PROCESS, 0) + BACKGROUND_NICE)
 
 
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in version.split("."):
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
 class Database:
     """An engine plus small dedicated thread pools; `read`/`write` run one transaction off the loop.
 
@@ -188,9 +197,12 @@ class Database:
             return
         with self.engine.connect() as conn:
             found = conn.execute(sa.text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).first()
-        self.vector_extension = "pgvector" if found is not None else None
-        if found is None:
-            log.warning("pgvector is not installed in this database: knowledge bases use exact search in memory")
+        version = str(found[0]) if found is not None else None
+        usable = version is not None and _version_tuple(version) >= PGVECTOR_MIN_VERSION
+        self.vector_extension = "pgvector" if usable else None
+        if not usable:
+            log.warning("pgvector %s in this database: knowledge bases use exact search in memory",
+                        f"is {version}, older than 0.8 (no iterative index scans)" if version else "is not installed")
 
     def transaction(self, fn: Callable[[Connection], T], write: bool) -> T:
         """Run `fn` in one transaction, on the calling thread."""

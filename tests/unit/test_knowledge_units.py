@@ -15,6 +15,7 @@ from taskgate.engine.knowledge.chunking import Chunking, split
 from taskgate.engine.knowledge.filters import Filter, parse_filters, passes
 from taskgate.engine.knowledge.service import _fused, _unit
 from taskgate.errors import BadRequestError, UpstreamProtocolError
+from taskgate.store.database import PGVECTOR_MIN_VERSION, _version_tuple
 
 
 def test_short_text_is_one_chunk_and_blank_is_none() -> None:
@@ -97,3 +98,10 @@ def test_vectors_are_stored_unit_length_and_finite(values: list[float]) -> None:
 def test_an_empty_or_non_finite_vector_is_the_upstreams_fault(values: Any) -> None:
     with pytest.raises(UpstreamProtocolError):
         _unit(values)
+
+
+@pytest.mark.parametrize(("version", "usable"), [("0.8.2", True), ("0.8.0", True), ("1.0", True), ("0.7.4", False),
+                                                 ("0.5.1-dev", False), ("garbage", False)])
+def test_pgvector_is_used_from_0_8_on(version: str, usable: bool) -> None:
+    """Older pgvector has no iterative HNSW scans: filtering by base could leave a search short."""
+    assert (_version_tuple(version) >= PGVECTOR_MIN_VERSION) is usable
