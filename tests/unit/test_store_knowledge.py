@@ -43,7 +43,10 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if name == "sqlite exact":
         return Backend(f"sqlite:///{tmp_path / 'taskgate.db'}", False, None)
     if name == "postgres exact":  # the shared server has no pgvector; the switch keeps it exact anyway
-        return Backend(str(request.getfixturevalue("postgres_url")), False, None)
+        databases = request.getfixturevalue("postgres")
+        if isinstance(databases, str):
+            pytest.skip(databases)
+        return Backend(databases.create(), False, None)  # its own: one test migrates down and up
     server = request.getfixturevalue("pgvector_server")
     if isinstance(server, str):
         pytest.skip(server)
@@ -239,3 +242,31 @@ async def test_odd_widths_and_hostile_keys(store: SqlStore, project: str) -> Non
     assert await store.knowledge.ranked(hostile, _vector(1, 0), ["narrow"], 5) == ([], [])
     by_vector, _ = await store.knowledge.ranked(base.id, _vector(1, 0), [], 5)
     assert [hit.key for hit in await store.knowledge.chunk_hits(base.id, by_vector)] == ["narrow"]
+
+
+async def test_migration_0010_down_and_up_again_keeps_search_whole(store: SqlStore, project: str) -> None:
+    """Going down drops the index's tables and `vector_version`; back up, searches rank exactly until
+    the next write rebuilds the base's index rows."""
+    from alembic import command
+
+    from taskgate.store.migrate import alembic_config
+
+    base = await store.knowledge.create_base(project, "kb", "m")
+    await store.knowledge.put_document(base.id, "a", {}, [_chunk("one", 1, 0), _chunk("two", 0, 1)])
+
+    def migrate(revision: str) -> None:
+        def run(conn: sa.Connection) -> None:
+            config = alembic_config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, revision) if revision != "head" else command.upgrade(config, revision)
+        store.database.transaction(run, write=True)
+
+    await asyncio.to_thread(migrate, "0009")
+    assert _index_rows(store, base.id, 2) == 0
+    await asyncio.to_thread(migrate, "head")
+    by_vector, _ = await store.knowledge.ranked(base.id, _vector(0, 1), [], 5)
+    assert [hit.content for hit in await store.knowledge.chunk_hits(base.id, by_vector)] == ["two", "one"]
+    await store.knowledge.put_document(base.id, "b", {}, [_chunk("three", 1, 1)])
+    assert _index_rows(store, base.id, 2) == (3 if store.database.vector_extension else 0)
+    by_vector, _ = await store.knowledge.ranked(base.id, _vector(0, 1), [], 5)
+    assert [hit.content for hit in await store.knowledge.chunk_hits(base.id, by_vector)] == ["two", "three", "one"]
