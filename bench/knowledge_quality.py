@@ -108,7 +108,7 @@ def main() -> None:
             _, exactly, _ = asyncio.run(store_rankings(database, base_id, questions, vectors, False))
     print(f"{len(data['documents'])} documents, {len(questions)} questions, model {args.model}")
     print(f"hybrid (vectors + full text, fused): {rates(hybrid, expected)}")
-    print(f"vectors alone ({path}):{' ' * (22 - len(path))}{rates(by_vector, expected)}")
+    print(f"{f'vectors alone ({path}):':36}{rates(by_vector, expected)}")
     print(f"vectors alone (exact):              {rates(exactly, expected)}")
     print(f"full text alone:                    {rates(by_words, expected)}")
 
