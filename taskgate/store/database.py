@@ -212,6 +212,18 @@ class Database:
             with conn.begin():
                 return fn(conn)
 
+    def read_in_background(self, fn: Callable[[Connection], object]) -> None:
+        """Run `fn` in a read transaction on the background thread, from any thread, nobody waiting for it:
+        warming a cache. Its failure (the store closing under it) is logged, never raised."""
+        def run() -> None:
+            try:
+                self.transaction(fn, write=False)
+            except Exception:
+                log.debug("a background read failed", exc_info=True)
+
+        with contextlib.suppress(RuntimeError):  # the pool is shut down: the store is closing
+            self._background.submit(run)
+
     async def read(self, fn: Callable[[Connection], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.transaction, fn, False)
 

@@ -2,11 +2,12 @@
 run through `KnowledgeStore` in the database's thread pool.
 
 Search has one interface (`ChunkSearch`) with an implementation per store, chosen by dialect:
-- vector ranking goes through the vector index (store/knowledge_vectors.py: sqlite-vec on SQLite,
-  pgvector on Postgres) when the store has one and its rows match the base's version; otherwise it is
-  exact: every chunk vector of the base scored by cosine similarity (vectors are stored unit length,
-  so a dot product), from a matrix kept in memory per base (`VectorMatrices`). That fallback's cost
-  grows with the base's chunks: see the README's scale note.
+- vector ranking is exact over a matrix kept in memory per base (`VectorMatrices`: every chunk vector
+  scored by cosine similarity; vectors are stored unit length, so a dot product) when that matrix is
+  current. When it is not (a write changed the base, or it was never read) and the store has a vector
+  index in step with the base (store/knowledge_vectors.py: sqlite-vec on SQLite, pgvector on
+  Postgres), the index answers while the matrix is read on the background thread; without the index
+  the search reads the matrix first. See the README's scale note.
 - full-text ranking is FTS5's bm25 on SQLite and ts_rank over `to_tsvector('simple', content)` on
   Postgres (the expression of migration 0008's GIN index). The query's words are OR-ed, each a quoted
   FTS5 string or a bind parameter, so no user text is read as query syntax.
@@ -32,7 +33,7 @@ from taskgate.store.codec import utcnow
 from taskgate.store.database import Database
 from taskgate.store.examples import fts5_query
 from taskgate.store.knowledge_records import ChunkHit, DocumentRecord, KnowledgeBaseRecord, NewChunk
-from taskgate.store.knowledge_vectors import VectorIndex, index_for, is_current, keep_in_step
+from taskgate.store.knowledge_vectors import VectorIndex, index_for, indexed_versions, keep_in_step
 from taskgate.store.tables import knowledge_bases as bases
 from taskgate.store.tables import knowledge_chunks as chunks
 from taskgate.store.tables import knowledge_documents as documents
@@ -77,28 +78,38 @@ class VectorMatrices:
             with self._lock:
                 self._matrices.pop(base_id, None)
             return []
-        matrix = self._current(conn, base_id, int(version), vector.shape[0])
-        if matrix.ids.size == 0:
-            return []
-        scores = matrix.vectors @ vector.astype("<f4")
-        count = min(limit, scores.shape[0])
-        best = np.argpartition(-scores, count - 1)[:count]
-        best = best[np.lexsort((matrix.ids[best], -scores[best]))]
-        return [int(chunk_id) for chunk_id in matrix.ids[best]]
+        dims = vector.shape[0]
+        matrix = self.held(base_id, int(version), dims) or self.keep(base_id, _read_matrix(conn, base_id, int(version),
+                                                                                           dims))
+        return best_of(matrix, vector, limit)
 
-    def _current(self, conn: Connection, base_id: str, version: int, dims: int) -> _Matrix:
+    def held(self, base_id: str, version: int, dims: int) -> _Matrix | None:
+        """The base's matrix when one of this version and width is in memory."""
         with self._lock:
             matrix = self._matrices.get(base_id)
             if matrix is not None and matrix.version == version and matrix.vectors.shape[1] == dims:
                 self._matrices.move_to_end(base_id)
                 return matrix
-        matrix = _read_matrix(conn, base_id, version, dims)
+        return None
+
+    def keep(self, base_id: str, matrix: _Matrix) -> _Matrix:
         with self._lock:
             self._matrices[base_id] = matrix
             self._matrices.move_to_end(base_id)
             while len(self._matrices) > 1 and sum(m.vectors.nbytes for m in self._matrices.values()) > self.MAX_BYTES:
                 self._matrices.popitem(last=False)
         return matrix
+
+
+def best_of(matrix: _Matrix, vector: np.ndarray, limit: int) -> list[int]:
+    """The `limit` chunk ids of the matrix nearest to `vector`, ties in chunk order."""
+    if matrix.ids.size == 0:
+        return []
+    scores = matrix.vectors @ vector.astype("<f4")
+    count = min(limit, scores.shape[0])
+    best = np.argpartition(-scores, count - 1)[:count]
+    best = best[np.lexsort((matrix.ids[best], -scores[best]))]
+    return [int(chunk_id) for chunk_id in matrix.ids[best]]
 
 
 def _read_matrix(conn: Connection, base_id: str, version: int, dims: int) -> _Matrix:
@@ -113,21 +124,52 @@ def _read_matrix(conn: Connection, base_id: str, version: int, dims: int) -> _Ma
 
 
 class VectorRanking:
-    """By meaning: the vector index when there is one, it takes vectors of this width and it is in step
-    with the base; the exact matrix otherwise."""
+    """By meaning. Where the vector index takes vectors of this width and is in step with the base: the
+    base's matrix when it is in memory (a product over it is the fastest exact ranking), else the index,
+    while the matrix is read in the background (after a write, the index answers at once instead of
+    every search waiting for the vectors to be read again). Without the index: the matrix, read
+    first when it is not in memory."""
 
-    def __init__(self, matrices: VectorMatrices, index: VectorIndex | None) -> None:
+    def __init__(self, matrices: VectorMatrices, index: VectorIndex | None, database: Database) -> None:
         self._matrices = matrices
         self._index = index
+        self._database = database
+        self._warming: set[tuple[str, int, int]] = set()
+        self._lock = threading.Lock()
 
     def by_vector(self, conn: Connection, base_id: str, vector: np.ndarray, limit: int) -> list[int]:
-        if self._index is not None and self._index.supports(vector.shape[0]):
-            current = is_current(conn, base_id)
-            if current is None:
-                return []
-            if current:
-                return self._index.nearest(conn, base_id, vector, limit)
-        return self._matrices.nearest(conn, base_id, vector, limit)
+        dims = vector.shape[0]
+        if self._index is None or not self._index.supports(dims):
+            return self._matrices.nearest(conn, base_id, vector, limit)
+        versions = indexed_versions(conn, base_id)
+        if versions is None:
+            return []
+        version, indexed = versions
+        if indexed != version:
+            return self._matrices.nearest(conn, base_id, vector, limit)
+        matrix = self._matrices.held(base_id, version, dims)
+        if matrix is not None:
+            return best_of(matrix, vector, limit)
+        self._warm(base_id, version, dims)
+        return self._index.nearest(conn, base_id, vector, limit)
+
+    def _warm(self, base_id: str, version: int, dims: int) -> None:
+        """Read the base's matrix on the database's background thread, once per base and version."""
+        key = (base_id, version, dims)
+        with self._lock:
+            if key in self._warming:
+                return
+            self._warming.add(key)
+
+        def build(conn: Connection) -> None:
+            try:
+                if indexed_versions(conn, base_id) == (version, version):  # else a later search warms it
+                    self._matrices.keep(base_id, _read_matrix(conn, base_id, version, dims))
+            finally:
+                with self._lock:
+                    self._warming.discard(key)
+
+        self._database.read_in_background(build)
 
 
 class SqliteChunkSearch(VectorRanking):
@@ -150,9 +192,11 @@ class PostgresChunkSearch(VectorRanking):
         return [int(row[0]) for row in conn.execute(query)]
 
 
-def search_for(dialect: str, index: VectorIndex | None) -> ChunkSearch:
+def search_for(database: Database, index: VectorIndex | None) -> ChunkSearch:
     matrices = VectorMatrices()
-    return PostgresChunkSearch(matrices, index) if dialect == "postgresql" else SqliteChunkSearch(matrices, index)
+    if database.dialect == "postgresql":
+        return PostgresChunkSearch(matrices, index, database)
+    return SqliteChunkSearch(matrices, index, database)
 
 
 # ---- knowledge bases
@@ -296,7 +340,7 @@ class SqlKnowledgeStore:
     def __init__(self, database: Database) -> None:
         self._database = database
         self._index = index_for(database.vector_extension)
-        self._search = search_for(database.dialect, self._index)
+        self._search = search_for(database, self._index)
 
     async def create_base(self, project_id: str, name: str, embedding_model: str) -> KnowledgeBaseRecord:
         try:

@@ -199,9 +199,9 @@ def keep_in_step(conn: Connection, index: VectorIndex | None, base_id: str, vers
     conn.execute(bases.update().where(bases.c.id == base_id).values(vector_version=version))
 
 
-def is_current(conn: Connection, base_id: str) -> bool | None:
-    """Whether the index's rows of the base match its chunks; None when the base is gone."""
+def indexed_versions(conn: Connection, base_id: str) -> tuple[int, int | None] | None:
+    """The base's version and the one its index rows match (in step when equal); None when it is gone."""
     row = conn.execute(sa.select(bases.c.version, bases.c.vector_version).where(bases.c.id == base_id)).first()
     if row is None:
         return None
-    return row.vector_version == row.version
+    return int(row.version), None if row.vector_version is None else int(row.vector_version)

@@ -19,6 +19,7 @@ from taskgate.errors import ConflictError, NotFoundError
 from taskgate.store import SqlStore, open_store
 from taskgate.store.knowledge import put_document
 from taskgate.store.knowledge_records import NewChunk
+from taskgate.store.knowledge_vectors import indexed_versions
 from taskgate.store.sqlite_driver import sqlite_driver
 from tests.pgvector_server import PgvectorServer
 
@@ -270,3 +271,36 @@ async def test_migration_0010_down_and_up_again_keeps_search_whole(store: SqlSto
     assert _index_rows(store, base.id, 2) == (3 if store.database.vector_extension else 0)
     by_vector, _ = await store.knowledge.ranked(base.id, _vector(0, 1), [], 5)
     assert [hit.content for hit in await store.knowledge.chunk_hits(base.id, by_vector)] == ["two", "three", "one"]
+
+
+async def test_the_index_answers_while_the_base_is_read_into_memory(backend: Backend, store: SqlStore,
+                                                                   project: str) -> None:
+    """With the index in step, a base not in memory is searched through the index while its matrix is
+    read on the background thread; then the matrix answers, alike; a write makes the index answer again."""
+    if backend.expected_index is None:
+        pytest.skip("needs the vector extension")
+    base = await store.knowledge.create_base(project, "kb", "m")
+    await store.knowledge.put_document(base.id, "a", {}, [_chunk(f"chunk {n}", 1, n / 10) for n in range(20)])
+    matrices = store.knowledge._search._matrices  # type: ignore[attr-defined]
+
+    def held() -> bool:
+        versions = store.database.transaction(lambda c: indexed_versions(c, base.id), write=False)
+        assert versions is not None and versions[0] == versions[1]
+        return matrices.held(base.id, versions[0], 2) is not None
+
+    assert not held()
+    through_index, _ = await store.knowledge.ranked(base.id, _vector(1, 0.55), [], 5)
+    for _ in range(200):
+        if held():
+            break
+        await asyncio.sleep(0.05)
+    assert held()
+    assert (await store.knowledge.ranked(base.id, _vector(1, 0.55), [], 5))[0] == through_index
+    hits = await store.knowledge.chunk_hits(base.id, through_index)
+    cosines = [float(_vector(1, n / 10) @ _vector(1, 0.55)) for n in range(20)]
+    nearest = sorted(range(20), key=lambda n: -cosines[n])[:5]
+    assert [hit.content for hit in hits] == [f"chunk {n}" for n in nearest]
+    await store.knowledge.put_document(base.id, "b", {}, [_chunk("new", 1, 0.55)])
+    assert not held()
+    by_vector, _ = await store.knowledge.ranked(base.id, _vector(1, 0.55), [], 1)
+    assert [hit.key for hit in await store.knowledge.chunk_hits(base.id, by_vector)] == ["b"]
