@@ -6,10 +6,11 @@ A benchmark, not a test. It fills one knowledge base in a fresh SQLite file with
 drawn from a small vocabulary so full text has matches to rank), then times `--queries` searches as
 a query runs them after its embedding: both rankings (`KnowledgeStore.ranked`: by vector, plus FTS5
 bm25) and the read of the fused candidates (`chunk_hits`). The same file is searched by two stores
-in one process, in turns: one with sqlite-vec (its vec0 table filled with the chunks), one with the
-extension switched off (exact cosine over a matrix in memory, `VectorMatrices`). The exact store
-reads every vector again after any write: the first search, and a search right after a write of one
-document, are reported apart for both. Prints p50, p99 and max in ms, and the ratio to exact.
+in one process, in turns: one with sqlite-vec (its vec0 table filled with the chunks: it answers while
+the base's matrix is read in the background, the matrix once it is in memory), one with the extension
+switched off (exact cosine over the matrix, `VectorMatrices`, read first when a write made it stale):
+the first search, and a search right after a write of one document, are reported apart for both.
+Prints p50, p99 and max in ms, and the ratio to exact.
 
 Run from a checkout: `python -m bench.knowledge_query [--chunks 100000] [--dims 384] [--queries 200]`.
 """
