@@ -31,6 +31,7 @@ from taskgate.server.dispatch import App
 from taskgate.store import open_store
 from taskgate.store.database import private_directory
 from taskgate.telemetry.generations import GenerationRecorder
+from taskgate.telemetry.observability import Observability
 from taskgate.telemetry.periodic import every
 from taskgate.telemetry.recorder import SpanRecorder, peer_wait
 
@@ -43,8 +44,12 @@ def create_app(settings: Settings) -> ASGIApp:
         private_directory(settings.data_dir)
         store = await open_store(settings.effective_database_url)
         shared_store = not settings.effective_database_url.startswith("sqlite")
+        observability = Observability.from_settings(settings)
         recorder = SpanRecorder(store, flush_interval=settings.span_flush_interval_s,
-                                peer_wait_s=peer_wait(settings.span_flush_interval_s, shared_store))
+                                peer_wait_s=peer_wait(settings.span_flush_interval_s, shared_store),
+                                on_record=observability.on_record(),
+                                on_write_through=observability.on_write_through())
+        observability.watch(recorder)
         await recorder.start()
         auth = Authenticator(store)
         await auth.bootstrap(settings.api_keys)
@@ -67,15 +72,18 @@ def create_app(settings: Settings) -> ASGIApp:
                                                    tuple(settings.rerank_models)),
                         ocr_limits=OcrLimits(settings.ocr_max_bytes, tuple(settings.ocr_models)),
                         default_embedding_model=settings.default_embedding_model,
-                        knowledge_rerank_model=settings.knowledge_rerank_model)
+                        knowledge_rerank_model=settings.knowledge_rerank_model, meter=observability.metrics)
         ctx = AppContext(settings, auth, engine)
         for dialect in DIALECTS:
             app.mount(dialect.routes(ctx))
+        app.mount(observability.routes(auth, settings.metrics_public))
+        if observability.metrics is not None:
+            app.observe_request = observability.metrics.request
         PriceBook.warm()
         await engine.knowledge_files.resume()
         try:
             async with every(0.25, flush_log), every(2.0, engine.functions.flush_hits), \
-                    every(settings.span_flush_interval_s, generations.flush):
+                    every(settings.span_flush_interval_s, generations.flush), observability.running():
                 yield
         finally:
             await engine.knowledge_files.close()

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections.abc import Callable
 
 from taskgate.store.base import SpanRecord, Store
 
@@ -45,12 +46,18 @@ def peer_wait(flush_interval: float, shared_store: bool) -> float:
     return min(flush_interval + PEER_WRITE_MARGIN_S, MAX_PEER_WAIT_S) if shared_store else 0.0
 
 SpanKey = tuple[str, str]  # (project_id, span_id)
+SpanHook = Callable[[SpanRecord], None]
 
 
 class SpanRecorder:
     def __init__(self, store: Store, flush_interval: float = 1.0, max_batch: int = 500,
-                 peer_wait_s: float = 0.0) -> None:
+                 peer_wait_s: float = 0.0, on_record: SpanHook | None = None,
+                 on_write_through: SpanHook | None = None) -> None:
+        """`on_record` sees every span `record()` accepts and `on_write_through` every span the span API
+        stored (metrics, OTLP export: `taskgate.telemetry.taps`); each must only queue it, never block."""
         self._store = store
+        self._on_record = on_record
+        self._on_write_through = on_write_through
         self._interval = flush_interval
         self._peer_wait_s = peer_wait_s
         self._max_batch = max(1, max_batch)
@@ -63,6 +70,11 @@ class SpanRecorder:
         self._closed = False
         self.failed_writes = 0
         self.dropped_spans = 0
+
+    @property
+    def queue_depth(self) -> int:
+        """Spans accepted and not yet written."""
+        return len(self._pending) + len(self._inflight)
 
     async def start(self) -> None:
         """Start the background flush task (idempotent)."""
@@ -77,6 +89,8 @@ class SpanRecorder:
                 log.warning("span %s recorded after the recorder closed; not written", span.id)
                 return
             self._pending[(span.project_id, span.id)] = span
+            if self._on_record is not None:
+                self._on_record(span)
             if len(self._pending) >= self._max_batch:
                 self._wake.set()
         except Exception:
@@ -104,6 +118,8 @@ class SpanRecorder:
                 if self._pending.get(key) is span:
                     self._take_back(key, before)
                 raise
+            if self._on_write_through is not None:
+                self._on_write_through(span)
             if self._pending.get(key) is span:
                 del self._pending[key]
                 self._attempts.pop(key, None)
