@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 from starlette.types import ASGIApp
 
+from taskgate.api import metrics as metrics_endpoint
 from taskgate.api.anthropic import routes as anthropic
 from taskgate.api.openai import routes as openai
 from taskgate.api.v2 import routes as v2
@@ -76,7 +77,7 @@ def create_app(settings: Settings) -> ASGIApp:
         ctx = AppContext(settings, auth, engine)
         for dialect in DIALECTS:
             app.mount(dialect.routes(ctx))
-        app.mount(observability.routes(auth, settings.metrics_public))
+        app.mount(metrics_endpoint.routes(observability.metrics, auth, settings.metrics_public))
         if observability.metrics is not None:
             app.observe_request = observability.metrics.request
         PriceBook.warm()

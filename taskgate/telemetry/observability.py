@@ -1,5 +1,6 @@
 """What leaves the process for the operator's own tools: Prometheus metrics and OTLP export, as the
-settings ask, wired to the span recorder, the router and the access log, and `GET /metrics`.
+settings ask, wired to the span recorder, the router and the access log (`GET /metrics` is served
+by `taskgate.api.metrics`).
 
 Both are optional: with TASKGATE_METRICS=0 nothing is metered and /metrics does not exist; with no
 OTLP endpoint nothing is exported. Either way the request path pays only for what is on.
@@ -11,21 +12,12 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
-
 from taskgate.config import Settings
-from taskgate.server.auth import Authenticator
-from taskgate.server.request_io import guarded
 from taskgate.store.base import SpanRecord
 from taskgate.telemetry.metrics import DRAIN_INTERVAL_S, Metrics
 from taskgate.telemetry.otlp_export import OtlpExport
 from taskgate.telemetry.periodic import every
 from taskgate.telemetry.recorder import SpanHook, SpanRecorder
-
-METRICS_PATH = "/metrics"
 
 
 @dataclass(slots=True)
@@ -79,19 +71,6 @@ class Observability:
                                      "collector refused their batch", lambda: export.dropped)
             self.metrics.watch_total("taskgate_otlp_spans_exported", "Spans the OTLP collector accepted",
                                      lambda: export.exported)
-
-    def routes(self, auth: Authenticator, public: bool) -> list[BaseRoute]:
-        """`GET /metrics`, behind an API key unless `public`; none when metrics are off."""
-        metrics = self.metrics
-        if metrics is None:
-            return []
-
-        async def serve_metrics(request: Request) -> Response:
-            if not public:
-                await auth.project_for(request)
-            return Response(await metrics.render(), media_type=CONTENT_TYPE_LATEST)
-
-        return [Route(METRICS_PATH, guarded(serve_metrics), methods=["GET"], name="metrics")]
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
@@ -36,6 +36,8 @@ MAX_ERROR_CHARS = 1024  # a status description is for a glance; the span in Task
 MAX_LIST_ITEMS = 32
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _SPAN_MASK = (1 << 64) - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 # gen_ai.operation.name by Taskgate span type; other types keep their own name
 OPERATIONS = {"call": "chat", "embedding": "embeddings", "dataset-embedding": "embeddings"}
 
@@ -73,7 +75,13 @@ def _hashed(prefix: str, text: str, size: int) -> int:
 
 
 def _nanos(moment: datetime | None) -> int | None:
-    return None if moment is None else int(moment.timestamp() * 1e9)
+    """Nanoseconds since the epoch, exact to the microsecond (`timestamp()` is a float, off by up to
+    a few hundred ns today); a naive time is UTC, as the store keeps it."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _MICROSECOND * 1000
 
 
 def split_model(name: str | None) -> tuple[str | None, str | None]:

@@ -8,6 +8,7 @@ model names, which must never create a label value of their own.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +17,13 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from taskgate.telemetry.metrics import MAX_MODELS, shared_metrics_dir
 from tests.fakes.common import Behaviour
 from tests.fakes.provider import FakeProvider
 from tests.harness import ServerProcess
 from tests.http_client import get, post, request
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-MAX_MODELS = 200  # taskgate.telemetry.metrics.MAX_MODELS
 
 
 def scrape(server: ServerProcess, key: str | None = "test-key") -> Samples:
@@ -198,3 +199,32 @@ def test_caller_chosen_model_names_are_capped(metered: ServerProcess, fake: Fake
     models = label_values(samples, "model")
     assert len(models) <= MAX_MODELS + 1 and "other" in models
     assert value(samples, "taskgate_upstream_duration_seconds_count", provider="openai", model="other") >= 20
+
+
+def test_workers_sharing_a_metrics_directory_are_summed(fake_provider: FakeProvider, tmp_path: Path) -> None:
+    """What `serve --workers N` sets up: the parent makes the directory (`shared_metrics_dir`) and puts
+    it in every worker's PROMETHEUS_MULTIPROC_DIR. Two servers stand in for two workers here; a
+    scrape of either shows the calls both answered."""
+    directory = tmp_path / "data" / "metrics"
+    directory.mkdir(parents=True)
+    (directory / "counter_999999.db").write_bytes(b"left by an earlier run")
+    shared = shared_metrics_dir(tmp_path / "data", None)
+    assert shared == directory and not list(directory.iterdir())
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    with ServerProcess(fake_provider, tmp_path / "one", env=env) as one, \
+            ServerProcess(fake_provider, tmp_path / "two", env=env) as two:
+        for server, calls in ((one, 2), (two, 3)):
+            for _ in range(calls):
+                call(server, {"name": "worker", "input": "x", "model": "openai/gpt-4o-mini"})
+        labels = {"route": "/v2/call", "method": "POST", "status": "200"}
+        deadline = time.monotonic() + 10  # the other worker adds its counts within a drain interval
+        while True:
+            samples = scrape(one)
+            if value(samples, "taskgate_http_request_duration_seconds_count", **labels) == 5 \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert value(samples, "taskgate_http_request_duration_seconds_count", **labels) == 5
+        assert value(samples, "taskgate_upstream_duration_seconds_count", provider="openai", model="gpt-4o-mini") == 5
+        assert value(scrape(two), "taskgate_http_request_duration_seconds_count", **labels) == 5
+        assert value(samples, "taskgate_span_queue_depth") >= 0
