@@ -97,6 +97,12 @@ def configure_logging(level: str = "INFO") -> None:
     root.handlers[:] = [_handler]
     root.setLevel(level)
     root.propagate = False
+    # The OpenTelemetry exporter logs a failing collector (retries, refused batches): one JSON line
+    # each too, at warning and above whatever the level, rather than Python's bare fallback output.
+    otel = logging.getLogger("opentelemetry")
+    otel.handlers[:] = [_handler]
+    otel.setLevel(max(logging.WARNING, root.level))
+    otel.propagate = False
     _configured = True
 
 

@@ -141,7 +141,6 @@ def test_a_call_under_a_parent_span_is_exported_with_its_ids_and_genai_attribute
     assert attributes == {
         "gen_ai.operation.name": "chat",
         "gen_ai.system": "openai",
-        "gen_ai.provider.name": "openai",
         "gen_ai.request.model": "gpt-4o-mini",
         "gen_ai.response.model": "gpt-4o-mini",
         "gen_ai.usage.input_tokens": 21,
@@ -153,8 +152,6 @@ def test_a_call_under_a_parent_span_is_exported_with_its_ids_and_genai_attribute
         "taskgate.parent.id": parent["id"],
         "taskgate.span.type": "call",
         "taskgate.project.id": attributes["taskgate.project.id"],
-        "taskgate.status": "ok",
-        "taskgate.model_chain": ["openai/gpt-4o-mini"],
         "taskgate.attempts": 1,
     }
     assert "Louvre" not in str(attributes) and "Paris" not in str(attributes)  # content is not exported
@@ -169,7 +166,7 @@ def test_a_failed_call_is_exported_with_an_error_status(exporting: ServerProcess
     _, span = receiver.span_named(function)
     assert span.status.code == Status.STATUS_CODE_ERROR and span.status.message
     attributes = attributes_of(span.attributes)
-    assert attributes["taskgate.status"] == "error"
+    assert "taskgate.cancelled" not in attributes
     assert attributes["taskgate.models_failed"][0].startswith("openai/broken")
 
 
