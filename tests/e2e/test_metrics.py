@@ -15,39 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from taskgate.telemetry.metrics import MAX_MODELS, shared_metrics_dir
 from tests.fakes.common import Behaviour
 from tests.fakes.provider import FakeProvider
 from tests.harness import ServerProcess
 from tests.http_client import get, post, request
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(server: ServerProcess, key: str | None = "test-key") -> Samples:
-    reply = get(f"{server.url}/metrics", key=key)
-    assert reply.status == 200, reply.body
-    assert reply.headers["content-type"].startswith("text/plain; version=")
-    return samples_of(reply.body.decode())
-
-
-def samples_of(text: str) -> Samples:
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
-    return value(after, name, **labels) - value(before, name, **labels)
-
-
-def label_values(samples: Samples, label: str, prefix: str = "taskgate_") -> set[str]:
-    return {dict(labels)[label] for (name, labels) in samples if name.startswith(prefix) and label in dict(labels)}
+from tests.prometheus_text import label_values, moved, scrape, value
 
 
 @pytest.fixture(scope="module")

@@ -24,11 +24,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from tests.e2e.test_metrics import scrape, value
 from tests.fakes.common import Behaviour
 from tests.fakes.provider import FakeProvider
 from tests.harness import ServerProcess, free_port
 from tests.http_client import post
+from tests.prometheus_text import scrape, value
 
 FAST_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "50"}
 
