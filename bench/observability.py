@@ -189,8 +189,9 @@ def main() -> None:
     for config in CONFIGS:
         median = statistics.median(figures[config])
         summary[config] = {"cpu_us_per_call": round(median, 1), "vs_both_off": round(median / baseline, 3),
-                           "extra_us": round(median - baseline, 1)}
-        print(f"{config:16s}{median:10.1f} us   x{median / baseline:5.3f}   {median - baseline:+6.1f} us")
+                           "extra_us": round(median - baseline, 1), "blocks": [round(v, 1) for v in figures[config]]}
+        spread = f"(blocks {min(figures[config]):.0f} to {max(figures[config]):.0f})"
+        print(f"{config:16s}{median:10.1f} us   x{median / baseline:5.3f}   {median - baseline:+6.1f} us   {spread}")
     print(f"The work each call adds, timed alone (median of {args.rounds} runs of {args.calls * 10})")
     for name, cost in hooks.items():
         print(f"{name:44s}{cost:8.2f} us")
