@@ -198,13 +198,14 @@ class Metrics:
             return pair
         return provider, OTHER
 
-    async def render(self) -> bytes:
-        """The text exposition of every metric (of every worker, in multiprocess mode)."""
+    async def render(self, names: list[str] | None = None) -> bytes:
+        """The text exposition of every metric (of every worker, in multiprocess mode), or of the
+        samples `names` lists (`?name[]=`, as prometheus-client's own handler takes it)."""
         self.drain()
         if self.registry is not None:
-            return generate_latest(self.registry)
+            return generate_latest(self.registry.restricted_registry(names) if names else self.registry)
         assert self._dir is not None  # no registry of its own: the values are in the directory
-        return await asyncio.to_thread(_render_directory, self._dir)
+        return await asyncio.to_thread(_render_directory, self._dir, names)
 
     def close(self) -> None:
         """The last drain; a worker's live gauges leave the sum with it."""
@@ -242,10 +243,10 @@ def _template(route: Any, path: str) -> str:
     return route if isinstance(route, str) else getattr(route, "path", OTHER)
 
 
-def _render_directory(directory: Path) -> bytes:
+def _render_directory(directory: Path, names: list[str] | None) -> bytes:
     registry = CollectorRegistry()
     MultiProcessCollector(registry, str(directory))
-    return generate_latest(registry)
+    return generate_latest(registry.restricted_registry(names) if names else registry)
 
 
 def shared_metrics_dir(data_dir: Path, configured: Path | None = None) -> Path:

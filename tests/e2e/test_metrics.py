@@ -21,7 +21,7 @@ from tests.fakes.common import Behaviour
 from tests.fakes.provider import FakeProvider
 from tests.harness import ServerProcess
 from tests.http_client import get, post, request
-from tests.prometheus_text import label_values, moved, scrape, value
+from tests.prometheus_text import label_values, moved, samples_of, scrape, value
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +86,39 @@ def test_counters_move_by_what_known_calls_did(metered: ServerProcess, fake: Fak
                  route="/metrics", method="GET", status="200") == 1
     assert value(after, "taskgate_span_queue_depth") >= 0
     assert value(after, "taskgate_spans_dropped_total") == 0
+
+
+def test_streams_and_embeddings_are_upstream_calls_too(metered: ServerProcess, fake: FakeProvider) -> None:
+    before = scrape(metered)
+    fake.script("flaky-stream", Behaviour(status=503))
+    stream = post(f"{metered.url}/v2/call/stream", {"name": "streamed", "input": "x",
+                                                    "model": ["openai/flaky-stream", "openai/gpt-4o-mini"]})
+    assert stream.status == 200, stream.body
+    embedded = post(f"{metered.url}/v2/embeddings", {"input": ["a", "bb"], "model": "openai/text-embedding-3-small"})
+    assert embedded.status == 200, embedded.body
+    after = scrape(metered)
+    assert moved(before, after, "taskgate_upstream_duration_seconds_count", provider="openai",
+                 model="gpt-4o-mini") == 1
+    assert moved(before, after, "taskgate_upstream_errors_total", provider="openai", model="flaky-stream") == 1
+    assert moved(before, after, "taskgate_fallbacks_total", provider="openai", model="flaky-stream") == 1
+    assert moved(before, after, "taskgate_upstream_duration_seconds_count", provider="openai",
+                 model="text-embedding-3-small") == 1
+    assert moved(before, after, "taskgate_tokens_total", provider="openai", model="text-embedding-3-small",
+                 direction="input") == embedded.json()["usage"]["prompt_tokens"]
+    assert moved(before, after, "taskgate_http_request_duration_seconds_count",
+                 route="/v2/call/stream", method="POST", status="200") == 1
+
+
+def test_name_picks_samples_and_other_parameters_are_refused(metered: ServerProcess) -> None:
+    reply = get(f"{metered.url}/metrics?name[]=taskgate_cache_hits_total&name[]=taskgate_span_queue_depth")
+    assert reply.status == 200
+    names = {name for name, _ in samples_of(reply.body.decode())}
+    assert names == {"taskgate_cache_hits_total", "taskgate_span_queue_depth"}
+    for query in ("format=json", "name=x", "name[]=" + "a" * 201, "name[]=", "&".join(["name[]=a"] * 101),
+                  "name[]=a&debug=1", "%00=1"):
+        refused = get(f"{metered.url}/metrics?{query}")
+        assert refused.status == 400, (query[:50], refused.body)
+        assert refused.json()["error"]["type"] == "BadRequestError"
 
 
 def test_histogram_buckets_are_cumulative_and_end_in_the_count(metered: ServerProcess, fake: FakeProvider) -> None:

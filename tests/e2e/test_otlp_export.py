@@ -47,7 +47,8 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 decoded = ExportTraceServiceRequest.FromString(body)
                 with receiver._lock:
-                    receiver.requests.append({"path": self.path, "content-type": self.headers["Content-Type"]})
+                    receiver.requests.append({"path": self.path, "content-type": self.headers["Content-Type"],
+                                              "x-tenant": self.headers.get("x-tenant", "")})
                     for resource_spans in decoded.resource_spans:
                         resource = attributes_of(resource_spans.resource.attributes)
                         for scope_spans in resource_spans.scope_spans:
@@ -104,7 +105,9 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture(scope="module")
 def exporting(fake_provider: FakeProvider, receiver: Receiver,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_SERVICE_NAME": "taskgate-under-test", **FAST_EXPORT}
+    # OTEL_SERVICE_NAME and OTEL_EXPORTER_OTLP_HEADERS are the SDK's to read: they must reach the receiver.
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_SERVICE_NAME": "taskgate-under-test",
+           "OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=acme", **FAST_EXPORT}
     with ServerProcess(fake_provider, tmp_path_factory.mktemp("otlp"), env=env) as server:
         yield server
 
@@ -124,7 +127,7 @@ def test_a_call_under_a_parent_span_is_exported_with_its_ids_and_genai_attribute
 
     resource, span = receiver.span_named(function)
     _, exported_parent = receiver.span_named(parent_name)
-    assert receiver.requests[0] == {"path": "/v1/traces", "content-type": "application/x-protobuf"}
+    assert receiver.requests[0] == {"path": "/v1/traces", "content-type": "application/x-protobuf", "x-tenant": "acme"}
     assert resource["service.name"] == "taskgate-under-test"
     # Taskgate's trace id is the OTel trace id; span ids are the UUIDs' low 64 bits.
     assert span.trace_id == otel_id(parent["trace_id"]) == exported_parent.trace_id
