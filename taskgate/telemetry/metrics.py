@@ -39,6 +39,7 @@ DRAIN_INTERVAL_S = 1.0
 MAX_MODELS = 200
 OTHER = "other"
 ROUTE_KEY = "route"  # where Starlette's router leaves the matched route in the scope
+ROUTE_TEMPLATE = "taskgate.route"  # a finer template a dispatcher behind a catch-all route found (v3 functions)
 # Seconds: from a cached answer in a millisecond to a long generation.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
            float("inf"))
@@ -112,7 +113,8 @@ class Metrics:
 
     def request(self, scope: Scope, status: int, seconds: float, route: str | None) -> None:
         """A request answered (the access log's hook); `route` is given where no route matched."""
-        self._requests.append((route or scope.get(ROUTE_KEY), scope["path"], scope["method"], status, seconds))
+        self._requests.append((route or scope.get(ROUTE_TEMPLATE) or scope.get(ROUTE_KEY), scope["path"],
+                               scope["method"], status, seconds))
 
     def upstream(self, provider: str, model: str, seconds: float, ok: bool) -> None:
         self._upstream.append((provider, model, seconds, ok))

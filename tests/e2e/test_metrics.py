@@ -193,6 +193,8 @@ def test_hostile_paths_never_make_a_label_value(metered: ServerProcess) -> None:
     assert moved(before, after, "taskgate_http_request_duration_seconds_count",
                  route="unmatched", method="GET", status="404") >= 1
     assert len(label_values(after, "status")) <= 12
+    # a v3 function path is labelled with the operation it matched, not the catch-all route before it
+    assert "/v3/functions/{name}/call" in label_values(after, "route")
 
 
 def test_caller_chosen_model_names_are_capped(metered: ServerProcess, fake: FakeProvider) -> None:
