@@ -32,9 +32,12 @@ from taskgate.server.dispatch import App
 from taskgate.store import open_store
 from taskgate.store.database import private_directory
 from taskgate.telemetry.generations import GenerationRecorder
+from taskgate.telemetry.health_report import HealthReport
+from taskgate.telemetry.journal import SpanJournal
 from taskgate.telemetry.observability import Observability
 from taskgate.telemetry.periodic import every
 from taskgate.telemetry.recorder import SpanRecorder, peer_wait
+from taskgate.telemetry.store_health import StoreHealth
 
 DIALECTS = (v2, openai, anthropic, v3)  # each module's `routes(ctx)` is mounted in this order, and matched in it
 
@@ -45,13 +48,15 @@ def create_app(settings: Settings) -> ASGIApp:
         private_directory(settings.data_dir)
         store = await open_store(settings.effective_database_url)
         shared_store = not settings.effective_database_url.startswith("sqlite")
+        journal = SpanJournal(settings.data_dir / "journal", settings.journal_max_bytes)
+        store_health = StoreHealth(store)
         observability = Observability.from_settings(settings)
         recorder = SpanRecorder(store, flush_interval=settings.span_flush_interval_s,
                                 peer_wait_s=peer_wait(settings.span_flush_interval_s, shared_store),
-                                on_record=observability.on_record(),
+                                journal=journal, health=store_health, on_record=observability.on_record(),
                                 on_write_through=observability.on_write_through())
         observability.watch(recorder)
-        await recorder.start()
+        await recorder.start()  # first, what a process that died left in the journal
         auth = Authenticator(store)
         await auth.bootstrap(settings.api_keys)
         providers = ProviderRegistry(settings)
@@ -74,7 +79,7 @@ def create_app(settings: Settings) -> ASGIApp:
                         ocr_limits=OcrLimits(settings.ocr_max_bytes, tuple(settings.ocr_models)),
                         default_embedding_model=settings.default_embedding_model,
                         knowledge_rerank_model=settings.knowledge_rerank_model, meter=observability.metrics)
-        ctx = AppContext(settings, auth, engine)
+        ctx = AppContext(settings, auth, engine, HealthReport(store_health, journal))
         for dialect in DIALECTS:
             app.mount(dialect.routes(ctx))
         app.mount(metrics_endpoint.routes(observability.metrics, auth, settings.metrics_public))
@@ -88,7 +93,9 @@ def create_app(settings: Settings) -> ASGIApp:
                 yield
         finally:
             await engine.knowledge_files.close()
-            await recorder.close()  # spans already accepted are written before exit
+            # Spans already accepted are written before exit; what the store does not take within
+            # the grace period stays in the journal for the next start.
+            await recorder.close(deadline_s=settings.shutdown_grace_s)
             await providers.aclose()
             await store.close()
 

@@ -43,7 +43,7 @@ KEYED_DEFAULT_MODELS = (
 PROVIDER_VARIABLE_SUFFIXES = ("_API_KEY", "_BASE_URL")
 ROUTE_PREFERENCES = ("fast", "cheap", "quality", "balanced")  # a v3 call's `route.prefer` values
 PROVIDERS = "TASKGATE_PROVIDERS"
-SECRET_VARIABLES = frozenset({"TASKGATE_SECRET_KEY"})  # a bad value is described, never printed
+SECRET_VARIABLES = frozenset({"TASKGATE_SECRET_KEY", "TASKGATE_API_KEY"})  # a bad value is described, never printed
 FERNET_KEY_BYTES = 32
 FERNET_KEY_CHARS = 44
 PROVIDERS_FILE = "TASKGATE_PROVIDERS_FILE"
@@ -61,6 +61,10 @@ OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 OTLP_TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 OTLP_PROTOCOLS = ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
 OTLP_TRACES_PATH = "/v1/traces"
+
+
+# Variables read under an older name too, which the new name overrides.
+RENAMED_VARIABLES = {"TASKGATE_SHUTDOWN_GRACE_SECONDS": "TASKGATE_SHUTDOWN_SECONDS"}
 
 
 class ConfigError(ValueError):
@@ -110,6 +114,20 @@ def _fernet_key(raw: str | None) -> str | None:
     if len(decoded) != FERNET_KEY_BYTES or len(key) != FERNET_KEY_CHARS:
         raise PydanticCustomError("fernet_key", "must be a Fernet key: 32 bytes in URL-safe base64 (44 characters)")
     return key
+def _server_url(raw: str | None) -> str | None:
+    """A Taskgate server's root URL: http(s) with a host, kept without its trailing `/` so paths
+    can be appended; anything else would only fail at the first request, with a vaguer message."""
+    if raw is None:
+        return None
+    url = raw.strip().rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest or rest.startswith(("/", "?", "#")) \
+            or any(ch.isspace() or not ch.isprintable() for ch in rest):
+        raise PydanticCustomError("server_url", "must be an http:// or https:// URL with a host, such as "
+                                  "http://127.0.0.1:8000")
+    return url
+
+
 def _route_models(raw: object) -> object:
     """`fast=openai/gpt-4o-mini,quality=...` -> {preference: model}; a preference v3 does not know
     would never be asked for, so it is refused rather than kept unused."""
@@ -139,6 +157,10 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"  # --host and --port on the command line; no variable
     port: int = 8000
+    # The CLI's server (`taskgate call`, `traces`, ...; `--url` overrides it) and the key it sends; with
+    # no URL those commands read the data directory instead (taskgate/commands/connection.py).
+    client_url: Annotated[str | None, AfterValidator(_server_url)] = Field(None, validation_alias="TASKGATE_URL")
+    client_api_key: str | None = Field(None, validation_alias="TASKGATE_API_KEY", repr=False)
     data_dir: Path = Field(Path(".taskgate"), validation_alias="TASKGATE_DATA_DIR")
     # Secrets (a database password, bootstrap keys in project "default", provider keys) stay out of repr.
     database_url: str | None = Field(None, validation_alias="TASKGATE_DATABASE_URL", repr=False)
@@ -152,7 +174,11 @@ class Settings(BaseSettings):
     request_timeout_s: Seconds = Field(120.0, validation_alias="TASKGATE_REQUEST_TIMEOUT")
     heartbeat_s: Seconds = Field(15.0, validation_alias="TASKGATE_HEARTBEAT_SECONDS")
     span_flush_interval_s: Seconds = Field(1.0, validation_alias="TASKGATE_SPAN_FLUSH_SECONDS")
-    shutdown_grace_s: Seconds = Field(10.0, validation_alias="TASKGATE_SHUTDOWN_GRACE_SECONDS")
+    # After SIGTERM: how long requests and streams in flight may still finish, and then spans be stored.
+    shutdown_grace_s: Seconds = Field(10.0, validation_alias="TASKGATE_SHUTDOWN_SECONDS")
+    # The span journal (telemetry/journal.py): how many bytes of spans it may hold unstored while the
+    # store is down; beyond them calls are refused with a 503 (memory holds the same spans).
+    journal_max_bytes: Amount = Field(256 * 1024 * 1024, validation_alias="TASKGATE_JOURNAL_MAX_BYTES")
     # What one request may cost upstream (engine/limits.py CallLimits).
     max_attempts: WholeNumber = Field(10, validation_alias="TASKGATE_MAX_ATTEMPTS")
     max_upstream_calls: WholeNumber = Field(30, validation_alias="TASKGATE_MAX_UPSTREAM_CALLS")
@@ -243,6 +269,9 @@ class Settings(BaseSettings):
 def _read(variables: Mapping[str, str]) -> dict[str, Any]:
     """The settings `variables` hold, under their variable names; a blank variable counts as unset."""
     values: dict[str, Any] = {}
+    for old, new in RENAMED_VARIABLES.items():
+        if (raw := variables.get(old)) and raw.strip() and not (variables.get(new) or "").strip():
+            values[new] = raw
     for field in Settings.model_fields.values():
         name = field.validation_alias
         if isinstance(name, str) and (raw := variables.get(name)) and raw.strip():

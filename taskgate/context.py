@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from taskgate.config import Settings
     from taskgate.engine.engine import Engine
     from taskgate.server.auth import Authenticator
+    from taskgate.telemetry.health_report import HealthReport
 
 
 @dataclass(slots=True)
@@ -20,3 +21,4 @@ class AppContext:
     settings: Settings
     auth: Authenticator
     engine: Engine
+    health: HealthReport

@@ -183,6 +183,22 @@ class ShuttingDownError(OverloadedError):
     default_message = "The server is shutting down"
 
 
+class JournalUnavailableError(OverloadedError):
+    """The span journal cannot take another record (its disk is full, or it holds as much as it may
+    while the store is down): a call is refused rather than answered without a record."""
+
+    code = "journal_unavailable"
+    default_message = "The server cannot record calls right now"
+
+
+class StoreUnavailableError(OverloadedError):
+    """The database cannot be reached, and the request needs it now (a span made through the span
+    API is answered only once stored); calls do not, and keep answering."""
+
+    code = "store_unavailable"
+    default_message = "The store cannot be reached"
+
+
 class ProviderError(TaskgateError):
     """An upstream provider failed; the router falls back to the next model on this class (and its
     subclasses) and on no other error."""

@@ -29,9 +29,18 @@ class SpanService:
         self._store = store
         self._recorder = recorder
 
-    def record(self, span: SpanRecord) -> None:
-        """Keep a finished span for the next batch: never waits on the store."""
-        self._recorder.record(span)
+    def record(self, span: SpanRecord) -> bool:
+        """Keep a finished span for the next batch: never waits on the store. Whether it is also
+        journaled, safe from a crash (see `SpanRecorder.record`)."""
+        return self._recorder.record(span)
+
+    def admit(self) -> None:
+        """Refuse a new call with a 503 when its span could not be journaled (see `SpanRecorder.admit`)."""
+        self._recorder.admit()
+
+    def open(self, span: SpanRecord) -> None:
+        """Journal a stream's span before its first byte (see `SpanRecorder.open`); raises a 503 error."""
+        self._recorder.open(span)
 
     async def find(self, project_id: str, span_id: str, *, wait_for_peers: bool = True) -> SpanRecord | None:
         """The newest version of a span, written or not (see `SpanRecorder.find_span` for the peers)."""

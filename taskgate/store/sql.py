@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -200,6 +201,9 @@ class SqlStore:
             return
         sweep = next(self._cache_puts) % CACHE_SWEEP_EVERY == 0
         await self.database.write(lambda c: cache.cache_put(c, project_id, key, payload, ttl_seconds, sweep))
+
+    async def ping(self) -> None:
+        await self.database.read(lambda c: c.execute(sa.text("SELECT 1")))
 
     async def close(self) -> None:
         # Joining the pool's threads blocks: do it off the loop.
