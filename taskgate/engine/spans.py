@@ -10,6 +10,7 @@ the trace a new span joins is written here once, for calls, embeddings and the s
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import orjson
 
@@ -25,13 +26,18 @@ _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class SpanService:
-    def __init__(self, store: Store, recorder: SpanRecorder) -> None:
+    def __init__(self, store: Store, recorder: SpanRecorder,
+                 charge: Callable[[SpanRecord], None] | None = None) -> None:
+        """`charge`: told every span a call records, to count its usage against the caller's limits."""
         self._store = store
         self._recorder = recorder
+        self._charge = charge
 
     def record(self, span: SpanRecord) -> None:
         """Keep a finished span for the next batch: never waits on the store."""
         self._recorder.record(span)
+        if self._charge is not None:
+            self._charge(span)
 
     async def find(self, project_id: str, span_id: str, *, wait_for_peers: bool = True) -> SpanRecord | None:
         """The newest version of a span, written or not (see `SpanRecorder.find_span` for the peers)."""

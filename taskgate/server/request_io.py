@@ -15,6 +15,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from taskgate.engine.quotas.caller import settle
 from taskgate.errors import BadRequestError, PayloadTooLargeError, RequestTimeoutError, TaskgateError
 from taskgate.json_text import MAX_JSON_DEPTH, depth_over, inexact_integer
 from taskgate.server.access_log import log_access
@@ -59,6 +60,7 @@ def guarded(handler: Handler) -> Handler:
         start = time.perf_counter()
         try:
             response = await handler(request)
+            await settle()  # the call's spend reaches every replica's limit checks before its answer goes out
         except TaskgateError as exc:
             response = error_response(exc)
         except ClientDisconnect:

@@ -51,6 +51,6 @@ def create_api_key(conn: Connection, project_name: str) -> str:
 
 
 def project_for_key_hash(conn: Connection, digest: str) -> str | None:
-    query = sa.select(api_keys.c.project_id).where(api_keys.c.key_hash == digest)
+    query = sa.select(api_keys.c.project_id).where(api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))
     found = conn.execute(query).scalar_one_or_none()
     return None if found is None else str(found)

@@ -41,6 +41,7 @@ from taskgate.store.base import (
     UsageRow,
 )
 from taskgate.store.database import Database
+from taskgate.store.keys import SqlKeyStore
 from taskgate.store.knowledge import SqlKnowledgeStore
 from taskgate.store.knowledge_files import SqlKnowledgeFileStore
 
@@ -63,6 +64,7 @@ class SqlStore:
         self.database = database
         self.knowledge = SqlKnowledgeStore(database)
         self.knowledge_files = SqlKnowledgeFileStore(database)
+        self.keys = SqlKeyStore(database)
         self._cache_puts = itertools.count(1)
 
     async def _write_retrying(self, fn: Callable[[Connection], T]) -> T:
