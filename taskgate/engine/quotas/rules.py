@@ -19,7 +19,7 @@ from taskgate.store.key_records import StoredLimits
 PERIODS = ("day", "month")
 MAX_RPM = 1_000_000  # a million requests a minute: more is no limit, and a typo
 MAX_TPM = 10_000_000_000
-MAX_BUDGET_USD = 1_000_000_000.0
+MAX_BUDGET_USD = 1_000_000.0  # 10^15 nano-USD: exact in the doubles Redis scripts compute with
 MAX_MODEL_PATTERNS = 64
 MAX_PATTERN_CHARS = 200
 _PATTERN = re.compile(r"[A-Za-z0-9._:@/*?+-]+")
