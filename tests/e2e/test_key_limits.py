@@ -81,7 +81,7 @@ def test_a_budget_lets_the_calls_it_covers_and_refuses_the_next(store_server: Se
 
 
 def test_raising_a_budget_lets_the_key_call_again(store_server: ServerProcess) -> None:
-    probe_id, probe = make_key(store_server)
+    _, probe = make_key(store_server)
     cost = call(store_server, probe).json()["cost"]["total"]
     key_id, key = make_key(store_server, budget_usd=cost / 2)
     assert call(store_server, key).status == 200
@@ -221,7 +221,7 @@ def wait_for(read: Callable[[], Any], done: Callable[[Any], bool], timeout: floa
 
 def test_a_spent_budget_stays_spent_after_a_restart(fake: FakeProvider, tmp_path: Path) -> None:
     with ServerProcess(fake, tmp_path / "data") as server:
-        probe_id, probe = make_key(server)
+        _, probe = make_key(server)
         cost = call(server, probe).json()["cost"]["total"]
         key_id, key = make_key(server, budget_usd=cost * 1.5)
         assert [call(server, key).status for _ in range(3)] == [200, 200, 402]
