@@ -15,16 +15,19 @@ and the spend counted meanwhile is added to its budgets.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import math
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from redis import asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from taskgate.engine.quotas.counters import Charge, Check, LocalCounters, Refusal, Seed
 from taskgate.engine.quotas.periods import seconds_left
@@ -90,6 +93,64 @@ return 1
 """.replace("BUCKET_TTL", str(BUCKET_TTL_S))
 
 
+class _Pipeline:
+    """Scripts called in one turn of the event loop go to Redis in one pipeline: one round trip and
+    one read for every request checking or counting at that moment. Each script stays atomic on
+    its own (a pipeline is not a transaction, nor needs to be); under load this turns a round trip
+    per call into a round trip per turn of the loop. Scripts are sent by their digest, loaded once,
+    and again if Redis forgot them (a restart)."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+        self._loaded: set[str] = set()  # digests Redis is known to hold
+        self._waiting: list[tuple[str, str, list[str], list[object], asyncio.Future[Any]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def run(self, script: str, keys: list[str], args: list[object]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._waiting.append((script, _digest(script), keys, args, future))
+        if len(self._waiting) == 1:
+            loop.call_soon(self._send)  # after the callbacks already due: those of this turn join in
+        return future
+
+    def _send(self) -> None:
+        batch, self._waiting = self._waiting, []
+        task = asyncio.create_task(self._execute(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _execute(self, batch: list[tuple[str, str, list[str], list[object], asyncio.Future[Any]]]) -> None:
+        results: list[Any]
+        try:
+            for script, digest, *_ in batch:
+                if digest not in self._loaded:
+                    await self._redis.script_load(script)
+                    self._loaded.add(digest)
+            pipe = self._redis.pipeline(transaction=False)
+            for _, digest, keys, args, _ in batch:
+                pipe.execute_command("EVALSHA", digest, len(keys), *keys, *args)
+            results = await pipe.execute(raise_on_error=False)
+            if any(isinstance(result, NoScriptError) for result in results):
+                self._loaded.clear()  # Redis restarted: load them again, and try once more
+                await self._execute(batch)
+                return
+        except (RedisError, OSError) as exc:
+            results = [exc] * len(batch)
+        except asyncio.CancelledError:
+            results = [RedisError("the server is stopping")] * len(batch)
+        for (*_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+
+def _digest(script: str) -> str:
+    return hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
+
+
 class RedisCounters:
     def __init__(self, url: str, prefix: str, seed: Seed, fallback: LocalCounters) -> None:
         self._redis = aioredis.Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S,
@@ -97,8 +158,7 @@ class RedisCounters:
         self._prefix = prefix
         self._seed = seed
         self._local = fallback
-        self._admit = self._redis.register_script(ADMIT)
-        self._charge = self._redis.register_script(CHARGE)
+        self._pipeline = _Pipeline(self._redis)
         self._down_until: float | None = None  # while set, Redis is not tried before then
         self._missed: dict[str, int] = {}  # budget key -> nano-USD charged while Redis was away
 
@@ -123,8 +183,8 @@ class RedisCounters:
             self._miss(charges)
             return
         try:
-            await self._charge(keys=[self._key(c.kind, c.subject, c.period_key) for c in charges],
-                               args=[part for c in charges for part in (c.kind, c.amount, c.limit)])
+            await self._pipeline.run(CHARGE, [self._key(c.kind, c.subject, c.period_key) for c in charges],
+                                     [part for c in charges for part in (c.kind, c.amount, c.limit)])
         except (RedisError, OSError) as exc:
             self._went_down(exc)
             self._miss(charges)
@@ -138,9 +198,9 @@ class RedisCounters:
 
     async def _admit_in_redis(self, checks: Sequence[Check]) -> Refusal | None:
         keys = [self._key(check.kind, check.subject, check.period_key) for check in checks]
-        args = [part for check in checks for part in (check.kind, check.limit)]
+        args: list[object] = [part for check in checks for part in (check.kind, check.limit)]
         for _ in range(SEED_ROUNDS):
-            answer = await self._admit(keys=keys, args=args)
+            answer = await self._pipeline.run(ADMIT, keys, args)
             verdict = answer[0]
             if verdict == "ok":
                 return None
@@ -183,8 +243,8 @@ class RedisCounters:
                     len(missed))
         if missed:
             try:
-                await self._charge(keys=list(missed), args=[part for amount in missed.values()
-                                                            for part in ("budget", amount, 0)])
+                await self._pipeline.run(CHARGE, list(missed),
+                                         [part for amount in missed.values() for part in ("budget", amount, 0)])
             except (RedisError, OSError) as exc:
                 self._missed = missed
                 self._went_down(exc)
