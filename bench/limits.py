@@ -85,8 +85,9 @@ def _user_time() -> float:
 
 
 async def _measure(gate: QuotaGate, store: Store, project_id: str, calls: int, batches: int,
-                   ) -> dict[str, tuple[Timing, Timing, Timing]]:
-    """{key: (check, check at CONCURRENCY, whole call)} for a key without limits and one with every limit."""
+                   ) -> dict[str, tuple[Timing, Timing, Timing, Timing]]:
+    """{key: (check and count, the same at CONCURRENCY, whole call, check alone)} for a key without
+    limits and one with every limit."""
     adapter = ScriptedAdapter()
     registry = ProviderRegistry(Settings.from_env({}), adapters={"openai": adapter})
     recorder = SpanRecorder(store, flush_interval=0.5)
@@ -96,7 +97,7 @@ async def _measure(gate: QuotaGate, store: Store, project_id: str, calls: int, b
     callers = {"no limits": Caller(str(uuid.uuid4()), project_id, False, False, NO_QUOTA, NO_QUOTA),
                "every limit": Caller(str(uuid.uuid4()), project_id, False, False, FULL, FULL)}
     span = _span(project_id)
-    found: dict[str, tuple[Timing, Timing, Timing]] = {}
+    found: dict[str, tuple[Timing, Timing, Timing, Timing]] = {}
     try:
         for name, caller in callers.items():
             async def check(caller: Caller = caller) -> None:
@@ -105,6 +106,10 @@ async def _measure(gate: QuotaGate, store: Store, project_id: str, calls: int, b
                 gate.charge(span)
                 await settle()
 
+            async def admit_only(caller: Caller = caller) -> None:
+                admit_caller(caller)
+                await gate.admit([MODEL])
+
             async def call(caller: Caller = caller) -> None:
                 admit_caller(caller)
                 adapter.add(answer)
@@ -112,7 +117,7 @@ async def _measure(gate: QuotaGate, store: Store, project_id: str, calls: int, b
                                       record_function=False))
 
             found[name] = (await _timed(check, calls, batches), await _timed(check, calls, batches, CONCURRENCY),
-                           await _timed(call, max(1, calls // 4), batches))
+                           await _timed(call, max(1, calls // 4), batches), await _timed(admit_only, calls, batches))
     finally:
         await recorder.close()
     return found
@@ -140,15 +145,16 @@ async def _run(args: argparse.Namespace) -> None:
             await store.close()
 
 
-def _report(label: str, found: dict[str, tuple[Timing, Timing, Timing]]) -> None:
-    (free_check, free_busy, free_call), (check, busy, call) = found["no limits"], found["every limit"]
+def _report(label: str, found: dict[str, tuple[Timing, Timing, Timing, Timing]]) -> None:
+    (free_check, free_busy, free_call, _), (check, busy, call, admit) = found["no limits"], found["every limit"]
     print(f"{label} (median us per call: wall / CPU / user-mode CPU):")
-    rows = [("check, key without limits", free_check), (f"  the same, {CONCURRENCY} at once", free_busy),
-            ("check, key with every limit", check), (f"  the same, {CONCURRENCY} at once", busy),
+    rows = [("check + count, key without limits", free_check), (f"  the same, {CONCURRENCY} at once", free_busy),
+            ("check alone, key with every limit", admit),
+            ("check + count, key with every limit", check), (f"  the same, {CONCURRENCY} at once", busy),
             ("whole call, key without limits", free_call), ("whole call, key with every limit", call)]
     for name, (wall, cpu, user) in rows:
-        print(f"  {name:34} {wall:8.1f} / {cpu:7.1f} / {user:7.1f}")
-    print(f"  check with every limit / whole call without: {check[0] / free_call[0]:.2f} wall, "
+        print(f"  {name:36} {wall:8.1f} / {cpu:7.1f} / {user:7.1f}")
+    print(f"  check + count with every limit / whole call without: {check[0] / free_call[0]:.2f} wall, "
           f"{check[2] / free_call[2]:.2f} user CPU; whole call with / without: {call[0] / free_call[0]:.2f} wall, "
           f"{call[2] / free_call[2]:.2f} user CPU")
 
