@@ -31,7 +31,7 @@ from pathlib import Path
 
 from taskgate.config import Settings
 from taskgate.engine.engine import Engine
-from taskgate.engine.quotas.caller import Caller, admit_caller, settle
+from taskgate.engine.quotas.caller import Admission, Caller, current, settle
 from taskgate.engine.quotas.counters import LocalCounters
 from taskgate.engine.quotas.gate import QuotaGate
 from taskgate.engine.quotas.ledger import UsageLedger
@@ -101,17 +101,17 @@ async def _measure(gate: QuotaGate, store: Store, project_id: str, calls: int, b
     try:
         for name, caller in callers.items():
             async def check(caller: Caller = caller) -> None:
-                admit_caller(caller)  # a new request's admission, as authentication makes it
+                current.set(Admission(caller))  # a new request's admission, as authentication makes it
                 await gate.admit([MODEL])
                 gate.charge(span)
                 await settle()
 
             async def admit_only(caller: Caller = caller) -> None:
-                admit_caller(caller)
+                current.set(Admission(caller))
                 await gate.admit([MODEL])
 
             async def call(caller: Caller = caller) -> None:
-                admit_caller(caller)
+                current.set(Admission(caller))
                 adapter.add(answer)
                 await engine.run(Task(project_id=project_id, function_name="bench", input="hello",
                                       record_function=False))

@@ -50,6 +50,14 @@ def test_requests_per_minute_refuse_the_next_call_with_retry_after(store_server:
     assert call(store_server, other).status == 200  # each key has its own bucket
 
 
+def test_a_request_with_several_model_calls_counts_once(limits_server: ServerProcess) -> None:
+    _, key = make_key(limits_server, rpm=2)
+    chat = {"model": CALL_MODEL, "n": 4, "messages": [{"role": "user", "content": "hi"}]}
+    many = post(f"{limits_server.url}/v3/compat/chat/completions", chat, key=key)
+    assert many.status == 200 and len(many.json()["choices"]) == 4
+    assert [call(limits_server, key).status for _ in range(2)] == [200, 429]
+
+
 def test_tokens_per_minute_shut_the_key_once_spent(store_server: ServerProcess) -> None:
     _, key = make_key(store_server, tpm=5)
     first = call(store_server, key)

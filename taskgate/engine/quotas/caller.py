@@ -50,8 +50,11 @@ current: contextvars.ContextVar[Admission | None] = contextvars.ContextVar("task
 
 
 def admit_caller(caller: Caller) -> None:
-    """Make `caller` the current request's caller."""
-    current.set(Admission(caller))
+    """Make `caller` the current request's caller (a handler that authenticates twice keeps its
+    admission, and with it whether the request was counted)."""
+    admission = current.get()
+    if admission is None or admission.caller is not caller:
+        current.set(Admission(caller))
 
 
 async def settle() -> None:

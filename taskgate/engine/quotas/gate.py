@@ -63,22 +63,31 @@ class QuotaGate:
         if admission is None:
             return  # not on behalf of a request's key (a knowledge file resumed at start-up)
         caller = admission.caller
+        # Marked first: the model calls of one request (OpenAI's `n` choices) may be admitted at once.
+        counting, admission.counted = not admission.counted, True
         if caller.limited:
-            for scope, quota in (("key", caller.key_quota), ("project", caller.project_quota)):
-                for model in models:
-                    if not quota.allows(model):
-                        raise ModelNotAllowedError(
-                            f"model '{model}' is not allowed for this {_whose(scope)}; allowed: "
-                            f"{', '.join(quota.models)}", details={"model": model, "scope": scope,
-                                                                   "allowed": list(quota.models)})
-            checks = self._checks(caller, count_request=not admission.counted)
-            if checks:
-                refusal = await self._counters.admit(checks)
-                if refusal is not None:
-                    raise _refused(refusal, caller)
-        if not admission.counted:
-            admission.counted = True
+            try:
+                await self._check(caller, models, counting)
+            except Exception:
+                if counting:
+                    admission.counted = False
+                raise
+        if counting:
             self.ledger.add(_subjects(caller), self._periods.keys().values(), requests=1)
+
+    async def _check(self, caller: Caller, models: Sequence[str], counting: bool) -> None:
+        for scope, quota in (("key", caller.key_quota), ("project", caller.project_quota)):
+            for model in models:
+                if not quota.allows(model):
+                    raise ModelNotAllowedError(
+                        f"model '{model}' is not allowed for this {_whose(scope)}; allowed: "
+                        f"{', '.join(quota.models)}", details={"model": model, "scope": scope,
+                                                               "allowed": list(quota.models)})
+        checks = self._checks(caller, count_request=counting)
+        if checks:
+            refusal = await self._counters.admit(checks)
+            if refusal is not None:
+                raise _refused(refusal, caller)
 
     def charge(self, span: SpanRecord) -> None:
         """Count what a recorded model call used, for the request's caller. Spans that no model
