@@ -127,10 +127,7 @@ class _Pipeline:
                 if digest not in self._loaded:
                     await self._redis.script_load(script)
                     self._loaded.add(digest)
-            pipe = self._redis.pipeline(transaction=False)
-            for _, digest, keys, args, _ in batch:
-                pipe.execute_command("EVALSHA", digest, len(keys), *keys, *args)
-            results = await pipe.execute(raise_on_error=False)
+            results = await self._send_batch(batch)
             if any(isinstance(result, NoScriptError) for result in results):
                 self._loaded.clear()  # Redis restarted: load them again, and try once more
                 await self._execute(batch)
@@ -145,6 +142,21 @@ class _Pipeline:
                     future.set_exception(result)
                 else:
                     future.set_result(result)
+
+
+    async def _send_batch(self, batch: list[tuple[str, str, list[str], list[object], asyncio.Future[Any]]],
+                          ) -> list[Any]:
+        """The scripts' answers (or errors), in order; one alone skips the pipeline's own cost."""
+        if len(batch) == 1:
+            _, digest, keys, args, _ = batch[0]
+            try:
+                return [await self._redis.execute_command("EVALSHA", digest, len(keys), *keys, *args)]
+            except NoScriptError as exc:
+                return [exc]
+        pipe = self._redis.pipeline(transaction=False)
+        for _, digest, keys, args, _ in batch:
+            pipe.execute_command("EVALSHA", digest, len(keys), *keys, *args)
+        return list(await pipe.execute(raise_on_error=False))
 
 
 def _digest(script: str) -> str:
