@@ -82,6 +82,12 @@ def test_malformed_bodies_are_4xx(any_server: ServerProcess, raw: bytes) -> None
         assert reply.json()["type"]
 
 
+def test_an_odd_listing_parameter_is_a_400(any_server: ServerProcess) -> None:
+    for odd in ("maybe", "yes", "%00", "x" * 5000):
+        reply = get(f"{any_server.url}/v2/admin/keys?include_revoked={odd}")
+        assert reply.status == 400 and "include_revoked" in reply.json()["detail"]
+
+
 def test_limits_on_a_revoked_key_are_refused(any_server: ServerProcess) -> None:
     key_id, _ = make_key(any_server)
     assert request("DELETE", f"{any_server.url}/v2/admin/keys/{key_id}").status == 200

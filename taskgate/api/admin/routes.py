@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from taskgate.engine.quotas.caller import Caller
 from taskgate.engine.quotas.keys import key_body, limits_body
-from taskgate.errors import ForbiddenError, NotFoundError
+from taskgate.errors import BadRequestError, ForbiddenError, NotFoundError
 from taskgate.server.dispatch import Endpoint, endpoint_routes
 from taskgate.server.request_io import JSONResponse, read_json_object
 
@@ -48,7 +48,10 @@ def _key_id(request: Request) -> str:
 
 async def list_keys(ctx: AppContext, request: Request) -> Response:
     caller = await _admin(ctx, request)
-    include_revoked = request.query_params.get("include_revoked", "false").lower() in ("1", "true")
+    raw = request.query_params.get("include_revoked", "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise BadRequestError(f"query parameter 'include_revoked' must be true or false, got '{raw[:40]}'")
+    include_revoked = raw in ("true", "1")
     records = await ctx.keys.list(caller.project_id, include_revoked)
     return JSONResponse({"data": [key_body(record) for record in records]})
 
