@@ -25,6 +25,7 @@ from taskgate.engine.ocr import OcrLimits
 from taskgate.engine.rerank import RerankLimits
 from taskgate.engine.secret_box import SecretBox, load_secret_key
 from taskgate.providers.registry import ProviderRegistry
+from taskgate.replicas.wiring import replication_for
 from taskgate.server.access_log import flush_log
 from taskgate.server.auth import Authenticator
 from taskgate.server.dispatch import App
@@ -46,7 +47,9 @@ def create_app(settings: Settings) -> ASGIApp:
         recorder = SpanRecorder(store, flush_interval=settings.span_flush_interval_s,
                                 peer_wait_s=peer_wait(settings.span_flush_interval_s, shared_store))
         await recorder.start()
-        auth = Authenticator(store)
+        # What replicas share through Redis; `replication.link` is the process's one Redis connection.
+        replication = replication_for(store, settings.redis_url, settings.redis_prefix)
+        auth = Authenticator(store, replication.notices)
         await auth.bootstrap(settings.api_keys)
         providers = ProviderRegistry(settings)
         limits = CallLimits(settings.max_attempts, settings.max_upstream_calls, settings.max_request_tokens,
@@ -67,8 +70,9 @@ def create_app(settings: Settings) -> ASGIApp:
                                                    tuple(settings.rerank_models)),
                         ocr_limits=OcrLimits(settings.ocr_max_bytes, tuple(settings.ocr_models)),
                         default_embedding_model=settings.default_embedding_model,
-                        knowledge_rerank_model=settings.knowledge_rerank_model)
-        ctx = AppContext(settings, auth, engine)
+                        knowledge_rerank_model=settings.knowledge_rerank_model, replication=replication)
+        await replication.start()
+        ctx = AppContext(settings, auth, engine, replication)
         for dialect in DIALECTS:
             app.mount(dialect.routes(ctx))
         PriceBook.warm()
@@ -80,6 +84,7 @@ def create_app(settings: Settings) -> ASGIApp:
         finally:
             await engine.knowledge_files.close()
             await recorder.close()  # spans already accepted are written before exit
+            await replication.close()
             await providers.aclose()
             await store.close()
 

@@ -35,7 +35,7 @@ KEYED_DEFAULT_MODELS = (
 PROVIDER_VARIABLE_SUFFIXES = ("_API_KEY", "_BASE_URL")
 ROUTE_PREFERENCES = ("fast", "cheap", "quality", "balanced")  # a v3 call's `route.prefer` values
 PROVIDERS = "TASKGATE_PROVIDERS"
-SECRET_VARIABLES = frozenset({"TASKGATE_SECRET_KEY"})  # a bad value is described, never printed
+SECRET_VARIABLES = frozenset({"TASKGATE_SECRET_KEY", "TASKGATE_REDIS_URL"})  # a bad value is described, never printed
 FERNET_KEY_BYTES = 32
 FERNET_KEY_CHARS = 44
 PROVIDERS_FILE = "TASKGATE_PROVIDERS_FILE"
@@ -48,6 +48,7 @@ DEFAULT_RERANK_MODELS = ("cohere/rerank-v3.5", "jina/jina-reranker-v2-base-multi
                          "together/Salesforce/Llama-Rank-V1", DEFAULT_EMBEDDING_MODEL)
 DEFAULT_OCR_MAX_BYTES = 8 * 1024 * 1024
 DEFAULT_OCR_MODELS = ("openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-sonnet-4-5")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class ConfigError(ValueError):
@@ -97,6 +98,23 @@ def _fernet_key(raw: str | None) -> str | None:
     if len(decoded) != FERNET_KEY_BYTES or len(key) != FERNET_KEY_CHARS:
         raise PydanticCustomError("fernet_key", "must be a Fernet key: 32 bytes in URL-safe base64 (44 characters)")
     return key
+def _redis_url(raw: str | None) -> str | None:
+    """redis://, rediss:// or unix://: anything else would only fail at the first call that uses it."""
+    if raw is None:
+        return None
+    url = raw.strip()
+    if not url.startswith(REDIS_SCHEMES):
+        raise PydanticCustomError("redis_url", "must be a redis://, rediss:// or unix:// URL")
+    return url
+
+
+def _redis_prefix(raw: str) -> str:
+    """Keys and channel names are built from it: printable, short, and without spaces or globs."""
+    if not 0 < len(raw) <= 64 or not all(ch.isascii() and (ch.isalnum() or ch in "_.:-") for ch in raw):
+        raise PydanticCustomError("redis_prefix", "must be 1 to 64 letters, digits or _.:-")
+    return raw
+
+
 def _route_models(raw: object) -> object:
     """`fast=openai/gpt-4o-mini,quality=...` -> {preference: model}; a preference v3 does not know
     would never be asked for, so it is refused rather than kept unused."""
@@ -185,6 +203,12 @@ class Settings(BaseSettings):
     # into the data directory on first start (engine/secret_box.py).
     secret_key: Annotated[str | None, AfterValidator(_fernet_key)] = Field(
         None, validation_alias="TASKGATE_SECRET_KEY", repr=False)
+    # Redis shared by replicas (taskgate/replicas): the response cache, change notices, unwritten spans.
+    redis_url: Annotated[str | None, AfterValidator(_redis_url)] = Field(
+        None, validation_alias="TASKGATE_REDIS_URL", repr=False)
+    # What every Redis key and channel of this deployment starts with, so several share one Redis.
+    redis_prefix: Annotated[str, AfterValidator(_redis_prefix)] = Field(
+        "taskgate:", validation_alias="TASKGATE_REDIS_PREFIX")
 
     @property
     def effective_database_url(self) -> str:
@@ -287,6 +311,8 @@ _REASONS = {
     "int_from_float": "must be a whole number",
     "string_pattern_mismatch": "must be written as provider/model",
     "fernet_key": "must be a Fernet key: 32 bytes in URL-safe base64 (44 characters)",
+    "redis_url": "must be a redis://, rediss:// or unix:// URL",
+    "redis_prefix": "must be 1 to 64 letters, digits or _.:-",
 }
 
 

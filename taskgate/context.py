@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from taskgate.config import Settings
     from taskgate.engine.engine import Engine
+    from taskgate.replicas.wiring import Replication
     from taskgate.server.auth import Authenticator
 
 
@@ -20,3 +21,4 @@ class AppContext:
     settings: Settings
     auth: Authenticator
     engine: Engine
+    replication: Replication | None = None  # `replication.link`: the process's one Redis connection, if any

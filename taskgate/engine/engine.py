@@ -80,6 +80,7 @@ from taskgate.providers.base import ChatRequest, ChatResponse, ChunkCollector, I
 from taskgate.providers.model_traits import MEDIA_CAPABILITY
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.providers.wire_capture import CaptureScope, capturing
+from taskgate.replicas.wiring import Replication
 from taskgate.store.base import SpanRecord, Store
 from taskgate.telemetry.generations import GenerationRecorder
 from taskgate.telemetry.recorder import SpanRecorder
@@ -129,23 +130,26 @@ class Engine:
                  feedback_autosave_score: float = DEFAULT_AUTOSAVE_SCORE,
                  generations: GenerationRecorder | None = None, rerank_limits: RerankLimits | None = None,
                  ocr_limits: OcrLimits | None = None, default_embedding_model: str = DEFAULT_EMBEDDING_MODEL,
-                 knowledge_rerank_model: str | None = None) -> None:
-        """`dataset_embedding_model` (`provider/model`) turns on semantic search over dataset entries."""
+                 knowledge_rerank_model: str | None = None, replication: Replication | None = None) -> None:
+        """`dataset_embedding_model` (`provider/model`) turns on semantic search over dataset entries;
+        `replication` is what replicas share (default: a single node's stand-ins)."""
+        replication = replication or Replication.single_node(store)
         self._limits = limits or CallLimits()
         self._router = Router(registry, default_model)
         self.catalogue = ModelCatalogue(registry, default_model, local_models)  # what can be routed to
         self._prices = PriceBook()
-        self._cache = ResultCache(store)
-        self.functions = FunctionService(store)
-        self.spans = SpanService(store, recorder)
+        self._cache = ResultCache(replication.cache)
+        self.functions = FunctionService(store, notices=replication.notices)
+        self.spans = SpanService(store, recorder, replication.span_mirror)
         secrets = secrets or SecretBox.ephemeral()
-        self.model_names = ModelNames(store, registry, secrets)
+        self.model_names = ModelNames(store, registry, secrets, replication.notices)
         self.generations = GenerationService(store, generations)
         calls = ProviderCalls(self._router, self.model_names, self.price, self.spans, self.generations.scope)
         self._embedder = Embedder(calls)
         self.reranker = Reranker(calls, rerank_limits or RerankLimits())
         self.ocr = OcrService(self.run, ocr_limits or OcrLimits())
-        self.examples = ExampleService(store, EntrySearch(store, self._embedder.embed, dataset_embedding_model))
+        self.examples = ExampleService(store, EntrySearch(store, self._embedder.embed, dataset_embedding_model),
+                                       replication.notices)
         self.datasets = DatasetService(self.functions, self.examples)
         self.feedback = FeedbackService(store, self.spans, self.functions, self.examples, feedback_autosave_score)
         self.usage = UsageService(store, recorder)
@@ -237,7 +241,9 @@ class Engine:
         call = await self._prepare(task, streaming)
         try:
             if call.image_model:
-                yield Finished(await self._generated_images(call))
+                images = await self._generated_images(call)
+                await self.spans.settled(task.project_id, call.span_id)
+                yield Finished(images)
                 return
             if guard is not None:
                 guard.span_id = call.span_id
@@ -256,6 +262,7 @@ class Engine:
                         yield TextDelta(replay)
                     for index, tool in enumerate(cached.tool_calls):  # as the live stream gave them
                         yield ToolCallDelta(index, tool.id, tool.name, tool.arguments)
+                await self.spans.settled(task.project_id, call.span_id)
                 yield Finished(result)
                 return
             messages, routes = call.messages, call.routes
@@ -333,7 +340,9 @@ class Engine:
                     if guard is not None:  # a stream's channels screened what they sent
                         result = await self._screened(call, functools.partial(guard.screen_output, scan=not streaming),
                                                       result)
-                    yield Finished(self._finish(call, result))
+                    result = self._finish(call, result)
+                    await self.spans.settled(task.project_id, call.span_id)  # its id is readable everywhere
+                    yield Finished(result)
                     return
                 if sent or call.attempts >= call.max_attempts:
                     error = _misfit(errors, call.attempts, sent)

@@ -5,6 +5,10 @@ reader must not miss it: a look-up by id finds it where it waits, and a read or 
 answers alone (a trace, a listing) first writes what waits. Spans made through the span API are
 written through at once, and only once the store could encode them. Turning a parent span into
 the trace a new span joins is written here once, for calls, embeddings and the span API alike.
+
+With replicas on Redis, every span recorded or written here is also published to the span mirror
+(`replicas.span_mirror`), and a look-up by id reads it there before the store, so a span another
+replica has not written yet is found without waiting for its batch.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import orjson
 
 from taskgate.errors import BadRequestError, NotFoundError
 from taskgate.ids import new_id
+from taskgate.replicas.span_mirror import SpanMirror
 from taskgate.store.base import SpanRecord, Store, TraceSummary
 from taskgate.store.spans import check_storable
 from taskgate.telemetry.recorder import SpanRecorder
@@ -25,17 +30,34 @@ _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class SpanService:
-    def __init__(self, store: Store, recorder: SpanRecorder) -> None:
+    def __init__(self, store: Store, recorder: SpanRecorder, mirror: SpanMirror | None = None) -> None:
         self._store = store
         self._recorder = recorder
+        self._mirror = mirror
 
     def record(self, span: SpanRecord) -> None:
         """Keep a finished span for the next batch: never waits on the store."""
         self._recorder.record(span)
+        if self._mirror is not None:
+            self._mirror.publish(span)
+
+    async def settled(self, project_id: str, span_id: str) -> None:
+        """Return once every replica can read the span by id (at once without a mirror): awaited
+        before a call's answer, which carries the id, goes out."""
+        if self._mirror is not None:
+            await self._mirror.settled(project_id, span_id)
 
     async def find(self, project_id: str, span_id: str, *, wait_for_peers: bool = True) -> SpanRecord | None:
-        """The newest version of a span, written or not (see `SpanRecorder.find_span` for the peers)."""
-        return await self._recorder.find_span(project_id, span_id, wait_for_peers=wait_for_peers)
+        """The newest version of a span, written or not: the mirror's (every replica's unwritten
+        spans), else the recorder's and the store's. Without the mirror (or while Redis is down, or
+        for a span too large to mirror) a miss waits for peers' batches (`SpanRecorder.find_span`)."""
+        if self._mirror is None:
+            return await self._recorder.find_span(project_id, span_id, wait_for_peers=wait_for_peers)
+        mirrored = await self._mirror.find(project_id, span_id)
+        if isinstance(mirrored, SpanRecord):
+            return mirrored
+        peers_unknown = mirrored in ("unknown", "elsewhere")
+        return await self._recorder.find_span(project_id, span_id, wait_for_peers=wait_for_peers and peers_unknown)
 
     async def trace_for(self, project_id: str, parent_id: str | None, trace_id: str | None = None, *,
                         parent_noun: str = "parent span") -> str:
@@ -63,9 +85,14 @@ class SpanService:
         if b"\\u0000" in encoded and _ESCAPED_NUL.search(encoded):
             raise BadRequestError("the span holds a NUL character (\\u0000), which the store cannot keep")
         await self._recorder.write_through(span)
+        if self._mirror is not None:  # a mirrored older version must not hide this one
+            self._mirror.publish(span)
+            await self._mirror.settled(span.project_id, span.id)
 
     async def delete(self, project_id: str, span_id: str) -> bool:
         await self._recorder.flush()  # a span still waiting would otherwise be written after the delete
+        if self._mirror is not None:
+            await self._mirror.discard(project_id, span_id)
         return await self._store.delete_span(project_id, span_id)
 
     async def list_traces(self, project_id: str, name: str | None, limit: int,

@@ -1,6 +1,8 @@
 """API-key authentication: `Authorization: Bearer <key>`, or `x-api-key: <key>` as Anthropic's
 clients send it. Keys are stored as sha256 hashes (why: `store.accounts.key_hash`); lookups are
-cached in memory."""
+cached in memory until the key changes: `key_changed` drops it here and announces it to the other
+replicas (`replicas.notices`), which drop it at once; when notices may have been missed, every
+remembered stored key is dropped."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from starlette.requests import Request
 
 from taskgate.errors import UnauthorizedError
 from taskgate.lru import BoundedLRU
+from taskgate.replicas.notices import ChangeNotices
 from taskgate.server.request_io import header_map
 from taskgate.store.accounts import key_hash
 from taskgate.store.base import Store
@@ -20,8 +23,12 @@ SEEN_MAX_BYTES = 4 * 1024 * 1024
 class Authenticator:
     """Maps a request's key to its project id, asking the store only on a cache miss."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, notices: ChangeNotices | None = None) -> None:
         self._store = store
+        self._notices = notices or ChangeNotices()
+        self._notices.on("key", self._changed_elsewhere)
+        self._notices.on_reset(self._forget_stored)
+        self._bootstrap: dict[str, str] = {}  # key hash -> project id, of TASKGATE_API_KEYS: never in the store
         self._known: dict[str, str] = {}  # key hash -> project id
         # Presented key -> project id, to skip hashing on every request. Bounded by count and bytes: a
         # valid key can be presented in endless forms (surrounding spaces), each as long as a header.
@@ -33,7 +40,26 @@ class Authenticator:
             return
         project_id = await self._store.ensure_project(DEFAULT_PROJECT)
         for key in keys:
-            self._known[key_hash(key)] = project_id
+            self._bootstrap[key_hash(key)] = project_id
+        self._known.update(self._bootstrap)
+
+    async def key_changed(self, project_id: str, digest: str) -> None:
+        """A stored key (by its hash) was changed or revoked: ask the store about it on its next use,
+        here and on every other replica."""
+        self._changed_locally(digest)
+        await self._notices.announce("key", project_id, digest)
+
+    async def _changed_elsewhere(self, _project_id: str, digest: str) -> None:
+        self._changed_locally(digest)
+
+    def _changed_locally(self, digest: str) -> None:
+        if digest not in self._bootstrap:
+            self._known.pop(digest, None)
+        self._seen.drain()  # presented forms of that key are not indexed by hash: drop them all
+
+    def _forget_stored(self) -> None:
+        self._known = dict(self._bootstrap)
+        self._seen.drain()
 
     async def project_for(self, request: Request) -> str:
         headers = header_map(request)

@@ -1,0 +1,52 @@
+"""What a process shares with its replicas: built from the settings once, in `app.create_app`.
+
+With `TASKGATE_REDIS_URL`, one `RedisLink` (the process's only Redis connection pool, for anyone who
+needs Redis: `Replication.link`), the shared response cache, change notices heard over pub/sub and
+the span mirror. Without it, the single-node stand-ins: the store's cache table, notices that
+reach no one (services keep their polling windows), and no mirror.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from taskgate.engine.cache import CacheStore
+from taskgate.replicas.notices import ChangeNotices
+from taskgate.replicas.redis_link import RedisLink
+from taskgate.replicas.shared_cache import SharedCache
+from taskgate.replicas.span_mirror import SpanMirror
+from taskgate.store.base import Store
+
+
+@dataclass(slots=True)
+class Replication:
+    link: RedisLink | None
+    notices: ChangeNotices
+    cache: CacheStore
+    span_mirror: SpanMirror | None
+
+    @classmethod
+    def single_node(cls, store: Store) -> Replication:
+        return cls(None, ChangeNotices(), store, None)
+
+    @classmethod
+    def over_redis(cls, store: Store, url: str, prefix: str) -> Replication:
+        link = RedisLink(url, prefix)
+        return cls(link, ChangeNotices(link), SharedCache(link, store), SpanMirror(link))
+
+    async def start(self) -> None:
+        """Probe Redis (an unreachable one is logged and retried, never fatal) and start hearing notices."""
+        if self.link is not None:
+            await self.link.ping()
+        await self.notices.start()
+
+    async def close(self) -> None:
+        await self.notices.close()
+        if self.span_mirror is not None:
+            await self.span_mirror.close()
+        if self.link is not None:
+            await self.link.aclose()
+
+
+def replication_for(store: Store, redis_url: str | None, prefix: str) -> Replication:
+    return Replication.over_redis(store, redis_url, prefix) if redis_url else Replication.single_node(store)
