@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from taskgate.engine.cache import CacheStore
 from taskgate.replicas.notices import ChangeNotices
 from taskgate.replicas.redis_link import RedisLink
 from taskgate.replicas.shared_cache import SharedCache
@@ -22,7 +21,7 @@ from taskgate.store.base import Store
 class Replication:
     link: RedisLink | None
     notices: ChangeNotices
-    cache: CacheStore
+    cache: SharedCache | Store  # the response cache's entries: Redis, or the store's cache table
     span_mirror: SpanMirror | None
 
     @classmethod

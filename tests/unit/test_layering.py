@@ -2,7 +2,7 @@
 no module named after a stdlib one.
 
 Layers, bottom to top: the leaves (config, errors, ids, lru, json_text, anthropic_wire: they import nothing from
-taskgate); providers and store; telemetry (beside the engine, which records through it); the
+taskgate); providers and store; telemetry and replicas (beside the engine, which records and shares through them); the
 engine; server (the HTTP machinery); context (what every dialect is handed); api (the dialects);
 app (wiring) and cli. A module may import its own package or a lower layer. Every import counts,
 under TYPE_CHECKING or inside a function too: each is a dependency a reader has to follow.
@@ -23,7 +23,7 @@ RANKS = {
     "taskgate": 0, "config": 0, "errors": 0, "ids": 0, "lru": 0, "json_text": 0, "schema_bounds": 0,
     "anthropic_wire": 0,
     "providers": 1, "store": 1,
-    "telemetry": 2,
+    "telemetry": 2, "replicas": 2,
     "engine": 3,
     "server": 4,
     "context": 5,
