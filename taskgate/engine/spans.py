@@ -8,7 +8,8 @@ the trace a new span joins is written here once, for calls, embeddings and the s
 
 With replicas on Redis, every span recorded or written here is also published to the span mirror
 (`replicas.span_mirror`), and a look-up by id reads it there before the store, so a span another
-replica has not written yet is found without waiting for its batch.
+replica has not written yet is found without waiting for its batch; a trace read adds the trace's
+mirrored spans to the stored ones.
 """
 
 from __future__ import annotations
@@ -102,7 +103,12 @@ class SpanService:
 
     async def get_trace(self, project_id: str, trace_id: str) -> list[SpanRecord]:
         await self._recorder.flush()
-        return await self._store.get_trace(project_id, trace_id)
+        stored = await self._store.get_trace(project_id, trace_id)
+        mirrored = await self._mirror.trace(project_id, trace_id) if self._mirror is not None else None
+        if not mirrored:
+            return stored
+        newest = {span.id: span for span in stored} | {span.id: span for span in mirrored}
+        return sorted(newest.values(), key=_trace_order)
 
     async def trace_exists(self, project_id: str, trace_id: str) -> bool:
         await self._recorder.flush()
@@ -110,4 +116,11 @@ class SpanService:
 
     async def delete_trace(self, project_id: str, trace_id: str) -> bool:
         await self._recorder.flush()
+        if self._mirror is not None:
+            await self._mirror.discard_trace(project_id, trace_id)
         return await self._store.delete_trace(project_id, trace_id)
+
+
+def _trace_order(span: SpanRecord) -> tuple[bool, float, str]:
+    """The store's order of a trace's spans: by start (those without one last), then id."""
+    return span.start_time is None, span.start_time.timestamp() if span.start_time else 0.0, span.id

@@ -3,8 +3,10 @@
 The recorder keeps a call's span in memory for up to a batch interval before the store has it
 (`telemetry.recorder`), so another replica asked for that span id used to poll the store for about
 an interval. With Redis, each recorded span is also published to `<prefix>span:<project>:<id>`
-with a short TTL (`MIRROR_TTL_S`, far longer than a batch takes to reach the store), and a look-up
-that this replica cannot answer from memory reads it there: no waiting on peers.
+with a short TTL (`MIRROR_TTL_S`, far longer than a batch takes to reach the store), and its id
+added to its trace's set `<prefix>trace:<project>:<trace id>` (same TTL). A look-up by id that
+this replica cannot answer from memory reads the span there, and a trace read adds the trace's
+mirrored spans to the stored ones: no waiting on peers.
 
 Publishing is batched like the recorder's writes, but by the event loop's pace rather than a timer:
 spans recorded while one pipeline is on its way go in the next. An answer waits for its own span's
@@ -103,6 +105,34 @@ class SpanMirror:
             return "absent"
         return decode_span(raw) if raw else "elsewhere"
 
+    async def trace(self, project_id: str, trace_id: str) -> list[SpanRecord] | None:
+        """The trace's published spans (None while Redis is down), the ones not yet sent included."""
+        unsent = [span for span in (*self._waiting.values(), *self._sending.values())
+                  if span.project_id == project_id and span.trace_id == trace_id]
+        if not self._link.usable:
+            return None
+        try:
+            members = await self._link.client.smembers(self._link.key("trace", project_id, trace_id))
+            ids = sorted(member.decode() if isinstance(member, bytes) else str(member) for member in members)
+            keys = [self._link.key("span", project_id, span_id) for span_id in ids]
+            values = await self._link.client.mget(keys) if keys else []
+        except (redis.RedisError, OSError) as exc:
+            self._link.failed("trace look-up", exc)
+            return None
+        self._link.succeeded()
+        published = {span.id: span for span in (decode_span(raw) for raw in values if raw)}
+        published.update((span.id, span) for span in unsent)
+        return list(published.values())
+
+    async def discard_trace(self, project_id: str, trace_id: str) -> None:
+        """The trace was deleted: its mirrored spans go too."""
+        spans = await self.trace(project_id, trace_id) or []
+        for span in spans:
+            await self.discard(project_id, span.id)
+        if self._link.usable:
+            with contextlib.suppress(redis.RedisError, OSError):
+                await self._link.client.delete(self._link.key("trace", project_id, trace_id))
+
     async def discard(self, project_id: str, span_id: str) -> None:
         """The span was deleted: no replica may read it from here any more."""
         key = (project_id, span_id)
@@ -134,16 +164,17 @@ class SpanMirror:
             self._sender = None
 
     async def _send(self, spans: dict[SpanKey, SpanRecord]) -> None:
+        pipe = self._link.client.pipeline(transaction=False)
+        traces = set()
+        for (project_id, span_id), span in spans.items():
+            pipe.set(self._link.key("span", project_id, span_id), encode_span(span), ex=self._ttl_s)
+            trace = self._link.key("trace", project_id, span.trace_id)
+            pipe.sadd(trace, span_id)
+            traces.add(trace)
+        for trace in traces:
+            pipe.expire(trace, self._ttl_s)
         try:
-            if len(spans) == 1:  # a quiet server: one command costs less than a pipeline of one
-                [((project_id, span_id), span)] = spans.items()
-                await self._link.client.set(self._link.key("span", project_id, span_id), encode_span(span),
-                                            ex=self._ttl_s)
-            else:
-                pipe = self._link.client.pipeline(transaction=False)
-                for (project_id, span_id), span in spans.items():
-                    pipe.set(self._link.key("span", project_id, span_id), encode_span(span), ex=self._ttl_s)
-                await pipe.execute()
+            await pipe.execute()
         except (redis.RedisError, OSError) as exc:
             self._link.failed("span publish", exc)
             return

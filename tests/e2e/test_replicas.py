@@ -107,7 +107,7 @@ def test_an_alias_made_on_one_replica_resolves_on_the_others(replicas: ReplicaSe
         assert fake.requests[-1].model == "gpt-4o"
 
 
-def test_a_span_id_is_readable_from_every_replica_at_once(replicas: ReplicaSet, fake: FakeProvider) -> None:
+def test_a_span_and_its_trace_are_readable_from_every_replica_at_once(replicas: ReplicaSet, fake: FakeProvider) -> None:
     for _ in range(6):
         answered_by, reply = replicas.send("POST", "/v2/call", {"name": unique("traced"), "input": "hi"})
         assert reply.status == 200
@@ -118,6 +118,11 @@ def test_a_span_id_is_readable_from_every_replica_at_once(replicas: ReplicaSet, 
                 found = request("GET", server.url + path)
                 assert found.status == 200, (answered_by.url, server.url, path, found.body)
                 assert found.json()["id"] == span_id
+            trace_id = found.json()["trace_id"]
+            for path in (f"/v3/traces/{trace_id}", f"/v2/traces/{trace_id}"):
+                trace = request("GET", server.url + path)
+                assert trace.status == 200, (answered_by.url, server.url, path, trace.body)
+                assert [item["id"] for item in trace.json()["spans"]] == [span_id]
             assert time.monotonic() - started < 0.5  # read from Redis, not waited for
 
 

@@ -250,6 +250,11 @@ async def test_a_published_span_is_readable_through_another_link(link: RedisLink
     assert await other.find("p1", "big") == "elsewhere"
     await mirror.discard("p1", "s0")
     assert await other.find("p1", "s0") == "absent"
+    trace = await other.trace("p1", "t1")
+    assert trace is not None and sorted(item.id for item in trace) == sorted(f"s{i}" for i in range(1, 50))
+    assert await other.trace("p1", "t2") == [] and await other.trace("p2", "t1") == []
+    await other.discard_trace("p1", "t1")
+    assert await mirror.trace("p1", "t1") == [] and await mirror.find("p1", "s7") == "absent"
     await other._link.aclose()
 
 
@@ -260,6 +265,7 @@ async def test_a_dead_redis_neither_blocks_an_answer_nor_a_look_up() -> None:
     mirror.publish(span())
     await mirror.settled("p1", "s1")
     assert await mirror.find("p1", "other") == "unknown"
+    assert await mirror.trace("p1", "t1") is None
     mirror.publish(span("s2"))  # skipped in the cooldown: nothing waits for it
     await mirror.settled("p1", "s2")
     assert asyncio.get_running_loop().time() - started < 1.0
