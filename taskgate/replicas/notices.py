@@ -38,6 +38,7 @@ Handler = Callable[[str, str], Awaitable[None]]  # (project id, subject: a name,
 Reset = Callable[[], None]
 EVERYTHING = "*"  # the kind of a notice that makes every replica drop all it remembers
 UNSENT_MAX = 1000
+CLOSE_WAIT_S = 2.0
 LISTEN_POLL_S = 1.0  # how long one wait for a message lasts; the subscription is pinged after a quiet one
 
 
@@ -53,6 +54,7 @@ class ChangeNotices:
         self._unsent: list[bytes] = []
         self._overflowed = False
         self._listener: asyncio.Task[None] | None = None
+        self._closing = False
 
     @property
     def channel(self) -> str:
@@ -88,10 +90,13 @@ class ChangeNotices:
             self._listener = asyncio.create_task(self._listen(), name="taskgate-change-notices")
 
     async def close(self) -> None:
+        """Stop listening. The loop also checks `_closing`, since the client may turn a cancellation
+        that lands inside it into a connection error, which the loop would otherwise retry."""
+        self._closing = True
         if self._listener is not None:
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._listener, CLOSE_WAIT_S)
             self._listener = None
         self._live = False
 
@@ -130,14 +135,14 @@ class ChangeNotices:
 
     async def _listen(self) -> None:
         assert self._link is not None
-        while True:
+        while not self._closing:
             pubsub = self._link.client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
                 self._set_live(True)
                 self._link.succeeded()
                 await self._send_kept()
-                while True:
+                while not self._closing:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_POLL_S)
                     if message is None:
                         await pubsub.ping()  # a dead connection shows itself here, not by silence

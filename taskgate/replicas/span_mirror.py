@@ -34,6 +34,12 @@ MIRROR_TTL_S = 120  # a span's batch reaches the store within seconds, retries i
 MAX_MIRRORED_BYTES = 1024 * 1024
 
 SpanKey = tuple[str, str]  # (project_id, span_id)
+# KEYS: the span's key, its trace's set; ARGV: the encoded span, its id, the TTL in seconds.
+PUBLISH_SCRIPT = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+"""
 Missing = Literal["absent", "elsewhere", "unknown"]  # not mirrored; mirrored only as a marker; Redis is down
 _DATES = ("start_time", "end_time")
 
@@ -65,6 +71,7 @@ class SpanMirror:
         self._sending: dict[SpanKey, SpanRecord] = {}
         self._sending_round: asyncio.Future[None] | None = None
         self._sender: asyncio.Task[None] | None = None
+        self._publish = link.client.register_script(PUBLISH_SCRIPT)
 
     def publish(self, span: SpanRecord) -> None:
         """Queue `span` for Redis; never waits, never raises. Skipped while Redis is down."""
@@ -164,17 +171,19 @@ class SpanMirror:
             self._sender = None
 
     async def _send(self, spans: dict[SpanKey, SpanRecord]) -> None:
-        pipe = self._link.client.pipeline(transaction=False)
-        traces = set()
-        for (project_id, span_id), span in spans.items():
-            pipe.set(self._link.key("span", project_id, span_id), encode_span(span), ex=self._ttl_s)
-            trace = self._link.key("trace", project_id, span.trace_id)
-            pipe.sadd(trace, span_id)
-            traces.add(trace)
-        for trace in traces:
-            pipe.expire(trace, self._ttl_s)
+        """One script call per span (its value, and its id in its trace's set, both with the TTL): a
+        lone span is one command, several are one pipeline."""
+        calls: list[tuple[list[str], list[bytes | str | int]]] = [
+            ([self._link.key("span", project_id, span_id), self._link.key("trace", project_id, span.trace_id)],
+             [encode_span(span), span_id, self._ttl_s]) for (project_id, span_id), span in spans.items()]
         try:
-            await pipe.execute()
+            if len(calls) == 1:
+                await self._publish(keys=calls[0][0], args=calls[0][1])
+            else:
+                pipe = self._link.client.pipeline(transaction=False)
+                for keys, args in calls:
+                    await self._publish(keys=keys, args=args, client=pipe)
+                await pipe.execute()
         except (redis.RedisError, OSError) as exc:
             self._link.failed("span publish", exc)
             return
