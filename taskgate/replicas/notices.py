@@ -48,7 +48,7 @@ class ChangeNotices:
     def __init__(self, link: RedisLink | None = None) -> None:
         self._link = link
         self._origin = new_id()  # this process's own notices come back to it: they are skipped
-        self._handlers: dict[str, Handler] = {}
+        self._handlers: dict[str, list[Handler]] = {}
         self._resets: list[Reset] = []
         self._live = False
         self._unsent: list[bytes] = []
@@ -71,7 +71,7 @@ class ChangeNotices:
 
     def on(self, kind: Kind, handler: Handler) -> None:
         """Call `handler(project_id, subject)` for each notice of `kind` from another replica."""
-        self._handlers[kind] = handler
+        self._handlers.setdefault(kind, []).append(handler)
 
     def on_reset(self, reset: Reset) -> None:
         """Call `reset()` when notices may have been missed: drop everything remembered."""
@@ -178,11 +178,13 @@ class ChangeNotices:
             return
         if origin == self._origin:
             return
+        if not all(isinstance(value, str) for value in (kind, project_id, subject)):
+            log.warning("ignored a malformed change notice on %s", self.channel)
+            return
         if kind == EVERYTHING:
             self._reset_all()
             return
-        handler = self._handlers.get(kind)
-        if handler is not None and isinstance(project_id, str) and isinstance(subject, str):
+        for handler in self._handlers.get(kind, ()):
             try:
                 await handler(project_id, subject)
             except Exception:

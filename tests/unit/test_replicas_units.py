@@ -139,7 +139,8 @@ async def test_malformed_notices_are_ignored(link: RedisLink, caplog: pytest.Log
         assert await eventually(lambda: notices.live)
         with caplog.at_level(logging.WARNING, "taskgate.notices"):
             for junk in (b"", b"{", b"[]", b'{"o": "x"}', b"\xff" * 1000, b'{"o":"x","k":"examples","p":1,"s":[]}',
-                         b'{"o":"x","k":"nope","p":"p","s":"s"}'):
+                         b'{"o":"x","k":"nope","p":"p","s":"s"}', b'{"o":"x","k":[],"p":"p","s":"s"}',
+                         b'{"o":{},"k":{"a":1},"p":"p","s":"s"}', b'[' * 100_000, b'{"o":"x","k":"*","p":null}'):
                 await link.client.publish(notices.channel, junk)
             await link.client.publish(notices.channel, b'{"o":"x","k":"examples","p":"p1","s":"fn1"}')
             assert await eventually(lambda: heard)
