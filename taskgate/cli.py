@@ -13,6 +13,7 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from taskgate.app import create_app
+from taskgate.commands import register
 from taskgate.config import ConfigError, Settings
 from taskgate.server.access_log import configure_logging
 from taskgate.server.protocol import ReadLimits, protocol_with
@@ -22,6 +23,7 @@ from taskgate.store.database import private_directory
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Taskgate: the Opper Task API, self-hosted.")
 keys = typer.Typer(no_args_is_help=True, help="Manage API keys.")
 app.add_typer(keys, name="keys")
+register(app)
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Where the SQLite store and models live (TASKGATE_DATA_DIR).")
@@ -54,6 +56,7 @@ def serve(
     log.warning("taskgate serving on http://%s:%d; store %s; default model %s", host, port,
                 make_url(settings.effective_database_url).render_as_string(hide_password=True),
                 settings.default_model)
+    log.warning("the web UI is at http://%s:%d/ui", f"[{host}]" if ":" in host else host, port)
     if not settings.api_keys:
         log.warning("TASKGATE_API_KEYS is empty: create a key with `taskgate keys create --project NAME`")
     uvicorn.run(create_app(settings), **server_options(settings))

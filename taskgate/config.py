@@ -35,7 +35,8 @@ KEYED_DEFAULT_MODELS = (
 PROVIDER_VARIABLE_SUFFIXES = ("_API_KEY", "_BASE_URL")
 ROUTE_PREFERENCES = ("fast", "cheap", "quality", "balanced")  # a v3 call's `route.prefer` values
 PROVIDERS = "TASKGATE_PROVIDERS"
-SECRET_VARIABLES = frozenset({"TASKGATE_SECRET_KEY", "TASKGATE_REDIS_URL"})  # a bad value is described, never printed
+# a bad value is described, never printed
+SECRET_VARIABLES = frozenset({"TASKGATE_SECRET_KEY", "TASKGATE_API_KEY", "TASKGATE_REDIS_URL"})
 FERNET_KEY_BYTES = 32
 FERNET_KEY_CHARS = 44
 PROVIDERS_FILE = "TASKGATE_PROVIDERS_FILE"
@@ -98,6 +99,8 @@ def _fernet_key(raw: str | None) -> str | None:
     if len(decoded) != FERNET_KEY_BYTES or len(key) != FERNET_KEY_CHARS:
         raise PydanticCustomError("fernet_key", "must be a Fernet key: 32 bytes in URL-safe base64 (44 characters)")
     return key
+
+
 def _redis_url(raw: str | None) -> str | None:
     """redis://, rediss:// or unix://: anything else would only fail at the first call that uses it."""
     if raw is None:
@@ -113,6 +116,20 @@ def _redis_prefix(raw: str) -> str:
     if not 0 < len(raw) <= 64 or not all(ch.isascii() and (ch.isalnum() or ch in "_.:-") for ch in raw):
         raise PydanticCustomError("redis_prefix", "must be 1 to 64 letters, digits or _.:-")
     return raw
+
+
+def _server_url(raw: str | None) -> str | None:
+    """A Taskgate server's root URL: http(s) with a host, kept without its trailing `/` so paths
+    can be appended; anything else would only fail at the first request, with a vaguer message."""
+    if raw is None:
+        return None
+    url = raw.strip().rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest or rest.startswith(("/", "?", "#")) \
+            or any(ch.isspace() or not ch.isprintable() for ch in rest):
+        raise PydanticCustomError("server_url", "must be an http:// or https:// URL with a host, such as "
+                                  "http://127.0.0.1:8000")
+    return url
 
 
 def _route_models(raw: object) -> object:
@@ -144,6 +161,10 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"  # --host and --port on the command line; no variable
     port: int = 8000
+    # The CLI's server (`taskgate call`, `traces`, ...; `--url` overrides it) and the key it sends; with
+    # no URL those commands read the data directory instead (taskgate/commands/connection.py).
+    client_url: Annotated[str | None, AfterValidator(_server_url)] = Field(None, validation_alias="TASKGATE_URL")
+    client_api_key: str | None = Field(None, validation_alias="TASKGATE_API_KEY", repr=False)
     data_dir: Path = Field(Path(".taskgate"), validation_alias="TASKGATE_DATA_DIR")
     # Secrets (a database password, bootstrap keys in project "default", provider keys) stay out of repr.
     database_url: str | None = Field(None, validation_alias="TASKGATE_DATABASE_URL", repr=False)
