@@ -94,6 +94,26 @@ def test_a_function_changed_on_one_replica_is_called_changed_on_another_within_1
     assert sum("Second prompt." in prompt for prompt in prompts) == 2, prompts
 
 
+def test_examples_added_on_one_replica_are_shown_by_the_others_at_once(replicas: ReplicaSet,
+                                                                       fake: FakeProvider) -> None:
+    first, second, third = replicas.servers
+    made = request("POST", f"{first.url}/v2/functions", {"name": unique("shots"), "instructions": "Echo.",
+                                                          "configuration": {"invocation.few_shot.count": 2}})
+    assert made.status == 201, made.body
+    call_path = f"/v2/functions/{made.json()['id']}/call"
+
+    def shown() -> list[str]:
+        return [m["content"] for m in fake.requests[-1].json["messages"] if m["role"] == "assistant"]
+
+    for server in (second, third):  # each finds the function without examples, and remembers that
+        assert request("POST", server.url + call_path, {"input": "banana"}).status == 200 and shown() == []
+    entry = {"input": "banana", "output": "BANANA"}
+    assert request("POST", f"{first.url}/v2/datasets/{made.json()['dataset_id']}", entry).status == 200
+    for server in (second, third):
+        assert request("POST", server.url + call_path, {"input": "banana"}).status == 200
+        assert shown() == ["BANANA"], f"{server.url} did not show the example added on {first.url}"
+
+
 def test_an_alias_made_on_one_replica_resolves_on_the_others(replicas: ReplicaSet, fake: FakeProvider) -> None:
     first, second, third = replicas.servers
     for server in (second, third):  # each reads the project's (alias-less) model names, and keeps them
