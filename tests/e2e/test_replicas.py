@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.fakes.provider import FakeProvider
-from tests.harness import ServerProcess
+from tests.harness import ServerProcess, free_port
 from tests.http_client import Reply, request
 from tests.replicas import SHARED_REDIS, ReplicaSet, ThrowawayRedis, redis_unreachable
 from tests.store_fixtures import PostgresDatabases
@@ -181,6 +181,18 @@ def test_redis_dying_costs_no_5xx_and_is_used_again_once_back(
         assert call(first, cached, configuration=config).json()["cached"] is False
         assert call(second, cached, configuration=config).json()["cached"] is True
         assert "Redis answers again" in replicas.stderr()
+
+
+def test_a_server_starts_and_answers_with_its_redis_unreachable(fake_provider: FakeProvider, tmp_path: Path) -> None:
+    nothing = f"redis://127.0.0.1:{free_port()}/0"
+    with ServerProcess(fake_provider, tmp_path, env={"TASKGATE_REDIS_URL": nothing}) as server:
+        name = unique("no-redis")
+        replies = [call(server, name, configuration={"invocation.cache.ttl": 60}) for _ in range(2)]
+        assert [reply.status for reply in replies] == [200, 200]
+        assert replies[1].json()["cached"] is True  # from the store's cache table
+        assert request("GET", f"{server.url}/v3/spans/{replies[0].json()['span_id']}").status == 200
+        assert function_call(server, name, instructions="Changed.").status == 200
+        assert "Redis failed" in server.stderr_text()
 
 
 def _every_kind_of_request(replicas: ReplicaSet, name: str) -> list[int]:

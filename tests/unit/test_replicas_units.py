@@ -223,6 +223,25 @@ async def test_a_changed_key_is_forgotten_but_bootstrap_keys_never_are(store: Sq
     assert auth._known == {key_hash("boot-key"): await store.ensure_project("default")}
 
 
+async def test_a_key_changed_on_one_replica_is_forgotten_by_the_others(link: RedisLink, prefix: str,
+                                                                        store: SqlStore) -> None:
+    other_link = RedisLink(SHARED_REDIS, prefix)
+    here_notices, there_notices = ChangeNotices(link), ChangeNotices(other_link)
+    here, there = Authenticator(store, here_notices), Authenticator(store, there_notices)
+    await here_notices.start()
+    await there_notices.start()
+    try:
+        assert await eventually(lambda: here_notices.live and there_notices.live)
+        digest = key_hash(await store.create_api_key("team"))
+        there._known[digest] = "remembered"
+        await here.key_changed("team", digest)
+        assert await eventually(lambda: digest not in there._known)
+    finally:
+        await here_notices.close()
+        await there_notices.close()
+        await other_link.aclose()
+
+
 # ---------------------------------------------------------------- the span mirror
 
 def test_a_span_survives_the_mirrors_encoding() -> None:
