@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> ASGIApp:
                                 peer_wait_s=peer_wait(settings.span_flush_interval_s, shared_store))
         await recorder.start()
         # What replicas share through Redis; `replication.link` is the process's one Redis connection.
-        replication = replication_for(store, settings.redis_url, settings.redis_prefix)
+        replication = replication_for(store, settings)
         auth = Authenticator(store, replication.notices)
         await auth.bootstrap(settings.api_keys)
         providers = ProviderRegistry(settings)

@@ -113,13 +113,15 @@ class ChangeNotices:
         return True
 
     def _keep(self, notice: bytes) -> None:
+        """Keep a notice for later; the first of an outage is logged (the link logs the outage itself)."""
+        if not self._unsent and not self._overflowed:
+            log.warning("change notices cannot be sent (Redis is down); other replicas see changes within their "
+                        "polling window, and the notices are sent once Redis answers")
         if len(self._unsent) >= UNSENT_MAX:
             self._overflowed = True
             self._unsent.clear()
         if not self._overflowed:
             self._unsent.append(notice)
-        log.warning("a change notice could not be sent (Redis is down); other replicas see the change within "
-                    "their polling window, and the notice is sent once Redis answers")
 
     async def _send_kept(self) -> None:
         """After an outage: the notices that could not be sent, or one that resets everything."""

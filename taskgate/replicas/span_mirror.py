@@ -3,7 +3,7 @@
 The recorder keeps a call's span in memory for up to a batch interval before the store has it
 (`telemetry.recorder`), so another replica asked for that span id used to poll the store for about
 an interval. With Redis, each recorded span is also published to `<prefix>span:<project>:<id>`
-with a short TTL (`MIRROR_TTL_S`, far longer than a batch takes to reach the store), and its id
+with a short TTL (`mirror_ttl`: a few batch intervals, at least MIN_TTL_S), and its id
 added to its trace's set `<prefix>trace:<project>:<trace id>` (same TTL). A look-up by id that
 this replica cannot answer from memory reads the span there, and a trace read adds the trace's
 mirrored spans to the stored ones: no waiting on peers.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 from datetime import datetime
 from typing import Any, Literal
 
@@ -30,8 +31,8 @@ import redis.asyncio as redis
 from taskgate.replicas.redis_link import RedisLink
 from taskgate.store.base import SpanRecord
 
-MIRROR_TTL_S = 120  # a span's batch reaches the store within seconds, retries included
-MAX_MIRRORED_BYTES = 1024 * 1024
+MIN_TTL_S = 30  # a span's batch reaches the store within a few intervals, retries included
+MAX_MIRRORED_BYTES = 256 * 1024  # at 100 calls a second, spans this large would hold 750 MB of Redis each TTL
 
 SpanKey = tuple[str, str]  # (project_id, span_id)
 # KEYS: the span's key, its trace's set; ARGV: the encoded span, its id, the TTL in seconds.
@@ -42,6 +43,11 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 """
 Missing = Literal["absent", "elsewhere", "unknown"]  # not mirrored; mirrored only as a marker; Redis is down
 _DATES = ("start_time", "end_time")
+
+
+def mirror_ttl(flush_interval_s: float) -> int:
+    """Seconds a mirrored span is kept: three of the recorder's batch intervals, and at least MIN_TTL_S."""
+    return max(MIN_TTL_S, math.ceil(3 * flush_interval_s))
 
 
 def encode_span(span: SpanRecord) -> bytes:
@@ -63,7 +69,7 @@ def decode_span(raw: bytes | str) -> SpanRecord:
 
 
 class SpanMirror:
-    def __init__(self, link: RedisLink, ttl_s: int = MIRROR_TTL_S) -> None:
+    def __init__(self, link: RedisLink, ttl_s: int = MIN_TTL_S) -> None:
         self._link = link
         self._ttl_s = ttl_s
         self._waiting: dict[SpanKey, SpanRecord] = {}  # for the next pipeline

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taskgate.config import Settings
 from taskgate.replicas.notices import ChangeNotices
 from taskgate.replicas.redis_link import RedisLink
 from taskgate.replicas.shared_cache import SharedCache
-from taskgate.replicas.span_mirror import SpanMirror
+from taskgate.replicas.span_mirror import SpanMirror, mirror_ttl
 from taskgate.store.base import Store
 
 
@@ -29,9 +30,10 @@ class Replication:
         return cls(None, ChangeNotices(), store, None)
 
     @classmethod
-    def over_redis(cls, store: Store, url: str, prefix: str) -> Replication:
+    def over_redis(cls, store: Store, url: str, prefix: str, span_flush_interval_s: float) -> Replication:
         link = RedisLink(url, prefix)
-        return cls(link, ChangeNotices(link), SharedCache(link, store), SpanMirror(link))
+        return cls(link, ChangeNotices(link), SharedCache(link, store),
+                   SpanMirror(link, mirror_ttl(span_flush_interval_s)))
 
     async def start(self) -> None:
         """Probe Redis (an unreachable one is logged and retried, never fatal) and start hearing notices."""
@@ -47,5 +49,7 @@ class Replication:
             await self.link.aclose()
 
 
-def replication_for(store: Store, redis_url: str | None, prefix: str) -> Replication:
-    return Replication.over_redis(store, redis_url, prefix) if redis_url else Replication.single_node(store)
+def replication_for(store: Store, settings: Settings) -> Replication:
+    if settings.redis_url is None:
+        return Replication.single_node(store)
+    return Replication.over_redis(store, settings.redis_url, settings.redis_prefix, settings.span_flush_interval_s)

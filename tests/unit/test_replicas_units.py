@@ -18,7 +18,14 @@ from taskgate.config import ConfigError, Settings
 from taskgate.replicas.notices import UNSENT_MAX, ChangeNotices
 from taskgate.replicas.redis_link import RedisLink
 from taskgate.replicas.shared_cache import SharedCache
-from taskgate.replicas.span_mirror import MAX_MIRRORED_BYTES, SpanMirror, decode_span, encode_span
+from taskgate.replicas.span_mirror import (
+    MAX_MIRRORED_BYTES,
+    MIN_TTL_S,
+    SpanMirror,
+    decode_span,
+    encode_span,
+    mirror_ttl,
+)
 from taskgate.server.auth import Authenticator
 from taskgate.store import SqlStore, open_store
 from taskgate.store.accounts import key_hash
@@ -248,6 +255,11 @@ def test_a_span_survives_the_mirrors_encoding() -> None:
     original = span(input={"q": [1, 2.5, None]}, output="ok", usage={"input_tokens": 3}, tags={"a": "b"},
                     end_time=datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC), cost=0.25, model_chain=["openai/x"])
     assert decode_span(encode_span(original)) == original
+
+
+def test_mirrored_spans_outlive_a_few_batch_intervals() -> None:
+    assert mirror_ttl(1.0) == MIN_TTL_S and mirror_ttl(0.2) == MIN_TTL_S
+    assert mirror_ttl(60) == 180 and mirror_ttl(20.1) == 61
 
 
 def test_what_json_cannot_carry_or_too_large_is_mirrored_as_a_marker() -> None:
