@@ -241,9 +241,9 @@ class Engine:
         call = await self._prepare(task, streaming)
         try:
             if call.image_model:
-                images = await self._generated_images(call)
+                result = await self._generated_images(call)
                 await self.spans.settled(task.project_id, call.span_id)
-                yield Finished(images)
+                yield Finished(result)
                 return
             if guard is not None:
                 guard.span_id = call.span_id
