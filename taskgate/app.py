@@ -32,10 +32,14 @@ from taskgate.server.dispatch import App
 from taskgate.store import open_store
 from taskgate.store.database import private_directory
 from taskgate.telemetry.generations import GenerationRecorder
+from taskgate.telemetry.health_report import HealthReport
+from taskgate.telemetry.journal import SpanJournal
 from taskgate.telemetry.periodic import every
 from taskgate.telemetry.recorder import SpanRecorder, peer_wait
+from taskgate.telemetry.store_health import StoreHealth
+from taskgate.ui import routes as ui
 
-DIALECTS = (v2, openai, anthropic, v3)  # each module's `routes(ctx)` is mounted in this order, and matched in it
+DIALECTS = (v2, openai, anthropic, v3, ui)  # each module's `routes(ctx)` is mounted in this order, and matched in it
 
 
 def create_app(settings: Settings) -> ASGIApp:
@@ -44,9 +48,12 @@ def create_app(settings: Settings) -> ASGIApp:
         private_directory(settings.data_dir)
         store = await open_store(settings.effective_database_url)
         shared_store = not settings.effective_database_url.startswith("sqlite")
+        journal = SpanJournal(settings.data_dir / "journal", settings.journal_max_bytes)
+        store_health = StoreHealth(store)
         recorder = SpanRecorder(store, flush_interval=settings.span_flush_interval_s,
-                                peer_wait_s=peer_wait(settings.span_flush_interval_s, shared_store))
-        await recorder.start()
+                                peer_wait_s=peer_wait(settings.span_flush_interval_s, shared_store),
+                                journal=journal, health=store_health)
+        await recorder.start()  # first, what a process that died left in the journal
         # What replicas share through Redis; `replication.link` is the process's one Redis connection.
         replication = replication_for(store, settings)
         auth = Authenticator(store, replication.notices)
@@ -72,7 +79,7 @@ def create_app(settings: Settings) -> ASGIApp:
                         default_embedding_model=settings.default_embedding_model,
                         knowledge_rerank_model=settings.knowledge_rerank_model, replication=replication)
         await replication.start()
-        ctx = AppContext(settings, auth, engine, replication)
+        ctx = AppContext(settings, auth, engine, HealthReport(store_health, journal), replication)
         for dialect in DIALECTS:
             app.mount(dialect.routes(ctx))
         PriceBook.warm()
@@ -83,7 +90,9 @@ def create_app(settings: Settings) -> ASGIApp:
                 yield
         finally:
             await engine.knowledge_files.close()
-            await recorder.close()  # spans already accepted are written before exit
+            # Spans already accepted are written before exit; what the store does not take within
+            # the grace period stays in the journal for the next start.
+            await recorder.close(deadline_s=settings.shutdown_grace_s)
             await replication.close()
             await providers.aclose()
             await store.close()

@@ -52,6 +52,10 @@ DEFAULT_OCR_MODELS = ("openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-s
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
+# Variables read under an older name too, which the new name overrides.
+RENAMED_VARIABLES = {"TASKGATE_SHUTDOWN_GRACE_SECONDS": "TASKGATE_SHUTDOWN_SECONDS"}
+
+
 class ConfigError(ValueError):
     """A setting that cannot be used; the message names the variable."""
 
@@ -178,7 +182,11 @@ class Settings(BaseSettings):
     request_timeout_s: Seconds = Field(120.0, validation_alias="TASKGATE_REQUEST_TIMEOUT")
     heartbeat_s: Seconds = Field(15.0, validation_alias="TASKGATE_HEARTBEAT_SECONDS")
     span_flush_interval_s: Seconds = Field(1.0, validation_alias="TASKGATE_SPAN_FLUSH_SECONDS")
-    shutdown_grace_s: Seconds = Field(10.0, validation_alias="TASKGATE_SHUTDOWN_GRACE_SECONDS")
+    # After SIGTERM: how long requests and streams in flight may still finish, and then spans be stored.
+    shutdown_grace_s: Seconds = Field(10.0, validation_alias="TASKGATE_SHUTDOWN_SECONDS")
+    # The span journal (telemetry/journal.py): how many bytes of spans it may hold unstored while the
+    # store is down; beyond them calls are refused with a 503 (memory holds the same spans).
+    journal_max_bytes: Amount = Field(256 * 1024 * 1024, validation_alias="TASKGATE_JOURNAL_MAX_BYTES")
     # What one request may cost upstream (engine/limits.py CallLimits).
     max_attempts: WholeNumber = Field(10, validation_alias="TASKGATE_MAX_ATTEMPTS")
     max_upstream_calls: WholeNumber = Field(30, validation_alias="TASKGATE_MAX_UPSTREAM_CALLS")
@@ -263,6 +271,9 @@ class Settings(BaseSettings):
 def _read(variables: Mapping[str, str]) -> dict[str, Any]:
     """The settings `variables` hold, under their variable names; a blank variable counts as unset."""
     values: dict[str, Any] = {}
+    for old, new in RENAMED_VARIABLES.items():
+        if (raw := variables.get(old)) and raw.strip() and not (variables.get(new) or "").strip():
+            values[new] = raw
     for field in Settings.model_fields.values():
         name = field.validation_alias
         if isinstance(name, str) and (raw := variables.get(name)) and raw.strip():

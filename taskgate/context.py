@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from taskgate.engine.engine import Engine
     from taskgate.replicas.wiring import Replication
     from taskgate.server.auth import Authenticator
+    from taskgate.telemetry.health_report import HealthReport
 
 
 @dataclass(slots=True)
@@ -21,4 +22,5 @@ class AppContext:
     settings: Settings
     auth: Authenticator
     engine: Engine
+    health: HealthReport
     replication: Replication | None = None  # `replication.link`: the process's one Redis connection, if any

@@ -98,6 +98,15 @@ class UnauthorizedError(TaskgateError):
     default_message = "The request is unauthorized"
 
 
+class ForbiddenError(TaskgateError):
+    """A request that is understood and authenticated but refused (a UI form without its CSRF token)."""
+
+    status = 403
+    type_name = "ForbiddenError"
+    code = "forbidden"
+    default_message = "Forbidden"
+
+
 class NotFoundError(TaskgateError):
     status = 404
     type_name = "NotFoundError"
@@ -181,6 +190,22 @@ class ShuttingDownError(OverloadedError):
 
     code = "shutting_down"
     default_message = "The server is shutting down"
+
+
+class JournalUnavailableError(OverloadedError):
+    """The span journal cannot take another record (its disk is full, or it holds as much as it may
+    while the store is down): a call is refused rather than answered without a record."""
+
+    code = "journal_unavailable"
+    default_message = "The server cannot record calls right now"
+
+
+class StoreUnavailableError(OverloadedError):
+    """The database cannot be reached, and the request needs it now (a span made through the span
+    API is answered only once stored); calls do not, and keep answering."""
+
+    code = "store_unavailable"
+    default_message = "The store cannot be reached"
 
 
 class ProviderError(TaskgateError):

@@ -70,6 +70,7 @@ from taskgate.engine.xml_shapes import Shape, xml_shape
 from taskgate.errors import (
     BadRequestError,
     InputValidationError,
+    JournalUnavailableError,
     ProviderError,
     StreamCancelledError,
     StructuredGenerationError,
@@ -287,6 +288,13 @@ class Engine:
                 call.attempts += 1
                 call.models_failed.extend(outcome.failed)
                 call.last_model = outcome.route.choice.name
+                if streaming and not started:
+                    try:  # journaled before the first byte goes out, as it would read if we died mid-stream
+                        self.spans.open(self._span(call, call.last_model, output=None, error=None, status="error"))
+                    except TaskgateError as exc:
+                        await chunks.aclose()
+                        self._record(call, call.last_model, error=exc)
+                        raise
                 if streaming:
                     collector = ChunkCollector()
                     try:
@@ -340,7 +348,7 @@ class Engine:
                     if guard is not None:  # a stream's channels screened what they sent
                         result = await self._screened(call, functools.partial(guard.screen_output, scan=not streaming),
                                                       result)
-                    result = self._finish(call, result)
+                    result = self._finish(call, result, answering=streaming)
                     await self.spans.settled(task.project_id, call.span_id)  # its id is readable everywhere
                     yield Finished(result)
                     return
@@ -424,6 +432,7 @@ class Engine:
 
     async def _prepare(self, task: Task, streaming: bool) -> Call:
         max_attempts = self._limits.attempts(task.config.max_attempts)  # first: a refused call stores nothing
+        self.spans.admit()  # a call whose span could not be journaled is refused before it costs anything
         clock = time.perf_counter()
         started_at = datetime.now(UTC)
         validator, structured, xml = None, None, None
@@ -590,11 +599,18 @@ class Engine:
             generation_ms=(time.perf_counter() - call.clock) * 1000,
         )
 
-    def _finish(self, call: Call, result: Result) -> Result:
+    def _finish(self, call: Call, result: Result, *, answering: bool = False) -> Result:
+        """Record the call's answer. An answer whose span the journal refused (its disk filled
+        during the call) does not go out: the call is recorded and refused as a 503, unless it is
+        already `answering` (a stream under way, whose opening was journaled)."""
         result.span_id, result.trace_id = call.span_id, call.trace_id
         result.script_cached = call.script_cached
         result.duration_ms = (time.perf_counter() - call.clock) * 1000
-        self._record(call, result.model, result=result)
+        if not self._record(call, result.model, result=result) and not answering:
+            error = JournalUnavailableError("the call's record could not be journaled (the disk is full); "
+                                            "it was not answered; try again shortly")
+            self._record(call, result.model, error=error, output=None)
+            raise error
         return result
 
     def _record_cancelled(self, call: Call) -> None:
@@ -612,8 +628,8 @@ class Engine:
         error: TaskgateError | None = None,
         output: Any = None,
         status: str | None = None,
-    ) -> None:
-        task = call.task
+    ) -> bool:
+        """Record the call's span, once; whether it is journaled (see `SpanService.record`)."""
         if result is not None:
             output = result.payload if result.payload is not None else result.text
             if result.images:  # never their base64
@@ -628,30 +644,34 @@ class Engine:
         if call.notes:
             meta["notes"] = call.notes
         call.recorded = True
-        self.spans.record(
-            SpanRecord(
-                id=call.span_id,
-                trace_id=call.trace_id,
-                project_id=task.project_id,
-                name=task.function_name,
-                type=task.span_type,
-                parent_id=task.parent_span_id,
-                start_time=call.started_at,
-                end_time=datetime.now(UTC),
-                input=_span_input(call),
-                output=output,
-                error=error.detail if error is not None else None,
-                status=status or ("error" if error is not None else "ok"),
-                model_chain=[r.choice.name for r in call.routes],
-                model_used=model,
-                models_failed=list(call.models_failed),
-                attempts=call.attempts,
-                usage=call.usage.as_dict(),
-                cost=call.cost,
-                tags=dict(task.tags),
-                meta=meta,
-                function_name=task.function_name if task.record_function else None,
-            )
+        return self.spans.record(self._span(call, model, output=output, error=error, status=status, meta=meta))
+
+    @staticmethod
+    def _span(call: Call, model: str | None, *, output: Any, error: TaskgateError | None, status: str | None,
+              meta: dict[str, Any] | None = None) -> SpanRecord:
+        task = call.task
+        return SpanRecord(
+            id=call.span_id,
+            trace_id=call.trace_id,
+            project_id=task.project_id,
+            name=task.function_name,
+            type=task.span_type,
+            parent_id=task.parent_span_id,
+            start_time=call.started_at,
+            end_time=datetime.now(UTC),
+            input=_span_input(call),
+            output=output,
+            error=error.detail if error is not None else None,
+            status=status or ("error" if error is not None else "ok"),
+            model_chain=[r.choice.name for r in call.routes],
+            model_used=model,
+            models_failed=list(call.models_failed),
+            attempts=call.attempts,
+            usage=call.usage.as_dict(),
+            cost=call.cost,
+            tags=dict(task.tags),
+            meta=meta if meta is not None else {"script_cached": call.script_cached},
+            function_name=task.function_name if task.record_function else None,
         )
 
 

@@ -20,7 +20,7 @@ from taskgate.engine.model_names import ModelNames
 from taskgate.engine.router import Route, Router
 from taskgate.engine.spans import SpanService
 from taskgate.engine.task import ModelChoice
-from taskgate.errors import ProviderError, StreamCancelledError, TaskgateError
+from taskgate.errors import JournalUnavailableError, ProviderError, StreamCancelledError, TaskgateError
 from taskgate.ids import new_id
 from taskgate.providers.base import Usage
 from taskgate.providers.wire_capture import CaptureScope, capturing
@@ -77,6 +77,7 @@ class ProviderCalls:
                   summary: Callable[[R], Any]) -> Answered[R]:
         """`send` to each model of the chain until one answers; `summary` is the span's output. An
         unknown parent, model name or an unconfigured provider is refused before anything is recorded."""
+        self._spans.admit()
         trace_id = call.trace_id or await self._spans.trace_for(call.project_id, call.parent_span_id)
         started = datetime.now(UTC)
         routes = self._router.resolve(await self._names.resolve(call.project_id, [ModelChoice(call.model)]))
@@ -101,7 +102,11 @@ class ProviderCalls:
                 raise
             span = attempt.span(route.choice.name, response.usage, summary(response), None)
             span.cost = self._price(route.provider, route.model, response.usage)
-            self._spans.record(span)
+            if not self._spans.record(span):  # the journal refused it: no answer without a record
+                error = JournalUnavailableError("the call's record could not be journaled (the disk is full); "
+                                                "it was not answered; try again shortly")
+                self._spans.record(attempt.span(route.choice.name, response.usage, None, error))
+                raise error
             return Answered(span_id=span.id, trace_id=trace_id, response=response, cost=span.cost,
                             model=route.choice.name)
         raise AssertionError("a model chain is never empty")

@@ -15,13 +15,14 @@ mirrored spans to the stored ones.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import orjson
 
 from taskgate.errors import BadRequestError, NotFoundError
 from taskgate.ids import new_id
 from taskgate.replicas.span_mirror import SpanMirror
-from taskgate.store.base import SpanRecord, Store, TraceSummary
+from taskgate.store.base import SpanRecord, Store, TraceFilter, TraceSummary
 from taskgate.store.spans import check_storable
 from taskgate.telemetry.recorder import SpanRecorder
 
@@ -36,17 +37,27 @@ class SpanService:
         self._recorder = recorder
         self._mirror = mirror
 
-    def record(self, span: SpanRecord) -> None:
-        """Keep a finished span for the next batch: never waits on the store."""
-        self._recorder.record(span)
+    def record(self, span: SpanRecord) -> bool:
+        """Keep a finished span for the next batch: never waits on the store. Whether it is also
+        journaled, safe from a crash (see `SpanRecorder.record`)."""
+        journaled = self._recorder.record(span)
         if self._mirror is not None:
             self._mirror.publish(span)
+        return journaled
 
     async def settled(self, project_id: str, span_id: str) -> None:
         """Return once every replica can read the span by id (at once without a mirror): awaited
         before a call's answer, which carries the id, goes out."""
         if self._mirror is not None:
             await self._mirror.settled(project_id, span_id)
+
+    def admit(self) -> None:
+        """Refuse a new call with a 503 when its span could not be journaled (see `SpanRecorder.admit`)."""
+        self._recorder.admit()
+
+    def open(self, span: SpanRecord) -> None:
+        """Journal a stream's span before its first byte (see `SpanRecorder.open`); raises a 503 error."""
+        self._recorder.open(span)
 
     async def find(self, project_id: str, span_id: str, *, wait_for_peers: bool = True) -> SpanRecord | None:
         """The newest version of a span, written or not: the mirror's (every replica's unwritten
@@ -100,6 +111,12 @@ class SpanService:
                           offset: int) -> tuple[list[TraceSummary], int]:
         await self._recorder.flush()
         return await self._store.list_traces(project_id, name=name, limit=limit, offset=offset)
+
+    async def find_traces(self, project_id: str, which: TraceFilter, before: datetime | None,
+                          limit: int) -> tuple[list[TraceSummary], datetime | None]:
+        """A page of the UI's trace listing (see `taskgate.store.trace_search`)."""
+        await self._recorder.flush()
+        return await self._store.find_traces(project_id, which, before, limit)
 
     async def get_trace(self, project_id: str, trace_id: str) -> list[SpanRecord]:
         await self._recorder.flush()

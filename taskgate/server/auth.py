@@ -13,7 +13,7 @@ from taskgate.lru import BoundedLRU
 from taskgate.replicas.notices import ChangeNotices
 from taskgate.server.request_io import header_map
 from taskgate.store.accounts import key_hash
-from taskgate.store.base import Store
+from taskgate.store.base import ApiKeyRecord, Store
 
 DEFAULT_PROJECT = "default"
 SEEN_MAX_ENTRIES = 10_000
@@ -71,15 +71,40 @@ class Authenticator:
         seen = self._seen.get(key)
         if seen is not None:
             return seen
-        digest = key_hash(key.strip())
+        project_id = await self.project_for_digest(key_hash(key.strip()))
+        if project_id is None:
+            raise UnauthorizedError("invalid API key")
+        self._seen.put(key, project_id)
+        return project_id
+
+    async def project_for_digest(self, digest: str) -> str | None:
+        """The project of the key with this sha256, or None when no such key exists (any more)."""
         project_id = self._known.get(digest)
         if project_id is None:
             project_id = await self._store.project_for_key_hash(digest)
-            if project_id is None:
-                raise UnauthorizedError("invalid API key")
-            self._known[digest] = project_id
-        self._seen.put(key, project_id)
+            if project_id is not None:
+                self._known[digest] = project_id
         return project_id
+
+    # ---- the project's stored keys (the UI's keys page): through here, so the caches stay true
+
+    async def list_keys(self, project_id: str) -> list[ApiKeyRecord]:
+        return await self._store.list_api_keys(project_id)
+
+    async def create_key(self, project_id: str) -> tuple[ApiKeyRecord, str]:
+        return await self._store.add_api_key(project_id)
+
+    async def revoke_key(self, project_id: str, key_id: str) -> bool:
+        """Delete the key and forget it here at once (other replicas forget it when they restart)."""
+        digest = await self._store.revoke_api_key(project_id, key_id)
+        if digest is None:
+            return False
+        self._known.pop(digest, None)
+        self._seen.drain()  # the presented forms of the key are not known: forget them all
+        return True
+
+    async def project_name(self, project_id: str) -> str:
+        return await self._store.project_name(project_id) or project_id
 
 
 def _seen_size(key: str, project_id: str) -> int:

@@ -15,6 +15,17 @@ import numpy as np
 from taskgate.store.knowledge_records import ChunkHit, DocumentRecord, FileRecord, KnowledgeBaseRecord, NewChunk
 
 
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """A stored key as it can be shown: its id, when it was made and the start of its hash (the key
+    itself is never stored, so never shown again)."""
+
+    id: str
+    project_id: str
+    key_hash: str
+    created_at: datetime
+
+
 @dataclass(slots=True)
 class FunctionDefinition:
     """The versioned part of a function: any change makes a new revision."""
@@ -103,6 +114,25 @@ class TraceSummary:
     input: Any = None
     output: Any = None
     total_tokens: int = 0
+    cost: float | None = None  # the spans' summed cost (None: none had a price); only find_traces sums it
+
+
+@dataclass(frozen=True, slots=True)
+class TraceFilter:
+    """Which traces a listing keeps: those with a span of this function, model, tag value and status,
+    started in [since, until). Every field is optional; the engine bounds their lengths."""
+
+    function: str | None = None
+    model: str | None = None
+    tag: tuple[str, str] | None = None  # key, value
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @property
+    def by_span(self) -> bool:
+        """Whether spans must be read to decide (the time range alone is the trace roots' own)."""
+        return any(value is not None for value in (self.function, self.model, self.tag, self.status))
 
 
 @dataclass(slots=True)
@@ -188,6 +218,15 @@ class UsageRow:
     counters: dict[str, int]  # USAGE_TOKENS plus the query's fields
 
 
+@dataclass(frozen=True, slots=True)
+class FunctionStats:
+    """A function's calls over a time range: how many, how many failed, and their summed cost."""
+
+    calls: int
+    errors: int
+    cost: float | None  # None: no call had a price
+
+
 @dataclass(slots=True)
 class GenerationRecord:
     """One raw provider exchange of a call (v3 `/v3/generations`): the body sent and the body (or
@@ -231,6 +270,9 @@ class KnowledgeStore(Protocol):
         ...
     async def get_document(self, base_id: str, key: str) -> DocumentRecord | None: ...
     async def document_metadata(self, base_id: str) -> list[tuple[str, dict[str, Any]]]: ...
+    async def list_documents(self, base_id: str, after: str | None, limit: int) -> list[tuple[str, dict[str, Any]]]:
+        """(key, metadata) of up to `limit` documents by key, after `after` when given."""
+        ...
     async def delete_documents(self, base_id: str, document_ids: list[str] | None) -> int:
         """These documents (every one with None) and their chunks; how many went."""
         ...
@@ -283,6 +325,14 @@ class Store(Protocol):
         """Make a new key, store only its sha256, and return the plaintext once."""
         ...
     async def project_for_key_hash(self, key_hash: str) -> str | None: ...
+    async def add_api_key(self, project_id: str) -> tuple[ApiKeyRecord, str]:
+        """A new key of the project: its record and the plaintext, returned once."""
+        ...
+    async def list_api_keys(self, project_id: str) -> list[ApiKeyRecord]: ...
+    async def revoke_api_key(self, project_id: str, key_id: str) -> str | None:
+        """Delete the key; its hash, or None when the project has no such key."""
+        ...
+    async def project_name(self, project_id: str) -> str | None: ...
 
     # ---- functions and revisions
     async def upsert_function(self, project_id: str, name: str, definition: FunctionDefinition) -> FunctionRecord:
@@ -320,6 +370,11 @@ class Store(Protocol):
     async def list_traces(self, project_id: str, name: str | None = None, limit: int = 100,
                           offset: int = 0) -> tuple[list[TraceSummary], int]: ...
     async def get_trace(self, project_id: str, trace_id: str) -> list[SpanRecord]: ...
+    async def find_traces(self, project_id: str, which: TraceFilter, before: datetime | None,
+                          limit: int) -> tuple[list[TraceSummary], datetime | None]:
+        """Up to `limit` traces newest first, that started before `before` when given, and the
+        `before` of the next page (None when this is the last)."""
+        ...
     async def delete_trace(self, project_id: str, trace_id: str) -> bool: ...
 
     # ---- result cache
@@ -329,6 +384,9 @@ class Store(Protocol):
     async def cache_put(self, project_id: str, key: str, payload: dict[str, Any], ttl_seconds: int) -> None: ...
 
     async def close(self) -> None: ...
+    async def ping(self) -> None:
+        """Raise unless the database answers a trivial query (health checks)."""
+        ...
 
     # ---- v2 functions by id, and their datasets (entries are examples)
     async def get_function_by_id(self, project_id: str, function_id: str) -> FunctionRecord | None: ...
@@ -404,6 +462,9 @@ class Store(Protocol):
         ...
 
     # ---- generations (raw provider exchanges)
+    async def function_stats(self, project_id: str, names: list[str], since: datetime) -> dict[str, FunctionStats]:
+        """Per function name, its spans' calls, errors and cost since `since` (names without spans are absent)."""
+        ...
     async def write_generations(self, records: list[GenerationRecord]) -> None:
         """Insert a batch in one transaction, on the store's low-priority writer thread."""
         ...

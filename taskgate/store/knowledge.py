@@ -229,6 +229,17 @@ def get_document(conn: Connection, base_id: str, key: str) -> DocumentRecord | N
                           segments=[(int(segment.id), segment.content) for segment in segments])
 
 
+def list_documents(conn: Connection, base_id: str, after: str | None, limit: int) -> list[tuple[str, dict[str, Any]]]:
+    """(key, metadata) of up to `limit` documents of the base by key, those after `after` when given:
+    paged by the (base, key) unique index, so a late page costs what the first does."""
+    conditions = [documents.c.knowledge_base_id == base_id]
+    if after is not None:
+        conditions.append(documents.c.key > after)
+    rows = conn.execute(sa.select(documents.c.key, documents.c.metadata).where(*conditions)
+                        .order_by(documents.c.key).limit(limit))
+    return [(row.key, row.metadata) for row in rows]
+
+
 def document_metadata(conn: Connection, base_id: str) -> list[tuple[str, dict[str, Any]]]:
     """(id, metadata) of every document of the base: what a delete by filter is matched against."""
     rows = conn.execute(sa.select(documents.c.id, documents.c.metadata)
@@ -294,6 +305,9 @@ class SqlKnowledgeStore:
 
     async def document_metadata(self, base_id: str) -> list[tuple[str, dict[str, Any]]]:
         return await self._database.read(lambda c: document_metadata(c, base_id))
+
+    async def list_documents(self, base_id: str, after: str | None, limit: int) -> list[tuple[str, dict[str, Any]]]:
+        return await self._database.read(lambda c: list_documents(c, base_id, after, limit))
 
     async def delete_documents(self, base_id: str, document_ids: list[str] | None) -> int:
         return await self._database.write(lambda c: delete_documents(c, base_id, document_ids))

@@ -126,6 +126,12 @@ class KnowledgeService:
         self._spans.record(span.done({"document_id": document_id, "chunks": len(pieces)}, None))
         return document_id, key
 
+    async def documents(self, project_id: str, base_id: str, after: str | None,
+                        limit: int) -> list[tuple[str, dict[str, Any]]]:
+        """A page of the base's documents by key: (key, metadata), those after `after` when given."""
+        base = await self.get(project_id, base_id)
+        return await self._store.list_documents(base.id, after, limit)
+
     async def document(self, project_id: str, base_id: str, key: str) -> DocumentRecord:
         base = await self.get(project_id, base_id)
         document = await self._store.get_document(base.id, key)
