@@ -79,7 +79,8 @@ def create_app(settings: Settings) -> ASGIApp:
                         default_embedding_model=settings.default_embedding_model,
                         knowledge_rerank_model=settings.knowledge_rerank_model, replication=replication)
         await replication.start()
-        ctx = AppContext(settings, auth, engine, HealthReport(store_health, journal), replication)
+        health = HealthReport(store_health, journal, replication.redis_state if replication.link else None)
+        ctx = AppContext(settings, auth, engine, health, replication)
         for dialect in DIALECTS:
             app.mount(dialect.routes(ctx))
         PriceBook.warm()

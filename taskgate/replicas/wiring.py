@@ -41,6 +41,12 @@ class Replication:
             await self.link.ping()
         await self.notices.start()
 
+    async def redis_state(self) -> str:
+        """For `/ready`: `ok` when Redis answers a ping now, else `down` (not asked again in a cooldown)."""
+        if self.link is None or not self.link.usable:
+            return "down"
+        return "ok" if await self.link.ping() else "down"
+
     async def close(self) -> None:
         await self.notices.close()
         if self.span_mirror is not None:

@@ -170,6 +170,8 @@ def test_redis_dying_costs_no_5xx_and_is_used_again_once_back(
             statuses += _every_kind_of_request(replicas, name)
         assert statuses and all(status < 500 for status in statuses), (statuses, replicas.stderr())
         assert "Redis failed" in replicas.stderr()
+        ready = request("GET", f"{first.url}/ready", key=None)
+        assert ready.status == 200 and ready.json()["redis"] == "down"  # still ready: it falls back
 
         redis_server.start()  # the same port: the replicas reconnect on their own
         deadline = time.monotonic() + 15
@@ -181,6 +183,7 @@ def test_redis_dying_costs_no_5xx_and_is_used_again_once_back(
         assert call(first, cached, configuration=config).json()["cached"] is False
         assert call(second, cached, configuration=config).json()["cached"] is True
         assert "Redis answers again" in replicas.stderr()
+        assert request("GET", f"{second.url}/ready", key=None).json()["redis"] == "ok"
 
 
 def test_a_server_starts_and_answers_with_its_redis_unreachable(fake_provider: FakeProvider, tmp_path: Path) -> None:
@@ -193,6 +196,7 @@ def test_a_server_starts_and_answers_with_its_redis_unreachable(fake_provider: F
         assert request("GET", f"{server.url}/v3/spans/{replies[0].json()['span_id']}").status == 200
         assert function_call(server, name, instructions="Changed.").status == 200
         assert "Redis failed" in server.stderr_text()
+        assert request("GET", f"{server.url}/ready", key=None).json()["redis"] == "down"
 
 
 def _every_kind_of_request(replicas: ReplicaSet, name: str) -> list[int]:
