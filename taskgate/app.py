@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 from starlette.types import ASGIApp
 
+from taskgate.api import metrics as metrics_endpoint
 from taskgate.api.anthropic import routes as anthropic
 from taskgate.api.openai import routes as openai
 from taskgate.api.v2 import routes as v2
@@ -34,6 +35,7 @@ from taskgate.store.database import private_directory
 from taskgate.telemetry.generations import GenerationRecorder
 from taskgate.telemetry.health_report import HealthReport
 from taskgate.telemetry.journal import SpanJournal
+from taskgate.telemetry.observability import Observability
 from taskgate.telemetry.periodic import every
 from taskgate.telemetry.recorder import SpanRecorder, peer_wait
 from taskgate.telemetry.store_health import StoreHealth
@@ -50,14 +52,17 @@ def create_app(settings: Settings) -> ASGIApp:
         shared_store = not settings.effective_database_url.startswith("sqlite")
         journal = SpanJournal(settings.data_dir / "journal", settings.journal_max_bytes)
         store_health = StoreHealth(store)
+        observability = Observability.from_settings(settings)
         recorder = SpanRecorder(store, flush_interval=settings.span_flush_interval_s,
                                 peer_wait_s=peer_wait(settings.span_flush_interval_s, shared_store),
-                                journal=journal, health=store_health)
+                                journal=journal, health=store_health, on_record=observability.on_record(),
+                                on_write_through=observability.on_write_through())
+        observability.watch(recorder)
         await recorder.start()  # first, what a process that died left in the journal
         # What replicas share through Redis; `replication.link` is the process's one Redis connection.
         replication = replication_for(store, settings)
         auth = Authenticator(store, replication.notices)
-        await auth.bootstrap(settings.api_keys)
+        await auth.bootstrap(settings.api_keys, settings.session_keys)
         providers = ProviderRegistry(settings)
         limits = CallLimits(settings.max_attempts, settings.max_upstream_calls, settings.max_request_tokens,
                             settings.max_media_bytes)
@@ -77,17 +82,22 @@ def create_app(settings: Settings) -> ASGIApp:
                                                    tuple(settings.rerank_models)),
                         ocr_limits=OcrLimits(settings.ocr_max_bytes, tuple(settings.ocr_models)),
                         default_embedding_model=settings.default_embedding_model,
-                        knowledge_rerank_model=settings.knowledge_rerank_model, replication=replication)
+                        knowledge_rerank_model=settings.knowledge_rerank_model, meter=observability.metrics,
+                        replication=replication)
         await replication.start()
         health = HealthReport(store_health, journal, replication.redis_state if replication.link else None)
         ctx = AppContext(settings, auth, engine, health, replication)
         for dialect in DIALECTS:
             app.mount(dialect.routes(ctx))
+        app.mount(metrics_endpoint.routes(observability.metrics, auth, settings.metrics_public))
+        if observability.metrics is not None:
+            app.observe_request = observability.metrics.request
         PriceBook.warm()
-        await engine.knowledge_files.resume()
+        if settings.serves_store:  # else a server on the same store resumes them, once
+            await engine.knowledge_files.resume()
         try:
             async with every(0.25, flush_log), every(2.0, engine.functions.flush_hits), \
-                    every(settings.span_flush_interval_s, generations.flush):
+                    every(settings.span_flush_interval_s, generations.flush), observability.running():
                 yield
         finally:
             await engine.knowledge_files.close()

@@ -5,6 +5,13 @@ reads the environment. `Settings.from_env()` reads `os.environ` (or the mapping 
 turns a bad value into a `ConfigError` naming its variable, which `taskgate serve` prints before
 exiting with status 2. `Settings(...)` is the defaults plus the fields given; it reads nothing.
 
+OpenTelemetry: the standard OTEL_* variables belong to the OpenTelemetry SDK, which reads them
+itself (the exporter its headers, timeout, compression and certificates; the resource its service
+name and attributes), as OpenTelemetry documents them. This module reads those that decide whether
+and where Taskgate exports and how it batches (`_otlp_values`), and refuses values Taskgate could
+not honour (another protocol or exporter), so a misconfiguration stops `serve` rather than being
+ignored. The same holds for PROMETHEUS_MULTIPROC_DIR, which prometheus-client reads at import.
+
 Provider credentials: each preset (providers/catalog.py) and each `TASKGATE_PROVIDERS` entry names
 the variables that hold its key and base URL. Only those are kept, in `provider_variables`: every
 `*_API_KEY` and `*_BASE_URL` (how the presets name theirs) and whatever the entries name.
@@ -20,6 +27,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic_core import PydanticCustomError
@@ -50,6 +58,11 @@ DEFAULT_RERANK_MODELS = ("cohere/rerank-v3.5", "jina/jina-reranker-v2-base-multi
 DEFAULT_OCR_MAX_BYTES = 8 * 1024 * 1024
 DEFAULT_OCR_MODELS = ("openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-sonnet-4-5")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+# OpenTelemetry export (telemetry/otlp_export.py): the standard variables Taskgate itself acts on.
+OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+OTLP_TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+OTLP_PROTOCOLS = ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+OTLP_TRACES_PATH = "/v1/traces"
 
 
 # Variables read under an older name too, which the new name overrides.
@@ -238,6 +251,25 @@ class Settings(BaseSettings):
     # What every Redis key and channel of this deployment starts with, so several share one Redis.
     redis_prefix: Annotated[str, AfterValidator(_redis_prefix)] = Field(
         "taskgate:", validation_alias="TASKGATE_REDIS_PREFIX")
+    # Set by code, never by a variable. The app a CLI command runs in process (`taskgate call` with no
+    # server, taskgate/commands/in_process.py) does not take up the data directory's background work
+    # (resuming unfinished knowledge-file ingestions), which belongs to the server that may be running
+    # on the same store; and it accepts keys that exist only in that process (key -> project id),
+    # so a call needs no key written to the store.
+    serves_store: bool = True
+    session_keys: dict[str, str] = Field(default_factory=dict, repr=False)
+    # Prometheus `GET /metrics` (telemetry/metrics.py): metering on or off, whether the endpoint needs
+    # a key, and the directory workers share their counts through (set by the parent for --workers).
+    metrics_enabled: bool = Field(True, validation_alias="TASKGATE_METRICS")
+    metrics_public: bool = Field(False, validation_alias="TASKGATE_METRICS_PUBLIC")
+    prometheus_multiproc_dir: Path | None = Field(None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
+    # OpenTelemetry export (telemetry/otlp_export.py): the OTLP/HTTP traces URL, None when export is
+    # off, and the batching (OTEL_BSP_*, with the SDK's defaults).
+    otlp_traces_endpoint: str | None = Field(None, repr=False)  # may carry credentials in its query
+    otlp_schedule_delay_ms: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
+        5000.0, validation_alias="OTEL_BSP_SCHEDULE_DELAY")
+    otlp_max_queue_size: WholeNumber = Field(2048, validation_alias="OTEL_BSP_MAX_QUEUE_SIZE")
+    otlp_max_export_batch_size: WholeNumber = Field(512, validation_alias="OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
 
     @property
     def effective_database_url(self) -> str:
@@ -281,10 +313,45 @@ def _read(variables: Mapping[str, str]) -> dict[str, Any]:
     entries = _provider_entries(variables)
     provider_variables = _provider_variables(variables, entries)
     values["provider_entries"] = entries
+    values["otlp_traces_endpoint"] = _otlp_traces_endpoint(variables)
     values["provider_variables"] = provider_variables
     if "TASKGATE_DEFAULT_MODEL" not in values:
         values["TASKGATE_DEFAULT_MODEL"] = _keyed_default_model(entries, provider_variables)
     return values
+
+
+def _otlp_traces_endpoint(variables: Mapping[str, str]) -> str | None:
+    """Where spans are exported, as the SDK would resolve it (the traces variable as it is, else the
+    base endpoint plus /v1/traces), or None when export is off: no endpoint, OTEL_SDK_DISABLED, or
+    OTEL_TRACES_EXPORTER=none. What Taskgate cannot do (another exporter or protocol, an endpoint
+    that is not an http(s) URL) is refused rather than ignored."""
+    def value(name: str) -> str:
+        return variables.get(name, "").strip()
+
+    if value("OTEL_SDK_DISABLED").lower() == "true":
+        return None
+    exporters = {item.strip().lower() for item in value("OTEL_TRACES_EXPORTER").split(",") if item.strip()}
+    if exporters == {"none"}:
+        return None
+    if exporters - {"otlp"}:
+        raise ConfigError(f"OTEL_TRACES_EXPORTER must be otlp or none (Taskgate exports over OTLP/HTTP only), "
+                          f"got {value('OTEL_TRACES_EXPORTER')!r}")
+    for name in OTLP_PROTOCOLS:
+        if value(name) and value(name) != "http/protobuf":
+            raise ConfigError(f"{name} must be http/protobuf (Taskgate exports over OTLP/HTTP with protobuf), "
+                              f"got {value(name)!r}")
+    traces, base = value(OTLP_TRACES_ENDPOINT), value(OTLP_ENDPOINT)
+    name, endpoint = (OTLP_TRACES_ENDPOINT, traces) if traces else (OTLP_ENDPOINT, base.rstrip("/") + OTLP_TRACES_PATH)
+    if not (traces or base):
+        return None
+    try:
+        parsed = urlsplit(endpoint)
+        usable = parsed.scheme in ("http", "https") and bool(parsed.hostname) and parsed.port != 0
+    except ValueError:  # an unclosed [IPv6 bracket, a port out of range
+        usable = False
+    if not usable:
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {value(name)!r}")
+    return endpoint
 
 
 def _provider_entries(variables: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -345,6 +412,7 @@ _REASONS = {
     "fernet_key": "must be a Fernet key: 32 bytes in URL-safe base64 (44 characters)",
     "redis_url": "must be a redis://, rediss:// or unix:// URL",
     "redis_prefix": "must be 1 to 64 letters, digits or _.:-",
+    "bool_parsing": "must be 1 or 0 (true or false)",
 }
 
 

@@ -1,7 +1,9 @@
 """The everyday commands beside `serve`: `call`, `traces`, `trace`, `usage` and `functions`.
 
 Each talks to a running server (`--url` or TASKGATE_URL, with TASKGATE_API_KEY) through its public
-HTTP API, or, with no server named, reads the data directory itself (`connection.py`).
+HTTP API, or, with no server named, uses the data directory itself (`connection.py`): the reads
+through the engine's services (`local.py`), a call through the server's app run in process
+(`in_process.py`).
 """
 
 from __future__ import annotations

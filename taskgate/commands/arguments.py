@@ -14,11 +14,14 @@ import stat
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from taskgate.commands.console import CommandError
+from taskgate.json_text import MAX_JSON_DEPTH
+
+T = TypeVar("T")
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # the server's default body limit: a larger file could not be sent anyway
 STDIN = "-"
@@ -32,10 +35,21 @@ def json_value(raw: str, option: str, *, text_allowed: bool = False) -> Any:
     text is parsed as JSON, and, where `text_allowed` (an input may be plain text), kept as a string
     when it is not JSON. `@@x` is the literal text `@x`."""
     if raw.startswith("@@"):
-        return _inline(raw[1:], option, text_allowed)
+        return _sendable(_inline(raw[1:], option, text_allowed), option)
     if raw.startswith("@"):
-        return _parsed(read_file(raw[1:], option), f"{option} {raw}")
-    return _inline(raw, option, text_allowed)
+        return _sendable(_parsed(read_file(raw[1:], option), f"{option} {raw}"), f"{option} {raw}")
+    return _sendable(_inline(raw, option, text_allowed), option)
+
+
+def _sendable(value: T, what: str) -> T:
+    """orjson reads JSON nested up to 1024 levels but writes only 255: deeper JSON could be read
+    here and then not sent (a server refuses anything past taskgate.json_text.MAX_JSON_DEPTH anyway)."""
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        raise CommandError(f"{what}: the JSON is nested too deeply to send (a server reads at most "
+                           f"{MAX_JSON_DEPTH} levels)") from None
+    return value
 
 
 def json_object(raw: str, option: str) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""`taskgate call NAME`: run a task on a server and show its answer, streamed live with `--stream`.
+"""`taskgate call NAME`: run a task and show its answer, streamed live with `--stream`.
+
+On the server `--url` (or TASKGATE_URL) names; with none, in this process on the data directory,
+through the server's own app (`in_process.py`), so the answer, the stream and the recorded span are
+the same either way, and the span can then be read with `taskgate trace`.
 
 At a terminal, a spinner runs until the answer is in (with `--stream`, the answer grows beneath it
 as the server's `json_path` deltas arrive), then the answer is printed as indented JSON and a line on
@@ -23,7 +27,7 @@ from rich.spinner import Spinner
 from rich.text import Text
 
 from taskgate.commands.arguments import json_object, json_value
-from taskgate.commands.connection import DataDir, OutputFormat, Url, server, settings_for
+from taskgate.commands.connection import DataDir, OutputFormat, Project, Url, caller, settings_for
 from taskgate.commands.console import CommandError, Format, pretty, print_json, run, stderr_console, stdout_console
 from taskgate.commands.json_assembly import JsonAssembly, PathError
 from taskgate.commands.remote import RemoteServer
@@ -42,16 +46,18 @@ def call(
     output_schema: Annotated[str | None, typer.Option(help=f"JSON Schema of the answer: {JsonOption}.")] = None,
     input_schema: Annotated[str | None, typer.Option(help=f"JSON Schema of the input: {JsonOption}.")] = None,
     model: Annotated[list[str] | None, typer.Option(
-        help="provider/model; repeat it for a fallback chain. Default: the server's.")] = None,
+        help="provider/model; repeat it for a fallback chain. Default: the server's (with no server, "
+             "TASKGATE_DEFAULT_MODEL, else the first provider with a key, else the bundled local model).")] = None,
     stream: Annotated[bool, typer.Option("--stream", help="Show the answer as it is generated.")] = False,
     url: Url = None,
     data_dir: DataDir = None,
+    project: Project = None,
     output_format: OutputFormat = Format.AUTO,
 ) -> None:
-    """Call a function on a Taskgate server and print its answer (JSON)."""
+    """Call a function on a Taskgate server, or with none on the data directory, and print its answer (JSON)."""
     settings = settings_for(url, data_dir)
     body = partial(_body, name, instructions, input_value, output_schema, input_schema, model)
-    run(_call(settings, body, stream, output_format))
+    run(_call(settings, project, body, stream, output_format))
 
 
 def _body(name: str, instructions: str | None, input_value: str | None, output_schema: str | None,
@@ -71,10 +77,10 @@ def _body(name: str, instructions: str | None, input_value: str | None, output_s
     return body
 
 
-async def _call(settings: Settings, make_body: Callable[[], dict[str, Any]], stream: bool,
+async def _call(settings: Settings, project: str | None, make_body: Callable[[], dict[str, Any]], stream: bool,
                 output_format: Format) -> None:
     body = make_body()
-    async with server(settings) as remote:
+    async with caller(settings, project) as remote:
         started = time.monotonic()
         if not pretty(output_format):
             if stream:

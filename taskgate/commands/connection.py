@@ -1,4 +1,5 @@
-"""Where a command's answers come from: the server `--url` (or TASKGATE_URL) names, else the data directory.
+"""Where a command's answers come from: the server `--url` (or TASKGATE_URL) names, else the data directory
+(read through `local.py`; a call runs the server's app in process, `in_process.py`).
 
 The options every command shares are declared here once. The key a server is sent is
 TASKGATE_API_KEY, read (like every variable) by taskgate/config.py; it is deliberately not an option,
@@ -15,20 +16,22 @@ from typing import Annotated
 import typer
 
 from taskgate.commands.console import CommandError, Format
+from taskgate.commands.in_process import in_process
 from taskgate.commands.local import LocalData
 from taskgate.commands.reading import Reader
 from taskgate.commands.remote import RemoteServer
 from taskgate.config import ConfigError, Settings
 
 CONFIG_ERROR = 2  # as `taskgate serve` exits on a setting it cannot use
+_PROJECT_IS_LOCAL = "--project reads a data directory; a server answers for the project of TASKGATE_API_KEY"
 
 Url = Annotated[str | None, typer.Option(
     "--url", help="A running Taskgate server, e.g. http://127.0.0.1:8000 (TASKGATE_URL); its key is "
-                  "TASKGATE_API_KEY. Without one, the data directory is read.", show_default=False)]
+                  "TASKGATE_API_KEY. Without one, the data directory is used in process.", show_default=False)]
 DataDir = Annotated[Path | None, typer.Option(
-    "--data-dir", help="With no server: the data directory to read (TASKGATE_DATA_DIR, default .taskgate).")]
+    "--data-dir", help="With no server: the data directory to use (TASKGATE_DATA_DIR, default .taskgate).")]
 Project = Annotated[str | None, typer.Option(
-    "--project", help="With no server: the project to read, when the store holds several and "
+    "--project", help="With no server: the project to use, when the store holds several and "
                       "TASKGATE_API_KEY does not say.")]
 OutputFormat = Annotated[Format, typer.Option(
     "--format", help="pretty (tables, colours) or json; auto is pretty on a terminal, json in a pipe.")]
@@ -54,8 +57,7 @@ async def reader(settings: Settings, project: str | None) -> AsyncIterator[Reade
     source: Reader
     if settings.client_url:
         if project is not None:
-            raise CommandError("--project reads a data directory; a server answers for the project of "
-                               "TASKGATE_API_KEY")
+            raise CommandError(_PROJECT_IS_LOCAL)
         source = RemoteServer(settings.client_url, settings.client_api_key)
     else:
         source = await LocalData.open(settings, project)
@@ -66,12 +68,15 @@ async def reader(settings: Settings, project: str | None) -> AsyncIterator[Reade
 
 
 @contextlib.asynccontextmanager
-async def server(settings: Settings) -> AsyncIterator[RemoteServer]:
-    """The named server; calling needs one, since it is the server that holds the providers' keys,
-    the local model and the recorder."""
+async def caller(settings: Settings, project: str | None) -> AsyncIterator[RemoteServer]:
+    """The named server, else the server's app run in this process on the data directory
+    (`in_process.py`): either way, the same requests and the same answers."""
     if not settings.client_url:
-        raise CommandError("taskgate call needs a server: pass --url or set TASKGATE_URL (start one with "
-                           "`taskgate serve`), and TASKGATE_API_KEY")
+        async with in_process(settings, project) as local:
+            yield local
+        return
+    if project is not None:
+        raise CommandError(_PROJECT_IS_LOCAL)
     remote = RemoteServer(settings.client_url, settings.client_api_key)
     try:
         yield remote

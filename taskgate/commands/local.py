@@ -57,13 +57,7 @@ class LocalData:
 
     @classmethod
     async def open(cls, settings: Settings, project: str | None) -> LocalData:
-        where = _store_place(settings)
-        try:
-            store = await open_store(settings.effective_database_url)
-        except Exception as exc:  # a URL it cannot use, a server that refuses, a file that is not SQLite
-            raise CommandError(f"cannot open the store at {where}: {exc}") from None
-        if not isinstance(store, SqlStore):
-            raise CommandError(f"the store at {where} cannot be read from the command line")
+        store, where = await _open_store(settings)
         try:
             project_id = await _project(store, settings, project, where)
         except BaseException:
@@ -109,6 +103,28 @@ class LocalData:
             records, total = await self._functions.listing(self._project_id, None, "name", min(limit, MAX_LIMIT),
                                                            offset)
         return _wire(paged([list_item(record) for record in records], total))
+
+
+async def project_of(settings: Settings, project: str | None) -> tuple[str, str]:
+    """Where the store is and the id of the project a command means (see the module's docstring);
+    the store is closed again."""
+    store, where = await _open_store(settings)
+    try:
+        return where, await _project(store, settings, project, where)
+    finally:
+        await store.close()
+
+
+async def _open_store(settings: Settings) -> tuple[SqlStore, str]:
+    where = _store_place(settings)
+    try:
+        store = await open_store(settings.effective_database_url)
+    except Exception as exc:  # a URL it cannot use, a server that refuses, a file that is not SQLite
+        raise CommandError(f"cannot open the store at {where}: {exc}") from None
+    if not isinstance(store, SqlStore):
+        await store.close()
+        raise CommandError(f"the store at {where} cannot be read from the command line")
+    return store, where
 
 
 @contextlib.contextmanager
@@ -162,7 +178,8 @@ async def _project(store: SqlStore, settings: Settings, wanted: str | None, wher
     if len(projects) == 1:
         return next(iter(projects.values()))
     if not projects:
-        raise CommandError(f"the store at {where} has no project yet: make a call through `taskgate serve` first")
+        raise CommandError(f"the store at {where} has no project yet: create one with "
+                           "`taskgate keys create --project NAME`")
     raise CommandError(f"the store at {where} has {len(projects)} projects ({_names(projects)}): choose one with "
                        "--project NAME or TASKGATE_API_KEY")
 

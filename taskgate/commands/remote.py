@@ -29,16 +29,20 @@ SHOWN_BODY_CHARS = 200
 class RemoteServer:
     """One server and one key; `close()` ends its connections."""
 
-    def __init__(self, url: str, api_key: str | None) -> None:
+    def __init__(self, url: str, api_key: str | None, *, transport: httpx.AsyncBaseTransport | None = None,
+                 where: str | None = None) -> None:
+        """`transport` replaces the network (the app run in process, `asgi_client.py`); `where` is
+        what messages call the server (default: its URL)."""
         self.url = url
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(base_url=url, headers=headers, trust_env=False,
+        self._client = httpx.AsyncClient(base_url=url, headers=headers, trust_env=False, transport=transport,
                                          timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S))
         self._has_key = bool(api_key)
+        self._where = where or url
 
     @property
     def where(self) -> str:
-        return self.url
+        return self._where
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -58,7 +62,7 @@ class RemoteServer:
                   "granularity": query.granularity, "group_by": list(query.group_by), "fields": list(query.fields)}
         body = await self._json("GET", "/v2/analytics/usage", params=params)
         if not isinstance(body, list):
-            raise CommandError(f"{self.url} answered usage with something other than a list")
+            raise CommandError(f"{self.where} answered usage with something other than a list")
         return body
 
     async def functions(self, limit: int, offset: int) -> dict[str, Any]:
@@ -82,10 +86,10 @@ class RemoteServer:
             if response.status_code != 200:
                 await response.aread()
                 raise self._refusal(response)
-            async for chunk in _sse_chunks(response, self.url):
+            async for chunk in _sse_chunks(response, self.where):
                 yield chunk
         except httpx.HTTPError as exc:
-            raise CommandError(f"the stream from {self.url} broke off: {_reason(exc)}") from None
+            raise CommandError(f"the stream from {self.where} broke off: {_reason(exc)}") from None
         finally:
             await response.aclose()
 
@@ -100,7 +104,7 @@ class RemoteServer:
         body = await self._json("GET", f"/v3/spans/{quote(span_id, safe='')}")
         span = body.get("data", body)
         if not isinstance(span, dict):
-            raise CommandError(f"{self.url} answered span {span_id!r} with something other than an object")
+            raise CommandError(f"{self.where} answered span {span_id!r} with something other than an object")
         return span
 
     async def _json(self, method: str, path: str, *, params: dict[str, Any] | None = None,
@@ -125,8 +129,8 @@ class RemoteServer:
 
     def _unreachable(self, exc: httpx.HTTPError) -> CommandError:
         if isinstance(exc, httpx.TimeoutException):
-            return CommandError(f"{self.url} did not answer in time ({_reason(exc)})")
-        return CommandError(f"cannot reach {self.url}: {_reason(exc)}")
+            return CommandError(f"{self.where} did not answer in time ({_reason(exc)})")
+        return CommandError(f"cannot reach {self.where}: {_reason(exc)}")
 
     def _refusal(self, response: httpx.Response) -> CommandError:
         """The server's own words for an error (spec §9.3's body), with its status; a hint on 401."""

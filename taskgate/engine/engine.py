@@ -48,7 +48,7 @@ from taskgate.engine.ocr import OcrLimits, OcrService
 from taskgate.engine.prompt import build_messages, input_turns, reask_message, render_answer
 from taskgate.engine.provider_calls import ProviderCalls
 from taskgate.engine.rerank import Reranker, RerankLimits
-from taskgate.engine.router import Outcome, RequestBuilder, Route, Router
+from taskgate.engine.router import Outcome, RequestBuilder, Route, Router, UpstreamMeter
 from taskgate.engine.schemas import as_written, canonical, compile_schema, validation_errors
 from taskgate.engine.secret_box import SecretBox
 from taskgate.engine.spans import SpanService
@@ -131,12 +131,14 @@ class Engine:
                  feedback_autosave_score: float = DEFAULT_AUTOSAVE_SCORE,
                  generations: GenerationRecorder | None = None, rerank_limits: RerankLimits | None = None,
                  ocr_limits: OcrLimits | None = None, default_embedding_model: str = DEFAULT_EMBEDDING_MODEL,
-                 knowledge_rerank_model: str | None = None, replication: Replication | None = None) -> None:
+                 knowledge_rerank_model: str | None = None, meter: UpstreamMeter | None = None,
+                 replication: Replication | None = None) -> None:
         """`dataset_embedding_model` (`provider/model`) turns on semantic search over dataset entries;
-        `replication` is what replicas share (default: a single node's stand-ins)."""
+        `meter` is told of every upstream call and fallback (the Prometheus metrics); `replication` is
+        what replicas share (default: a single node's stand-ins)."""
         replication = replication or Replication.single_node(store)
         self._limits = limits or CallLimits()
-        self._router = Router(registry, default_model)
+        self._router = Router(registry, default_model, meter)
         self.catalogue = ModelCatalogue(registry, default_model, local_models)  # what can be routed to
         self._prices = PriceBook()
         self._cache = ResultCache(replication.cache)

@@ -85,10 +85,11 @@ class ProviderCalls:
         for position, route in enumerate(routes):
             try:
                 with capturing(self._capture_for(call.project_id, attempt.span_id, trace_id)):
-                    response = await send(route)
+                    response = await self._router.metered(route, send(route))
             except ProviderError as exc:
                 attempt.failed.append(route.choice.name)
                 if position < len(routes) - 1:
+                    self._router.fell_back(route)
                     continue
                 self._spans.record(attempt.span(None, None, None, exc))
                 raise

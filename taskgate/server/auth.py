@@ -6,6 +6,8 @@ remembered stored key is dropped."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.requests import Request
 
 from taskgate.errors import UnauthorizedError
@@ -28,19 +30,22 @@ class Authenticator:
         self._notices = notices or ChangeNotices()
         self._notices.on("key", self._changed_elsewhere)
         self._notices.on_reset(self._forget_stored)
-        self._bootstrap: dict[str, str] = {}  # key hash -> project id, of TASKGATE_API_KEYS: never in the store
+        # key hash -> project id of the keys never in the store (TASKGATE_API_KEYS, session keys): never forgotten
+        self._bootstrap: dict[str, str] = {}
         self._known: dict[str, str] = {}  # key hash -> project id
         # Presented key -> project id, to skip hashing on every request. Bounded by count and bytes: a
         # valid key can be presented in endless forms (surrounding spaces), each as long as a header.
         self._seen: BoundedLRU[str, str] = BoundedLRU(SEEN_MAX_ENTRIES, SEEN_MAX_BYTES, _seen_size)
 
-    async def bootstrap(self, keys: list[str]) -> None:
-        """Keys from TASKGATE_API_KEYS all belong to the `default` project."""
-        if not keys:
-            return
-        project_id = await self._store.ensure_project(DEFAULT_PROJECT)
-        for key in keys:
+    async def bootstrap(self, keys: list[str], session_keys: Mapping[str, str] | None = None) -> None:
+        """Keys from TASKGATE_API_KEYS all belong to the `default` project; `session_keys` (key ->
+        project id) are known to this process only (`Settings.session_keys`)."""
+        for key, project_id in (session_keys or {}).items():
             self._bootstrap[key_hash(key)] = project_id
+        if keys:
+            project_id = await self._store.ensure_project(DEFAULT_PROJECT)
+            for key in keys:
+                self._bootstrap[key_hash(key)] = project_id
         self._known.update(self._bootstrap)
 
     async def key_changed(self, project_id: str, digest: str) -> None:

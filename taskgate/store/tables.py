@@ -299,6 +299,8 @@ knowledge_bases = sa.Table(
     sa.Column("embedding_model", sa.String(300), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("version", sa.Integer, nullable=False, server_default="0"),  # bumped by every change of its chunks
+    # the `version` its chunks' rows in the vector index (sqlite-vec, pgvector) match; NULL: never indexed
+    sa.Column("vector_version", sa.Integer, nullable=True),
     sa.UniqueConstraint("project_id", "name"),
 )
 

@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections.abc import Callable
 
 from taskgate.errors import JournalUnavailableError, StoreUnavailableError
 from taskgate.store.base import SpanRecord, Store
@@ -56,15 +57,21 @@ def peer_wait(flush_interval: float, shared_store: bool) -> float:
     return min(flush_interval + PEER_WRITE_MARGIN_S, MAX_PEER_WAIT_S) if shared_store else 0.0
 
 SpanKey = tuple[str, str]  # (project_id, span_id)
+SpanHook = Callable[[SpanRecord], None]
 
 
 class SpanRecorder:
     def __init__(self, store: Store, flush_interval: float = 1.0, max_batch: int = 500,
                  peer_wait_s: float = 0.0, journal: SpanJournal | None = None,
-                 health: StoreHealth | None = None) -> None:
+                 health: StoreHealth | None = None, on_record: SpanHook | None = None,
+                 on_write_through: SpanHook | None = None) -> None:
+        """`on_record` sees every span `record()` accepts and `on_write_through` every span the span API
+        stored (metrics, OTLP export: `taskgate.telemetry.observability`); each must only queue it."""
         self._store = store
         self._journal = journal
         self.health = health or StoreHealth(store)
+        self._on_record = on_record
+        self._on_write_through = on_write_through
         self._interval = flush_interval
         self._peer_wait_s = peer_wait_s
         self._max_batch = max(1, max_batch)
@@ -77,6 +84,11 @@ class SpanRecorder:
         self._closed = False
         self.failed_writes = 0
         self.dropped_spans = 0
+
+    @property
+    def queue_depth(self) -> int:
+        """Spans accepted and not yet written."""
+        return len(self._pending) + len(self._inflight)
 
     async def start(self) -> None:
         """Take back what the journal holds from a process that stopped before storing it, and
@@ -104,6 +116,8 @@ class SpanRecorder:
                 return False
             journaled = self._journal is None or self._journal.append(span)  # a refusal is logged
             self._pending[(span.project_id, span.id)] = span
+            if self._on_record is not None:
+                self._on_record(span)
             if len(self._pending) >= self._max_batch:
                 self._wake.set()
             return journaled
@@ -149,6 +163,8 @@ class SpanRecorder:
                 if not await self.health.reachable():
                     raise StoreUnavailableError("the store cannot be reached; the span was not stored") from exc
                 raise
+            if self._on_write_through is not None:
+                self._on_write_through(span)
             if self._pending.get(key) is span:
                 del self._pending[key]
                 self._attempts.pop(key, None)

@@ -7,15 +7,26 @@ made by `taskgate.ui.display`, which escapes every piece it puts in.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import jinja2
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from taskgate.ui import display
+from taskgate.ui.sessions import Session
 
-if TYPE_CHECKING:
-    from taskgate.ui.guard import Visit
+
+class PageVisit(Protocol):
+    """What a page's frame needs of the visit it answers (the guard's `Visit`): named here, not
+    imported, since the guard renders its error pages through this module."""
+
+    @property
+    def session(self) -> Session | None: ...
+    @property
+    def csrf(self) -> str: ...
+    @property
+    def request(self) -> Request: ...
 
 NAV = (("traces", "Traces"), ("usage", "Usage"), ("functions", "Functions"), ("knowledge", "Knowledge"),
        ("keys", "Keys"))
@@ -42,7 +53,7 @@ class Renderer:
         )
         self._env.filters.update(when=_when, cost=_cost, value=display.value_html, ms=display.milliseconds)
 
-    def page(self, template: str, visit: Visit | None, status: int = 200, **values: Any) -> Response:
+    def page(self, template: str, visit: PageVisit | None, status: int = 200, **values: Any) -> Response:
         html = self._env.get_template(template).render(
             nav=NAV, session=visit.session if visit else None, csrf=visit.csrf if visit else "",
             path=visit.request.url.path if visit else "", **values)

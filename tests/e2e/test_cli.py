@@ -194,8 +194,11 @@ def test_a_schema_ref_to_a_file_is_sent_as_written_and_refused_by_the_server(ser
     assert len(fake.requests) == before
 
 
-def test_call_needs_a_server(tmp_path):
-    failed(run(["call", "x", "--input", "y", "--data-dir", str(tmp_path)]), "taskgate call needs a server")
+def test_call_with_no_server_needs_a_store(tmp_path):
+    """With no server, a call runs on the data directory (tests/e2e/test_cli_offline.py): one with no
+    store is named, not made."""
+    failed(run(["call", "x", "--input", "y", "--data-dir", str(tmp_path / "none")]), "no Taskgate store in")
+    assert not (tmp_path / "none").exists()
 
 
 # ---- reaching the server
