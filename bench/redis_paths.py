@@ -77,7 +77,7 @@ async def measure(args: argparse.Namespace) -> dict[str, tuple[Figures, Figures]
         for cache in (local_cache, shared_cache):
             await cache.put(project, "hit", answer(), 3600)
         recorder = SpanRecorder(store, flush_interval=3600)  # the batch write is the same on both sides
-        plain, mirrored = SpanService(store, recorder), SpanService(store, recorder, SpanMirror(link))
+        plain, mirrored = SpanService(store, recorder), SpanService(store, recorder, mirror=SpanMirror(link))
         spans = make_spans(project, args.calls)
 
         async def publish(service: SpanService, index: int) -> None:

@@ -43,11 +43,12 @@ KEYED_DEFAULT_MODELS = (
 PROVIDER_VARIABLE_SUFFIXES = ("_API_KEY", "_BASE_URL")
 ROUTE_PREFERENCES = ("fast", "cheap", "quality", "balanced")  # a v3 call's `route.prefer` values
 PROVIDERS = "TASKGATE_PROVIDERS"
-# a bad value is described, never printed
+# a bad value of these is described, never printed
 SECRET_VARIABLES = frozenset({"TASKGATE_SECRET_KEY", "TASKGATE_API_KEY", "TASKGATE_REDIS_URL"})
 FERNET_KEY_BYTES = 32
 FERNET_KEY_CHARS = 44
 PROVIDERS_FILE = "TASKGATE_PROVIDERS_FILE"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 # Rerank and OCR: the bounds of a rerank request, and the models each `GET .../models` lists when
 # their provider is configured (any other model with a rerank API or vision may still be named).
 DEFAULT_RERANK_MAX_DOCUMENTS = 1000
@@ -57,7 +58,6 @@ DEFAULT_RERANK_MODELS = ("cohere/rerank-v3.5", "jina/jina-reranker-v2-base-multi
                          "together/Salesforce/Llama-Rank-V1", DEFAULT_EMBEDDING_MODEL)
 DEFAULT_OCR_MAX_BYTES = 8 * 1024 * 1024
 DEFAULT_OCR_MODELS = ("openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-sonnet-4-5")
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 # OpenTelemetry export (telemetry/otlp_export.py): the standard variables Taskgate itself acts on.
 OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 OTLP_TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
@@ -116,25 +116,6 @@ def _fernet_key(raw: str | None) -> str | None:
     if len(decoded) != FERNET_KEY_BYTES or len(key) != FERNET_KEY_CHARS:
         raise PydanticCustomError("fernet_key", "must be a Fernet key: 32 bytes in URL-safe base64 (44 characters)")
     return key
-
-
-def _redis_url(raw: str | None) -> str | None:
-    """redis://, rediss:// or unix://: anything else would only fail at the first call that uses it."""
-    if raw is None:
-        return None
-    url = raw.strip()
-    if not url.startswith(REDIS_SCHEMES):
-        raise PydanticCustomError("redis_url", "must be a redis://, rediss:// or unix:// URL")
-    return url
-
-
-def _redis_prefix(raw: str) -> str:
-    """Keys and channel names are built from it: printable, short, and without spaces or globs."""
-    if not 0 < len(raw) <= 64 or not all(ch.isascii() and (ch.isalnum() or ch in "_.:-") for ch in raw):
-        raise PydanticCustomError("redis_prefix", "must be 1 to 64 letters, digits or _.:-")
-    return raw
-
-
 def _server_url(raw: str | None) -> str | None:
     """A Taskgate server's root URL: http(s) with a host, kept without its trailing `/` so paths
     can be appended; anything else would only fail at the first request, with a vaguer message."""
@@ -147,6 +128,20 @@ def _server_url(raw: str | None) -> str | None:
         raise PydanticCustomError("server_url", "must be an http:// or https:// URL with a host, such as "
                                   "http://127.0.0.1:8000")
     return url
+
+
+def _redis_url(raw: str | None) -> str | None:
+    """Checked here: a mistyped URL would otherwise only show as a warning at the first limited call."""
+    if raw is not None and not raw.strip().startswith(REDIS_SCHEMES):
+        raise PydanticCustomError("redis_url", "must be a redis://, rediss:// or unix:// URL")
+    return raw.strip() if raw is not None else None
+
+
+def _redis_prefix(raw: str) -> str:
+    """Keys and channel names are built from it: printable, short, and without spaces or globs."""
+    if not 0 < len(raw) <= 64 or not all(ch.isascii() and (ch.isalnum() or ch in "_.:-") for ch in raw):
+        raise PydanticCustomError("redis_prefix", "must be 1 to 64 letters, digits or _.:-")
+    return raw
 
 
 def _route_models(raw: object) -> object:
@@ -241,16 +236,17 @@ class Settings(BaseSettings):
     # and the provider key and base-URL variables that are set.
     provider_entries: dict[str, dict[str, Any]] = Field(default_factory=dict)
     provider_variables: dict[str, str] = Field(default_factory=dict, repr=False)
+    # Redis (`redis://host:port/db`), shared by the replicas: keys' and projects' rate and budget counters
+    # (atomic across them), the response cache, change notices and unwritten spans (taskgate/replicas);
+    # unset, each process keeps its own. Every key and channel Taskgate makes starts with the prefix.
+    redis_url: Annotated[str | None, AfterValidator(_redis_url)] = Field(
+        None, validation_alias="TASKGATE_REDIS_URL", repr=False)
+    redis_prefix: Annotated[str, AfterValidator(_redis_prefix)] = Field(
+        "taskgate:", validation_alias="TASKGATE_REDIS_PREFIX")
     # The Fernet key that encrypts stored secrets (custom models' API keys); unset, one is generated
     # into the data directory on first start (engine/secret_box.py).
     secret_key: Annotated[str | None, AfterValidator(_fernet_key)] = Field(
         None, validation_alias="TASKGATE_SECRET_KEY", repr=False)
-    # Redis shared by replicas (taskgate/replicas): the response cache, change notices, unwritten spans.
-    redis_url: Annotated[str | None, AfterValidator(_redis_url)] = Field(
-        None, validation_alias="TASKGATE_REDIS_URL", repr=False)
-    # What every Redis key and channel of this deployment starts with, so several share one Redis.
-    redis_prefix: Annotated[str, AfterValidator(_redis_prefix)] = Field(
-        "taskgate:", validation_alias="TASKGATE_REDIS_PREFIX")
     # Set by code, never by a variable. The app a CLI command runs in process (`taskgate call` with no
     # server, taskgate/commands/in_process.py) does not take up the data directory's background work
     # (resuming unfinished knowledge-file ingestions), which belongs to the server that may be running
@@ -409,9 +405,9 @@ _REASONS = {
     "int_parsing": "must be a whole number",
     "int_from_float": "must be a whole number",
     "string_pattern_mismatch": "must be written as provider/model",
-    "fernet_key": "must be a Fernet key: 32 bytes in URL-safe base64 (44 characters)",
     "redis_url": "must be a redis://, rediss:// or unix:// URL",
     "redis_prefix": "must be 1 to 64 letters, digits or _.:-",
+    "fernet_key": "must be a Fernet key: 32 bytes in URL-safe base64 (44 characters)",
     "bool_parsing": "must be 1 or 0 (true or false)",
 }
 

@@ -15,6 +15,7 @@ mirrored spans to the stored ones.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 
 import orjson
@@ -32,15 +33,22 @@ _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class SpanService:
-    def __init__(self, store: Store, recorder: SpanRecorder, mirror: SpanMirror | None = None) -> None:
+    def __init__(self, store: Store, recorder: SpanRecorder,
+                 charge: Callable[[SpanRecord], None] | None = None, mirror: SpanMirror | None = None) -> None:
+        """`charge`: told every span a call records, to count its usage against the caller's limits;
+        `mirror`: where replicas read each other's unwritten spans (`replicas.span_mirror`)."""
         self._store = store
         self._recorder = recorder
+        self._charge = charge
         self._mirror = mirror
 
     def record(self, span: SpanRecord) -> bool:
         """Keep a finished span for the next batch: never waits on the store. Whether it is also
-        journaled, safe from a crash (see `SpanRecorder.record`)."""
+        journaled, safe from a crash (see `SpanRecorder.record`). Its usage is charged to the
+        caller's limits."""
         journaled = self._recorder.record(span)
+        if self._charge is not None:
+            self._charge(span)
         if self._mirror is not None:
             self._mirror.publish(span)
         return journaled

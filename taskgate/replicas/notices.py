@@ -55,6 +55,7 @@ class ChangeNotices:
         self._overflowed = False
         self._listener: asyncio.Task[None] | None = None
         self._closing = False
+        self._announcing: set[asyncio.Task[None]] = set()  # held until done, or the loop may drop them
 
     @property
     def channel(self) -> str:
@@ -84,6 +85,14 @@ class ChangeNotices:
         notice = orjson.dumps({"o": self._origin, "k": kind, "p": project_id, "s": subject})
         if not self._link.usable or not await self._send(notice):
             self._keep(notice)
+
+    def announce_soon(self, kind: Kind, project_id: str, subject: str) -> None:
+        """`announce` from code that cannot wait (a synchronous callback); never raises."""
+        if self._link is None:
+            return
+        task = asyncio.get_running_loop().create_task(self.announce(kind, project_id, subject))
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
 
     async def start(self) -> None:
         if self._link is not None and self._listener is None:

@@ -28,7 +28,6 @@ from taskgate.replicas.span_mirror import (
 )
 from taskgate.server.auth import Authenticator
 from taskgate.store import SqlStore, open_store
-from taskgate.store.accounts import key_hash
 from taskgate.store.base import SpanRecord
 from tests.harness import free_port
 from tests.replicas import SHARED_REDIS, ThrowawayRedis, delete_prefix, redis_unreachable
@@ -216,20 +215,6 @@ async def test_too_many_unsent_notices_become_one_that_resets_everything(link: R
 
 # ---------------------------------------------------------------- keys
 
-async def test_a_changed_key_is_forgotten_but_bootstrap_keys_never_are(store: SqlStore) -> None:
-    notices = ChangeNotices()
-    auth = Authenticator(store, notices)
-    await auth.bootstrap(["boot-key"])
-    stored = await store.create_api_key("team")
-    digest = key_hash(stored)
-    auth._known[digest] = "stale-project"  # as remembered before the key changed
-    await auth.key_changed("p", digest)
-    assert digest not in auth._known
-    await auth.key_changed("p", key_hash("boot-key"))
-    auth._forget_stored()
-    assert auth._known == {key_hash("boot-key"): await store.ensure_project("default")}
-
-
 async def test_a_key_changed_on_one_replica_is_forgotten_by_the_others(link: RedisLink, prefix: str,
                                                                         store: SqlStore) -> None:
     other_link = RedisLink(SHARED_REDIS, prefix)
@@ -239,10 +224,11 @@ async def test_a_key_changed_on_one_replica_is_forgotten_by_the_others(link: Red
     await there_notices.start()
     try:
         assert await eventually(lambda: here_notices.live and there_notices.live)
-        digest = key_hash(await store.create_api_key("team"))
-        there._known[digest] = "remembered"
-        await here.key_changed("team", digest)
-        assert await eventually(lambda: digest not in there._known)
+        there._callers["digest"] = (0.0, None)  # type: ignore[assignment]  # as read before the change
+        here._callers["digest"] = (0.0, None)  # type: ignore[assignment]
+        here.key_changed()
+        assert not here._callers
+        assert await eventually(lambda: not there._callers)
     finally:
         await here_notices.close()
         await there_notices.close()
