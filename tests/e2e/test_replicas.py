@@ -22,6 +22,7 @@ import pytest
 from tests.fakes.provider import FakeProvider
 from tests.harness import ServerProcess, free_port
 from tests.http_client import Reply, request
+from tests.limits_helpers import make_key
 from tests.replicas import SHARED_REDIS, ReplicaSet, ThrowawayRedis, redis_unreachable
 from tests.store_fixtures import PostgresDatabases
 
@@ -125,6 +126,18 @@ def test_an_alias_made_on_one_replica_resolves_on_the_others(replicas: ReplicaSe
         reply = call(server, unique("aliased"), model=alias)
         assert reply.status == 200, reply.body
         assert fake.requests[-1].model == "gpt-4o"
+
+
+def test_a_key_revoked_on_one_replica_is_refused_by_the_others_at_once(replicas: ReplicaSet,
+                                                                         fake: FakeProvider) -> None:
+    first, second, third = replicas.servers
+    key_id, secret = make_key(first)
+    for server in (second, third):  # each reads the key, and would keep it for REFRESH_S without notices
+        assert request("GET", f"{server.url}/v2/functions", key=secret).status == 200
+    assert request("DELETE", f"{first.url}/v2/admin/keys/{key_id}").status == 200
+    time.sleep(0.1)  # the notice's way through Redis
+    for server in (second, third):
+        assert request("GET", f"{server.url}/v2/functions", key=secret).status == 401
 
 
 def test_a_span_and_its_trace_are_readable_from_every_replica_at_once(replicas: ReplicaSet, fake: FakeProvider) -> None:
