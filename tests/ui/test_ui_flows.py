@@ -247,3 +247,40 @@ def test_a_span_shows_its_guard_findings(page: Any, ui_server: UiServer) -> None
     page.goto(f"/ui/traces/{answer['meta']['trace_uuid']}")
     findings = page.inner_text("#span-guards")
     assert "email" in findings and "ada@example.com" not in findings
+
+
+def _instructions_of(page: Any, span_id: str) -> tuple[str, str]:
+    """(heading, instructions) of a span's detail, opened by the span's id."""
+    page.goto(f"/ui/spans/{span_id}")
+    page.wait_for_url(re.compile(rf".*span={span_id}.*"))
+    heading = page.locator("h3", has_text="Instructions").inner_text()
+    return heading, page.inner_text("#span-instructions")
+
+
+def test_each_span_shows_the_instructions_its_call_used(page: Any, ui_server: UiServer) -> None:
+    """Instructions changed between calls, and a call of the older revision after that: each span's page
+    shows the instructions of the revision its call ran with, never simply the function's current ones."""
+    body = {"name": "ui-evolving", "input": {"q": "hello"}}
+    status, french = api(ui_server, "POST", "/v2/call", {**body, "instructions": "Answer in French."})
+    assert status == 200, french
+    status, german = api(ui_server, "POST", "/v2/call", {**body, "instructions": "Answer in German."})
+    assert status == 200, german
+    status, function = api(ui_server, "GET", "/v2/functions/by-name/ui-evolving")
+    status, revisions = api(ui_server, "GET", f"/v2/functions/{function['id']}/revisions")
+    assert status == 200 and len(revisions["data"]) == 2
+    first_revision = next(r["id"] for r in revisions["data"] if r["id"] != function["revision_id"])
+    status, older = api(ui_server, "POST", f"/v2/functions/{function['id']}/call/{first_revision}",
+                        {"input": {"q": "again"}})
+    assert status == 200, older
+    sign_in(page, ui_server.key)
+    for answer, instructions, number in ((french, "Answer in French.", 1), (german, "Answer in German.", 2),
+                                         (older, "Answer in French.", 1)):
+        heading, shown = _instructions_of(page, answer["span_id"])
+        assert instructions in shown and f"revision {number}, as this call used them" in heading
+    # a client can neither see the span's record of its revision nor point it at another one
+    status, patched = api(ui_server, "PATCH", f"/v2/spans/{french['span_id']}",
+                          {"meta": {"_revision_id": function["revision_id"], "mine": 1}})
+    assert status == 200, patched
+    status, span = api(ui_server, "GET", f"/v3/spans/{french['span_id']}")
+    assert status == 200 and span["meta"].get("mine") == 1 and "_revision_id" not in span["meta"]
+    assert "Answer in French." in _instructions_of(page, french["span_id"])[1]
