@@ -1,8 +1,7 @@
-"""The `taskgate` command: `serve` runs the server, `keys create` mints a project API key."""
+"""The `taskgate` command: `serve` runs the server; `keys` and `projects` manage keys and limits (cli_keys)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -12,17 +11,16 @@ import typer
 import uvicorn
 from sqlalchemy.engine import make_url
 
+from taskgate import cli_keys
 from taskgate.app import create_app
 from taskgate.commands import register
 from taskgate.config import ConfigError, Settings
 from taskgate.server.access_log import configure_logging
 from taskgate.server.protocol import ReadLimits, protocol_with
-from taskgate.store import open_store
-from taskgate.store.database import private_directory
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Taskgate: the Opper Task API, self-hosted.")
-keys = typer.Typer(no_args_is_help=True, help="Manage API keys.")
-app.add_typer(keys, name="keys")
+app.add_typer(cli_keys.keys, name="keys")
+app.add_typer(cli_keys.projects, name="projects")
 register(app)
 
 DataDir = Annotated[
@@ -79,25 +77,6 @@ def server_options(settings: Settings) -> dict[str, Any]:
         # recorded as cancelled and written before exit). A departed client's call is already gone.
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
     }
-
-
-@keys.command("create")
-def create_key(
-    project: Annotated[str, typer.Option("--project", help="Project the key belongs to.")],
-    data_dir: DataDir = None,
-) -> None:
-    """Create an API key for PROJECT. It is printed once; only its hash is stored."""
-    settings = _settings(data_dir)
-
-    async def make() -> str:
-        private_directory(settings.data_dir)
-        store = await open_store(settings.effective_database_url)
-        try:
-            return await store.create_api_key(project)
-        finally:
-            await store.close()
-
-    typer.echo(asyncio.run(make()))
 
 
 def main() -> None:

@@ -43,10 +43,12 @@ KEYED_DEFAULT_MODELS = (
 PROVIDER_VARIABLE_SUFFIXES = ("_API_KEY", "_BASE_URL")
 ROUTE_PREFERENCES = ("fast", "cheap", "quality", "balanced")  # a v3 call's `route.prefer` values
 PROVIDERS = "TASKGATE_PROVIDERS"
-SECRET_VARIABLES = frozenset({"TASKGATE_SECRET_KEY", "TASKGATE_API_KEY"})  # a bad value is described, never printed
+# a bad value of these is described, never printed
+SECRET_VARIABLES = frozenset({"TASKGATE_SECRET_KEY", "TASKGATE_API_KEY", "TASKGATE_REDIS_URL"})
 FERNET_KEY_BYTES = 32
 FERNET_KEY_CHARS = 44
 PROVIDERS_FILE = "TASKGATE_PROVIDERS_FILE"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 # Rerank and OCR: the bounds of a rerank request, and the models each `GET .../models` lists when
 # their provider is configured (any other model with a rerank API or vision may still be named).
 DEFAULT_RERANK_MAX_DOCUMENTS = 1000
@@ -126,6 +128,13 @@ def _server_url(raw: str | None) -> str | None:
         raise PydanticCustomError("server_url", "must be an http:// or https:// URL with a host, such as "
                                   "http://127.0.0.1:8000")
     return url
+
+
+def _redis_url(raw: str | None) -> str | None:
+    """Checked here: a mistyped URL would otherwise only show as a warning at the first limited call."""
+    if raw is not None and not raw.strip().startswith(REDIS_SCHEMES):
+        raise PydanticCustomError("redis_url", "must be a redis://, rediss:// or unix:// URL")
+    return raw.strip() if raw is not None else None
 
 
 def _route_models(raw: object) -> object:
@@ -220,6 +229,11 @@ class Settings(BaseSettings):
     # and the provider key and base-URL variables that are set.
     provider_entries: dict[str, dict[str, Any]] = Field(default_factory=dict)
     provider_variables: dict[str, str] = Field(default_factory=dict, repr=False)
+    # Redis (`redis://host:port/db`): keys' and projects' rate and budget counters, atomic across the
+    # replicas sharing it; unset, each process counts its own. Every key Taskgate makes starts with the prefix.
+    redis_url: Annotated[str | None, AfterValidator(_redis_url)] = Field(
+        None, validation_alias="TASKGATE_REDIS_URL", repr=False)
+    redis_prefix: str = Field("taskgate:", validation_alias="TASKGATE_REDIS_PREFIX", max_length=100)
     # The Fernet key that encrypts stored secrets (custom models' API keys); unset, one is generated
     # into the data directory on first start (engine/secret_box.py).
     secret_key: Annotated[str | None, AfterValidator(_fernet_key)] = Field(
@@ -382,6 +396,7 @@ _REASONS = {
     "int_parsing": "must be a whole number",
     "int_from_float": "must be a whole number",
     "string_pattern_mismatch": "must be written as provider/model",
+    "redis_url": "must be a redis://, rediss:// or unix:// URL",
     "fernet_key": "must be a Fernet key: 32 bytes in URL-safe base64 (44 characters)",
     "bool_parsing": "must be 1 or 0 (true or false)",
 }

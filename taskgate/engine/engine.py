@@ -47,6 +47,7 @@ from taskgate.engine.model_names import ModelNames
 from taskgate.engine.ocr import OcrLimits, OcrService
 from taskgate.engine.prompt import build_messages, input_turns, reask_message, render_answer
 from taskgate.engine.provider_calls import ProviderCalls
+from taskgate.engine.quotas.gate import QuotaGate
 from taskgate.engine.rerank import Reranker, RerankLimits
 from taskgate.engine.router import Outcome, RequestBuilder, Route, Router, UpstreamMeter
 from taskgate.engine.schemas import as_written, canonical, compile_schema, validation_errors
@@ -131,20 +132,24 @@ class Engine:
                  feedback_autosave_score: float = DEFAULT_AUTOSAVE_SCORE,
                  generations: GenerationRecorder | None = None, rerank_limits: RerankLimits | None = None,
                  ocr_limits: OcrLimits | None = None, default_embedding_model: str = DEFAULT_EMBEDDING_MODEL,
-                 knowledge_rerank_model: str | None = None, meter: UpstreamMeter | None = None) -> None:
+                 knowledge_rerank_model: str | None = None, meter: UpstreamMeter | None = None,
+                 quotas: QuotaGate | None = None) -> None:
         """`dataset_embedding_model` (`provider/model`) turns on semantic search over dataset entries;
-        `meter` is told of every upstream call and fallback (the Prometheus metrics)."""
+        `meter` is told of every upstream call and fallback (the Prometheus metrics); `quotas` checks
+        and counts keys' and projects' limits on every model call."""
         self._limits = limits or CallLimits()
+        self.quotas = quotas
         self._router = Router(registry, default_model, meter)
         self.catalogue = ModelCatalogue(registry, default_model, local_models)  # what can be routed to
         self._prices = PriceBook()
         self._cache = ResultCache(store)
         self.functions = FunctionService(store)
-        self.spans = SpanService(store, recorder)
+        self.spans = SpanService(store, recorder, quotas.charge if quotas is not None else None)
         secrets = secrets or SecretBox.ephemeral()
         self.model_names = ModelNames(store, registry, secrets)
         self.generations = GenerationService(store, generations)
-        calls = ProviderCalls(self._router, self.model_names, self.price, self.spans, self.generations.scope)
+        calls = ProviderCalls(self._router, self.model_names, self.price, self.spans, self.generations.scope,
+                              quotas)
         self._embedder = Embedder(calls)
         self.reranker = Reranker(calls, rerank_limits or RerankLimits())
         self.ocr = OcrService(self.run, ocr_limits or OcrLimits())
@@ -446,6 +451,8 @@ class Engine:
                     raise InputValidationError("input does not match input_schema: " + "; ".join(errors))
         _check_tool_schemas(task.tools)
         routes = self._router.resolve(await self.model_names.resolve(task.project_id, task.models))
+        if self.quotas is not None:  # before anything is stored for the call
+            await self.quotas.admit([route.choice.name for route in routes])
         image_model = self._image_chain(routes, task, streaming)
         # The caller's media checked before anything is stored for the call (its function, its span),
         # off the event loop: decoding and hashing cost a few ms per MB (bench.media).

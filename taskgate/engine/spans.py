@@ -10,6 +10,7 @@ the trace a new span joins is written here once, for calls, embeddings and the s
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 
 import orjson
@@ -30,14 +31,21 @@ REVISION_KEY = "_revision_id"
 
 
 class SpanService:
-    def __init__(self, store: Store, recorder: SpanRecorder) -> None:
+    def __init__(self, store: Store, recorder: SpanRecorder,
+                 charge: Callable[[SpanRecord], None] | None = None) -> None:
+        """`charge`: told every span a call records, to count its usage against the caller's limits."""
         self._store = store
         self._recorder = recorder
+        self._charge = charge
 
     def record(self, span: SpanRecord) -> bool:
         """Keep a finished span for the next batch: never waits on the store. Whether it is also
-        journaled, safe from a crash (see `SpanRecorder.record`)."""
-        return self._recorder.record(span)
+        journaled, safe from a crash (see `SpanRecorder.record`). Its usage is charged to the
+        caller's limits."""
+        journaled = self._recorder.record(span)
+        if self._charge is not None:
+            self._charge(span)
+        return journaled
 
     def admit(self) -> None:
         """Refuse a new call with a 503 when its span could not be journaled (see `SpanRecorder.admit`)."""

@@ -26,7 +26,6 @@ from taskgate.store import generations as generation_rows
 from taskgate.store import span_events as event_rows
 from taskgate.store import spans as span_rows
 from taskgate.store.base import (
-    ApiKeyRecord,
     CustomModelRecord,
     EventFilter,
     ExampleRecord,
@@ -46,6 +45,7 @@ from taskgate.store.base import (
     UsageRow,
 )
 from taskgate.store.database import Database
+from taskgate.store.keys import SqlKeyStore
 from taskgate.store.knowledge import SqlKnowledgeStore
 from taskgate.store.knowledge_files import SqlKnowledgeFileStore
 
@@ -68,6 +68,7 @@ class SqlStore:
         self.database = database
         self.knowledge = SqlKnowledgeStore(database)
         self.knowledge_files = SqlKnowledgeFileStore(database)
+        self.keys = SqlKeyStore(database)
         self._cache_puts = itertools.count(1)
 
     async def _write_retrying(self, fn: Callable[[Connection], T]) -> T:
@@ -92,14 +93,8 @@ class SqlStore:
     async def project_for_key_hash(self, key_hash: str) -> str | None:
         return await self.database.read(lambda c: accounts.project_for_key_hash(c, key_hash))
 
-    async def add_api_key(self, project_id: str) -> tuple[ApiKeyRecord, str]:
-        return await self.database.write(lambda c: accounts.add_api_key(c, project_id))
 
-    async def list_api_keys(self, project_id: str) -> list[ApiKeyRecord]:
-        return await self.database.read(lambda c: accounts.list_api_keys(c, project_id))
 
-    async def revoke_api_key(self, project_id: str, key_id: str) -> str | None:
-        return await self.database.write(lambda c: accounts.revoke_api_key(c, project_id, key_id))
 
     async def project_name(self, project_id: str) -> str | None:
         return await self.database.read(lambda c: accounts.project_name(c, project_id))

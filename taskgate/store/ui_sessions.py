@@ -1,10 +1,10 @@
 """UI sessions as rows: the store, not a process's memory, says whether a session cookie still opens pages.
 
 A row is made at sign-in, read by its primary key on every page, and deleted at sign-out. It names the
-stored key it was opened with, and the foreign key's ON DELETE CASCADE deletes it with that key: a
-revoked key's sessions end in the revoking transaction, for every process that reads the store. A row
-made while the key is being revoked either waits for the revoke and is deleted with the key (Postgres
-locks the key's row for the foreign-key check) or fails that check, and the sign-in is refused.
+stored key it was opened with, and the read joins that key's row: once the key is revoked (its
+`revoked_at` set, by any process, the admin API or the CLI) or deleted (ON DELETE CASCADE), the session
+opens nothing, from the revoking transaction on. A sign-in racing a revoke cannot outlive it either:
+its row is refused by the same join. Sign-ins prune the rows whose cookies have expired.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def open_session(conn: Connection, session_id: str, key_digest: str, expires_at:
     neither stored nor configured. The sessions that have expired are pruned on the way."""
     conn.execute(ui_sessions.delete().where(ui_sessions.c.expires_at <= now))
     stored = conn.execute(sa.select(api_keys.c.id, api_keys.c.project_id)
-                          .where(api_keys.c.key_hash == key_digest)).first()
+                          .where(api_keys.c.key_hash == key_digest, api_keys.c.revoked_at.is_(None))).first()
     if stored is not None:
         key_id, project_id = str(stored.id), str(stored.project_id)
     elif configured_project_id is not None:
@@ -36,9 +36,14 @@ def open_session(conn: Connection, session_id: str, key_digest: str, expires_at:
 
 
 def session_owner(conn: Connection, session_id: str, now: datetime) -> tuple[str, bool] | None:
-    """(project id, whether it was opened with a configured key) of a live session, or None."""
-    row = conn.execute(sa.select(ui_sessions.c.project_id, ui_sessions.c.api_key_id)
-                       .where(ui_sessions.c.id == session_id, ui_sessions.c.expires_at > now)).first()
+    """(project id, whether it was opened with a configured key) of a live session whose stored key
+    is not revoked, or None. One statement: the session by primary key, its key by primary key."""
+    query = (sa.select(ui_sessions.c.project_id, ui_sessions.c.api_key_id)
+             .select_from(ui_sessions.outerjoin(api_keys, api_keys.c.id == ui_sessions.c.api_key_id))
+             .where(ui_sessions.c.id == session_id, ui_sessions.c.expires_at > now,
+                    sa.or_(ui_sessions.c.api_key_id.is_(None),
+                           sa.and_(api_keys.c.id.is_not(None), api_keys.c.revoked_at.is_(None)))))
+    row = conn.execute(query).first()
     return None if row is None else (str(row.project_id), row.api_key_id is None)
 
 

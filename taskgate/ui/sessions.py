@@ -2,8 +2,8 @@
 row in the store (`taskgate.store.ui_sessions`) that must still be there.
 
 The signature lets a page refuse a forged or changed cookie before touching the store. The row makes
-a sign-out and a revoked key hold on every process and replica: a sign-out deletes it, revoking the
-key deletes it with the key, and each page reads it by its id, the sha256 of the cookie's nonce (a
+a sign-out and a revoked key hold on every process and replica: a sign-out deletes it, each page reads
+it with its key's state (a revoked key's sessions open nothing), by its id, the sha256 of the cookie's nonce (a
 leaked table names no live cookie). A copied cookie replayed after its sign-out finds no row. The
 cookie carries the key's sha256, never the key.
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from taskgate.server.auth import Authenticator
 from taskgate.store import SqlStore
 from taskgate.store.accounts import key_hash
-from taskgate.store.tables import ui_sessions
+from taskgate.store.tables import api_keys, ui_sessions
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -27,11 +27,17 @@ def _later(seconds: float = 3600) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
+async def _key_id(store: SqlStore, project_id: str, digest: str) -> str:
+    with store.database.engine.connect() as conn:
+        return str(conn.execute(sa.select(api_keys.c.id).where(api_keys.c.key_hash == digest,
+                                                               api_keys.c.project_id == project_id)).scalar_one())
+
+
 async def _stored_key(store: SqlStore) -> tuple[str, str, str]:
     """(key, its digest, its project id) of a new stored key in a project of its own."""
     project_id = await store.ensure_project(f"ui-sessions-{uuid.uuid4().hex}")
-    record, key = await store.add_api_key(project_id)
-    return key, record.key_hash, project_id
+    _, key = await store.keys.create(project_id, None, False, {})
+    return key, key_hash(key), project_id
 
 
 def _rows(store: SqlStore, session_id: str) -> int:
@@ -78,17 +84,29 @@ async def test_an_expired_session_is_refused_and_pruned_by_the_next_sign_in(stor
     assert _rows(store, expired) == 0
 
 
-async def test_revoking_the_key_ends_its_sessions_and_no_other(store: SqlStore) -> None:
+async def test_revoking_or_deleting_the_key_ends_its_sessions_and_no_other(store: SqlStore) -> None:
     _, digest, project_id = await _stored_key(store)
     _, other_digest, _ = await _stored_key(store)
-    record_id = next(k.id for k in await store.list_api_keys(project_id) if k.key_hash == digest)
     doomed, kept = _session_id(), _session_id()
     await store.open_ui_session(doomed, digest, _later(), None)
     await store.open_ui_session(kept, other_digest, _later(), None)
-    assert await store.revoke_api_key(project_id, record_id) == digest
-    assert await store.ui_session_owner(doomed) is None and _rows(store, doomed) == 0
+    assert await store.keys.revoke(project_id, await _key_id(store, project_id, digest)) is not None
+    assert await store.ui_session_owner(doomed) is None
     assert await store.ui_session_owner(kept) is not None
     assert await store.open_ui_session(_session_id(), digest, _later(), None) is None
+    with store.database.engine.begin() as conn:  # a key deleted outright takes its rows with it
+        conn.execute(api_keys.delete().where(api_keys.c.key_hash == digest))
+    assert _rows(store, doomed) == 0
+
+
+async def test_a_sign_in_that_raced_a_revoke_opens_nothing(store: SqlStore) -> None:
+    """The row written just before the revoke committed is refused by the page's read, which joins the key."""
+    _, digest, project_id = await _stored_key(store)
+    session_id = _session_id()
+    assert await store.open_ui_session(session_id, digest, _later(), None) == project_id
+    with store.database.engine.begin() as conn:  # the revoke, as another process commits it
+        conn.execute(api_keys.update().where(api_keys.c.key_hash == digest).values(revoked_at=datetime.now(UTC)))
+    assert _rows(store, session_id) == 1 and await store.ui_session_owner(session_id) is None
 
 
 async def test_a_taken_id_or_a_vanished_key_refuses_the_sign_in(store: SqlStore) -> None:
@@ -115,10 +133,9 @@ async def test_two_processes_see_each_other_s_sign_outs_and_revokes(store: SqlSt
     assert await b.ui_session_project(signed_out, digest) == project_id
     await a.close_ui_session(signed_out)
     assert await b.ui_session_project(signed_out, digest) is None
-    record_id = next(k.id for k in await a.list_keys(project_id) if k.key_hash == digest)
-    assert await a.revoke_key(project_id, record_id)
+    assert await store.keys.revoke(project_id, await _key_id(store, project_id, digest)) is not None  # by A
     assert await b.ui_session_project(of_revoked, digest) is None
-    assert await b.project_for_digest(digest) == project_id  # B's API cache is stale, as documented...
+    assert await b.project_for_digest(digest) == project_id  # B's caller cache holds it for REFRESH_S...
     assert await b.open_ui_session(_session_id(), digest, _later()) is None  # ...but no session opens
     assert key.startswith("tg_")
 
@@ -126,7 +143,7 @@ async def test_two_processes_see_each_other_s_sign_outs_and_revokes(store: SqlSt
 async def test_a_configured_key_s_session_ends_where_the_key_is_no_longer_configured(store: SqlStore) -> None:
     configured = f"configured-{uuid.uuid4().hex}"
     a = Authenticator(store)
-    await a.bootstrap([], {configured: await store.ensure_project(f"cfg-{uuid.uuid4().hex}")})
+    await a.bootstrap([configured])
     digest = key_hash(configured)
     project_id = await a.project_for_digest(digest)
     assert project_id is not None
@@ -134,6 +151,7 @@ async def test_a_configured_key_s_session_ends_where_the_key_is_no_longer_config
     assert await a.open_ui_session(session_id, digest, _later()) == project_id
     assert await a.ui_session_project(session_id, digest) == project_id
     restarted_without_it = Authenticator(store)
+    await restarted_without_it.bootstrap([f"another-{uuid.uuid4().hex}"])
     assert await restarted_without_it.ui_session_project(session_id, digest) is None
     # a session row of a configured key cannot be borrowed by a cookie naming another key
     assert await a.ui_session_project(session_id, key_hash("some other key")) is None

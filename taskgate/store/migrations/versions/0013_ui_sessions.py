@@ -1,11 +1,11 @@
 """UI sessions kept in the store (issue 20): a sign-out or a revoked key ends a session on every process.
 
-A session cookie is still signed, but it opens pages only while its row is here: signing out deletes
-the row, revoking a key deletes its sessions through the foreign key's ON DELETE CASCADE (in the
-revoking transaction), and sign-ins prune the rows whose cookies have expired.
+A session cookie is still signed, but it opens pages only while its row is here and its key is live:
+signing out deletes the row, a page's read joins the key's row (a revoked key's sessions open nothing
+from the revoking transaction on; a deleted key's rows go with it), and sign-ins prune expired rows.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-03
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
