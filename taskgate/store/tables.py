@@ -376,3 +376,16 @@ knowledge_files = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Index(None, "knowledge_base_id"),
 )
+
+# ---- UI sessions (migration 0013): one row per signed-in browser, so that a sign-out or a revoked
+# key ends the session on every process at once (see taskgate.store.ui_sessions: a page's read joins the key).
+ui_sessions = sa.Table(
+    "ui_sessions", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # sha256 of the cookie's nonce, never the nonce
+    _project_fk(),
+    # The key it was opened with; NULL for a key configured in TASKGATE_API_KEYS (never stored).
+    sa.Column("api_key_id", sa.String(UUID_LEN), sa.ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_ui_sessions_expires_at", "expires_at"),
+    sa.Index("ix_ui_sessions_api_key_id", "api_key_id"),
+)
