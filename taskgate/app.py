@@ -41,10 +41,12 @@ def create_app(settings: Settings) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: App) -> AsyncIterator[None]:
         private_directory(settings.data_dir)
-        store = await open_store(settings.effective_database_url)
-        shared_store = not settings.effective_database_url.startswith("sqlite")
+        store = await open_store(settings.effective_database_url, migrate=not settings.store_prepared)
+        shared_store = not settings.effective_database_url.startswith("sqlite")  # replicas may share it
+        # Replicas, or workers on one SQLite file: another process may hold a span in its unwritten batch.
+        peers = shared_store or settings.workers > 1
         recorder = SpanRecorder(store, flush_interval=settings.span_flush_interval_s,
-                                peer_wait_s=peer_wait(settings.span_flush_interval_s, shared_store))
+                                peer_wait_s=peer_wait(settings.span_flush_interval_s, peers))
         await recorder.start()
         auth = Authenticator(store)
         await auth.bootstrap(settings.api_keys)
@@ -72,7 +74,8 @@ def create_app(settings: Settings) -> ASGIApp:
         for dialect in DIALECTS:
             app.mount(dialect.routes(ctx))
         PriceBook.warm()
-        await engine.knowledge_files.resume()
+        if settings.resume_ingestion:
+            await engine.knowledge_files.resume()
         try:
             async with every(0.25, flush_log), every(2.0, engine.functions.flush_hits), \
                     every(settings.span_flush_interval_s, generations.flush):

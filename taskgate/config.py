@@ -126,6 +126,15 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"  # --host and --port on the command line; no variable
     port: int = 8000
+    # Set by `serve --workers` and its supervisor for each worker; no variable. `workers`: serving
+    # processes sharing the store (a span may be in another worker's unwritten batch). The others
+    # say what the supervisor already did once: the store migrated, the data directory and secret
+    # key made (`store_prepared`); where the local model process listens (None: models in process);
+    # whether this worker resumes unfinished knowledge files (one worker must, only one should).
+    workers: int = 1
+    store_prepared: bool = False
+    local_model_socket: Path | None = None
+    resume_ingestion: bool = True
     data_dir: Path = Field(Path(".taskgate"), validation_alias="TASKGATE_DATA_DIR")
     # Secrets (a database password, bootstrap keys in project "default", provider keys) stay out of repr.
     database_url: str | None = Field(None, validation_alias="TASKGATE_DATABASE_URL", repr=False)
