@@ -17,6 +17,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
         # httptools, a JSON answer's head and body in one write, slow or huge requests refused
         "http": protocol_with(ReadLimits(settings.max_header_bytes, settings.header_timeout_s,
                                          settings.body_idle_timeout_s, settings.body_timeout_s)),
+        "ws": "none",  # no endpoint speaks WebSocket: its libraries are not even imported
         "access_log": False,
         "proxy_headers": False,
         "server_header": False,

@@ -16,9 +16,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    pass
+
 
 from taskgate.engine.embeddings import EmbeddingResult, EmbeddingTask
 from taskgate.engine.knowledge.chunking import Chunking, split
@@ -161,6 +163,8 @@ class KnowledgeService:
         return answer
 
     async def _search(self, span: _Span, base: KnowledgeBaseRecord, query: KnowledgeQuery) -> QueryAnswer:
+        import numpy as np
+
         [vector] = await self._vectors(span, base.embedding_model, [query.text])
         candidates = max(query.prefilter_limit, query.top_k)
         by_vector, by_words = await self._store.ranked(base.id, np.frombuffer(vector, dtype="<f4"),
@@ -199,6 +203,8 @@ class KnowledgeService:
 
 
 def _unit(vector: list[float]) -> bytes:
+    import numpy as np
+
     array = np.asarray(vector, dtype="<f4")
     norm = float(np.linalg.norm(array))
     return (array / norm if norm else array).astype("<f4").tobytes()
