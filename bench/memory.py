@@ -116,8 +116,8 @@ def main() -> None:
         load = streams(fake, root, args.streams)
         print(f"{args.streams} concurrent streams through one process ({load['seconds']:.1f} s, "
               f"{int(load['failures'])} failed): idle {load['idle']:.1f} MB, peak {load['peak']:.1f} MB "
-              f"(target <= 700), {AFTER_S:.0f} s after {load['after']:.1f} MB = {load['after'] / load['idle']:.2f}x idle "
-              f"(target <= 2x)")
+              f"(target <= 700), {AFTER_S:.0f} s after {load['after']:.1f} MB = "
+              f"{load['after'] / load['idle']:.2f}x idle (target <= 2x)")
     print(f"machine: {os.cpu_count()} cores, shared with other work (figures are RSS, not timings)")
 
 
