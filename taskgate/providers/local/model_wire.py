@@ -102,6 +102,8 @@ async def read_frame(reader: asyncio.StreamReader) -> dict[str, Any] | None:
         message = orjson.loads(await reader.readexactly(length))
     except asyncio.IncompleteReadError:
         raise ModelProcessError("the local model connection ended inside a frame") from None
+    except orjson.JSONDecodeError:
+        raise ModelProcessError("a local model frame is not JSON") from None
     if not isinstance(message, dict):
         raise ModelProcessError("a local model frame is not a JSON object")
     return message
