@@ -115,6 +115,10 @@ class Supervisor:
         try:
             prepare(self._settings)
             sock = listening_socket(self._settings.host, self._settings.port)
+        except OSError as exc:
+            shutil.rmtree(self._run_dir, ignore_errors=True)
+            log.error("taskgate: cannot listen on %s:%d: %s", self._settings.host, self._settings.port, exc)
+            return 1
         except BaseException:
             shutil.rmtree(self._run_dir, ignore_errors=True)
             raise

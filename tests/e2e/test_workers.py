@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -185,3 +186,14 @@ def test_bad_worker_counts_exit_2_with_a_message(tmp_path, value):
     assert done.returncode == 2
     assert "--workers must be a whole number from 1 to" in done.stderr and "'auto'" in done.stderr
     assert not (tmp_path / "taskgate.db").exists()  # refused before anything was made
+
+
+def test_a_taken_port_is_a_clear_failure(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([*taskgate_command(), "serve", "--data-dir", str(tmp_path), "--port", str(port),
+                               "--workers", "2"], env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr

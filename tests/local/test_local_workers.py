@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from tests.e2e.test_workers import MODEL_MODULE, children, only, start_workers, workers_of
 from tests.http_client import post, sse_events
 from tests.schemas import CAPITAL_SCHEMA
+from tests.span_lookup import wait_until
 
 pytestmark = [
     pytest.mark.local_model,
@@ -49,5 +52,10 @@ def test_both_workers_share_one_loaded_model(fake_provider, tmp_path):
                 assert len(embedded.json()["data"][0]["embedding"]) == 384
         assert holds_llama(model_process)
         assert not any(holds_llama(pid) for pid in pids)
+        # a model process that dies is started again, and serves the next call
+        os.kill(model_process, signal.SIGKILL)
+        assert wait_until(lambda: children(server.process.pid, MODEL_MODULE) not in ([], [model_process]))
+        assert wait_until(lambda: post(f"{server.url}/v2/embeddings", {"model": "local/all-minilm-l6-v2",
+                                                                        "input": "again"}).status == 200, timeout=30)
     finally:
         assert server.stop(timeout=30) == 0
