@@ -80,3 +80,14 @@ def test_errors_cross_as_themselves() -> None:
 def test_outcomes_cross_whole() -> None:
     outcome = Outcome("{}", "stop", Usage(input_tokens=3, output_tokens=1), ["a note"])
     assert Outcome.from_wire(orjson.loads(orjson.dumps(outcome.to_wire()))) == outcome
+
+
+def test_every_v3_request_schema_compiles() -> None:
+    """Body gates compile on their first request (to keep idle workers small): a schema that would not
+    compile must still be found here, not by a caller."""
+    from taskgate.api.v3.routes import ROUTES
+
+    gates = [op.gate for op in ROUTES if op.gate is not None]
+    assert len(gates) >= 10
+    for gate in gates:
+        assert gate._validator is not None  # compiles, or raises
