@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_v2_functions import v2
+from tests.e2e.test_v2_knowledge import make_base
+from tests.e2e.test_v2_knowledge_files import settled
 from tests.fakes.common import Behaviour
 from tests.fakes.provider import FakeProvider
 from tests.harness import ServerProcess, clean_env, taskgate_command
-from tests.http_client import Reply, get, post, sse_events
+from tests.http_client import Reply, get, post, request, sse_events
 from tests.span_lookup import wait_until
 
 WORKER_MODULE = "taskgate.server.worker"
@@ -91,7 +94,13 @@ def assert_all_spans_stored(server: ServerProcess, spans: dict[int, list[str]]) 
 
 @pytest.mark.parametrize("store", ["sqlite", "postgres"])
 def test_two_workers_serve_and_store_every_span(fake_provider, tmp_path, store, request):
-    env = {} if store == "sqlite" else {"TASKGATE_DATABASE_URL": request.getfixturevalue("postgres_url")}
+    """On a new store: the supervisor migrates it before the workers (which never migrate) start."""
+    env = {}
+    if store == "postgres":
+        postgres = request.getfixturevalue("postgres")
+        if isinstance(postgres, str):
+            pytest.skip(postgres)
+        env["TASKGATE_DATABASE_URL"] = postgres.create()
     server = start_workers(fake_provider, tmp_path / "srv", env)
     try:
         spans = calls_on_each_worker(server, per_worker=5)
@@ -197,3 +206,24 @@ def test_a_taken_port_is_a_clear_failure(tmp_path):
                                "--workers", "2"], env=clean_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_file_url_signed_by_one_worker_is_honoured_by_the_other(fake_provider, tmp_path):
+    """Both workers sign with keys derived from the one secret key file the supervisor made."""
+    server = start_workers(fake_provider, tmp_path / "srv")
+    try:
+        first, second = workers_of(server)
+        with only(first, [first, second]):
+            base_id = make_base(server)["id"]
+            grant = get(v2(server, f"/knowledge/{base_id}/upload_url?filename=owls.txt")).json()
+        with only(second, [first, second]):
+            assert request("PUT", grant["url"], key=None, raw=b"Owls turn their heads far around.",
+                           headers={"Content-Type": "text/plain"}).status == 204
+            forged = request("PUT", grant["url"].replace("token=", "token=x"), key=None, raw=b"evil")
+            assert forged.status == 401
+            registered = post(v2(server, f"/knowledge/{base_id}/register_file"),
+                              {"filename": "owls.txt", "file_id": grant["id"], "content_type": "text/plain"})
+            assert registered.status == 201, registered.body
+        assert settled(server, base_id, grant["id"])["status"] == "completed"
+    finally:
+        assert server.stop(timeout=30) == 0
