@@ -129,15 +129,17 @@ class Supervisor:
         model = _Child("local model process", self._model_command())
         workers = [_Child(f"worker {index}", self._worker_command(sock.fileno(), port, resume=index == 0),
                           pass_fds=(sock.fileno(),)) for index in range(self._workers)]
-        status = 0
+        status = 1
         try:
             self._start(model)
-            self._wait_for_model_socket(model)
-            for worker in workers:
-                self._start(worker)
-                # Only the first worker, on its first start, resumes unfinished knowledge files.
-                worker.command = [arg for arg in worker.command if arg != "--resume-ingestion"]
-            status = self._supervise(model, workers)
+            if self._model_socket_ready(model):
+                for worker in workers:
+                    self._start(worker)
+                    # Only the first worker, on its first start, resumes unfinished knowledge files.
+                    worker.command = [arg for arg in worker.command if arg != "--resume-ingestion"]
+                status = self._supervise(model, workers)
+            elif self._stopping:
+                status = 0  # stopped while starting
         finally:
             sock.close()  # new connections are refused once the workers have closed theirs too
             self._drain(workers)
@@ -167,13 +169,18 @@ class Supervisor:
         child.process = subprocess.Popen(child.command, pass_fds=child.pass_fds, stdin=subprocess.DEVNULL)
         child.started = time.monotonic()
 
-    def _wait_for_model_socket(self, model: _Child) -> None:
+    def _model_socket_ready(self, model: _Child) -> bool:
+        """Wait for the local model process to listen; False (logged) when it did not start."""
         deadline = time.monotonic() + SOCKET_WAIT_S
         while not self.model_socket.exists():
             assert model.process is not None
+            if self._stopping:
+                return False
             if model.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the local model process did not start (exit status {model.process.poll()})")
+                log.error("taskgate: the local model process did not start (exit status %s)", model.process.poll())
+                return False
             time.sleep(0.02)
+        return True
 
     def _supervise(self, model: _Child, workers: list[_Child]) -> int:
         while not self._stopping:

@@ -106,14 +106,15 @@ def test_two_workers_serve_and_store_every_span(fake_provider, tmp_path, store, 
         spans = calls_on_each_worker(server, per_worker=5)
         assert len(spans) == 2 and all(len(ids) == 5 for ids in spans.values())
         assert_all_spans_stored(server, spans)
-        # concurrent writers on one store (SQLite: WAL, busy timeout, immediate write transactions)
+        # concurrent writers on one store (SQLite: WAL, busy timeout, immediate write transactions):
+        # every call names a new function, so each one writes it on the request path, in both workers
         results: list[int] = []
 
-        def client() -> None:
+        def client(thread: int) -> None:
             for n in range(10):
-                results.append(post(f"{server.url}/v2/call", {"name": "busy", "input": str(n)}).status)
+                results.append(post(f"{server.url}/v2/call", {"name": f"busy-{thread}-{n}", "input": "x"}).status)
 
-        threads = [threading.Thread(target=client) for _ in range(8)]
+        threads = [threading.Thread(target=client, args=(thread,)) for thread in range(8)]
         for thread in threads:
             thread.start()
         for thread in threads:
