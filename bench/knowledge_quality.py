@@ -6,7 +6,8 @@ A benchmark, not a test. It starts `taskgate serve` on a fresh data directory wi
 environment (so the model's provider must be configured there, or be local), fills a knowledge base
 through `POST /v2/knowledge/{id}/add`, and asks each question through `POST …/query` (rerank off).
 The vector-only and text-only rankings are read from the server's SQLite file with the store's own
-search (`KnowledgeStore.ranked`), the question's vector from `POST /v2/embeddings`.
+search (`KnowledgeStore.ranked`), the question's vector from `POST /v2/embeddings`; vectors alone are
+ranked twice, through the vector index the server ran with (sqlite-vec, where it loads) and exactly.
 
 Run from a checkout: `python -m bench.knowledge_quality --model local/all-minilm-l6-v2`.
 """
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import GATEWAY_CPU, GATEWAY_KEY, ROOT, free_port, subprocess_server
-from taskgate.store import open_store
+from taskgate.store import SqlStore, open_store
 from taskgate.store.examples import query_terms
 
 DATA = ROOT / "bench" / "data" / "knowledge_quality.json"
@@ -60,10 +61,11 @@ def rates(found: list[list[str]], expected: list[str]) -> str:
            f"({top3 / len(expected):.0%})"
 
 
-async def store_rankings(database: str, base_id: str, questions: list[str],
-                         vectors: list[list[float]]) -> tuple[list[list[str]], list[list[str]]]:
-    """(by vector alone, by words alone): the keys of each question's best TOP chunks."""
-    store = await open_store(database)
+async def store_rankings(database: str, base_id: str, questions: list[str], vectors: list[list[float]],
+                         vector_extension: bool) -> tuple[str, list[list[str]], list[list[str]]]:
+    """(the vector search used, by vector alone, by words alone): the keys of each question's best TOP chunks."""
+    store = await open_store(database, vector_extension=vector_extension)
+    assert isinstance(store, SqlStore)
     try:
         by_vector, by_words = [], []
         for question, raw in zip(questions, vectors, strict=True):
@@ -73,7 +75,7 @@ async def store_rankings(database: str, base_id: str, questions: list[str],
             _, words = await store.knowledge.ranked(base_id, None, query_terms(question), TOP)
             by_vector.append([hit.key for hit in await store.knowledge.chunk_hits(base_id, meaning)])
             by_words.append([hit.key for hit in await store.knowledge.chunk_hits(base_id, words)])
-        return by_vector, by_words
+        return store.database.vector_extension or "exact", by_vector, by_words
     finally:
         await store.close()
 
@@ -102,10 +104,12 @@ def main() -> None:
             vectors = [item["embedding"] for item in call(f"{url}/v2/embeddings",
                                                           {"input": questions, "model": args.model})["data"]]
             database = f"sqlite:///{Path(data_dir) / 'taskgate.db'}"
-            by_vector, by_words = asyncio.run(store_rankings(database, base_id, questions, vectors))
+            path, by_vector, by_words = asyncio.run(store_rankings(database, base_id, questions, vectors, True))
+            _, exactly, _ = asyncio.run(store_rankings(database, base_id, questions, vectors, False))
     print(f"{len(data['documents'])} documents, {len(questions)} questions, model {args.model}")
     print(f"hybrid (vectors + full text, fused): {rates(hybrid, expected)}")
-    print(f"vectors alone:                      {rates(by_vector, expected)}")
+    print(f"{f'vectors alone ({path}):':36}{rates(by_vector, expected)}")
+    print(f"vectors alone (exact):              {rates(exactly, expected)}")
     print(f"full text alone:                    {rates(by_words, expected)}")
 
 

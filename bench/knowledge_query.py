@@ -1,13 +1,16 @@
 """Knowledge query latency at scale on SQLite, excluding the query's embedding (target: p99 <= 50 ms
-at 100,000 chunks).
+at 100,000 chunks), through sqlite-vec and through the exact search it falls back to.
 
 A benchmark, not a test. It fills one knowledge base in a fresh SQLite file with `--chunks` chunks
 (unit random vectors of `--dims` dimensions, all-MiniLM-L6-v2's 384 by default, and text of words
 drawn from a small vocabulary so full text has matches to rank), then times `--queries` searches as
-a query runs them after its embedding: both rankings (`KnowledgeStore.ranked`, exact cosine over
-every vector plus FTS5 bm25) and the read of the fused candidates (`chunk_hits`). The first search
-of a base reads its vectors into memory (`VectorMatrices`): that one is reported apart. Prints p50,
-p99 and max in ms.
+a query runs them after its embedding: both rankings (`KnowledgeStore.ranked`: by vector, plus FTS5
+bm25) and the read of the fused candidates (`chunk_hits`). The same file is searched by two stores
+in one process, in turns: one with sqlite-vec (its vec0 table filled with the chunks: it answers while
+the base's matrix is read in the background, the matrix once it is in memory), one with the extension
+switched off (exact cosine over the matrix, `VectorMatrices`, read first when a write made it stale):
+the first search, and a search right after a write of one document, are reported apart for both.
+Prints p50, p99 and max in ms, and the ratio to exact.
 
 Run from a checkout: `python -m bench.knowledge_query [--chunks 100000] [--dims 384] [--queries 200]`.
 """
@@ -47,32 +50,52 @@ async def fill(store: SqlStore, base_id: str, chunks: int, dims: int, rng: np.ra
             for row, vector in zip(words, vectors, strict=True)])
 
 
-async def measure(chunks: int, dims: int, queries: int) -> list[float]:
+async def _search(store: SqlStore, base_id: str, vector: np.ndarray, terms: list[str]) -> float:
+    began = time.perf_counter()
+    by_vector, by_words = await store.knowledge.ranked(base_id, vector, terms, CANDIDATES)
+    fused = _fused([by_vector, by_words])[:CANDIDATES]
+    await store.knowledge.chunk_hits(base_id, [chunk_id for chunk_id, _ in fused])
+    return (time.perf_counter() - began) * 1000
+
+
+async def measure(chunks: int, dims: int, queries: int) -> dict[str, list[float]]:
+    """Timings in ms per path ("sqlite-vec", "exact"), and each path's first search and search after an add."""
     rng = np.random.default_rng(7)
     with tempfile.TemporaryDirectory() as directory:
-        store = await open_store(f"sqlite:///{Path(directory) / 'bench.db'}")
-        assert isinstance(store, SqlStore)
+        url = f"sqlite:///{Path(directory) / 'bench.db'}"
+        indexed, exact = await open_store(url), await open_store(url, vector_extension=False)
+        assert isinstance(indexed, SqlStore) and isinstance(exact, SqlStore)
+        if indexed.database.vector_extension is None:
+            raise SystemExit("sqlite-vec does not load here: nothing to compare")
         try:
-            project = await store.ensure_project("bench")
-            base = await store.knowledge.create_base(project, "bench", "local/bench")
+            project = await indexed.ensure_project("bench")
+            base = await indexed.knowledge.create_base(project, "bench", "local/bench")
             started = time.perf_counter()
-            await fill(store, base.id, chunks, dims, rng)
+            await fill(indexed, base.id, chunks, dims, rng)
             print(f"filled {chunks} chunks of {dims} dimensions in {time.perf_counter() - started:.1f} s")
-            started = time.perf_counter()
-            await store.knowledge.ranked(base.id, _unit(rng.standard_normal((1, dims)))[0], [], CANDIDATES)
-            print(f"first query (reads the vectors into memory): {(time.perf_counter() - started) * 1000:.0f} ms")
-            timings = []
+            stores = {"sqlite-vec": indexed, "exact": exact}
+            timings: dict[str, list[float]] = {name: [] for name in stores}
+            for name, store in stores.items():
+                first = await _search(store, base.id, _unit(rng.standard_normal((1, dims)))[0], [])
+                print(f"{name}: first search {first:.0f} ms")
             for _ in range(queries):
                 vector = _unit(rng.standard_normal((1, dims)))[0]
                 terms = query_terms(" ".join(VOCABULARY[w] for w in rng.integers(0, len(VOCABULARY), size=6)))
-                began = time.perf_counter()
-                by_vector, by_words = await store.knowledge.ranked(base.id, vector, terms, CANDIDATES)
-                fused = _fused([by_vector, by_words])[:CANDIDATES]
-                await store.knowledge.chunk_hits(base.id, [chunk_id for chunk_id, _ in fused])
-                timings.append((time.perf_counter() - began) * 1000)
+                for name, store in stores.items():
+                    timings[name].append(await _search(store, base.id, vector, terms))
+            for name, store in stores.items():
+                await fill(indexed, base.id, 1, dims, rng)  # a write (doc-0 replaced), through sqlite-vec
+                after = await _search(store, base.id, _unit(rng.standard_normal((1, dims)))[0], [])
+                print(f"{name}: search right after a write {after:.0f} ms")
             return timings
         finally:
-            await store.close()
+            await exact.close()
+            await indexed.close()
+
+
+def _percentiles(timings: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(timings)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], ordered[-1]
 
 
 def main() -> None:
@@ -81,10 +104,12 @@ def main() -> None:
     parser.add_argument("--dims", type=int, default=384)
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
-    timings = sorted(asyncio.run(measure(args.chunks, args.dims, args.queries)))
-    p99 = timings[min(len(timings) - 1, int(len(timings) * 0.99))]
-    print(f"query without embedding, {args.chunks} chunks: p50 {statistics.median(timings):.1f} ms, "
-          f"p99 {p99:.1f} ms, max {timings[-1]:.1f} ms over {len(timings)} queries")
+    timings = asyncio.run(measure(args.chunks, args.dims, args.queries))
+    _, exact_p99, _ = _percentiles(timings["exact"])
+    for name, values in timings.items():
+        p50, p99, worst = _percentiles(values)
+        print(f"{name}: query without embedding, {args.chunks} chunks: p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+              f"max {worst:.1f} ms over {len(values)} queries; p99 {p99 / exact_p99:.2f}x exact's")
 
 
 if __name__ == "__main__":

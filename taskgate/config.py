@@ -5,6 +5,13 @@ reads the environment. `Settings.from_env()` reads `os.environ` (or the mapping 
 turns a bad value into a `ConfigError` naming its variable, which `taskgate serve` prints before
 exiting with status 2. `Settings(...)` is the defaults plus the fields given; it reads nothing.
 
+OpenTelemetry: the standard OTEL_* variables belong to the OpenTelemetry SDK, which reads them
+itself (the exporter its headers, timeout, compression and certificates; the resource its service
+name and attributes), as OpenTelemetry documents them. This module reads those that decide whether
+and where Taskgate exports and how it batches (`_otlp_values`), and refuses values Taskgate could
+not honour (another protocol or exporter), so a misconfiguration stops `serve` rather than being
+ignored. The same holds for PROMETHEUS_MULTIPROC_DIR, which prometheus-client reads at import.
+
 Provider credentials: each preset (providers/catalog.py) and each `TASKGATE_PROVIDERS` entry names
 the variables that hold its key and base URL. Only those are kept, in `provider_variables`: every
 `*_API_KEY` and `*_BASE_URL` (how the presets name theirs) and whatever the entries name.
@@ -20,6 +27,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic_core import PydanticCustomError
@@ -35,10 +43,12 @@ KEYED_DEFAULT_MODELS = (
 PROVIDER_VARIABLE_SUFFIXES = ("_API_KEY", "_BASE_URL")
 ROUTE_PREFERENCES = ("fast", "cheap", "quality", "balanced")  # a v3 call's `route.prefer` values
 PROVIDERS = "TASKGATE_PROVIDERS"
-SECRET_VARIABLES = frozenset({"TASKGATE_SECRET_KEY"})  # a bad value is described, never printed
+# a bad value of these is described, never printed
+SECRET_VARIABLES = frozenset({"TASKGATE_SECRET_KEY", "TASKGATE_API_KEY", "TASKGATE_REDIS_URL"})
 FERNET_KEY_BYTES = 32
 FERNET_KEY_CHARS = 44
 PROVIDERS_FILE = "TASKGATE_PROVIDERS_FILE"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 # Rerank and OCR: the bounds of a rerank request, and the models each `GET .../models` lists when
 # their provider is configured (any other model with a rerank API or vision may still be named).
 DEFAULT_RERANK_MAX_DOCUMENTS = 1000
@@ -48,6 +58,15 @@ DEFAULT_RERANK_MODELS = ("cohere/rerank-v3.5", "jina/jina-reranker-v2-base-multi
                          "together/Salesforce/Llama-Rank-V1", DEFAULT_EMBEDDING_MODEL)
 DEFAULT_OCR_MAX_BYTES = 8 * 1024 * 1024
 DEFAULT_OCR_MODELS = ("openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-sonnet-4-5")
+# OpenTelemetry export (telemetry/otlp_export.py): the standard variables Taskgate itself acts on.
+OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+OTLP_TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+OTLP_PROTOCOLS = ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+OTLP_TRACES_PATH = "/v1/traces"
+
+
+# Variables read under an older name too, which the new name overrides.
+RENAMED_VARIABLES = {"TASKGATE_SHUTDOWN_GRACE_SECONDS": "TASKGATE_SHUTDOWN_SECONDS"}
 
 
 class ConfigError(ValueError):
@@ -97,6 +116,27 @@ def _fernet_key(raw: str | None) -> str | None:
     if len(decoded) != FERNET_KEY_BYTES or len(key) != FERNET_KEY_CHARS:
         raise PydanticCustomError("fernet_key", "must be a Fernet key: 32 bytes in URL-safe base64 (44 characters)")
     return key
+def _server_url(raw: str | None) -> str | None:
+    """A Taskgate server's root URL: http(s) with a host, kept without its trailing `/` so paths
+    can be appended; anything else would only fail at the first request, with a vaguer message."""
+    if raw is None:
+        return None
+    url = raw.strip().rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest or rest.startswith(("/", "?", "#")) \
+            or any(ch.isspace() or not ch.isprintable() for ch in rest):
+        raise PydanticCustomError("server_url", "must be an http:// or https:// URL with a host, such as "
+                                  "http://127.0.0.1:8000")
+    return url
+
+
+def _redis_url(raw: str | None) -> str | None:
+    """Checked here: a mistyped URL would otherwise only show as a warning at the first limited call."""
+    if raw is not None and not raw.strip().startswith(REDIS_SCHEMES):
+        raise PydanticCustomError("redis_url", "must be a redis://, rediss:// or unix:// URL")
+    return raw.strip() if raw is not None else None
+
+
 def _route_models(raw: object) -> object:
     """`fast=openai/gpt-4o-mini,quality=...` -> {preference: model}; a preference v3 does not know
     would never be asked for, so it is refused rather than kept unused."""
@@ -135,6 +175,10 @@ class Settings(BaseSettings):
     store_prepared: bool = False
     local_model_socket: Path | None = None
     resume_ingestion: bool = True
+    # The CLI's server (`taskgate call`, `traces`, ...; `--url` overrides it) and the key it sends; with
+    # no URL those commands read the data directory instead (taskgate/commands/connection.py).
+    client_url: Annotated[str | None, AfterValidator(_server_url)] = Field(None, validation_alias="TASKGATE_URL")
+    client_api_key: str | None = Field(None, validation_alias="TASKGATE_API_KEY", repr=False)
     data_dir: Path = Field(Path(".taskgate"), validation_alias="TASKGATE_DATA_DIR")
     # Secrets (a database password, bootstrap keys in project "default", provider keys) stay out of repr.
     database_url: str | None = Field(None, validation_alias="TASKGATE_DATABASE_URL", repr=False)
@@ -148,7 +192,11 @@ class Settings(BaseSettings):
     request_timeout_s: Seconds = Field(120.0, validation_alias="TASKGATE_REQUEST_TIMEOUT")
     heartbeat_s: Seconds = Field(15.0, validation_alias="TASKGATE_HEARTBEAT_SECONDS")
     span_flush_interval_s: Seconds = Field(1.0, validation_alias="TASKGATE_SPAN_FLUSH_SECONDS")
-    shutdown_grace_s: Seconds = Field(10.0, validation_alias="TASKGATE_SHUTDOWN_GRACE_SECONDS")
+    # After SIGTERM: how long requests and streams in flight may still finish, and then spans be stored.
+    shutdown_grace_s: Seconds = Field(10.0, validation_alias="TASKGATE_SHUTDOWN_SECONDS")
+    # The span journal (telemetry/journal.py): how many bytes of spans it may hold unstored while the
+    # store is down; beyond them calls are refused with a 503 (memory holds the same spans).
+    journal_max_bytes: Amount = Field(256 * 1024 * 1024, validation_alias="TASKGATE_JOURNAL_MAX_BYTES")
     # What one request may cost upstream (engine/limits.py CallLimits).
     max_attempts: WholeNumber = Field(10, validation_alias="TASKGATE_MAX_ATTEMPTS")
     max_upstream_calls: WholeNumber = Field(30, validation_alias="TASKGATE_MAX_UPSTREAM_CALLS")
@@ -190,10 +238,34 @@ class Settings(BaseSettings):
     # and the provider key and base-URL variables that are set.
     provider_entries: dict[str, dict[str, Any]] = Field(default_factory=dict)
     provider_variables: dict[str, str] = Field(default_factory=dict, repr=False)
+    # Redis (`redis://host:port/db`): keys' and projects' rate and budget counters, atomic across the
+    # replicas sharing it; unset, each process counts its own. Every key Taskgate makes starts with the prefix.
+    redis_url: Annotated[str | None, AfterValidator(_redis_url)] = Field(
+        None, validation_alias="TASKGATE_REDIS_URL", repr=False)
+    redis_prefix: str = Field("taskgate:", validation_alias="TASKGATE_REDIS_PREFIX", max_length=100)
     # The Fernet key that encrypts stored secrets (custom models' API keys); unset, one is generated
     # into the data directory on first start (engine/secret_box.py).
     secret_key: Annotated[str | None, AfterValidator(_fernet_key)] = Field(
         None, validation_alias="TASKGATE_SECRET_KEY", repr=False)
+    # Set by code, never by a variable. The app a CLI command runs in process (`taskgate call` with no
+    # server, taskgate/commands/in_process.py) does not take up the data directory's background work
+    # (resuming unfinished knowledge-file ingestions), which belongs to the server that may be running
+    # on the same store; and it accepts keys that exist only in that process (key -> project id),
+    # so a call needs no key written to the store.
+    serves_store: bool = True
+    session_keys: dict[str, str] = Field(default_factory=dict, repr=False)
+    # Prometheus `GET /metrics` (telemetry/metrics.py): metering on or off, whether the endpoint needs
+    # a key, and the directory workers share their counts through (set by the parent for --workers).
+    metrics_enabled: bool = Field(True, validation_alias="TASKGATE_METRICS")
+    metrics_public: bool = Field(False, validation_alias="TASKGATE_METRICS_PUBLIC")
+    prometheus_multiproc_dir: Path | None = Field(None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
+    # OpenTelemetry export (telemetry/otlp_export.py): the OTLP/HTTP traces URL, None when export is
+    # off, and the batching (OTEL_BSP_*, with the SDK's defaults).
+    otlp_traces_endpoint: str | None = Field(None, repr=False)  # may carry credentials in its query
+    otlp_schedule_delay_ms: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
+        5000.0, validation_alias="OTEL_BSP_SCHEDULE_DELAY")
+    otlp_max_queue_size: WholeNumber = Field(2048, validation_alias="OTEL_BSP_MAX_QUEUE_SIZE")
+    otlp_max_export_batch_size: WholeNumber = Field(512, validation_alias="OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
 
     @property
     def effective_database_url(self) -> str:
@@ -227,6 +299,9 @@ class Settings(BaseSettings):
 def _read(variables: Mapping[str, str]) -> dict[str, Any]:
     """The settings `variables` hold, under their variable names; a blank variable counts as unset."""
     values: dict[str, Any] = {}
+    for old, new in RENAMED_VARIABLES.items():
+        if (raw := variables.get(old)) and raw.strip() and not (variables.get(new) or "").strip():
+            values[new] = raw
     for field in Settings.model_fields.values():
         name = field.validation_alias
         if isinstance(name, str) and (raw := variables.get(name)) and raw.strip():
@@ -234,10 +309,45 @@ def _read(variables: Mapping[str, str]) -> dict[str, Any]:
     entries = _provider_entries(variables)
     provider_variables = _provider_variables(variables, entries)
     values["provider_entries"] = entries
+    values["otlp_traces_endpoint"] = _otlp_traces_endpoint(variables)
     values["provider_variables"] = provider_variables
     if "TASKGATE_DEFAULT_MODEL" not in values:
         values["TASKGATE_DEFAULT_MODEL"] = _keyed_default_model(entries, provider_variables)
     return values
+
+
+def _otlp_traces_endpoint(variables: Mapping[str, str]) -> str | None:
+    """Where spans are exported, as the SDK would resolve it (the traces variable as it is, else the
+    base endpoint plus /v1/traces), or None when export is off: no endpoint, OTEL_SDK_DISABLED, or
+    OTEL_TRACES_EXPORTER=none. What Taskgate cannot do (another exporter or protocol, an endpoint
+    that is not an http(s) URL) is refused rather than ignored."""
+    def value(name: str) -> str:
+        return variables.get(name, "").strip()
+
+    if value("OTEL_SDK_DISABLED").lower() == "true":
+        return None
+    exporters = {item.strip().lower() for item in value("OTEL_TRACES_EXPORTER").split(",") if item.strip()}
+    if exporters == {"none"}:
+        return None
+    if exporters - {"otlp"}:
+        raise ConfigError(f"OTEL_TRACES_EXPORTER must be otlp or none (Taskgate exports over OTLP/HTTP only), "
+                          f"got {value('OTEL_TRACES_EXPORTER')!r}")
+    for name in OTLP_PROTOCOLS:
+        if value(name) and value(name) != "http/protobuf":
+            raise ConfigError(f"{name} must be http/protobuf (Taskgate exports over OTLP/HTTP with protobuf), "
+                              f"got {value(name)!r}")
+    traces, base = value(OTLP_TRACES_ENDPOINT), value(OTLP_ENDPOINT)
+    name, endpoint = (OTLP_TRACES_ENDPOINT, traces) if traces else (OTLP_ENDPOINT, base.rstrip("/") + OTLP_TRACES_PATH)
+    if not (traces or base):
+        return None
+    try:
+        parsed = urlsplit(endpoint)
+        usable = parsed.scheme in ("http", "https") and bool(parsed.hostname) and parsed.port != 0
+    except ValueError:  # an unclosed [IPv6 bracket, a port out of range
+        usable = False
+    if not usable:
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {value(name)!r}")
+    return endpoint
 
 
 def _provider_entries(variables: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -295,7 +405,9 @@ _REASONS = {
     "int_parsing": "must be a whole number",
     "int_from_float": "must be a whole number",
     "string_pattern_mismatch": "must be written as provider/model",
+    "redis_url": "must be a redis://, rediss:// or unix:// URL",
     "fernet_key": "must be a Fernet key: 32 bytes in URL-safe base64 (44 characters)",
+    "bool_parsing": "must be 1 or 0 (true or false)",
 }
 
 

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from taskgate.config import Settings
     from taskgate.engine.engine import Engine
+    from taskgate.engine.quotas.keys import KeyService
     from taskgate.server.auth import Authenticator
+    from taskgate.telemetry.health_report import HealthReport
 
 
 @dataclass(slots=True)
@@ -20,3 +22,5 @@ class AppContext:
     settings: Settings
     auth: Authenticator
     engine: Engine
+    health: HealthReport
+    keys: KeyService

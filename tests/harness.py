@@ -38,7 +38,7 @@ SDK_VENVS: dict[str, tuple[tuple[str, ...], str]] = {
 
 # Variables that must not leak from the developer's shell into a server under test.
 _SCRUBBED_SUFFIXES = ("_API_KEY", "_BASE_URL", "_API_KEYS")
-_SCRUBBED_PREFIXES = ("TASKGATE_", "OPPER_", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
+_SCRUBBED_PREFIXES = ("TASKGATE_", "OPPER_", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "OTEL_", "PROMETHEUS_")
 
 
 def free_port() -> int:

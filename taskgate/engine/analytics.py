@@ -16,6 +16,7 @@ from taskgate.store.base import (
     USAGE_FIELDS,
     USAGE_GRANULARITIES,
     USAGE_TOKENS,
+    FunctionStats,
     Store,
     UsageQuery,
     UsageRow,
@@ -87,6 +88,10 @@ class UsageService:
     def __init__(self, store: Store, recorder: SpanRecorder) -> None:
         self._store = store
         self._recorder = recorder
+
+    async def function_stats(self, project_id: str, names: list[str], since: datetime) -> dict[str, FunctionStats]:
+        await self._recorder.flush()
+        return await self._store.function_stats(project_id, names, since)
 
     async def report(self, project_id: str, query: UsageQuery) -> list[UsageRow]:
         """The report's rows; more than `max_rows` is refused rather than cut, since a cut report

@@ -47,8 +47,9 @@ from taskgate.engine.model_names import ModelNames
 from taskgate.engine.ocr import OcrLimits, OcrService
 from taskgate.engine.prompt import build_messages, input_turns, reask_message, render_answer
 from taskgate.engine.provider_calls import ProviderCalls
+from taskgate.engine.quotas.gate import QuotaGate
 from taskgate.engine.rerank import Reranker, RerankLimits
-from taskgate.engine.router import Outcome, RequestBuilder, Route, Router
+from taskgate.engine.router import Outcome, RequestBuilder, Route, Router, UpstreamMeter
 from taskgate.engine.schemas import as_written, canonical, compile_schema, validation_errors
 from taskgate.engine.secret_box import SecretBox
 from taskgate.engine.spans import SpanService
@@ -70,6 +71,7 @@ from taskgate.engine.xml_shapes import Shape, xml_shape
 from taskgate.errors import (
     BadRequestError,
     InputValidationError,
+    JournalUnavailableError,
     ProviderError,
     StreamCancelledError,
     StructuredGenerationError,
@@ -129,19 +131,24 @@ class Engine:
                  feedback_autosave_score: float = DEFAULT_AUTOSAVE_SCORE,
                  generations: GenerationRecorder | None = None, rerank_limits: RerankLimits | None = None,
                  ocr_limits: OcrLimits | None = None, default_embedding_model: str = DEFAULT_EMBEDDING_MODEL,
-                 knowledge_rerank_model: str | None = None) -> None:
-        """`dataset_embedding_model` (`provider/model`) turns on semantic search over dataset entries."""
+                 knowledge_rerank_model: str | None = None, meter: UpstreamMeter | None = None,
+                 quotas: QuotaGate | None = None) -> None:
+        """`dataset_embedding_model` (`provider/model`) turns on semantic search over dataset entries;
+        `meter` is told of every upstream call and fallback (the Prometheus metrics); `quotas` checks
+        and counts keys' and projects' limits on every model call."""
         self._limits = limits or CallLimits()
-        self._router = Router(registry, default_model)
+        self.quotas = quotas
+        self._router = Router(registry, default_model, meter)
         self.catalogue = ModelCatalogue(registry, default_model, local_models)  # what can be routed to
         self._prices = PriceBook()
         self._cache = ResultCache(store)
         self.functions = FunctionService(store)
-        self.spans = SpanService(store, recorder)
+        self.spans = SpanService(store, recorder, quotas.charge if quotas is not None else None)
         secrets = secrets or SecretBox.ephemeral()
         self.model_names = ModelNames(store, registry, secrets)
         self.generations = GenerationService(store, generations)
-        calls = ProviderCalls(self._router, self.model_names, self.price, self.spans, self.generations.scope)
+        calls = ProviderCalls(self._router, self.model_names, self.price, self.spans, self.generations.scope,
+                              quotas)
         self._embedder = Embedder(calls)
         self.reranker = Reranker(calls, rerank_limits or RerankLimits())
         self.ocr = OcrService(self.run, ocr_limits or OcrLimits())
@@ -280,6 +287,13 @@ class Engine:
                 call.attempts += 1
                 call.models_failed.extend(outcome.failed)
                 call.last_model = outcome.route.choice.name
+                if streaming and not started:
+                    try:  # journaled before the first byte goes out, as it would read if we died mid-stream
+                        self.spans.open(self._span(call, call.last_model, output=None, error=None, status="error"))
+                    except TaskgateError as exc:
+                        await chunks.aclose()
+                        self._record(call, call.last_model, error=exc)
+                        raise
                 if streaming:
                     collector = ChunkCollector()
                     try:
@@ -333,7 +347,7 @@ class Engine:
                     if guard is not None:  # a stream's channels screened what they sent
                         result = await self._screened(call, functools.partial(guard.screen_output, scan=not streaming),
                                                       result)
-                    yield Finished(self._finish(call, result))
+                    yield Finished(self._finish(call, result, answering=streaming))
                     return
                 if sent or call.attempts >= call.max_attempts:
                     error = _misfit(errors, call.attempts, sent)
@@ -415,6 +429,7 @@ class Engine:
 
     async def _prepare(self, task: Task, streaming: bool) -> Call:
         max_attempts = self._limits.attempts(task.config.max_attempts)  # first: a refused call stores nothing
+        self.spans.admit()  # a call whose span could not be journaled is refused before it costs anything
         clock = time.perf_counter()
         started_at = datetime.now(UTC)
         validator, structured, xml = None, None, None
@@ -435,6 +450,8 @@ class Engine:
                     raise InputValidationError("input does not match input_schema: " + "; ".join(errors))
         _check_tool_schemas(task.tools)
         routes = self._router.resolve(await self.model_names.resolve(task.project_id, task.models))
+        if self.quotas is not None:  # before anything is stored for the call
+            await self.quotas.admit([route.choice.name for route in routes])
         image_model = self._image_chain(routes, task, streaming)
         # The caller's media checked before anything is stored for the call (its function, its span),
         # off the event loop: decoding and hashing cost a few ms per MB (bench.media).
@@ -581,11 +598,18 @@ class Engine:
             generation_ms=(time.perf_counter() - call.clock) * 1000,
         )
 
-    def _finish(self, call: Call, result: Result) -> Result:
+    def _finish(self, call: Call, result: Result, *, answering: bool = False) -> Result:
+        """Record the call's answer. An answer whose span the journal refused (its disk filled
+        during the call) does not go out: the call is recorded and refused as a 503, unless it is
+        already `answering` (a stream under way, whose opening was journaled)."""
         result.span_id, result.trace_id = call.span_id, call.trace_id
         result.script_cached = call.script_cached
         result.duration_ms = (time.perf_counter() - call.clock) * 1000
-        self._record(call, result.model, result=result)
+        if not self._record(call, result.model, result=result) and not answering:
+            error = JournalUnavailableError("the call's record could not be journaled (the disk is full); "
+                                            "it was not answered; try again shortly")
+            self._record(call, result.model, error=error, output=None)
+            raise error
         return result
 
     def _record_cancelled(self, call: Call) -> None:
@@ -603,8 +627,8 @@ class Engine:
         error: TaskgateError | None = None,
         output: Any = None,
         status: str | None = None,
-    ) -> None:
-        task = call.task
+    ) -> bool:
+        """Record the call's span, once; whether it is journaled (see `SpanService.record`)."""
         if result is not None:
             output = result.payload if result.payload is not None else result.text
             if result.images:  # never their base64
@@ -619,30 +643,34 @@ class Engine:
         if call.notes:
             meta["notes"] = call.notes
         call.recorded = True
-        self.spans.record(
-            SpanRecord(
-                id=call.span_id,
-                trace_id=call.trace_id,
-                project_id=task.project_id,
-                name=task.function_name,
-                type=task.span_type,
-                parent_id=task.parent_span_id,
-                start_time=call.started_at,
-                end_time=datetime.now(UTC),
-                input=_span_input(call),
-                output=output,
-                error=error.detail if error is not None else None,
-                status=status or ("error" if error is not None else "ok"),
-                model_chain=[r.choice.name for r in call.routes],
-                model_used=model,
-                models_failed=list(call.models_failed),
-                attempts=call.attempts,
-                usage=call.usage.as_dict(),
-                cost=call.cost,
-                tags=dict(task.tags),
-                meta=meta,
-                function_name=task.function_name if task.record_function else None,
-            )
+        return self.spans.record(self._span(call, model, output=output, error=error, status=status, meta=meta))
+
+    @staticmethod
+    def _span(call: Call, model: str | None, *, output: Any, error: TaskgateError | None, status: str | None,
+              meta: dict[str, Any] | None = None) -> SpanRecord:
+        task = call.task
+        return SpanRecord(
+            id=call.span_id,
+            trace_id=call.trace_id,
+            project_id=task.project_id,
+            name=task.function_name,
+            type=task.span_type,
+            parent_id=task.parent_span_id,
+            start_time=call.started_at,
+            end_time=datetime.now(UTC),
+            input=_span_input(call),
+            output=output,
+            error=error.detail if error is not None else None,
+            status=status or ("error" if error is not None else "ok"),
+            model_chain=[r.choice.name for r in call.routes],
+            model_used=model,
+            models_failed=list(call.models_failed),
+            attempts=call.attempts,
+            usage=call.usage.as_dict(),
+            cost=call.cost,
+            tags=dict(task.tags),
+            meta=meta if meta is not None else {"script_cached": call.script_cached},
+            function_name=task.function_name if task.record_function else None,
         )
 
 

@@ -75,6 +75,11 @@ class ModelNames:
             resolved.append(choice if record is None else replace(choice, custom=await self._target(snapshot, record)))
         return resolved
 
+    async def names(self, project_id: str) -> list[str]:
+        """The project's custom model and alias names: what a key's model list may name besides `provider/model`."""
+        snapshot = await self._snapshot(project_id)
+        return [*snapshot.customs, *snapshot.aliases]
+
     async def _snapshot(self, project_id: str) -> _Snapshot:
         snapshot = self._snapshots.get(project_id)
         now = time.monotonic()

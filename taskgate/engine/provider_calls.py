@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from taskgate.engine.model_names import ModelNames
+from taskgate.engine.quotas.gate import QuotaGate
 from taskgate.engine.router import Route, Router
 from taskgate.engine.spans import SpanService
 from taskgate.engine.task import ModelChoice
-from taskgate.errors import ProviderError, StreamCancelledError, TaskgateError
+from taskgate.errors import JournalUnavailableError, ProviderError, StreamCancelledError, TaskgateError
 from taskgate.ids import new_id
 from taskgate.providers.base import Usage
 from taskgate.providers.wire_capture import CaptureScope, capturing
@@ -66,8 +67,9 @@ class Answered(Generic[R]):
 
 class ProviderCalls:
     def __init__(self, router: Router, names: ModelNames, price: Pricer, spans: SpanService,
-                 capture_for: CaptureFor) -> None:
+                 capture_for: CaptureFor, quotas: QuotaGate | None = None) -> None:
         self._router = router
+        self._quotas = quotas
         self._names = names
         self._price = price
         self._spans = spans
@@ -77,17 +79,21 @@ class ProviderCalls:
                   summary: Callable[[R], Any]) -> Answered[R]:
         """`send` to each model of the chain until one answers; `summary` is the span's output. An
         unknown parent, model name or an unconfigured provider is refused before anything is recorded."""
+        self._spans.admit()
         trace_id = call.trace_id or await self._spans.trace_for(call.project_id, call.parent_span_id)
         started = datetime.now(UTC)
         routes = self._router.resolve(await self._names.resolve(call.project_id, [ModelChoice(call.model)]))
+        if self._quotas is not None:
+            await self._quotas.admit([route.choice.name for route in routes])
         attempt = _Attempt(call, trace_id, started, [route.choice.name for route in routes])
         for position, route in enumerate(routes):
             try:
                 with capturing(self._capture_for(call.project_id, attempt.span_id, trace_id)):
-                    response = await send(route)
+                    response = await self._router.metered(route, send(route))
             except ProviderError as exc:
                 attempt.failed.append(route.choice.name)
                 if position < len(routes) - 1:
+                    self._router.fell_back(route)
                     continue
                 self._spans.record(attempt.span(None, None, None, exc))
                 raise
@@ -101,7 +107,11 @@ class ProviderCalls:
                 raise
             span = attempt.span(route.choice.name, response.usage, summary(response), None)
             span.cost = self._price(route.provider, route.model, response.usage)
-            self._spans.record(span)
+            if not self._spans.record(span):  # the journal refused it: no answer without a record
+                error = JournalUnavailableError("the call's record could not be journaled (the disk is full); "
+                                                "it was not answered; try again shortly")
+                self._spans.record(attempt.span(route.choice.name, response.usage, None, error))
+                raise error
             return Answered(span_id=span.id, trace_id=trace_id, response=response, cost=span.cost,
                             model=route.choice.name)
         raise AssertionError("a model chain is never empty")

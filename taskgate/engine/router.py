@@ -8,9 +8,10 @@ upstream call is counted against the request's budget before it is made.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from taskgate.engine.limits import Budget
 from taskgate.engine.task import ModelChoice
@@ -41,10 +42,37 @@ class Outcome:
     failed: list[str] = field(default_factory=list)  # "provider/model: why" for each model that failed first
 
 
+class UpstreamMeter(Protocol):
+    """Told of each upstream call and fallback (the Prometheus metrics); it must only note them."""
+
+    def upstream(self, provider: str, model: str, seconds: float, ok: bool) -> None: ...
+
+    def fallback(self, provider: str, model: str) -> None: ...
+
+
 class Router:
-    def __init__(self, registry: ProviderRegistry, default_model: str) -> None:
+    def __init__(self, registry: ProviderRegistry, default_model: str, meter: UpstreamMeter | None = None) -> None:
         self._registry = registry
         self._default = ModelChoice(name=default_model)
+        self._meter = meter
+
+    async def metered(self, route: Route, attempt: Awaitable[A]) -> A:
+        """`attempt`, an upstream call on `route`, timed and counted by the meter (if any)."""
+        if self._meter is None:
+            return await attempt
+        start = time.perf_counter()
+        try:
+            answer = await attempt
+        except ProviderError:
+            self._meter.upstream(route.provider, route.model, time.perf_counter() - start, False)
+            raise
+        self._meter.upstream(route.provider, route.model, time.perf_counter() - start, True)
+        return answer
+
+    def fell_back(self, route: Route) -> None:
+        """`route` failed and the next model of its chain is tried."""
+        if self._meter is not None:
+            self._meter.fallback(route.provider, route.model)
 
     def resolve(self, models: list[ModelChoice]) -> list[Route]:
         """Resolve every entry up front, so a typo or a missing key is a 400 before any upstream call."""
@@ -80,11 +108,13 @@ class Router:
         for position, route in enumerate(routes):
             budget.take_call(failed)
             try:
-                response = await ask(route)
+                response = await self.metered(route, ask(route))
                 return response, Outcome(route, failed)
             except ProviderError as exc:
                 failed.append(f"{route.choice.name}: {exc.detail}")
-                if position == len(routes) - 1:
+                if position < len(routes) - 1:
+                    self.fell_back(route)
+                else:
                     if len(failed) == 1:
                         exc.models_failed = failed
                         raise  # as it is: `raise exc from exc` would make it its own cause, a cycle
@@ -100,12 +130,14 @@ class Router:
             budget.take_call(failed)
             chunks = route.adapter.stream(build(route.choice, route.model))
             try:
-                head = await _until_output(chunks)
+                head = await self.metered(route, _until_output(chunks))
                 return _replay(head, chunks), Outcome(route, failed)
             except ProviderError as exc:
                 await _close(chunks)
                 failed.append(f"{route.choice.name}: {exc.detail}")
-                if position == len(routes) - 1:
+                if position < len(routes) - 1:
+                    self.fell_back(route)
+                else:
                     if len(failed) == 1:
                         exc.models_failed = failed
                         raise  # as it is: `raise exc from exc` would make it its own cause, a cycle

@@ -10,12 +10,14 @@ the trace a new span joins is written here once, for calls, embeddings and the s
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from datetime import datetime
 
 import orjson
 
 from taskgate.errors import BadRequestError, NotFoundError
 from taskgate.ids import new_id
-from taskgate.store.base import SpanRecord, Store, TraceSummary
+from taskgate.store.base import SpanRecord, Store, TraceFilter, TraceSummary
 from taskgate.store.spans import check_storable
 from taskgate.telemetry.recorder import SpanRecorder
 
@@ -25,13 +27,29 @@ _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class SpanService:
-    def __init__(self, store: Store, recorder: SpanRecorder) -> None:
+    def __init__(self, store: Store, recorder: SpanRecorder,
+                 charge: Callable[[SpanRecord], None] | None = None) -> None:
+        """`charge`: told every span a call records, to count its usage against the caller's limits."""
         self._store = store
         self._recorder = recorder
+        self._charge = charge
 
-    def record(self, span: SpanRecord) -> None:
-        """Keep a finished span for the next batch: never waits on the store."""
-        self._recorder.record(span)
+    def record(self, span: SpanRecord) -> bool:
+        """Keep a finished span for the next batch: never waits on the store. Whether it is also
+        journaled, safe from a crash (see `SpanRecorder.record`). Its usage is charged to the
+        caller's limits."""
+        journaled = self._recorder.record(span)
+        if self._charge is not None:
+            self._charge(span)
+        return journaled
+
+    def admit(self) -> None:
+        """Refuse a new call with a 503 when its span could not be journaled (see `SpanRecorder.admit`)."""
+        self._recorder.admit()
+
+    def open(self, span: SpanRecord) -> None:
+        """Journal a stream's span before its first byte (see `SpanRecorder.open`); raises a 503 error."""
+        self._recorder.open(span)
 
     async def find(self, project_id: str, span_id: str, *, wait_for_peers: bool = True) -> SpanRecord | None:
         """The newest version of a span, written or not (see `SpanRecorder.find_span` for the peers)."""
@@ -72,6 +90,12 @@ class SpanService:
                           offset: int) -> tuple[list[TraceSummary], int]:
         await self._recorder.flush()
         return await self._store.list_traces(project_id, name=name, limit=limit, offset=offset)
+
+    async def find_traces(self, project_id: str, which: TraceFilter, before: datetime | None,
+                          limit: int) -> tuple[list[TraceSummary], datetime | None]:
+        """A page of the UI's trace listing (see `taskgate.store.trace_search`)."""
+        await self._recorder.flush()
+        return await self._store.find_traces(project_id, which, before, limit)
 
     async def get_trace(self, project_id: str, trace_id: str) -> list[SpanRecord]:
         await self._recorder.flush()

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Scope
 
 log = logging.getLogger("taskgate.access")
+REQUEST_OBSERVER = "taskgate.observe_request"  # scope key: called with (scope, status, seconds, route)
 
 
 class BufferedHandler(logging.StreamHandler):
@@ -96,6 +97,12 @@ def configure_logging(level: str = "INFO") -> None:
     root.handlers[:] = [_handler]
     root.setLevel(level)
     root.propagate = False
+    # The OpenTelemetry exporter logs a failing collector (retries, refused batches): one JSON line
+    # each too, at warning and above whatever the level, rather than Python's bare fallback output.
+    otel = logging.getLogger("opentelemetry")
+    otel.handlers[:] = [_handler]
+    otel.setLevel(max(logging.WARNING, root.level))
+    otel.propagate = False
     _configured = True
 
 
@@ -104,13 +111,20 @@ async def flush_log() -> None:
     _handler.force_flush()
 
 
-def log_access(scope: Scope, status: int, start: float) -> None:
+def log_access(scope: Scope, status: int, start: float, route: str | None = None) -> None:
     """One JSON line: method, path, status, and milliseconds until the response (or stream) began.
 
     Written straight to the access log's buffered stream: building a LogRecord for every request
     cost more than the rest of the line. Only when `configure_logging` set that stream up: an app
     embedded in a host that owns logging goes through the host's handlers.
+
+    The same figures go to the request observer the app put in the scope (`REQUEST_OBSERVER`: the
+    Prometheus metrics), with `route` naming the route where the scope has none (no route matched).
     """
+    seconds = time.perf_counter() - start
+    observe = scope.get(REQUEST_OBSERVER)
+    if observe is not None:
+        observe(scope, status, seconds, route)
     if not log.isEnabledFor(logging.INFO):
         return
     line: dict[str, Any] = {
@@ -118,7 +132,7 @@ def log_access(scope: Scope, status: int, start: float) -> None:
         "method": scope["method"],
         "path": scope["path"],
         "status": status,
-        "ms": round((time.perf_counter() - start) * 1000, 3),
+        "ms": round(seconds * 1000, 3),
     }
     text = orjson.dumps(line).decode()
     if _configured:

@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from taskgate.errors import MethodNotAllowedError, NotFoundError, TaskgateError
-from taskgate.server.access_log import log_access
+from taskgate.server.access_log import REQUEST_OBSERVER, log_access
 from taskgate.server.request_io import Handler, error_response, guarded
 
 Ctx = TypeVar("Ctx")  # what the handlers work with (the app's context); the server layer need not know it
@@ -47,6 +47,8 @@ def endpoint_routes(ctx: Ctx, table: Iterable[Endpoint[Ctx]]) -> list[BaseRoute]
 
 
 Wiring = Callable[["App"], AbstractAsyncContextManager[None]]
+RequestObserver = Callable[[Scope, int, float, "str | None"], None]  # (scope, status, seconds, route)
+UNMATCHED = "unmatched"  # the route of a request no route matched
 
 
 class App:
@@ -63,6 +65,8 @@ class App:
         self.router = Router(default=not_found, lifespan=self._lifespan)
         self._wiring = wiring
         self._handlers: dict[tuple[str, str], Handler] = {}
+        # Told of every request's route, status and seconds (the metrics), through the access log.
+        self.observe_request: RequestObserver | None = None
 
     def mount(self, routes: Iterable[BaseRoute]) -> None:
         """Add routes after those already mounted: routes are matched in order."""
@@ -85,6 +89,8 @@ class App:
                     self._handlers.setdefault((method, route.path), route.endpoint)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.observe_request is not None:
+            scope[REQUEST_OBSERVER] = self.observe_request
         if scope["type"] == "http" and not scope.get("root_path"):
             handler = self._handlers.get((scope["method"], scope["path"]))
             if handler is not None:
@@ -115,7 +121,7 @@ async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
     path = Request(scope).url.path
-    await _answer(scope, receive, send, NotFoundError(f"no such endpoint: {scope['method']} {path}"))
+    await _answer(scope, receive, send, NotFoundError(f"no such endpoint: {scope['method']} {path}"), UNMATCHED)
 
 
 async def method_not_allowed(scope: Scope, receive: Receive, send: Send) -> None:
@@ -126,8 +132,8 @@ async def method_not_allowed(scope: Scope, receive: Receive, send: Send) -> None
     await _answer(scope, receive, send, MethodNotAllowedError(scope["method"], Request(scope).url.path, allowed))
 
 
-async def _answer(scope: Scope, receive: Receive, send: Send, error: TaskgateError) -> None:
+async def _answer(scope: Scope, receive: Receive, send: Send, error: TaskgateError, route: str | None = None) -> None:
     start = time.perf_counter()
     response = error_response(error)
     await response(scope, receive, send)
-    log_access(scope, response.status_code, start)
+    log_access(scope, response.status_code, start, route)

@@ -12,10 +12,18 @@ from functools import wraps
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from taskgate.errors import BadRequestError, PayloadTooLargeError, RequestTimeoutError, TaskgateError
+from taskgate.engine.quotas.caller import settle
+from taskgate.errors import (
+    BadRequestError,
+    PayloadTooLargeError,
+    RequestTimeoutError,
+    StoreUnavailableError,
+    TaskgateError,
+)
 from taskgate.json_text import MAX_JSON_DEPTH, depth_over, inexact_integer
 from taskgate.server.access_log import log_access
 from taskgate.server.protocol import BODY_TIMEOUT_KEY
@@ -59,11 +67,17 @@ def guarded(handler: Handler) -> Handler:
         start = time.perf_counter()
         try:
             response = await handler(request)
+            await settle()  # the call's spend reaches every replica's limit checks before its answer goes out
         except TaskgateError as exc:
             response = error_response(exc)
         except ClientDisconnect:
             # Gone before its request was read: nobody to answer, nothing to log but the line.
             response = Response(status_code=CLIENT_CLOSED_REQUEST)
+        except (OperationalError, InterfaceError) as exc:
+            # The database is down, unreachable or busy past its timeout: the caller may try again
+            # (a 503 with Retry-After), and nothing about the request was wrong.
+            log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+            response = error_response(StoreUnavailableError())
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.url.path)
             response = error_response(TaskgateError("internal error; see the server log"))

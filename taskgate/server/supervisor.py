@@ -109,11 +109,16 @@ class Supervisor:
         self._stopping = False
         self._run_dir = Path(tempfile.mkdtemp(prefix="taskgate-"))  # 0700: only this user reaches the model
         self.model_socket = self._run_dir / MODEL_SOCKET
+        self._metrics_dir: Path | None = None  # prometheus-client's multiprocess directory, shared by the workers
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; the exit status (1 when workers could not be kept running)."""
         try:
             prepare(self._settings)
+            if self._settings.metrics_enabled:
+                from taskgate.telemetry.metrics import shared_metrics_dir
+
+                self._metrics_dir = shared_metrics_dir(self._settings.data_dir, self._settings.prometheus_multiproc_dir)
             sock = listening_socket(self._settings.host, self._settings.port)
         except OSError as exc:
             shutil.rmtree(self._run_dir, ignore_errors=True)
@@ -166,7 +171,10 @@ class Supervisor:
     # ---- children
 
     def _start(self, child: _Child) -> None:
-        child.process = subprocess.Popen(child.command, pass_fds=child.pass_fds, stdin=subprocess.DEVNULL)
+        env = dict(os.environ)
+        if self._metrics_dir is not None:
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self._metrics_dir)  # read before prometheus-client is imported
+        child.process = subprocess.Popen(child.command, pass_fds=child.pass_fds, stdin=subprocess.DEVNULL, env=env)
         child.started = time.monotonic()
 
     def _model_socket_ready(self, model: _Child) -> bool:
@@ -202,6 +210,7 @@ class Supervisor:
         code = child.process.poll()
         if code is None:
             return True
+        self._forget_metrics(child.process.pid)
         quick = now - child.started < QUICK_EXIT_S
         child.quick_exits = child.quick_exits + 1 if quick else 0
         if give_up and child.quick_exits >= MAX_QUICK_EXITS:
@@ -215,6 +224,13 @@ class Supervisor:
         if not pause:
             self._start(child)
         return True
+
+    def _forget_metrics(self, pid: int) -> None:
+        """A worker that died without saying so (kill -9): its live gauges leave the sum, as at a clean exit."""
+        if self._metrics_dir is not None:
+            from prometheus_client.multiprocess import mark_process_dead
+
+            mark_process_dead(pid, str(self._metrics_dir))
 
     def _drain(self, workers: list[_Child]) -> None:
         """SIGTERM to every worker, then wait for them to drain and flush; kill any left after that."""

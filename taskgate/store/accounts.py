@@ -50,7 +50,18 @@ def create_api_key(conn: Connection, project_name: str) -> str:
     return key
 
 
+
+
+
+
+
+
+def project_name(conn: Connection, project_id: str) -> str | None:
+    found = conn.execute(sa.select(projects.c.name).where(projects.c.id == project_id)).scalar_one_or_none()
+    return None if found is None else str(found)
+
+
 def project_for_key_hash(conn: Connection, digest: str) -> str | None:
-    query = sa.select(api_keys.c.project_id).where(api_keys.c.key_hash == digest)
+    query = sa.select(api_keys.c.project_id).where(api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))
     found = conn.execute(query).scalar_one_or_none()
     return None if found is None else str(found)

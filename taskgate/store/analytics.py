@@ -21,7 +21,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from taskgate.store.base import GROUP_BY_FUNCTION, GROUP_BY_MODEL, USAGE_TOKENS, UsageQuery, UsageRow
+from taskgate.store.base import (
+    GROUP_BY_FUNCTION,
+    GROUP_BY_MODEL,
+    USAGE_TOKENS,
+    FunctionStats,
+    UsageQuery,
+    UsageRow,
+)
 from taskgate.store.tables import spans
 
 # SQLite: how many characters of the stored time text name a bucket, and how to read them back.
@@ -48,6 +55,11 @@ def _group(dialect: str, key: str) -> sa.ColumnElement[Any]:
         return spans.c.model_used
     if key == GROUP_BY_FUNCTION:
         return spans.c.function_name
+    return tag_value(dialect, key)
+
+
+def tag_value(dialect: str, key: str) -> sa.ColumnElement[Any]:
+    """A span's tag `key` as SQL (text on Postgres; on SQLite the JSON value, a number as a number)."""
     if dialect == "postgresql":
         return sa.type_coerce(spans.c.tags, sa.JSON).op("->>")(sa.literal(key, sa.String))
     # The key holds no `"` or `\` (checked by the engine), so it can be quoted as a path label.
@@ -103,3 +115,17 @@ def usage_report(conn: Connection, project_id: str, query: UsageQuery) -> list[U
 def _text(value: Any) -> str | None:
     """A group's value as text: SQLite's JSON extraction gives numbers as numbers, Postgres' `->>` as text."""
     return None if value is None else str(value)
+
+
+def function_stats(conn: Connection, project_id: str, names: list[str], since: datetime) -> dict[str, FunctionStats]:
+    """Calls, failed calls and cost of each named function's spans started since `since`: one GROUP BY
+    over the project's spans of those names in that range, found by `ix_spans_usage`."""
+    if not names:
+        return {}
+    failed = sa.func.sum(sa.case((spans.c.status == "error", 1), else_=0))
+    statement = (sa.select(spans.c.function_name, sa.func.count(), failed, sa.func.sum(spans.c.cost))
+                 .where(spans.c.project_id == project_id, spans.c.start_time >= since,
+                        spans.c.function_name.in_(names))
+                 .group_by(spans.c.function_name))
+    return {name: FunctionStats(calls=int(calls), errors=int(errors or 0), cost=None if cost is None else float(cost))
+            for name, calls, errors, cost in conn.execute(statement)}

@@ -6,6 +6,7 @@ pool so the event loop never waits on disk. Every read and write is scoped to a 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+from taskgate.store.key_records import KeyRecord, StoredLimits, UsageDelta, UsageTotals
 from taskgate.store.knowledge_records import ChunkHit, DocumentRecord, FileRecord, KnowledgeBaseRecord, NewChunk
 
 
@@ -105,6 +107,25 @@ class TraceSummary:
     input: Any = None
     output: Any = None
     total_tokens: int = 0
+    cost: float | None = None  # the spans' summed cost (None: none had a price); only find_traces sums it
+
+
+@dataclass(frozen=True, slots=True)
+class TraceFilter:
+    """Which traces a listing keeps: those with a span of this function, model, tag value and status,
+    started in [since, until). Every field is optional; the engine bounds their lengths."""
+
+    function: str | None = None
+    model: str | None = None
+    tag: tuple[str, str] | None = None  # key, value
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @property
+    def by_span(self) -> bool:
+        """Whether spans must be read to decide (the time range alone is the trace roots' own)."""
+        return any(value is not None for value in (self.function, self.model, self.tag, self.status))
 
 
 @dataclass(slots=True)
@@ -190,6 +211,15 @@ class UsageRow:
     counters: dict[str, int]  # USAGE_TOKENS plus the query's fields
 
 
+@dataclass(frozen=True, slots=True)
+class FunctionStats:
+    """A function's calls over a time range: how many, how many failed, and their summed cost."""
+
+    calls: int
+    errors: int
+    cost: float | None  # None: no call had a price
+
+
 @dataclass(slots=True)
 class GenerationRecord:
     """One raw provider exchange of a call (v3 `/v3/generations`): the body sent and the body (or
@@ -233,6 +263,9 @@ class KnowledgeStore(Protocol):
         ...
     async def get_document(self, base_id: str, key: str) -> DocumentRecord | None: ...
     async def document_metadata(self, base_id: str) -> list[tuple[str, dict[str, Any]]]: ...
+    async def list_documents(self, base_id: str, after: str | None, limit: int) -> list[tuple[str, dict[str, Any]]]:
+        """(key, metadata) of up to `limit` documents by key, after `after` when given."""
+        ...
     async def delete_documents(self, base_id: str, document_ids: list[str] | None) -> int:
         """These documents (every one with None) and their chunks; how many went."""
         ...
@@ -273,11 +306,32 @@ class KnowledgeFileStore(Protocol):
         ...
 
 
+class KeyStore(Protocol):
+    """API keys with their limits, projects' limits and usage totals (`store.keys`)."""
+
+    async def create(self, project_id: str, name: str | None, admin: bool,
+                     limits: Mapping[str, Any]) -> tuple[KeyRecord, str]: ...
+    async def grant(self, digest: str) -> tuple[KeyRecord, StoredLimits] | None: ...
+    async def list(self, project_id: str, include_revoked: bool) -> list[KeyRecord]: ...
+    async def get(self, project_id: str, key_id: str) -> KeyRecord | None: ...
+    async def update(self, project_id: str, key_id: str, changes: Mapping[str, Any]) -> KeyRecord | None: ...
+    async def revoke(self, project_id: str, key_id: str) -> KeyRecord | None: ...
+    async def project_id(self, name: str) -> str | None: ...
+    async def ensure_project(self, name: str) -> str: ...
+    async def project_limits(self, project_id: str) -> StoredLimits: ...
+    async def set_project_limits(self, project_id: str, changes: Mapping[str, Any]) -> StoredLimits: ...
+    async def add_usage(self, deltas: Sequence[UsageDelta]) -> None: ...
+    async def usage(self, subjects: Iterable[str],
+                    period_keys: Iterable[str]) -> dict[tuple[str, str], UsageTotals]: ...
+
+
 class Store(Protocol):
     @property
     def knowledge(self) -> KnowledgeStore: ...
     @property
     def knowledge_files(self) -> KnowledgeFileStore: ...
+    @property
+    def keys(self) -> KeyStore: ...
 
     # ---- projects and keys
     async def ensure_project(self, name: str) -> str: ...
@@ -285,6 +339,7 @@ class Store(Protocol):
         """Make a new key, store only its sha256, and return the plaintext once."""
         ...
     async def project_for_key_hash(self, key_hash: str) -> str | None: ...
+    async def project_name(self, project_id: str) -> str | None: ...
 
     # ---- functions and revisions
     async def upsert_function(self, project_id: str, name: str, definition: FunctionDefinition) -> FunctionRecord:
@@ -322,6 +377,11 @@ class Store(Protocol):
     async def list_traces(self, project_id: str, name: str | None = None, limit: int = 100,
                           offset: int = 0) -> tuple[list[TraceSummary], int]: ...
     async def get_trace(self, project_id: str, trace_id: str) -> list[SpanRecord]: ...
+    async def find_traces(self, project_id: str, which: TraceFilter, before: datetime | None,
+                          limit: int) -> tuple[list[TraceSummary], datetime | None]:
+        """Up to `limit` traces newest first, that started before `before` when given, and the
+        `before` of the next page (None when this is the last)."""
+        ...
     async def delete_trace(self, project_id: str, trace_id: str) -> bool: ...
 
     # ---- result cache
@@ -331,6 +391,9 @@ class Store(Protocol):
     async def cache_put(self, project_id: str, key: str, payload: dict[str, Any], ttl_seconds: int) -> None: ...
 
     async def close(self) -> None: ...
+    async def ping(self) -> None:
+        """Raise unless the database answers a trivial query (health checks)."""
+        ...
 
     # ---- v2 functions by id, and their datasets (entries are examples)
     async def get_function_by_id(self, project_id: str, function_id: str) -> FunctionRecord | None: ...
@@ -406,6 +469,9 @@ class Store(Protocol):
         ...
 
     # ---- generations (raw provider exchanges)
+    async def function_stats(self, project_id: str, names: list[str], since: datetime) -> dict[str, FunctionStats]:
+        """Per function name, its spans' calls, errors and cost since `since` (names without spans are absent)."""
+        ...
     async def write_generations(self, records: list[GenerationRecord]) -> None:
         """Insert a batch in one transaction, on the store's low-priority writer thread."""
         ...

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import sqlite3
 import stat
 import sys
 import threading
@@ -29,6 +28,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 from taskgate.store.codec import pg_json_dumps
+from taskgate.store.sqlite_driver import SqliteDriver, exact_driver, sqlite_driver
 
 T = TypeVar("T")
 
@@ -38,6 +38,8 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 _WRITE = "taskgate_write"
+PGVECTOR_MIN_VERSION = (0, 8)  # iterative HNSW scans, so filtering by base does not cut a search short
+log = logging.getLogger("taskgate.store")
 
 
 def normalize_url(raw: str) -> URL:
@@ -57,23 +59,25 @@ def is_memory_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def create_engine(url: URL) -> Engine:
+def create_engine(url: URL, driver: SqliteDriver | None = None) -> Engine:
+    """`driver`: the SQLite module and whether it loads sqlite-vec (the process's probed one by default)."""
     # SQL parameters are user data (inputs, outputs, names): an error's message carries them only
     # when the operator asked for debug logging.
     hide = not logging.getLogger("taskgate").isEnabledFor(logging.DEBUG)
     if url.get_backend_name() == "postgresql":
         return sa.create_engine(url, pool_size=WORKERS, max_overflow=0, pool_pre_ping=True, hide_parameters=hide,
                                 json_serializer=pg_json_dumps, json_deserializer=orjson.loads)
+    driver = driver or sqlite_driver()
     if is_memory_sqlite(url):
         # One shared connection, or every pooled connection would see its own empty database.
-        engine = sa.create_engine(url, poolclass=StaticPool, hide_parameters=hide,
+        engine = sa.create_engine(url, module=driver.module, poolclass=StaticPool, hide_parameters=hide,
                                   connect_args={"check_same_thread": False})
     else:
         assert url.database is not None
         prepare_private_file(Path(url.database).expanduser())
-        engine = sa.create_engine(url, pool_size=WORKERS, max_overflow=0, hide_parameters=hide,
-                                  connect_args={"check_same_thread": False})
-    _configure_sqlite(engine, wal=not is_memory_sqlite(url))
+        engine = sa.create_engine(url, module=driver.module, pool_size=WORKERS, max_overflow=0,
+                                  hide_parameters=hide, connect_args={"check_same_thread": False})
+    _configure_sqlite(engine, driver, wal=not is_memory_sqlite(url))
     return engine
 
 
@@ -105,16 +109,17 @@ def prepare_private_file(database: Path) -> None:
             sidecar.chmod(PRIVATE_FILE_MODE)
 
 
-def _configure_sqlite(engine: Engine, wal: bool) -> None:
+def _configure_sqlite(engine: Engine, driver: SqliteDriver, wal: bool) -> None:
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event own transactions instead of the driver's implicit ones.
         dbapi_connection.isolation_level = None
+        driver.load_vector_extension(dbapi_connection)
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if wal:
-            _enable_wal(cursor)
+            _enable_wal(cursor, driver.module.OperationalError)
             cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
@@ -123,7 +128,7 @@ def _configure_sqlite(engine: Engine, wal: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
 
-def _enable_wal(cursor: Any) -> None:
+def _enable_wal(cursor: Any, locked_error: type[Exception]) -> None:
     """Switch the file to WAL, waiting for a connection that holds it.
 
     Turning a new file to WAL needs it to itself, and SQLite answers "database is locked" at once
@@ -135,7 +140,7 @@ def _enable_wal(cursor: Any) -> None:
         try:
             cursor.execute("PRAGMA journal_mode = WAL")
             return
-        except sqlite3.OperationalError as exc:
+        except locked_error as exc:
             if "locked" not in str(exc) or time.monotonic() >= deadline:
                 raise
             time.sleep(0.01)
@@ -155,21 +160,49 @@ def lower_thread_priority() -> None:
                            os.getpriority(os.PRIO_PROCESS, 0) + BACKGROUND_NICE)
 
 
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in version.split("."):
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
 class Database:
     """An engine plus small dedicated thread pools; `read`/`write` run one transaction off the loop.
 
     Writes that nobody waits for (span batches) go to a single low-priority thread of their own.
     """
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, *, vector_extension: bool = True) -> None:
+        """`vector_extension=False` keeps knowledge search exact even where sqlite-vec or pgvector could
+        be used: the baseline the benchmarks and tests compare the extension with."""
         self.url = url
-        self.engine = create_engine(url)
+        self._vector_extension_wanted = vector_extension
+        driver = sqlite_driver() if vector_extension else exact_driver()
+        self.engine = create_engine(url, driver)
         self.dialect = self.engine.dialect.name
+        # "sqlite-vec", "pgvector" or None (exact search): Postgres is asked after migrating, which may
+        # have created the extension (`detect_pgvector`)
+        self.vector_extension: str | None = "sqlite-vec" if self.dialect == "sqlite" and driver.vec_version else None
         memory = is_memory_sqlite(url)
         self._executor = ThreadPoolExecutor(max_workers=1 if memory else WORKERS, thread_name_prefix="taskgate-db")
         # An in-memory database has one connection, which must not be used by two threads at once.
         self._background = self._executor if memory else ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="taskgate-db-background", initializer=lower_thread_priority)
+
+    def detect_pgvector(self) -> None:
+        """Blocking, after migrating: use pgvector when the extension is created in this database."""
+        if self.dialect != "postgresql" or not self._vector_extension_wanted:
+            return
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).first()
+        version = str(found[0]) if found is not None else None
+        usable = version is not None and _version_tuple(version) >= PGVECTOR_MIN_VERSION
+        self.vector_extension = "pgvector" if usable else None
+        if not usable:
+            log.warning("pgvector %s in this database: knowledge bases use exact search in memory",
+                        f"is {version}, older than 0.8 (no iterative index scans)" if version else "is not installed")
 
     def transaction(self, fn: Callable[[Connection], T], write: bool) -> T:
         """Run `fn` in one transaction, on the calling thread."""
@@ -178,6 +211,18 @@ class Database:
                 conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 return fn(conn)
+
+    def read_in_background(self, fn: Callable[[Connection], object]) -> None:
+        """Run `fn` in a read transaction on the background thread, from any thread, nobody waiting for it:
+        warming a cache. Its failure (the store closing under it) is logged, never raised."""
+        def run() -> None:
+            try:
+                self.transaction(fn, write=False)
+            except Exception:
+                log.debug("a background read failed", exc_info=True)
+
+        with contextlib.suppress(RuntimeError):  # the pool is shut down: the store is closing
+            self._background.submit(run)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.transaction, fn, False)

@@ -15,8 +15,9 @@ from sqlalchemy.engine import Connection
 from taskgate.errors import BadRequestError, ConflictError
 from taskgate.store.codec import utcnow
 from taskgate.store.database import Database
-from taskgate.store.knowledge import mark_changed
+from taskgate.store.knowledge import chunk_ids_of, mark_changed
 from taskgate.store.knowledge_records import FileRecord
+from taskgate.store.knowledge_vectors import VectorIndex, index_for, keep_in_step
 from taskgate.store.tables import knowledge_bases as bases
 from taskgate.store.tables import knowledge_documents as documents
 from taskgate.store.tables import knowledge_files as files
@@ -108,10 +109,12 @@ def unfinished(conn: Connection) -> list[tuple[str, FileRecord]]:
     return [(row.project_id, _record(row)) for row in rows]
 
 
-def delete_file(conn: Connection, base_id: str, file_id: str) -> bool:
-    """Delete the file and its document (with its chunks); whether the file was there."""
-    mark_changed(conn, base_id)
+def delete_file(conn: Connection, base_id: str, file_id: str, index: VectorIndex | None) -> bool:
+    """Delete the file and its document (with its chunks and their index rows); whether the file was there."""
+    version = mark_changed(conn, base_id)
+    removed = chunk_ids_of(conn, base_id, documents.c.key == file_id) if index is not None else []
     conn.execute(documents.delete().where(documents.c.knowledge_base_id == base_id, documents.c.key == file_id))
+    keep_in_step(conn, index, base_id, version, removed, [])
     return bool(conn.execute(files.delete().where(files.c.knowledge_base_id == base_id,
                                                   files.c.id == file_id)).rowcount)
 
@@ -121,6 +124,7 @@ class SqlKnowledgeFileStore:
 
     def __init__(self, database: Database) -> None:
         self._database = database
+        self._index = index_for(database.vector_extension)
 
     async def add_file(self, base_id: str, file_id: str, filename: str, content_type: str, content: bytes | None,
                        metadata: dict[str, Any], chunk_size: int, chunk_overlap: int) -> FileRecord:
@@ -148,7 +152,7 @@ class SqlKnowledgeFileStore:
         return await self._database.write(lambda c: set_status(c, file_id, status, error))
 
     async def delete_file(self, base_id: str, file_id: str) -> bool:
-        return await self._database.write(lambda c: delete_file(c, base_id, file_id))
+        return await self._database.write(lambda c: delete_file(c, base_id, file_id, self._index))
 
     async def unfinished(self) -> list[tuple[str, FileRecord]]:
         return await self._database.read(unfinished)

@@ -11,13 +11,15 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from taskgate.errors import BadRequestError, ConflictError, NotFoundError
-from taskgate.store import accounts, cache, datasets, functions, model_names
+from taskgate.store import accounts, cache, datasets, functions, model_names, trace_search
 from taskgate.store import analytics as usage_rows
 from taskgate.store import examples as example_rows
 from taskgate.store import generations as generation_rows
@@ -29,6 +31,7 @@ from taskgate.store.base import (
     ExampleRecord,
     FunctionDefinition,
     FunctionRecord,
+    FunctionStats,
     GenerationRecord,
     ModelAliasRecord,
     ModelNameKind,
@@ -36,11 +39,13 @@ from taskgate.store.base import (
     RevisionRecord,
     SpanEvent,
     SpanRecord,
+    TraceFilter,
     TraceSummary,
     UsageQuery,
     UsageRow,
 )
 from taskgate.store.database import Database
+from taskgate.store.keys import SqlKeyStore
 from taskgate.store.knowledge import SqlKnowledgeStore
 from taskgate.store.knowledge_files import SqlKnowledgeFileStore
 
@@ -63,6 +68,7 @@ class SqlStore:
         self.database = database
         self.knowledge = SqlKnowledgeStore(database)
         self.knowledge_files = SqlKnowledgeFileStore(database)
+        self.keys = SqlKeyStore(database)
         self._cache_puts = itertools.count(1)
 
     async def _write_retrying(self, fn: Callable[[Connection], T]) -> T:
@@ -86,6 +92,12 @@ class SqlStore:
 
     async def project_for_key_hash(self, key_hash: str) -> str | None:
         return await self.database.read(lambda c: accounts.project_for_key_hash(c, key_hash))
+
+
+
+
+    async def project_name(self, project_id: str) -> str | None:
+        return await self.database.read(lambda c: accounts.project_name(c, project_id))
 
     # ---- functions and revisions
     async def upsert_function(self, project_id: str, name: str, definition: FunctionDefinition) -> FunctionRecord:
@@ -183,6 +195,10 @@ class SqlStore:
     async def get_trace(self, project_id: str, trace_id: str) -> list[SpanRecord]:
         return await self.database.read(lambda c: span_rows.get_trace(c, project_id, trace_id))
 
+    async def find_traces(self, project_id: str, which: TraceFilter, before: datetime | None,
+                          limit: int) -> tuple[list[TraceSummary], datetime | None]:
+        return await self.database.read(lambda c: trace_search.find_traces(c, project_id, which, before, limit))
+
     async def delete_trace(self, project_id: str, trace_id: str) -> bool:
         def _delete(conn: Connection) -> bool:
             event_rows.delete_events_of_trace(conn, project_id, trace_id)
@@ -200,6 +216,9 @@ class SqlStore:
             return
         sweep = next(self._cache_puts) % CACHE_SWEEP_EVERY == 0
         await self.database.write(lambda c: cache.cache_put(c, project_id, key, payload, ttl_seconds, sweep))
+
+    async def ping(self) -> None:
+        await self.database.read(lambda c: c.execute(sa.text("SELECT 1")))
 
     async def close(self) -> None:
         # Joining the pool's threads blocks: do it off the loop.
@@ -313,6 +332,9 @@ class SqlStore:
     async def trace_exists(self, project_id: str, trace_id: str) -> bool:
         return await self.database.read(lambda c: span_rows.trace_exists(c, project_id, trace_id))
     # ---- analytics
+    async def function_stats(self, project_id: str, names: list[str], since: datetime) -> dict[str, FunctionStats]:
+        return await self.database.read(lambda c: usage_rows.function_stats(c, project_id, names, since))
+
     async def usage_report(self, project_id: str, query: UsageQuery) -> list[UsageRow]:
         return await self.database.read(lambda c: usage_rows.usage_report(c, project_id, query))
 

@@ -76,11 +76,23 @@ def _project_fk() -> sa.Column[str]:
                      nullable=False)
 
 
+def _limit_columns() -> list[sa.Column[Any]]:
+    """A key's or a project's limits (engine/quotas/rules.py `Quota`); a null is no limit."""
+    return [
+        sa.Column("rpm", sa.Integer, nullable=True),
+        sa.Column("tpm", sa.BigInteger, nullable=True),
+        sa.Column("budget_usd", sa.Float, nullable=True),
+        sa.Column("budget_period", sa.String(8), nullable=True),  # "day" or "month"
+        sa.Column("models", JSONText, nullable=True),  # allowed model globs; null: any model
+    ]
+
+
 projects = sa.Table(
     "projects", metadata,
     sa.Column("id", sa.String(UUID_LEN), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    *_limit_columns(),
 )
 
 api_keys = sa.Table(
@@ -89,6 +101,22 @@ api_keys = sa.Table(
     _project_fk(),
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    *_limit_columns(),
+)
+
+# What each key and project used, per UTC day and month (`period_key`: "day:2026-12-03",
+# "month:2026-12"), added to by every replica: the budgets' spend that survives restarts.
+usage_totals = sa.Table(
+    "usage_totals", metadata,
+    sa.Column("subject", sa.String(80), nullable=False),  # "key:<id>" or "project:<id>"
+    sa.Column("period_key", sa.String(20), nullable=False),
+    sa.Column("requests", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("cost_nano_usd", sa.BigInteger, nullable=False, server_default="0"),
+    sa.PrimaryKeyConstraint("subject", "period_key"),
 )
 
 functions = sa.Table(
@@ -187,6 +215,11 @@ examples.append_column(sa.Column("expected", JSONAsWritten, nullable=True))  # a
 examples.append_column(sa.Column("embedding", JSONType, nullable=True))  # the input's vector, for semantic search
 examples.append_column(sa.Column("embedding_model", sa.Text, nullable=True))  # the model that made it
 FUNCTION_DATASET = sa.Index("ix_functions_project_id_dataset_id", functions.c.project_id, functions.c.dataset_id)
+# The spans that did not succeed, by time (migration 0010): the UI's status filter walks only them. Partial,
+# so the spans that succeed (nearly all) cost no index entry to write. A query uses it by holding the same
+# term, `status <> 'ok'` (store/trace_search.py): neither database proves `status = 'error'` implies it.
+UNSUCCESSFUL_SPANS = sa.Index("ix_spans_unsuccessful", spans.c.project_id, spans.c.start_time,
+                              sqlite_where=spans.c.status != "ok", postgresql_where=spans.c.status != "ok")
 
 # ---- custom models and model aliases (issue 15): both named per project, names unique per project.
 custom_models = sa.Table(
@@ -294,6 +327,8 @@ knowledge_bases = sa.Table(
     sa.Column("embedding_model", sa.String(300), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("version", sa.Integer, nullable=False, server_default="0"),  # bumped by every change of its chunks
+    # the `version` its chunks' rows in the vector index (sqlite-vec, pgvector) match; NULL: never indexed
+    sa.Column("vector_version", sa.Integer, nullable=True),
     sa.UniqueConstraint("project_id", "name"),
 )
 

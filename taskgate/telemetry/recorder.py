@@ -16,6 +16,14 @@ arrives mid-write gets the core at once. When BACKLOG_BATCHES full batches still
 thread is not keeping up (the core is busy with other work) and batches are written at normal
 priority until the backlog is gone, as they are at shutdown.
 
+With a journal (`taskgate.telemetry.journal`, always given by the app), `record()` first appends
+the span to it, so a span in memory is also on disk: a process that dies loses nothing accepted,
+and the next one writes it. A journaled span is then never dropped for a store that cannot be
+reached: its batch waits, retried with a pause that grows to MAX_BACKOFF_S, until the store is back
+(the journal's bound refuses new calls long before memory runs out). Only a batch the reachable
+store refuses MAX_ATTEMPTS times (a span it cannot take) is dropped. `close()` then stores what it
+can within its deadline and leaves the rest in the journal for the next start.
+
 The price of batching is that a span reaches the store up to one interval late. When replicas
 share the store, a look-up by id that finds nothing therefore keeps asking for up to
 `peer_wait_s` (about one interval), since another replica may still hold the span in its batch.
@@ -27,13 +35,17 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections.abc import Callable
 
+from taskgate.errors import JournalUnavailableError, StoreUnavailableError
 from taskgate.store.base import SpanRecord, Store
+from taskgate.telemetry.journal import SpanJournal
+from taskgate.telemetry.store_health import StoreHealth
 
 log = logging.getLogger("taskgate.spans")
 
 MAX_ATTEMPTS = 8
-MAX_BACKOFF_S = 30.0
+MAX_BACKOFF_S = 5.0  # a store that comes back is written to within this long
 PEER_WRITE_MARGIN_S = 0.2  # a peer's batch write itself takes a little time after its interval
 MAX_PEER_WAIT_S = 2.0  # however long the interval, a missing span is reported by then
 PEER_POLL_S = 0.1
@@ -45,12 +57,21 @@ def peer_wait(flush_interval: float, shared_store: bool) -> float:
     return min(flush_interval + PEER_WRITE_MARGIN_S, MAX_PEER_WAIT_S) if shared_store else 0.0
 
 SpanKey = tuple[str, str]  # (project_id, span_id)
+SpanHook = Callable[[SpanRecord], None]
 
 
 class SpanRecorder:
     def __init__(self, store: Store, flush_interval: float = 1.0, max_batch: int = 500,
-                 peer_wait_s: float = 0.0) -> None:
+                 peer_wait_s: float = 0.0, journal: SpanJournal | None = None,
+                 health: StoreHealth | None = None, on_record: SpanHook | None = None,
+                 on_write_through: SpanHook | None = None) -> None:
+        """`on_record` sees every span `record()` accepts and `on_write_through` every span the span API
+        stored (metrics, OTLP export: `taskgate.telemetry.observability`); each must only queue it."""
         self._store = store
+        self._journal = journal
+        self.health = health or StoreHealth(store)
+        self._on_record = on_record
+        self._on_write_through = on_write_through
         self._interval = flush_interval
         self._peer_wait_s = peer_wait_s
         self._max_batch = max(1, max_batch)
@@ -64,30 +85,66 @@ class SpanRecorder:
         self.failed_writes = 0
         self.dropped_spans = 0
 
+    @property
+    def queue_depth(self) -> int:
+        """Spans accepted and not yet written."""
+        return len(self._pending) + len(self._inflight)
+
     async def start(self) -> None:
-        """Start the background flush task (idempotent)."""
+        """Take back what the journal holds from a process that stopped before storing it, and
+        start the background flush task (idempotent)."""
+        if self._journal is not None and self._task is None and not self._closed:
+            recovered = self._journal.recover()
+            for key, span in recovered:
+                self._pending.setdefault(key, span)
+            if recovered:
+                log.warning("the journal holds %d spans not yet stored; writing them", len(recovered))
+                self._wake.set()
         if self._task is None and not self._closed:
             self._task = asyncio.create_task(self._run(), name="taskgate-span-recorder")
 
-    def record(self, span: SpanRecord) -> None:
-        """Accept `span` for writing; a later record of the same id replaces it. Never raises."""
+    def record(self, span: SpanRecord) -> bool:
+        """Accept `span` for writing; a later record of the same id replaces it. Never raises.
+
+        Returns whether the span is safe from a crash: journaled (always, without a journal). When
+        the journal refused it, it still waits here for its batch, and the caller decides whether
+        its answer may go out (see `Engine._finish`)."""
         try:
             if self._closed:
                 self.dropped_spans += 1
                 log.warning("span %s recorded after the recorder closed; not written", span.id)
-                return
+                return False
+            journaled = self._journal is None or self._journal.append(span)  # a refusal is logged
             self._pending[(span.project_id, span.id)] = span
+            if self._on_record is not None:
+                self._on_record(span)
             if len(self._pending) >= self._max_batch:
                 self._wake.set()
+            return journaled
         except Exception:
             log.exception("could not accept a span for recording")
+            return False
+
+    def admit(self) -> None:
+        """Refuse a new call (JournalUnavailableError, a 503) when its span could not be journaled."""
+        if self._journal is not None and not self._journal.accepting():
+            raise JournalUnavailableError("the span journal has no room (its disk is full, or the store has been "
+                                          "down long enough to fill it); try again shortly")
+
+    def open(self, span: SpanRecord) -> None:
+        """Journal a call that starts answering before it is finished (a stream, before its first
+        byte), as it would be stored if the process died now; the finished span replaces it.
+        Raises JournalUnavailableError when the journal refuses it: the stream must not start."""
+        if self._journal is not None and not self._journal.append_open(span):
+            raise JournalUnavailableError("the span journal cannot be written; try again shortly")
 
     async def write_through(self, span: SpanRecord) -> None:
         """Write `span` now rather than with the next batch: for spans made through the span API,
         which a client may name as a parent, or look up, on another replica at once.
 
         Returns once the span is stored (or superseded by a newer version of it on its way). If
-        the store fails, the error is raised and the span is taken back, so the caller answers
+        the store fails, the error is raised (StoreUnavailableError, a 503, when the store cannot
+        be reached) and the span is taken back, so the caller answers
         with an error and the span never appears later behind its back; a version that was
         waiting for the batch before (a call's span being updated) waits there again.
         """
@@ -99,14 +156,20 @@ class SpanRecorder:
                 return  # a batch wrote it meanwhile, or a newer version is on its way
             try:
                 await self._store.write_spans([span])
-            except Exception:
+            except Exception as exc:
                 self.failed_writes += 1
                 if self._pending.get(key) is span:
                     self._take_back(key, before)
+                if not await self.health.reachable():
+                    raise StoreUnavailableError("the store cannot be reached; the span was not stored") from exc
                 raise
+            if self._on_write_through is not None:
+                self._on_write_through(span)
             if self._pending.get(key) is span:
                 del self._pending[key]
                 self._attempts.pop(key, None)
+                if self._journal is not None:  # a version journaled for the batch is superseded, stored
+                    self._journal.stored(key, self._journal.home(key))
 
     def _take_back(self, key: SpanKey, before: SpanRecord | None) -> None:
         if before is None:
@@ -138,21 +201,42 @@ class SpanRecorder:
         costing the event loop a thread hand-off and the GIL.
         """
         async with self._lock:
+            if self._journal is not None:
+                await asyncio.to_thread(SpanJournal.sync_and_close, self._journal.seal())
             for _ in range(-(-len(self._pending) // self._max_batch)):
                 if not self._pending or not await self._write_batch():
-                    return
+                    break
+            if self._journal is not None and (stored := self._journal.discard_stored()):
+                await asyncio.to_thread(SpanJournal.remove, stored)
 
-    async def close(self) -> None:
-        """Stop the background task and write every accepted span (each failing batch is retried
-        up to MAX_ATTEMPTS, so this ends even when the store is down)."""
+    async def close(self, deadline_s: float | None = None) -> None:
+        """Stop the background task and write every accepted span. Without a journal each failing
+        batch is retried up to MAX_ATTEMPTS, so this ends even when the store is down; with one,
+        writing stops at the first failure or after `deadline_s`, and the journal (fsynced) keeps
+        the rest for the next start."""
         self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        while self._pending:
-            await self.flush()
+        if self._journal is None:
+            while self._pending:
+                await self.flush()
+            return
+        try:
+            async with asyncio.timeout(deadline_s):
+                while self._pending:
+                    failed = self.failed_writes
+                    await self.flush()
+                    if self.failed_writes > failed:
+                        break
+        except TimeoutError:
+            log.warning("the store did not take every span before the shutdown deadline")
+        finally:
+            if self._pending:
+                log.warning("%d spans stay in the journal, to be written at the next start", len(self._pending))
+            self._journal.close()
 
     async def _run(self) -> None:
         failures = 0  # consecutive failed flushes: the pause doubles with each
@@ -174,6 +258,7 @@ class SpanRecorder:
     async def _write_batch(self) -> bool:
         keys = list(itertools.islice(self._pending, self._max_batch))
         batch = {key: self._pending.pop(key) for key in keys}
+        homes = {key: self._journal.home(key) for key in keys} if self._journal is not None else {}
         self._inflight = batch
         behind = self._closed or len(self._pending) >= self._max_batch * BACKLOG_BATCHES
         try:
@@ -181,7 +266,11 @@ class SpanRecorder:
         except Exception:
             self.failed_writes += 1
             log.warning("writing %d spans failed; will retry", len(batch), exc_info=True)
-            self._requeue(batch, failed=True)
+            self.health.failed()
+            # A journaled span is given up only when a store that answers refuses it; while the
+            # store cannot be reached, its spans wait (the journal bounds how many).
+            counts = self._journal is None or await self.health.reachable()
+            self._requeue(batch, failed=counts)
             return False
         except BaseException:
             # Cancelled mid-write (shutdown): the write may or may not have landed; upserting again is safe.
@@ -189,8 +278,11 @@ class SpanRecorder:
             raise
         finally:
             self._inflight = {}
+        self.health.succeeded()
         for key in batch:
             self._attempts.pop(key, None)
+            if self._journal is not None and key not in self._pending:
+                self._journal.stored(key, homes[key])
         return True
 
     def _requeue(self, batch: dict[SpanKey, SpanRecord], failed: bool) -> None:
@@ -202,6 +294,8 @@ class SpanRecorder:
                 self._attempts.pop(key, None)
                 self.dropped_spans += 1
                 log.error("dropping span %s after %d failed writes", span.id, attempts)
+                if self._journal is not None:
+                    self._journal.stored(key, self._journal.home(key))  # it can never be stored
                 continue
             self._attempts[key] = attempts
             self._pending[key] = span

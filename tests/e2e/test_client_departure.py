@@ -115,7 +115,7 @@ def access_statuses(server: ServerProcess, path: str) -> list[int]:
 def test_sigterm_cancels_a_long_call_after_the_grace_period_and_keeps_its_span(fake_provider, tmp_path):
     grace_s = 1.0
     server = ServerProcess(fake_provider, tmp_path / "stopping",
-                           env={"TASKGATE_SHUTDOWN_GRACE_SECONDS": str(grace_s)})
+                           env={"TASKGATE_SHUTDOWN_SECONDS": str(grace_s)})
     server.start()
     process = server.process
     assert process is not None

@@ -230,6 +230,7 @@ def test_a_request_inside_a_body_is_never_answered(probe: Probe, outer: bytes) -
 ANY_FUNCTION = {"GET", "PUT", "DELETE"}
 ALLOWED: dict[str, set[str]] = {
     "/health": {"GET"},
+    "/metrics": {"GET"},
     "/v3/openapi.json": {"GET"},
     "/v3/openapi.yaml": {"GET"},
     "/v3/models": {"GET"},
@@ -281,6 +282,7 @@ def test_a_wrong_method_is_405_with_the_right_allow_header(probe: Probe, path: s
     assert allow - {"HEAD", "OPTIONS"} == ALLOWED[path], f"Allow: {reply.headers.get('allow')!r}"
 
 
-@pytest.mark.parametrize("path", ["/v2/call", "/v3/spans", FUNCTION_PATH, f"{FUNCTION_PATH}/call", "/health"])
+@pytest.mark.parametrize("path", ["/v2/call", "/v3/spans", FUNCTION_PATH, f"{FUNCTION_PATH}/call", "/health",
+                                  "/metrics"])
 def test_an_unknown_method_is_refused(probe: Probe, path: str) -> None:
     _refused_reply(probe, _exchange(probe, raw_request("BREW", path, b"{}")))

@@ -23,11 +23,26 @@ from taskgate.providers.catalog import PRESETS, ProviderPreset, resolve_provider
     ("TASKGATE_SPAN_FLUSH_SECONDS", "-1", "greater than 0"),
     ("TASKGATE_MAX_BODY_BYTES", "lots", "must be a number"),
     ("TASKGATE_LOCAL_QUEUE", "0", "greater than 0"),
+    ("TASKGATE_JOURNAL_MAX_BYTES", "0", "greater than 0"),
+    ("TASKGATE_JOURNAL_MAX_BYTES", "-5", "greater than 0"),
+    ("TASKGATE_JOURNAL_MAX_BYTES", "inf", "finite number"),
+    ("TASKGATE_JOURNAL_MAX_BYTES", "1e400", "finite number"),
+    ("TASKGATE_JOURNAL_MAX_BYTES", "'; rm -rf /", "must be a number"),
+    ("TASKGATE_SHUTDOWN_SECONDS", "nan", "number"),
+    ("TASKGATE_SHUTDOWN_SECONDS", "0", "greater than 0"),
 ])
 def test_bad_numbers_name_their_variable(name: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=name) as caught:
         Settings.from_env({name: value})
     assert message in str(caught.value)
+
+
+def test_the_shutdown_deadline_is_read_under_its_old_name_too_and_the_new_one_wins() -> None:
+    assert Settings.from_env({}).shutdown_grace_s == 10.0
+    assert Settings.from_env({"TASKGATE_SHUTDOWN_GRACE_SECONDS": "3"}).shutdown_grace_s == 3.0
+    both = {"TASKGATE_SHUTDOWN_GRACE_SECONDS": "3", "TASKGATE_SHUTDOWN_SECONDS": "7"}
+    assert Settings.from_env(both).shutdown_grace_s == 7.0
+    assert Settings.from_env({"TASKGATE_JOURNAL_MAX_BYTES": "1e6"}).journal_max_bytes == 1_000_000
 
 
 def test_serve_refuses_a_bad_setting_with_exit_code_2(tmp_path: Path) -> None:

@@ -99,9 +99,9 @@ class KeptSpans(SpanRecorder):
         super().__init__(store)
         self.recorded: list[SpanRecord] = []
 
-    def record(self, span: SpanRecord) -> None:
+    def record(self, span: SpanRecord) -> bool:
         self.recorded.append(span)
-        super().record(span)
+        return super().record(span)
 
 
 @dataclass(slots=True)

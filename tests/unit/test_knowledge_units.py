@@ -6,14 +6,16 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from taskgate.engine.knowledge.chunking import Chunking, split
 from taskgate.engine.knowledge.filters import Filter, parse_filters, passes
-from taskgate.engine.knowledge.service import _fused
-from taskgate.errors import BadRequestError
+from taskgate.engine.knowledge.service import _fused, _unit
+from taskgate.errors import BadRequestError, UpstreamProtocolError
+from taskgate.store.database import PGVECTOR_MIN_VERSION, _version_tuple
 
 
 def test_short_text_is_one_chunk_and_blank_is_none() -> None:
@@ -82,3 +84,24 @@ def test_fusion_lets_words_reorder_close_vector_ranks_only() -> None:
     assert dict(fused)[5] == pytest.approx(1 / 15 + 0.3 / 61)
     assert _fused([[1, 2], [2]])[0][0] == 1  # the vectors' first place stays first
     assert _fused([[], []]) == []
+
+
+@pytest.mark.parametrize("values", [[3.0, 4.0], [1e300, 1e300], [-1e-300, 0.0], [0.0, 0.0], [5e38, -5e38, 1.0]])
+def test_vectors_are_stored_unit_length_and_finite(values: list[float]) -> None:
+    """Values past float32's range would be inf or NaN as float32, which the vector index refuses."""
+    stored = np.frombuffer(_unit(values), dtype="<f4")
+    assert stored.shape == (len(values),) and np.isfinite(stored).all()
+    assert np.linalg.norm(stored) == pytest.approx(0.0 if not any(values) else 1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("values", [[], [float("nan"), 1.0], [float("inf")], [[1.0, 2.0]]])
+def test_an_empty_or_non_finite_vector_is_the_upstreams_fault(values: Any) -> None:
+    with pytest.raises(UpstreamProtocolError):
+        _unit(values)
+
+
+@pytest.mark.parametrize(("version", "usable"), [("0.8.2", True), ("0.8.0", True), ("1.0", True), ("0.7.4", False),
+                                                 ("0.5.1-dev", False), ("garbage", False)])
+def test_pgvector_is_used_from_0_8_on(version: str, usable: bool) -> None:
+    """Older pgvector has no iterative HNSW scans: filtering by base could leave a search short."""
+    assert (_version_tuple(version) >= PGVECTOR_MIN_VERSION) is usable

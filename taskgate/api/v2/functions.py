@@ -59,7 +59,7 @@ def _config(record: FunctionRecord) -> TaskConfig:
     return config
 
 
-def _list_item(record: FunctionRecord) -> dict[str, Any]:
+def list_item(record: FunctionRecord) -> dict[str, Any]:
     definition = record.definition
     return {"id": record.id, "name": record.name, "revision_id": record.revision_id,
             "description": definition.description, "instructions": definition.instructions,
@@ -153,7 +153,7 @@ async def list_functions(ctx: AppContext, request: Request) -> Response:
     if name is not None:
         identifier(name, "query parameter 'name'", MAX_NAME_FILTER_CHARS)
     records, total = await ctx.engine.functions.listing(project_id, name, sort, page.limit, page.offset)
-    return JSONResponse(paged([_list_item(record) for record in records], total))
+    return JSONResponse(paged([list_item(record) for record in records], total))
 
 
 async def get(ctx: AppContext, request: Request) -> Response:

@@ -32,7 +32,14 @@ if TYPE_CHECKING:
 
 
 async def health(req: V3Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    """Liveness: 200 while the server runs, `degraded` while the store fails (telemetry/health_report.py)."""
+    return JSONResponse(await req.ctx.health.liveness())
+
+
+async def ready(req: V3Request) -> Response:
+    """Readiness: 503 when this replica cannot take calls (its span journal has no room)."""
+    accepting, body = await req.ctx.health.readiness()
+    return JSONResponse(body, status_code=200 if accepting else 503)
 
 
 async def openapi_json(req: V3Request) -> Response:
@@ -67,10 +74,19 @@ YAML = "application/yaml"
 _OPENAPI_DOCUMENT = obj({"openapi": STRING, "info": OBJECT, "paths": OBJECT, "components": OBJECT},
                         required=("openapi", "info", "paths", "components"), title="OpenAPIDocument")
 _SYSTEM = ("system",)
+_COUNT = {"type": "integer", "minimum": 0}
+_HEALTH = obj({"status": {"type": "string", "enum": ["ok", "degraded"]},
+               "store": {"type": "string", "enum": ["failing"]}, "unstored_spans": _COUNT},
+              required=("status",), title="Health")
+_READY = obj({"status": {"type": "string", "enum": ["ready", "not_ready"]},
+              "store": {"type": "string", "enum": ["ok", "failing"]},
+              "journal": obj({"state": {"type": "string", "enum": ["ok", "full"]}, "unstored_spans": _COUNT,
+                              "bytes": _COUNT, "max_bytes": _COUNT, "failed_appends": _COUNT},
+                             required=("state", "unstored_spans", "bytes", "max_bytes", "failed_appends"))},
+             required=("status", "store", "journal"), title="Readiness")
 ROUTES: list[Operation] = [
-    Operation("GET", "/health", "Health check", health,
-              {JSON: obj({"status": {"type": "string", "enum": ["ok"]}}, required=("status",))}, auth=False,
-              tags=_SYSTEM),
+    Operation("GET", "/health", "Health check", health, {JSON: _HEALTH}, auth=False, tags=_SYSTEM),
+    Operation("GET", "/ready", "Readiness check", ready, {JSON: _READY}, auth=False, tags=_SYSTEM),
     Operation("GET", "/v3/openapi.json", "This server's OpenAPI document", openapi_json, {JSON: _OPENAPI_DOCUMENT},
               auth=False, tags=_SYSTEM),
     Operation("GET", "/v3/openapi.yaml", "This server's OpenAPI document, as YAML", openapi_yaml,

@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from taskgate.api.body_schemas import STRING, BodyGate, JsonSchema, nullable, obj
 from taskgate.errors import BadRequestError, MethodNotAllowedError, NotFoundError
 from taskgate.server.request_io import MAX_SQL_INT, Handler, guarded, query_int, read_json
+from taskgate.telemetry.metrics import ROUTE_TEMPLATE
 
 if TYPE_CHECKING:
     from taskgate.context import AppContext
@@ -170,6 +171,7 @@ def _function_dispatcher(ctx: AppContext, ops: Sequence[Operation]) -> Handler:
             if match is None:
                 continue
             if op.method == request.method:
+                request.scope[ROUTE_TEMPLATE] = op.path  # the metrics' route label, finer than the catch-all's
                 return await _run(ctx, op, request, match.groupdict())
             allowed.append(op.method)
         if allowed:

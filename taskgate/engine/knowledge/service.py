@@ -27,7 +27,7 @@ from taskgate.engine.knowledge.chunking import Chunking, split
 from taskgate.engine.knowledge.filters import Filter, passes
 from taskgate.engine.rerank import Reranker, RerankTask
 from taskgate.engine.spans import SpanService
-from taskgate.errors import BadRequestError, NotFoundError, TaskgateError
+from taskgate.errors import BadRequestError, NotFoundError, TaskgateError, UpstreamProtocolError
 from taskgate.ids import new_id
 from taskgate.store.base import SpanRecord, Store
 from taskgate.store.examples import query_terms
@@ -128,6 +128,12 @@ class KnowledgeService:
         self._spans.record(span.done({"document_id": document_id, "chunks": len(pieces)}, None))
         return document_id, key
 
+    async def documents(self, project_id: str, base_id: str, after: str | None,
+                        limit: int) -> list[tuple[str, dict[str, Any]]]:
+        """A page of the base's documents by key: (key, metadata), those after `after` when given."""
+        base = await self.get(project_id, base_id)
+        return await self._store.list_documents(base.id, after, limit)
+
     async def document(self, project_id: str, base_id: str, key: str) -> DocumentRecord:
         base = await self.get(project_id, base_id)
         document = await self._store.get_document(base.id, key)
@@ -203,11 +209,19 @@ class KnowledgeService:
 
 
 def _unit(vector: list[float]) -> bytes:
+    """The vector at unit length as float32 bytes. Scaled by its largest value first, so a model's huge
+    values (past float32's range) cannot overflow into inf or NaN, which the vector index (pgvector)
+    refuses; an empty vector or a non-finite value is the upstream's malformed answer."""
     import numpy as np
 
-    array = np.asarray(vector, dtype="<f4")
-    norm = float(np.linalg.norm(array))
-    return (array / norm if norm else array).astype("<f4").tobytes()
+    array = np.asarray(vector, dtype=np.float64)
+    if array.ndim != 1 or array.size == 0 or not np.isfinite(array).all():
+        raise UpstreamProtocolError("the embedding model answered an empty or non-finite vector")
+    largest = float(np.abs(array).max())
+    if largest:
+        array = array / largest
+        array = array / float(np.linalg.norm(array))
+    return array.astype("<f4").tobytes()
 
 
 def _fused(rankings: list[list[int]]) -> list[tuple[int, float]]:

@@ -14,8 +14,8 @@ from taskgate.store.tables import metadata
 def _is_ours(obj: object, name: str | None, kind: str, reflected: bool, compare_to: object) -> bool:
     """Autogenerate must leave the full-text search objects alone (SQLite's FTS5 tables, the Postgres
     GIN index): migration 0001 makes them with raw SQL, and `tables.py` does not describe them."""
-    if kind == "table" and name is not None and name.startswith("examples_fts"):
-        return False
+    if kind == "table" and name is not None and name.startswith(("examples_fts", "knowledge_vectors_")):
+        return False  # the vector index's tables are made at run time, one per dimension
     return not (kind == "index" and name == "ix_examples_search")
 
 
