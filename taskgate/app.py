@@ -28,7 +28,6 @@ from taskgate.engine.quotas.counters import LocalCounters
 from taskgate.engine.quotas.gate import QuotaGate
 from taskgate.engine.quotas.keys import KeyService
 from taskgate.engine.quotas.ledger import UsageLedger
-from taskgate.engine.quotas.redis_counters import RedisCounters
 from taskgate.engine.rerank import RerankLimits
 from taskgate.engine.secret_box import SecretBox, load_secret_key
 from taskgate.providers.registry import ProviderRegistry
@@ -125,4 +124,6 @@ def _quota_gate(settings: Settings, store: Store) -> QuotaGate:
     local = LocalCounters(ledger.spent)
     if settings.redis_url is None:
         return QuotaGate(local, ledger)
+    from taskgate.engine.quotas.redis_counters import RedisCounters  # the redis client only where it is used
+
     return QuotaGate(RedisCounters(settings.redis_url, f"{settings.redis_prefix}limits:", ledger.spent, local), ledger)
