@@ -106,6 +106,8 @@ class VectorMatrices:
 
 def best_of(matrix: _Matrix, vector: np.ndarray, limit: int) -> list[int]:
     """The `limit` chunk ids of the matrix nearest to `vector`, ties in chunk order."""
+    import numpy as np
+
     if matrix.ids.size == 0:
         return []
     scores = matrix.vectors @ vector.astype("<f4")
