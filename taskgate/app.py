@@ -31,6 +31,7 @@ from taskgate.engine.quotas.ledger import UsageLedger
 from taskgate.engine.rerank import RerankLimits
 from taskgate.engine.secret_box import SecretBox, load_secret_key
 from taskgate.providers.registry import ProviderRegistry
+from taskgate.replicas.wiring import replication_for
 from taskgate.server.access_log import flush_log
 from taskgate.server.auth import Authenticator
 from taskgate.server.dispatch import App
@@ -66,7 +67,9 @@ def create_app(settings: Settings) -> ASGIApp:
                                 on_write_through=observability.on_write_through())
         observability.watch(recorder)
         await recorder.start()  # first, what a process that died left in the journal
-        auth = Authenticator(store)
+        # What replicas share through Redis; `replication.link` is the process's one Redis connection.
+        replication = replication_for(store, settings)
+        auth = Authenticator(store, replication.notices)
         await auth.bootstrap(settings.api_keys, settings.session_keys)
         providers = ProviderRegistry(settings)
         limits = CallLimits(settings.max_attempts, settings.max_upstream_calls, settings.max_request_tokens,
@@ -89,9 +92,12 @@ def create_app(settings: Settings) -> ASGIApp:
                         ocr_limits=OcrLimits(settings.ocr_max_bytes, tuple(settings.ocr_models)),
                         default_embedding_model=settings.default_embedding_model,
                         knowledge_rerank_model=settings.knowledge_rerank_model, meter=observability.metrics,
-                        quotas=quotas)
-        keys = KeyService(store.keys, quotas, providers.known(), engine.model_names.names, on_change=auth.forget)
-        ctx = AppContext(settings, auth, engine, HealthReport(store_health, journal), keys)
+                        quotas=quotas, replication=replication)
+        await replication.start()
+        keys = KeyService(store.keys, quotas, providers.known(), engine.model_names.names,
+                          on_change=auth.key_changed)
+        health = HealthReport(store_health, journal, replication.redis_state if replication.link else None)
+        ctx = AppContext(settings, auth, engine, health, keys, replication)
         for dialect in DIALECTS:
             app.mount(dialect.routes(ctx))
         app.mount(metrics_endpoint.routes(observability.metrics, auth, settings.metrics_public))
@@ -111,6 +117,7 @@ def create_app(settings: Settings) -> ASGIApp:
             # the grace period stays in the journal for the next start.
             await recorder.close(deadline_s=settings.shutdown_grace_s)
             await quotas.aclose()  # and the usage they counted
+            await replication.close()
             await providers.aclose()
             await store.close()
 

@@ -137,6 +137,13 @@ def _redis_url(raw: str | None) -> str | None:
     return raw.strip() if raw is not None else None
 
 
+def _redis_prefix(raw: str) -> str:
+    """Keys and channel names are built from it: printable, short, and without spaces or globs."""
+    if not 0 < len(raw) <= 64 or not all(ch.isascii() and (ch.isalnum() or ch in "_.:-") for ch in raw):
+        raise PydanticCustomError("redis_prefix", "must be 1 to 64 letters, digits or _.:-")
+    return raw
+
+
 def _route_models(raw: object) -> object:
     """`fast=openai/gpt-4o-mini,quality=...` -> {preference: model}; a preference v3 does not know
     would never be asked for, so it is refused rather than kept unused."""
@@ -238,11 +245,13 @@ class Settings(BaseSettings):
     # and the provider key and base-URL variables that are set.
     provider_entries: dict[str, dict[str, Any]] = Field(default_factory=dict)
     provider_variables: dict[str, str] = Field(default_factory=dict, repr=False)
-    # Redis (`redis://host:port/db`): keys' and projects' rate and budget counters, atomic across the
-    # replicas sharing it; unset, each process counts its own. Every key Taskgate makes starts with the prefix.
+    # Redis (`redis://host:port/db`), shared by the replicas: keys' and projects' rate and budget counters
+    # (atomic across them), the response cache, change notices and unwritten spans (taskgate/replicas);
+    # unset, each process keeps its own. Every key and channel Taskgate makes starts with the prefix.
     redis_url: Annotated[str | None, AfterValidator(_redis_url)] = Field(
         None, validation_alias="TASKGATE_REDIS_URL", repr=False)
-    redis_prefix: str = Field("taskgate:", validation_alias="TASKGATE_REDIS_PREFIX", max_length=100)
+    redis_prefix: Annotated[str, AfterValidator(_redis_prefix)] = Field(
+        "taskgate:", validation_alias="TASKGATE_REDIS_PREFIX")
     # The Fernet key that encrypts stored secrets (custom models' API keys); unset, one is generated
     # into the data directory on first start (engine/secret_box.py).
     secret_key: Annotated[str | None, AfterValidator(_fernet_key)] = Field(
@@ -406,6 +415,7 @@ _REASONS = {
     "int_from_float": "must be a whole number",
     "string_pattern_mismatch": "must be written as provider/model",
     "redis_url": "must be a redis://, rediss:// or unix:// URL",
+    "redis_prefix": "must be 1 to 64 letters, digits or _.:-",
     "fernet_key": "must be a Fernet key: 32 bytes in URL-safe base64 (44 characters)",
     "bool_parsing": "must be 1 or 0 (true or false)",
 }

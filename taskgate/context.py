@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from taskgate.config import Settings
     from taskgate.engine.engine import Engine
     from taskgate.engine.quotas.keys import KeyService
+    from taskgate.replicas.wiring import Replication
     from taskgate.server.auth import Authenticator
     from taskgate.telemetry.health_report import HealthReport
 
@@ -24,3 +25,4 @@ class AppContext:
     engine: Engine
     health: HealthReport
     keys: KeyService
+    replication: Replication | None = None  # `replication.link`: the process's one Redis connection, if any

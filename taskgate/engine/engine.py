@@ -82,6 +82,7 @@ from taskgate.providers.base import ChatRequest, ChatResponse, ChunkCollector, I
 from taskgate.providers.model_traits import MEDIA_CAPABILITY
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.providers.wire_capture import CaptureScope, capturing
+from taskgate.replicas.wiring import Replication
 from taskgate.store.base import SpanRecord, Store
 from taskgate.telemetry.generations import GenerationRecorder
 from taskgate.telemetry.recorder import SpanRecorder
@@ -132,27 +133,31 @@ class Engine:
                  generations: GenerationRecorder | None = None, rerank_limits: RerankLimits | None = None,
                  ocr_limits: OcrLimits | None = None, default_embedding_model: str = DEFAULT_EMBEDDING_MODEL,
                  knowledge_rerank_model: str | None = None, meter: UpstreamMeter | None = None,
-                 quotas: QuotaGate | None = None) -> None:
+                 quotas: QuotaGate | None = None, replication: Replication | None = None) -> None:
         """`dataset_embedding_model` (`provider/model`) turns on semantic search over dataset entries;
         `meter` is told of every upstream call and fallback (the Prometheus metrics); `quotas` checks
-        and counts keys' and projects' limits on every model call."""
+        and counts keys' and projects' limits on every model call; `replication` is what replicas
+        share (default: a single node's stand-ins)."""
+        replication = replication or Replication.single_node(store)
         self._limits = limits or CallLimits()
         self.quotas = quotas
         self._router = Router(registry, default_model, meter)
         self.catalogue = ModelCatalogue(registry, default_model, local_models)  # what can be routed to
         self._prices = PriceBook()
-        self._cache = ResultCache(store)
-        self.functions = FunctionService(store)
-        self.spans = SpanService(store, recorder, quotas.charge if quotas is not None else None)
+        self._cache = ResultCache(replication.cache)
+        self.functions = FunctionService(store, notices=replication.notices)
+        self.spans = SpanService(store, recorder, quotas.charge if quotas is not None else None,
+                                 replication.span_mirror)
         secrets = secrets or SecretBox.ephemeral()
-        self.model_names = ModelNames(store, registry, secrets)
+        self.model_names = ModelNames(store, registry, secrets, replication.notices)
         self.generations = GenerationService(store, generations)
         calls = ProviderCalls(self._router, self.model_names, self.price, self.spans, self.generations.scope,
                               quotas)
         self._embedder = Embedder(calls)
         self.reranker = Reranker(calls, rerank_limits or RerankLimits())
         self.ocr = OcrService(self.run, ocr_limits or OcrLimits())
-        self.examples = ExampleService(store, EntrySearch(store, self._embedder.embed, dataset_embedding_model))
+        self.examples = ExampleService(store, EntrySearch(store, self._embedder.embed, dataset_embedding_model),
+                                       replication.notices)
         self.datasets = DatasetService(self.functions, self.examples)
         self.feedback = FeedbackService(store, self.spans, self.functions, self.examples, feedback_autosave_score)
         self.usage = UsageService(store, recorder)
@@ -244,7 +249,9 @@ class Engine:
         call = await self._prepare(task, streaming)
         try:
             if call.image_model:
-                yield Finished(await self._generated_images(call))
+                result = await self._generated_images(call)
+                await self.spans.settled(task.project_id, call.span_id)
+                yield Finished(result)
                 return
             if guard is not None:
                 guard.span_id = call.span_id
@@ -263,6 +270,7 @@ class Engine:
                         yield TextDelta(replay)
                     for index, tool in enumerate(cached.tool_calls):  # as the live stream gave them
                         yield ToolCallDelta(index, tool.id, tool.name, tool.arguments)
+                await self.spans.settled(task.project_id, call.span_id)
                 yield Finished(result)
                 return
             messages, routes = call.messages, call.routes
@@ -347,7 +355,9 @@ class Engine:
                     if guard is not None:  # a stream's channels screened what they sent
                         result = await self._screened(call, functools.partial(guard.screen_output, scan=not streaming),
                                                       result)
-                    yield Finished(self._finish(call, result, answering=streaming))
+                    result = self._finish(call, result, answering=streaming)
+                    await self.spans.settled(task.project_id, call.span_id)  # its id is readable everywhere
+                    yield Finished(result)
                     return
                 if sent or call.attempts >= call.max_attempts:
                     error = _misfit(errors, call.attempts, sent)

@@ -2,8 +2,9 @@
 clients send it. Keys are stored as sha256 hashes (why: `store.accounts.key_hash`).
 
 A key is looked up with its limits and its project's, and the answer is kept for `REFRESH_S`: a key
-revoked or limited on another replica (or by the CLI) takes effect here within that time, and at
-once when it was changed through this replica's admin API (`forget`). The request's caller is
+revoked or limited by the CLI takes effect here within that time, and at once when it was changed
+through an admin API: this replica's (`key_changed`), or, with Redis, another replica's, whose change
+notice (`replicas.notices`) makes this one forget what it read. The request's caller is
 made current (`engine.quotas.caller`) for the limit checks of its model calls.
 """
 
@@ -18,6 +19,7 @@ from taskgate.engine.quotas.caller import Caller, admit_caller
 from taskgate.engine.quotas.rules import NO_QUOTA, quota_of
 from taskgate.errors import UnauthorizedError
 from taskgate.lru import BoundedLRU
+from taskgate.replicas.notices import ChangeNotices
 from taskgate.server.request_io import header_map
 from taskgate.store.accounts import key_hash
 from taskgate.store.base import Store
@@ -32,8 +34,11 @@ class Authenticator:
     """Maps a request's key to its caller (project, rights, limits), asking the store only on a
     cache miss or once the cached answer is `REFRESH_S` old."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, notices: ChangeNotices | None = None) -> None:
         self._store = store
+        self._notices = notices or ChangeNotices()
+        self._notices.on("key", self._changed_elsewhere)
+        self._notices.on_reset(self.forget)
         self._bootstrap: set[str] = set()  # hashes of TASKGATE_API_KEYS
         self._default_project = ""
         self._session: dict[str, str] = {}  # hashes of this process's own keys -> project id
@@ -87,8 +92,16 @@ class Authenticator:
         return caller.project_id if caller is not None else None
 
     def forget(self) -> None:
-        """A key or project changed here: read every caller again at its next request."""
+        """Read every caller again at its next request."""
         self._callers.clear()
+
+    def key_changed(self) -> None:
+        """A key or project changed here: forget what was read, here and on every other replica."""
+        self.forget()
+        self._notices.announce_soon("key", "", "*")
+
+    async def _changed_elsewhere(self, _project_id: str, _subject: str) -> None:
+        self.forget()
 
     async def _caller(self, digest: str) -> Caller:
         now = time.monotonic()

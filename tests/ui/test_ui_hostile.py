@@ -159,3 +159,17 @@ def test_the_sign_in_page_refuses_bad_keys_and_foreign_redirects(page: Any, ui_s
     page.fill("#key", ui_server.key)
     page.click("button[type=submit]")
     page.wait_for_url("**/ui/traces")
+
+
+def test_a_session_of_a_key_without_admin_rights_cannot_see_or_make_keys(page: Any, ui_server: UiServer,
+                                                                          watch: PageWatch) -> None:
+    """As with /v2/admin/keys: a limited key must not mint itself an unlimited one through the UI."""
+    watch.allow(403)
+    sign_in(page, ui_server.other_key)  # made by `taskgate keys create`: calls only
+    response = page.goto("/ui/keys")
+    assert response.status == 403
+    assert "admin key" in page.content()
+    page.goto("/ui/traces")
+    token = page.locator("input[name=csrf]").first.get_attribute("value")
+    assert page.request.post("/ui/keys", form={"csrf": token}).status == 403
+    assert page.request.post("/ui/keys/any/revoke", form={"csrf": token}).status == 403
