@@ -169,9 +169,10 @@ def _sqlite_add(x: str, sign: str) -> str:
         f"ON CONFLICT ({HOURS_KEY}) DO UPDATE SET {_sums('usage_hours')};",
     ]
     if not sign:
-        statements.append(f"INSERT OR IGNORE INTO usage_tag_skipped (project_id, tag_key) SELECT {x}.project_id, "
+        # upserts, not INSERT OR IGNORE: inside a trigger the outer statement's conflict policy wins
+        statements.append(f"INSERT INTO usage_tag_skipped (project_id, tag_key) SELECT {x}.project_id, "
                           f"j.key FROM json_each({x}.tags) AS j WHERE {_SQLITE_KEY_OK} AND {_SQLITE_HAS_VALUE} "
-                          f"AND NOT ({_SQLITE_VALUE_OK});")
+                          f"AND NOT ({_SQLITE_VALUE_OK}) ON CONFLICT DO NOTHING;")
     statements.append(
         f"INSERT INTO usage_tag_hours ({TAGS_KEY}, {columns}) SELECT {x}.project_id, j.key, {hour}, j.value, "
         f"{values} FROM json_each({x}.tags) AS j WHERE {_SQLITE_KEY_OK} AND {_SQLITE_VALUE_OK} "
@@ -199,7 +200,8 @@ def _sqlite() -> None:
     op.execute(f"CREATE TRIGGER usage_tag_hours_capped AFTER INSERT ON usage_tag_hours WHEN (SELECT count(*) FROM "
                f"(SELECT 1 FROM usage_tag_hours WHERE project_id = new.project_id AND tag_key = new.tag_key "
                f"AND hour = new.hour LIMIT {MAX_VALUES_PER_HOUR + 1})) > {MAX_VALUES_PER_HOUR} BEGIN "
-               f"INSERT OR IGNORE INTO usage_tag_skipped (project_id, tag_key) VALUES (new.project_id, new.tag_key); "
+               f"INSERT INTO usage_tag_skipped (project_id, tag_key) VALUES (new.project_id, new.tag_key) "
+               f"ON CONFLICT DO NOTHING; "
                f"END")
     op.execute("CREATE TRIGGER usage_tag_skipped_dropped AFTER INSERT ON usage_tag_skipped BEGIN "
                "DELETE FROM usage_tag_hours WHERE project_id = new.project_id AND tag_key = new.tag_key; END")
