@@ -30,7 +30,7 @@ from taskgate.store.base import (
     UsageRow,
 )
 from taskgate.store.tables import spans
-from taskgate.store.usage_rollup import ROLLED_COUNTERS, rollup_selects, tag_rolled_up, whole_hours
+from taskgate.store.usage_rollup import rolled_counters, rollup_selects, tag_rolled_up, whole_hours
 
 # SQLite: how many characters of the stored time text name a bucket, and how to read them back.
 _SQLITE_PREFIX = {"minute": (16, "%Y-%m-%d %H:%M"), "hour": (13, "%Y-%m-%d %H"), "day": (10, "%Y-%m-%d"),
@@ -90,7 +90,7 @@ def _usage_value(dialect: str, name: str) -> sa.ColumnElement[Any]:
 
 
 def _span_counter(dialect: str, name: str) -> sa.ColumnElement[Any]:
-    """One span's share of a counter of ROLLED_COUNTERS, for a raw edge beside the rollup rows."""
+    """One span's share of a rolled-up counter, for a raw edge beside the rollup rows."""
     if name == "calls":
         return sa.literal(1, sa.BigInteger)
     if name in ("cost", "total_tokens"):
@@ -133,6 +133,7 @@ def _from_rollups(dialect: str, project_id: str, query: UsageQuery, counters: tu
                   hours: tuple[datetime, datetime]) -> sa.Select[Any]:
     """The report summed over the rollups' whole hours and the raw spans of the partial hours at the
     ends, in one GROUP BY (see taskgate/store/usage_rollup.py)."""
+    rolled = rolled_counters(query)
     selects = rollup_selects(dialect, project_id, query, hours,
                              lambda column: _bucket(dialect, query.granularity, column))
     start = spans.c.start_time
@@ -141,13 +142,13 @@ def _from_rollups(dialect: str, project_id: str, query: UsageQuery, counters: tu
     if edges:
         selects.append(
             sa.select(_bucket(dialect, query.granularity), *(_group(dialect, key) for key in query.group_by),
-                      *(_span_counter(dialect, name) for name in ROLLED_COUNTERS))
+                      *(_span_counter(dialect, name) for name in rolled))
             .where(spans.c.project_id == project_id, sa.or_(*edges),
                    sa.or_(spans.c.cost.is_not(None), spans.c.total_tokens > 0)))
     parts = sa.union_all(*selects).subquery("parts")
     part_columns = list(parts.c)
     width = len(query.group_by) + 1
-    sums = {name: sa.func.sum(part_columns[width + index]) for index, name in enumerate(ROLLED_COUNTERS)}
+    sums = {name: sa.func.sum(part_columns[width + index]) for index, name in enumerate(rolled)}
     positions: list[sa.ColumnElement[Any]] = [sa.literal_column(str(position)) for position in range(1, width + 1)]
     return (sa.select(part_columns[0].label("bucket"),
                       *(column.label(f"g{index}") for index, column in enumerate(part_columns[1:width])),

@@ -371,10 +371,13 @@ USAGE_JSON_COUNTERS = ("input_tokens", "output_tokens", "reasoning_tokens", "cac
 _USAGE_COUNTER = sa.BigInteger().with_variant(sa.Numeric(), "postgresql")
 
 
-def _usage_counters() -> list[sa.Column[Any]]:
+USAGE_TAG_COUNTERS = ("calls", "cost", "total_tokens")  # a tag row's: see migration 0012 on why no more
+
+
+def _usage_counters(json_counters: bool = True) -> list[sa.Column[Any]]:
     return [sa.Column("calls", sa.BigInteger, nullable=False), sa.Column("cost", sa.Float, nullable=False),
             sa.Column("total_tokens", sa.BigInteger, nullable=False),
-            *(sa.Column(name, _USAGE_COUNTER, nullable=False) for name in USAGE_JSON_COUNTERS)]
+            *(sa.Column(name, _USAGE_COUNTER, nullable=False) for name in USAGE_JSON_COUNTERS if json_counters)]
 
 
 usage_hours = sa.Table(
@@ -387,7 +390,7 @@ usage_hours = sa.Table(
     sa.PrimaryKeyConstraint("project_id", "hour", "model_key", "function_key"),
     sqlite_with_rowid=False,
 )
-# Per hour and tag value. Bounded (see usage_rollup.py): a key whose values are too long, not scalars,
+# Per hour and tag value. Bounded (see migration 0012): a key whose values are too long, not scalars,
 # or too many in one hour is listed in `usage_tag_skipped` instead, and reports on it read raw spans.
 usage_tag_hours = sa.Table(
     "usage_tag_hours", metadata,
@@ -395,7 +398,7 @@ usage_tag_hours = sa.Table(
     sa.Column("tag_key", sa.Text, nullable=False),
     sa.Column("hour", USAGE_HOUR, nullable=False),
     sa.Column("tag_value", sa.Text().with_variant(_AnyValue(), "sqlite"), nullable=False),
-    *_usage_counters(),
+    *_usage_counters(json_counters=False),
     sa.PrimaryKeyConstraint("project_id", "tag_key", "hour", "tag_value"),
     sqlite_with_rowid=False,
 )

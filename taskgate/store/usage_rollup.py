@@ -1,7 +1,8 @@
 """Usage reports from the hourly rollups (migration 0012), with raw spans for the partial hours at the ends.
 
 A report can use the rollups when its buckets are whole hours or coarser (not minutes) and it groups
-by model and/or function, or by one tag key that is rolled up (not in `usage_tag_skipped`). The
+by model and/or function, or by one tag key that is rolled up (not in `usage_tag_skipped`) asking
+for no token count but the total (the tag rollup keeps calls, cost and total tokens only). The
 whole hours inside [start, end) come from the rollups; the spans in the partial hours at either end
 (the UI's ranges end at "now") are read raw. Both are rows of one UNION ALL that a single outer
 GROUP BY sums, so a bucket that straddles them is summed once. A bucket of an hour-prefix on
@@ -25,7 +26,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from taskgate.store.base import GROUP_BY_FUNCTION, GROUP_BY_MODEL, UsageQuery
-from taskgate.store.tables import USAGE_JSON_COUNTERS, usage_hours, usage_tag_hours, usage_tag_skipped
+from taskgate.store.tables import (
+    USAGE_JSON_COUNTERS,
+    USAGE_TAG_COUNTERS,
+    usage_hours,
+    usage_tag_hours,
+    usage_tag_skipped,
+)
 
 _HOUR = timedelta(hours=1)
 _NAME_GROUPS = {GROUP_BY_MODEL: "model_key", GROUP_BY_FUNCTION: "function_key"}
@@ -37,7 +44,7 @@ def whole_hours(query: UsageQuery) -> tuple[datetime, datetime] | None:
     if query.granularity == "minute":
         return None
     tags = [key for key in query.group_by if key not in _NAME_GROUPS]
-    if tags and len(query.group_by) > 1:
+    if tags and (len(query.group_by) > 1 or any(name not in USAGE_TAG_COUNTERS for name in query.fields)):
         return None
     start, end = _utc(query.start), _utc(query.end)
     floor = start.replace(minute=0, second=0, microsecond=0)
@@ -72,14 +79,20 @@ def _name(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     return sa.case((column == "", sa.null()), else_=sa.func.substr(column, 2))
 
 
+def rolled_counters(query: UsageQuery) -> tuple[str, ...]:
+    """The counters the rollup rows of this query carry, in their order."""
+    tagged = any(key not in _NAME_GROUPS for key in query.group_by)
+    return USAGE_TAG_COUNTERS if tagged else ROLLED_COUNTERS
+
+
 def rollup_selects(dialect: str, project_id: str, query: UsageQuery, hours: tuple[datetime, datetime],
                    bucket: Any) -> list[sa.Select[Any]]:
-    """The rollup rows of the whole hours, as (bucket, groups..., counters in ROLLED_COUNTERS order).
+    """The rollup rows of the whole hours, as (bucket, groups..., `rolled_counters(query)`).
     `bucket(column)` makes the query's bucket of an hour column."""
     first, last = hour_value(dialect, hours[0]), hour_value(dialect, hours[1])
 
     def counters(table: sa.Table, sign: int = 1) -> list[sa.ColumnElement[Any]]:
-        return [(table.c[name] if sign > 0 else -table.c[name]).label(name) for name in ROLLED_COUNTERS]
+        return [(table.c[name] if sign > 0 else -table.c[name]).label(name) for name in rolled_counters(query)]
 
     tags = [key for key in query.group_by if key not in _NAME_GROUPS]
     hours_groups = [(_name(usage_hours.c[_NAME_GROUPS[key]]) if key in _NAME_GROUPS else _null_text())

@@ -9,12 +9,16 @@ writer, whichever process, keeps them alike, and a report served from them equal
 Values are extracted exactly as the raw report extracts them (`json_extract` / `->>`), so a group's
 value is the same.
 
-The tag rollup is bounded. A tag is rolled up only if its key is at most 100 characters without `"`
-or `\\` (the keys a report may group by) and its value is a string, an integer or a boolean (on
-Postgres any number) of at most 100 characters. A key seen with any other value (a long text, an
-object, an array, a SQLite real: 1.0 and 1 group together there) or with more than 1,000 values in
-one hour is listed in `usage_tag_skipped` for its project, from then on, and its rows are dropped:
-reports grouped by it read raw spans. JSON null counts as no value, as in the raw report.
+The tag rollup keeps calls, cost and total tokens (what the UI's usage page shows; a report by a tag
+that asks for another token count reads raw spans): each of the five more would be one more JSON
+extraction per tag on every span's write. It is bounded. A tag is rolled up only if its key is at
+most 100 characters without `"` or `\\` (the keys a report may group by) and its value is a string,
+an integer or a boolean (on Postgres any number) of at most 100 characters. A key seen with any
+other value (a long text, an object, an array, a SQLite real: 1.0 and 1 group together there) or
+with more than 1,000 values in one hour is listed in `usage_tag_skipped` for its project, from then
+on, and its rows are dropped: reports grouped by it read raw spans. JSON null counts as no value,
+as in the raw report. The tests for that run on a tag row's insert (a new value in an hour), not on
+every span's write, which carries two upserts and no look-up.
 
 Revision ID: 0012
 Revises: 0011
@@ -22,6 +26,8 @@ Create Date: 2026-12-03
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -39,6 +45,10 @@ MAX_TAG_CHARS = 100
 MAX_VALUES_PER_HOUR = 1000
 HOURS_KEY = "project_id, hour, model_key, function_key"
 TAGS_KEY = "project_id, tag_key, hour, tag_value"
+TAG_COUNTERS = ("calls", "cost", "total_tokens")
+# What a tag value the rollup does not keep is written as, for a moment: longer than any kept value,
+# so no kept value can equal it. The row's insert trigger lists the key as skipped and drops its rows.
+SKIPPED_VALUE = "~" * (MAX_TAG_CHARS + 1)
 
 
 def _counted(x: str) -> str:
@@ -46,8 +56,8 @@ def _counted(x: str) -> str:
     return f"({x}.start_time IS NOT NULL AND ({x}.cost IS NOT NULL OR {x}.total_tokens > 0))"
 
 
-def _changed(columns: tuple[str, ...]) -> str:
-    return "(" + " OR ".join(f"old.{c} IS DISTINCT FROM new.{c}" for c in columns) + ")"
+def _changed(columns: tuple[str, ...], distinct: str) -> str:
+    return "(" + " OR ".join(f"old.{c} {distinct} new.{c}" for c in columns) + ")"
 
 
 _ROLLED = ("project_id", "start_time", "model_used", "function_name", "cost", "total_tokens", "usage", "tags")
@@ -57,30 +67,29 @@ def _name_key(value: str) -> str:
     return f"(CASE WHEN {value} IS NULL THEN '' ELSE '=' || {value} END)"
 
 
-def _sums(table: str) -> str:
-    return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTERS)
+def _sums(table: str, counters: tuple[str, ...]) -> str:
+    return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
 
 
-def _counters(dialect: str) -> tuple[str, ...]:
+def _json_counter(dialect: str, name: str, x: str) -> str:
     if dialect == "postgresql":
-        def number(name: str, x: str) -> str:
-            return (f"CASE WHEN jsonb_typeof({x}.usage -> '{name}') = 'number' "
-                    f"THEN ({x}.usage ->> '{name}')::numeric END")
-    else:
-        def number(name: str, x: str) -> str:
-            return f"json_extract({x}.usage, '$.{name}')"
-    return tuple(f"coalesce({number(name, '{x}')}, 0)" for name in JSON_COUNTERS)
+        return (f"coalesce(CASE WHEN jsonb_typeof({x}.usage -> '{name}') = 'number' "
+                f"THEN ({x}.usage ->> '{name}')::numeric END, 0)")
+    return f"coalesce(json_extract({x}.usage, '$.{name}'), 0)"
 
 
-def _values(dialect: str, x: str, sign: str) -> list[str]:
-    """A span's contribution in COUNTERS order, times `sign` ('' to add, '-' or 'sign * ' to take away)."""
-    parts = ["1", f"coalesce({x}.cost, 0)", f"{x}.total_tokens",
-             *(part.format(x=x) for part in _counters(dialect))]
+def _values(dialect: str, x: str, sign: str, tags: bool = False) -> list[str]:
+    """A span's contribution in COUNTERS (or TAG_COUNTERS) order, times `sign` ('' to add, '-' or
+    'sign * ' to take away)."""
+    parts = ["1", f"coalesce({x}.cost, 0)", f"{x}.total_tokens"]
+    if not tags:
+        parts += [_json_counter(dialect, name, x) for name in JSON_COUNTERS]
     return [f"{sign}{part}" for part in parts]
 
 
-# The key and value tests: `j` is a row of json_each / jsonb_each.
-_SQLITE_KEY_OK = (f"length(j.key) <= {MAX_TAG_CHARS} AND instr(j.key, '\"') = 0 AND instr(j.key, '\\') = 0")
+# The key and value tests: `j` is a row of json_each / jsonb_each. A key longer than 100 characters
+# or holding `"` or `\` cannot be grouped by (the engine refuses it), so it is simply not rolled up.
+_SQLITE_KEY_OK = f"length(j.key) <= {MAX_TAG_CHARS} AND instr(j.key, '\"') = 0 AND instr(j.key, '\\') = 0"
 _SQLITE_VALUE_OK = f"j.type IN ('text', 'integer', 'true', 'false') AND length(j.value) <= {MAX_TAG_CHARS}"
 _SQLITE_HAS_VALUE = "j.type <> 'null'"
 _PG_KEY_OK = f"length(j.key) <= {MAX_TAG_CHARS} AND strpos(j.key, '\"') = 0 AND strpos(j.key, '\\') = 0"
@@ -89,20 +98,16 @@ _PG_VALUE_OK = (f"jsonb_typeof(j.value) IN ('string', 'number', 'boolean') "
 _PG_HAS_VALUE = "jsonb_typeof(j.value) <> 'null'"
 
 
-def _not_skipped(p: str) -> str:
-    return f"NOT EXISTS (SELECT 1 FROM usage_tag_skipped s WHERE s.project_id = {p} AND s.tag_key = j.key)"
-
-
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     op.create_table("usage_hours", sa.Column("project_id", ID, nullable=False),
                     sa.Column("hour", HOUR, nullable=False), sa.Column("model_key", sa.Text, nullable=False),
-                    sa.Column("function_key", sa.Text, nullable=False), *_counter_columns(),
+                    sa.Column("function_key", sa.Text, nullable=False), *_counter_columns(COUNTERS),
                     sa.PrimaryKeyConstraint(*HOURS_KEY.split(", "), name="pk_usage_hours"), sqlite_with_rowid=False)
     op.create_table("usage_tag_hours", sa.Column("project_id", ID, nullable=False),
                     sa.Column("tag_key", sa.Text, nullable=False), sa.Column("hour", HOUR, nullable=False),
                     sa.Column("tag_value", _Blob() if dialect == "sqlite" else sa.Text, nullable=False),
-                    *_counter_columns(),
+                    *_counter_columns(TAG_COUNTERS),
                     sa.PrimaryKeyConstraint(*TAGS_KEY.split(", "), name="pk_usage_tag_hours"), sqlite_with_rowid=False)
     op.create_table("usage_tag_skipped", sa.Column("project_id", ID, nullable=False),
                     sa.Column("tag_key", sa.Text, nullable=False),
@@ -115,11 +120,12 @@ def upgrade() -> None:
         _sqlite()
 
 
-def _counter_columns() -> list[sa.Column[object]]:
-    counter = sa.BigInteger().with_variant(sa.Numeric(), "postgresql")
-    return [sa.Column("calls", sa.BigInteger, nullable=False), sa.Column("cost", sa.Float, nullable=False),
-            sa.Column("total_tokens", sa.BigInteger, nullable=False),
-            *(sa.Column(name, counter, nullable=False) for name in JSON_COUNTERS)]
+def _counter_columns(counters: tuple[str, ...]) -> list[sa.Column[Any]]:
+    """Calls and tokens as integers, cost as a double; JSON counters as numerics on Postgres (as the
+    raw report sums them)."""
+    json_counter = sa.BigInteger().with_variant(sa.Numeric(), "postgresql")
+    types: dict[str, Any] = {"calls": sa.BigInteger(), "cost": sa.Float(), "total_tokens": sa.BigInteger()}
+    return [sa.Column(name, types.get(name, json_counter), nullable=False) for name in counters]
 
 
 class _Blob(sa.types.UserDefinedType[object]):
@@ -139,8 +145,8 @@ def _backfill(dialect: str) -> None:
                                          ("json_each(s.tags)", _SQLITE_KEY_OK, _SQLITE_VALUE_OK, _SQLITE_HAS_VALUE))
     value = "j.value #>> '{}'" if pg else "j.value"
     sums = ", ".join(f"sum({part})" for part in _values(dialect, "s", ""))
-    columns = ", ".join(COUNTERS)
-    op.execute(f"INSERT INTO usage_hours ({HOURS_KEY}, {columns}) SELECT s.project_id, {hour}, "
+    tag_sums = ", ".join(f"sum({part})" for part in _values(dialect, "s", "", tags=True))
+    op.execute(f"INSERT INTO usage_hours ({HOURS_KEY}, {', '.join(COUNTERS)}) SELECT s.project_id, {hour}, "
                f"{_name_key('s.model_used')}, {_name_key('s.function_name')}, {sums} FROM spans s "
                f"WHERE {_counted('s')} GROUP BY 1, 2, 3, 4")
     op.execute(f"INSERT INTO usage_tag_skipped (project_id, tag_key) SELECT DISTINCT s.project_id, j.key "
@@ -149,34 +155,31 @@ def _backfill(dialect: str) -> None:
                f"SELECT s.project_id, j.key AS tag_key, {hour} AS hour, count(DISTINCT {value}) AS n "
                f"FROM spans s, {each} j WHERE {_counted('s')} AND {key_ok} AND {value_ok} "
                f"GROUP BY 1, 2, 3) AS per_hour WHERE n > {MAX_VALUES_PER_HOUR} ON CONFLICT DO NOTHING")
-    op.execute(f"INSERT INTO usage_tag_hours ({TAGS_KEY}, {columns}) SELECT s.project_id, j.key, {hour}, {value}, "
-               f"{sums} FROM spans s, {each} j WHERE {_counted('s')} AND {key_ok} AND {value_ok} "
-               f"AND {_not_skipped('s.project_id')} GROUP BY 1, 2, 3, 4")
+    op.execute(f"INSERT INTO usage_tag_hours ({TAGS_KEY}, {', '.join(TAG_COUNTERS)}) SELECT s.project_id, j.key, "
+               f"{hour}, {value}, {tag_sums} FROM spans s, {each} j WHERE {_counted('s')} AND {key_ok} "
+               f"AND {value_ok} AND NOT EXISTS (SELECT 1 FROM usage_tag_skipped k "
+               f"WHERE k.project_id = s.project_id AND k.tag_key = j.key) GROUP BY 1, 2, 3, 4")
 
 
 _SQLITE_TRIGGERS = ("spans_usage_insert", "spans_usage_delete", "spans_usage_update_old", "spans_usage_update_new",
-                    "usage_tag_hours_capped", "usage_tag_skipped_dropped")
+                    "usage_tag_hours_new")
 
 
 def _sqlite_add(x: str, sign: str) -> str:
-    """Statements adding (sign '') or taking away (sign '-') span `x`'s contribution."""
+    """Statements adding (sign '') or taking away (sign '-') span `x`'s contribution: two upserts, one
+    of them over the span's tags (a value not kept goes in as SKIPPED_VALUE, see usage_tag_hours_new)."""
     hour = f"substr({x}.start_time, 1, 13)"
-    columns = ", ".join(COUNTERS)
-    values = ", ".join(_values("sqlite", x, sign))
     statements = [
-        f"INSERT INTO usage_hours ({HOURS_KEY}, {columns}) VALUES ({x}.project_id, {hour}, "
-        f"{_name_key(f'{x}.model_used')}, {_name_key(f'{x}.function_name')}, {values}) "
-        f"ON CONFLICT ({HOURS_KEY}) DO UPDATE SET {_sums('usage_hours')};",
+        f"INSERT INTO usage_hours ({HOURS_KEY}, {', '.join(COUNTERS)}) VALUES ({x}.project_id, {hour}, "
+        f"{_name_key(f'{x}.model_used')}, {_name_key(f'{x}.function_name')}, "
+        f"{', '.join(_values('sqlite', x, sign))}) ON CONFLICT ({HOURS_KEY}) DO UPDATE SET "
+        f"{_sums('usage_hours', COUNTERS)};",
+        f"INSERT INTO usage_tag_hours ({TAGS_KEY}, {', '.join(TAG_COUNTERS)}) SELECT {x}.project_id, j.key, {hour}, "
+        f"CASE WHEN {_SQLITE_VALUE_OK} THEN j.value ELSE '{SKIPPED_VALUE}' END, "
+        f"{', '.join(_values('sqlite', x, sign, tags=True))} FROM json_each({x}.tags) AS j "
+        f"WHERE {_SQLITE_KEY_OK} AND {_SQLITE_HAS_VALUE} "
+        f"ON CONFLICT ({TAGS_KEY}) DO UPDATE SET {_sums('usage_tag_hours', TAG_COUNTERS)};",
     ]
-    if not sign:
-        # upserts, not INSERT OR IGNORE: inside a trigger the outer statement's conflict policy wins
-        statements.append(f"INSERT INTO usage_tag_skipped (project_id, tag_key) SELECT {x}.project_id, "
-                          f"j.key FROM json_each({x}.tags) AS j WHERE {_SQLITE_KEY_OK} AND {_SQLITE_HAS_VALUE} "
-                          f"AND NOT ({_SQLITE_VALUE_OK}) ON CONFLICT DO NOTHING;")
-    statements.append(
-        f"INSERT INTO usage_tag_hours ({TAGS_KEY}, {columns}) SELECT {x}.project_id, j.key, {hour}, j.value, "
-        f"{values} FROM json_each({x}.tags) AS j WHERE {_SQLITE_KEY_OK} AND {_SQLITE_VALUE_OK} "
-        f"AND {_not_skipped(f'{x}.project_id')} ON CONFLICT ({TAGS_KEY}) DO UPDATE SET {_sums('usage_tag_hours')};")
     if sign:
         statements.append(
             f"DELETE FROM usage_hours WHERE project_id = {x}.project_id AND hour = {hour} AND model_key = "
@@ -187,8 +190,23 @@ def _sqlite_add(x: str, sign: str) -> str:
     return " ".join(statements)
 
 
+def _new_tag_row_dropped(new: str) -> str:
+    """When a new tag row means its key is not kept: a value not kept, a key already skipped, or more
+    than MAX_VALUES_PER_HOUR values in the hour (counted only on a new row: once per value and hour)."""
+    return (f"{new}.tag_value = '{SKIPPED_VALUE}' OR EXISTS (SELECT 1 FROM usage_tag_skipped k WHERE "
+            f"k.project_id = {new}.project_id AND k.tag_key = {new}.tag_key) OR (SELECT count(*) FROM "
+            f"(SELECT 1 FROM usage_tag_hours t WHERE t.project_id = {new}.project_id AND t.tag_key = {new}.tag_key "
+            f"AND t.hour = {new}.hour LIMIT {MAX_VALUES_PER_HOUR + 1}) AS v) > {MAX_VALUES_PER_HOUR}")
+
+
+def _skip_key(new: str) -> str:
+    return (f"INSERT INTO usage_tag_skipped (project_id, tag_key) VALUES ({new}.project_id, {new}.tag_key) "
+            f"ON CONFLICT DO NOTHING; "
+            f"DELETE FROM usage_tag_hours WHERE project_id = {new}.project_id AND tag_key = {new}.tag_key;")
+
+
 def _sqlite() -> None:
-    changed = _changed(_ROLLED).replace("IS DISTINCT FROM", "IS NOT")
+    changed = _changed(_ROLLED, "IS NOT")
     op.execute(f"CREATE TRIGGER spans_usage_insert AFTER INSERT ON spans WHEN {_counted('new')} "
                f"BEGIN {_sqlite_add('new', '')} END")
     op.execute(f"CREATE TRIGGER spans_usage_delete AFTER DELETE ON spans WHEN {_counted('old')} "
@@ -197,37 +215,27 @@ def _sqlite() -> None:
                f"BEGIN {_sqlite_add('old', '-')} END")
     op.execute(f"CREATE TRIGGER spans_usage_update_new AFTER UPDATE ON spans WHEN {_counted('new')} AND {changed} "
                f"BEGIN {_sqlite_add('new', '')} END")
-    op.execute(f"CREATE TRIGGER usage_tag_hours_capped AFTER INSERT ON usage_tag_hours WHEN (SELECT count(*) FROM "
-               f"(SELECT 1 FROM usage_tag_hours WHERE project_id = new.project_id AND tag_key = new.tag_key "
-               f"AND hour = new.hour LIMIT {MAX_VALUES_PER_HOUR + 1})) > {MAX_VALUES_PER_HOUR} BEGIN "
-               f"INSERT INTO usage_tag_skipped (project_id, tag_key) VALUES (new.project_id, new.tag_key) "
-               f"ON CONFLICT DO NOTHING; "
-               f"END")
-    op.execute("CREATE TRIGGER usage_tag_skipped_dropped AFTER INSERT ON usage_tag_skipped BEGIN "
-               "DELETE FROM usage_tag_hours WHERE project_id = new.project_id AND tag_key = new.tag_key; END")
+    # an upsert that updates fires UPDATE triggers, not INSERT ones: this runs for new rows only
+    op.execute(f"CREATE TRIGGER usage_tag_hours_new AFTER INSERT ON usage_tag_hours "
+               f"WHEN {_new_tag_row_dropped('new')} BEGIN {_skip_key('new')} END")
 
 
 def _postgres() -> None:
-    columns = ", ".join(COUNTERS)
     hour = "date_trunc('hour', timezone('UTC', r.start_time))"
-    values = ", ".join(_values("postgresql", "r", "sign * "))
     op.execute(f"""
         CREATE FUNCTION taskgate_usage_apply(r spans, sign integer) RETURNS void LANGUAGE plpgsql AS $$
         DECLARE
             h timestamp := {hour};
         BEGIN
-            INSERT INTO usage_hours ({HOURS_KEY}, {columns}) VALUES (r.project_id, h, {_name_key('r.model_used')},
-                {_name_key('r.function_name')}, {values})
-                ON CONFLICT ({HOURS_KEY}) DO UPDATE SET {_sums('usage_hours')};
-            IF sign > 0 THEN
-                INSERT INTO usage_tag_skipped (project_id, tag_key) SELECT r.project_id, j.key
-                    FROM jsonb_each(r.tags) AS j WHERE {_PG_KEY_OK} AND {_PG_HAS_VALUE} AND NOT ({_PG_VALUE_OK})
-                    ON CONFLICT DO NOTHING;
-            END IF;
-            INSERT INTO usage_tag_hours ({TAGS_KEY}, {columns}) SELECT r.project_id, j.key, h, j.value #>> '{{}}',
-                {values}
-                FROM jsonb_each(r.tags) AS j WHERE {_PG_KEY_OK} AND {_PG_VALUE_OK} AND {_not_skipped('r.project_id')}
-                ON CONFLICT ({TAGS_KEY}) DO UPDATE SET {_sums('usage_tag_hours')};
+            INSERT INTO usage_hours ({HOURS_KEY}, {', '.join(COUNTERS)}) VALUES (r.project_id, h,
+                {_name_key('r.model_used')}, {_name_key('r.function_name')},
+                {', '.join(_values('postgresql', 'r', 'sign * '))})
+                ON CONFLICT ({HOURS_KEY}) DO UPDATE SET {_sums('usage_hours', COUNTERS)};
+            INSERT INTO usage_tag_hours ({TAGS_KEY}, {', '.join(TAG_COUNTERS)}) SELECT r.project_id, j.key, h,
+                CASE WHEN {_PG_VALUE_OK} THEN j.value #>> '{{}}' ELSE '{SKIPPED_VALUE}' END,
+                {', '.join(_values('postgresql', 'r', 'sign * ', tags=True))}
+                FROM jsonb_each(r.tags) AS j WHERE {_PG_KEY_OK} AND {_PG_HAS_VALUE}
+                ON CONFLICT ({TAGS_KEY}) DO UPDATE SET {_sums('usage_tag_hours', TAG_COUNTERS)};
             IF sign < 0 THEN
                 DELETE FROM usage_hours WHERE project_id = r.project_id AND hour = h
                     AND model_key = {_name_key('r.model_used')} AND function_key = {_name_key('r.function_name')}
@@ -252,41 +260,28 @@ def _postgres() -> None:
     op.execute(f"CREATE TRIGGER spans_usage_delete AFTER DELETE ON spans FOR EACH ROW WHEN {_counted('OLD')} "
                "EXECUTE FUNCTION taskgate_usage_rollup()")
     op.execute(f"CREATE TRIGGER spans_usage_update AFTER UPDATE ON spans FOR EACH ROW "
-               f"WHEN (({_counted('OLD')} OR {_counted('NEW')}) AND {_changed(_ROLLED)}) "
+               f"WHEN (({_counted('OLD')} OR {_counted('NEW')}) AND {_changed(_ROLLED, 'IS DISTINCT FROM')}) "
                "EXECUTE FUNCTION taskgate_usage_rollup()")
+    # row triggers of an INSERT ... ON CONFLICT DO UPDATE: AFTER INSERT fires for the rows it inserted only
     op.execute(f"""
-        CREATE FUNCTION taskgate_usage_tag_cap() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE FUNCTION taskgate_usage_tag_new() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            IF (SELECT count(*) FROM (SELECT 1 FROM usage_tag_hours WHERE project_id = NEW.project_id
-                    AND tag_key = NEW.tag_key AND hour = NEW.hour LIMIT {MAX_VALUES_PER_HOUR + 1}) AS v)
-                    > {MAX_VALUES_PER_HOUR} THEN
-                INSERT INTO usage_tag_skipped (project_id, tag_key) VALUES (NEW.project_id, NEW.tag_key)
-                    ON CONFLICT DO NOTHING;
-                DELETE FROM usage_tag_hours WHERE project_id = NEW.project_id AND tag_key = NEW.tag_key;
+            IF {_new_tag_row_dropped('NEW')} THEN
+                {_skip_key('NEW')}
             END IF;
             RETURN NULL;
         END $$""")
-    op.execute("CREATE TRIGGER usage_tag_hours_capped AFTER INSERT ON usage_tag_hours FOR EACH ROW "
-               "EXECUTE FUNCTION taskgate_usage_tag_cap()")
-    # a key listed by a span's own write (a long value) drops its rows too
-    op.execute("""
-        CREATE FUNCTION taskgate_usage_tag_skipped() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            DELETE FROM usage_tag_hours WHERE project_id = NEW.project_id AND tag_key = NEW.tag_key;
-            RETURN NULL;
-        END $$""")
-    op.execute("CREATE TRIGGER usage_tag_skipped_dropped AFTER INSERT ON usage_tag_skipped FOR EACH ROW "
-               "EXECUTE FUNCTION taskgate_usage_tag_skipped()")
+    op.execute("CREATE TRIGGER usage_tag_hours_new AFTER INSERT ON usage_tag_hours FOR EACH ROW "
+               "EXECUTE FUNCTION taskgate_usage_tag_new()")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for trigger in ("spans_usage_insert", "spans_usage_delete", "spans_usage_update"):
             op.execute(f"DROP TRIGGER {trigger} ON spans")
-        op.execute("DROP TRIGGER usage_tag_hours_capped ON usage_tag_hours")
-        op.execute("DROP TRIGGER usage_tag_skipped_dropped ON usage_tag_skipped")
+        op.execute("DROP TRIGGER usage_tag_hours_new ON usage_tag_hours")
         for function in ("taskgate_usage_rollup()", "taskgate_usage_apply(spans, integer)",
-                         "taskgate_usage_tag_cap()", "taskgate_usage_tag_skipped()"):
+                         "taskgate_usage_tag_new()"):
             op.execute(f"DROP FUNCTION {function}")
     else:
         for trigger in _SQLITE_TRIGGERS:
