@@ -88,24 +88,31 @@ def rolled_counters(query: UsageQuery) -> tuple[str, ...]:
 def rollup_selects(dialect: str, project_id: str, query: UsageQuery, hours: tuple[datetime, datetime],
                    bucket: Any) -> list[sa.Select[Any]]:
     """The rollup rows of the whole hours, as (bucket, groups..., `rolled_counters(query)`).
-    `bucket(column)` makes the query's bucket of an hour column."""
+    `bucket(column)` makes the query's bucket of an hour column. Each part is first summed per hour
+    (and group), in its primary key's order where it can be, so the outer GROUP BY sorts a few rows
+    per hour, not one per model and function."""
     first, last = hour_value(dialect, hours[0]), hour_value(dialect, hours[1])
 
-    def counters(table: sa.Table, sign: int = 1) -> list[sa.ColumnElement[Any]]:
-        return [(table.c[name] if sign > 0 else -table.c[name]).label(name) for name in rolled_counters(query)]
+    def sums(table: sa.Table, sign: int = 1) -> list[sa.ColumnElement[Any]]:
+        return [(sa.func.sum(table.c[name]) * sign).label(name) for name in rolled_counters(query)]
 
     tags = [key for key in query.group_by if key not in _NAME_GROUPS]
+    names = [usage_hours.c[_NAME_GROUPS[key]] for key in query.group_by if key in _NAME_GROUPS]
     hours_groups = [(_name(usage_hours.c[_NAME_GROUPS[key]]) if key in _NAME_GROUPS else _null_text())
                     for key in query.group_by]
-    totals = (sa.select(bucket(usage_hours.c.hour), *hours_groups, *counters(usage_hours))
-              .where(usage_hours.c.project_id == project_id, usage_hours.c.hour >= first, usage_hours.c.hour < last))
+    totals = (sa.select(bucket(usage_hours.c.hour), *hours_groups, *sums(usage_hours))
+              .where(usage_hours.c.project_id == project_id, usage_hours.c.hour >= first, usage_hours.c.hour < last)
+              .group_by(usage_hours.c.hour, *names))
     if not tags:
         return [totals]
     tagged = [usage_tag_hours.c.project_id == project_id, usage_tag_hours.c.tag_key == tags[0],
               usage_tag_hours.c.hour >= first, usage_tag_hours.c.hour < last]
     hour = bucket(usage_tag_hours.c.hour)
-    with_value = sa.select(hour, usage_tag_hours.c.tag_value, *counters(usage_tag_hours)).where(*tagged)
-    untagged = sa.select(hour, _null_text(), *counters(usage_tag_hours, -1)).where(*tagged)
+    # one row per hour and value already (the primary key's)
+    with_value = sa.select(hour, usage_tag_hours.c.tag_value,
+                           *(usage_tag_hours.c[name] for name in rolled_counters(query))).where(*tagged)
+    untagged = (sa.select(hour, _null_text(), *sums(usage_tag_hours, -1)).where(*tagged)
+                .group_by(usage_tag_hours.c.hour))
     return [totals, with_value, untagged]
 
 
