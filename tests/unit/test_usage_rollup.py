@@ -193,3 +193,27 @@ def test_whole_hours_are_utc_hours_and_minutes_or_several_tags_read_raw() -> Non
     assert whole_hours(usage_query(T0, T0 + timedelta(days=1), "minute", [], [])) is None
     assert whole_hours(usage_query(T0, T0 + timedelta(days=1), "day", ["a", "b"], [])) is None
     assert whole_hours(usage_query(T0, T0 + timedelta(minutes=50), "day", [], [])) is None
+
+
+async def test_hostile_tags_never_fail_a_write_and_report_as_raw_spans_do(store: SqlStore, project: str) -> None:
+    """Keys a report cannot group by, values the rollup does not keep (one equal to the marker a value
+    not kept is written as), unicode, deep and huge values: every write lands, every report agrees."""
+    hostile: list[dict[str, Any]] = [
+        {'quo"te': "a", "back\\slash": "b", "k" * 101: "c", "": "empty key", "dot.key[0]": "d"},
+        {"deep": {"a": [{"b": [1, {"c": None}]}]}, "huge": "h" * 100_000, "marker": "~" * 101},
+        {"uni": "ünïcødé ✓ 𝄞", "num": 2**62, "neg": -5, "big": 1.5e300, "flag": False, "marker": "ok"},
+        {"uni": "<script>alert(1)</script>", "num": 0, "dot.key[0]": "d", "nul": None},
+    ]
+    spans = [SpanRecord(id=f"h{index}", trace_id="t", project_id=project, name="call",
+                        start_time=T0 + timedelta(minutes=40 * index), cost=0.25 * (index + 1),
+                        usage={"input_tokens": index}, tags=tags) for index, tags in enumerate(hostile * 3)]
+    await store.write_spans(spans)
+    for key in ("dot.key[0]", "deep", "huge", "marker", "uni", "num", "neg", "big", "flag", "nul", "missing"):
+        for granularity in ("hour", "day"):
+            query = usage_query(T0, T0 + timedelta(days=1), granularity, [key], ["calls"])
+            rollup, raw = await reports(store, project, query)
+            assert_same(rollup, raw)
+            assert sum(row.counters["calls"] for row in rollup) == len(spans)
+    skipped = await store.database.read(lambda conn: set(conn.execute(
+        sa.select(usage_tag_skipped.c.tag_key).where(usage_tag_skipped.c.project_id == project)).scalars()))
+    assert {"deep", "huge", "marker"} <= skipped and not {"uni", "num", "dot.key[0]"} & skipped
