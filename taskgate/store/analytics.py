@@ -1,5 +1,9 @@
 """Usage analytics: cost and tokens per time bucket and group, summed by the database itself.
 
+A report whose buckets are hours or coarser sums the hourly rollups for its whole hours and the spans
+of its partial end hours (`usage_report`, see taskgate/store/usage_rollup.py); the rest, and the
+reference those must equal, is the query over spans below (`raw_usage_report`).
+
 One GROUP BY over the spans of a project in a time range, never spans loaded into Python. The
 `ix_spans_usage` index (project_id, start_time, model_used, function_name, cost, total_tokens) finds
 them and, for a report of cost, total tokens and calls by time, model or function, holds every
