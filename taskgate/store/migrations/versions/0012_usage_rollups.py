@@ -227,6 +227,9 @@ def _postgres() -> None:
         DECLARE
             h timestamp := {hour};
         BEGIN
+            -- as 0003's trace_roots: a project's rollup rows are written by one transaction at a time, so two
+            -- writers (a batch of spans, a delete) cannot lock the same rows in opposite orders and deadlock
+            PERFORM pg_advisory_xact_lock(hashtext('taskgate.usage'), hashtext(r.project_id));
             INSERT INTO usage_hours ({HOURS_KEY}, {', '.join(COUNTERS)}) VALUES (r.project_id, h,
                 {_name_key('r.model_used')}, {_name_key('r.function_name')},
                 {', '.join(_values('postgresql', 'r', 'sign * '))})
