@@ -7,7 +7,7 @@ more batches with the process's CPU clock and prints the median per span. The da
 measures another checkout's `taskgate` (with that checkout's `bench.span_writes` spans) in a fresh
 interpreter, trees alternating over `--rounds`. `--priced` gives every span what a priced model call's
 has beside that (usage, cost, model, function and two tags, made here alike for every tree): the spans
-the usage rollups' triggers (migration 0012) act on; without it those triggers do not fire.
+the usage rollups' triggers (migration 0014) act on; without it those triggers do not fire.
 
 Run from a checkout: `python -m bench.span_write_cost [--tree DIR ...] [--rounds 3]`.
 """

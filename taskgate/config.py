@@ -43,10 +43,12 @@ KEYED_DEFAULT_MODELS = (
 PROVIDER_VARIABLE_SUFFIXES = ("_API_KEY", "_BASE_URL")
 ROUTE_PREFERENCES = ("fast", "cheap", "quality", "balanced")  # a v3 call's `route.prefer` values
 PROVIDERS = "TASKGATE_PROVIDERS"
-SECRET_VARIABLES = frozenset({"TASKGATE_SECRET_KEY", "TASKGATE_API_KEY"})  # a bad value is described, never printed
+# a bad value of these is described, never printed
+SECRET_VARIABLES = frozenset({"TASKGATE_SECRET_KEY", "TASKGATE_API_KEY", "TASKGATE_REDIS_URL"})
 FERNET_KEY_BYTES = 32
 FERNET_KEY_CHARS = 44
 PROVIDERS_FILE = "TASKGATE_PROVIDERS_FILE"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 # Rerank and OCR: the bounds of a rerank request, and the models each `GET .../models` lists when
 # their provider is configured (any other model with a rerank API or vision may still be named).
 DEFAULT_RERANK_MAX_DOCUMENTS = 1000
@@ -128,6 +130,20 @@ def _server_url(raw: str | None) -> str | None:
     return url
 
 
+def _redis_url(raw: str | None) -> str | None:
+    """Checked here: a mistyped URL would otherwise only show as a warning at the first limited call."""
+    if raw is not None and not raw.strip().startswith(REDIS_SCHEMES):
+        raise PydanticCustomError("redis_url", "must be a redis://, rediss:// or unix:// URL")
+    return raw.strip() if raw is not None else None
+
+
+def _redis_prefix(raw: str) -> str:
+    """Keys and channel names are built from it: printable, short, and without spaces or globs."""
+    if not 0 < len(raw) <= 64 or not all(ch.isascii() and (ch.isalnum() or ch in "_.:-") for ch in raw):
+        raise PydanticCustomError("redis_prefix", "must be 1 to 64 letters, digits or _.:-")
+    return raw
+
+
 def _route_models(raw: object) -> object:
     """`fast=openai/gpt-4o-mini,quality=...` -> {preference: model}; a preference v3 does not know
     would never be asked for, so it is refused rather than kept unused."""
@@ -157,6 +173,15 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"  # --host and --port on the command line; no variable
     port: int = 8000
+    # Set by `serve --workers` and its supervisor for each worker; no variable. `workers`: serving
+    # processes sharing the store (a span may be in another worker's unwritten batch). The others
+    # say what the supervisor already did once: the store migrated, the data directory and secret
+    # key made (`store_prepared`); where the local model process listens (None: models in process);
+    # whether this worker resumes unfinished knowledge files (one worker must, only one should).
+    workers: int = 1
+    store_prepared: bool = False
+    local_model_socket: Path | None = None
+    resume_ingestion: bool = True
     # The CLI's server (`taskgate call`, `traces`, ...; `--url` overrides it) and the key it sends; with
     # no URL those commands read the data directory instead (taskgate/commands/connection.py).
     client_url: Annotated[str | None, AfterValidator(_server_url)] = Field(None, validation_alias="TASKGATE_URL")
@@ -220,6 +245,13 @@ class Settings(BaseSettings):
     # and the provider key and base-URL variables that are set.
     provider_entries: dict[str, dict[str, Any]] = Field(default_factory=dict)
     provider_variables: dict[str, str] = Field(default_factory=dict, repr=False)
+    # Redis (`redis://host:port/db`), shared by the replicas: keys' and projects' rate and budget counters
+    # (atomic across them), the response cache, change notices and unwritten spans (taskgate/replicas);
+    # unset, each process keeps its own. Every key and channel Taskgate makes starts with the prefix.
+    redis_url: Annotated[str | None, AfterValidator(_redis_url)] = Field(
+        None, validation_alias="TASKGATE_REDIS_URL", repr=False)
+    redis_prefix: Annotated[str, AfterValidator(_redis_prefix)] = Field(
+        "taskgate:", validation_alias="TASKGATE_REDIS_PREFIX")
     # The Fernet key that encrypts stored secrets (custom models' API keys); unset, one is generated
     # into the data directory on first start (engine/secret_box.py).
     secret_key: Annotated[str | None, AfterValidator(_fernet_key)] = Field(
@@ -382,6 +414,8 @@ _REASONS = {
     "int_parsing": "must be a whole number",
     "int_from_float": "must be a whole number",
     "string_pattern_mismatch": "must be written as provider/model",
+    "redis_url": "must be a redis://, rediss:// or unix:// URL",
+    "redis_prefix": "must be 1 to 64 letters, digits or _.:-",
     "fernet_key": "must be a Fernet key: 32 bytes in URL-safe base64 (44 characters)",
     "bool_parsing": "must be 1 or 0 (true or false)",
 }

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from taskgate.config import Settings
     from taskgate.engine.engine import Engine
+    from taskgate.engine.quotas.keys import KeyService
+    from taskgate.replicas.wiring import Replication
     from taskgate.server.auth import Authenticator
     from taskgate.telemetry.health_report import HealthReport
 
@@ -22,3 +24,5 @@ class AppContext:
     auth: Authenticator
     engine: Engine
     health: HealthReport
+    keys: KeyService
+    replication: Replication | None = None  # `replication.link`: the process's one Redis connection, if any

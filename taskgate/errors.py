@@ -98,13 +98,51 @@ class UnauthorizedError(TaskgateError):
     default_message = "The request is unauthorized"
 
 
+class PaymentRequiredError(TaskgateError):
+    status = 402
+    type_name = "PaymentRequiredError"
+    code = "payment_required"
+    default_message = "The request needs a budget"
+
+
+class BudgetExceededError(PaymentRequiredError):
+    """A key or project spent its USD budget for the period. 402, not 429: waiting seconds does
+    not help (the budget resets at the period's end, named in `details`), and the clients retry a
+    429 on their own (the openai SDK does by default), which would only repeat the refusal."""
+
+    type_name = "BudgetExceededError"
+    code = "budget_exceeded"
+    default_message = "The budget is spent"
+
+
 class ForbiddenError(TaskgateError):
-    """A request that is understood and authenticated but refused (a UI form without its CSRF token)."""
+    """A request that is understood and authenticated but refused (a UI form without its CSRF token,
+    a key without the right)."""
 
     status = 403
     type_name = "ForbiddenError"
     code = "forbidden"
-    default_message = "Forbidden"
+    default_message = "The request is not allowed for this API key"
+
+
+class ModelNotAllowedError(ForbiddenError):
+    """A model of the call's chain (a fallback, or a model an alias stands for) is outside the
+    models the key or its project may call."""
+
+    code = "model_not_allowed"
+    default_message = "The model is not allowed for this API key"
+
+
+class RateLimitedError(TaskgateError):
+    """A key or project made its requests or used its tokens per minute: come back after `Retry-After`."""
+
+    status = 429
+    type_name = "RateLimitError"
+    code = "rate_limited"
+    default_message = "The rate limit is reached"
+
+    def __init__(self, detail: str, *, retry_after: int, details: Any = None):
+        super().__init__(detail, details=details, headers={"Retry-After": str(retry_after)})
 
 
 class NotFoundError(TaskgateError):

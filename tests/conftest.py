@@ -2,4 +2,4 @@
 
 from tests.fixtures import *  # noqa: F403
 
-pytest_plugins = ["tests.store_fixtures", "tests.hostile", "tests.pgvector_server"]
+pytest_plugins = ["tests.store_fixtures", "tests.hostile", "tests.pgvector_server", "tests.redis_fixtures"]

@@ -11,21 +11,28 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from taskgate.engine.task import Result
 from taskgate.providers.base import GeneratedImage, ToolCall, Usage
-from taskgate.store.base import Store
 
 log = logging.getLogger("taskgate.cache")
+
+
+class CacheStore(Protocol):
+    """Where entries live: the store's cache table, or Redis shared by replicas (`replicas.shared_cache`)."""
+
+    async def cache_get(self, project_id: str, key: str) -> dict[str, Any] | None: ...
+
+    async def cache_put(self, project_id: str, key: str, payload: dict[str, Any], ttl_seconds: int) -> None: ...
 
 
 class ResultCache:
     """A failing cache read is a miss and a failing write is skipped: the cache must never fail a call."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: CacheStore) -> None:
         self._store = store
 
     async def get(self, project_id: str, key: str | None) -> Result | None:

@@ -47,11 +47,12 @@ from taskgate.engine.model_names import ModelNames
 from taskgate.engine.ocr import OcrLimits, OcrService
 from taskgate.engine.prompt import build_messages, input_turns, reask_message, render_answer
 from taskgate.engine.provider_calls import ProviderCalls
+from taskgate.engine.quotas.gate import QuotaGate
 from taskgate.engine.rerank import Reranker, RerankLimits
 from taskgate.engine.router import Outcome, RequestBuilder, Route, Router, UpstreamMeter
 from taskgate.engine.schemas import as_written, canonical, compile_schema, validation_errors
 from taskgate.engine.secret_box import SecretBox
-from taskgate.engine.spans import SpanService
+from taskgate.engine.spans import REVISION_KEY, SpanService
 from taskgate.engine.structured import AnswerParser, check_answer, parse_json_answer
 from taskgate.engine.task import (
     ChoiceEvent,
@@ -81,6 +82,7 @@ from taskgate.providers.base import ChatRequest, ChatResponse, ChunkCollector, I
 from taskgate.providers.model_traits import MEDIA_CAPABILITY
 from taskgate.providers.registry import ProviderRegistry
 from taskgate.providers.wire_capture import CaptureScope, capturing
+from taskgate.replicas.wiring import Replication
 from taskgate.store.base import SpanRecord, Store
 from taskgate.telemetry.generations import GenerationRecorder
 from taskgate.telemetry.recorder import SpanRecorder
@@ -110,6 +112,7 @@ class Call:
     budget: Budget
     capture: CaptureScope | None  # where its upstream exchanges are recorded, as generations
     script_cached: bool = False
+    revision_id: str | None = None  # the stored function's revision it runs with (None: not a stored function)
     has_media: bool = False  # its input carries media: the span stores `span_input`, with media by digest
     span_input: Any = None
     image_model: bool = False  # its chain generates images (`engine.images`), through the images API
@@ -130,24 +133,32 @@ class Engine:
                  feedback_autosave_score: float = DEFAULT_AUTOSAVE_SCORE,
                  generations: GenerationRecorder | None = None, rerank_limits: RerankLimits | None = None,
                  ocr_limits: OcrLimits | None = None, default_embedding_model: str = DEFAULT_EMBEDDING_MODEL,
-                 knowledge_rerank_model: str | None = None, meter: UpstreamMeter | None = None) -> None:
+                 knowledge_rerank_model: str | None = None, meter: UpstreamMeter | None = None,
+                 quotas: QuotaGate | None = None, replication: Replication | None = None) -> None:
         """`dataset_embedding_model` (`provider/model`) turns on semantic search over dataset entries;
-        `meter` is told of every upstream call and fallback (the Prometheus metrics)."""
+        `meter` is told of every upstream call and fallback (the Prometheus metrics); `quotas` checks
+        and counts keys' and projects' limits on every model call; `replication` is what replicas
+        share (default: a single node's stand-ins)."""
+        replication = replication or Replication.single_node(store)
         self._limits = limits or CallLimits()
+        self.quotas = quotas
         self._router = Router(registry, default_model, meter)
         self.catalogue = ModelCatalogue(registry, default_model, local_models)  # what can be routed to
         self._prices = PriceBook()
-        self._cache = ResultCache(store)
-        self.functions = FunctionService(store)
-        self.spans = SpanService(store, recorder)
+        self._cache = ResultCache(replication.cache)
+        self.functions = FunctionService(store, notices=replication.notices)
+        self.spans = SpanService(store, recorder, quotas.charge if quotas is not None else None,
+                                 replication.span_mirror)
         secrets = secrets or SecretBox.ephemeral()
-        self.model_names = ModelNames(store, registry, secrets)
+        self.model_names = ModelNames(store, registry, secrets, replication.notices)
         self.generations = GenerationService(store, generations)
-        calls = ProviderCalls(self._router, self.model_names, self.price, self.spans, self.generations.scope)
+        calls = ProviderCalls(self._router, self.model_names, self.price, self.spans, self.generations.scope,
+                              quotas)
         self._embedder = Embedder(calls)
         self.reranker = Reranker(calls, rerank_limits or RerankLimits())
         self.ocr = OcrService(self.run, ocr_limits or OcrLimits())
-        self.examples = ExampleService(store, EntrySearch(store, self._embedder.embed, dataset_embedding_model))
+        self.examples = ExampleService(store, EntrySearch(store, self._embedder.embed, dataset_embedding_model),
+                                       replication.notices)
         self.datasets = DatasetService(self.functions, self.examples)
         self.feedback = FeedbackService(store, self.spans, self.functions, self.examples, feedback_autosave_score)
         self.usage = UsageService(store, recorder)
@@ -239,7 +250,9 @@ class Engine:
         call = await self._prepare(task, streaming)
         try:
             if call.image_model:
-                yield Finished(await self._generated_images(call))
+                result = await self._generated_images(call)
+                await self.spans.settled(task.project_id, call.span_id)
+                yield Finished(result)
                 return
             if guard is not None:
                 guard.span_id = call.span_id
@@ -258,6 +271,7 @@ class Engine:
                         yield TextDelta(replay)
                     for index, tool in enumerate(cached.tool_calls):  # as the live stream gave them
                         yield ToolCallDelta(index, tool.id, tool.name, tool.arguments)
+                await self.spans.settled(task.project_id, call.span_id)
                 yield Finished(result)
                 return
             messages, routes = call.messages, call.routes
@@ -342,7 +356,9 @@ class Engine:
                     if guard is not None:  # a stream's channels screened what they sent
                         result = await self._screened(call, functools.partial(guard.screen_output, scan=not streaming),
                                                       result)
-                    yield Finished(self._finish(call, result, answering=streaming))
+                    result = self._finish(call, result, answering=streaming)
+                    await self.spans.settled(task.project_id, call.span_id)  # its id is readable everywhere
+                    yield Finished(result)
                     return
                 if sent or call.attempts >= call.max_attempts:
                     error = _misfit(errors, call.attempts, sent)
@@ -445,6 +461,8 @@ class Engine:
                     raise InputValidationError("input does not match input_schema: " + "; ".join(errors))
         _check_tool_schemas(task.tools)
         routes = self._router.resolve(await self.model_names.resolve(task.project_id, task.models))
+        if self.quotas is not None:  # before anything is stored for the call
+            await self.quotas.admit([route.choice.name for route in routes])
         image_model = self._image_chain(routes, task, streaming)
         # The caller's media checked before anything is stored for the call (its function, its span),
         # off the event loop: decoding and hashing cost a few ms per MB (bench.media).
@@ -454,9 +472,10 @@ class Engine:
             self._check_media(routes, media)
         trace_id = await self.spans.trace_for(task.project_id, task.parent_span_id)
         examples = list(task.examples)
-        script_cached = False
+        script_cached, revision_id = False, None
         if task.record_function:
             function, script_cached = await self.functions.ensure(task)
+            revision_id = function.revision_id
             if function.few_shot_count > 0:
                 examples += await self.examples.select(
                     task.project_id, function.id, task.input, function.few_shot_count
@@ -482,6 +501,7 @@ class Engine:
             budget=Budget(self._limits, usage),
             capture=self.generations.scope(task.project_id, span_id, trace_id),
             script_cached=script_cached,
+            revision_id=revision_id,
             has_media=bool(media.types),
             span_input=span_input,
             image_model=image_model,
@@ -635,6 +655,8 @@ class Engine:
                 meta["images"] = len(result.images)
         if call.notes:
             meta["notes"] = call.notes
+        if call.revision_id is not None:
+            meta[REVISION_KEY] = call.revision_id
         call.recorded = True
         return self.spans.record(self._span(call, model, output=output, error=error, status=status, meta=meta))
 

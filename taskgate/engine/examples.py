@@ -4,7 +4,8 @@ remembers about them stays true.
 The selector (`taskgate.engine.fewshot`) remembers which functions have no examples, to spare
 calls a database trip. Adding examples through here tells it at once, so the very next call of
 that function sees them; and each written input is embedded for semantic search
-(`taskgate.engine.entry_search`) when a dataset embedding model is configured. Nobody else has to
+(`taskgate.engine.entry_search`) when a dataset embedding model is configured; the other replicas'
+selectors hear of the addition through a change notice (`replicas.notices`). Nobody else has to
 remember to.
 """
 
@@ -15,19 +16,22 @@ from typing import Any
 from taskgate.engine.entry_search import EntrySearch
 from taskgate.engine.fewshot import ExampleSelector
 from taskgate.engine.task import Example
+from taskgate.replicas.notices import ChangeNotices
 from taskgate.store.base import ExampleRecord, Store
 
 
 class ExampleService:
-    def __init__(self, store: Store, search: EntrySearch | None = None) -> None:
+    def __init__(self, store: Store, search: EntrySearch | None = None, notices: ChangeNotices | None = None) -> None:
         self._store = store
         self._search = search or EntrySearch(store)
-        self._selector = ExampleSelector(store, search=self._search)
+        self._notices = notices or ChangeNotices()
+        self._selector = ExampleSelector(store, search=self._search, notices=self._notices)
 
     async def add(self, project_id: str, function_id: str, examples: list[ExampleRecord]) -> list[ExampleRecord]:
         """Store the examples, then embed their inputs; the next selection for the function sees them."""
         stored = await self._store.add_examples(project_id, function_id, examples)
         self._selector.changed(function_id)
+        await self._notices.announce("examples", project_id, function_id)
         await self._search.index(project_id, stored)
         return stored
 

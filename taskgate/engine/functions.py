@@ -7,7 +7,9 @@ What it remembers is bounded by count and by bytes (callers choose the names and
 megabytes): a function it has forgotten costs its next call one trip to the store, nothing more.
 
 The function API's writes (a new prompt, a revert, a delete) go through here too, and each one
-drops what was remembered of that function, so the next call compares with the store again.
+drops what was remembered of that function, so the next call compares with the store again; each
+write, a call's new revision included, is announced to the other replicas (`replicas.notices`),
+which drop theirs when the notice arrives.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from taskgate.engine.models import parse_model_field
 from taskgate.engine.schemas import as_written, canonical
 from taskgate.engine.task import DEFAULT_INSTRUCTIONS, DEFAULT_MAX_ATTEMPTS, Task, TaskConfig
 from taskgate.lru import PARSED_JSON_FACTOR, BoundedLRU
+from taskgate.replicas.notices import ChangeNotices
 from taskgate.store.base import FunctionDefinition, FunctionRecord, RevisionRecord, Store
 
 FunctionKey = tuple[str, str]  # (project id, function name)
@@ -106,13 +109,17 @@ def _key_size(key: FunctionKey, _: int) -> int:
 
 
 class FunctionService:
-    """What this process knows is trusted for `recheck_s` seconds; then the next call compares with
-    the store again, so a change made through another replica is noticed."""
+    """What this process knows is trusted until another replica's change notice drops it; without
+    notices (no Redis, or its subscription lost), for `recheck_s` seconds, after which the next
+    call compares with the store again."""
 
     def __init__(self, store: Store, recheck_s: float = 5.0, *, max_entries: int = KNOWN_MAX_ENTRIES,
-                 max_bytes: int = KNOWN_MAX_BYTES) -> None:
+                 max_bytes: int = KNOWN_MAX_BYTES, notices: ChangeNotices | None = None) -> None:
         self._store = store
         self._recheck_s = recheck_s
+        self._notices = notices or ChangeNotices()
+        self._notices.on("function", self._changed_elsewhere)
+        self._notices.on_reset(self._forget_all)
         self._known: BoundedLRU[FunctionKey, Known] = BoundedLRU(max_entries, max_bytes, _known_size)
         self._locks: dict[FunctionKey, tuple[asyncio.Lock, int]] = {}  # only while a call holds or awaits one
         self._hits: BoundedLRU[FunctionKey, int] = self._new_hits()
@@ -142,8 +149,10 @@ class FunctionService:
             before = await self._store.get_function(task.project_id, task.function_name)
             record = await self._store.upsert_function(task.project_id, task.function_name,
                                                        merged_definition(task, before))
-            self._known.put(key, (current, record, time.monotonic() + self._recheck_s))
+            self._known.put(key, (current, record, time.monotonic() + self._notices.window(self._recheck_s)))
             existed = before is not None and before.revision_id == record.revision_id
+            if not existed:
+                await self._notices.announce("function", task.project_id, task.function_name)
             return record, existed
 
     @contextlib.asynccontextmanager
@@ -169,7 +178,7 @@ class FunctionService:
 
     async def current(self, project_id: str, name: str) -> FunctionRecord | None:
         """The stored function as this process last saw it, asking the store when it has not or when
-        that is older than `recheck_s` (another replica may have changed it meanwhile)."""
+        its trust has run out (another replica may have changed it meanwhile)."""
         known = self._known.get((project_id, name))
         if known is not None and known[2] > time.monotonic():
             return known[1]
@@ -190,6 +199,14 @@ class FunctionService:
     async def revision(self, project_id: str, name: str, number: int) -> RevisionRecord | None:
         return await self._store.get_revision(project_id, name, number)
 
+    async def revision_by_id(self, project_id: str, name: str, revision_id: str) -> RevisionRecord | None:
+        """A revision of the live function `name` by its id (a span's record of what its call ran with);
+        None when either is gone."""
+        record = await self._store.get_function(project_id, name)
+        if record is None:
+            return None
+        return await self._store.get_revision_by_id(project_id, record.id, revision_id)
+
     async def get_or_create(self, project_id: str, name: str) -> FunctionRecord:
         """The function, created with the default prompt if it does not exist yet (so examples can
         be added before its first call)."""
@@ -198,7 +215,7 @@ class FunctionService:
             if record is None:
                 record = await self._store.upsert_function(project_id, name,
                                                            FunctionDefinition(instructions=DEFAULT_INSTRUCTIONS))
-                self._forget(project_id, name)
+                await self._forget(project_id, name)
             return record
 
     async def set_instructions(self, project_id: str, name: str, instructions: str) -> FunctionRecord | None:
@@ -210,20 +227,20 @@ class FunctionService:
                 return None
             updated = await self._store.upsert_function(project_id, name,
                                                         replace(record.definition, instructions=instructions))
-            self._forget(project_id, name)
+            await self._forget(project_id, name)
             return updated
 
     async def revert(self, project_id: str, name: str, number: int) -> FunctionRecord | None:
         """A new revision with revision `number`'s definition; None when there is no such revision."""
         async with self._locked((project_id, name)):
             reverted = await self._store.revert_function(project_id, name, number)
-            self._forget(project_id, name)
+            await self._forget(project_id, name)
             return reverted
 
     async def delete(self, project_id: str, name: str) -> bool:
         async with self._locked((project_id, name)):
             deleted = await self._store.delete_function(project_id, name)
-            self._forget(project_id, name)
+            await self._forget(project_id, name)
             return deleted
 
     # ---- the v2 function API: functions by id (their names may change), created and changed whole
@@ -243,7 +260,7 @@ class FunctionService:
         """A new function (ConflictError when the name is taken)."""
         async with self._locked((project_id, name)):
             created = await self._store.create_function(project_id, name, definition, few_shot_count)
-            self._forget(project_id, name)
+            await self._forget(project_id, name)
             return created
 
     async def update(self, project_id: str, current: FunctionRecord, name: str, definition: FunctionDefinition,
@@ -252,8 +269,8 @@ class FunctionService:
         revision when that changed) and `few_shot_count`; None when it is gone meanwhile."""
         async with self._locked((project_id, current.name)):
             updated = await self._store.update_function(project_id, current.id, name, definition, few_shot_count)
-            self._forget(project_id, current.name)
-            self._forget(project_id, name)
+            await self._forget(project_id, current.name)
+            await self._forget(project_id, name)
             return updated
 
     async def delete_by_id(self, project_id: str, function_id: str) -> bool:
@@ -272,10 +289,20 @@ class FunctionService:
         revision = await self._store.get_revision_by_id(project_id, function_id, revision_id)
         return at_revision(record, revision) if revision is not None else None
 
-    def _forget(self, project_id: str, name: str) -> None:
+    async def _forget(self, project_id: str, name: str) -> None:
         """Inside the function's lock, so a call storing its definition meanwhile cannot put back
-        what it knew before this write."""
+        what it knew before this write; the other replicas are told to forget it too."""
         self._known.pop((project_id, name))
+        await self._notices.announce("function", project_id, name)
+
+    async def _changed_elsewhere(self, project_id: str, name: str) -> None:
+        """Another replica wrote the function. Under its lock, so a call here that read the store
+        before that write cannot put the old definition back after this."""
+        async with self._locked((project_id, name)):
+            self._known.pop((project_id, name))
+
+    def _forget_all(self) -> None:
+        self._known.drain()
 
     async def flush_hits(self) -> None:
         """Add the calls counted since the last flush to each function's `hit_count`, one write per function."""

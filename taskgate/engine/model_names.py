@@ -1,9 +1,11 @@
 """A project's own model names: custom models (its OpenAI-compatible endpoints) and aliases (named
 fallback chains), written through here and resolved here for every call.
 
-Resolution reads a per-project snapshot of both, kept for `SNAPSHOT_SECONDS`: the service drops a
-project's snapshot whenever it writes one of its names, so this replica sees its own writes at
-once, and another replica's within those seconds. A custom model's adapter comes from the provider
+Resolution reads a per-project snapshot of both: the service drops a project's snapshot whenever
+it writes one of its names, so this replica sees its own writes at once, and announces the write
+(`replicas.notices`), so the other replicas drop theirs at once too. Without notices (no Redis, or
+its subscription lost) a snapshot is kept for `SNAPSHOT_SECONDS`, and another replica's writes are
+seen within those seconds. A custom model's adapter comes from the provider
 registry, built once per model and closed when the model changes or goes; its API key is stored
 sealed (engine/secret_box.py), opened only to build that adapter, and never shown.
 """
@@ -23,6 +25,7 @@ from taskgate.errors import BadRequestError, NotFoundError
 from taskgate.lru import BoundedLRU
 from taskgate.providers.catalog import ProviderPreset, ResolvedProvider
 from taskgate.providers.registry import ProviderRegistry
+from taskgate.replicas.notices import ChangeNotices
 from taskgate.store.base import CustomModelRecord, ModelAliasRecord, ModelNameKind, ModelNameRecord, Store
 
 SNAPSHOT_SECONDS = 2.0
@@ -51,8 +54,12 @@ def _snapshot_bytes(_: str, snapshot: _Snapshot) -> int:
 
 
 class ModelNames:
-    def __init__(self, store: Store, registry: ProviderRegistry, secrets: SecretBox) -> None:
+    def __init__(self, store: Store, registry: ProviderRegistry, secrets: SecretBox,
+                 notices: ChangeNotices | None = None) -> None:
         self._store = store
+        self._notices = notices or ChangeNotices()
+        self._notices.on("model_names", self._changed_elsewhere)
+        self._notices.on_reset(self._forget_all)
         self._registry = registry
         self._secrets = secrets
         self._snapshots: BoundedLRU[str, _Snapshot] = BoundedLRU(SNAPSHOT_PROJECTS, SNAPSHOT_BYTES, _snapshot_bytes)
@@ -75,10 +82,15 @@ class ModelNames:
             resolved.append(choice if record is None else replace(choice, custom=await self._target(snapshot, record)))
         return resolved
 
+    async def names(self, project_id: str) -> list[str]:
+        """The project's custom model and alias names: what a key's model list may name besides `provider/model`."""
+        snapshot = await self._snapshot(project_id)
+        return [*snapshot.customs, *snapshot.aliases]
+
     async def _snapshot(self, project_id: str) -> _Snapshot:
         snapshot = self._snapshots.get(project_id)
         now = time.monotonic()
-        if snapshot is None or now - snapshot.read_at > SNAPSHOT_SECONDS:
+        if snapshot is None or now - snapshot.read_at > self._notices.window(SNAPSHOT_SECONDS):
             writes = self._writes
             customs, aliases = await self._store.all_model_names(project_id)
             snapshot = _Snapshot(now, {c.name: c for c in customs}, {a.name: a.fallback_models for a in aliases})
@@ -86,10 +98,20 @@ class ModelNames:
                 self._snapshots.put(project_id, snapshot)
         return snapshot
 
-    def _forget(self, project_id: str) -> None:
-        """After a write of the project's names: the next resolution reads them again."""
+    async def _forget(self, project_id: str) -> None:
+        """After a write of the project's names: the next resolution reads them again, here and on
+        the other replicas."""
         self._writes += 1
         self._snapshots.pop(project_id)
+        await self._notices.announce("model_names", project_id, project_id)
+
+    async def _changed_elsewhere(self, project_id: str, _subject: str) -> None:
+        self._writes += 1
+        self._snapshots.pop(project_id)
+
+    def _forget_all(self) -> None:
+        self._writes += 1
+        self._snapshots.drain()
 
     async def _target(self, snapshot: _Snapshot, record: CustomModelRecord) -> CustomTarget:
         target = snapshot.targets.get(record.name)
@@ -147,7 +169,7 @@ class ModelNames:
                   "api_key_sealed": self._seal(api_key)}
         await self._refuse_too_many("custom_model", project_id)
         record = await self._store.create_model_name("custom_model", project_id, values)
-        self._forget(project_id)
+        await self._forget(project_id)
         return cast(CustomModelRecord, record)
 
     async def update_custom(self, project_id: str, model_id: str, changes: Mapping[str, Any]) -> CustomModelRecord:
@@ -168,7 +190,7 @@ class ModelNames:
         values = {"name": name, "fallback_models": fallback_models, "description": description}
         await self._refuse_too_many("model_alias", project_id)
         record = await self._store.create_model_name("model_alias", project_id, values)
-        self._forget(project_id)
+        await self._forget(project_id)
         return cast(ModelAliasRecord, record)
 
     async def update_alias(self, project_id: str, alias_id: str, changes: Mapping[str, Any]) -> ModelAliasRecord:
@@ -182,7 +204,7 @@ class ModelNames:
     async def delete(self, kind: ModelNameKind, project_id: str, id: str) -> None:
         if not await self._store.delete_model_name(kind, project_id, id):
             raise NotFoundError(f"{KIND_WORDS[kind]} {id} not found")
-        self._forget(project_id)
+        await self._forget(project_id)
         if kind == "custom_model":
             await self._registry.release_custom(id)
 
@@ -190,7 +212,7 @@ class ModelNames:
         record = await self._store.update_model_name(kind, project_id, id, values)
         if record is None:
             raise NotFoundError(f"{KIND_WORDS[kind]} {id} not found")
-        self._forget(project_id)
+        await self._forget(project_id)
         return record
 
     async def _refuse_too_many(self, kind: ModelNameKind, project_id: str) -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from taskgate.engine.model_names import ModelNames
+from taskgate.engine.quotas.gate import QuotaGate
 from taskgate.engine.router import Route, Router
 from taskgate.engine.spans import SpanService
 from taskgate.engine.task import ModelChoice
@@ -66,8 +67,9 @@ class Answered(Generic[R]):
 
 class ProviderCalls:
     def __init__(self, router: Router, names: ModelNames, price: Pricer, spans: SpanService,
-                 capture_for: CaptureFor) -> None:
+                 capture_for: CaptureFor, quotas: QuotaGate | None = None) -> None:
         self._router = router
+        self._quotas = quotas
         self._names = names
         self._price = price
         self._spans = spans
@@ -81,6 +83,8 @@ class ProviderCalls:
         trace_id = call.trace_id or await self._spans.trace_for(call.project_id, call.parent_span_id)
         started = datetime.now(UTC)
         routes = self._router.resolve(await self._names.resolve(call.project_id, [ModelChoice(call.model)]))
+        if self._quotas is not None:
+            await self._quotas.admit([route.choice.name for route in routes])
         attempt = _Attempt(call, trace_id, started, [route.choice.name for route in routes])
         for position, route in enumerate(routes):
             try:

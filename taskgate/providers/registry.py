@@ -74,6 +74,10 @@ class ProviderRegistry:
         """What `provider`'s `model` can take and how it is asked for JSON (see `model_traits`)."""
         return model_traits(self.family(provider), model)
 
+    def known(self) -> list[str]:
+        """Every provider a model name may start with: the presets and the configured entries."""
+        return sorted(self._presets)
+
     def configured(self) -> list[str]:
         """The providers whose credentials are set (the local one aside)."""
         return configured_providers(self._presets, self._settings.provider_variables)

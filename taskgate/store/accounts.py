@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from taskgate.ids import new_id
-from taskgate.store.base import ApiKeyRecord
 from taskgate.store.codec import utcnow
 from taskgate.store.tables import api_keys, projects
 
@@ -51,29 +50,10 @@ def create_api_key(conn: Connection, project_name: str) -> str:
     return key
 
 
-def add_api_key(conn: Connection, project_id: str) -> tuple[ApiKeyRecord, str]:
-    """A new key of an existing project: its record and the plaintext, to be shown once."""
-    key = new_key()
-    record = ApiKeyRecord(id=new_id(), project_id=project_id, key_hash=key_hash(key), created_at=utcnow())
-    conn.execute(api_keys.insert().values(id=record.id, project_id=project_id, key_hash=record.key_hash,
-                                          created_at=record.created_at))
-    return record, key
 
 
-def list_api_keys(conn: Connection, project_id: str) -> list[ApiKeyRecord]:
-    query = (sa.select(api_keys.c.id, api_keys.c.project_id, api_keys.c.key_hash, api_keys.c.created_at)
-             .where(api_keys.c.project_id == project_id).order_by(api_keys.c.created_at.desc(), api_keys.c.id))
-    return [ApiKeyRecord(**row) for row in conn.execute(query).mappings()]
 
 
-def revoke_api_key(conn: Connection, project_id: str, key_id: str) -> str | None:
-    """Delete the project's key; its hash (for the authenticator to forget), or None when there is no such key."""
-    found = conn.execute(sa.select(api_keys.c.key_hash).where(api_keys.c.project_id == project_id,
-                                                             api_keys.c.id == key_id)).scalar_one_or_none()
-    if found is None:
-        return None
-    conn.execute(api_keys.delete().where(api_keys.c.project_id == project_id, api_keys.c.id == key_id))
-    return str(found)
 
 
 def project_name(conn: Connection, project_id: str) -> str | None:
@@ -82,6 +62,6 @@ def project_name(conn: Connection, project_id: str) -> str | None:
 
 
 def project_for_key_hash(conn: Connection, digest: str) -> str | None:
-    query = sa.select(api_keys.c.project_id).where(api_keys.c.key_hash == digest)
+    query = sa.select(api_keys.c.project_id).where(api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))
     found = conn.execute(query).scalar_one_or_none()
     return None if found is None else str(found)

@@ -84,7 +84,7 @@ def _counter(dialect: str, name: str) -> sa.ColumnElement[Any]:
 
 
 def _usage_value(dialect: str, name: str) -> sa.ColumnElement[Any]:
-    """One span's usage counter from its JSON (migration 0012's triggers extract it alike)."""
+    """One span's usage counter from its JSON (migration 0014's triggers extract it alike)."""
     if dialect == "postgresql":
         # a value that is not a number (never written by the engine) counts as nothing, not as an error
         usage = sa.type_coerce(spans.c.usage, sa.JSON)

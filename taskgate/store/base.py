@@ -6,24 +6,17 @@ pool so the event loop never waits on disk. Every read and write is scoped to a 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
+
+from taskgate.store.key_records import KeyRecord, StoredLimits, UsageDelta, UsageTotals
 from taskgate.store.knowledge_records import ChunkHit, DocumentRecord, FileRecord, KnowledgeBaseRecord, NewChunk
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKeyRecord:
-    """A stored key as it can be shown: its id, when it was made and the start of its hash (the key
-    itself is never stored, so never shown again)."""
-
-    id: str
-    project_id: str
-    key_hash: str
-    created_at: datetime
 
 
 @dataclass(slots=True)
@@ -313,11 +306,32 @@ class KnowledgeFileStore(Protocol):
         ...
 
 
+class KeyStore(Protocol):
+    """API keys with their limits, projects' limits and usage totals (`store.keys`)."""
+
+    async def create(self, project_id: str, name: str | None, admin: bool,
+                     limits: Mapping[str, Any]) -> tuple[KeyRecord, str]: ...
+    async def grant(self, digest: str) -> tuple[KeyRecord, StoredLimits] | None: ...
+    async def list(self, project_id: str, include_revoked: bool) -> list[KeyRecord]: ...
+    async def get(self, project_id: str, key_id: str) -> KeyRecord | None: ...
+    async def update(self, project_id: str, key_id: str, changes: Mapping[str, Any]) -> KeyRecord | None: ...
+    async def revoke(self, project_id: str, key_id: str) -> KeyRecord | None: ...
+    async def project_id(self, name: str) -> str | None: ...
+    async def ensure_project(self, name: str) -> str: ...
+    async def project_limits(self, project_id: str) -> StoredLimits: ...
+    async def set_project_limits(self, project_id: str, changes: Mapping[str, Any]) -> StoredLimits: ...
+    async def add_usage(self, deltas: Sequence[UsageDelta]) -> None: ...
+    async def usage(self, subjects: Iterable[str],
+                    period_keys: Iterable[str]) -> dict[tuple[str, str], UsageTotals]: ...
+
+
 class Store(Protocol):
     @property
     def knowledge(self) -> KnowledgeStore: ...
     @property
     def knowledge_files(self) -> KnowledgeFileStore: ...
+    @property
+    def keys(self) -> KeyStore: ...
 
     # ---- projects and keys
     async def ensure_project(self, name: str) -> str: ...
@@ -325,14 +339,18 @@ class Store(Protocol):
         """Make a new key, store only its sha256, and return the plaintext once."""
         ...
     async def project_for_key_hash(self, key_hash: str) -> str | None: ...
-    async def add_api_key(self, project_id: str) -> tuple[ApiKeyRecord, str]:
-        """A new key of the project: its record and the plaintext, returned once."""
-        ...
-    async def list_api_keys(self, project_id: str) -> list[ApiKeyRecord]: ...
-    async def revoke_api_key(self, project_id: str, key_id: str) -> str | None:
-        """Delete the key; its hash, or None when the project has no such key."""
-        ...
     async def project_name(self, project_id: str) -> str | None: ...
+
+    # ---- UI sessions (taskgate.store.ui_sessions): rows, so every process sees a sign-out or a revoke
+    async def open_ui_session(self, session_id: str, key_digest: str, expires_at: datetime,
+                              configured_project_id: str | None) -> str | None:
+        """Record a session of the key with this sha256 (stored, or configured for that project);
+        the project it opens, or None when the key is not valid (any more). Prunes expired sessions."""
+        ...
+    async def ui_session_owner(self, session_id: str) -> tuple[str, bool] | None:
+        """(project id, opened with a configured key) of an unexpired session; None when it is gone."""
+        ...
+    async def close_ui_session(self, session_id: str) -> None: ...
 
     # ---- functions and revisions
     async def upsert_function(self, project_id: str, name: str, definition: FunctionDefinition) -> FunctionRecord:

@@ -76,11 +76,23 @@ def _project_fk() -> sa.Column[str]:
                      nullable=False)
 
 
+def _limit_columns() -> list[sa.Column[Any]]:
+    """A key's or a project's limits (engine/quotas/rules.py `Quota`); a null is no limit."""
+    return [
+        sa.Column("rpm", sa.Integer, nullable=True),
+        sa.Column("tpm", sa.BigInteger, nullable=True),
+        sa.Column("budget_usd", sa.Float, nullable=True),
+        sa.Column("budget_period", sa.String(8), nullable=True),  # "day" or "month"
+        sa.Column("models", JSONText, nullable=True),  # allowed model globs; null: any model
+    ]
+
+
 projects = sa.Table(
     "projects", metadata,
     sa.Column("id", sa.String(UUID_LEN), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    *_limit_columns(),
 )
 
 api_keys = sa.Table(
@@ -89,6 +101,22 @@ api_keys = sa.Table(
     _project_fk(),
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    *_limit_columns(),
+)
+
+# What each key and project used, per UTC day and month (`period_key`: "day:2026-12-03",
+# "month:2026-12"), added to by every replica: the budgets' spend that survives restarts.
+usage_totals = sa.Table(
+    "usage_totals", metadata,
+    sa.Column("subject", sa.String(80), nullable=False),  # "key:<id>" or "project:<id>"
+    sa.Column("period_key", sa.String(20), nullable=False),
+    sa.Column("requests", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("cost_nano_usd", sa.BigInteger, nullable=False, server_default="0"),
+    sa.PrimaryKeyConstraint("subject", "period_key"),
 )
 
 functions = sa.Table(
@@ -360,7 +388,7 @@ class _AnyValue(sa.types.UserDefinedType[Any]):
         return "BLOB"
 
 
-# Usage per hour, kept exact by triggers on `spans` (migration 0012; see taskgate/store/usage_rollup.py).
+# Usage per hour, kept exact by triggers on `spans` (migration 0014; see taskgate/store/usage_rollup.py).
 # Only the spans a usage report counts are in them: with a start, and a cost or tokens. The hour is
 # SQLite's start-time text cut to "YYYY-MM-DD HH" (a usage bucket is a prefix of it), on Postgres
 # the UTC time truncated to the hour. Model and function are keys that cannot be NULL: '' for none,
@@ -371,7 +399,7 @@ USAGE_JSON_COUNTERS = ("input_tokens", "output_tokens", "reasoning_tokens", "cac
 _USAGE_COUNTER = sa.BigInteger().with_variant(sa.Numeric(), "postgresql")
 
 
-USAGE_TAG_COUNTERS = ("calls", "cost", "total_tokens")  # a tag row's: see migration 0012 on why no more
+USAGE_TAG_COUNTERS = ("calls", "cost", "total_tokens")  # a tag row's: see migration 0014 on why no more
 
 
 def _usage_counters(json_counters: bool = True) -> list[sa.Column[Any]]:
@@ -390,7 +418,7 @@ usage_hours = sa.Table(
     sa.PrimaryKeyConstraint("project_id", "hour", "model_key", "function_key"),
     sqlite_with_rowid=False,
 )
-# Per hour and tag value. Bounded (see migration 0012): a key whose values are too long, not scalars,
+# Per hour and tag value. Bounded (see migration 0014): a key whose values are too long, not scalars,
 # or too many in one hour is listed in `usage_tag_skipped` instead, and reports on it read raw spans.
 usage_tag_hours = sa.Table(
     "usage_tag_hours", metadata,
@@ -408,4 +436,17 @@ usage_tag_skipped = sa.Table(
     sa.Column("tag_key", sa.Text, nullable=False),
     sa.PrimaryKeyConstraint("project_id", "tag_key"),
     sqlite_with_rowid=False,
+)
+
+# ---- UI sessions (migration 0013): one row per signed-in browser, so that a sign-out or a revoked
+# key ends the session on every process at once (see taskgate.store.ui_sessions: a page's read joins the key).
+ui_sessions = sa.Table(
+    "ui_sessions", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # sha256 of the cookie's nonce, never the nonce
+    _project_fk(),
+    # The key it was opened with; NULL for a key configured in TASKGATE_API_KEYS (never stored).
+    sa.Column("api_key_id", sa.String(UUID_LEN), sa.ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_ui_sessions_expires_at", "expires_at"),
+    sa.Index("ix_ui_sessions_api_key_id", "api_key_id"),
 )

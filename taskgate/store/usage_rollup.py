@@ -1,4 +1,4 @@
-"""Usage reports from the hourly rollups (migration 0012), with raw spans for the partial hours at the ends.
+"""Usage reports from the hourly rollups (migration 0014), with raw spans for the partial hours at the ends.
 
 A report can use the rollups when its buckets are whole hours or coarser (not minutes) and it groups
 by model and/or function, or by one tag key that is rolled up (not in `usage_tag_skipped`) asking

@@ -2,11 +2,12 @@
 no module named after a stdlib one.
 
 Layers, bottom to top: the leaves (config, errors, ids, lru, json_text, anthropic_wire: they import
-nothing from taskgate); providers and store; telemetry (beside the engine, which records through
-it); the engine; server (the HTTP machinery); context (what every dialect is handed); api (the
-dialects); ui (the web pages, which show what the dialects shape); app (wiring); commands (the
-CLI's everyday commands); cli. A module may import its own package or a lower layer. Every import
-counts, under TYPE_CHECKING or inside a function too: each is a dependency a reader has to follow.
+nothing from taskgate); providers and store; telemetry and replicas (beside the engine, which records
+and shares through them); the engine; server (the HTTP machinery); context (what every dialect is
+handed); api (the dialects); ui (the web pages, which show what the dialects shape); app (wiring);
+commands (the CLI's everyday commands) and cli_keys (the keys and projects commands); cli. A module
+may import its own package or a lower layer. Every import counts, under TYPE_CHECKING or inside a
+function too: each is a dependency a reader has to follow.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ RANKS = {
     "taskgate": 0, "config": 0, "errors": 0, "ids": 0, "lru": 0, "json_text": 0, "schema_bounds": 0,
     "anthropic_wire": 0,
     "providers": 1, "store": 1,
-    "telemetry": 2,
+    "telemetry": 2, "replicas": 2,
     "engine": 3,
     "server": 4,
     "context": 5,
     "api": 6,
     "ui": 7,
     "app": 8,
-    "commands": 9,
+    "commands": 9, "cli_keys": 9,
     "cli": 10,
 }
 # Breaches that another part of issue 14 removes. Delete a line once its import is gone: the test

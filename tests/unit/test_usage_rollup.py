@@ -1,4 +1,4 @@
-"""The hourly usage rollups (migration 0012) on SQLite and Postgres: kept exact by the span triggers
+"""The hourly usage rollups (migration 0014) on SQLite and Postgres: kept exact by the span triggers
 through inserts, upserts and deletes, bounded for tags, filled by the migration, and reports served
 from them equal to reports over raw spans on seeded random data."""
 
@@ -165,7 +165,7 @@ async def test_the_migration_fills_the_rollups_from_stored_spans(store: SqlStore
             command.downgrade(config, revision) if revision != "head" else command.upgrade(config, revision)
         store.database.transaction(run, write=True)
 
-    await asyncio.to_thread(migrate, "0011")
+    await asyncio.to_thread(migrate, "0013")
     await asyncio.to_thread(migrate, "head")
     filled = rollup_rows(store, project)
     # keys, calls and tokens equal; costs (summed in another order) to float rounding

@@ -20,8 +20,8 @@ on, and its rows are dropped: reports grouped by it read raw spans. JSON null co
 as in the raw report. The tests for that run on a tag row's insert (a new value in an hour), not on
 every span's write, which carries two upserts and no look-up.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-03
 """
 
@@ -32,8 +32,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

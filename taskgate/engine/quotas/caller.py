@@ -1,0 +1,65 @@
+"""Who is calling, carried through one request: set by authentication, read where a model is called.
+
+A context variable rather than a parameter: a model is called from every dialect (v2, v3, compat),
+through the engine, embeddings, rerank, OCR and knowledge queries, and threading the key through
+each of them would touch every signature on the way for one value that only the limit check reads.
+Each request runs in a task of its own, so the value never leaks from one request to another; a
+task a request starts (a knowledge file's ingestion) carries it on, and is charged to the same key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from dataclasses import dataclass, field
+
+from taskgate.engine.quotas.rules import Quota
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated key: its project, its rights and the limits that apply to its calls.
+
+    `key_id` is None for a bootstrap key (TASKGATE_API_KEYS), which is never stored. `operator`:
+    a bootstrap key, the server's own; `admin`: may use the admin API for its project."""
+
+    key_id: str | None
+    project_id: str
+    admin: bool
+    operator: bool
+    key_quota: Quota
+    project_quota: Quota
+
+    @property
+    def limited(self) -> bool:
+        return self.key_quota.limits_anything or self.project_quota.limits_anything
+
+
+@dataclass(slots=True)
+class Admission:
+    """One request's caller, whether the request was already counted against the requests per
+    minute (a request that makes several model calls counts once), and the counter updates still
+    on their way (awaited before a non-streamed answer goes out: see `settle`)."""
+
+    caller: Caller
+    counted: bool = False
+    pending: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+current: contextvars.ContextVar[Admission | None] = contextvars.ContextVar("taskgate_admission", default=None)
+
+
+def admit_caller(caller: Caller) -> None:
+    """Make `caller` the current request's caller (a handler that authenticates twice keeps its
+    admission, and with it whether the request was counted)."""
+    admission = current.get()
+    if admission is None or admission.caller is not caller:
+        current.set(Admission(caller))
+
+
+async def settle() -> None:
+    """Wait for the current request's counter updates: another replica must see this call's spend
+    before its client can send the next one."""
+    admission = current.get()
+    if admission is not None and admission.pending:
+        await asyncio.gather(*admission.pending, return_exceptions=True)
