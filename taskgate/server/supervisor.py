@@ -8,10 +8,10 @@ worker that dies takes only the connections it had accepted, where with SO_REUSE
 would have hashed further connections into the dead worker's own queue and reset them; a busy
 worker also simply accepts less while an idle one takes the rest, and a replacement starts
 serving without binding anything. Each worker is a fresh interpreter (`python -m
-taskgate.server.worker`), not a fork: nothing the parent imported or started is copied into it.
+taskgate.processes.worker`), not a fork: nothing the parent imported or started is copied into it.
 
 The local models (llama.cpp, the embedding model) live in one more child, the local model process
-(`taskgate.providers.local.model_process`), which the workers reach over a Unix socket: the
+(`taskgate.processes.model`), which the workers reach over a Unix socket: the
 weights are loaded once per machine and the local queue bound holds for the machine.
 
 A worker or model process that exits is started again (after a pause that grows while it keeps
@@ -160,12 +160,12 @@ class Supervisor:
         return ["--data-dir", str(self._settings.data_dir), "--log-level", self._log_level]
 
     def _worker_command(self, fd: int, port: int, *, resume: bool) -> list[str]:
-        return [sys.executable, "-m", "taskgate.server.worker", "--fd", str(fd), "--host", self._settings.host,
+        return [sys.executable, "-m", "taskgate.processes.worker", "--fd", str(fd), "--host", self._settings.host,
                 "--port", str(port), "--workers", str(self._workers), "--model-socket", str(self.model_socket),
                 *self._common_args(), *(["--resume-ingestion"] if resume else [])]
 
     def _model_command(self) -> list[str]:
-        return [sys.executable, "-m", "taskgate.providers.local.model_process", "--socket", str(self.model_socket),
+        return [sys.executable, "-m", "taskgate.processes.model", "--socket", str(self.model_socket),
                 *self._common_args()]
 
     # ---- children

@@ -27,8 +27,8 @@ from tests.harness import ServerProcess, clean_env, taskgate_command
 from tests.http_client import Reply, get, post, request, sse_events
 from tests.span_lookup import wait_until
 
-WORKER_MODULE = "taskgate.server.worker"
-MODEL_MODULE = "taskgate.providers.local.model_process"
+WORKER_MODULE = "taskgate.processes.worker"
+MODEL_MODULE = "taskgate.processes.model"
 
 
 def children(parent: int, module: str) -> list[int]:
@@ -130,9 +130,14 @@ def test_a_killed_worker_is_replaced(fake_provider, tmp_path):
     try:
         first, second = workers_of(server)
         os.kill(first, signal.SIGKILL)
-        assert wait_until(lambda: len(workers_of(server)) == 2 and first not in workers_of(server))
-        pids = workers_of(server)
-        assert second in pids
+        seen: list[list[int]] = []
+
+        def replaced() -> bool:  # judged on one reading of the process table, then used as read
+            seen.append(workers_of(server))
+            return len(seen[-1]) == 2 and first not in seen[-1] and second in seen[-1]
+
+        assert wait_until(replaced), seen[-3:]
+        pids = seen[-1]
         replacement = next(pid for pid in pids if pid != second)
 
         def answered() -> bool:  # the new worker is up once it answers on its own

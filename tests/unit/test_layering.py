@@ -5,9 +5,10 @@ Layers, bottom to top: the leaves (config, errors, ids, lru, json_text, anthropi
 nothing from taskgate); providers and store; telemetry and replicas (beside the engine, which records
 and shares through them); the engine; server (the HTTP machinery); context (what every dialect is
 handed); api (the dialects); ui (the web pages, which show what the dialects shape); app (wiring);
-commands (the CLI's everyday commands) and cli_keys (the keys and projects commands); cli. A module
-may import its own package or a lower layer. Every import counts, under TYPE_CHECKING or inside a
-function too: each is a dependency a reader has to follow.
+commands (the CLI's everyday commands), cli_keys (the keys and projects commands) and processes (the
+entry points of the processes `serve --workers` starts); cli. A module may import its own package or
+a lower layer. Every import counts, under TYPE_CHECKING or inside a function too: each is a
+dependency a reader has to follow.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ RANKS = {
     "api": 6,
     "ui": 7,
     "app": 8,
-    "commands": 9, "cli_keys": 9,
+    "commands": 9, "cli_keys": 9, "processes": 9,
     "cli": 10,
 }
 # Breaches that another part of issue 14 removes. Delete a line once its import is gone: the test

@@ -1,4 +1,4 @@
-"""The local model process of `serve --workers N` (`python -m taskgate.providers.local.model_process`).
+"""What the local model process of `serve --workers N` serves (`python -m taskgate.processes.model`).
 
 It holds the machine's one copy of each local model (llama.cpp chat models, the embedding model),
 loaded on first use as in a single-process server, and answers the workers over a Unix socket in
@@ -9,24 +9,20 @@ its generation, queued or running.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
 import os
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
-from taskgate.config import ConfigError, Settings
+from taskgate.config import Settings
 from taskgate.errors import TaskgateError
 from taskgate.providers.local.adapter import LocalAdapter
 from taskgate.providers.local.embedder import EMBEDDING_MODEL
 from taskgate.providers.local.model_wire import Plan, error_to_wire, read_frame, write_frame
-from taskgate.server.access_log import configure_logging
-from taskgate.server.parent_death import die_with_parent
 
 SOCKET_MODE = 0o600
 
@@ -93,24 +89,3 @@ async def serve(settings: Settings, path: Path) -> None:
         await adapter.aclose()
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-
-
-def main(argv: list[str] | None = None) -> None:
-    die_with_parent()
-    parser = argparse.ArgumentParser(prog="taskgate-local-models")
-    parser.add_argument("--socket", type=Path, required=True)
-    parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    configure_logging(args.log_level.upper())
-    sys.setswitchinterval(0.0005)
-    try:
-        settings = Settings.from_env(data_dir=args.data_dir)
-    except ConfigError as exc:
-        print(f"taskgate local model process: {exc}", file=sys.stderr)
-        raise SystemExit(2) from exc
-    asyncio.run(serve(settings, args.socket))
-
-
-if __name__ == "__main__":
-    main()

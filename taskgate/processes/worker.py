@@ -1,4 +1,4 @@
-"""One worker of `taskgate serve --workers N`, started by the supervisor (`python -m taskgate.server.worker`).
+"""One worker of `taskgate serve --workers N`, started by the supervisor (`python -m taskgate.processes.worker`).
 
 It serves the app on the listening socket the supervisor bound and passed down as a descriptor,
 with the store already migrated and the data directory and secret key already made, and reaches
