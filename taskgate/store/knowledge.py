@@ -199,8 +199,7 @@ class PostgresChunkSearch(VectorRanking):
         return [int(row[0]) for row in conn.execute(query)]
 
 
-def search_for(database: Database, index: VectorIndex | None) -> ChunkSearch:
-    matrices = VectorMatrices()
+def search_for(database: Database, index: VectorIndex | None, matrices: VectorMatrices) -> ChunkSearch:
     if database.dialect == "postgresql":
         return PostgresChunkSearch(matrices, index, database)
     return SqliteChunkSearch(matrices, index, database)
@@ -358,7 +357,9 @@ class SqlKnowledgeStore:
     def __init__(self, database: Database) -> None:
         self._database = database
         self._index = index_for(database.vector_extension)
-        self._search = search_for(database, self._index)
+        # The bases' vectors held in memory (bench.knowledge_query waits for a base's to be read).
+        self.matrices = VectorMatrices()
+        self._search = search_for(database, self._index, self.matrices)
 
     async def create_base(self, project_id: str, name: str, embedding_model: str) -> KnowledgeBaseRecord:
         try:
