@@ -465,10 +465,11 @@ class Engine:
         image_model = self._image_chain(routes, task, streaming)
         # The caller's media checked before anything is stored for the call (its function, its span),
         # off the event loop: decoding and hashing cost a few ms per MB (bench.media).
-        turns, media, span_input = input_turns(task), MediaSeen(), None
+        turns, has_media, span_input = input_turns(task), False, None
         if carries_media(turns):
             turns, media, span_input = await asyncio.to_thread(self._typed_media, task, turns)
             self._check_media(routes, media)
+            has_media = bool(media.types)
         trace_id = await self.spans.trace_for(task.project_id, task.parent_span_id)
         examples = list(task.examples)
         script_cached = False
@@ -499,7 +500,7 @@ class Engine:
             budget=Budget(self._limits, usage),
             capture=self.generations.scope(task.project_id, span_id, trace_id),
             script_cached=script_cached,
-            has_media=bool(media.types),
+            has_media=has_media,
             span_input=span_input,
             image_model=image_model,
         )
@@ -509,8 +510,9 @@ class Engine:
         """Whether the chain's models generate images (`engine.images`); a 400 for what such a call
         cannot do rather than a wrong answer: a chain mixing them with chat models, a stream, a
         conversation, tools or guards."""
-        makers = [self._router.traits(route).images is not None for route in routes]
-        if not any(makers):
+        traits = self._router.traits
+        makers = [traits(route).images is not None for route in routes]
+        if True not in makers:
             return False
         name = routes[makers.index(True)].choice.name
         if not all(makers):
