@@ -29,10 +29,25 @@ class Caller:
     operator: bool
     key_quota: Quota
     project_quota: Quota
+    # Asked on every model call, and a caller is kept for many requests: worked out once, here.
+    limited: bool = field(init=False, repr=False, compare=False)  # any limit is set: its calls are checked
+    counting: bool = field(init=False, repr=False, compare=False)  # a quota of its own counts tokens or cost
+    subjects: tuple[str, ...] = field(init=False, repr=False, compare=False)  # whose usage totals it adds to
 
-    @property
-    def limited(self) -> bool:
-        return self.key_quota.limits_anything or self.project_quota.limits_anything
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limited", self.key_quota.limits_anything or self.project_quota.limits_anything)
+        object.__setattr__(self, "counting", self.project_quota.counts
+                           or (self.key_id is not None and self.key_quota.counts))  # a bootstrap key has none
+        object.__setattr__(self, "subjects", (project_subject(self.project_id),) if self.key_id is None
+                           else (project_subject(self.project_id), key_subject(self.key_id)))
+
+
+def key_subject(key_id: str) -> str:
+    return f"key:{key_id}"
+
+
+def project_subject(project_id: str) -> str:
+    return f"project:{project_id}"
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from taskgate.engine.quotas.caller import Admission, Caller, current
+from taskgate.engine.quotas.caller import Admission, Caller, current, key_subject, project_subject
 from taskgate.engine.quotas.counters import Charge, Check, LocalCounters, Refusal, Scope
 from taskgate.engine.quotas.ledger import UsageLedger
 from taskgate.engine.quotas.periods import period_bounds, period_key
@@ -23,14 +23,6 @@ from taskgate.engine.quotas.redis_counters import RedisCounters
 from taskgate.engine.quotas.rules import Quota, nano_usd, usd
 from taskgate.errors import BudgetExceededError, ModelNotAllowedError, RateLimitedError
 from taskgate.store.base import SpanRecord
-
-
-def key_subject(key_id: str) -> str:
-    return f"key:{key_id}"
-
-
-def project_subject(project_id: str) -> str:
-    return f"project:{project_id}"
 
 
 class _Periods:
@@ -73,7 +65,7 @@ class QuotaGate:
                     admission.counted = False
                 raise
         if counting:
-            self.ledger.add(_subjects(caller), self._periods.keys().values(), requests=1)
+            self.ledger.add(caller.subjects, self._periods.keys().values(), requests=1)
 
     async def _check(self, caller: Caller, models: Sequence[str], counting: bool) -> None:
         for scope, quota in (("key", caller.key_quota), ("project", caller.project_quota)):
@@ -102,7 +94,9 @@ class QuotaGate:
             return
         caller = admission.caller
         periods = self._periods.keys()
-        self.ledger.add(_subjects(caller), periods.values(), tokens=tokens, cost_nano=cost)
+        self.ledger.add(caller.subjects, periods.values(), tokens=tokens, cost_nano=cost)
+        if not caller.counting:
+            return
         charges = [charge for _, subject, quota in _quotas(caller) if quota.counts
                    for charge in _charges(subject, quota, tokens, cost, periods)]
         if not charges:
@@ -149,13 +143,6 @@ class QuotaGate:
     def _track(admission: Admission, task: asyncio.Task[None]) -> None:
         admission.pending.add(task)
         task.add_done_callback(admission.pending.discard)
-
-
-def _subjects(caller: Caller) -> list[str]:
-    subjects = [project_subject(caller.project_id)]
-    if caller.key_id is not None:
-        subjects.append(key_subject(caller.key_id))
-    return subjects
 
 
 def _quotas(caller: Caller) -> list[tuple[Scope, str, Quota]]:
