@@ -458,7 +458,8 @@ class Engine:
                 errors = validation_errors(input_schema.validator, task.input)
                 if errors:
                     raise InputValidationError("input does not match input_schema: " + "; ".join(errors))
-        _check_tool_schemas(task.tools)
+        if task.tools:
+            _check_tool_schemas(task.tools)
         routes = self._router.resolve(await self.model_names.resolve(task.project_id, task.models))
         if self.quotas is not None:  # before anything is stored for the call
             await self.quotas.admit([route.choice.name for route in routes])
@@ -470,7 +471,9 @@ class Engine:
             turns, media, span_input = await asyncio.to_thread(self._typed_media, task, turns)
             self._check_media(routes, media)
             has_media = bool(media.types)
-        trace_id = await self.spans.trace_for(task.project_id, task.parent_span_id)
+        # Without a parent there is nothing to look up: a new trace, without a coroutine for it.
+        parent_id = task.parent_span_id
+        trace_id = new_id() if parent_id is None else await self.spans.trace_for(task.project_id, parent_id)
         examples = list(task.examples)
         script_cached = False
         if task.record_function:
@@ -645,9 +648,12 @@ class Engine:
             output = result.payload if result.payload is not None else result.text
             if result.images:  # never their base64
                 output = call.image_output
-        meta: dict[str, Any] = {"script_cached": call.script_cached}
-        if result is not None:
-            meta.update(cached=result.cached, finish_reason=result.finish_reason)
+        meta: dict[str, Any]
+        if result is None:
+            meta = {"script_cached": call.script_cached}
+        else:
+            meta = {"script_cached": call.script_cached, "cached": result.cached,
+                    "finish_reason": result.finish_reason}
             if result.tool_calls:
                 meta["tool_calls"] = [asdict(t) for t in result.tool_calls]
             if result.images:
@@ -670,7 +676,8 @@ class Engine:
             parent_id=task.parent_span_id,
             start_time=call.started_at,
             end_time=datetime.now(UTC),
-            input=_span_input(call),
+            input=call.span_input if call.has_media else
+            task.input if task.messages is None else {"messages": task.messages},  # never media's base64
             output=output,
             error=error.detail if error is not None else None,
             status=status or ("error" if error is not None else "ok"),
@@ -684,14 +691,6 @@ class Engine:
             meta=meta if meta is not None else {"script_cached": call.script_cached},
             function_name=task.function_name if task.record_function else None,
         )
-
-
-def _span_input(call: Call) -> Any:
-    """What the span keeps of the input: media by its digest (`media.summarised`), never its base64."""
-    if call.has_media:
-        return call.span_input
-    task = call.task
-    return task.input if task.messages is None else {"messages": task.messages}
 
 
 def _misfit(errors: list[str], attempts: int, sent: bool) -> StructuredGenerationError:
