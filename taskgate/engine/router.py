@@ -92,15 +92,17 @@ class Router:
     def price_provider(self, provider: str) -> str | None:
         return None if provider == CUSTOM_PROVIDER else self._registry.price_provider(provider)
 
-    async def complete(self, routes: list[Route], build: RequestBuilder,
-                       budget: Budget) -> tuple[ChatResponse, Outcome]:
-        return await self._first_answer(routes, budget, lambda route: route.adapter.complete(
+    # Not coroutines of their own: each hands back `_first_answer`'s, one frame fewer to pass
+    # through every time the upstream exchange waits and resumes.
+    def complete(self, routes: list[Route], build: RequestBuilder,
+                 budget: Budget) -> Awaitable[tuple[ChatResponse, Outcome]]:
+        return self._first_answer(routes, budget, lambda route: route.adapter.complete(
             build(route.choice, route.model)))
 
-    async def generate_images(self, routes: list[Route], build: Callable[[Route], ImageRequest],
-                              budget: Budget) -> tuple[ImageResponse, Outcome]:
+    def generate_images(self, routes: list[Route], build: Callable[[Route], ImageRequest],
+                        budget: Budget) -> Awaitable[tuple[ImageResponse, Outcome]]:
         """Images from the first model of the chain that makes them; earlier failures fall back."""
-        return await self._first_answer(routes, budget, lambda route: route.adapter.generate_images(build(route)))
+        return self._first_answer(routes, budget, lambda route: route.adapter.generate_images(build(route)))
 
     async def _first_answer(self, routes: list[Route], budget: Budget,
                             ask: Callable[[Route], Awaitable[A]]) -> tuple[A, Outcome]:
