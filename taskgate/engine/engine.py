@@ -258,7 +258,8 @@ class Engine:
                 call.messages = await self._screened(call, guard.screen_input, call.messages)
                 if call.cache_key is not None:  # what is cached is what the provider was asked
                     call.cache_key = _cache_key(task, call.messages, call.routes)
-            cached = await self._cache.get(task.project_id, call.cache_key)
+            # An uncached call (the usual one) makes no coroutine to learn that it has no cache entry.
+            cached = None if call.cache_key is None else await self._cache.get(task.project_id, call.cache_key)
             if cached is not None:
                 if guard is not None:
                     cached = await self._screened(call, guard.screen_output, cached)
@@ -351,7 +352,8 @@ class Engine:
                             yield TextDelta(rest)
                 if not errors:
                     result = self._result(call, response, outcome, payload)
-                    await self._cache.put(task.project_id, call.cache_key, result, task.config.cache_ttl)
+                    if call.cache_key is not None:
+                        await self._cache.put(task.project_id, call.cache_key, result, task.config.cache_ttl)
                     if guard is not None:  # a stream's channels screened what they sent
                         result = await self._screened(call, functools.partial(guard.screen_output, scan=not streaming),
                                                       result)
@@ -460,7 +462,9 @@ class Engine:
                     raise InputValidationError("input does not match input_schema: " + "; ".join(errors))
         if task.tools:
             _check_tool_schemas(task.tools)
-        routes = self._router.resolve(await self.model_names.resolve(task.project_id, task.models))
+        # No chain named (the default model): nothing of the project's to expand, and no coroutine for it.
+        models = await self.model_names.resolve(task.project_id, task.models) if task.models else task.models
+        routes = self._router.resolve(models)
         if self.quotas is not None:  # before anything is stored for the call
             await self.quotas.admit([route.choice.name for route in routes])
         image_model = self._image_chain(routes, task, streaming)
