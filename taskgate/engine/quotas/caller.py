@@ -54,7 +54,7 @@ def project_subject(project_id: str) -> str:
 class Admission:
     """One request's caller, whether the request was already counted against the requests per
     minute (a request that makes several model calls counts once), and the counter updates still
-    on their way (awaited before a non-streamed answer goes out: see `settle`)."""
+    on their way (awaited before a non-streamed answer goes out: see `unsettled`)."""
 
     caller: Caller
     counted: bool = False
@@ -72,9 +72,14 @@ def admit_caller(caller: Caller) -> None:
         current.set(Admission(caller))
 
 
-async def settle() -> None:
-    """Wait for the current request's counter updates: another replica must see this call's spend
-    before its client can send the next one."""
+def unsettled() -> set[asyncio.Task[None]] | None:
+    """The current request's counter updates still on their way, for `settle`; None when there are
+    none (a single node's counters, or no key): a plain call, so most requests await nothing."""
     admission = current.get()
-    if admission is not None and admission.pending:
-        await asyncio.gather(*admission.pending, return_exceptions=True)
+    return admission.pending if admission is not None and admission.pending else None
+
+
+async def settle(updates: set[asyncio.Task[None]]) -> None:
+    """Wait for the request's `unsettled()` counter updates: another replica must see this call's
+    spend before its client can send the next one."""
+    await asyncio.gather(*updates, return_exceptions=True)
