@@ -250,7 +250,8 @@ class Engine:
         try:
             if call.image_model:
                 result = await self._generated_images(call)
-                await self.spans.settled(task.project_id, call.span_id)
+                if self.spans.mirrored:  # without replicas the id is readable at once: nothing to await
+                    await self.spans.settled(task.project_id, call.span_id)
                 yield Finished(result)
                 return
             if guard is not None:
@@ -271,7 +272,8 @@ class Engine:
                         yield TextDelta(replay)
                     for index, tool in enumerate(cached.tool_calls):  # as the live stream gave them
                         yield ToolCallDelta(index, tool.id, tool.name, tool.arguments)
-                await self.spans.settled(task.project_id, call.span_id)
+                if self.spans.mirrored:  # without replicas the id is readable at once: nothing to await
+                    await self.spans.settled(task.project_id, call.span_id)
                 yield Finished(result)
                 return
             messages, routes = call.messages, call.routes
@@ -358,7 +360,8 @@ class Engine:
                         result = await self._screened(call, functools.partial(guard.screen_output, scan=not streaming),
                                                       result)
                     result = self._finish(call, result, answering=streaming)
-                    await self.spans.settled(task.project_id, call.span_id)  # its id is readable everywhere
+                    if self.spans.mirrored:
+                        await self.spans.settled(task.project_id, call.span_id)  # its id is readable everywhere
                     yield Finished(result)
                     return
                 if sent or call.attempts >= call.max_attempts:
