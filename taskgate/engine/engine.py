@@ -468,7 +468,7 @@ class Engine:
         # No chain named (the default model): nothing of the project's to expand, and no coroutine for it.
         models = await self.model_names.resolve(task.project_id, task.models) if task.models else task.models
         routes = self._router.resolve(models)
-        if self.quotas is not None:  # before anything is stored for the call
+        if self.quotas is not None and not self.quotas.admit_unlimited():  # before anything is stored for the call
             await self.quotas.admit([route.choice.name for route in routes])
         image_model = self._image_chain(routes, task, streaming)
         # The caller's media checked before anything is stored for the call (its function, its span),

@@ -67,6 +67,20 @@ class QuotaGate:
         if counting:
             self.ledger.add(caller.subjects, self._periods.keys().values(), requests=1)
 
+    def admit_unlimited(self) -> bool:
+        """`admit` for a request whose caller has no limits (or that no key makes), which has nothing
+        to check: counted here, without a coroutine. False when the limits must be checked: `admit`."""
+        admission = current.get()
+        if admission is None:
+            return True
+        caller = admission.caller
+        if caller.limited:
+            return False
+        if not admission.counted:
+            admission.counted = True
+            self.ledger.add(caller.subjects, self._periods.keys().values(), requests=1)
+        return True
+
     async def _check(self, caller: Caller, models: Sequence[str], counting: bool) -> None:
         for scope, quota in (("key", caller.key_quota), ("project", caller.project_quota)):
             for model in models:
