@@ -5,7 +5,9 @@ spans shaped like a finished call's (each its own trace, as `/v2/call` makes the
 more batches with the process's CPU clock and prints the median per span. The database's triggers
 (trace roots, counts, names), indexes and the row encoding all count. `--tree DIR` (repeatable)
 measures another checkout's `taskgate` (with that checkout's `bench.span_writes` spans) in a fresh
-interpreter, trees alternating over `--rounds`.
+interpreter, trees alternating over `--rounds`. `--priced` gives every span what a priced model call's
+has beside that (usage, cost, model, function and two tags, made here alike for every tree): the spans
+the usage rollups' triggers (migration 0014) act on; without it those triggers do not fire.
 
 Run from a checkout: `python -m bench.span_write_cost [--tree DIR ...] [--rounds 3]`.
 """
@@ -14,19 +16,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 WARM_BATCHES, TIMED_BATCHES, BATCH = 20, 15, 600
 
 
-async def _measure() -> float:
-    from bench.span_writes import make_spans, sqlite_store
+def _priced(spans: list[Any]) -> list[Any]:
+    """The spans as a priced call's: the fields a usage report sums and groups by."""
+    return [dataclasses.replace(span, model_used="openai/gpt-4o-mini", function_name=f"fn-{index % 10}",
+                                usage={"input_tokens": 30, "output_tokens": 80, "total_tokens": 110},
+                                cost=0.000123, tags={"customer": f"customer-{index % 20}", "env": "prod"})
+            for index, span in enumerate(spans)]
+
+
+async def _measure(priced: bool) -> float:
+    from bench.span_writes import make_spans as plain_spans
+    from bench.span_writes import sqlite_store
+
+    def make_spans(project: str, count: int) -> list[Any]:
+        spans = plain_spans(project, count)
+        return _priced(spans) if priced else spans
 
     async with sqlite_store("bench-span-cost-") as (store, project):
         for _ in range(WARM_BATCHES):
@@ -44,16 +61,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", action="append", type=Path, help="a checkout to measure (repeatable)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--priced", action="store_true", help="spans with usage, cost, model, function and tags")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(asyncio.run(_measure())))
+        print(json.dumps(asyncio.run(_measure(args.priced))))
         return
     trees = [tree.resolve() for tree in args.tree or [ROOT]]
     figures: dict[str, list[float]] = {str(tree): [] for tree in trees}
     for _ in range(args.rounds):
         for tree in trees:  # run as a file from the tree, so `taskgate` (and the spans it writes) are the tree's
-            out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child"], cwd=tree, check=True,
+            child = [sys.executable, str(Path(__file__).resolve()), "--child", *(["--priced"] if args.priced else [])]
+            out = subprocess.run(child, cwd=tree, check=True,
                                  capture_output=True, text=True, env={"PYTHONPATH": str(tree)})
             figures[str(tree)].append(float(out.stdout.strip().splitlines()[-1]))
     for tree, values in figures.items():

@@ -28,7 +28,6 @@ from taskgate.engine.quotas.counters import LocalCounters
 from taskgate.engine.quotas.gate import QuotaGate
 from taskgate.engine.quotas.keys import KeyService
 from taskgate.engine.quotas.ledger import UsageLedger
-from taskgate.engine.quotas.redis_counters import RedisCounters
 from taskgate.engine.rerank import RerankLimits
 from taskgate.engine.secret_box import SecretBox, load_secret_key
 from taskgate.providers.registry import ProviderRegistry
@@ -55,13 +54,15 @@ def create_app(settings: Settings) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: App) -> AsyncIterator[None]:
         private_directory(settings.data_dir)
-        store = await open_store(settings.effective_database_url)
-        shared_store = not settings.effective_database_url.startswith("sqlite")
+        store = await open_store(settings.effective_database_url, migrate=not settings.store_prepared)
+        shared_store = not settings.effective_database_url.startswith("sqlite")  # replicas may share it
+        # Replicas, or workers on one SQLite file: another process may hold a span in its unwritten batch.
+        peers = shared_store or settings.workers > 1
         journal = SpanJournal(settings.data_dir / "journal", settings.journal_max_bytes)
         store_health = StoreHealth(store)
         observability = Observability.from_settings(settings)
         recorder = SpanRecorder(store, flush_interval=settings.span_flush_interval_s,
-                                peer_wait_s=peer_wait(settings.span_flush_interval_s, shared_store),
+                                peer_wait_s=peer_wait(settings.span_flush_interval_s, peers),
                                 journal=journal, health=store_health, on_record=observability.on_record(),
                                 on_write_through=observability.on_write_through())
         observability.watch(recorder)
@@ -103,7 +104,7 @@ def create_app(settings: Settings) -> ASGIApp:
         if observability.metrics is not None:
             app.observe_request = observability.metrics.request
         PriceBook.warm()
-        if settings.serves_store:  # else a server on the same store resumes them, once
+        if settings.serves_store and settings.resume_ingestion:  # else another process resumes them, once
             await engine.knowledge_files.resume()
         try:
             async with every(0.25, flush_log), every(2.0, engine.functions.flush_hits), \
@@ -130,4 +131,6 @@ def _quota_gate(settings: Settings, store: Store) -> QuotaGate:
     local = LocalCounters(ledger.spent)
     if settings.redis_url is None:
         return QuotaGate(local, ledger)
+    from taskgate.engine.quotas.redis_counters import RedisCounters  # the redis client only where it is used
+
     return QuotaGate(RedisCounters(settings.redis_url, f"{settings.redis_prefix}limits:", ledger.spent, local), ledger)

@@ -173,6 +173,15 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"  # --host and --port on the command line; no variable
     port: int = 8000
+    # Set by `serve --workers` and its supervisor for each worker; no variable. `workers`: serving
+    # processes sharing the store (a span may be in another worker's unwritten batch). The others
+    # say what the supervisor already did once: the store migrated, the data directory and secret
+    # key made (`store_prepared`); where the local model process listens (None: models in process);
+    # whether this worker resumes unfinished knowledge files (one worker must, only one should).
+    workers: int = 1
+    store_prepared: bool = False
+    local_model_socket: Path | None = None
+    resume_ingestion: bool = True
     # The CLI's server (`taskgate call`, `traces`, ...; `--url` overrides it) and the key it sends; with
     # no URL those commands read the data directory instead (taskgate/commands/connection.py).
     client_url: Annotated[str | None, AfterValidator(_server_url)] = Field(None, validation_alias="TASKGATE_URL")

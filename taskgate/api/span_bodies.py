@@ -3,7 +3,8 @@
 Storing and finding them is the engine's span service (`taskgate.engine.spans`), so one that was
 just created is found before it reaches the database, and a call naming it as its parent lands in
 its trace. The shared SpanRecord has no `metadata` (v3) or `score` (v2) field, so those two are
-kept in its free-form `meta` under reserved keys and lifted back out when a span is shown.
+kept in its free-form `meta` under reserved keys and lifted back out when a span is shown; a call's
+function revision (`REVISION_KEY`) is kept there too, and never shown or set through the span API.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from taskgate.api.request_fields import identifier, optional
-from taskgate.engine.spans import SpanService
+from taskgate.engine.spans import REVISION_KEY, SpanService
 from taskgate.errors import BadRequestError, ConflictError, NotFoundError, TaskgateError
 from taskgate.ids import new_id
 from taskgate.store.base import SpanRecord, TraceSummary
@@ -87,7 +88,11 @@ def _score(body: dict[str, Any]) -> float | None:
 def _meta(body: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     meta = dict(base)
     if (given := _object(body, "meta")) is not None:
-        meta = {key: value for key, value in meta.items() if key in (METADATA_KEY, SCORE_KEY)} | given
+        # the call's revision is the server's record: a client can neither set nor drop it
+        kept = {key: value for key, value in meta.items() if key in (METADATA_KEY, SCORE_KEY)}
+        meta = kept | {key: value for key, value in given.items() if key != REVISION_KEY}
+        if REVISION_KEY in base:
+            meta[REVISION_KEY] = base[REVISION_KEY]
     if (metadata := _object(body, "metadata")) is not None:
         meta[METADATA_KEY] = metadata
     if (score := _score(body)) is not None:
@@ -179,7 +184,7 @@ def duration_ms(start: datetime | None, end: datetime | None) -> int | None:
 
 
 def user_meta(span: SpanRecord) -> dict[str, Any]:
-    return {key: value for key, value in span.meta.items() if key not in (METADATA_KEY, SCORE_KEY)}
+    return {key: value for key, value in span.meta.items() if key not in (METADATA_KEY, SCORE_KEY, REVISION_KEY)}
 
 
 def v3_span(span: SpanRecord) -> dict[str, Any]:

@@ -52,7 +52,7 @@ from taskgate.engine.rerank import Reranker, RerankLimits
 from taskgate.engine.router import Outcome, RequestBuilder, Route, Router, UpstreamMeter
 from taskgate.engine.schemas import as_written, canonical, compile_schema, validation_errors
 from taskgate.engine.secret_box import SecretBox
-from taskgate.engine.spans import SpanService
+from taskgate.engine.spans import REVISION_KEY, SpanService
 from taskgate.engine.structured import AnswerParser, check_answer, parse_json_answer
 from taskgate.engine.task import (
     ChoiceEvent,
@@ -112,6 +112,7 @@ class Call:
     budget: Budget
     capture: CaptureScope | None  # where its upstream exchanges are recorded, as generations
     script_cached: bool = False
+    revision_id: str | None = None  # the stored function's revision it runs with (None: not a stored function)
     has_media: bool = False  # its input carries media: the span stores `span_input`, with media by digest
     span_input: Any = None
     image_model: bool = False  # its chain generates images (`engine.images`), through the images API
@@ -482,9 +483,10 @@ class Engine:
         parent_id = task.parent_span_id
         trace_id = new_id() if parent_id is None else await self.spans.trace_for(task.project_id, parent_id)
         examples = list(task.examples)
-        script_cached = False
+        script_cached, revision_id = False, None
         if task.record_function:
             function, script_cached = await self.functions.ensure(task)
+            revision_id = function.revision_id
             if function.few_shot_count > 0:
                 examples += await self.examples.select(
                     task.project_id, function.id, task.input, function.few_shot_count
@@ -510,6 +512,7 @@ class Engine:
             budget=Budget(self._limits, usage),
             capture=self.generations.scope(task.project_id, span_id, trace_id),
             script_cached=script_cached,
+            revision_id=revision_id,
             has_media=has_media,
             span_input=span_input,
             image_model=image_model,
@@ -667,6 +670,8 @@ class Engine:
                 meta["images"] = len(result.images)
         if call.notes:
             meta["notes"] = call.notes
+        if call.revision_id is not None:
+            meta[REVISION_KEY] = call.revision_id
         call.recorded = True
         return self.spans.record(self._span(call, model, output=output, error=error, status=status, meta=meta))
 

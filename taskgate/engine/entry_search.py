@@ -15,9 +15,8 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
 
 from taskgate.engine.embeddings import EmbeddingResult, EmbeddingTask
@@ -34,6 +33,9 @@ MAX_QUERY_TERMS = 64  # a long input would make a slow full-text query without r
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 Embed = Callable[[EmbeddingTask], Awaitable[EmbeddingResult]]
+
+if TYPE_CHECKING:
+    pass
 
 
 def entry_text(value: Any) -> str:
@@ -128,6 +130,8 @@ class EntrySearch:
                        query: list[float], limit: int) -> list[ExampleRecord]:
         """The stored vectors most like `query` by cosine similarity (those of another length, from a
         model configured with other dimensions, left out)."""
+        import numpy as np
+
         stored = [(entry_id, vector) for entry_id, vector in stored if len(vector) == len(query)]
         if not stored:
             return []

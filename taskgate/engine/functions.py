@@ -203,6 +203,14 @@ class FunctionService:
     async def revision(self, project_id: str, name: str, number: int) -> RevisionRecord | None:
         return await self._store.get_revision(project_id, name, number)
 
+    async def revision_by_id(self, project_id: str, name: str, revision_id: str) -> RevisionRecord | None:
+        """A revision of the live function `name` by its id (a span's record of what its call ran with);
+        None when either is gone."""
+        record = await self._store.get_function(project_id, name)
+        if record is None:
+            return None
+        return await self._store.get_revision_by_id(project_id, record.id, revision_id)
+
     async def get_or_create(self, project_id: str, name: str) -> FunctionRecord:
         """The function, created with the default prompt if it does not exist yet (so examples can
         be added before its first call)."""

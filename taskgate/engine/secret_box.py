@@ -9,15 +9,19 @@ replaces an existing file, so the first writer wins and every other one reads th
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hashlib
 import hmac
 import os
 from pathlib import Path
-
-from cryptography.fernet import Fernet, InvalidToken
+from typing import TYPE_CHECKING
 
 from taskgate.errors import ProviderNotConfiguredError
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 KEY_FILE = "secret.key"
 KEY_FILE_MODE = 0o600
@@ -27,8 +31,19 @@ class SecretBox:
     """Seals and opens the secrets the store keeps."""
 
     def __init__(self, key: str | bytes) -> None:
-        self._fernet = Fernet(key)
         self._key = key.encode("ascii") if isinstance(key, str) else key
+        if not is_fernet_key(self._key):
+            raise ValueError("a Fernet key is 32 bytes in URL-safe base64 (44 characters)")
+        self._cipher: Fernet | None = None
+
+    @property
+    def _fernet(self) -> Fernet:
+        """Built on first use: cryptography costs a worker about 8 MB, and most never seal a secret."""
+        if self._cipher is None:
+            from cryptography.fernet import Fernet
+
+            self._cipher = Fernet(self._key)
+        return self._cipher
 
     def derived_key(self, purpose: str) -> bytes:
         """A key for `purpose` (signing file URLs) derived from this box's key, so replicas that share
@@ -39,7 +54,7 @@ class SecretBox:
     def ephemeral(cls) -> SecretBox:
         """A box whose key lives only as long as the process: for an engine built without a
         configured key (tests, embedders), whose secrets need not outlive it."""
-        return cls(Fernet.generate_key())
+        return cls(new_fernet_key())
 
     def seal(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode()).decode("ascii")
@@ -47,6 +62,8 @@ class SecretBox:
     def open(self, sealed: str, what: str) -> str:
         """The secret; a token sealed under another key is a clear refusal naming `what`, so a
         server started with the wrong key keeps serving everything else."""
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(sealed.encode("ascii")).decode()
         except (InvalidToken, ValueError):
@@ -67,7 +84,7 @@ def load_secret_key(configured: str | None, data_dir: Path) -> str:
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(Fernet.generate_key())
+            handle.write(new_fernet_key())
             handle.flush()
             os.fsync(handle.fileno())
         with contextlib.suppress(FileExistsError):  # another replica got there first: its key wins
@@ -79,9 +96,20 @@ def load_secret_key(configured: str | None, data_dir: Path) -> str:
 
 def _read_key(path: Path) -> str:
     key = path.read_text(encoding="ascii").strip()
-    try:
-        Fernet(key)
-    except ValueError:
+    if not is_fernet_key(key.encode("ascii")):
         raise ValueError(f"{path} does not hold a Fernet key: remove it to have a new one made "
                          "(secrets stored under the old key are then lost), or set TASKGATE_SECRET_KEY") from None
     return key
+
+
+def new_fernet_key() -> bytes:
+    """What `Fernet.generate_key()` makes (32 random bytes in URL-safe base64), without importing it."""
+    return base64.urlsafe_b64encode(os.urandom(32))
+
+
+def is_fernet_key(key: bytes) -> bool:
+    """The check `Fernet(key)` makes of its key: 32 bytes in URL-safe base64."""
+    try:
+        return len(base64.urlsafe_b64decode(key)) == 32
+    except (binascii.Error, ValueError):
+        return False

@@ -30,6 +30,10 @@ from taskgate.telemetry.recorder import SpanRecorder
 # A NUL in JSON text: `\u0000` after an even number of backslashes (after an odd number, the `\`
 # before `u` is the second half of an escaped backslash, and `u0000` is plain text).
 _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+# In a call's span `meta`: the id of the function revision the call ran with, so its page shows the
+# instructions it really used after the function has changed. Reserved: the span API neither shows
+# it nor lets a client set it (`taskgate.api.span_bodies`).
+REVISION_KEY = "_revision_id"
 
 
 class SpanService:

@@ -6,12 +6,16 @@ revoked or limited by the CLI takes effect here within that time, and at once wh
 through an admin API: this replica's (`key_changed`), or, with Redis, another replica's, whose change
 notice (`replicas.notices`) makes this one forget what it read. The request's caller is
 made current (`engine.quotas.caller`) for the limit checks of its model calls.
+
+The UI's sessions are not cached: each page reads its session's row with its key's state from the
+store (`store.ui_sessions`), so a sign-out or a revoked key ends a session on every process at once.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from datetime import datetime
 
 from starlette.requests import Request
 
@@ -93,6 +97,33 @@ class Authenticator:
     async def project_for_digest(self, digest: str) -> str | None:
         caller = await self.caller_for_digest(digest)
         return caller.project_id if caller is not None else None
+
+    # ---- UI sessions: read from the store on every page, never cached (see the module's docstring)
+
+    async def open_ui_session(self, session_id: str, digest: str, expires_at: datetime) -> str | None:
+        """Record a session of the key with this sha256; its project, or None when the store has no live
+        key of it (revoked by another process, whatever this one's cache says)."""
+        return await self._store.open_ui_session(session_id, digest, expires_at, self._configured_project(digest))
+
+    async def ui_session_project(self, session_id: str, digest: str) -> str | None:
+        """The project of a live session, or None when it was signed out, expired, or its key revoked.
+        A session of a configured key lives while this process is still configured with the key."""
+        owner = await self._store.ui_session_owner(session_id)
+        if owner is None:
+            return None
+        project_id, by_configured_key = owner
+        if by_configured_key and self._configured_project(digest) != project_id:
+            return None
+        return project_id
+
+    async def close_ui_session(self, session_id: str) -> None:
+        await self._store.close_ui_session(session_id)
+
+    def _configured_project(self, digest: str) -> str | None:
+        """The project of a key this process was given (TASKGATE_API_KEYS, or its own), never stored."""
+        if digest in self._bootstrap:
+            return self._default_project
+        return self._session.get(digest)
 
     def forget(self) -> None:
         """Read every caller again at its next request."""

@@ -75,10 +75,12 @@ def guarded(handler: Handler) -> Handler:
             # Gone before its request was read: nobody to answer, nothing to log but the line.
             response = Response(status_code=CLIENT_CLOSED_REQUEST)
         except (OperationalError, InterfaceError) as exc:
-            # The database is down, unreachable or busy past its timeout: the caller may try again
-            # (a 503 with Retry-After), and nothing about the request was wrong.
-            log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
-            response = error_response(StoreUnavailableError())
+            if not store_unavailable(exc):
+                log.exception("unhandled error on %s %s", request.method, request.url.path)
+                response = error_response(TaskgateError("internal error; see the server log"))
+            else:  # nothing about the request was wrong: the caller may try again after Retry-After
+                log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+                response = error_response(StoreUnavailableError())
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.url.path)
             response = error_response(TaskgateError("internal error; see the server log"))
@@ -86,6 +88,25 @@ def guarded(handler: Handler) -> Handler:
         return response
 
     return wrapper
+
+
+# SQLSTATE classes of a database that cannot serve now: connection exceptions, an operator's
+# shutdown, insufficient resources. And what SQLite says of a file it cannot use at the moment.
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "53")
+_UNAVAILABLE_TEXTS = ("database is locked", "database is busy", "unable to open database", "disk i/o error",
+                      "connection", "server closed")
+
+
+def store_unavailable(exc: OperationalError | InterfaceError) -> bool:
+    """Whether a store error means "down or busy, try again" (a 503) rather than a broken store (a
+    dropped table, a bad statement: a 500 to look into)."""
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate:
+        return sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+    text = str(exc.orig).lower()
+    return any(marker in text for marker in _UNAVAILABLE_TEXTS)
 
 
 _HEADERS_KEY = "taskgate.headers"

@@ -50,12 +50,6 @@ def create_api_key(conn: Connection, project_name: str) -> str:
     return key
 
 
-
-
-
-
-
-
 def project_name(conn: Connection, project_id: str) -> str | None:
     found = conn.execute(sa.select(projects.c.name).where(projects.c.id == project_id)).scalar_one_or_none()
     return None if found is None else str(found)

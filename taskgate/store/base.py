@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
 
 from taskgate.store.key_records import KeyRecord, StoredLimits, UsageDelta, UsageTotals
 from taskgate.store.knowledge_records import ChunkHit, DocumentRecord, FileRecord, KnowledgeBaseRecord, NewChunk
@@ -338,6 +340,17 @@ class Store(Protocol):
         ...
     async def project_for_key_hash(self, key_hash: str) -> str | None: ...
     async def project_name(self, project_id: str) -> str | None: ...
+
+    # ---- UI sessions (taskgate.store.ui_sessions): rows, so every process sees a sign-out or a revoke
+    async def open_ui_session(self, session_id: str, key_digest: str, expires_at: datetime,
+                              configured_project_id: str | None) -> str | None:
+        """Record a session of the key with this sha256 (stored, or configured for that project);
+        the project it opens, or None when the key is not valid (any more). Prunes expired sessions."""
+        ...
+    async def ui_session_owner(self, session_id: str) -> tuple[str, bool] | None:
+        """(project id, opened with a configured key) of an unexpired session; None when it is gone."""
+        ...
+    async def close_ui_session(self, session_id: str) -> None: ...
 
     # ---- functions and revisions
     async def upsert_function(self, project_id: str, name: str, definition: FunctionDefinition) -> FunctionRecord:

@@ -125,9 +125,16 @@ def revert_function(conn: Connection, project_id: str, name: str, number: int) -
     return upsert_function(conn, project_id, name, target.definition)
 
 
+# Built once, run with bound values: a statement built per flush leaves SQLAlchemy's reference
+# cycles (bind parameters, aliases) for the collector on every periodic chore.
+_ADD_HITS = (functions.update()
+             .where(functions.c.project_id == sa.bindparam("p_project"), functions.c.name == sa.bindparam("p_name"),
+                    functions.c.deleted_at.is_(None))
+             .values(hit_count=functions.c.hit_count + sa.bindparam("p_count", type_=sa.Integer)))
+
+
 def record_hits(conn: Connection, project_id: str, name: str, count: int) -> None:
-    conn.execute(functions.update().where(_live(project_id, name))
-                 .values(hit_count=functions.c.hit_count + count))
+    conn.execute(_ADD_HITS, {"p_project": project_id, "p_name": name, "p_count": count})
 
 
 def set_few_shot_count(conn: Connection, project_id: str, name: str, count: int) -> None:

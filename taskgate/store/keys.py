@@ -152,14 +152,23 @@ def _project_limits(conn: Connection, project_id: str) -> StoredLimits:
     return StoredLimits() if row is None else _limits(row)
 
 
-def _add_usage(conn: Connection, deltas: Sequence[UsageDelta]) -> None:
-    insert = postgresql.insert(usage_totals) if conn.dialect.name == "postgresql" else sqlite.insert(usage_totals)
+def _adding_upsert(dialect: Any) -> Any:
+    insert = dialect.insert(usage_totals)
     table = usage_totals.c
-    statement = insert.on_conflict_do_update(
+    return insert.on_conflict_do_update(
         index_elements=["subject", "period_key"],
         set_={"requests": table.requests + insert.excluded.requests,
               "tokens": table.tokens + insert.excluded.tokens,
               "cost_nano_usd": table.cost_nano_usd + insert.excluded.cost_nano_usd})
+
+
+# Built once per dialect: a statement built per flush leaves SQLAlchemy's reference cycles (the
+# `excluded` alias and its columns) for the collector on every flush.
+_ADD_USAGE = {"postgresql": _adding_upsert(postgresql), "sqlite": _adding_upsert(sqlite)}
+
+
+def _add_usage(conn: Connection, deltas: Sequence[UsageDelta]) -> None:
+    statement = _ADD_USAGE[conn.dialect.name]
     # One row per (subject, period) per statement: Postgres refuses to update a row twice in one.
     merged: dict[tuple[str, str], list[int]] = {}
     for delta in deltas:

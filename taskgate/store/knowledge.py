@@ -20,9 +20,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import reduce
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +40,9 @@ from taskgate.store.tables import knowledge_documents as documents
 _FTS = sa.table("knowledge_chunks_fts", sa.column("rowid"), sa.column("knowledge_base_id"))
 _FTS_TABLE: sa.ColumnClause[str] = sa.literal_column("knowledge_chunks_fts")
 _PG_CONFIG: sa.ColumnClause[str] = sa.literal_column("'simple'")  # must match migration 0008's index
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class ChunkSearch(Protocol):
@@ -73,6 +75,7 @@ class VectorMatrices:
         self._lock = threading.Lock()
 
     def nearest(self, conn: Connection, base_id: str, vector: np.ndarray, limit: int) -> list[int]:
+
         version = conn.execute(sa.select(bases.c.version).where(bases.c.id == base_id)).scalar_one_or_none()
         if version is None:  # the base is gone: so is its matrix
             with self._lock:
@@ -103,6 +106,8 @@ class VectorMatrices:
 
 def best_of(matrix: _Matrix, vector: np.ndarray, limit: int) -> list[int]:
     """The `limit` chunk ids of the matrix nearest to `vector`, ties in chunk order."""
+    import numpy as np
+
     if matrix.ids.size == 0:
         return []
     scores = matrix.vectors @ vector.astype("<f4")
@@ -114,6 +119,8 @@ def best_of(matrix: _Matrix, vector: np.ndarray, limit: int) -> list[int]:
 
 def _read_matrix(conn: Connection, base_id: str, version: int, dims: int) -> _Matrix:
     """The base's chunk vectors of `dims` dimensions (those of another model's width left out)."""
+    import numpy as np
+
     rows = conn.execute(sa.select(chunks.c.id, chunks.c.embedding)
                         .where(chunks.c.knowledge_base_id == base_id)).all()
     width = dims * 4

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from taskgate.store.tables import knowledge_bases as bases
 from taskgate.store.tables import knowledge_chunks as chunks
+
+if TYPE_CHECKING:
+    import numpy as np  # only the vectors callers pass in: a worker that never searches does not load it
 
 TABLE_PREFIX = "knowledge_vectors_"
 _TABLE_NAME = re.compile(r"knowledge_vectors_[0-9]+")
@@ -112,6 +114,8 @@ class SqliteVecIndex:
 
 def _pg_literal(blob: bytes) -> str:
     """pgvector's text form of a vector; float32 values print exactly with repr of their float."""
+    import numpy as np
+
     return "[" + ",".join(repr(float(value)) for value in np.frombuffer(blob, dtype="<f4")) + "]"
 
 

@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from taskgate.errors import BadRequestError, ConflictError, NotFoundError
-from taskgate.store import accounts, cache, datasets, functions, model_names, trace_search
+from taskgate.store import accounts, cache, datasets, functions, model_names, trace_search, ui_sessions
 from taskgate.store import analytics as usage_rows
 from taskgate.store import examples as example_rows
 from taskgate.store import generations as generation_rows
@@ -98,6 +98,21 @@ class SqlStore:
 
     async def project_name(self, project_id: str) -> str | None:
         return await self.database.read(lambda c: accounts.project_name(c, project_id))
+
+    # ---- UI sessions
+    async def open_ui_session(self, session_id: str, key_digest: str, expires_at: datetime,
+                              configured_project_id: str | None) -> str | None:
+        try:
+            return await self.database.write(lambda c: ui_sessions.open_session(
+                c, session_id, key_digest, expires_at, configured_project_id, datetime.now(UTC)))
+        except IntegrityError:  # the key was deleted meanwhile (the foreign key), or the id is taken
+            return None
+
+    async def ui_session_owner(self, session_id: str) -> tuple[str, bool] | None:
+        return await self.database.read(lambda c: ui_sessions.session_owner(c, session_id, datetime.now(UTC)))
+
+    async def close_ui_session(self, session_id: str) -> None:
+        await self.database.write(lambda c: ui_sessions.close_session(c, session_id))
 
     # ---- functions and revisions
     async def upsert_function(self, project_id: str, name: str, definition: FunctionDefinition) -> FunctionRecord:

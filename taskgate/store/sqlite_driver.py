@@ -10,7 +10,9 @@ store's exact search over vectors in memory, and says so once in the log.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
+import os
 import sqlite3
 from dataclasses import dataclass
 from types import ModuleType
@@ -30,13 +32,20 @@ class SqliteDriver:
         SQL the store runs can load anything else."""
         if self.vec_version is None:
             return
-        import sqlite_vec
-
         dbapi_connection.enable_load_extension(True)
         try:
-            sqlite_vec.load(dbapi_connection)
+            dbapi_connection.load_extension(vec0_path())
         finally:
             dbapi_connection.enable_load_extension(False)
+
+
+def vec0_path() -> str:
+    """sqlite-vec's loadable extension, where `sqlite_vec.loadable_path()` says it is, found without
+    importing the package: its `__init__` imports numpy (19 MB in every worker) for a helper not used here."""
+    spec = importlib.util.find_spec("sqlite_vec")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the sqlite-vec package is not installed")
+    return os.path.normpath(os.path.join(next(iter(spec.submodule_search_locations)), "vec0"))
 
 
 @functools.cache
@@ -44,12 +53,11 @@ def sqlite_driver() -> SqliteDriver:
     """Probed once per process: the first SQLite store opened decides, and a failure is logged once."""
     try:
         import sqlean
-        import sqlite_vec
 
         probe = sqlean.connect(":memory:")
         try:
             probe.enable_load_extension(True)
-            sqlite_vec.load(probe)
+            probe.load_extension(vec0_path())
             probe.enable_load_extension(False)
             version = str(probe.execute("SELECT vec_version()").fetchone()[0])
         finally:

@@ -376,3 +376,77 @@ knowledge_files = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Index(None, "knowledge_base_id"),
 )
+
+
+class _AnyValue(sa.types.UserDefinedType[Any]):
+    """SQLite's BLOB affinity: each value is kept as the storage class it came in (a tag's integer as an
+    integer, its text as text), exactly as `json_extract` gives it to a GROUP BY over raw spans."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "BLOB"
+
+
+# Usage per hour, kept exact by triggers on `spans` (migration 0014; see taskgate/store/usage_rollup.py).
+# Only the spans a usage report counts are in them: with a start, and a cost or tokens. The hour is
+# SQLite's start-time text cut to "YYYY-MM-DD HH" (a usage bucket is a prefix of it), on Postgres
+# the UTC time truncated to the hour. Model and function are keys that cannot be NULL: '' for none,
+# '=' and the name otherwise (a primary key column cannot hold NULL, and '' is a name too).
+USAGE_HOUR = sa.Text().with_variant(sa.DateTime(timezone=False), "postgresql")
+USAGE_JSON_COUNTERS = ("input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens", "cache_write_tokens")
+# JSON counters are summed as Postgres numerics (as the raw query sums them), exact whatever they hold.
+_USAGE_COUNTER = sa.BigInteger().with_variant(sa.Numeric(), "postgresql")
+
+
+USAGE_TAG_COUNTERS = ("calls", "cost", "total_tokens")  # a tag row's: see migration 0014 on why no more
+
+
+def _usage_counters(json_counters: bool = True) -> list[sa.Column[Any]]:
+    return [sa.Column("calls", sa.BigInteger, nullable=False), sa.Column("cost", sa.Float, nullable=False),
+            sa.Column("total_tokens", sa.BigInteger, nullable=False),
+            *(sa.Column(name, _USAGE_COUNTER, nullable=False) for name in USAGE_JSON_COUNTERS if json_counters)]
+
+
+usage_hours = sa.Table(
+    "usage_hours", metadata,
+    sa.Column("project_id", sa.String(UUID_LEN), nullable=False),
+    sa.Column("hour", USAGE_HOUR, nullable=False),
+    sa.Column("model_key", sa.Text, nullable=False),
+    sa.Column("function_key", sa.Text, nullable=False),
+    *_usage_counters(),
+    sa.PrimaryKeyConstraint("project_id", "hour", "model_key", "function_key"),
+    sqlite_with_rowid=False,
+)
+# Per hour and tag value. Bounded (see migration 0014): a key whose values are too long, not scalars,
+# or too many in one hour is listed in `usage_tag_skipped` instead, and reports on it read raw spans.
+usage_tag_hours = sa.Table(
+    "usage_tag_hours", metadata,
+    sa.Column("project_id", sa.String(UUID_LEN), nullable=False),
+    sa.Column("tag_key", sa.Text, nullable=False),
+    sa.Column("hour", USAGE_HOUR, nullable=False),
+    sa.Column("tag_value", sa.Text().with_variant(_AnyValue(), "sqlite"), nullable=False),
+    *_usage_counters(json_counters=False),
+    sa.PrimaryKeyConstraint("project_id", "tag_key", "hour", "tag_value"),
+    sqlite_with_rowid=False,
+)
+usage_tag_skipped = sa.Table(
+    "usage_tag_skipped", metadata,
+    sa.Column("project_id", sa.String(UUID_LEN), nullable=False),
+    sa.Column("tag_key", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("project_id", "tag_key"),
+    sqlite_with_rowid=False,
+)
+
+# ---- UI sessions (migration 0013): one row per signed-in browser, so that a sign-out or a revoked
+# key ends the session on every process at once (see taskgate.store.ui_sessions: a page's read joins the key).
+ui_sessions = sa.Table(
+    "ui_sessions", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # sha256 of the cookie's nonce, never the nonce
+    _project_fk(),
+    # The key it was opened with; NULL for a key configured in TASKGATE_API_KEYS (never stored).
+    sa.Column("api_key_id", sa.String(UUID_LEN), sa.ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_ui_sessions_expires_at", "expires_at"),
+    sa.Index("ix_ui_sessions_api_key_id", "api_key_id"),
+)

@@ -79,11 +79,12 @@ def with_headers(response: Response) -> Response:
 
 
 async def current_session(ctx: AppContext, ui: UiContext, request: Request) -> Session | None:
-    """The request's session if its cookie is genuine, unexpired, and its key still opens its project."""
+    """The request's session if its cookie is genuine and unexpired, and the store still holds it open
+    for its project (one read by primary key: not signed out, its key not revoked, on any process)."""
     session = ui.signer.read(request.cookies.get(COOKIE_NAME))
     if session is None:
         return None
-    if await ctx.auth.project_for_digest(session.key_digest) != session.project_id:
+    if await ctx.auth.ui_session_project(session.record_id, session.key_digest) != session.project_id:
         return None
     return session
 

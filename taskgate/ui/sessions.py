@@ -1,10 +1,11 @@
-"""UI sessions: a signed, expiring cookie naming the project and the key it was opened with.
+"""UI sessions: a signed, expiring cookie naming the project and the key it was opened with, and a
+row in the store (`taskgate.store.ui_sessions`) that must still be there.
 
-Signed rather than stored: every replica can check one with the data directory's secret key (or
-TASKGATE_SECRET_KEY), and no table grows with sign-ins. The cookie carries the key's sha256 (never
-the key), so a session dies with its key: each request asks the authenticator whether that hash
-still names the project. A sign-out is remembered in memory until the session would have expired
-anyway, so the signed-out cookie is refused by this process even if it was copied first.
+The signature lets a page refuse a forged or changed cookie before touching the store. The row makes
+a sign-out and a revoked key hold on every process and replica: a sign-out deletes it, each page reads
+it with its key's state (a revoked key's sessions open nothing), by its id, the sha256 of the cookie's nonce (a
+leaked table names no live cookie). A copied cookie replayed after its sign-out finds no row. The
+cookie carries the key's sha256, never the key.
 
 CSRF: every POST carries a token that is an HMAC of the session's nonce, in a form field or the
 `x-csrf-token` header. A page of another site can neither read it nor make it, and the cookie is
@@ -22,13 +23,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from taskgate.lru import BoundedLRU
-
 COOKIE_NAME = "taskgate_session"
 SESSION_SECONDS = 12 * 3600
 MAX_COOKIE_CHARS = 1024  # a real one is about 250; a longer one is refused before any decoding
-_SIGNED_OUT_MAX = 100_000
-_SIGNED_OUT_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +34,11 @@ class Session:
     key_digest: str
     expires: int  # unix seconds
     nonce: str
+
+    @property
+    def record_id(self) -> str:
+        """The id of its row in the store."""
+        return hashlib.sha256(self.nonce.encode()).hexdigest()
 
 
 def _b64(raw: bytes) -> str:
@@ -55,7 +57,6 @@ class SessionSigner:
         # oracle for anything else that secret protects.
         self._key = hashlib.sha256(b"taskgate-ui-session\x00" + secret.encode()).digest()
         self.lifetime_s = lifetime_s
-        self._signed_out: BoundedLRU[str, int] = BoundedLRU(_SIGNED_OUT_MAX, _SIGNED_OUT_BYTES, lambda k, v: len(k) + 8)
 
     def _mac(self, purpose: bytes, payload: bytes) -> str:
         return _b64(hmac.new(self._key, purpose + b"\x00" + payload, hashlib.sha256).digest())
@@ -68,7 +69,8 @@ class SessionSigner:
         return session, f"{_b64(payload)}.{self._mac(b'session', payload)}"
 
     def read(self, cookie: str | None, now: float | None = None) -> Session | None:
-        """The session a cookie holds, or None when it is missing, forged, malformed, expired or signed out."""
+        """The session a cookie holds, or None when it is missing, forged, malformed or expired. Whether
+        it is still open (not signed out, its key not revoked) is the store's to say."""
         if not cookie or len(cookie) > MAX_COOKIE_CHARS or cookie.count(".") != 1:
             return None
         encoded, signature = cookie.split(".")
@@ -85,12 +87,9 @@ class SessionSigner:
         if not (isinstance(project_id, str) and isinstance(key_digest, str) and isinstance(expires, int)
                 and isinstance(nonce, str)):
             return None
-        if expires <= (now or time.time()) or self._signed_out.get(nonce) is not None:
+        if expires <= (now or time.time()):
             return None
         return Session(project_id, key_digest, expires, nonce)
-
-    def sign_out(self, session: Session) -> None:
-        self._signed_out.put(session.nonce, session.expires)
 
     def csrf_token(self, session: Session) -> str:
         return self._mac(b"csrf", session.nonce.encode())

@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from taskgate.api.span_bodies import MAX_ID_CHARS, duration_ms
 from taskgate.api.v2.feedback import MAX_COMMENT_CHARS
 from taskgate.engine.feedback import FEEDBACK, METRIC
+from taskgate.engine.spans import REVISION_KEY
 from taskgate.errors import BadRequestError, NotFoundError
 from taskgate.store.base import SpanEvent, SpanRecord, TraceFilter
 from taskgate.ui.guard import Visit
@@ -136,11 +137,31 @@ async def _events(visit: Visit, span: SpanRecord) -> SpanEvents:
     )
 
 
-async def _instructions(visit: Visit, span: SpanRecord) -> str | None:
+@dataclass(slots=True)
+class SpanInstructions:
+    """The instructions a span's page shows, and whose they are: `call` (the revision the call ran
+    with), `current` (a span from before calls recorded their revision: the function's instructions
+    now, labelled so) or `gone` (the call's revision is no longer stored; nothing is shown)."""
+
+    text: str | None
+    source: str
+    revision_number: int | None = None
+
+
+async def _instructions(visit: Visit, span: SpanRecord) -> SpanInstructions | None:
     if span.function_name is None:
         return None
-    function = await visit.ctx.engine.functions.get(visit.project_id, span.function_name)
-    return None if function is None else function.definition.instructions
+    functions = visit.ctx.engine.functions
+    revision_id = span.meta.get(REVISION_KEY)
+    if revision_id is None:
+        function = await functions.get(visit.project_id, span.function_name)
+        return None if function is None else SpanInstructions(function.definition.instructions, "current")
+    revision = None
+    if isinstance(revision_id, str) and len(revision_id) <= MAX_ID_CHARS:
+        revision = await functions.revision_by_id(visit.project_id, span.function_name, revision_id)
+    if revision is None:
+        return SpanInstructions(None, "gone")
+    return SpanInstructions(revision.definition.instructions, "call", revision.number)
 
 
 async def trace_page(visit: Visit) -> Response:

@@ -24,8 +24,8 @@ import uvicorn
 import uvloop
 
 from taskgate.app import create_app
-from taskgate.cli import server_options
 from taskgate.config import Settings
+from taskgate.server.uvicorn_options import server_options
 from tests.fakes.provider import Behaviour, FakeProvider
 from tests.harness import API_KEY, free_port, server_env
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -57,6 +58,45 @@ def test_usage_sums_calls_by_model_and_tag(any_server: ServerProcess, fake: Fake
     assert usage(any_server, new_key(any_server)).json() == []
     assert sum(item["total_tokens"] for item in usage(any_server, key).json()) == sum(
         item["total_tokens"] for item in by_model)
+
+
+def _totals(items: list[dict[str, Any]], key: str) -> dict[Any, tuple[int, int, float]]:
+    """Calls, total tokens and cost per value of `key`, summed over the items' buckets."""
+    totals: dict[Any, tuple[int, int, float]] = {}
+    for item in items:
+        calls, tokens, cost = totals.get(item[key], (0, 0, 0.0))
+        totals[item[key]] = (calls + item["calls"], tokens + item["total_tokens"], cost + float(item["cost"]))
+    return totals
+
+
+def test_usage_from_hourly_rollups_equals_usage_by_the_minute(any_server: ServerProcess, fake: FakeProvider) -> None:
+    """Whole hours are answered from the rollups, partial hours and minutes from the spans: by model, by
+    function and by a tag, the two agree (calls and tokens exactly, cost to float rounding)."""
+    key = new_key(any_server)
+    for name, model, tags in [("fn-a", "openai/gpt-4o-mini", {"customer": "acme"}),
+                              ("fn-a", "openai/gpt-4o-mini", {"customer": "acme", "tier": 1}),
+                              ("fn-b", "anthropic/claude-haiku-4-5", {"customer": "globex"}),
+                              ("fn-b", "openai/gpt-4o-mini", {})]:
+        reply = post(any_server.url + "/v2/call", {"name": name, "input": "hi", "model": model, "tags": tags},
+                     key=key)
+        assert reply.status == 200, reply.body
+    now = datetime.now(UTC)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    ranges = [(hour - timedelta(hours=1), hour + timedelta(hours=2)),  # whole hours: rollups alone
+              (now - timedelta(minutes=90), now + timedelta(minutes=1))]  # partial hours at the ends too
+    expected = {"model": {"openai/gpt-4o-mini": 3, "anthropic/claude-haiku-4-5": 1},
+                "function": {"fn-a": 2, "fn-b": 2}, "customer": {"acme": 2, "globex": 1, None: 1}}
+    for start, end in ranges:
+        window = {"from_date": start.isoformat(), "to_date": end.isoformat(), "fields": "calls"}
+        for group, calls in expected.items():
+            by_day = usage(any_server, key, granularity="day", group_by=group, **window).json()
+            by_minute = usage(any_server, key, granularity="minute", group_by=group, **window).json()
+            rolled, raw = _totals(by_day, group), _totals(by_minute, group)
+            assert {value: figures[0] for value, figures in rolled.items()} == calls
+            assert {value: figures[:2] for value, figures in rolled.items()} == {
+                value: figures[:2] for value, figures in raw.items()}
+            for value, figures in rolled.items():
+                assert abs(figures[2] - raw[value][2]) <= 1e-9 * max(1.0, abs(figures[2]))
 
 
 def test_usage_at_the_root_path(server: ServerProcess) -> None:

@@ -3,13 +3,22 @@ real /v2/call, read and given feedback; the playground's stream; the usage page'
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import dataclasses
 import re
 import shutil
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import expect
 
+from taskgate.engine.spans import REVISION_KEY
+from taskgate.store import SqlStore, open_store
+from taskgate.store.tables import spans
 from tests.ui.conftest import REPO, PageWatch, UiServer, api, screenshot, sign_in
 
 pytestmark = pytest.mark.timeout(180)
@@ -247,3 +256,82 @@ def test_a_span_shows_its_guard_findings(page: Any, ui_server: UiServer) -> None
     page.goto(f"/ui/traces/{answer['meta']['trace_uuid']}")
     findings = page.inner_text("#span-guards")
     assert "email" in findings and "ada@example.com" not in findings
+
+
+def _instructions_of(page: Any, span_id: str) -> tuple[str, str]:
+    """(heading, instructions) of a span's detail, opened by the span's id."""
+    page.goto(f"/ui/spans/{span_id}")
+    page.wait_for_url(re.compile(rf".*span={span_id}.*"))
+    heading = page.locator("h3", has_text="Instructions").inner_text()
+    return heading, page.inner_text("#span-instructions")
+
+
+def test_each_span_shows_the_instructions_its_call_used(page: Any, ui_server: UiServer) -> None:
+    """Instructions changed between calls, and a call of the older revision after that: each span's page
+    shows the instructions of the revision its call ran with, never simply the function's current ones."""
+    body = {"name": "ui-evolving", "input": {"q": "hello"}}
+    status, french = api(ui_server, "POST", "/v2/call", {**body, "instructions": "Answer in French."})
+    assert status == 200, french
+    status, german = api(ui_server, "POST", "/v2/call", {**body, "instructions": "Answer in German."})
+    assert status == 200, german
+    status, function = api(ui_server, "GET", "/v2/functions/by-name/ui-evolving")
+    status, revisions = api(ui_server, "GET", f"/v2/functions/{function['id']}/revisions")
+    assert status == 200 and len(revisions["data"]) == 2
+    first_revision = next(r["id"] for r in revisions["data"] if r["id"] != function["revision_id"])
+    status, older = api(ui_server, "POST", f"/v2/functions/{function['id']}/call/{first_revision}",
+                        {"input": {"q": "again"}})
+    assert status == 200, older
+    sign_in(page, ui_server.key)
+    for answer, instructions, number in ((french, "Answer in French.", 1), (german, "Answer in German.", 2),
+                                         (older, "Answer in French.", 1)):
+        heading, shown = _instructions_of(page, answer["span_id"])
+        assert instructions in shown and f"revision {number}, as this call used them" in heading
+    # a client can neither see the span's record of its revision nor point it at another one
+    status, patched = api(ui_server, "PATCH", f"/v2/spans/{french['span_id']}",
+                          {"meta": {"_revision_id": function["revision_id"], "mine": 1}})
+    assert status == 200, patched
+    status, span = api(ui_server, "GET", f"/v3/spans/{french['span_id']}")
+    assert status == 200 and span["meta"].get("mine") == 1 and "_revision_id" not in span["meta"]
+    assert "Answer in French." in _instructions_of(page, french["span_id"])[1]
+    # the function deleted: its revisions are gone, and the page says so rather than showing other instructions
+    assert api(ui_server, "DELETE", f"/v2/functions/{function['id']}")[0] in (200, 204)
+    page.goto(f"/ui/spans/{german['span_id']}")
+    page.wait_for_url(re.compile(rf".*span={german['span_id']}.*"))
+    assert "no longer stored" in page.inner_text("#span-instructions-gone")
+    assert page.locator("#span-instructions").count() == 0
+
+
+def _write_legacy_copy(data_dir: Path, span_id: str, legacy_id: str) -> None:
+    """A copy of the span as spans were stored before calls recorded their revision (no `meta`), written
+    straight into the server's SQLite file, in a thread of its own (Playwright's loop runs in this one)."""
+
+    async def write() -> None:
+        store = await open_store(f"sqlite:///{data_dir / 'taskgate.db'}")
+        assert isinstance(store, SqlStore)
+        try:
+            with store.database.engine.connect() as conn:
+                project_id = conn.execute(sa.select(spans.c.project_id).where(spans.c.id == span_id)).scalar_one()
+            span = await store.get_span(project_id, span_id)
+            assert span is not None and span.meta.get(REVISION_KEY)
+            await store.write_spans([dataclasses.replace(span, id=legacy_id, meta={})])
+        finally:
+            await store.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, write()).result()
+
+
+def test_a_span_that_recorded_no_revision_shows_the_current_instructions_labelled_so(
+        page: Any, ui_server: UiServer) -> None:
+    answer = _call(ui_server, "ui-legacy", {"q": "old"})
+    assert api(ui_server, "GET", "/v2/traces")[0] == 200  # a listing writes the waiting spans first
+    legacy_id = str(uuid.uuid4())
+    _write_legacy_copy(ui_server.process.data_dir, answer["span_id"], legacy_id)
+    status, _ = api(ui_server, "POST", "/v2/call", {"name": "ui-legacy", "instructions": "Newer words.",
+                                                    "input": {"q": "new"}})
+    assert status == 200
+    sign_in(page, ui_server.key)
+    heading, shown = _instructions_of(page, legacy_id)
+    assert "Newer words." in shown and "current revision" in heading and "did not record" in heading
+    heading, shown = _instructions_of(page, answer["span_id"])
+    assert "Greet the person." in shown and "revision 1, as this call used them" in heading

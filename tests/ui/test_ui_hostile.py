@@ -37,17 +37,20 @@ def _project_id(page: Any, ui_server: UiServer) -> str:
 
 def test_forged_and_tampered_cookies_are_sent_to_sign_in(page: Any, ui_server: UiServer) -> None:
     project_id = _project_id(page, ui_server)
-    genuine = _signer(ui_server).open(project_id, key_hash(ui_server.key))[1]
+    sign_in(page, ui_server.key)
+    genuine = next(c["value"] for c in page.context.cookies() if c["name"] == COOKIE_NAME)
     payload, signature = genuine.split(".")
     other = SessionSigner("not the server's secret").open(project_id, key_hash(ui_server.key))[1]
+    # signed with the server's own secret, but never issued: the store holds no session of it
+    never_issued = _signer(ui_server).open(project_id, key_hash(ui_server.key))[1]
     for value in ("garbage", "a.b", f"{payload}.{signature[:-2]}AA", f"{payload}x.{signature}", other,
-                  "x." * 1500, f"{payload}.{signature}.extra"):
+                  never_issued, "x." * 1500, f"{payload}.{signature}.extra"):
         page.context.clear_cookies()
         page.context.add_cookies([_cookie(ui_server, value)])
         page.goto("/ui/traces")
         assert "/ui/sign-in?next=" in page.url, value[:40]
     page.context.clear_cookies()
-    page.context.add_cookies([_cookie(ui_server, genuine)])  # the control: the genuine one opens the page
+    page.context.add_cookies([_cookie(ui_server, genuine)])  # the control: the issued one opens the page
     page.goto("/ui/traces")
     assert page.url.endswith("/ui/traces")
 

@@ -30,6 +30,7 @@ from taskgate.config import Settings
 from taskgate.engine.engine import Engine
 from taskgate.engine.functions import definition_of
 from taskgate.engine.limits import CallLimits
+from taskgate.engine.spans import REVISION_KEY
 from taskgate.engine.task import (
     Event,
     Example,
@@ -725,7 +726,10 @@ async def test_a_call_records_one_span_of_everything_that_happened(rig: Rig) -> 
     assert (span.attempts, span.cost) == (2, pytest.approx(result.cost))
     assert span.usage == {"input_tokens": 30, "output_tokens": 12, "total_tokens": 42, "reasoning_tokens": 0,
                           "cache_read_tokens": 0, "cache_write_tokens": 0}
-    assert span.meta == {"script_cached": False, "cached": False, "finish_reason": "stop"}
+    function = await rig.store.get_function(rig.project, "spec")
+    assert function is not None  # the span names the revision the call ran with, for its page's instructions
+    assert span.meta == {"script_cached": False, "cached": False, "finish_reason": "stop",
+                         REVISION_KEY: function.revision_id}
     assert span.start_time is not None and span.end_time is not None and span.start_time <= span.end_time
 
 

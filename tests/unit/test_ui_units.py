@@ -14,13 +14,20 @@ from taskgate.ui.traces import waterfall
 NOW = 1_800_000_000.0
 
 
-def test_a_session_reads_back_until_it_expires_or_is_signed_out() -> None:
+def test_a_session_reads_back_until_it_expires() -> None:
     signer = SessionSigner("secret", lifetime_s=60)
     session, cookie = signer.open("project", "digest", now=NOW)
     assert signer.read(cookie, now=NOW + 59) == session
     assert signer.read(cookie, now=NOW + 60) is None
-    signer.sign_out(session)
-    assert signer.read(cookie, now=NOW + 1) is None
+
+
+def test_a_session_s_row_id_is_a_digest_of_its_nonce_and_differs_per_session() -> None:
+    """The store keeps the digest: a leaked table names no cookie's nonce (and so no CSRF token)."""
+    signer = SessionSigner("secret")
+    first, _ = signer.open("project", "digest", now=NOW)
+    second, _ = signer.open("project", "digest", now=NOW)
+    assert first.record_id != second.record_id and len(first.record_id) == 64
+    assert first.nonce not in first.record_id
 
 
 def test_a_cookie_signed_otherwise_or_changed_is_refused() -> None:

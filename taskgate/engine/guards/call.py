@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskgate.engine.guards.findings import Finding, without_overlaps
+from taskgate.engine.guards.kinds import PII, SECRETS
 from taskgate.engine.guards.patterns import PatternScanner
-from taskgate.engine.guards.pii_scan import PII, scan_pii
 from taskgate.engine.guards.placeholders import LONGEST_PLACEHOLDER, PARTIAL_PLACEHOLDER, Placeholders
-from taskgate.engine.guards.secret_scan import SECRETS, scan_secrets
 from taskgate.engine.guards.spec import BLOCK, REDACT, GuardRule, Guards
 from taskgate.engine.task import Result
 from taskgate.errors import GuardBlockedError
@@ -36,7 +35,21 @@ HOLD_CHARS = 64  # longer than any finding that spans whitespace (a phone number
 MAX_HELD_CHARS = 65536  # a stream without whitespace is released in pieces of this size at most
 MAX_HITS = 256  # recorded per call; more would only repeat the point
 
-_SCANS: dict[str, Callable[[str], list[Finding]]] = {PII: scan_pii, SECRETS: scan_secrets}
+
+
+def _scan_pii(text: str) -> list[Finding]:
+    from taskgate.engine.guards.pii_scan import scan_pii  # imported by the first call that guards (kinds.py)
+
+    return scan_pii(text)
+
+
+def _scan_secrets(text: str) -> list[Finding]:
+    from taskgate.engine.guards.secret_scan import scan_secrets
+
+    return scan_secrets(text)
+
+
+_SCANS: dict[str, Callable[[str], list[Finding]]] = {PII: _scan_pii, SECRETS: _scan_secrets}
 
 
 @dataclass(frozen=True, slots=True)

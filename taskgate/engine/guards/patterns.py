@@ -10,13 +10,16 @@ whose text takes longer is refused (400) rather than left to hold a worker.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
-
-import re2
+from typing import TYPE_CHECKING, Any
 
 from taskgate.engine.guards.findings import Finding
 from taskgate.errors import BadRequestError
+
+if TYPE_CHECKING:
+    import re2
 
 CUSTOM_PATTERNS = "custom_patterns"
 MAX_PATTERNS = 32
@@ -24,9 +27,17 @@ MAX_PATTERN_CHARS = 512
 MAX_PROGRAM_BYTES = 1 << 20
 SCAN_SECONDS = 1.0
 
-_OPTIONS = re2.Options()
-_OPTIONS.max_mem = MAX_PROGRAM_BYTES
-_OPTIONS.log_errors = False
+
+
+@functools.cache
+def _options() -> Any:
+    """RE2's options; the library (2.5 MB) is loaded by the first call with custom patterns."""
+    import re2
+
+    options = re2.Options()
+    options.max_mem = MAX_PROGRAM_BYTES
+    options.log_errors = False
+    return options
 
 
 class PatternScanTimeoutError(BadRequestError):
@@ -39,6 +50,8 @@ def compile_patterns(patterns: list[str], where: str) -> tuple[re2._Regexp, ...]
         raise BadRequestError(f"{where}.custom_patterns must list at least one pattern for type custom_patterns")
     if len(patterns) > MAX_PATTERNS:
         raise BadRequestError(f"{where}.custom_patterns may hold at most {MAX_PATTERNS} patterns")
+    import re2
+
     compiled = []
     for index, pattern in enumerate(patterns):
         here = f"{where}.custom_patterns[{index}]"
@@ -47,7 +60,7 @@ def compile_patterns(patterns: list[str], where: str) -> tuple[re2._Regexp, ...]
         if len(pattern) > MAX_PATTERN_CHARS:
             raise BadRequestError(f"{here} is longer than {MAX_PATTERN_CHARS} characters")
         try:
-            regex = re2.compile(pattern, _OPTIONS)
+            regex = re2.compile(pattern, _options())
         except re2.error as exc:
             reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
             raise BadRequestError(f"{here} is not a pattern this server runs in linear time (RE2 syntax, no "

@@ -28,9 +28,7 @@ from stdnum.se import personnummer
 from stdnum.us import ssn
 
 from taskgate.engine.guards.findings import Finding
-
-PII = "pii"
-PII_KINDS = frozenset({"email", "phone", "card", "iban", "national_id", "ip_address", "person_name"})
+from taskgate.engine.guards.kinds import PII
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}")
 _IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")

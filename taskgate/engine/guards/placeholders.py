@@ -14,7 +14,7 @@ import re
 import orjson
 
 from taskgate.engine.guards.findings import Finding
-from taskgate.engine.guards.pii_scan import PII
+from taskgate.engine.guards.kinds import PII
 
 _SECRET_LABEL = {"secrets": "SECRET", "custom_patterns": "PATTERN"}
 _LABELS = ("EMAIL", "PHONE", "CARD", "IBAN", "NATIONAL_ID", "IP_ADDRESS", "PERSON_NAME", "SECRET", "PATTERN")

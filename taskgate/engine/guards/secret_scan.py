@@ -36,8 +36,7 @@ from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
 from detect_secrets.plugins.twilio import TwilioKeyDetector
 
 from taskgate.engine.guards.findings import Finding
-
-SECRETS = "secrets"
+from taskgate.engine.guards.kinds import SECRET_KINDS, SECRETS
 
 # detect-secrets plugins by the kind they report. Left out: its keyword plugins (any `password:`
 # in prose), its public-IP plugin (an IP address is pii here) and the vendor plugins whose
@@ -93,7 +92,8 @@ def _compile_all() -> tuple[tuple[str, re.Pattern[str], bool], ...]:
 
 
 _PATTERNS = _compile_all()
-SECRET_KINDS = frozenset({kind for kind, _, _ in _PATTERNS} | {"high_entropy_token"})
+if {kind for kind, _, _ in _PATTERNS} | {"high_entropy_token"} != SECRET_KINDS:
+    raise ImportError("guards.kinds.SECRET_KINDS no longer names exactly the kinds secret_scan reports")
 # Literals without which a kind's patterns cannot match: a substring test is far cheaper than a
 # pattern that begins with a character class.
 _NEEDS: dict[str, tuple[str, ...]] = {

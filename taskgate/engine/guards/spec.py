@@ -7,9 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from taskgate.engine.guards.kinds import PII, PII_KINDS, SECRET_KINDS, SECRETS
 from taskgate.engine.guards.patterns import CUSTOM_PATTERNS, compile_patterns
-from taskgate.engine.guards.pii_scan import PII, PII_KINDS
-from taskgate.engine.guards.secret_scan import SECRET_KINDS, SECRETS
 from taskgate.errors import BadRequestError
 
 FLAG, BLOCK, REDACT = "flag", "block", "redact"

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from langchain_text_splitters import RecursiveCharacterTextSplitter
-
 DEFAULT_CHUNK_SIZE = 2000
 DEFAULT_CHUNK_OVERLAP = 200
 
@@ -23,6 +21,8 @@ class Chunking:
 
 def split(text: str, chunking: Chunking) -> list[str]:
     """The chunks of `text`, blank ones left out; `chunking` is already checked (0 <= overlap < size)."""
+    from langchain_text_splitters import RecursiveCharacterTextSplitter  # 35 MB: loaded by the first chunking
+
     splitter = RecursiveCharacterTextSplitter(chunk_size=chunking.size, chunk_overlap=chunking.overlap,
                                               length_function=len, strip_whitespace=True)
     return [piece for piece in splitter.split_text(text) if piece.strip()]

@@ -16,9 +16,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    pass
+
 
 from taskgate.engine.embeddings import EmbeddingResult, EmbeddingTask
 from taskgate.engine.knowledge.chunking import Chunking, split
@@ -167,6 +169,8 @@ class KnowledgeService:
         return answer
 
     async def _search(self, span: _Span, base: KnowledgeBaseRecord, query: KnowledgeQuery) -> QueryAnswer:
+        import numpy as np
+
         [vector] = await self._vectors(span, base.embedding_model, [query.text])
         candidates = max(query.prefilter_limit, query.top_k)
         by_vector, by_words = await self._store.ranked(base.id, np.frombuffer(vector, dtype="<f4"),
@@ -208,6 +212,8 @@ def _unit(vector: list[float]) -> bytes:
     """The vector at unit length as float32 bytes. Scaled by its largest value first, so a model's huge
     values (past float32's range) cannot overflow into inf or NaN, which the vector index (pgvector)
     refuses; an empty vector or a non-finite value is the upstream's malformed answer."""
+    import numpy as np
+
     array = np.asarray(vector, dtype=np.float64)
     if array.ndim != 1 or array.size == 0 or not np.isfinite(array).all():
         raise UpstreamProtocolError("the embedding model answered an empty or non-finite vector")

@@ -14,15 +14,18 @@ import math
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from taskgate.engine.quotas.caller import Admission, Caller, current, key_subject, project_subject
 from taskgate.engine.quotas.counters import Charge, Check, LocalCounters, Refusal, Scope
 from taskgate.engine.quotas.ledger import UsageLedger
 from taskgate.engine.quotas.periods import period_bounds, period_key
-from taskgate.engine.quotas.redis_counters import RedisCounters
 from taskgate.engine.quotas.rules import Quota, nano_usd, usd
 from taskgate.errors import BudgetExceededError, ModelNotAllowedError, RateLimitedError
 from taskgate.store.base import SpanRecord
+
+if TYPE_CHECKING:  # the redis client (6 MB) is imported only where TASKGATE_REDIS_URL is set (app.py)
+    from taskgate.engine.quotas.redis_counters import RedisCounters
 
 
 class _Periods:
@@ -46,7 +49,7 @@ class QuotaGate:
         self.ledger = ledger
         self._counters = counters
         self._local = counters if isinstance(counters, LocalCounters) else None
-        self._redis = counters if isinstance(counters, RedisCounters) else None
+        self._redis = None if isinstance(counters, LocalCounters) else counters
         self._periods = _Periods()
 
     async def admit(self, models: Sequence[str]) -> None:

@@ -1,4 +1,8 @@
-"""The `local/…` provider: llama.cpp in-process, off the event loop, with grammar-constrained JSON.
+"""The `local/…` provider: llama.cpp off the event loop, with grammar-constrained JSON.
+
+In one process (`serve` with one worker) the models run in this process. Under `serve --workers N`
+the adapter of each worker sends its generations and embeddings to the one local model process
+(`model_client`), whose own adapter runs them in process: the weights are loaded once per machine.
 
 Each model gets a runner: a bounded admission queue, `local_concurrency` worker threads and as
 many warm llama.cpp instances (loaded lazily, weights shared through mmap). llama.cpp releases
@@ -16,11 +20,9 @@ import threading
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 
 from taskgate.config import Settings
@@ -39,12 +41,14 @@ from taskgate.providers.base import (
 )
 from taskgate.providers.local.embedder import EMBEDDING_MODEL, LocalEmbedder
 from taskgate.providers.local.grammar import GrammarCache, GrammarUnavailable
+from taskgate.providers.local.model_client import RemoteEmbedder, RemoteRunner
 from taskgate.providers.local.model_files import (
     BUNDLED_MODEL,
     INSTALL_HINT,
     configured_model_path,
     ensure_bundled_model,
 )
+from taskgate.providers.local.model_wire import Outcome, Plan
 from taskgate.providers.local.prompt import TURN_STOP, OutputShaper, build_prompt
 from taskgate.providers.local.task_prompt import build_task_prompt, read_task
 from taskgate.providers.wire_capture import Exchange, begin_built, failure_text
@@ -55,26 +59,6 @@ DEFAULT_TEXT_TEMPERATURE = 0.7
 CONTEXT_TOKENS = 8192
 
 Emit = Callable[[str], None]
-
-
-@dataclass(slots=True)
-class _Plan:
-    """Everything a worker needs, checked on the loop so bad input fails before it queues."""
-
-    messages: list[dict[str, Any]]
-    schema: dict[str, Any] | None
-    max_tokens: int
-    stops: list[str]
-    sampling: dict[str, Any]
-    seed: int | None
-
-
-@dataclass(slots=True)
-class _Outcome:
-    text: str
-    finish_reason: str
-    usage: Usage
-    notes: list[str] = field(default_factory=list)
 
 
 class _Runner:
@@ -112,13 +96,13 @@ class _Runner:
         finally:
             self._waiting -= 1
 
-    def start(self, plan: _Plan, emit: Emit | None, cancel: threading.Event) -> asyncio.Future[_Outcome]:
+    def start(self, plan: Plan, emit: Emit | None, cancel: threading.Event) -> asyncio.Future[Outcome]:
         """Run `plan` on a worker; the slot is released when the worker is really done."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         future = loop.run_in_executor(self._executor, self._generate, plan, emit, cancel)
 
-        def release(done: asyncio.Future[_Outcome]) -> None:
+        def release(done: asyncio.Future[Outcome]) -> None:
             if not done.cancelled():
                 done.exception()  # retrieved here, so an abandoned stream logs no warning
             self._avg_seconds = 0.8 * self._avg_seconds + 0.2 * (loop.time() - started)
@@ -137,7 +121,7 @@ class _Runner:
 
     # ---- worker thread side
 
-    def _generate(self, plan: _Plan, emit: Emit | None, cancel: threading.Event) -> _Outcome:
+    def _generate(self, plan: Plan, emit: Emit | None, cancel: threading.Event) -> Outcome:
         llm = self._checkout()
         try:
             return self._run(llm, plan, emit, cancel)
@@ -160,7 +144,7 @@ class _Runner:
             message = f"llama.cpp could not load local model '{self.name}' from {path}: {exc}"
             raise ProviderError(message) from exc
 
-    def _run(self, llm: Any, plan: _Plan, emit: Emit | None, cancel: threading.Event) -> _Outcome:
+    def _run(self, llm: Any, plan: Plan, emit: Emit | None, cancel: threading.Event) -> Outcome:
         import llama_cpp
         from llama_cpp import LlamaGrammar
 
@@ -211,7 +195,7 @@ class _Runner:
             if emit is not None:
                 emit(tail)
         usage = Usage(input_tokens=len(tokens), output_tokens=generated)
-        return _Outcome(text="".join(parts), finish_reason=finish, usage=usage, notes=notes)
+        return Outcome(text="".join(parts), finish_reason=finish, usage=usage, notes=notes)
 
     def _check_grammar(self, gbnf: str) -> str | None:
         """llama.cpp's own parser must accept the text: a grammar it rejects would crash the sampler."""
@@ -254,8 +238,11 @@ class LocalAdapter:
 
     def __init__(self, settings: Settings):
         self._settings = settings
-        self._runners: dict[str, _Runner] = {}
-        self._embedder = LocalEmbedder(settings.local_queue_size)
+        self._model_socket = settings.local_model_socket
+        self._runners: dict[str, _Runner | RemoteRunner] = {}
+        self._embedder: LocalEmbedder | RemoteEmbedder = (
+            LocalEmbedder(settings.local_queue_size) if self._model_socket is None
+            else RemoteEmbedder(self._model_socket))
 
     @property
     def model_names(self) -> list[str]:
@@ -291,7 +278,7 @@ class LocalAdapter:
         runner, plan = self._prepare(request)
         exchange = _captured(runner.name, plan, stream=True)
         failure: BaseException | None = None
-        outcome: _Outcome | None = None
+        outcome: Outcome | None = None
         cancel = threading.Event()
         try:
             await runner.admit()
@@ -333,6 +320,8 @@ class LocalAdapter:
         the query's, on the local embedding model (its vectors are unit length, so a dot product)."""
         if request.model != EMBEDDING_MODEL:
             raise no_rerank("local", f"(local/{request.model[:100]}; local reranking is by local/{EMBEDDING_MODEL})")
+        import numpy as np  # only a rerank needs it: a worker that never reranks stays smaller
+
         embedded = await self._embedder.embed([request.query, *request.documents], {})
         query, *documents = (np.asarray(vector, dtype=np.float32) for vector in embedded.vectors)
         scores = np.stack(documents) @ query
@@ -343,24 +332,37 @@ class LocalAdapter:
     async def generate_images(self, request: ImageRequest) -> ImageResponse:
         raise BadRequestError("local models do not generate images; use e.g. openai/gpt-image-1")
 
+    async def generate(self, model: str, plan: Plan, emit: Emit, cancel: threading.Event) -> Outcome:
+        """One generation for the local model process, on a plan a worker checked; `emit` is called
+        from the generating thread."""
+        runner = self._runner(model)
+        await runner.admit()
+        return await asyncio.shield(runner.start(plan, emit, cancel))
+
     async def aclose(self) -> None:
         runners, self._runners = list(self._runners.values()), {}
         for runner in runners:
-            await asyncio.to_thread(runner.close)
+            if isinstance(runner, _Runner):
+                await asyncio.to_thread(runner.close)
         await asyncio.to_thread(self._embedder.close)
 
     # ---- request checks, on the loop
 
-    def _prepare(self, request: ChatRequest) -> tuple[_Runner, _Plan]:
+    def _prepare(self, request: ChatRequest) -> tuple[_Runner | RemoteRunner, Plan]:
         runner = self._runner(request.model)
         if request.tools and request.tool_choice != "none":
             raise BadRequestError("local models do not support tool calling; use a hosted model for tools")
         build_prompt(request.messages)  # rejects unsupported content now rather than in the worker
         return runner, _plan(request)
 
-    def _runner(self, name: str) -> _Runner:
+    def _runner(self, name: str) -> _Runner | RemoteRunner:
         runner = self._runners.get(name)
         if runner is not None:
+            return runner
+        if self._model_socket is not None:
+            if name not in self.model_names:
+                raise _unknown_model(name, self.model_names)
+            runner = self._runners[name] = RemoteRunner(name, self._model_socket)
             return runner
         try:
             import llama_cpp  # noqa: F401
@@ -373,16 +375,17 @@ class LocalAdapter:
             data_dir = self._settings.data_dir
             locate = lambda: ensure_bundled_model(data_dir)  # noqa: E731
         else:
-            raise BadRequestError(
-                f"unknown local model '{name}'; available: "
-                f"{', '.join('local/' + n for n in self.model_names)}. "
-                "Add one with TASKGATE_LOCAL_MODELS=name=/path/model.gguf"
-            )
+            raise _unknown_model(name, self.model_names)
         runner = self._runners[name] = _Runner(name, locate, self._settings)
         return runner
 
 
-def _plan(request: ChatRequest) -> _Plan:
+def _unknown_model(name: str, known: list[str]) -> BadRequestError:
+    return BadRequestError(f"unknown local model '{name}'; available: {', '.join('local/' + n for n in known)}. "
+                           "Add one with TASKGATE_LOCAL_MODELS=name=/path/model.gguf")
+
+
+def _plan(request: ChatRequest) -> Plan:
     options = request.options
     structured = request.structured is not None
     default_temperature = 0.0 if structured else DEFAULT_TEXT_TEMPERATURE
@@ -406,7 +409,7 @@ def _plan(request: ChatRequest) -> _Plan:
         "frequency_penalty": _number(options, "frequency_penalty", 0.0, -2.0, 2.0),
         "presence_penalty": _number(options, "presence_penalty", 0.0, -2.0, 2.0),
     }
-    return _Plan(
+    return Plan(
         messages=request.messages,
         schema=request.structured.schema if request.structured is not None else None,
         max_tokens=max_tokens,
@@ -416,7 +419,7 @@ def _plan(request: ChatRequest) -> _Plan:
     )
 
 
-def _captured(model: str, plan: _Plan, *, stream: bool) -> Exchange | None:
+def _captured(model: str, plan: Plan, *, stream: bool) -> Exchange | None:
     """The call's exchange with the in-process model, recorded as a generation like an upstream's:
     what the worker is asked (the conversation, schema and sampling) and what it answered."""
     return begin_built("local", LOCAL_PATH, lambda: {
@@ -424,13 +427,13 @@ def _captured(model: str, plan: _Plan, *, stream: bool) -> Exchange | None:
         "stop": plan.stops, "sampling": plan.sampling, "seed": plan.seed, "stream": stream}, stream=stream)
 
 
-def _outcome_fields(outcome: _Outcome) -> dict[str, Any]:
+def _outcome_fields(outcome: Outcome) -> dict[str, Any]:
     usage = outcome.usage
     return {"finish_reason": outcome.finish_reason,
             "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}}
 
 
-def _outcome_body(outcome: _Outcome) -> bytes:
+def _outcome_body(outcome: Outcome) -> bytes:
     return orjson.dumps({"text": outcome.text, **_outcome_fields(outcome)})
 
 
@@ -439,7 +442,7 @@ def _event(data: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
-def _prompt(plan: _Plan, fallback: bool) -> str:
+def _prompt(plan: Plan, fallback: bool) -> str:
     """A grammar-constrained task gets the labelled task prompt; anything else the plain transcript."""
     if plan.schema is not None and not fallback and (task := read_task(plan.messages)) is not None:
         shaped = build_task_prompt(task, plan.schema)

@@ -55,10 +55,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Columns are dropped in place (SQLite has had DROP COLUMN since 3.35), never by batch mode's
+    copy-and-swap of the table: on SQLite that drops `projects` under every table that cascades
+    from it, deleting the project's functions, spans and knowledge with it."""
     op.drop_table("usage_totals")
-    with op.batch_alter_table("api_keys") as batch:
-        for name in ("name", "admin", "revoked_at", *LIMIT_COLUMNS):
-            batch.drop_column(name)
-    with op.batch_alter_table("projects") as batch:
-        for name in LIMIT_COLUMNS:
-            batch.drop_column(name)
+    for name in ("name", "admin", "revoked_at", *LIMIT_COLUMNS):
+        op.drop_column("api_keys", name)
+    for name in LIMIT_COLUMNS:
+        op.drop_column("projects", name)
