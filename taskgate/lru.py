@@ -47,6 +47,16 @@ class BoundedLRU(Generic[K, V]):
         entry = self._entries.get(key)
         return None if entry is None else entry[0]
 
+    def replace(self, key: K, value: V) -> None:
+        """`put` for an entry already here whose size does not depend on its value (a counter): the
+        same result without sizing it again or evicting (nothing grew). Nothing is done when `key`
+        is absent."""
+        entries = self._entries
+        entry = entries.get(key)
+        if entry is not None:
+            entries[key] = (value, entry[1])
+            entries.move_to_end(key)
+
     def put(self, key: K, value: V) -> None:
         """Keep `value` under `key` as the most recently used entry, then evict down to the bounds."""
         entries = self._entries

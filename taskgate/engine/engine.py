@@ -251,7 +251,8 @@ class Engine:
         try:
             if call.image_model:
                 result = await self._generated_images(call)
-                await self.spans.settled(task.project_id, call.span_id)
+                if self.spans.mirrored:  # without replicas the id is readable at once: nothing to await
+                    await self.spans.settled(task.project_id, call.span_id)
                 yield Finished(result)
                 return
             if guard is not None:
@@ -259,7 +260,8 @@ class Engine:
                 call.messages = await self._screened(call, guard.screen_input, call.messages)
                 if call.cache_key is not None:  # what is cached is what the provider was asked
                     call.cache_key = _cache_key(task, call.messages, call.routes)
-            cached = await self._cache.get(task.project_id, call.cache_key)
+            # An uncached call (the usual one) makes no coroutine to learn that it has no cache entry.
+            cached = None if call.cache_key is None else await self._cache.get(task.project_id, call.cache_key)
             if cached is not None:
                 if guard is not None:
                     cached = await self._screened(call, guard.screen_output, cached)
@@ -271,7 +273,8 @@ class Engine:
                         yield TextDelta(replay)
                     for index, tool in enumerate(cached.tool_calls):  # as the live stream gave them
                         yield ToolCallDelta(index, tool.id, tool.name, tool.arguments)
-                await self.spans.settled(task.project_id, call.span_id)
+                if self.spans.mirrored:  # without replicas the id is readable at once: nothing to await
+                    await self.spans.settled(task.project_id, call.span_id)
                 yield Finished(result)
                 return
             messages, routes = call.messages, call.routes
@@ -352,12 +355,14 @@ class Engine:
                             yield TextDelta(rest)
                 if not errors:
                     result = self._result(call, response, outcome, payload)
-                    await self._cache.put(task.project_id, call.cache_key, result, task.config.cache_ttl)
+                    if call.cache_key is not None:
+                        await self._cache.put(task.project_id, call.cache_key, result, task.config.cache_ttl)
                     if guard is not None:  # a stream's channels screened what they sent
                         result = await self._screened(call, functools.partial(guard.screen_output, scan=not streaming),
                                                       result)
                     result = self._finish(call, result, answering=streaming)
-                    await self.spans.settled(task.project_id, call.span_id)  # its id is readable everywhere
+                    if self.spans.mirrored:
+                        await self.spans.settled(task.project_id, call.span_id)  # its id is readable everywhere
                     yield Finished(result)
                     return
                 if sent or call.attempts >= call.max_attempts:
@@ -459,18 +464,24 @@ class Engine:
                 errors = validation_errors(input_schema.validator, task.input)
                 if errors:
                     raise InputValidationError("input does not match input_schema: " + "; ".join(errors))
-        _check_tool_schemas(task.tools)
-        routes = self._router.resolve(await self.model_names.resolve(task.project_id, task.models))
-        if self.quotas is not None:  # before anything is stored for the call
+        if task.tools:
+            _check_tool_schemas(task.tools)
+        # No chain named (the default model): nothing of the project's to expand, and no coroutine for it.
+        models = await self.model_names.resolve(task.project_id, task.models) if task.models else task.models
+        routes = self._router.resolve(models)
+        if self.quotas is not None and not self.quotas.admit_unlimited():  # before anything is stored for the call
             await self.quotas.admit([route.choice.name for route in routes])
         image_model = self._image_chain(routes, task, streaming)
         # The caller's media checked before anything is stored for the call (its function, its span),
         # off the event loop: decoding and hashing cost a few ms per MB (bench.media).
-        turns, media, span_input = input_turns(task), MediaSeen(), None
+        turns, has_media, span_input = input_turns(task), False, None
         if carries_media(turns):
             turns, media, span_input = await asyncio.to_thread(self._typed_media, task, turns)
             self._check_media(routes, media)
-        trace_id = await self.spans.trace_for(task.project_id, task.parent_span_id)
+            has_media = bool(media.types)
+        # Without a parent there is nothing to look up: a new trace, without a coroutine for it.
+        parent_id = task.parent_span_id
+        trace_id = new_id() if parent_id is None else await self.spans.trace_for(task.project_id, parent_id)
         examples = list(task.examples)
         script_cached, revision_id = False, None
         if task.record_function:
@@ -502,7 +513,7 @@ class Engine:
             capture=self.generations.scope(task.project_id, span_id, trace_id),
             script_cached=script_cached,
             revision_id=revision_id,
-            has_media=bool(media.types),
+            has_media=has_media,
             span_input=span_input,
             image_model=image_model,
         )
@@ -512,8 +523,9 @@ class Engine:
         """Whether the chain's models generate images (`engine.images`); a 400 for what such a call
         cannot do rather than a wrong answer: a chain mixing them with chat models, a stream, a
         conversation, tools or guards."""
-        makers = [self._router.traits(route).images is not None for route in routes]
-        if not any(makers):
+        traits = self._router.traits
+        makers = [traits(route).images is not None for route in routes]
+        if True not in makers:
             return False
         name = routes[makers.index(True)].choice.name
         if not all(makers):
@@ -646,9 +658,12 @@ class Engine:
             output = result.payload if result.payload is not None else result.text
             if result.images:  # never their base64
                 output = call.image_output
-        meta: dict[str, Any] = {"script_cached": call.script_cached}
-        if result is not None:
-            meta.update(cached=result.cached, finish_reason=result.finish_reason)
+        meta: dict[str, Any]
+        if result is None:
+            meta = {"script_cached": call.script_cached}
+        else:
+            meta = {"script_cached": call.script_cached, "cached": result.cached,
+                    "finish_reason": result.finish_reason}
             if result.tool_calls:
                 meta["tool_calls"] = [asdict(t) for t in result.tool_calls]
             if result.images:
@@ -673,7 +688,8 @@ class Engine:
             parent_id=task.parent_span_id,
             start_time=call.started_at,
             end_time=datetime.now(UTC),
-            input=_span_input(call),
+            input=call.span_input if call.has_media else
+            task.input if task.messages is None else {"messages": task.messages},  # never media's base64
             output=output,
             error=error.detail if error is not None else None,
             status=status or ("error" if error is not None else "ok"),
@@ -687,14 +703,6 @@ class Engine:
             meta=meta if meta is not None else {"script_cached": call.script_cached},
             function_name=task.function_name if task.record_function else None,
         )
-
-
-def _span_input(call: Call) -> Any:
-    """What the span keeps of the input: media by its digest (`media.summarised`), never its base64."""
-    if call.has_media:
-        return call.span_input
-    task = call.task
-    return task.input if task.messages is None else {"messages": task.messages}
 
 
 def _misfit(errors: list[str], attempts: int, sent: bool) -> StructuredGenerationError:

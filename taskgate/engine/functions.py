@@ -137,7 +137,11 @@ class FunctionService:
     async def ensure(self, task: Task) -> tuple[FunctionRecord, bool]:
         """The function's record, and whether its current revision already existed (v3 `script_cached`)."""
         key = (task.project_id, task.function_name)
-        self._hits.put(key, (self._hits.peek(key) or 0) + 1)
+        hits = self._hits.peek(key)
+        if hits is None:
+            self._hits.put(key, 1)
+        else:
+            self._hits.replace(key, hits + 1)  # an entry's size is its key's (`_key_size`): no resizing
         if task.stored is not None:  # called as stored: nothing to compare or write
             return task.stored, True
         current = fingerprint(task)

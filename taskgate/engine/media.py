@@ -98,13 +98,23 @@ def typed_messages(messages: list[dict[str, Any]], max_bytes: int) -> tuple[list
 
 
 def carries_media(messages: list[dict[str, Any]]) -> bool:
-    """Whether any message has a media part: a cheap look before the costly checks."""
-    return any(isinstance(message, dict) and isinstance(message.get("content"), list)
-               and any(_is_media(part) for part in message["content"]) for message in messages)
+    """Whether any message has a media part: a cheap look before the costly checks, made on every
+    call (plain loops: no generator frame per message)."""
+    for message in messages:
+        if isinstance(message, dict):
+            content = message.get("content")
+            if isinstance(content, list):
+                for part in content:
+                    if isinstance(part, dict) and part.get("type") in _MEDIA_TYPES:
+                        return True
+    return False
+
+
+_MEDIA_TYPES = ("image_url", "input_audio", "file")  # a tuple: a part's `type` may be unhashable
 
 
 def _is_media(part: Any) -> bool:
-    return isinstance(part, dict) and part.get("type") in ("image_url", "input_audio", "file")
+    return isinstance(part, dict) and part.get("type") in _MEDIA_TYPES
 
 
 def _typed_part(part: Any, where: str, max_bytes: int, seen: MediaSeen) -> Any:

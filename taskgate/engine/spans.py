@@ -45,6 +45,7 @@ class SpanService:
         self._recorder = recorder
         self._charge = charge
         self._mirror = mirror
+        self.mirrored = mirror is not None  # only then has a call's answer to wait for `settled`
 
     def record(self, span: SpanRecord) -> bool:
         """Keep a finished span for the next batch: never waits on the store. Whether it is also

@@ -165,7 +165,7 @@ def parse_completion(data: Any, provider: str) -> ChatResponse:
         finish_reason=finish,
         usage=usage,
         model=str(data.get("model") or ""),
-        logprobs=_token_logprobs(choice),
+        logprobs=_token_logprobs(choice) if choice.get("logprobs") is not None else None,  # asked for: rarely
     )
 
 
@@ -263,7 +263,8 @@ def _chunk_pieces(chunk: dict[str, Any], seen_tools: set[int], provider: str) ->
         if content:
             if not isinstance(content, str):
                 raise TypeError("delta.content is not a string")
-            pieces.append(ChatChunk(text=content, logprobs=_token_logprobs(choice)))
+            logprobs = _token_logprobs(choice) if choice.get("logprobs") is not None else None  # asked for: rarely
+            pieces.append(ChatChunk(text=content, logprobs=logprobs))
         for position, call in enumerate(delta.get("tool_calls") or ()):
             pieces.append(_tool_piece(call, position, seen_tools, provider))
         if choice.get("finish_reason"):

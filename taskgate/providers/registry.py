@@ -48,6 +48,8 @@ class ProviderRegistry:
                  kinds: Mapping[str, AdapterFactory] = ADAPTER_KINDS) -> None:
         self._settings = settings
         self._presets = load_presets(settings.provider_entries)
+        # Asked for every route of every call (`traits`); the presets are fixed for the registry's life.
+        self._families = {name: preset_family(preset) for name, preset in self._presets.items()}
         self._kinds = kinds
         self._adapters: dict[str, Adapter] = dict(adapters or {})
         self._custom: dict[str, tuple[ResolvedProvider, Adapter]] = {}  # by custom model id
@@ -67,12 +69,11 @@ class ProviderRegistry:
 
     def family(self, provider: str) -> str | None:
         """The model family `provider` serves (`catalog.preset_family`); None for an unknown one."""
-        preset = self._presets.get(provider)
-        return preset_family(preset) if preset is not None else None
+        return self._families.get(provider)
 
     def traits(self, provider: str, model: str) -> ModelTraits:
         """What `provider`'s `model` can take and how it is asked for JSON (see `model_traits`)."""
-        return model_traits(self.family(provider), model)
+        return model_traits(self._families.get(provider), model)
 
     def known(self) -> list[str]:
         """Every provider a model name may start with: the presets and the configured entries."""

@@ -172,6 +172,16 @@ def request_timeout(options: Mapping[str, Any], default_s: float) -> float:
     return float(value)
 
 
+def _call_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    """A whole request's deadline, its connect's too."""
+    return aiohttp.ClientTimeout(total=seconds, connect=seconds)
+
+
+def _stream_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    """A stream's: no total deadline, but its connect and every wait for the next bytes (`open_sse`)."""
+    return aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds)
+
+
 class UpstreamHTTP:
     """One upstream (a provider at one base URL) behind one lazily created, pooled session."""
 
@@ -183,6 +193,9 @@ class UpstreamHTTP:
         self._headers = {"content-type": "application/json", **headers}
         self._own_headers = frozenset(name.lower() for name in self._headers)
         self._timeout_s = timeout_s  # when a request's options name no `timeout`
+        # Immutable, so made once for every request at the default (building one costs about a µs).
+        self._call_timeout = _call_timeout(timeout_s)
+        self._stream_timeout = _stream_timeout(timeout_s)
         self._session: aiohttp.ClientSession | None = None
         self._tails: set[asyncio.Task[None]] = set()  # finished streams whose last bytes are still due
 
@@ -223,7 +236,7 @@ class UpstreamHTTP:
         `options` are the request's options, for its `timeout`; `headers` are added to the session's.
         """
         timeout_s = request_timeout(options, self._timeout_s)
-        timeout = aiohttp.ClientTimeout(total=timeout_s, connect=timeout_s)
+        timeout = self._call_timeout if timeout_s == self._timeout_s else _call_timeout(timeout_s)
         payload = orjson.dumps(body)
         exchange = begin(self.provider, path, body, payload, stream=False)
         status: int | None = None
@@ -250,7 +263,7 @@ class UpstreamHTTP:
         finally:
             if exchange is not None:
                 exchange.finish(status=status, response=raw if status is not None else None,
-                                error=failure_text(failure))
+                                error=None if failure is None else failure_text(failure))
             failure = None  # the exception's traceback holds this frame: a cycle, left for the collector
         try:
             return orjson.loads(raw)
@@ -275,7 +288,7 @@ class UpstreamHTTP:
         for them would cost the next request a new one.
         """
         timeout_s = request_timeout(options, self._timeout_s)
-        timeout = aiohttp.ClientTimeout(total=None, connect=timeout_s, sock_read=timeout_s)
+        timeout = self._stream_timeout if timeout_s == self._timeout_s else _stream_timeout(timeout_s)
         payload = orjson.dumps(body)
         exchange = begin(self.provider, path, body, payload, stream=True)
         failure: BaseException | None = None

@@ -77,7 +77,10 @@ class Authenticator:
         seen = digest is not None
         if digest is None:
             digest = key_hash(key.strip())
-        caller = await self._caller(digest)
+        # A key read within REFRESH_S (nearly every request) is answered without a coroutine.
+        caller = self._held(digest)
+        if caller is None:
+            caller = await self._caller(digest)
         if not seen:
             self._seen.put(key, digest)
         admit_caller(caller)
@@ -134,11 +137,16 @@ class Authenticator:
     async def _changed_elsewhere(self, _project_id: str, _subject: str) -> None:
         self.forget()
 
-    async def _caller(self, digest: str) -> Caller:
-        now = time.monotonic()
+    def _held(self, digest: str) -> Caller | None:
+        """The caller read for `digest` less than REFRESH_S ago, if any."""
         held = self._callers.get(digest)
-        if held is not None and now - held[0] <= REFRESH_S:
-            return held[1]
+        return held[1] if held is not None and time.monotonic() - held[0] <= REFRESH_S else None
+
+    async def _caller(self, digest: str) -> Caller:
+        held = self._held(digest)
+        if held is not None:
+            return held
+        now = time.monotonic()
         caller = await self._load(digest)
         self._callers[digest] = (now, caller)
         return caller

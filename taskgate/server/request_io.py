@@ -16,7 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from taskgate.engine.quotas.caller import settle
+from taskgate.engine.quotas.caller import settle, unsettled
 from taskgate.errors import (
     BadRequestError,
     PayloadTooLargeError,
@@ -67,7 +67,8 @@ def guarded(handler: Handler) -> Handler:
         start = time.perf_counter()
         try:
             response = await handler(request)
-            await settle()  # the call's spend reaches every replica's limit checks before its answer goes out
+            if (updates := unsettled()) is not None:  # the call's spend reaches every replica's limit
+                await settle(updates)  # checks before its answer goes out
         except TaskgateError as exc:
             response = error_response(exc)
         except ClientDisconnect:

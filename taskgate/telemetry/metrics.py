@@ -44,6 +44,7 @@ ROUTE_TEMPLATE = "taskgate.route"  # a finer template a dispatcher behind a catc
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
            float("inf"))
 CountSource = Callable[[], int]
+_SpanLabels = tuple[tuple[str, str], tuple[str, ...], tuple[str, ...]]  # (provider, model), and with each direction
 
 
 class _HistogramBatch:
@@ -168,19 +169,28 @@ class Metrics:
     def _drain_spans(self, spans: list[SpanRecord]) -> None:
         tokens, cost, reasks = _Sums(), _Sums(), _Sums()
         hits = 0
+        # A drain holds many spans of few models: each model's labels are worked out once.
+        labels_of: dict[str | None, _SpanLabels | None] = {}
+        token_sums = tokens.groups  # two per span: summed in place rather than through `add`
         for span in spans:
             if isinstance(span.meta, dict) and span.meta.get("cached") is True:
                 hits += 1
                 continue  # the tokens and cost were spent, and counted, by the call that filled the cache
-            provider, model = split_model(span.model_used)
-            if model is None:
+            name = span.model_used
+            if name in labels_of:
+                found = labels_of[name]
+            else:
+                found = labels_of[name] = self._span_labels(name)
+            if found is None:
                 continue
-            labels = self._model_labels(provider or OTHER, model)
+            labels, input_labels, output_labels = found
             usage = span.usage or {}
-            for direction in ("input", "output"):
-                count = usage.get(f"{direction}_tokens")
-                if isinstance(count, int) and count > 0:
-                    tokens.add((*labels, direction), count)
+            count = usage.get("input_tokens")
+            if isinstance(count, int) and count > 0:
+                token_sums[input_labels] = token_sums.get(input_labels, 0) + count
+            count = usage.get("output_tokens")
+            if isinstance(count, int) and count > 0:
+                token_sums[output_labels] = token_sums.get(output_labels, 0) + count
             if span.cost:
                 cost.add(labels, span.cost)
             if span.attempts > 1:
@@ -190,6 +200,14 @@ class Metrics:
         reasks.apply(self.reasks)
         if hits:
             self.cache_hits.inc(hits)
+
+    def _span_labels(self, model_used: str | None) -> _SpanLabels | None:
+        """A span's model labels, and its token counters' (None: no model answered it)."""
+        provider, model = split_model(model_used)
+        if model is None:
+            return None
+        labels = self._model_labels(provider or OTHER, model)
+        return labels, (*labels, "input"), (*labels, "output")
 
     def _model_labels(self, provider: str, model: str) -> tuple[str, str]:
         pair = (provider, model)

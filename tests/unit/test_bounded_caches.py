@@ -54,6 +54,22 @@ def test_the_lru_forgets_the_least_recently_used_beyond_its_count() -> None:
     assert len(cache) == 2
 
 
+def _key_length(key: str, _: int) -> int:
+    return len(key)
+
+
+def test_replacing_a_counter_marks_it_used_keeps_its_size_and_adds_nothing_absent() -> None:
+    cache: BoundedLRU[str, int] = BoundedLRU(2, MB, _key_length)
+    cache.put("a", 1)
+    cache.put("b", 1)
+    size = cache.size_bytes
+    cache.replace("a", 2)  # now b is the least recently used, as after put("a", 2)
+    cache.replace("absent", 1)
+    assert "absent" not in cache and cache.size_bytes == size and len(cache) == 2
+    cache.put("c", 1)
+    assert "b" not in cache and cache.peek("a") == 2 and cache.peek("c") == 1
+
+
 def test_the_lru_forgets_beyond_its_bytes_and_never_keeps_an_entry_larger_than_all_of_them() -> None:
     entry = 1000 + ENTRY_OVERHEAD + 1
     cache: BoundedLRU[str, str] = BoundedLRU(100, 3 * entry, _length)

@@ -10,9 +10,12 @@ import uuid
 
 import pytest
 
+from taskgate.engine.quotas.caller import Admission, Caller, current
 from taskgate.engine.quotas.counters import Charge, Check, LocalCounters
+from taskgate.engine.quotas.gate import QuotaGate
 from taskgate.engine.quotas.ledger import UsageLedger
 from taskgate.engine.quotas.redis_counters import RedisCounters
+from taskgate.engine.quotas.rules import NO_QUOTA, Quota
 from taskgate.store import SqlStore
 from tests.redis_fixtures import ThrowawayRedis
 
@@ -194,3 +197,28 @@ async def test_usage_totals_add_up_across_ledgers_and_flushes(store: SqlStore) -
     await asyncio.gather(one.flush(), two.flush())
     assert await UsageLedger(store.keys).spent(subject, "day:2026-12-03") == 12
     assert (await one.totals([subject], ["month:2026-12"]))[(subject, "month:2026-12")].requests == 1
+
+
+# ------------------------------------------------------------------ the gate's way in for callers without limits
+
+
+def test_a_caller_without_limits_is_counted_once_per_request_without_a_coroutine_and_a_limited_one_is_not() -> None:
+    gate = QuotaGate(LocalCounters(nothing_spent), UsageLedger(None))  # type: ignore[arg-type]  # never flushed
+    assert gate.admit_unlimited()  # no request's key: nothing to count
+    free = Admission(Caller("k1", "p1", admin=False, operator=False, key_quota=NO_QUOTA, project_quota=NO_QUOTA))
+    token = current.set(free)
+    try:
+        assert gate.admit_unlimited() and gate.admit_unlimited()  # a request's second model call (n choices)
+    finally:
+        current.reset(token)
+    assert free.counted
+    assert {row: totals[0] for row, totals in gate.ledger._pending.items()} == {
+        (subject, period): 1 for subject in ("project:p1", "key:k1") for period in gate._periods.keys().values()}
+    limited = Admission(Caller("k2", "p1", admin=False, operator=False, key_quota=Quota(rpm=5),
+                               project_quota=NO_QUOTA))
+    token = current.set(limited)
+    try:
+        assert not gate.admit_unlimited()  # its limits are checked by `admit`
+    finally:
+        current.reset(token)
+    assert not limited.counted

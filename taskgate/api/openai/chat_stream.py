@@ -56,7 +56,10 @@ def completion_body(results: list[Result], structured: bool) -> dict[str, Any]:
 
 
 def totals(results: list[Result]) -> tuple[Usage, float | None]:
-    """What several choices used and cost together; no cost when one of them has no known price."""
+    """What several choices used and cost together; no cost when one of them has no known price.
+    Read only: one choice's (the common case) are its own, with nothing summed or copied."""
+    if len(results) == 1:
+        return results[0].usage, results[0].cost
     usage = Usage()
     for result in results:
         usage.add(result.usage)

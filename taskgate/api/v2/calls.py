@@ -134,6 +134,8 @@ def parse_configuration(config: dict[str, Any], base: TaskConfig | None = None, 
     only for the function API (`function_setting`).
     """
     parsed = replace(base) if base is not None else TaskConfig()
+    if not config:  # most calls send none: the defaults (or `base`) as they are, without a look-up per key
+        return parsed
     ttl = config.get("invocation.cache.ttl")
     if ttl is not None:
         parsed.cache_ttl = _int_key("invocation.cache.ttl", ttl, minimum=0)

@@ -29,17 +29,32 @@ class Caller:
     operator: bool
     key_quota: Quota
     project_quota: Quota
+    # Asked on every model call, and a caller is kept for many requests: worked out once, here.
+    limited: bool = field(init=False, repr=False, compare=False)  # any limit is set: its calls are checked
+    counting: bool = field(init=False, repr=False, compare=False)  # a quota of its own counts tokens or cost
+    subjects: tuple[str, ...] = field(init=False, repr=False, compare=False)  # whose usage totals it adds to
 
-    @property
-    def limited(self) -> bool:
-        return self.key_quota.limits_anything or self.project_quota.limits_anything
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limited", self.key_quota.limits_anything or self.project_quota.limits_anything)
+        object.__setattr__(self, "counting", self.project_quota.counts
+                           or (self.key_id is not None and self.key_quota.counts))  # a bootstrap key has none
+        object.__setattr__(self, "subjects", (project_subject(self.project_id),) if self.key_id is None
+                           else (project_subject(self.project_id), key_subject(self.key_id)))
+
+
+def key_subject(key_id: str) -> str:
+    return f"key:{key_id}"
+
+
+def project_subject(project_id: str) -> str:
+    return f"project:{project_id}"
 
 
 @dataclass(slots=True)
 class Admission:
     """One request's caller, whether the request was already counted against the requests per
     minute (a request that makes several model calls counts once), and the counter updates still
-    on their way (awaited before a non-streamed answer goes out: see `settle`)."""
+    on their way (awaited before a non-streamed answer goes out: see `unsettled`)."""
 
     caller: Caller
     counted: bool = False
@@ -57,9 +72,14 @@ def admit_caller(caller: Caller) -> None:
         current.set(Admission(caller))
 
 
-async def settle() -> None:
-    """Wait for the current request's counter updates: another replica must see this call's spend
-    before its client can send the next one."""
+def unsettled() -> set[asyncio.Task[None]] | None:
+    """The current request's counter updates still on their way, for `settle`; None when there are
+    none (a single node's counters, or no key): a plain call, so most requests await nothing."""
     admission = current.get()
-    if admission is not None and admission.pending:
-        await asyncio.gather(*admission.pending, return_exceptions=True)
+    return admission.pending if admission is not None and admission.pending else None
+
+
+async def settle(updates: set[asyncio.Task[None]]) -> None:
+    """Wait for the request's `unsettled()` counter updates: another replica must see this call's
+    spend before its client can send the next one."""
+    await asyncio.gather(*updates, return_exceptions=True)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from taskgate.engine.quotas.caller import Admission, Caller, current
+from taskgate.engine.quotas.caller import Admission, Caller, current, key_subject, project_subject
 from taskgate.engine.quotas.counters import Charge, Check, LocalCounters, Refusal, Scope
 from taskgate.engine.quotas.ledger import UsageLedger
 from taskgate.engine.quotas.periods import period_bounds, period_key
@@ -26,14 +26,6 @@ from taskgate.store.base import SpanRecord
 
 if TYPE_CHECKING:  # the redis client (6 MB) is imported only where TASKGATE_REDIS_URL is set (app.py)
     from taskgate.engine.quotas.redis_counters import RedisCounters
-
-
-def key_subject(key_id: str) -> str:
-    return f"key:{key_id}"
-
-
-def project_subject(project_id: str) -> str:
-    return f"project:{project_id}"
 
 
 class _Periods:
@@ -76,7 +68,21 @@ class QuotaGate:
                     admission.counted = False
                 raise
         if counting:
-            self.ledger.add(_subjects(caller), self._periods.keys().values(), requests=1)
+            self.ledger.add(caller.subjects, self._periods.keys().values(), requests=1)
+
+    def admit_unlimited(self) -> bool:
+        """`admit` for a request whose caller has no limits (or that no key makes), which has nothing
+        to check: counted here, without a coroutine. False when the limits must be checked: `admit`."""
+        admission = current.get()
+        if admission is None:
+            return True
+        caller = admission.caller
+        if caller.limited:
+            return False
+        if not admission.counted:
+            admission.counted = True
+            self.ledger.add(caller.subjects, self._periods.keys().values(), requests=1)
+        return True
 
     async def _check(self, caller: Caller, models: Sequence[str], counting: bool) -> None:
         for scope, quota in (("key", caller.key_quota), ("project", caller.project_quota)):
@@ -105,7 +111,9 @@ class QuotaGate:
             return
         caller = admission.caller
         periods = self._periods.keys()
-        self.ledger.add(_subjects(caller), periods.values(), tokens=tokens, cost_nano=cost)
+        self.ledger.add(caller.subjects, periods.values(), tokens=tokens, cost_nano=cost)
+        if not caller.counting:
+            return
         charges = [charge for _, subject, quota in _quotas(caller) if quota.counts
                    for charge in _charges(subject, quota, tokens, cost, periods)]
         if not charges:
@@ -152,13 +160,6 @@ class QuotaGate:
     def _track(admission: Admission, task: asyncio.Task[None]) -> None:
         admission.pending.add(task)
         task.add_done_callback(admission.pending.discard)
-
-
-def _subjects(caller: Caller) -> list[str]:
-    subjects = [project_subject(caller.project_id)]
-    if caller.key_id is not None:
-        subjects.append(key_subject(caller.key_id))
-    return subjects
 
 
 def _quotas(caller: Caller) -> list[tuple[Scope, str, Quota]]:

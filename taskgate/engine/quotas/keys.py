@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from taskgate.engine.quotas.gate import QuotaGate, key_subject, project_subject
+from taskgate.engine.quotas.caller import key_subject, project_subject
+from taskgate.engine.quotas.gate import QuotaGate
 from taskgate.engine.quotas.rules import (
     check_budget,
     check_models,
