@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -213,6 +214,33 @@ def report(store: str, figures: dict[str, dict[str, float]]) -> None:
               f"(target p99 <= {TARGETS_MS[name]:.0f} ms, {values['samples']} samples) {verdict}", flush=True)
 
 
+Measure = Callable[[str, str, int, int, float], Awaitable[dict[str, Any]]]
+
+
+def on_each_store(prefix: str, measure: Measure, report: Callable[[str, dict[str, Any]], None],
+                  args: argparse.Namespace) -> dict[str, Any]:
+    """`measure(database_url, data_dir, spans, samples, budget_s)` on SQLite, then on a Postgres
+    database of its own (unless --no-postgres, or none answers), each in a fresh data directory;
+    the figures by store, each reported as it is taken."""
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix=prefix) as data_dir:
+        print("sqlite:", flush=True)
+        results["sqlite"] = asyncio.run(measure(f"sqlite:///{data_dir}/bench.db", data_dir, args.spans,
+                                                args.samples, args.budget_s))
+        report("sqlite", results["sqlite"])
+    postgres = None if args.no_postgres else _postgres_database()
+    if postgres is not None:
+        url, name = postgres
+        try:
+            with tempfile.TemporaryDirectory(prefix=prefix) as data_dir:
+                print("postgres:", flush=True)
+                results["postgres"] = asyncio.run(measure(url, data_dir, args.spans, args.samples, args.budget_s))
+                report("postgres", results["postgres"])
+        finally:
+            _drop(name)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=200_000)
@@ -222,22 +250,7 @@ def main() -> None:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the servers and the database are cleaned up
     pin(os.getpid(), CLIENT_CPU)
-    results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="taskgate-platform-") as data_dir:
-        print("sqlite:", flush=True)
-        sqlite_url = f"sqlite:///{data_dir}/bench.db"
-        results["sqlite"] = asyncio.run(measure(sqlite_url, data_dir, args.spans, args.samples, args.budget_s))
-        report("sqlite", results["sqlite"])
-    postgres = None if args.no_postgres else _postgres_database()
-    if postgres is not None:
-        url, name = postgres
-        try:
-            with tempfile.TemporaryDirectory(prefix="taskgate-platform-") as data_dir:
-                print("postgres:", flush=True)
-                results["postgres"] = asyncio.run(measure(url, data_dir, args.spans, args.samples, args.budget_s))
-                report("postgres", results["postgres"])
-        finally:
-            _drop(name)
+    results = on_each_store("taskgate-platform-", measure, report, args)
     print({"bench": "platform_reads", "spans": args.spans, "samples": args.samples, **results})
 
 

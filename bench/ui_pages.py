@@ -14,20 +14,17 @@ has walks the most a filtered listing ever walks (MAX_WALKED spans).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 
 from bench.common import CLIENT_CPU, GATEWAY_CPU, free_port, percentile_ms, pin, subprocess_server, wait_ready
-from bench.platform_reads import _drop, _postgres_database, _vacuum, seed
+from bench.platform_reads import _vacuum, on_each_store, seed
 from taskgate.store import SqlStore, open_store
 from taskgate.store.accounts import key_hash
 
@@ -135,22 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     pin(os.getpid(), CLIENT_CPU)
-    results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="taskgate-ui-") as data_dir:
-        print("sqlite:", flush=True)
-        results["sqlite"] = asyncio.run(measure(f"sqlite:///{data_dir}/bench.db", data_dir, args.spans,
-                                                args.samples, args.budget_s))
-        report("sqlite", results["sqlite"])
-    postgres = None if args.no_postgres else _postgres_database()
-    if postgres is not None:
-        url, name = postgres
-        try:
-            with tempfile.TemporaryDirectory(prefix="taskgate-ui-") as data_dir:
-                print("postgres:", flush=True)
-                results["postgres"] = asyncio.run(measure(url, data_dir, args.spans, args.samples, args.budget_s))
-                report("postgres", results["postgres"])
-        finally:
-            _drop(name)
+    results = on_each_store("taskgate-ui-", measure, report, args)
     print({"bench": "ui_pages", "spans": args.spans, "samples": args.samples, **results})
 
 

@@ -61,7 +61,8 @@ def _node(value: Any, depth: int) -> Markup:
     items = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
     if not items:
         return Markup('<span class="b">{}</span>' if isinstance(value, dict) else '<span class="b">[]</span>')
-    label = f"{{{len(items)} keys}}" if isinstance(value, dict) else f"[{len(items)} items]"
+    noun = ("key" if isinstance(value, dict) else "item") + ("" if len(items) == 1 else "s")
+    label = f"{{{len(items)} {noun}}}" if isinstance(value, dict) else f"[{len(items)} {noun}]"
     parts = [Markup('<details class="fold"') + (Markup(" open") if depth < FOLD_AFTER else Markup(""))
              + Markup("><summary>") + escape(label) + Markup("</summary><ul>")]
     for key, member in items[:MAX_ITEMS]:
