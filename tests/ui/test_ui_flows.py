@@ -214,7 +214,10 @@ def test_phone_width_dark_mode_and_keyboard(browser: Any, ui_server: UiServer) -
     try:
         _call(ui_server, "ui-phone", {"person": "Katherine Johnson"})
         phone.goto("/ui/sign-in")
-        phone.keyboard.type(ui_server.key)  # the key field has the focus on arrival
+        # autofocus is applied at the next rendering update, which may come after the load event:
+        # wait for it (no click), or the first keys go to the body
+        phone.wait_for_function("() => document.activeElement && document.activeElement.id === 'key'")
+        phone.keyboard.type(ui_server.key)
         phone.keyboard.press("Enter")
         phone.wait_for_url("**/ui/traces")
         phone.keyboard.press("Tab")
